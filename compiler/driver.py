@@ -1,0 +1,70 @@
+"""The compile driver: linalg text -> raised, configured IR -> iree-compile -> vmfb bytes.
+
+Everything between import and the runtime happens here, in this order:
+  1. parse the imported linalg in IREE's MLIR context;
+  2. run the raising pipeline (flashlift.compiler.pipeline.RAISE_PIPELINE);
+  3. attach the lowering configuration chosen for the target to each attention op;
+  4. run iree-compile for the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flashlift.errors import CompileError
+
+
+@dataclass
+class Lowered:
+    text: str  # the IR handed to iree-compile
+    outcomes: list = field(default_factory=list)  # raise-attention Outcome records
+    signature: dict = field(default_factory=dict)  # {"inputs": [...], "outputs": [...]}
+
+
+def function_signature(module, func_name: str) -> dict:
+    from iree.compiler import ir
+
+    from flashlift.runtime import dtype_name
+
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == func_name:
+            ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+            def spec(t):
+                t = ir.RankedTensorType(t)
+                shape = [None if t.is_dynamic_dim(i) else t.shape[i] for i in range(t.rank)]
+                return {"shape": shape, "dtype": dtype_name(str(t.element_type))}
+            return {"inputs": [spec(t) for t in ftype.inputs], "outputs": [spec(t) for t in ftype.results]}
+    raise CompileError(f"no function @{func_name} in the imported module")
+
+
+def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "main") -> Lowered:
+    """Steps 1-3: returns the IR text for iree-compile and what the passes decided."""
+    from iree.compiler import ir
+
+    from flashlift.compiler import lowering
+    from flashlift.compiler.pipeline import RAISE_PIPELINE, run_pipeline
+
+    ctx = ir.Context()
+    try:
+        module = ir.Module.parse(text, ctx)
+    except ir.MLIRError as e:
+        raise CompileError(f"the imported module does not parse: {e}") from None
+    outcomes = run_pipeline(module, RAISE_PIPELINE) if raise_attention else []
+    lowering.annotate(module, target)
+    signature = function_signature(module, func_name)
+    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature)
+
+
+def iree_compile(text: str, target) -> bytes:
+    """Step 4: iree-compile for `target`; a CompileError carries IREE's own diagnostics."""
+    from iree.compiler.tools import CompilerToolError, compile_str
+
+    try:
+        return compile_str(text, extra_args=list(target.flags))
+    except CompilerToolError as e:
+        raise CompileError(f"iree-compile failed for target {target.name}:\n{_diagnostics(str(e))}") from None
+
+
+def _diagnostics(text: str, limit: int = 40) -> str:
+    lines = [l for l in text.splitlines() if "error" in l or "note" in l]
+    return "\n".join((lines or text.splitlines())[:limit])

@@ -1,0 +1,153 @@
+"""Import: a PyTorch nn.Module + example inputs -> linalg-on-tensors MLIR text.
+
+torch.export captures the model (in eval mode), dropout is made the identity (inference
+semantics, also for `F.dropout(x, p)` whose default is training=True), then torch-mlir's
+FX importer lowers it to linalg. Every op's location is
+`loc("<module path>"("<file>":<line>:0))`: the PyTorch module that owns it and the user
+source line that created it, so the report and diagnostics lead back to the model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from flashlift.errors import ImportError_, InputError
+
+DROPOUT_OPS = ("aten.dropout.default", "aten.native_dropout.default", "aten.feature_dropout.default",
+               "aten.alpha_dropout.default", "aten.feature_alpha_dropout.default")
+
+
+@dataclass
+class RemovedDropout:
+    module_path: str
+    p: float
+    training: bool
+    source: str
+
+
+@dataclass
+class Imported:
+    text: str
+    func_name: str
+    dropouts: list = field(default_factory=list)
+
+
+def check_example_args(example_args: Sequence[Any]) -> tuple:
+    import torch
+
+    if isinstance(example_args, torch.Tensor):
+        example_args = (example_args,)
+    if not isinstance(example_args, (tuple, list)):
+        raise InputError(f"example_args must be a tuple of torch.Tensor, got {type(example_args).__name__}")
+    for i, a in enumerate(example_args):
+        if not isinstance(a, torch.Tensor):
+            raise InputError(f"example_args[{i}] is a {type(a).__name__}, expected a torch.Tensor")
+    return tuple(example_args)
+
+
+def module_path(node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return re.sub(r"^L__self___|^L\['self'\]\.?", "", str(path)).replace("_modules['", "").replace("']", "")
+
+
+def user_frame(node) -> tuple[str, int]:
+    """Innermost stack frame outside torch itself: where the user wrote the op."""
+    trace = node.meta.get("stack_trace") or ""
+    frames = re.findall(r'File "([^"]+)", line ([0-9]+)', trace)
+    torch_dir = os.sep + "torch" + os.sep
+    user = [f for f in frames if torch_dir not in f[0]]
+    f = (user or frames or [("unknown", 0)])[-1]
+    return f[0], int(f[1])
+
+
+def _remove_dropout(ep) -> list:
+    removed = []
+    graph = ep.graph_module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_function" or str(node.target) not in DROPOUT_OPS:
+            continue
+        p = float(node.args[1]) if len(node.args) > 1 else 0.0
+        training = bool(node.args[2]) if len(node.args) > 2 else False
+        file, line = user_frame(node)
+        removed.append(RemovedDropout(module_path(node) or "<top>", p, training, f"{file}:{line}"))
+        if str(node.target) == "aten.native_dropout.default":
+            # returns (output, mask): use the input for the output, keep the mask unused
+            for user in list(node.users):
+                if user.target.__name__ == "getitem" and user.args[1] == 0:
+                    user.replace_all_uses_with(node.args[0])
+                    graph.erase_node(user)
+            if not node.users:
+                graph.erase_node(node)
+            continue
+        node.replace_all_uses_with(node.args[0])
+        graph.erase_node(node)
+    ep.graph_module.recompile()
+    return removed
+
+
+def _install_locations(importer) -> None:
+    """Makes the FX importer emit loc("module.path"("file":line:0)) for each node."""
+    from torch_mlir.extras.fx_importer import ContextCache
+    from torch_mlir.ir import Location
+
+    class LocatingCache(ContextCache):
+        __slots__ = []
+
+        def get_node_location(self, node):
+            file, line = user_frame(node)
+            base = Location.file(file, line, 0, context=self._c)
+            return Location.name(module_path(node) or "<top>", childLoc=base, context=self._c)
+
+    importer._cc = LocatingCache(importer._c, py_attr_tracker=importer._py_attr_tracker)
+
+
+def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional[Any] = None,
+                 func_name: str = "main") -> Imported:
+    """Exports `model` (in eval mode) and lowers it to linalg-on-tensors."""
+    import torch
+
+    from torch_mlir import fx
+    from torch_mlir import ir as tm_ir
+    from torch_mlir.dialects import torch as torch_d
+    from torch_mlir.extras.fx_importer import FxImporter
+
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    args = check_example_args(example_args)
+    model.eval()
+    from flashlift.compiler.export_fixes import make_buffers_persistent
+
+    name = type(model).__name__
+    saved = {sub: set(sub._non_persistent_buffers_set) for sub in model.modules()}
+    make_buffers_persistent(model)
+    try:
+        with torch.no_grad():
+            ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+    except Exception as e:  # torch's own message names the op and the shapes
+        raise ImportError_(f"torch.export failed on {name}: {_first_line(e)}") from None
+    finally:  # the user's module is left as it was
+        for sub, names in saved.items():
+            sub._non_persistent_buffers_set.update(names)
+    dropouts = _remove_dropout(ep)
+    context = tm_ir.Context()
+    torch_d.register_dialect(context)
+    importer = FxImporter(context=context)
+    _install_locations(importer)
+    try:
+        module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer, func_name=func_name)
+    except Exception as e:
+        raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
+    text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
+    return Imported(text, func_name, dropouts)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    lines = [l for l in text.splitlines() if l.strip()]
+    return " ".join(lines[:3])[:600]

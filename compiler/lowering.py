@@ -1,0 +1,70 @@
+"""Attach the lowering configuration chosen for the target to each attention op.
+
+The per-target choice lives in lowering_cpu.py / lowering_gpu.py (heuristics plus the
+tuning database); this module reads each op's shape from its operands and indexing maps
+and sets the attributes they return.
+"""
+
+from __future__ import annotations
+
+
+def attention_shape(op) -> dict:
+    """{"batch": [...], "m", "n", "k1", "k2", "elem_type", "has_mask"} of an attention op."""
+    from iree.compiler import ir
+
+    maps = [a.value for a in op.attributes["indexing_maps"]]
+    operands = list(op.operands)
+    n_loops = maps[0].n_dims
+    sizes = [None] * n_loops
+    for value, amap in zip(operands[:3] + operands[4:], maps[:3] + maps[4:]):
+        if not isinstance(value.type, ir.RankedTensorType):
+            continue
+        t = ir.RankedTensorType(value.type)
+        for pos, expr in enumerate(amap.results):
+            if isinstance(expr, ir.AffineDimExpr) and not t.is_dynamic_dim(pos):
+                sizes[expr.position] = t.shape[pos]
+    def dims(amap):
+        return [e.position for e in amap.results if isinstance(e, ir.AffineDimExpr)]
+    q, k, v, o = dims(maps[0]), dims(maps[1]), dims(maps[2]), dims(maps[-1])
+    k1 = [d for d in q if d in k and d not in o]
+    k2 = [d for d in k if d in v and d not in q]
+    m = [d for d in q if d in o and d not in k]
+    n = [d for d in v if d in o and d not in k]
+    batch = [d for d in o if d not in m and d not in n]
+    one = lambda ds: sizes[ds[0]] if len(ds) == 1 else None
+    return {
+        "batch": [sizes[d] for d in batch], "m": one(m), "n": one(n), "k1": one(k1), "k2": one(k2),
+        "elem_type": str(ir.RankedTensorType(operands[0].type).element_type),
+        "has_mask": len(maps) == 6,
+    }
+
+
+def configs_for(shape: dict, target) -> dict:
+    """Attribute name -> attribute text for one attention op on `target` ({} = IREE default)."""
+    if None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]:
+        return {}  # dynamic shapes: IREE's own heuristics
+    if target.kind == "cpu":
+        from flashlift.compiler.lowering_cpu import cpu_attention_attrs
+
+        return cpu_attention_attrs(shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"], shape["elem_type"])
+    if target.kind in ("cuda", "rocm"):
+        from flashlift.compiler.lowering_gpu import gpu_attention_attrs
+
+        return gpu_attention_attrs(target.arch, shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"],
+                                   shape["elem_type"], shape["has_mask"])
+    return {}
+
+
+def annotate(module, target) -> list:
+    """Sets the chosen attributes on every iree_linalg_ext.attention; returns what was set."""
+    from iree.compiler import ir
+
+    from flashlift.passes.ir import collect
+
+    chosen = []
+    for op in collect(module, "iree_linalg_ext.attention"):
+        attrs = configs_for(attention_shape(op.operation), target)
+        for name, text in attrs.items():
+            op.operation.attributes[name] = ir.Attribute.parse(text)
+        chosen.append(attrs)
+    return chosen

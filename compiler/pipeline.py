@@ -1,0 +1,76 @@
+"""The pass pipeline, defined in one place.
+
+`RAISE_PIPELINE` is what compile_model runs between import and IREE. `build_pass_manager`
+turns a textual pipeline (as `--pass-pipeline=` takes it) into an MLIR PassManager where
+flashlift's Python passes run as real passes next to any pass the IREE bindings register.
+"""
+
+from __future__ import annotations
+
+from iree.compiler import ir
+from iree.compiler.passmanager import PassManager
+
+from flashlift.errors import InputError
+from flashlift.passes import REGISTRY
+
+RAISE_PIPELINE = "builtin.module(raise-attention,canonicalize,cse)"
+
+
+def split_top_level(text: str) -> list[str]:
+    """'a,b(c,d),e' -> ['a', 'b(c,d)', 'e']."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    tail = text[start:].strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+def pipeline_elements(pipeline: str) -> list[str]:
+    """Strips an outer `builtin.module(...)` and returns the top-level pass elements."""
+    text = pipeline.strip()
+    if text.startswith("builtin.module(") and text.endswith(")"):
+        text = text[len("builtin.module("):-1]
+    elif text.startswith("any(") and text.endswith(")"):
+        text = text[len("any("):-1]
+    return split_top_level(text)
+
+
+def build_pass_manager(ctx: ir.Context, elements: list[str], results: list, print_ir_after_all: bool = False) -> PassManager:
+    pm = PassManager("builtin.module", context=ctx)
+    for element in elements:
+        name = element.split("{")[0].strip()
+        if name in REGISTRY:
+            _, run = REGISTRY[name]
+            pm.add(_as_pass(run, results), name=name, argument=name)
+        else:
+            try:
+                pm.add(element)
+            except ValueError as e:
+                known = ", ".join(sorted(REGISTRY))
+                raise InputError(f"unknown pass or bad pipeline element '{element}': {e}. flashlift passes: {known}") from None
+    if print_ir_after_all:
+        pm.enable_ir_printing(print_after_all=True, print_module_scope=True)
+    return pm
+
+
+def _as_pass(run, results):
+    def pass_fn(op, pass_):
+        run(op, results)
+
+    return pass_fn
+
+
+def run_pipeline(module: ir.Module, pipeline: str = RAISE_PIPELINE, print_ir_after_all: bool = False) -> list:
+    """Runs `pipeline` on `module` in place; returns the passes' Outcome records."""
+    results: list = []
+    pm = build_pass_manager(module.context, pipeline_elements(pipeline), results, print_ir_after_all)
+    pm.run(module.operation)
+    return results

@@ -1,0 +1,176 @@
+"""Small helpers over the MLIR Python bindings shipped with iree-base-compiler.
+
+They keep the passes reading like the math: "the producer of this value", "the
+indexing maps of this structured op", "the shape of this tensor".
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from iree.compiler import ir
+
+DYNAMIC = None  # a dimension whose size is not known statically
+
+
+def producer(value: ir.Value) -> Optional[ir.OpView]:
+    """The op that defines `value`, or None for a block argument."""
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    return owner.opview if hasattr(owner, "opview") else owner
+
+
+def op_name(op) -> str:
+    return op.operation.name
+
+
+def is_op(op, *names: str) -> bool:
+    return op is not None and op_name(op) in names
+
+
+def users(value: ir.Value) -> list:
+    return [use.owner for use in value.uses]
+
+
+def num_uses(value: ir.Value) -> int:
+    return sum(1 for _ in value.uses)
+
+
+def result(op, index: int = 0) -> ir.Value:
+    return op.operation.results[index]
+
+
+def tensor_type(value: ir.Value) -> ir.RankedTensorType:
+    return ir.RankedTensorType(value.type)
+
+
+def shape(value: ir.Value) -> list:
+    """Static shape of a ranked tensor, DYNAMIC where unknown."""
+    t = tensor_type(value)
+    return [DYNAMIC if t.is_dynamic_dim(i) else t.shape[i] for i in range(t.rank)]
+
+
+def element_type(value: ir.Value) -> ir.Type:
+    return tensor_type(value).element_type
+
+
+def rank(value: ir.Value) -> int:
+    return tensor_type(value).rank
+
+
+# --- structured (linalg) ops ------------------------------------------------
+
+STRUCTURED = ("linalg.generic", "linalg.batch_matmul", "linalg.matmul")
+
+
+def ins(op) -> list:
+    return list(op.inputs)
+
+
+def outs(op) -> list:
+    return list(op.outputs)
+
+
+def indexing_maps(op) -> list:
+    return [attr.value for attr in op.operation.attributes["indexing_maps"]]
+
+
+def iterator_types(op) -> list:
+    """'parallel' / 'reduction' per loop of a linalg.generic."""
+    kinds = []
+    for attr in op.operation.attributes["iterator_types"]:
+        text = str(attr)
+        kinds.append("reduction" if "reduction" in text else "parallel")
+    return kinds
+
+
+def map_dims(amap) -> list:
+    """Per result of an affine map: the loop dim it reads, 0 for a constant 0, or -1."""
+    dims = []
+    for expr in amap.results:
+        if isinstance(expr, ir.AffineDimExpr):
+            dims.append(expr.position)
+        elif isinstance(expr, ir.AffineConstantExpr) and expr.value == 0:
+            dims.append("0")
+        else:
+            dims.append(-1)
+    return dims
+
+
+def is_identity(amap) -> bool:
+    return map_dims(amap) == list(range(amap.n_dims))
+
+
+def reassociation(op) -> list[list[int]]:
+    return [[int(i.value) for i in group] for group in op.operation.attributes["reassociation"]]
+
+
+def constant_value(value: ir.Value):
+    """The Python number held by an `arith.constant` scalar, else None."""
+    op = producer(value)
+    if not is_op(op, "arith.constant"):
+        return None
+    attr = op.operation.attributes["value"]
+    if isinstance(attr, (ir.FloatAttr, ir.IntegerAttr)):
+        return attr.value
+    if isinstance(attr, ir.DenseElementsAttr) and attr.is_splat:
+        splat = attr.get_splat_value()
+        if isinstance(splat, (ir.FloatAttr, ir.IntegerAttr)):
+            return splat.value
+    return None
+
+
+def fill_constant(value: ir.Value):
+    """If `value` is `linalg.fill(c)` of a constant, the constant, else None."""
+    op = producer(value)
+    if is_op(op, "linalg.fill"):
+        return constant_value(ins(op)[0])
+    return None
+
+
+def location_text(op) -> str:
+    return str(op.operation.location)
+
+
+def erase_dead(ops: Iterable) -> None:
+    """Erases the given ops and their transitive producers once nothing uses them.
+
+    Only side-effect-free tensor-level ops are erased, and only those in the backward
+    slice of `ops`, so unrelated (even dead) code elsewhere is never touched.
+    """
+    pure_prefixes = ("linalg.", "tensor.", "arith.", "math.")
+    slice_ops: list = []
+    worklist = [op.operation for op in ops]
+    while worklist:
+        op = worklist.pop()
+        if any(op == seen for seen in slice_ops):
+            continue
+        slice_ops.append(op)
+        worklist.extend(p.operation for p in (producer(v) for v in op.operands) if p is not None)
+    blocks = []
+    for op in slice_ops:
+        if not any(op.block == b for b in blocks):
+            blocks.append(op.block)
+    for block in blocks:
+        for op in reversed(list(block.operations)):
+            op = op.operation
+            if not op.name.startswith(pure_prefixes):
+                continue
+            if any(num_uses(r) for r in op.results):
+                continue
+            if any(op == s for s in slice_ops):
+                op.erase()
+
+
+def collect(root, *names: str) -> list:
+    """All ops named `names` nested under `root`, in program order."""
+    found = []
+
+    def visit(op):
+        if op.name in names:
+            found.append(op.opview)
+        return ir.WalkResult.ADVANCE
+
+    root.operation.walk(visit)
+    return found

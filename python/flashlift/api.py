@@ -1,0 +1,48 @@
+"""compile_model: the one call that takes a PyTorch model to a compiled, runnable module."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from flashlift.report import Report, site_from_location
+from flashlift.runtime import FORMAT, VERSION, CompiledModel
+
+
+def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional[Any] = None) -> str:
+    """The linalg-on-tensors MLIR of `model` (eval mode), with locations that name the
+    PyTorch module path and the source line of each op."""
+    from flashlift.compiler.importer import import_model as _import
+
+    return _import(model, example_args, dynamic_shapes=dynamic_shapes).text
+
+
+def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", raise_attention: bool = True,
+                  dynamic_shapes: Optional[Any] = None) -> CompiledModel:
+    """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
+
+    The model is run with inference semantics: eval mode, every dropout the identity.
+    The result is called with torch tensors like the model; `.report` says what was raised.
+    """
+    from flashlift.compiler import driver
+    from flashlift.compiler.importer import check_example_args, import_model as _import
+    from flashlift.compiler.targets import parse_target
+
+    tgt = parse_target(target)
+    args = check_example_args(example_args)
+    imported = _import(model, args, dynamic_shapes=dynamic_shapes)
+    lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name)
+    vmfb = driver.iree_compile(lowered.text, tgt)
+    report = Report(target=tgt.name, raise_attention=raise_attention,
+                    dropouts=[vars(d) for d in imported.dropouts])
+    for o in lowered.outcomes:
+        if o.raised:
+            report.raised.append(site_from_location(o.location, details=o.info, path="iree-codegen"))
+        else:
+            report.rejected.append(site_from_location(o.location, reason=o.reason))
+    meta = {
+        "format": FORMAT, "version": VERSION, "name": type(model).__name__,
+        "function": imported.func_name, "target": tgt.name, "driver": tgt.driver,
+        "inputs": lowered.signature["inputs"], "outputs": lowered.signature["outputs"],
+        "report": report.to_dict(),
+    }
+    return CompiledModel(vmfb, meta)

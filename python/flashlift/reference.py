@@ -1,0 +1,42 @@
+"""PyTorch reference outputs with the inference semantics flashlift compiles with.
+
+flashlift treats every dropout as the identity. `F.dropout(x, p)` defaults to
+training=True and so stays active after `model.eval()`; comparing against plain eager
+output would compare against a random answer. `reference(model, *args)` runs the model in
+eval mode with the functional dropouts patched to the identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+
+@contextlib.contextmanager
+def dropout_disabled():
+    import torch
+    import torch.nn.functional as F
+
+    names = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
+    saved_f = {n: getattr(F, n) for n in names if hasattr(F, n)}
+    saved_t = {n: getattr(torch, n) for n in ("dropout", "alpha_dropout", "feature_dropout") if hasattr(torch, n)}
+    identity = lambda x, *a, **k: x  # noqa: E731
+    try:
+        for n in saved_f:
+            setattr(F, n, identity)
+        for n in saved_t:
+            setattr(torch, n, identity)
+        yield
+    finally:
+        for n, f in saved_f.items():
+            setattr(F, n, f)
+        for n, f in saved_t.items():
+            setattr(torch, n, f)
+
+
+def reference(model, *args):
+    """model(*args) in eval mode, no grad, every dropout the identity."""
+    import torch
+
+    model.eval()
+    with torch.no_grad(), dropout_disabled():
+        return model(*args)

@@ -1,0 +1,87 @@
+"""What compile_model did to a model: raised attention sites, candidates left alone, dropouts removed."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Site:
+    module_path: str
+    source: str  # file:line of the user code
+    reason: str = ""  # why not raised (rejected sites only)
+    details: dict = field(default_factory=dict)
+    path: str = ""  # how the raised op is compiled (e.g. "iree-codegen", "custom-kernel")
+
+    def where(self) -> str:
+        return f"{self.module_path or '<top>'} ({_short(self.source)})"
+
+
+@dataclass
+class Report:
+    target: str = "cpu"
+    raised: list = field(default_factory=list)
+    rejected: list = field(default_factory=list)
+    dropouts: list = field(default_factory=list)  # dicts: module_path, p, training, source
+    raise_attention: bool = True
+
+    def __str__(self) -> str:
+        lines = [f"flashlift report (target {self.target})"]
+        if not self.raise_attention:
+            lines.append("  raising disabled (raise_attention=False): attention compiled as written")
+        lines.append(f"  raised {len(self.raised)} attention site{'s' if len(self.raised) != 1 else ''}:")
+        for s in self.raised:
+            detail = _details(s.details)
+            lines.append(f"    {s.where()}  {detail}" + (f"  [{s.path}]" if s.path else ""))
+        if self.rejected:
+            lines.append(f"  left {len(self.rejected)} candidate{'s' if len(self.rejected) != 1 else ''} as written:")
+            for s in self.rejected:
+                lines.append(f"    {s.where()}: {s.reason}")
+        if self.dropouts:
+            lines.append("  dropout removed (inference semantics):")
+            for d in self.dropouts:
+                how = "F.dropout with training=True" if d["training"] else "eval-mode dropout"
+                lines.append(f"    {d['module_path']} p={d['p']} ({how}) at {_short(d['source'])}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Report":
+        return cls(
+            target=data.get("target", "?"),
+            raised=[Site(**s) for s in data.get("raised", [])],
+            rejected=[Site(**s) for s in data.get("rejected", [])],
+            dropouts=list(data.get("dropouts", [])),
+            raise_attention=data.get("raise_attention", True),
+        )
+
+
+def site_from_location(loc: str, **kwargs) -> Site:
+    """loc("module.path"("file":line:col)) -> Site(module_path, "file:line")."""
+    name = re.match(r'loc\("([^"]*)"\(', loc)
+    file = re.search(r'"([^"]*)":(\d+):\d+', loc)
+    source = f"{file.group(1)}:{file.group(2)}" if file else "unknown"
+    return Site(module_path=name.group(1) if name else "", source=source, **kwargs)
+
+
+def _short(source: str) -> str:
+    path, _, line = source.rpartition(":")
+    return f"{os.path.basename(path)}:{line}" if path else source
+
+
+def _details(info: dict) -> str:
+    shape = info.get("shape", {})
+    parts = []
+    if info.get("batch_sizes") is not None:
+        parts.append(f"batch={info['batch_sizes']}")
+    parts += [f"{k}={shape[k]}" for k in ("m", "k2", "k1", "n") if k in shape]
+    if "scale" in info:
+        parts.append(f"scale={info['scale']:.6g}" if isinstance(info["scale"], float) else f"scale={info['scale']}")
+    parts.append(f"mask={info['mask']}" if "mask" in info else "mask=none")
+    if "dtype" in info:
+        parts.append(info["dtype"])
+    return " ".join(parts)

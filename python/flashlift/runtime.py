@@ -1,0 +1,147 @@
+"""The compiled-model object and its file format. Needs only iree-base-runtime and numpy.
+
+A saved module is a zip archive with two members: `module.vmfb` (what iree-compile wrote)
+and `flashlift.json` (the function to call, the argument and result signature, the target
+and the report). Plain data: loading never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any, Optional
+
+from flashlift.errors import InputError, ModuleFormatError
+from flashlift.report import Report
+
+FORMAT = "flashlift-module"
+VERSION = 1
+META_NAME = "flashlift.json"
+VMFB_NAME = "module.vmfb"
+
+_TORCH_DTYPES = {
+    "f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64",
+    "i64": "int64", "i32": "int32", "i16": "int16", "i8": "int8", "ui8": "uint8", "i1": "bool",
+}
+
+
+def dtype_name(mlir_type: str) -> str:
+    return _TORCH_DTYPES.get(mlir_type, mlir_type)
+
+
+class CompiledModel:
+    """A model compiled by flashlift. Call it with torch tensors; get torch tensors back."""
+
+    def __init__(self, vmfb: bytes, meta: dict, device: Optional[str] = None):
+        self._vmfb = vmfb
+        self.meta = meta
+        self.device = device or meta.get("driver", "local-task")
+        self.report = Report.from_dict(meta.get("report", {}))
+        self._fn = None
+
+    @property
+    def target(self) -> str:
+        return self.meta.get("target", "cpu")
+
+    @property
+    def vmfb(self) -> bytes:
+        return self._vmfb
+
+    def _function(self):
+        if self._fn is None:
+            import iree.runtime as rt
+
+            try:
+                config = rt.Config(self.device)
+            except Exception as e:
+                raise InputError(f"IREE runtime device '{self.device}' is not available here: {e}") from None
+            ctx = rt.SystemContext(config=config)
+            ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, self._vmfb))
+            self._fn = ctx.modules.module[self.meta["function"]]
+        return self._fn
+
+    def check_args(self, args: tuple) -> None:
+        import torch
+
+        expected = self.meta["inputs"]
+        if len(args) != len(expected):
+            raise InputError(f"{self.meta.get('name', 'model')} takes {len(expected)} tensor(s), got {len(args)}")
+        for i, (a, spec) in enumerate(zip(args, expected)):
+            label = f"argument {i}" + (f" ({spec['name']})" if spec.get("name") else "")
+            if not isinstance(a, torch.Tensor):
+                raise InputError(f"{label}: expected a torch.Tensor, got {type(a).__name__}")
+            got_dtype = str(a.dtype).replace("torch.", "")
+            if got_dtype != spec["dtype"]:
+                raise InputError(f"{label}: expected dtype {spec['dtype']}, got {got_dtype}")
+            shape = list(a.shape)
+            want = spec["shape"]
+            if len(shape) != len(want) or any(w is not None and w != s for w, s in zip(want, shape)):
+                want_text = "[" + ", ".join("?" if w is None else str(w) for w in want) + "]"
+                raise InputError(f"{label}: expected shape {want_text}, got {shape}")
+
+    def __call__(self, *args: Any):
+        import numpy as np
+        import torch
+
+        self.check_args(args)
+        arrays = [_to_numpy(a) for a in args]
+        result = self._function()(*arrays)
+        results = result if isinstance(result, (list, tuple)) else [result]
+        outs = []
+        for r, spec in zip(results, self.meta["outputs"]):
+            arr = np.array(r.to_host() if hasattr(r, "to_host") else r)
+            outs.append(_from_numpy(arr, spec["dtype"]))
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def save(self, path: str) -> None:
+        """Writes the compiled module and its description (see the module doc)."""
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+            z.writestr(META_NAME, json.dumps(self.meta, indent=2))
+            z.writestr(VMFB_NAME, self._vmfb)
+
+
+def load(path: str, device: Optional[str] = None) -> CompiledModel:
+    """Loads a module written by CompiledModel.save; needs only the IREE runtime.
+
+    `device` is an IREE runtime driver ("local-task", "local-sync", "cuda", "hip", "vulkan");
+    by default the one the module was compiled for.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if META_NAME not in names or VMFB_NAME not in names:
+                raise ModuleFormatError(f"{path}: not a flashlift module (missing {META_NAME} or {VMFB_NAME})")
+            meta = json.loads(z.read(META_NAME).decode("utf-8"))
+            vmfb = z.read(VMFB_NAME)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except zipfile.BadZipFile:
+        raise ModuleFormatError(f"{path}: not a flashlift module (not a zip archive written by CompiledModel.save)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModuleFormatError(f"{path}: not a flashlift module ({META_NAME} is not valid JSON: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModuleFormatError(f"{path}: not a flashlift module ({META_NAME} has no 'format': '{FORMAT}')")
+    if meta.get("version") != VERSION:
+        raise ModuleFormatError(f"{path}: flashlift module version {meta.get('version')} is not supported (want {VERSION})")
+    return CompiledModel(vmfb, meta, device)
+
+
+def _to_numpy(t):
+    import torch
+
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def _from_numpy(arr, dtype: str):
+    import numpy as np
+    import torch
+
+    if dtype == "bfloat16":
+        return torch.from_numpy(np.ascontiguousarray(arr).view(np.int16).copy()).view(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(arr).copy())

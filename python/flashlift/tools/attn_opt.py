@@ -1,0 +1,159 @@
+"""attn-opt: run flashlift's raising passes (and any MLIR/IREE pass) on .mlir files, like mlir-opt.
+
+    attn-opt input.mlir --raise-attention -o out.mlir
+    attn-opt - --pass-pipeline='builtin.module(raise-attention,canonicalize)' < in.mlir
+    attn-opt in.mlir --raise-attention --remarks      # say what was raised and why not
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Optional
+
+SPLIT_MARKER = re.compile(r"^// -----\s*$", re.MULTILINE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from flashlift.passes import REGISTRY
+
+    p = argparse.ArgumentParser(
+        prog="attn-opt",
+        description="Raise hand-written attention in linalg-on-tensors MLIR to iree_linalg_ext.attention.",
+    )
+    p.add_argument("input", nargs="?", default="-", help="input .mlir file, or - for stdin (default)")
+    p.add_argument("-o", dest="output", default="-", help="output file (default: stdout)")
+    for name, (summary, _) in REGISTRY.items():
+        p.add_argument(f"--{name}", dest="passes", action="append_const", const=name, help=summary)
+    p.add_argument("--pass-pipeline", help="textual pipeline, e.g. 'builtin.module(raise-attention,canonicalize,cse)'")
+    p.add_argument("--split-input-file", action="store_true", help="split the input on '// -----' and process each chunk")
+    p.add_argument("--mlir-print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
+    p.add_argument("--mlir-print-debuginfo", action="store_true", help="print locations")
+    p.add_argument("--remarks", action="store_true", help="report each attention candidate: raised, or why not (stderr)")
+    p.add_argument("--list-passes", action="store_true", help="list flashlift's passes and exit")
+    return p
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _chunks(text: str, split: bool) -> list[str]:
+    """Chunks padded with blank lines so that line numbers match the whole file."""
+    if not split:
+        return [text]
+    out, line = [], 0
+    for piece in SPLIT_MARKER.split(text):
+        out.append("\n" * line + piece)
+        line += piece.count("\n")
+    return out
+
+
+def format_location(loc: str, source: str) -> str:
+    """loc("name"("file":l:c)) or loc("file":l:c) -> file:l:c."""
+    m = re.search(r'"([^"]*)":(\d+):(\d+)', loc)
+    if not m:
+        return source
+    file = source if m.group(1) == "-" else m.group(1)
+    return f"{file}:{m.group(2)}:{m.group(3)}"
+
+
+def remark_lines(outcomes: list, source: str) -> list[str]:
+    lines = []
+    for o in outcomes:
+        where = format_location(o.location, source)
+        if o.raised:
+            lines.append(f"{where}: remark: raised to iree_linalg_ext.attention {describe(o.info)}")
+        else:
+            lines.append(f"{where}: remark: attention not raised: {o.reason}")
+    return lines
+
+
+def describe(info: dict) -> str:
+    shape = info.get("shape", {})
+    parts = [f"batch={info.get('batch_sizes')}"] + [f"{k}={shape[k]}" for k in ("m", "k2", "k1", "n") if k in shape]
+    parts.append(f"scale={info.get('scale')}")
+    parts.append(f"mask={info['mask']}" if "mask" in info else "mask=none")
+    return "(" + ", ".join(parts) + ")"
+
+
+def _process(chunk: str, args, source: str, errors: list) -> Optional[str]:
+    from iree.compiler import ir
+
+    from flashlift.compiler.pipeline import pipeline_elements, run_pipeline
+
+    ctx = ir.Context()
+    try:
+        module = ir.Module.parse(chunk, ctx)
+    except ir.MLIRError as e:
+        for d in e.error_diagnostics or []:
+            errors.append(f"{format_location(str(d.location), source)}: error: {d.message}")
+        if not e.error_diagnostics:
+            errors.append(f"{source}: error: {e}")
+        return None
+    if args.pass_pipeline:
+        pipeline = args.pass_pipeline
+    else:
+        pipeline = "builtin.module(" + ",".join(args.passes or []) + ")"
+    try:
+        outcomes = run_pipeline(module, pipeline, print_ir_after_all=args.mlir_print_ir_after_all) if pipeline_elements(pipeline) else []
+    except ir.MLIRError as e:
+        for d in e.error_diagnostics or []:
+            errors.append(f"{format_location(str(d.location), source)}: error: {d.message}")
+        if not e.error_diagnostics:
+            errors.append(f"{source}: error: {e}")
+        return None
+    if args.remarks:
+        for line in remark_lines(outcomes, source):
+            print(line, file=sys.stderr)
+    return module.operation.get_asm(enable_debug_info=args.mlir_print_debuginfo)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    from flashlift.errors import FlashliftError
+    from flashlift.passes import REGISTRY
+
+    if args.list_passes:
+        for name, (summary, _) in REGISTRY.items():
+            print(f"  --{name:<20} {summary}")
+        return 0
+    source = "<stdin>" if args.input == "-" else args.input
+    try:
+        text = _read(args.input)
+    except OSError as e:
+        print(f"attn-opt: error: cannot read '{args.input}': {e.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print(f"attn-opt: error: '{args.input}' is not a text .mlir file", file=sys.stderr)
+        return 1
+    outputs, errors = [], []
+    try:
+        for chunk in _chunks(text, args.split_input_file):
+            out = _process(chunk, args, source, errors)
+            if out is not None:
+                outputs.append(out)
+    except FlashliftError as e:
+        print(f"attn-opt: error: {e}", file=sys.stderr)
+        return 1
+    for line in errors:
+        print(line, file=sys.stderr)
+    result = "// -----\n".join(outputs)
+    if args.output == "-":
+        sys.stdout.write(result)
+    else:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(result)
+        except OSError as e:
+            print(f"attn-opt: error: cannot write '{args.output}': {e.strerror}", file=sys.stderr)
+            return 1
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
