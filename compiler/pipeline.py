@@ -44,6 +44,8 @@ def pipeline_elements(pipeline: str) -> list[str]:
 
 
 def build_pass_manager(ctx: ir.Context, elements: list[str], results: list, print_ir_after_all: bool = False) -> PassManager:
+    if print_ir_after_all:
+        ctx.enable_multithreading(False)  # MLIR's IR printing requires it
     pm = PassManager("builtin.module", context=ctx)
     for element in elements:
         name = element.split("{")[0].strip()
@@ -55,7 +57,8 @@ def build_pass_manager(ctx: ir.Context, elements: list[str], results: list, prin
                 pm.add(element)
             except ValueError as e:
                 known = ", ".join(sorted(REGISTRY))
-                raise InputError(f"unknown pass or bad pipeline element '{element}': {e}. flashlift passes: {known}") from None
+                detail = str(e).splitlines()[0] if str(e) else "not a registered pass"
+                raise InputError(f"unknown pass or bad pipeline element '{element}' ({detail}); flashlift passes: {known}") from None
     if print_ir_after_all:
         pm.enable_ir_printing(print_after_all=True, print_module_scope=True)
     return pm
