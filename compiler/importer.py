@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -127,7 +128,8 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     saved = {sub: set(sub._non_persistent_buffers_set) for sub in model.modules()}
     make_buffers_persistent(model)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation noise
             ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
     except Exception as e:  # torch's own message names the op and the shapes
         raise ImportError_(f"torch.export failed on {name}: {_first_line(e)}") from None
@@ -140,7 +142,9 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     importer = FxImporter(context=context)
     _install_locations(importer)
     try:
-        module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer, func_name=func_name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer, func_name=func_name)
     except Exception as e:
         raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
     text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)

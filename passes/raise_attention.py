@@ -73,6 +73,18 @@ def _uniform_scalar(e: Expr, op) -> Scale:
     raise NoMatch("the scores are multiplied by something that varies per element")
 
 
+def _scalar_constant(e: Expr, op) -> Optional[float]:
+    """The value of a constant scalar: an arith.constant, or a splat constant tensor operand."""
+    while is_op_expr(e, "arith.extf", "arith.truncf"):
+        e = e.args[0]
+    if e.kind == "const":
+        return float(e.value)
+    if e.kind == "arg" and e.value < len(irx.ins(op)):
+        value = irx.constant_value(op.operation.operands[e.value])
+        return None if value is None else float(value)
+    return None
+
+
 def _invert(s: Scale) -> Scale:
     require(s.constant != 0, "the scores are divided by zero")
     return Scale(1.0 / s.constant, [("div" if k == "mul" else "mul", v) for k, v in s.factors])
@@ -104,10 +116,8 @@ def slope(e: Expr, chain: int, op) -> Scale:
         require(not uses[0], "a mask condition depends on the scores")
         require(uses[1] != uses[2], "both branches of a select use the scores")
         other = e.args[2] if uses[1] else e.args[1]
-        fill = other
-        while is_op_expr(fill, "arith.extf", "arith.truncf"):
-            fill = fill.args[0]
-        require(fill.kind == "const" and float(fill.value) <= MASKED,
+        fill = _scalar_constant(other, op)
+        require(fill is not None and fill <= MASKED,
                 "a select() replaces scores by something other than -inf / a very negative fill")
         return slope(e.args[1] if uses[1] else e.args[2], chain, op)
     raise NoMatch(f"the scores go through {n}, which is not a scale, bias or mask")
@@ -345,7 +355,7 @@ def analyze(softmax) -> Site:
         c2_atoms[d] = p_layout[pos]
     red2 = c2.loop_of("red")[0]
     require(atoms.leaves(c2_atoms[red2]) == atoms.leaves([k2_atom]),
-            "the second matmul does not contract the key dim of the probabilities")
+            f"softmax is over dim {dim} of the scores, but the second matmul contracts another dim")
     p_free = c2.loop_of("lhs" if p_index == 0 else "rhs")[0]
     require(atoms.leaves(c2_atoms[p_free]) == atoms.leaves([m_atom]),
             "the second matmul does not keep the query dim of the probabilities")

@@ -1,0 +1,27 @@
+import importlib.util
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "test"))
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rel_err(out, ref) -> float:
+    out, ref = out.float(), ref.float()
+    assert not torch.isnan(out).any(), "output has NaN"
+    return ((out - ref).norm() / ref.norm()).item()
+
+
+@pytest.fixture(scope="session")
+def slapo():
+    return load_example("slapo_attention")

@@ -1,0 +1,97 @@
+"""Bad input gets a clear flashlift error that names the problem, never a deep traceback."""
+
+import json
+import zipfile
+
+import pytest
+import torch
+
+import flashlift
+from flashlift.errors import CompileError, ImportError_, InputError, ModuleFormatError
+from test_foundation import PlainAttention
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    q = torch.randn(2, 8, 16)
+    return flashlift.compile_model(PlainAttention(), (q, q, q))
+
+
+def test_unknown_target_lists_known():
+    with pytest.raises(InputError, match=r"unknown target 'tpu'; known targets: cpu, cuda"):
+        flashlift.compile_model(PlainAttention(), (torch.randn(1, 2, 2),) * 3, target="tpu")
+
+
+def test_unknown_cuda_arch():
+    with pytest.raises(InputError, match="unknown CUDA architecture 'sm_12'"):
+        flashlift.compile_model(PlainAttention(), (torch.randn(1, 2, 2),) * 3, target="cuda:sm_12")
+
+
+def test_example_args_must_be_tensors():
+    with pytest.raises(InputError, match=r"example_args\[1\] is a list, expected a torch.Tensor"):
+        flashlift.compile_model(PlainAttention(), (torch.randn(1, 2, 2), [1, 2], torch.randn(1, 2, 2)))
+
+
+def test_model_must_be_module():
+    with pytest.raises(InputError, match="model must be a torch.nn.Module"):
+        flashlift.compile_model(lambda x: x, (torch.randn(2),))
+
+
+def test_export_failure_names_the_model():
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            return x @ torch.randn(3, 3)  # shapes do not match
+
+    with pytest.raises(ImportError_, match="torch.export failed on Broken"):
+        flashlift.compile_model(Broken(), (torch.randn(2, 4),))
+
+
+def test_call_wrong_count(compiled):
+    with pytest.raises(InputError, match=r"takes 3 tensor\(s\), got 2"):
+        compiled(torch.randn(2, 8, 16), torch.randn(2, 8, 16))
+
+
+def test_call_wrong_shape(compiled):
+    with pytest.raises(InputError, match=r"argument 1: expected shape \[2, 8, 16\], got \[2, 8, 15\]"):
+        compiled(torch.randn(2, 8, 16), torch.randn(2, 8, 15), torch.randn(2, 8, 16))
+
+
+def test_call_wrong_dtype(compiled):
+    with pytest.raises(InputError, match="argument 2: expected dtype float32, got float16"):
+        compiled(torch.randn(2, 8, 16), torch.randn(2, 8, 16), torch.randn(2, 8, 16).half())
+
+
+def test_call_not_a_tensor(compiled):
+    with pytest.raises(InputError, match="argument 0: expected a torch.Tensor, got ndarray"):
+        compiled(torch.randn(2, 8, 16).numpy(), torch.randn(2, 8, 16), torch.randn(2, 8, 16))
+
+
+def test_load_rejects_non_modules(tmp_path):
+    junk = tmp_path / "junk.flashlift"
+    junk.write_bytes(b"\x00not a zip at all")
+    with pytest.raises(ModuleFormatError, match="not a flashlift module"):
+        flashlift.load(str(junk))
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("flashlift.json", json.dumps({"format": "something-else"}))
+        z.writestr("module.vmfb", b"")
+    with pytest.raises(ModuleFormatError, match="has no 'format': 'flashlift-module'"):
+        flashlift.load(str(other))
+    with pytest.raises(InputError, match="no such file"):
+        flashlift.load(str(tmp_path / "missing.flashlift"))
+
+
+def test_attn_opt_errors_are_diagnostics(tmp_path, capsys):
+    from flashlift.tools.attn_opt import main
+
+    bad = tmp_path / "bad.mlir"
+    bad.write_text("func.func @f() {\n  %0 = arith.constant : f32\n}\n")
+    assert main([str(bad), "--raise-attention"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:2:" in err and "error:" in err and "Traceback" not in err
+    assert main([str(tmp_path / "nope.mlir")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    binary = tmp_path / "bin.mlir"
+    binary.write_bytes(b"\xff\xfe\x00\x01")
+    assert main([str(binary)]) == 1
+    assert "not a text .mlir file" in capsys.readouterr().err
