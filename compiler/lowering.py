@@ -32,7 +32,14 @@ def attention_shape(op) -> dict:
     n = [d for d in v if d in o and d not in k]
     batch = [d for d in o if d not in m and d not in n]
     one = lambda ds: sizes[ds[0]] if len(ds) == 1 else None
+    canonical = (q == batch + m + k1 and k[: len(batch)] == batch and k[len(batch):] in (k2 + k1, k1 + k2)
+                 and v == batch + k2 + n and o == batch + m + n)
+    if len(maps) == 6:
+        mask_dims = dims(maps[4])
+        mask_batch = [d for d in mask_dims if d in batch]
+        canonical = canonical and mask_batch in ([], batch) and mask_dims == mask_batch + [d for d in mask_dims if d not in batch]
     return {
+        "canonical": canonical,
         "batch": [sizes[d] for d in batch], "m": one(m), "n": one(n), "k1": one(k1), "k2": one(k2),
         "elem_type": str(ir.RankedTensorType(operands[0].type).element_type),
         "has_mask": len(maps) == 6,
@@ -43,6 +50,11 @@ def configs_for(shape: dict, target) -> dict:
     """Attribute name -> attribute text for one attention op on `target` ({} = IREE default)."""
     if None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]:
         return {}  # dynamic shapes: IREE's own heuristics
+    if not shape["canonical"]:
+        # The configs' tile lists index the dispatch's dims after IREE collapses the batch
+        # dims, which it only does when every operand has them leading, in the same order.
+        # Elsewhere a config would tile the wrong dims: keep IREE's (slower, correct) default.
+        return {}
     if target.kind == "cpu":
         from flashlift.compiler.lowering_cpu import cpu_attention_attrs
 
@@ -65,6 +77,6 @@ def annotate(module, target) -> list:
     for op in collect(module, "iree_linalg_ext.attention"):
         attrs = configs_for(attention_shape(op.operation), target)
         for name, text in attrs.items():
-            op.operation.attributes[name] = ir.Attribute.parse(text)
+            op.operation.attributes[name] = ir.Attribute.parse(text, module.context)
         chosen.append(attrs)
     return chosen

@@ -215,8 +215,23 @@ def trace_operand(value: ir.Value, layout: list, atoms: Atoms, scale: list) -> t
             return value, layout
 
 
+def _permutation(op) -> Optional[list]:
+    """For a transpose (linalg.transpose or a copy generic with a permutation map): the
+    source dim each result dim reads."""
+    if irx.is_op(op, "linalg.transpose"):
+        return list(op.operation.attributes["permutation"])
+    amap = copy_like_map(op) if irx.is_op(op, "linalg.generic") else None
+    if amap is not None and amap.is_permutation:
+        dims = irx.map_dims(amap)  # source dim p reads loop dims[p]; result dim d is loop d
+        return [dims.index(d) for d in range(len(dims))]
+    return None
+
+
 def _forward_layout(op, layout: list, atoms: Atoms) -> list:
-    """Layout of a reshape's result given its source's layout."""
+    """Layout of a reshape's or transpose's result given its source's layout."""
+    perm = _permutation(op)
+    if perm is not None:
+        return [layout[p] for p in perm]
     groups = irx.reassociation(op)
     if irx.is_op(op, "tensor.collapse_shape"):
         return [sum((layout[j] for j in group), []) for group in groups]
@@ -267,7 +282,7 @@ def _find_scores(value: ir.Value, depth: int = 0) -> tuple[Contraction, list]:
     require(op is not None, "the softmax input is a function argument, not a matmul")
     if irx.op_name(op) in irx.STRUCTURED and not is_elementwise(op):
         return match_contraction(op), []
-    if irx.is_op(op, "tensor.collapse_shape", "tensor.expand_shape"):
+    if irx.is_op(op, "tensor.collapse_shape", "tensor.expand_shape") or _permutation(op) is not None:
         c1, path = _find_scores(op.operation.operands[0], depth + 1)
         return c1, path + [(op, 0)]
     require(is_elementwise(op), f"the softmax input comes from {irx.op_name(op) if op else 'an argument'}, not a matmul")
@@ -284,8 +299,9 @@ def _find_scores(value: ir.Value, depth: int = 0) -> tuple[Contraction, list]:
     raise last or NoMatch("the softmax input is not computed from a matmul")
 
 
-def _follow_probabilities(value: ir.Value, layout: list, atoms: Atoms, matched: list) -> tuple[Contraction, int, list]:
-    """Walks forward from the softmax to the P.V contraction through casts and reshapes."""
+def _follow_probabilities(value: ir.Value, layout: list, atoms: Atoms, matched: list, guard=None) -> tuple[Contraction, int, list]:
+    """Walks forward from the softmax to the P.V contraction through casts, reshapes and
+    transposes (and the fully-masked-row guard, when `guard` was found)."""
     while True:
         n = irx.num_uses(value)
         require(n == 1, f"the attention probabilities have {n} uses (e.g. they are also returned)")
@@ -296,8 +312,10 @@ def _follow_probabilities(value: ir.Value, layout: list, atoms: Atoms, matched: 
             idx = [i for i, v in enumerate(irx.ins(user)) if v == value]
             require(len(idx) == 1, "the probabilities are multiplied by themselves")
             return c2, idx[0], layout
-        if name in ("tensor.collapse_shape", "tensor.expand_shape"):
+        if name in ("tensor.collapse_shape", "tensor.expand_shape") or _permutation(user) is not None:
             layout = _forward_layout(user, layout, atoms)
+        elif guard is not None and _is_guard_select(user, value, guard):
+            matched.append(guard[0])
         else:
             require(is_elementwise(user) and len(irx.ins(user)) == 1, f"the probabilities go through {name} before the second matmul")
             e = body(user)
@@ -306,6 +324,51 @@ def _follow_probabilities(value: ir.Value, layout: list, atoms: Atoms, matched: 
             require(e.kind == "arg" and e.value == 0, "the probabilities are modified before the second matmul")
         matched.append(user)
         value = irx.result(user)
+
+
+def _match_row_guard(x: ir.Value, softmax, dim: int):
+    """torch's _safe_softmax: besides the softmax, X feeds `all(X == -inf)` over the softmax
+    dim, used to zero fully masked rows. Returns (cmp op, reduction op) or None."""
+    others = [u.opview for u in irx.users(x) if u != softmax.operation]
+    if len(others) != 1 or not is_elementwise(others[0]) or len(irx.ins(others[0])) != 1:
+        return None
+    cmp = others[0]
+    e = body(cmp)
+    if not is_op_expr(e, "arith.cmpf") or "oeq" not in str(e.ref.operation.attributes["predicate"]) and \
+            str(e.ref.operation.attributes["predicate"]).split(":")[0].strip() != "1":
+        return None
+    lhs, rhs = e.args
+    while is_op_expr(lhs, "arith.extf", "arith.truncf"):
+        lhs = lhs.args[0]
+    if not (lhs.kind == "arg" and lhs.value == 0 and rhs.kind == "const" and rhs.value == float("-inf")):
+        return None
+    if irx.num_uses(irx.result(cmp)) != 1:
+        return None
+    red = irx.users(irx.result(cmp))[0].opview
+    if not irx.is_op(red, "linalg.generic") or irx.iterator_types(red).count("reduction") != 1:
+        return None
+    if irx.iterator_types(red).index("reduction") != dim or not is_op_expr(body(red), "arith.andi"):
+        return None
+    return cmp, red
+
+
+def _is_guard_select(op, p: ir.Value, guard) -> bool:
+    """select(row_all_masked, 0, P) with the guard's reduction as the condition."""
+    if not is_elementwise(op) or len(irx.ins(op)) != 3:
+        return False
+    e = body(op)
+    if not is_op_expr(e, "arith.select"):
+        return False
+    c, zero, keep = e.args
+    if not (c.kind == "arg" and keep.kind == "arg" and irx.ins(op)[keep.value] == p):
+        return False
+    cond = irx.ins(op)[c.value]
+    cond_op = irx.producer(cond)
+    if irx.is_op(cond_op, "tensor.expand_shape"):
+        cond_op = irx.producer(cond_op.operation.operands[0])
+    if cond_op is None or cond_op.operation != guard[1].operation:
+        return False
+    return _scalar_constant(zero, op) == 0.0
 
 
 def analyze(softmax) -> Site:
@@ -324,7 +387,7 @@ def analyze(softmax) -> Site:
     for op, operand in path:
         n = irx.num_uses(value)
         require(n == 1, f"the attention scores have {n} uses")
-        if irx.is_op(op, "tensor.collapse_shape", "tensor.expand_shape"):
+        if irx.is_op(op, "tensor.collapse_shape", "tensor.expand_shape") or _permutation(op) is not None:
             layout = _forward_layout(op, layout, atoms)
         else:
             e = body(op)
@@ -332,7 +395,12 @@ def analyze(softmax) -> Site:
             mask = MaskTerm(op, e, operand, list(layout), mask)
         matched.append(op)
         value = irx.result(op)
-    require(irx.num_uses(value) == 1, "the softmax input has another use")
+    guard = _match_row_guard(value, softmax, dim)
+    require(irx.num_uses(value) == 1 or (guard is not None and irx.num_uses(value) == 2),
+            "the softmax input has another use")
+    if guard is not None:
+        require(mask is None or mask.is_zero(),
+                "the softmax zeroes fully masked rows (_safe_softmax) and a mask could mask whole rows")
 
     # The softmax must reduce one of the two free dims of the scores: that one is k2.
     key = atoms.leaves(layout[dim])
@@ -347,7 +415,7 @@ def analyze(softmax) -> Site:
     k2_atom, k1_atom = loop_atoms[rhs_loop if q_side == 0 else lhs_loop], loop_atoms[red_loop]
 
     # Follow P to the second matmul, which must contract exactly k2.
-    c2, p_index, p_layout = _follow_probabilities(irx.result(softmax), layout, atoms, matched)
+    c2, p_index, p_layout = _follow_probabilities(irx.result(softmax), layout, atoms, matched, guard)
     matched.append(c2.op)
     c2_atoms: list = [None] * c2.maps[0].n_dims
     for pos, d in enumerate(irx.map_dims(c2.maps[p_index])):

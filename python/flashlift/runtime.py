@@ -58,6 +58,7 @@ class CompiledModel:
                 raise InputError(f"IREE runtime device '{self.device}' is not available here: {e}") from None
             ctx = rt.SystemContext(config=config)
             ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, self._vmfb))
+            self._ctx = ctx
             self._fn = ctx.modules.module[self.meta["function"]]
         return self._fn
 
@@ -93,6 +94,25 @@ class CompiledModel:
             arr = np.array(r.to_host() if hasattr(r, "to_host") else r)
             outs.append(_from_numpy(arr, spec["dtype"]))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def prepare(self, *args: Any):
+        """Uploads `args` to the device once; returns a no-argument function that runs the
+        module on them and waits for the result (for timing without host copies)."""
+        import iree.runtime as rt
+
+        self.check_args(args)
+        fn = self._function()
+        arrays = [_to_numpy(a) for a in args]
+        buffers = [rt.asdevicearray(self._device(), a) for a in arrays]
+
+        def run():
+            return fn(*buffers)
+
+        return run
+
+    def _device(self):
+        self._function()
+        return self._ctx.config.device
 
     def save(self, path: str) -> None:
         """Writes the compiled module and its description (see the module doc)."""
