@@ -32,17 +32,19 @@ def attention_shape(op) -> dict:
     n = [d for d in v if d in o and d not in k]
     batch = [d for d in o if d not in m and d not in n]
     one = lambda ds: sizes[ds[0]] if len(ds) == 1 else None
+    mask_batch = [batch.index(d) for d in dims(maps[4]) if d in batch] if len(maps) == 6 else []
     canonical = (q == batch + m + k1 and k[: len(batch)] == batch and k[len(batch):] in (k2 + k1, k1 + k2)
                  and v == batch + k2 + n and o == batch + m + n)
     if len(maps) == 6:
         mask_dims = dims(maps[4])
-        mask_batch = [d for d in mask_dims if d in batch]
-        canonical = canonical and mask_batch in ([], batch) and mask_dims == mask_batch + [d for d in mask_dims if d not in batch]
+        in_batch = [d for d in mask_dims if d in batch]
+        canonical = canonical and in_batch in ([], batch) and mask_dims == in_batch + [d for d in mask_dims if d not in batch]
     return {
         "canonical": canonical,
         "batch": [sizes[d] for d in batch], "m": one(m), "n": one(n), "k1": one(k1), "k2": one(k2),
         "elem_type": str(ir.RankedTensorType(operands[0].type).element_type),
         "has_mask": len(maps) == 6,
+        "mask_batch_dims": mask_batch,
     }
 
 
@@ -63,7 +65,7 @@ def configs_for(shape: dict, target) -> dict:
         from flashlift.compiler.lowering_gpu import gpu_attention_attrs
 
         return gpu_attention_attrs(target.arch, shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"],
-                                   shape["elem_type"], shape["has_mask"])
+                                   shape["elem_type"], shape["has_mask"], mask_batch_dims=shape["mask_batch_dims"])
     return {}
 
 

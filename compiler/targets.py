@@ -1,44 +1,225 @@
-"""Compilation targets: the name a user passes to compile_model(target=...) -> iree-compile flags."""
+"""Compilation targets for flashlift (IREE 3.13).
+
+A target spec string names where the compiled module will run; it maps to the
+``iree-compile`` flags and the IREE runtime driver to load the module with::
+
+    >>> t = parse_target("cuda")
+    >>> t.flags
+    ('--iree-hal-target-device=cuda', '--iree-cuda-target=sm_80')
+    >>> t.driver
+    'cuda'
+
+Known specs
+-----------
+``cpu``
+    llvm-cpu for the host CPU, driver ``local-task``.  The only target that
+    runs on the development machine (no GPU there).
+``cuda`` / ``cuda:sm_80`` / ``cuda:sm_86`` / ``cuda:sm_87`` / ``cuda:sm_89``
+    CUDA backend (PTX), driver ``cuda``.  ``cuda`` means ``sm_80``.
+    IREE 3.13 has no ``sm_90`` target ("missing GPU target in
+    #hal.executable.target"; likewise ``sm_100``), but sm_80 PTX is
+    JIT-compiled by the driver and runs on H100/H200, so use ``cuda`` there.
+    ``sm_70``/``sm_75`` crash in LLVM on attention ("Cannot select:
+    intrinsic %llvm.nvvm.mma.m16n8k16...") and are refused.
+``rocm`` / ``rocm:gfx942`` / ``rocm:<gfx arch>``
+    HIP backend, driver ``hip``.  ``rocm`` means ``gfx942`` (MI300).  The
+    attention op compiled for gfx942, gfx90a, gfx908, gfx950, gfx1100 and
+    gfx1201; hand-tuned attention attributes exist for gfx942 only.
+``vulkan`` / ``vulkan:<target>``
+    SPIR-V backend, driver ``vulkan``.  ``vulkan`` means
+    ``--iree-vulkan-target=ampere`` (NVIDIA sm_80-class SPIR-V environment);
+    other useful values: ``rdna3`` (AMD), ``valhall4`` (ARM Mali), or a
+    product/arch name (see ``iree-compile --help``).  Caveats:
+
+    * IREE's default Vulkan target (``vp_android_baseline_2022``) lacks
+      16-bit storage, so even plain f16 matmuls fail ("failed to legalize
+      operation 'vector.bitcast'"); that is why a named target is used.
+    * The SPIR-V backend cannot code-generate ``iree_linalg_ext.attention``
+      ("'iree_linalg_ext.online_attention' op result #0 must be ... tensor
+      ..., but got 'memref<...>'").  The flags therefore add a preprocessing
+      pipeline that decomposes attention back into matmul + softmax linalg
+      ops.  That compiles but materialises the full ``[.., m, k2]`` f32 score
+      tensor (4 GiB for 4x16x4096x4096), so raising gains nothing here.
+    * bf16 does not compile for any Vulkan target tried (ampere: "no GPU
+      subgroup mma compute ops generated"; rdna3/valhall4: other errors).
+      Adding ``--iree-input-promote-bf16-to-f32`` (see :data:`VULKAN_BF16_FLAGS`)
+      makes it compile but changes the module's public signature to f32
+      inputs/outputs.
+
+Unknown specs raise :class:`flashlift.errors.InputError` (a ``ValueError``).
+Importing this module does not import IREE.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import re
 
-from flashlift.errors import InputError
+from flashlift.errors import InputError  # a ValueError subclass; no IREE import
 
-CUDA_ARCHS = ("sm_80", "sm_86", "sm_89")  # the newest IREE 3.13 knows; sm_80 PTX runs on H100/H200
-DEFAULT_CUDA = "sm_80"
-KNOWN = ("cpu", "cuda", "cuda:sm_80", "cuda:sm_86", "cuda:sm_89", "rocm:gfx942", "vulkan")
+__all__ = [
+    "Target",
+    "parse_target",
+    "known_targets",
+    "KNOWN",
+    "CUDA_ARCHS",
+    "VULKAN_DECOMPOSE_ATTENTION_PIPELINE",
+    "VULKAN_BF16_FLAGS",
+]
+
+#: CUDA compute capabilities accepted for ``cuda:sm_XX`` (all compile the
+#: attention op with IREE 3.13).
+CUDA_ARCHS = ("sm_80", "sm_86", "sm_87", "sm_89")
+DEFAULT_CUDA = DEFAULT_CUDA_ARCH = "sm_80"
+DEFAULT_ROCM_ARCH = "gfx942"
+DEFAULT_VULKAN_TARGET = "ampere"
+
+#: Preprocessing pipeline that rewrites ``iree_linalg_ext.attention`` into
+#: plain linalg ops (needed by the SPIR-V backend).
+VULKAN_DECOMPOSE_ATTENTION_PIPELINE = (
+    "builtin.module(util.func("
+    "iree-linalg-ext-convert-attention-to-online-attention,"
+    "iree-linalg-ext-decompose-attention))")
+
+#: Extra flags that make bf16 models compile for Vulkan (changes the I/O
+#: element type of the compiled functions to f32!).
+VULKAN_BF16_FLAGS = ("--iree-input-promote-bf16-to-f32",)
+
+#: Spec strings shown in error messages.
+KNOWN = (
+    "cpu",
+    "cuda", *[f"cuda:{a}" for a in CUDA_ARCHS],
+    "rocm", "rocm:gfx942", "rocm:<gfx arch>",
+    "vulkan", "vulkan:<target>",
+)
+
+_CPU_FLAGS = (
+    "--iree-hal-target-device=local",
+    "--iree-hal-local-target-device-backends=llvm-cpu",
+    "--iree-llvmcpu-target-cpu=host",
+)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Target:
+    """One compilation target.
+
+    Attributes:
+      name: canonical spec, e.g. ``"cpu"``, ``"cuda:sm_80"``, ``"rocm:gfx942"``,
+        ``"vulkan:ampere"``.
+      kind: ``"cpu"``, ``"cuda"``, ``"rocm"`` or ``"vulkan"``.
+      flags: ``iree-compile`` flags selecting the device/backend.
+      driver: IREE runtime HAL driver name (``local-task``, ``cuda``,
+        ``hip``, ``vulkan``).
+      arch: ``"host"``, the GPU architecture (``sm_80``, ``gfx942``) or the
+        Vulkan target name (``ampere``).  For cuda/rocm this is what
+        :func:`flashlift.compiler.lowering_gpu.gpu_attention_attrs` takes.
+      runs_here: True if modules for this target can be executed on the
+        development machine (only ``cpu``; it has no GPU).
+      raise_attention: whether emitting ``iree_linalg_ext.attention`` is
+        worthwhile (False for Vulkan, where it is decomposed again).
+      notes: free-form caveats.
+    """
+
     name: str
-    kind: str  # "cpu" | "cuda" | "rocm" | "vulkan"
-    flags: tuple = field(default_factory=tuple)
-    driver: str = "local-task"  # IREE runtime driver that runs it
+    kind: str
+    flags: tuple = ()
+    driver: str = "local-task"
     arch: str = ""
     runs_here: bool = False
+    raise_attention: bool = True
+    notes: str = ""
+
+    def compile_args(self, *extra: str) -> list:
+        """Flags as a fresh list, with ``extra`` flags appended."""
+        return [*self.flags, *extra]
+
+    def device_available(self) -> bool:
+        """Whether the IREE runtime can see a device for this target's driver
+        on this machine (imports ``iree.runtime`` lazily)."""
+        try:
+            import iree.runtime as rt
+            if self.driver not in rt.query_available_drivers():
+                return False
+            if self.driver.startswith("local"):
+                return True
+            return bool(rt.get_driver(self.driver).query_available_devices())
+        except Exception:  # driver library missing, no device, ...
+            return False
+
+
+def _unknown(spec: str) -> InputError:
+    return InputError(f"unknown target '{spec}'; known targets: {', '.join(KNOWN)}")
+
+
+def _cpu() -> Target:
+    return Target("cpu", "cpu", _CPU_FLAGS, "local-task", "host", True)
+
+
+def _cuda(arch: str, spec: str) -> Target:
+    if arch not in CUDA_ARCHS:
+        hint = "(sm_80 PTX also runs on sm_90 H100/H200: use 'cuda')"
+        if arch in ("sm_70", "sm_72", "sm_75"):
+            hint = "(IREE 3.13 crashes in LLVM on attention MMA for pre-Ampere GPUs)"
+        raise InputError(
+            f"unknown CUDA architecture '{arch}' in target '{spec}': IREE 3.13 "
+            f"attention works for {', '.join(CUDA_ARCHS)} {hint}")
+    return Target(f"cuda:{arch}", "cuda",
+                  ("--iree-hal-target-device=cuda", f"--iree-cuda-target={arch}"),
+                  "cuda", arch, False,
+                  notes="PTX, JIT-compiled by the CUDA driver at load time.")
+
+
+def _rocm(arch: str, spec: str) -> Target:
+    if not re.fullmatch(r"gfx[0-9a-f]{3,4}", arch):
+        raise InputError(f"target '{spec}': ROCm needs a gfx architecture, e.g. rocm:gfx942")
+    # NB: the flag is --iree-rocm-target; 3.13 has no --iree-hip-target.
+    return Target(f"rocm:{arch}", "rocm",
+                  ("--iree-hal-target-device=hip", f"--iree-rocm-target={arch}"),
+                  "hip", arch, False)
+
+
+def _vulkan(vk_target: str, spec: str) -> Target:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", vk_target):
+        raise InputError(f"target '{spec}': bad Vulkan target name '{vk_target}'")
+    return Target(f"vulkan:{vk_target}", "vulkan",
+                  ("--iree-hal-target-device=vulkan",
+                   f"--iree-vulkan-target={vk_target}",
+                   "--iree-preprocessing-pass-pipeline="
+                   + VULKAN_DECOMPOSE_ATTENTION_PIPELINE),
+                  "vulkan", vk_target, False, raise_attention=False,
+                  notes=("attention is decomposed to matmul+softmax before "
+                         "codegen; bf16 needs VULKAN_BF16_FLAGS (f32 I/O)."))
 
 
 def parse_target(spec: str) -> Target:
+    """Parse a target spec (see the module docstring).
+
+    Raises :class:`flashlift.errors.InputError` (a ``ValueError``) for an
+    unknown spec, listing the known ones.
+    """
     if not isinstance(spec, str):
         raise InputError(f"target must be a string such as 'cpu' or 'cuda', got {type(spec).__name__}")
     text = spec.strip().lower()
+    kind, sep, arg = text.partition(":")
     if text in ("cpu", "host", "llvm-cpu"):
-        return Target("cpu", "cpu", ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
-                                     "--iree-llvmcpu-target-cpu=host"), "local-task", "host", True)
-    if text == "cuda" or text.startswith("cuda:"):
-        arch = text.partition(":")[2] or DEFAULT_CUDA
-        if arch not in CUDA_ARCHS:
-            raise InputError(f"unknown CUDA architecture '{arch}' in target '{spec}': IREE 3.13 knows {', '.join(CUDA_ARCHS)} "
-                             "(sm_80 PTX also runs on sm_90 H100/H200)")
-        return Target(f"cuda:{arch}", "cuda", ("--iree-hal-target-device=cuda", f"--iree-cuda-target={arch}"), "cuda", arch)
-    if text.startswith("rocm:") or text.startswith("hip:"):
-        arch = text.partition(":")[2]
-        if not arch.startswith("gfx"):
-            raise InputError(f"target '{spec}': ROCm needs a gfx architecture, e.g. rocm:gfx942")
-        return Target(f"rocm:{arch}", "rocm", ("--iree-hal-target-device=hip", f"--iree-hip-target={arch}"), "hip", arch)
-    if text == "vulkan":
-        return Target("vulkan", "vulkan", ("--iree-hal-target-device=vulkan", "--iree-vulkan-target=rdna3"), "vulkan", "rdna3")
-    raise InputError(f"unknown target '{spec}'; known targets: {', '.join(KNOWN)}")
+        return _cpu()
+    if sep and not arg:
+        raise _unknown(spec)
+    if kind == "cuda":
+        return _cuda(arg or DEFAULT_CUDA_ARCH, spec)
+    if kind in ("rocm", "hip"):
+        return _rocm(arg or DEFAULT_ROCM_ARCH, spec)
+    if kind == "vulkan":
+        return _vulkan(arg or DEFAULT_VULKAN_TARGET, spec)
+    raise _unknown(spec)
+
+
+def known_targets() -> list[Target]:
+    """One :class:`Target` for each concrete known spec."""
+    seen: dict = {}
+    for s in KNOWN:
+        if "<" not in s:
+            t = parse_target(s)
+            seen.setdefault(t.name, t)
+    return list(seen.values())

@@ -82,37 +82,39 @@ class CompiledModel:
                 raise InputError(f"{label}: expected shape {want_text}, got {shape}")
 
     def __call__(self, *args: Any):
-        import numpy as np
-        import torch
-
         self.check_args(args)
-        arrays = [_to_numpy(a) for a in args]
-        result = self._function()(*arrays)
+        result = self._function()(*[self._upload(a) for a in args])
         results = result if isinstance(result, (list, tuple)) else [result]
-        outs = []
-        for r, spec in zip(results, self.meta["outputs"]):
-            arr = np.array(r.to_host() if hasattr(r, "to_host") else r)
-            outs.append(_from_numpy(arr, spec["dtype"]))
+        outs = [_to_torch(r, spec["dtype"]) for r, spec in zip(results, self.meta["outputs"])]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def prepare(self, *args: Any):
         """Uploads `args` to the device once; returns a no-argument function that runs the
         module on them and waits for the result (for timing without host copies)."""
-        import iree.runtime as rt
-
         self.check_args(args)
         fn = self._function()
-        arrays = [_to_numpy(a) for a in args]
-        buffers = [rt.asdevicearray(self._device(), a) for a in arrays]
-
-        def run():
-            return fn(*buffers)
-
-        return run
+        buffers = [self._upload(a) for a in args]
+        return lambda: fn(*buffers)
 
     def _device(self):
         self._function()
         return self._ctx.config.device
+
+    def _upload(self, t):
+        """A device buffer view holding tensor `t` (bf16 without needing ml_dtypes)."""
+        import iree.runtime as rt
+        import torch
+
+        t = t.detach().cpu().contiguous()
+        name = str(t.dtype).replace("torch.", "")
+        host = t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
+        element = getattr(rt.HalElementType, _HAL_ELEMENT_TYPES.get(name, ""), None)
+        if element is None:
+            return host
+        device = self._device()
+        return device.allocator.allocate_buffer_copy(
+            memory_type=rt.MemoryType.DEVICE_LOCAL, allowed_usage=rt.BufferUsage.DEFAULT,
+            device=device, buffer=host, element_type=element)
 
     def save(self, path: str) -> None:
         """Writes the compiled module and its description (see the module doc)."""
@@ -147,21 +149,22 @@ def load(path: str, device: Optional[str] = None) -> CompiledModel:
     return CompiledModel(vmfb, meta, device)
 
 
-def _to_numpy(t):
-    import torch
-
-    t = t.detach().cpu().contiguous()
-    if t.dtype == torch.bfloat16:
-        import ml_dtypes
-
-        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return t.numpy()
+_HAL_ELEMENT_TYPES = {"float32": "FLOAT_32", "float16": "FLOAT_16", "bfloat16": "BFLOAT_16", "float64": "FLOAT_64",
+                      "int64": "SINT_64", "int32": "SINT_32", "int16": "SINT_16", "int8": "SINT_8", "uint8": "UINT_8"}
 
 
-def _from_numpy(arr, dtype: str):
+def _to_torch(result, dtype: str):
+    """A torch tensor copied from an IREE result (bf16 read as raw 16-bit words)."""
     import numpy as np
     import torch
 
     if dtype == "bfloat16":
-        return torch.from_numpy(np.ascontiguousarray(arr).view(np.int16).copy()).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(arr).copy())
+        try:  # with ml_dtypes installed, the runtime's own host transfer works
+            return torch.from_numpy(np.array(result.to_host()).view(np.int16)).view(torch.bfloat16)
+        except Exception:
+            pass
+        view = result._buffer_view if hasattr(result, "_buffer_view") else result
+        raw = view.map().asarray(tuple(view.shape), np.dtype(np.int16))
+        return torch.from_numpy(np.array(raw)).view(torch.bfloat16)
+    arr = result.to_host() if hasattr(result, "to_host") else result
+    return torch.from_numpy(np.array(arr))

@@ -1,0 +1,250 @@
+"""Attention benchmark: flashlift against its peers, same run, same inputs.
+
+Peers: IREE without raising (`raise_attention=False`), torch eager on the hand-written
+module, `torch.compile` of it, and torch SDPA. Every output is checked against an f32
+reference (SDPA on upcast inputs); the table gives milliseconds, TFLOP/s
+(4*B*H*Sq*Skv*D / t, half for causal) and flashlift's speed-up over each peer.
+
+    # the CPU machine: compile and run in one go
+    python bench/attention.py all --target cpu
+    # GPU: compile here (needs the IREE compiler) ...
+    python bench/attention.py build --target cuda --out build/bench/cuda
+    # ... run there (needs only torch + iree-base-runtime)
+    python bench/attention.py run --modules build/bench/cuda --out-dir $OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+
+GPU_SHAPES = [(4, 16, 4096, 64), (2, 16, 4096, 128), (8, 16, 1024, 64), (1, 32, 8192, 128), (16, 12, 512, 64)]
+CPU_SHAPES = [(1, 8, 1024, 64), (1, 8, 512, 64), (2, 4, 256, 64), (1, 12, 128, 64)]
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+class HandwrittenAttention(torch.nn.Module):
+    """softmax(Q K^T / sqrt(d) [+ causal mask]) V, as models write it."""
+
+    def __init__(self, causal: bool):
+        super().__init__()
+        self.causal = causal
+
+    def forward(self, q, k, v):
+        s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        if self.causal:
+            sq, skv = q.shape[-2], k.shape[-2]
+            keep = torch.ones(sq, skv, dtype=torch.bool, device=q.device).tril()
+            s = s.masked_fill(~keep, float("-inf"))
+        return torch.matmul(F.softmax(s.float(), dim=-1).to(q.dtype), v)
+
+
+def configs(target: str, dtypes: list[str]) -> list[dict]:
+    shapes = CPU_SHAPES if target == "cpu" else GPU_SHAPES
+    out = []
+    for b, h, s, d in shapes:
+        for dt in dtypes:
+            for causal in (False, True):
+                out.append({"b": b, "h": h, "s": s, "d": d, "dtype": dt, "causal": causal})
+    return out
+
+
+def key(c: dict) -> str:
+    return f"{c['b']}x{c['h']}x{c['s']}x{c['d']}_{c['dtype']}{'_causal' if c['causal'] else ''}"
+
+
+def build(target: str, out_dir: str, dtypes: list[str]) -> list[dict]:
+    import flashlift
+
+    os.makedirs(out_dir, exist_ok=True)
+    manifest = []
+    for c in configs(target, dtypes):
+        dtype = DTYPES[c["dtype"]]
+        args = tuple(torch.randn(c["b"], c["h"], c["s"], c["d"], dtype=dtype) for _ in range(3))
+        entry = dict(c, modules={})
+        for variant, raise_attention in (("flashlift", True), ("iree_unraised", False)):
+            t0 = time.time()
+            try:
+                compiled = flashlift.compile_model(HandwrittenAttention(c["causal"]), args, target=target,
+                                                   raise_attention=raise_attention)
+            except flashlift.FlashliftError as e:
+                print(f"{key(c)} {variant}: compile failed: {str(e).splitlines()[0]}", flush=True)
+                continue
+            path = os.path.join(out_dir, f"{key(c)}.{variant}.flashlift")
+            compiled.save(path)
+            entry["modules"][variant] = os.path.basename(path)
+            print(f"{key(c)} {variant}: {time.time() - t0:.1f}s raised={len(compiled.report.raised)}", flush=True)
+        manifest.append(entry)
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump({"target": target, "commit": _commit(), "configs": manifest}, f, indent=1)
+    return manifest
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timeit(fn, device: str, min_runs: int = 5, max_runs: int = 30, budget_s: float = 1.5) -> float:
+    """Median milliseconds of `fn()` after warm-up."""
+    for _ in range(2):
+        fn()
+    _sync(device)
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def rel_err(out, ref) -> float:
+    out, ref = out.float(), ref.float()
+    if torch.isnan(out).any():
+        return float("nan")
+    return ((out - ref).norm() / ref.norm()).item()
+
+
+def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
+    import flashlift
+    from flashlift.runtime import _to_torch
+
+    with open(os.path.join(modules_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    device = "cuda" if torch.cuda.is_available() and manifest["target"] != "cpu" else "cpu"
+    rows = []
+    for c in manifest["configs"]:
+        dtype = DTYPES[c["dtype"]]
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(c["b"], c["h"], c["s"], c["d"], dtype=dtype, device=device) for _ in range(3))
+        ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=c["causal"])
+        flops = 4 * c["b"] * c["h"] * c["s"] * c["s"] * c["d"] / (2 if c["causal"] else 1)
+        row = dict(c, ms={}, err={})
+        model = HandwrittenAttention(c["causal"]).to(device)
+        candidates = {}
+        for variant, name in c["modules"].items():
+            compiled = flashlift.load(os.path.join(modules_dir, name))
+            fn = compiled.prepare(q.cpu(), k.cpu(), v.cpu())
+            candidates[variant] = (fn, lambda r, dt=c["dtype"], m=compiled: _to_torch(r, m.meta["outputs"][0]["dtype"]))
+        if "eager" in peers:
+            candidates["torch_eager"] = (lambda: model(q, k, v), None)
+        if "compile" in peers:
+            compiled_model = torch.compile(model)
+            candidates["torch_compile"] = (lambda: compiled_model(q, k, v), None)
+        if "sdpa" in peers:
+            candidates["torch_sdpa"] = (lambda: F.scaled_dot_product_attention(q, k, v, is_causal=c["causal"]), None)
+        for variant, (fn, convert) in candidates.items():
+            try:
+                out = fn()
+                out = convert(out) if convert else out
+                row["err"][variant] = rel_err(out.to(ref.device), ref)
+                row["ms"][variant] = timeit(fn, device)
+            except Exception as e:  # a peer that fails (e.g. out of memory) is reported, not fatal
+                row["err"][variant] = None
+                row["ms"][variant] = None
+                print(f"{key(c)} {variant}: failed: {str(e).splitlines()[0][:200]}", flush=True)
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        row["tflops"] = {k_: (flops / (ms * 1e-3) / 1e12 if ms else None) for k_, ms in row["ms"].items()}
+        rows.append(row)
+        print(_line(row), flush=True)
+    write_results(rows, manifest, device, out_dir)
+    return rows
+
+
+def _line(row: dict) -> str:
+    fl = row["ms"].get("flashlift")
+    parts = [f"{key(row):28s}"]
+    for name, ms in row["ms"].items():
+        ratio = f" x{ms / fl:.2f}" if fl and ms and name != "flashlift" else ""
+        parts.append(f"{name}={ms:.3f}ms{ratio}" if ms else f"{name}=fail")
+    return "  ".join(parts)
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    peers = []
+    for r in rows:
+        peers += [p for p in r["ms"] if p not in peers]
+    name = device_name(device)
+    lines = [f"# Attention benchmark: {name}", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- flashlift commit: {manifest.get('commit', 'unknown')} (modules compiled for target `{manifest['target']}`)",
+             f"- device: {name}; torch {torch.__version__}",
+             "- time: median ms of warm runs (IREE: device-resident inputs, synchronous call); "
+             "TFLOP/s = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs",
+             "- ratio columns: peer time / flashlift time (> 1 means flashlift is faster)", ""]
+    header = "| shape (B,H,S,D) | dtype | causal | " + " | ".join(f"{p} ms (TFLOP/s)" for p in peers) + " | " + \
+             " | ".join(f"vs {p}" for p in peers if p != "flashlift") + " | flashlift err |"
+    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    for r in rows:
+        cells = []
+        for p in peers:
+            ms, tf = r["ms"].get(p), r["tflops"].get(p)
+            cells.append(f"{ms:.3f} ({tf:.1f})" if ms else "fail")
+        fl = r["ms"].get("flashlift")
+        ratios = [f"{r['ms'][p] / fl:.2f}" if fl and r["ms"].get(p) else "-" for p in peers if p != "flashlift"]
+        err = r["err"].get("flashlift")
+        lines.append(f"| {r['b']},{r['h']},{r['s']},{r['d']} | {r['dtype']} | {'yes' if r['causal'] else 'no'} | "
+                     + " | ".join(cells) + " | " + " | ".join(ratios) + f" | {err:.1e} |" if err is not None else " | - |")
+    text = "\n".join(lines) + "\n"
+    stem = "gpu" if device == "cuda" else "cpu"
+    path = os.path.join(out_dir, f"attention-{stem}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, f"attention-{stem}.json"), "w") as f:
+        json.dump({"device": name, "manifest_commit": manifest.get("commit"), "rows": rows}, f, indent=1)
+    print(text)
+    return path
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["build", "run", "all"])
+    p.add_argument("--target", default="cpu")
+    p.add_argument("--dtypes", default=None, help="comma list of f32,f16,bf16")
+    p.add_argument("--out", default=None, help="where build writes modules")
+    p.add_argument("--modules", default=None, help="where run reads modules")
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
+    p.add_argument("--peers", default="eager,compile,sdpa")
+    args = p.parse_args()
+    dtypes = (args.dtypes or ("f32,f16" if args.target == "cpu" else "f16,bf16")).split(",")
+    modules = args.modules or args.out or os.path.join(ROOT, "build", "bench", args.target.replace(":", "_"))
+    if args.mode in ("build", "all"):
+        build(args.target, modules, dtypes)
+    if args.mode in ("run", "all"):
+        run(modules, args.out_dir, args.peers.split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
