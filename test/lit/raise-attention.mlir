@@ -1098,7 +1098,7 @@ module {
 // CHECK:         linalg.softmax
 // CHECK:         linalg.batch_matmul
 // CHECK-NOT:     iree_linalg_ext.attention
-// REMARK: remark: attention not raised: the probabilities go through linalg.transpose before the second matmul
+// REMARK: remark: attention not raised: softmax is over dim 3 of the scores, but the second matmul contracts another dim
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
