@@ -18,9 +18,20 @@ Known specs
     CUDA backend (PTX), driver ``cuda``.  ``cuda`` means ``sm_80``.
     IREE 3.13 has no ``sm_90`` target ("missing GPU target in
     #hal.executable.target"; likewise ``sm_100``), but sm_80 PTX is
-    JIT-compiled by the driver and runs on H100/H200, so use ``cuda`` there.
+    JIT-compiled by the driver and runs on H100/H200.
     ``sm_70``/``sm_75`` crash in LLVM on attention ("Cannot select:
     intrinsic %llvm.nvvm.mma.m16n8k16...") and are refused.
+``cuda:sm_90``
+    H100/H200: IREE compiles for ``sm_80`` (same flags as ``cuda``), and the
+    attention ops the FlashAttention kernels cover are dispatched to a Triton
+    kernel built for ``sm_90a`` (see ``kernel_arch``, docs/kernels.md).  The
+    module then only loads on compute capability 9.0 GPUs.
+
+``kernel_arch`` names the architecture flashlift builds its own attention
+kernels for (:mod:`flashlift.compiler.kernel_dispatch`): ``"sm_90"`` for
+``cuda:sm_90``, ``"sm_80"`` for ``cuda`` / ``cuda:sm_80`` (sm_80 PTX, runs on
+Ampere and Hopper), ``""`` (no kernels, IREE codegen only) for every other
+target.
 ``rocm`` / ``rocm:gfx942`` / ``rocm:<gfx arch>``
     HIP backend, driver ``hip``.  ``rocm`` means ``gfx942`` (MI300).  The
     attention op compiled for gfx942, gfx90a, gfx908, gfx950, gfx1100 and
@@ -63,6 +74,7 @@ __all__ = [
     "known_targets",
     "KNOWN",
     "CUDA_ARCHS",
+    "CUDA_KERNEL_ARCHS",
     "VULKAN_DECOMPOSE_ATTENTION_PIPELINE",
     "VULKAN_BF16_FLAGS",
 ]
@@ -70,6 +82,11 @@ __all__ = [
 #: CUDA compute capabilities accepted for ``cuda:sm_XX`` (all compile the
 #: attention op with IREE 3.13).
 CUDA_ARCHS = ("sm_80", "sm_86", "sm_87", "sm_89")
+#: CUDA architectures accepted although IREE 3.13 cannot compile for them: IREE
+#: compiles for the value (an arch in CUDA_ARCHS), flashlift's kernels for the key.
+CUDA_KERNEL_ONLY_ARCHS = {"sm_90": "sm_80"}
+#: ``cuda:<arch>`` -> kernel_arch (architectures flashlift builds kernels for).
+CUDA_KERNEL_ARCHS = {"sm_80": "sm_80", "sm_90": "sm_90"}
 DEFAULT_CUDA = DEFAULT_CUDA_ARCH = "sm_80"
 DEFAULT_ROCM_ARCH = "gfx942"
 DEFAULT_VULKAN_TARGET = "ampere"
@@ -88,7 +105,7 @@ VULKAN_BF16_FLAGS = ("--iree-input-promote-bf16-to-f32",)
 #: Spec strings shown in error messages.
 KNOWN = (
     "cpu",
-    "cuda", *[f"cuda:{a}" for a in CUDA_ARCHS],
+    "cuda", *[f"cuda:{a}" for a in CUDA_ARCHS], *[f"cuda:{a}" for a in CUDA_KERNEL_ONLY_ARCHS],
     "rocm", "rocm:gfx942", "rocm:<gfx arch>",
     "vulkan", "vulkan:<target>",
 )
@@ -111,14 +128,17 @@ class Target:
       flags: ``iree-compile`` flags selecting the device/backend.
       driver: IREE runtime HAL driver name (``local-task``, ``cuda``,
         ``hip``, ``vulkan``).
-      arch: ``"host"``, the GPU architecture (``sm_80``, ``gfx942``) or the
-        Vulkan target name (``ampere``).  For cuda/rocm this is what
+      arch: ``"host"``, the GPU architecture IREE compiles for (``sm_80``,
+        ``gfx942``; ``sm_80`` for ``cuda:sm_90``) or the Vulkan target name
+        (``ampere``).  For cuda/rocm this is what
         :func:`flashlift.compiler.lowering_gpu.gpu_attention_attrs` takes.
       runs_here: True if modules for this target can be executed on the
         development machine (only ``cpu``; it has no GPU).
       raise_attention: whether emitting ``iree_linalg_ext.attention`` is
         worthwhile (False for Vulkan, where it is decomposed again).
       notes: free-form caveats.
+      kernel_arch: architecture flashlift's own attention kernels are built
+        for (``"sm_80"``, ``"sm_90"``), ``""`` = none (IREE codegen only).
     """
 
     name: str
@@ -129,6 +149,7 @@ class Target:
     runs_here: bool = False
     raise_attention: bool = True
     notes: str = ""
+    kernel_arch: str = ""
 
     def compile_args(self, *extra: str) -> list:
         """Flags as a fresh list, with ``extra`` flags appended."""
@@ -157,17 +178,22 @@ def _cpu() -> Target:
 
 
 def _cuda(arch: str, spec: str) -> Target:
-    if arch not in CUDA_ARCHS:
-        hint = "(sm_80 PTX also runs on sm_90 H100/H200: use 'cuda')"
+    if arch not in CUDA_ARCHS and arch not in CUDA_KERNEL_ONLY_ARCHS:
+        hint = "(sm_80 PTX also runs on newer GPUs: use 'cuda'; 'cuda:sm_90' for H100/H200)"
         if arch in ("sm_70", "sm_72", "sm_75"):
             hint = "(IREE 3.13 crashes in LLVM on attention MMA for pre-Ampere GPUs)"
         raise InputError(
             f"unknown CUDA architecture '{arch}' in target '{spec}': IREE 3.13 "
             f"attention works for {', '.join(CUDA_ARCHS)} {hint}")
+    iree_arch = CUDA_KERNEL_ONLY_ARCHS.get(arch, arch)
+    kernel_arch = CUDA_KERNEL_ARCHS.get(arch, "")
+    notes = "PTX, JIT-compiled by the CUDA driver at load time."
+    if arch != iree_arch:
+        notes = (f"IREE compiles for {iree_arch} (no {arch} target in IREE 3.13); "
+                 f"covered attention runs flashlift's {kernel_arch}a kernel (loads on cc 9.0 only).")
     return Target(f"cuda:{arch}", "cuda",
-                  ("--iree-hal-target-device=cuda", f"--iree-cuda-target={arch}"),
-                  "cuda", arch, False,
-                  notes="PTX, JIT-compiled by the CUDA driver at load time.")
+                  ("--iree-hal-target-device=cuda", f"--iree-cuda-target={iree_arch}"),
+                  "cuda", iree_arch, False, notes=notes, kernel_arch=kernel_arch)
 
 
 def _rocm(arch: str, spec: str) -> Target:
