@@ -1,0 +1,215 @@
+"""End-to-end benchmark: transformer stacks with random weights, flashlift against its peers.
+
+Models (Hugging Face transformers, eager attention, built from config, random weights):
+  * bert: a BERT-base-sized encoder stack (hidden 768, 12 heads, FFN 3072), padding mask;
+  * llama: a LLaMA-style decoder stack (hidden 1024, 16 heads, 4 KV heads, SwiGLU 2816),
+    causal, rotary embeddings, grouped-query attention.
+The weights are *inputs* of the compiled function (so modules stay small enough to carry
+to the GPU machine, and both sides run the very same weights). Peers on the same inputs:
+IREE without raising, torch eager, torch.compile, and the same model with
+attn_implementation="sdpa" (what a model that calls SDPA gets).
+
+    python bench/models.py build --target cuda:sm_90 --out build/bench/models   # here
+    python bench/models.py run --modules build/bench/models --out-dir $OUT       # GPU machine
+    python bench/models.py all --target cpu --small                              # CPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from attention import DTYPES, _commit, device_name, rel_err, timeit  # noqa: E402
+
+SPECS = {
+    # name: (config kwargs, batch, seq, layers)
+    "bert": ({"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}, 8, 512, 4),
+    "llama": ({"hidden_size": 1024, "num_attention_heads": 16, "num_key_value_heads": 4,
+               "intermediate_size": 2816}, 4, 1024, 4),
+}
+SMALL = {"bert": (2, 128, 2), "llama": (2, 128, 2)}
+
+
+def make_model(name: str, layers: int, attn: str = "eager"):
+    import transformers as tf
+
+    kwargs = dict(SPECS[name][0], num_hidden_layers=layers)
+    if name == "bert":
+        cfg = tf.BertConfig(**kwargs, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        cfg._attn_implementation = attn
+        model = tf.BertModel(cfg, add_pooling_layer=False).encoder
+    else:
+        cfg = tf.LlamaConfig(**kwargs, vocab_size=128, max_position_embeddings=8192, use_cache=False)
+        cfg._attn_implementation = attn
+        model = tf.LlamaModel(cfg)
+        model.embed_tokens = None
+    torch.manual_seed(0)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    return model.eval()
+
+
+class WeightsAsInputs(torch.nn.Module):
+    """forward(hidden, mask?, *weights) -> last hidden state, via torch.func.functional_call."""
+
+    def __init__(self, name: str, model):
+        super().__init__()
+        self.name, self.model = name, model
+        self.names = [n for n, _ in model.named_parameters()]
+
+    def forward(self, hidden, mask, *weights):
+        params = dict(zip(self.names, weights))
+        if self.name == "bert":
+            ext = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+            out = torch.func.functional_call(self.model, params, (hidden,), {"attention_mask": ext})
+            return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        out = torch.func.functional_call(self.model, params, (), {"inputs_embeds": hidden, "attention_mask": mask})
+        return out.last_hidden_state
+
+
+def inputs_for(name: str, model, batch: int, seq: int, dtype, device="cpu"):
+    hidden_size = SPECS[name][0]["hidden_size"]
+    g = torch.Generator().manual_seed(1)
+    hidden = torch.randn(batch, seq, hidden_size, generator=g).to(dtype).to(device)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    if name == "bert":
+        mask[batch // 2:, seq * 3 // 4:] = 0  # half the batch is padded
+    weights = [p.detach().to(dtype).to(device) for p in model.parameters()]
+    return hidden, mask.to(device), weights
+
+
+def build(target: str, out_dir: str, dtype_name: str, small: bool) -> None:
+    import flashlift
+
+    os.makedirs(out_dir, exist_ok=True)
+    dtype = DTYPES[dtype_name]
+    entries = []
+    for name, (_, batch, seq, layers) in SPECS.items():
+        if small:
+            batch, seq, layers = SMALL[name]
+        model = make_model(name, layers).to(dtype)
+        hidden, mask, weights = inputs_for(name, model, batch, seq, dtype)
+        wrapper = WeightsAsInputs(name, model)
+        entry = {"name": name, "batch": batch, "seq": seq, "layers": layers, "dtype": dtype_name, "modules": {}}
+        for variant, raise_attention in (("flashlift", True), ("iree_unraised", False)):
+            t0 = time.time()
+            compiled = flashlift.compile_model(wrapper, (hidden, mask, *weights), target=target,
+                                               raise_attention=raise_attention)
+            path = os.path.join(out_dir, f"{name}.{variant}.flashlift")
+            compiled.save(path)
+            entry["modules"][variant] = os.path.basename(path)
+            print(f"{name} {variant}: {time.time() - t0:.1f}s, raised {len(compiled.report.raised)} "
+                  f"of {layers} layers, {os.path.getsize(path) / 1e6:.1f} MB", flush=True)
+            if raise_attention:
+                print(compiled.report, flush=True)
+        entries.append(entry)
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump({"target": target, "commit": _commit(), "models": entries}, f, indent=1)
+
+
+def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
+    import flashlift
+    from flashlift.runtime import _to_torch
+
+    with open(os.path.join(modules_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    device = "cuda" if torch.cuda.is_available() and manifest["target"] != "cpu" else "cpu"
+    rows = []
+    for e in manifest["models"]:
+        dtype = DTYPES[e["dtype"]]
+        model = make_model(e["name"], e["layers"]).to(dtype).to(device)
+        hidden, mask, weights = inputs_for(e["name"], model, e["batch"], e["seq"], dtype, device)
+        wrapper = WeightsAsInputs(e["name"], model)
+        with torch.no_grad():
+            ref = WeightsAsInputs(e["name"], make_model(e["name"], e["layers"]).to(device))(
+                hidden.float(), mask, *[w.float() for w in weights])
+        row = {"model": e["name"], "shape": f"B={e['batch']} S={e['seq']} layers={e['layers']}",
+               "dtype": e["dtype"], "ms": {}, "err": {}}
+        cands = {}
+        for variant, fname in e["modules"].items():
+            compiled = flashlift.load(os.path.join(modules_dir, fname))
+            fn = compiled.prepare(hidden.cpu(), mask.cpu(), *[w.cpu() for w in weights])
+            cands[variant] = (fn, lambda r, m=compiled: _to_torch(r, m.meta["outputs"][0]["dtype"]))
+        with torch.no_grad():
+            if "eager" in peers:
+                cands["torch_eager"] = (lambda: wrapper(hidden, mask, *weights), None)
+            if "compile" in peers:
+                compiled_wrapper = torch.compile(wrapper)
+                cands["torch_compile"] = (lambda: compiled_wrapper(hidden, mask, *weights), None)
+            if "sdpa" in peers:
+                sdpa_model = WeightsAsInputs(e["name"], make_model(e["name"], e["layers"], "sdpa").to(dtype).to(device))
+                cands["torch_sdpa_model"] = (lambda: sdpa_model(hidden, mask, *weights), None)
+            for variant, (fn, convert) in cands.items():
+                try:
+                    out = fn()
+                    out = convert(out) if convert else out
+                    row["err"][variant] = rel_err(out.to(ref.device), ref)
+                    row["ms"][variant] = timeit(fn, device)
+                except Exception as ex:
+                    row["ms"][variant], row["err"][variant] = None, None
+                    print(f"{e['name']} {variant}: failed: {str(ex).splitlines()[0][:200]}", flush=True)
+        rows.append(row)
+        print(row, flush=True)
+    _write(rows, manifest, device, out_dir)
+
+
+def _write(rows, manifest, device, out_dir):
+    import datetime
+
+    os.makedirs(out_dir, exist_ok=True)
+    peers = []
+    for r in rows:
+        peers += [p for p in r["ms"] if p not in peers]
+    name = device_name(device)
+    lines = [f"# End-to-end benchmark: {name}", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
+             "- median ms of warm runs; weights are inputs (device-resident for IREE); err vs the f32 model",
+             "- ratio: peer time / flashlift time (> 1: flashlift faster)", "",
+             "| model | shape | dtype | " + " | ".join(f"{p} ms" for p in peers) + " | "
+             + " | ".join(f"vs {p}" for p in peers if p != "flashlift") + " | flashlift err |",
+             "|" + "---|" * (4 + 2 * len(peers) - 1 + 1)]
+    for r in rows:
+        fl = r["ms"].get("flashlift")
+        cells = [f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail" for p in peers]
+        ratios = [f"{r['ms'][p] / fl:.2f}" if fl and r["ms"].get(p) else "-" for p in peers if p != "flashlift"]
+        err = r["err"].get("flashlift")
+        lines.append(f"| {r['model']} | {r['shape']} | {r['dtype']} | " + " | ".join(cells) + " | "
+                     + " | ".join(ratios) + (f" | {err:.1e} |" if err is not None else " | - |"))
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["build", "run", "all"])
+    p.add_argument("--target", default="cpu")
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--small", action="store_true", help="small batch/seq/layers (the CPU machine)")
+    p.add_argument("--out", default=None)
+    p.add_argument("--modules", default=None)
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
+    p.add_argument("--peers", default="eager,compile,sdpa")
+    a = p.parse_args()
+    dtype = a.dtype or ("f32" if a.target == "cpu" else "f16")
+    modules = a.modules or a.out or os.path.join(ROOT, "build", "bench", "models-" + a.target.replace(":", "_"))
+    if a.mode in ("build", "all"):
+        build(a.target, modules, dtype, a.small)
+    if a.mode in ("run", "all"):
+        run(modules, a.out_dir, a.peers.split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
