@@ -45,4 +45,31 @@ def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", ra
         "inputs": lowered.signature["inputs"], "outputs": lowered.signature["outputs"],
         "report": report.to_dict(),
     }
-    return CompiledModel(vmfb, meta)
+    compiled = CompiledModel(vmfb, meta)
+    if dynamic_shapes is not None and tgt.runs_here:
+        _verify_dynamic(compiled, model, args)
+    return compiled
+
+
+def _verify_dynamic(compiled: CompiledModel, model, args) -> None:
+    """torch-mlir 20261001 lowers some dynamic-shape ops (4-D matmul broadcasts) to IR that
+    computes something else. A wrong answer must never be returned silently: run the
+    compiled module once on the example inputs and compare with PyTorch."""
+    from flashlift.errors import CompileError
+    from flashlift.reference import reference
+
+    import torch
+
+    # fresh random floats: the example inputs may alias (q is k is v) and hide a wrong operand
+    gen = torch.Generator().manual_seed(0)
+    args = tuple(torch.randn(a.shape, generator=gen).to(a.dtype) if a.is_floating_point() else a for a in args)
+    ref = reference(model, *args)
+    out = compiled(*args)
+    outs, refs = (x if isinstance(x, tuple) else (x,) for x in (out, ref))
+    for i, (o, r) in enumerate(zip(outs, refs)):
+        err = ((o.float() - r.float()).norm() / r.float().norm().clamp_min(1e-30)).item()
+        if not err < 1e-2:
+            raise CompileError(
+                f"{type(model).__name__} compiled with dynamic shapes gives a different answer than PyTorch on the "
+                f"example inputs (output {i}: relative error {err:.2g}); the dynamic-shape lowering of torch-mlir "
+                "is wrong for this model. Compile with static shapes (dynamic_shapes=None).")
