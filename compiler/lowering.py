@@ -1,11 +1,41 @@
 """Attach the lowering configuration chosen for the target to each attention op.
 
-The per-target choice lives in lowering_cpu.py / lowering_gpu.py (heuristics plus the
-tuning database); this module reads each op's shape from its operands and indexing maps
+The per-target choice lives in lowering_cpu.py / lowering_gpu.py (heuristics) and
+tuning_db.json (measured winners, see tuning.py); this module reads each op's shape from its operands and indexing maps
 and sets the attributes they return.
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import Optional
+
+# What `override` set for the current context: {"knobs": dict | None, "use_db": bool}.
+_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("flashlift_lowering_override", default=None)
+
+
+@contextlib.contextmanager
+def override(knobs: Optional[dict] = None, *, use_db: bool = True):
+    """Force the lowering knobs of every attention op compiled inside the block::
+
+        with lowering.override({"m_vec": 8, "k2_vec": 16}):        # CPU
+            flashlift.compile_model(model, args)
+        with lowering.override({"m_tile": 64, "k2_tile": 32, "num_subgroups": 4}):
+            flashlift.compile_model(model, args, target="cuda")
+        with lowering.override(use_db=False):                      # the heuristic alone
+            ...
+
+    Knobs are the keyword overrides of ``cpu_attention_attrs`` / ``gpu_attention_attrs``;
+    forced knobs bypass the tuning database, and knobs the heuristic cannot honour for a
+    shape give ``{}`` (IREE's default) rather than the heuristic, so a candidate is never
+    silently replaced by another one. ``{"iree_default": True}`` forces IREE's own default.
+    """
+    token = _OVERRIDE.set({"knobs": None if knobs is None else dict(knobs), "use_db": use_db})
+    try:
+        yield
+    finally:
+        _OVERRIDE.reset(token)
 
 
 def attention_shape(op) -> dict:
@@ -48,8 +78,16 @@ def attention_shape(op) -> dict:
     }
 
 
-def configs_for(shape: dict, target) -> dict:
-    """Attribute name -> attribute text for one attention op on `target` ({} = IREE default)."""
+def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bool = True) -> dict:
+    """Attribute name -> attribute text for one attention op on `target` ({} = IREE default).
+
+    Order: forced `knobs` (or those of an enclosing `override`), else the tuning database
+    (compiler/tuning_db.json) entry for the shape's class, else the heuristics. A database
+    entry whose knobs do not fit this exact shape falls back to the heuristics.
+    """
+    forced = _OVERRIDE.get()
+    if knobs is None and forced is not None:
+        knobs, use_db = forced["knobs"], forced["use_db"]
     if None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]:
         return {}  # dynamic shapes: IREE's own heuristics
     if not shape["canonical"]:
@@ -57,15 +95,40 @@ def configs_for(shape: dict, target) -> dict:
         # dims, which it only does when every operand has them leading, in the same order.
         # Elsewhere a config would tile the wrong dims: keep IREE's (slower, correct) default.
         return {}
+    if knobs is not None:
+        return {} if knobs.get("iree_default") else _heuristic(shape, target, knobs)
+    if use_db and target.kind in ("cpu", "cuda", "rocm"):
+        from flashlift.compiler import tuning
+
+        tuned = tuning.lookup(shape, target)
+        if tuned:
+            attrs = _heuristic(shape, target, tuned)
+            if attrs:
+                return attrs
+    return _heuristic(shape, target, {})
+
+
+def _heuristic(shape: dict, target, knobs: dict) -> dict:
+    from flashlift.compiler.tuning import CPU_KNOBS, GPU_KNOBS
+
+    allowed = CPU_KNOBS if target.kind == "cpu" else GPU_KNOBS
+    unknown = sorted(set(knobs) - set(allowed))
+    if unknown:
+        from flashlift.errors import InputError
+
+        raise InputError(f"unknown lowering knob(s) {', '.join(unknown)} for target {target.name}; "
+                         f"known: {', '.join(allowed)}")
     if target.kind == "cpu":
         from flashlift.compiler.lowering_cpu import cpu_attention_attrs
 
-        return cpu_attention_attrs(shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"], shape["elem_type"])
+        return cpu_attention_attrs(shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"], shape["elem_type"],
+                                   **knobs)
     if target.kind in ("cuda", "rocm"):
         from flashlift.compiler.lowering_gpu import gpu_attention_attrs
 
         return gpu_attention_attrs(target.arch, shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"],
-                                   shape["elem_type"], shape["has_mask"], mask_batch_dims=shape["mask_batch_dims"])
+                                   shape["elem_type"], shape["has_mask"], mask_batch_dims=shape["mask_batch_dims"],
+                                   **knobs)
     return {}
 
 

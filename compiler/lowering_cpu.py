@@ -135,6 +135,9 @@ def cpu_attention_attrs(
     *,
     k_transposed: bool = False,
     allow_large_vectors: bool = True,
+    m_vec: int | None = None,
+    k2_vec: int | None = None,
+    m_dist: int | None = None,
 ) -> dict[str, str]:
     """Discardable attributes to attach to ``iree_linalg_ext.attention`` on llvm-cpu.
 
@@ -152,6 +155,11 @@ def cpu_attention_attrs(
         raise of q @ k.transpose(-1, -2) produces.
       allow_large_vectors: CPU_COMPILE_FLAGS (large-vector check off) are
         used.  If False, k2 is capped so m*k2*k1 stays under 32 KiB of f32.
+      m_vec, k2_vec, m_dist: overrides (tuning database / ``attn-tune``) for
+        the query rows per vector tile, the keys per online-softmax step and
+        the query rows per workgroup.  ``None`` keeps the defaults described
+        above; like them they are clamped to the dim sizes (and ``m_dist`` to
+        a multiple of ``m_vec``).  Non-positive values give ``{}``.
 
     Returns:
       {"compilation_info": "<attr text>"} -- put it in the op's discardable
@@ -184,14 +192,16 @@ def cpu_attention_attrs(
     # Non-multiple sizes are fine: IREE handles the remainder tiles (checked
     # numerically on S=197: 5.9 ms vs 95 ms default, f32, 1 core), so we
     # do not shrink tiles to divisors -- only clamp them to the dim size.
-    m_vec = min(m_vec_pref, m)
-    k2_vec = min(k2_vec_pref, k2)
+    if any(o is not None and (not isinstance(o, int) or o <= 0) for o in (m_vec, k2_vec, m_dist)):
+        return {}
+    m_vec = min(m_vec or m_vec_pref, m)
+    k2_vec = min(k2_vec or k2_vec_pref, k2)
     if not allow_large_vectors:
         # Keep the QK (m x k2 x k1) and PV (m x n x k2) contractions
         # strictly below 32 KiB of f32 (8192 elements).
         while k2_vec > 1 and m_vec * k2_vec * max(k1, n) >= 8192:
             k2_vec //= 2
-    m_dist = m if m <= _DIST_M else _DIST_M
+    m_dist = min(m_dist or _DIST_M, m)
     # Keep the distribution tile a multiple of the vector tile.
     m_dist = max(m_vec, (m_dist // m_vec) * m_vec)
 
