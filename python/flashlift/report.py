@@ -13,7 +13,8 @@ class Site:
     source: str  # file:line of the user code
     reason: str = ""  # why not raised (rejected sites only)
     details: dict = field(default_factory=dict)
-    path: str = ""  # how the raised op is compiled (e.g. "iree-codegen", "custom-kernel")
+    path: str = ""  # how the raised op is compiled: "iree-codegen" or "triton-fa sm_90" / "triton-fa sm_80"
+    path_reason: str = ""  # why a raised op kept "iree-codegen" on a target with kernels
 
     def where(self) -> str:
         return f"{self.module_path or '<top>'} ({_short(self.source)})"
@@ -34,16 +35,20 @@ class Report:
         lines.append(f"  raised {len(self.raised)} attention site{'s' if len(self.raised) != 1 else ''}:")
         for s in self.raised:
             detail = _details(s.details)
-            lines.append(f"    {s.where()}  {detail}" + (f"  [{s.path}]" if s.path else ""))
+            path = f"{s.path}: {s.path_reason}" if s.path_reason else s.path
+            lines.append(f"    {s.where()}  {detail}" + (f"  [{path}]" if path else ""))
         if self.rejected:
             lines.append(f"  left {len(self.rejected)} candidate{'s' if len(self.rejected) != 1 else ''} as written:")
             for s in self.rejected:
                 lines.append(f"    {s.where()}: {s.reason}")
-        if self.dropouts:
+        active = [d for d in self.dropouts if d["p"] > 0]
+        if active:
             lines.append("  dropout removed (inference semantics):")
-            for d in self.dropouts:
+            for d in active:
                 how = "F.dropout with training=True" if d["training"] else "eval-mode dropout"
                 lines.append(f"    {d['module_path']} p={d['p']} ({how}) at {_short(d['source'])}")
+        if len(active) < len(self.dropouts):
+            lines.append(f"  {len(self.dropouts) - len(active)} dropout(s) with p=0 removed (no-ops)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
