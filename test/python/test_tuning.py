@@ -1,0 +1,185 @@
+"""The tuning database, forced lowering knobs and attn-tune (CPU end to end, GPU ingest)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import flashlift
+from flashlift.compiler import lowering, tuning
+from flashlift.compiler.targets import parse_target
+from flashlift.tools import attn_tune
+
+CPU, CUDA = parse_target("cpu"), parse_target("cuda")
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    path = str(tmp_path / "tuning_db.json")
+    monkeypatch.setenv("FLASHLIFT_TUNING_DB", path)
+    return path
+
+
+def cpu_tiles(attrs):
+    info = attrs["compilation_info"]
+    return tuning._list(info, "vector_common_parallel"), tuning._list(info, "vector_reduction")
+
+
+def test_packaged_database_is_valid():
+    db = tuning.load(tuning.DB_PATH)
+    for key, entry in db["entries"].items():
+        assert key.count("/") == 6, key
+        assert entry["knobs"] and set(entry["knobs"]) <= set(tuning.CPU_KNOBS + tuning.GPU_KNOBS)
+        for field in ("device", "date", "ms", "rel_err"):
+            assert field in entry["provenance"], (key, field)
+
+
+def test_database_entry_takes_precedence_over_the_heuristic(db):
+    shape = tuning.bhsd_shape(1, 8, 512, 64, "f32", False)
+    assert cpu_tiles(lowering.configs_for(shape, CPU)) == ([1, 8, 64, 0, 0], [0, 0, 0, 0, 8])  # heuristic
+    key = tuning.shape_key(shape, tuning.target_key(CPU))
+    tuning.record(key, {"m_vec": 4, "k2_vec": 16}, {"device": "test", "ms": 1.0, "rel_err": 1e-7})
+    assert tuning.lookup(shape, CPU) == {"m_vec": 4, "k2_vec": 16}
+    assert cpu_tiles(lowering.configs_for(shape, CPU)) == ([1, 4, 64, 0, 0], [0, 0, 0, 0, 16])
+    # Same class (m, k2 in 257..512): the entry applies; another class: the heuristic.
+    assert cpu_tiles(lowering.configs_for(tuning.bhsd_shape(2, 4, 300, 64, "f32", False), CPU))[0] == [1, 4, 64, 0, 0]
+    assert cpu_tiles(lowering.configs_for(tuning.bhsd_shape(1, 8, 512, 64, "f16", False), CPU))[0] == [1, 8, 64, 0, 0]
+    assert cpu_tiles(lowering.configs_for(tuning.bhsd_shape(1, 8, 512, 64, "f32", True), CPU))[0] == [1, 8, 64, 0, 0]
+    # Forced knobs beat the database; use_db=False is the bare heuristic.
+    with lowering.override({"m_vec": 2, "k2_vec": 32}):
+        assert cpu_tiles(lowering.configs_for(shape, CPU)) == ([1, 2, 64, 0, 0], [0, 0, 0, 0, 32])
+    with lowering.override(use_db=False):
+        assert cpu_tiles(lowering.configs_for(shape, CPU))[0] == [1, 8, 64, 0, 0]
+    assert lowering.configs_for(shape, CPU, {"iree_default": True}) == {}
+    with pytest.raises(flashlift.InputError, match="m_tile"):
+        lowering.configs_for(shape, CPU, {"m_tile": 64})
+
+
+def test_database_disabled_or_unusable_entry_falls_back(db, monkeypatch):
+    shape = tuning.bhsd_shape(4, 16, 1024, 64, "f16", False)
+    heuristic = tuning.knobs_from_attrs(lowering.configs_for(shape, CUDA))
+    assert heuristic == {"m_tile": 128, "k2_tile": 32, "num_subgroups": 4}
+    key = tuning.shape_key(shape, tuning.target_key(CUDA))
+    assert key == "cuda:sm_80/f16/d64/m1024/k1024/mask-none/b1"
+    tuning.record(key, {"m_tile": 64, "k2_tile": 64, "num_subgroups": 2}, {"device": "H200", "ms": 0.1, "rel_err": 1e-4})
+    assert tuning.knobs_from_attrs(lowering.configs_for(shape, CUDA)) == {"m_tile": 64, "k2_tile": 64, "num_subgroups": 2}
+    # m = 528 is in the same bucket, but 64 does not divide it: the heuristic, not IREE's default.
+    odd = tuning.bhsd_shape(4, 16, 528, 64, "f16", False)
+    tuning.record(tuning.shape_key(odd, "cuda:sm_80"), {"m_tile": 64, "k2_tile": 64}, {"device": "x", "ms": 1, "rel_err": 0})
+    assert tuning.knobs_from_attrs(lowering.configs_for(odd, CUDA))["m_tile"] == 16
+    monkeypatch.setenv("FLASHLIFT_TUNING_DB", "off")
+    assert tuning.knobs_from_attrs(lowering.configs_for(shape, CUDA)) == heuristic
+
+
+class Attention(torch.nn.Module):
+    def forward(self, q, k, v):
+        return torch.softmax(q @ k.transpose(-2, -1) * 0.25, dim=-1) @ v
+
+
+def test_forced_config_compiles_and_is_correct():
+    from flashlift.compiler import driver
+    from flashlift.runtime import CompiledModel
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 40, 16) for _ in range(3))
+    text = flashlift.import_model(Attention(), (q, k, v))
+    with lowering.override({"m_vec": 4, "k2_vec": 16, "m_dist": 16}):
+        lowered = driver.lower(text, CPU)
+    assert "vector_common_parallel = [1, 4, 16, 0, 0]" in lowered.text
+    assert "vector_reduction = [0, 0, 0, 0, 16]" in lowered.text
+    assert "distribution = [1, 16, 16, 0, 0]" in lowered.text
+    model = CompiledModel(driver.iree_compile(lowered.text, CPU), {"function": "main", "inputs": lowered.signature["inputs"],
+                                                                   "outputs": lowered.signature["outputs"]})
+    ref = Attention()(q, k, v)
+    assert ((model(q, k, v) - ref).norm() / ref.norm()).item() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory):
+    """One attn-tune CPU run: the heuristic, one more candidate and one that cannot compile."""
+    tmp = tmp_path_factory.mktemp("tune")
+    db, results, out = str(tmp / "db.json"), str(tmp / "results.json"), str(tmp / "modules")
+    code = attn_tune.main(["--target", "cpu", "--shape", "1,2,32,64", "--dtype", "f32", "--candidates", "3",
+                           "--knobs", "m_vec=4,k2_vec=8", "--knobs", "m_vec=16,k2_vec=32",
+                           "--rounds", "2", "--reps", "2", "--db", db, "--results", results, "--out", out])
+    assert code == 0
+    with open(results) as f:
+        return db, json.load(f), out
+
+
+def test_attn_tune_cpu_end_to_end(cpu_run):
+    db, results, _ = cpu_run
+    (case,) = results["cases"]
+    assert [r["knobs"]["m_vec"] for r in case["results"]] == [8, 4]
+    assert case["results"][0]["heuristic"] and all(r["rel_err"] < 1e-4 and r["ms"] > 0 for r in case["results"])
+    # m_vec=16 x k2_vec=32 x k1=64 f32 is over the large-vector limit: dropped and reported.
+    (dropped,) = case["dropped"]
+    assert dropped["stage"] == "compile" and dropped["knobs"]["m_vec"] == 16 and "error" in dropped["reason"]
+    entries = tuning.load(db)["entries"]
+    assert list(entries) == [f"{tuning.target_key(CPU)}/f32/d64/m32/k32/mask-none/b1"]
+    (entry,) = entries.values()
+    assert entry["knobs"] == attn_tune.pick(case)["knobs"]
+    assert entry["provenance"]["shape"] == [1, 2, 32, 64] and entry["provenance"]["rel_err"] < 1e-4
+    assert entry["provenance"]["timing"]["driver"] == "local-sync"
+
+
+def test_run_gpu_runner_needs_no_compiler(cpu_run, tmp_path):
+    """The runner half (run-gpu) imports only torch, the IREE runtime and flashlift's runtime."""
+    _, _, folder = cpu_run
+    out = tmp_path / "results.json"
+    script = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith(("iree.compiler", "torch_mlir", "flashlift.compiler")):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from flashlift.tools import attn_tune
+        sys.exit(attn_tune.main(["run-gpu", {folder!r}, "--out", {str(out)!r}, "--rounds", "1", "--reps", "1"]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())
+    assert results["format"] == "attn-tune-results" and len(results["cases"][0]["results"]) == 2
+
+
+def gpu_results(heuristic_ms=1.0):
+    def res(i, knobs, ms, err, heuristic=False):
+        m, k, sg = knobs
+        return {"id": f"c{i}", "knobs": {"m_tile": m, "k2_tile": k, "num_subgroups": sg}, "heuristic": heuristic,
+                "ms": ms, "rel_err": err}
+    return {
+        "format": "attn-tune-results", "version": 1, "target": "cuda:sm_80", "target_key": "cuda:sm_80",
+        "device": "NVIDIA H200", "date": "2026-11-22 10:00 UTC", "commit": "abc1234",
+        "timing": {"rounds": 5, "reps": 10},
+        "cases": [{"name": "4x16x4096x64_f16_causal", "b": 4, "h": 16, "s": 4096, "d": 64, "dtype": "f16",
+                   "causal": True, "db_key": "cuda:sm_80/f16/d64/m4096/k4096/mask-shared/b1", "tolerance": 2e-3,
+                   "dropped": [{"knobs": {"m_tile": 256}, "stage": "compile", "reason": "x"}],
+                   "results": [res(0, (128, 32, 4), heuristic_ms, 4e-4, True), res(1, (64, 32, 4), 0.8, 4e-4),
+                               res(2, (128, 64, 4), 0.5, 0.3)]}],
+    }
+
+
+def test_ingest_gpu_results(db, tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(gpu_results()))
+    assert attn_tune.main(["ingest", str(path)]) == 0
+    (key, entry), = tuning.load()["entries"].items()
+    assert key == "cuda:sm_80/f16/d64/m4096/k4096/mask-shared/b1"
+    # The 0.5 ms candidate has wrong numerics: the 0.8 ms one wins.
+    assert entry["knobs"] == {"m_tile": 64, "k2_tile": 32, "num_subgroups": 4}
+    prov = entry["provenance"]
+    assert (prov["device"], prov["date"], prov["ms"], prov["heuristic_ms"], prov["winner"]) == \
+        ("NVIDIA H200", "2026-11-22", 0.8, 1.0, "tuned")
+    shape = tuning.bhsd_shape(4, 16, 4096, 64, "f16", True)
+    assert tuning.knobs_from_attrs(lowering.configs_for(shape, CUDA))["m_tile"] == 64
+    assert tuning.knobs_from_attrs(lowering.configs_for(shape, parse_target("cuda:sm_86")))["m_tile"] == 128
+    # Within --min-gain of the winner the heuristic is kept.
+    path.write_text(json.dumps(gpu_results(heuristic_ms=0.81)))
+    assert attn_tune.main(["ingest", str(path)]) == 0
+    assert tuning.load()["entries"][key]["knobs"]["m_tile"] == 128
+    assert "m_tile=128" in capsys.readouterr().out
