@@ -1,0 +1,269 @@
+"""Emit IREE MLIR that dispatches a prebuilt (Triton) CUDA kernel.
+
+Given a `KernelBinary` (see triton_fa.py) this produces
+
+  * a `hal.executable.source` holding the PTX (or cubin) as an
+    `#hal.executable.object`, keyed by the *generic* CUDA executable target
+    `#hal.executable.target<"cuda", "cuda-nvptx-fb">`. A generic key (no
+    configuration dict) matches whatever concrete cuda target the compiler
+    derives from `--iree-hal-target-backends=cuda --iree-cuda-target=sm_80`,
+    so the object is picked up regardless of the target_arch the rest of the
+    module is compiled for. IREE never parses an external object: the bytes
+    are copied verbatim into the CUDA executable flatbuffer (`modules[0].
+    ptx_image`) and handed to cuModuleLoadDataEx at load time, so an
+    `.target sm_90a` PTX (or an sm_90a cubin) inside an "sm_80" executable is
+    fine -- it only has to load on the GPU it finally runs on.
+  * a `flow.dispatch` of that export on tensors Q, K, V returning O
+    (`dispatch_op`), or a private function wrapping it (`dispatch_func`), which
+    flashlift.compiler.kernel_dispatch splices into a model's module in place
+    of an `iree_linalg_ext.attention` op, on the op's own operand types.
+
+IREE CUDA kernel ABI for external executables (IREE 3.13):
+  kernel params = one CUdeviceptr per layout binding, in binding order,
+  followed by one 32-bit value per layout constant. Bindings are assigned in
+  flow.dispatch order: all (non-tied) tensor operands, then all results.
+  block dims = export `workgroup_size`, dynamic shared memory = export
+  `workgroup_local_memory` (the HAL calls cuFuncSetAttribute(
+  CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, that value) when the
+  executable is loaded and launches with it), grid = the values returned by
+  the export's count region.
+
+Triton's kernel is (Q, K, V, O, global_scratch, profile_scratch), so the
+dispatch is declared with three results: O plus two 16-byte dummy results
+that only exist to give the two scratch pointer params a valid device pointer
+(bindings 4 and 5). The kernel never dereferences them (scratch sizes are 0,
+verified at build time); IREE sub-allocates both from one tiny transient
+buffer and drops them after the dispatch. No push constants are used: every
+shape is baked into the kernel.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+_MLIR_DTYPE = {"fp16": "f16", "f16": "f16", "float16": "f16",
+               "bf16": "bf16", "bfloat16": "bf16"}
+
+SCRATCH_BYTES = 16     # size of each dummy scratch result (i8 elements)
+GENERIC_CUDA_TARGET = '#hal.executable.target<"cuda", "cuda-nvptx-fb">'
+
+
+def _tensor_type(shape: Sequence[int], elt: str) -> str:
+    return "tensor<" + "x".join(str(int(d)) for d in shape) + "x" + elt + ">"
+
+
+def attention_types(kb) -> tuple[str, str, str]:
+    """(q/o type, k/v type, element type) for the kernel's static config."""
+    c = kb.config
+    elt = _MLIR_DTYPE[c["dtype"]]
+    q = _tensor_type((c["batch"], c["heads"], c["sq"], c["head_dim"]), elt)
+    kv = _tensor_type((c["batch"], c["kv_heads"], c["skv"], c["head_dim"]), elt)
+    return q, kv, elt
+
+
+def _object_attr(kb, object_kind: str, object_path: Optional[str],
+                 object_label: Optional[str] = None) -> str:
+    if object_path is not None:
+        return f'#hal.executable.object<{{path = "{object_path}"}}>'
+    data = kb.ptx.encode() if object_kind == "ptx" else kb.cubin
+    if data is None:
+        raise ValueError(f"KernelBinary has no {object_kind}")
+    # No explicit NUL needed for PTX: IREE stores the object as a flatbuffer
+    # string, which is always NUL-terminated (cuModuleLoadDataEx needs that).
+    # object_label: a `path` next to the data, only as a name (IREE uses the data
+    # when both are set and never opens the path). Needed when the IR goes
+    # through MLIR's printer: IREE 3.13 prints a data-only object as
+    # `{, data = ...}`, which does not parse again.
+    label = f'path = "{object_label}", ' if object_label else ""
+    return (f'#hal.executable.object<{{{label}data = dense<"0x{data.hex().upper()}"> '
+            f': vector<{len(data)}xi8>}}>')
+
+
+def executable_source(kb, sym_name: str, *, object_kind: str = "ptx",
+                      object_path: Optional[str] = None,
+                      export_name: Optional[str] = None,
+                      object_label: Optional[str] = None) -> str:
+    """`hal.executable.source` text declaring the kernel.
+
+    object_kind: "ptx" (JIT-compiled by the driver at load) or "cubin"
+    (ptxas output, loaded as-is). object_path: reference a file instead of
+    embedding the bytes (iree-compile reads it; relative paths are resolved
+    with --iree-hal-executable-object-search-path). object_label: see
+    _object_attr (set it when the module is printed and parsed again).
+    The export name *is* the kernel symbol IREE looks up with
+    cuModuleGetFunction, so it must equal the PTX `.entry` name.
+    """
+    name = export_name or kb.name
+    if name != kb.name:
+        raise ValueError("export name must equal the PTX .entry name")
+    bindings = _bindings(kb)
+    gx, gy, gz = kb.grid
+    bx, by, bz = kb.block
+    obj = _object_attr(kb, object_kind, object_path, object_label)
+    b = ",\n          ".join(bindings)
+    return f"""  hal.executable.source private @{sym_name} <objects = #hal.executable.objects<{{
+      {GENERIC_CUDA_TARGET} = [
+        {obj}
+      ]
+    }}>> {{
+    hal.executable.export public @{name} ordinal(0)
+        layout(#hal.pipeline.layout<bindings = [
+          {b}
+        ]>)
+        count(%device: !hal.device) -> (index, index, index) {{
+      %gx = arith.constant {gx} : index
+      %gy = arith.constant {gy} : index
+      %gz = arith.constant {gz} : index
+      hal.return %gx, %gy, %gz : index, index, index
+    }} <workgroup_size = [{bx} : index, {by} : index, {bz} : index], workgroup_local_memory = {kb.shared_mem_bytes}>
+  }}
+"""
+
+
+def _check_abi(kb) -> None:
+    roles = [p.role for p in kb.params]
+    if roles != ["input"] * 3 + ["output"] + ["scratch"] * 2:
+        raise ValueError(f"unexpected kernel params for {kb.name}: {kb.params}")
+
+
+def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *,
+                types: Optional[Sequence[str]] = None) -> str:
+    """The `flow.dispatch` computing `result = attention(q, k, v)`; q/k/v/result
+    are SSA names (e.g. "%q"). Produces two extra, unused dummy results for
+    Triton's scratch pointers.
+
+    types: (q, k, v, o) tensor types as MLIR text; default the kernel's
+    (B, H, S, D) / (B, KVH, S, D) types. Any other static types with the same
+    row-major memory (e.g. an attention op's (b, g, r, m, k1) grouped-query Q)
+    work too: a binding is only a pointer to the dense row-major tensor, so the
+    kernel sees the same bytes.
+    """
+    _check_abi(kb)
+    qt, kt, vt, ot = types if types is not None else _default_types(kb)
+    st = f"tensor<{SCRATCH_BYTES}xi8>"
+    tmp = result.lstrip("%")
+    return (f"    {result}, %{tmp}_scratch0, %{tmp}_scratch1 = flow.dispatch "
+            f"@{sym_name}::@{kb.name}({q}, {k}, {v}) : ({qt}, {kt}, {vt}) "
+            f"-> ({ot}, {st}, {st})\n")
+
+
+def _default_types(kb) -> tuple[str, str, str, str]:
+    qt, kvt, _ = attention_types(kb)
+    return qt, kvt, kvt, qt
+
+
+def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
+                  result_type: Optional[str] = None) -> str:
+    """`func.func private @func_name(q, k, v) -> o` that dispatches the kernel of
+    executable `sym_name` (see executable_source) on operands of `types`
+    (q, k, v, o tensor types, MLIR text; o in the kernel's element type).
+
+    result_type: the function's result type when it differs from o in element
+    type only (e.g. f32 for an attention op that accumulates into f32): the
+    kernel's f16/bf16 output is then extended with a linalg.generic.
+    Meant to be parsed and moved into a module next to the executable and
+    called where an op is replaced (IREE inlines it).
+    """
+    qt, kt, vt, ot = types
+    rt = result_type or ot
+    body = dispatch_op(kb, sym_name, "%q", "%k", "%v", "%o", types=types)
+    ret = "%o"
+    if rt != ot:
+        src_elt = ot[ot.rindex("x") + 1:-1]
+        dst_elt = rt[rt.rindex("x") + 1:-1]
+        rank = ot.count("x")
+        dims = ", ".join(f"d{i}" for i in range(rank))
+        ident = f"affine_map<({dims}) -> ({dims})>"
+        par = ", ".join(['"parallel"'] * rank)
+        body += (f"    %e = tensor.empty() : {rt}\n"
+                 f"    %x = linalg.generic {{indexing_maps = [{ident}, {ident}], iterator_types = [{par}]}} "
+                 f"ins(%o : {ot}) outs(%e : {rt}) {{\n"
+                 f"    ^bb0(%a: {src_elt}, %b: {dst_elt}):\n"
+                 f"      %c = arith.extf %a : {src_elt} to {dst_elt}\n"
+                 f"      linalg.yield %c : {dst_elt}\n"
+                 f"    }} -> {rt}\n")
+        ret = "%x"
+    return (f"  func.func private @{func_name}(%q: {qt}, %k: {kt}, %v: {vt}) -> {rt} {{\n"
+            + body + f"    return {ret} : {rt}\n  }}\n")
+
+
+def _bindings(kb) -> list:
+    n_in = sum(1 for p in kb.params if p.role == "input")
+    return (["#hal.pipeline.binding<storage_buffer, ReadOnly>"] * n_in
+            + ["#hal.pipeline.binding<storage_buffer>"] * (len(kb.params) - n_in))
+
+
+def dispatch_extern_op(kb, q: str, k: str, v: str, result: str = "%o", *,
+                       object_kind: str = "ptx", object_path: Optional[str] = None) -> str:
+    """Single-op alternative: `hal.dispatch.extern` (IREE 3.13 accepts it too).
+    It creates the executable itself, so nothing is needed at module level;
+    handy when splicing into an existing function. Same ABI/bindings."""
+    _check_abi(kb)
+    qt, kvt, _ = attention_types(kb)
+    st = f"tensor<{SCRATCH_BYTES}xi8>"
+    tmp = result.lstrip("%")
+    gx, gy, gz = kb.grid
+    bx, by, bz = kb.block
+    b = ",\n          ".join(_bindings(kb))
+    obj = _object_attr(kb, object_kind, object_path)
+    return f"""    {result}, %{tmp}_scratch0, %{tmp}_scratch1 = hal.dispatch.extern "{kb.name}"({q}, {k}, {v}) : ({qt}, {kvt}, {kvt}) -> ({qt}, {st}, {st})
+      count(%device: !hal.device) -> (index, index, index) {{
+        %gx = arith.constant {gx} : index
+        %gy = arith.constant {gy} : index
+        %gz = arith.constant {gz} : index
+        hal.return %gx, %gy, %gz : index, index, index
+      }}
+      layout(#hal.pipeline.layout<bindings = [
+          {b}
+        ]>)
+      objects({{
+        {GENERIC_CUDA_TARGET} ordinal(0) = [
+          {obj}
+        ]
+      }})
+      <workgroup_size = [{bx} : index, {by} : index, {bz} : index], workgroup_local_memory = {kb.shared_mem_bytes}>
+"""
+
+
+def module_text(kb, *, func_name: str = "attn", sym_name: str = "flashlift_fa_fwd",
+                object_kind: str = "ptx", object_path: Optional[str] = None,
+                form: str = "source") -> str:
+    """A complete module: `func.func @attn(q, k, v) -> o`.
+    form="source": hal.executable.source + flow.dispatch (default);
+    form="extern": hal.dispatch.extern."""
+    qt, kvt, _ = attention_types(kb)
+    if form == "extern":
+        c = kb.config
+        return (f"// flashlift FA fwd (hal.dispatch.extern) {c}\nmodule {{\n"
+                f"  func.func @{func_name}(%q: {qt}, %k: {kvt}, %v: {kvt}) -> {qt} {{\n"
+                + dispatch_extern_op(kb, "%q", "%k", "%v", "%o", object_kind=object_kind,
+                                     object_path=object_path)
+                + f"    return %o : {qt}\n  }}\n}}\n")
+    c = kb.config
+    header = (f"// flashlift FA fwd: B={c['batch']} H={c['heads']} KVH={c['kv_heads']} "
+              f"Sq={c['sq']} Skv={c['skv']} D={c['head_dim']} {c['dtype']} "
+              f"causal={c['causal']} bottom_right={c['bottom_right']} scale={c['scale']!r}\n"
+              f"// kernel {kb.name} ({kb.ptx_target}, PTX {kb.ptx_version}) grid={kb.grid} "
+              f"block={kb.block} smem={kb.shared_mem_bytes} object={object_kind}\n")
+    return (header + "module {\n"
+            + executable_source(kb, sym_name, object_kind=object_kind, object_path=object_path)
+            + f"  func.func @{func_name}(%q: {qt}, %k: {kvt}, %v: {kvt}) -> {qt} {{\n"
+            + dispatch_op(kb, sym_name, "%q", "%k", "%v", "%o")
+            + f"    return %o : {qt}\n  }}\n}}\n")
+
+
+def iree_compile(mlir_text: str, out_path: str, *, cuda_target: str = "sm_80",
+                 extra_args: Sequence[str] = ()) -> None:
+    """Compiles with the iree-compile next to the running interpreter (or on PATH)."""
+    import shutil
+    import subprocess
+    import sys
+    exe = os.path.join(os.path.dirname(sys.executable), "iree-compile")
+    if not os.path.exists(exe):
+        exe = shutil.which("iree-compile") or "iree-compile"
+    r = subprocess.run([exe, "-", "--iree-hal-target-backends=cuda",
+                        f"--iree-cuda-target={cuda_target}", "-o", out_path, *extra_args],
+                       input=mlir_text, text=True, capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"iree-compile failed ({r.returncode}):\n{r.stderr[-4000:]}")
