@@ -3,7 +3,9 @@
 Everything between import and the runtime happens here, in this order:
   1. parse the imported linalg in IREE's MLIR context;
   2. run the raising pipeline (flashlift.compiler.pipeline.RAISE_PIPELINE);
-  3. attach the lowering configuration chosen for the target to each attention op;
+  3. attach the lowering configuration chosen for the target to each attention op, then,
+     for targets with a `kernel_arch` (cuda, cuda:sm_80, cuda:sm_90), replace the attention
+     ops flashlift's FlashAttention kernel covers by dispatches of it (kernel_dispatch.py);
   4. run iree-compile for the target.
 """
 
@@ -19,6 +21,7 @@ class Lowered:
     text: str  # the IR handed to iree-compile
     outcomes: list = field(default_factory=list)  # raise-attention Outcome records
     signature: dict = field(default_factory=dict)  # {"inputs": [...], "outputs": [...]}
+    paths: list = field(default_factory=list)  # kernel_dispatch records: location, path, reason
 
 
 def function_signature(module, func_name: str) -> dict:
@@ -37,8 +40,12 @@ def function_signature(module, func_name: str) -> dict:
     raise CompileError(f"no function @{func_name} in the imported module")
 
 
-def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "main") -> Lowered:
-    """Steps 1-3: returns the IR text for iree-compile and what the passes decided."""
+def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "main",
+          use_kernels: bool = True) -> Lowered:
+    """Steps 1-3: returns the IR text for iree-compile and what the passes decided.
+
+    use_kernels=False keeps IREE's codegen for every attention op (the records then say so).
+    """
     from iree.compiler import ir
 
     from flashlift.compiler import lowering
@@ -51,8 +58,20 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
         raise CompileError(f"the imported module does not parse: {e}") from None
     outcomes = run_pipeline(module, RAISE_PIPELINE) if raise_attention else []
     lowering.annotate(module, target)
+    paths = []
+    if getattr(target, "kernel_arch", ""):
+        if use_kernels:
+            from flashlift.compiler.kernel_dispatch import dispatch_kernels
+
+            paths = dispatch_kernels(module, target)
+        else:
+            from flashlift.compiler.kernel_dispatch import CODEGEN
+            from flashlift.passes.ir import collect
+
+            paths = [{"location": str(op.operation.location), "path": CODEGEN, "reason": "use_kernels=False"}
+                     for op in collect(module, "iree_linalg_ext.attention")]
     signature = function_signature(module, func_name)
-    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature)
+    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths)
 
 
 def iree_compile(text: str, target) -> bytes:

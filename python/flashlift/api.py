@@ -17,11 +17,14 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
 
 
 def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", raise_attention: bool = True,
-                  dynamic_shapes: Optional[Any] = None) -> CompiledModel:
+                  dynamic_shapes: Optional[Any] = None, use_kernels: bool = True) -> CompiledModel:
     """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
 
     The model is run with inference semantics: eval mode, every dropout the identity.
-    The result is called with torch tensors like the model; `.report` says what was raised.
+    The result is called with torch tensors like the model; `.report` says what was raised
+    and, per raised site, the path it compiles to: "iree-codegen", or on CUDA targets
+    ("cuda", "cuda:sm_80", "cuda:sm_90") "triton-fa sm_XX" where flashlift's FlashAttention
+    kernel covers the op (use_kernels=False: IREE codegen everywhere).
     """
     from flashlift.compiler import driver
     from flashlift.compiler.importer import check_example_args, import_model as _import
@@ -30,13 +33,21 @@ def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", ra
     tgt = parse_target(target)
     args = check_example_args(example_args)
     imported = _import(model, args, dynamic_shapes=dynamic_shapes)
-    lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name)
+    lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
+                           use_kernels=use_kernels)
     vmfb = driver.iree_compile(lowered.text, tgt)
     report = Report(target=tgt.name, raise_attention=raise_attention,
                     dropouts=[vars(d) for d in imported.dropouts])
+    paths = list(lowered.paths)
     for o in lowered.outcomes:
         if o.raised:
-            report.raised.append(site_from_location(o.location, details=o.info, path="iree-codegen"))
+            rec = next((r for r in paths if r["location"] == o.location), None)
+            if rec is not None:
+                paths.remove(rec)
+            details = dict(o.info, kernel=rec["kernel"]) if rec and "kernel" in rec else o.info
+            report.raised.append(site_from_location(
+                o.location, details=details, path=rec["path"] if rec else "iree-codegen",
+                path_reason=rec["reason"] if rec else ""))
         else:
             report.rejected.append(site_from_location(o.location, reason=o.reason))
     meta = {

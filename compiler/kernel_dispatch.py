@@ -1,0 +1,575 @@
+"""Dispatch flashlift's NVIDIA FlashAttention kernel for the attention ops it covers.
+
+Runs on the IREE-bindings module after raising and lowering annotation, for CUDA targets
+whose `kernel_arch` is set ("sm_80" or "sm_90"). For each `iree_linalg_ext.attention` it
+decides whether the Triton kernel (compiler/kernels/triton_fa.py) computes exactly that op:
+
+  * Q, K, V and O in f16 or bf16, the same type (O may be f32, the kernel's output is then
+    extended; every attention flashlift raises from a model that computes in f16 is so);
+  * static shapes, head dim 64 or 128 with k1 == n;
+  * layouts the kernel reads as contiguous (B, H, S, D): Q = (batch..., m, k1),
+    K = (kv-batch..., k2, k1), V = (kv-batch..., k2, n), O = (batch..., m, n), where the
+    kv-batch dims are a prefix of Q's batch dims. The grouped-query form Q (b, g, r, m, k1)
+    with K/V (b, g, k2, k1) / (b, g, k2, n) is the kernel's kv head = q head // ratio on
+    the same memory;
+  * a scale that is an arith.constant, and an identity score region;
+  * no mask, or a mask that is causal. The mask operand flashlift materialises is a float
+    tensor computed from constants and index comparisons; when its backward slice reads no
+    function argument it is evaluated at compile time (the slice is cloned into a
+    standalone function, compiled for llvm-cpu and run with IREE's local-task driver; the
+    result is cached by the function's text) and classified as none (all zero), causal
+    top-left (masked iff j > i), causal bottom-right (masked iff j > i + (K2 - M)), or other.
+    Masked means -inf or <= -1e4; every other entry must be exactly 0.
+
+A covered op is replaced by a call of a private function holding a `flow.dispatch` of the
+kernel (an `hal.executable.source` with the PTX or cubin built by `triton_fa.build_ptx`,
+one per distinct kernel), on the op's own operands: the bindings are the operand tensors'
+dense row-major memory, so no reshape is needed and result types are kept. Everything else
+keeps IREE's codegen. Produces one record per attention op, in program order:
+{"location": str(op.location), "path": "triton-fa sm_90" | "iree-codegen", "reason": ...}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from typing import Optional
+
+KERNEL_DTYPES = ("f16", "bf16")
+HEAD_DIMS = (64, 128)
+MASKED = -1.0e4  # a mask entry at or below this hides the key (same rule as raise-attention)
+MAX_MASK_ELEMENTS = 1 << 26  # larger masks are not evaluated at compile time
+PTX_VERSION = 84  # `.version 8.4`: JIT-able by CUDA >= 12.4 drivers (Triton's default 8.7 needs R570+)
+CODEGEN = "iree-codegen"
+
+# Compile-time mask values, keyed by the text of the standalone function computing them.
+_MASK_CACHE: dict = {}
+# Built kernels, keyed by build_ptx's arguments.
+_KERNEL_CACHE: dict = {}
+
+
+class NotCovered(Exception):
+    """The kernel does not compute this attention op; the message says why."""
+
+
+@dataclasses.dataclass
+class Plan:
+    op: object  # the iree_linalg_ext.attention OpView
+    location: str
+    dtype: str  # "f16" | "bf16"
+    batch: int
+    heads: int
+    kv_heads: int
+    sq: int
+    skv: int
+    head_dim: int
+    scale: float
+    mask: object = None  # the mask ir.Value, if any
+    mask_roles: list = dataclasses.field(default_factory=list)  # per mask dim: "m", "k2" or a Q batch position
+    q_batch_sizes: list = dataclasses.field(default_factory=list)
+    causal: object = False  # False | "top_left" | "bottom_right"
+    kernel: object = None  # triton_fa.KernelBinary
+
+
+def kernel_path(kernel_arch: str) -> str:
+    return f"triton-fa {kernel_arch}"
+
+
+def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dict]:
+    """Replaces every attention op the kernel covers by a kernel dispatch (in place).
+
+    `target` is a flashlift Target; nothing happens (every op keeps IREE codegen) when its
+    `kernel_arch` is empty. Returns one record per iree_linalg_ext.attention op.
+    """
+    from flashlift.passes.ir import collect
+
+    ops = collect(module, "iree_linalg_ext.attention")
+    records = [{"location": str(op.operation.location), "path": CODEGEN, "reason": ""} for op in ops]
+    arch = getattr(target, "kernel_arch", "")
+    if not ops:
+        return records
+    if target.kind != "cuda" or not arch:
+        for r in records:
+            r["reason"] = f"no flashlift kernels for target {target.name}"
+        return records
+    try:
+        from flashlift.compiler.kernels import iree_dispatch, triton_fa  # noqa: F401  (triton needed)
+    except ImportError as e:
+        for r in records:
+            r["reason"] = f"kernels unavailable ({e}); install flashlift[cuda]"
+        return records
+
+    plans: list = [None] * len(ops)
+    for i, op in enumerate(ops):
+        try:
+            plans[i] = analyze(op)
+        except NotCovered as e:
+            records[i]["reason"] = str(e)
+
+    masked = [i for i, p in enumerate(plans) if p is not None and p.mask is not None]
+    if masked:
+        if evaluate_masks:
+            values = evaluate_constants([plans[i].mask for i in masked], module)
+        else:
+            values = ["compile-time mask evaluation is off"] * len(masked)
+        for i, value in zip(masked, values):
+            try:
+                if isinstance(value, str):
+                    raise NotCovered(f"mask: {value}")
+                plans[i].causal = causal_kind(mask_as_2d(value, plans[i]))
+            except NotCovered as e:
+                plans[i] = None
+                records[i]["reason"] = str(e)
+
+    sm = int(arch.replace("sm_", ""))
+    for i, plan in enumerate(plans):
+        if plan is None:
+            continue
+        try:
+            plan.kernel = build_kernel(plan, sm)
+        except Exception as e:  # the kernel does not build / fit for this shape
+            plans[i] = None
+            records[i]["reason"] = f"kernel build failed: {str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}"
+
+    rewriter = _Rewriter(module, arch)
+    for i, plan in enumerate(plans):
+        if plan is not None:
+            rewriter.replace(plan)
+            records[i]["path"] = kernel_path(arch)
+            records[i]["kernel"] = _kernel_summary(plan)
+    return records
+
+
+# --- which ops the kernel covers -----------------------------------------------------------
+
+
+def analyze(op) -> Plan:
+    """The static checks: element types, shapes, layouts, scale, region. Raises NotCovered."""
+    from iree.compiler import ir
+
+    operation = op.operation
+    maps = [a.value for a in operation.attributes["indexing_maps"]]
+    operands = list(operation.operands)
+    if len(maps) not in (5, 6) or len(operands) != len(maps):
+        raise NotCovered("unexpected attention op form")
+    q, k, v, scale = operands[:4]
+    mask = operands[4] if len(maps) == 6 else None
+    result = operation.results[0]
+    tensors = {"Q": (q, maps[0]), "K": (k, maps[1]), "V": (v, maps[2]), "O": (result, maps[-1])}
+    if mask is not None:
+        tensors["mask"] = (mask, maps[4])
+    dims = {}
+    for name, (value, amap) in tensors.items():
+        if not isinstance(value.type, ir.RankedTensorType):
+            raise NotCovered(f"{name} is not a ranked tensor")
+        t = ir.RankedTensorType(value.type)
+        if not t.has_static_shape:
+            raise NotCovered(f"dynamic shape of {name} ({t})")
+        ds = []
+        for expr in amap.results:
+            if not isinstance(expr, ir.AffineDimExpr):
+                raise NotCovered(f"{name} is indexed by {expr}, not a loop dim")
+            ds.append(expr.position)
+        dims[name] = ds
+    elt = {n: str(ir.RankedTensorType(tensors[n][0].type).element_type) for n in ("Q", "K", "V", "O")}
+    if elt["Q"] not in KERNEL_DTYPES:
+        raise NotCovered(f"element type {elt['Q']} (kernel: f16, bf16)")
+    if elt["K"] != elt["Q"] or elt["V"] != elt["Q"]:
+        raise NotCovered(f"mixed element types Q {elt['Q']}, K {elt['K']}, V {elt['V']}")
+    if elt["O"] not in (elt["Q"], "f32"):
+        raise NotCovered(f"result element type {elt['O']} for {elt['Q']} inputs")
+
+    qd, kd, vd, od = dims["Q"], dims["K"], dims["V"], dims["O"]
+    k1 = [d for d in qd if d in kd and d not in od]
+    k2 = [d for d in kd if d in vd and d not in qd]
+    n = [d for d in vd if d in od and d not in kd]
+    if not (len(k1) == len(k2) == len(n) == 1) or len(qd) < 2:
+        raise NotCovered("the op's maps do not have exactly one k1, k2 and n dim")
+    k1, k2, n = k1[0], k2[0], n[0]
+    # m is Q's dim before k1. IREE counts the other Q-and-O-only dims (a grouped-query
+    # group r) as m dims too; for the kernel they are query batch dims without K/V.
+    m_dims = [d for d in qd if d in od and d not in kd]
+    if not m_dims:
+        raise NotCovered("the op's maps have no query dim")
+    m = qd[-2] if qd[-2] in m_dims else m_dims[-1]
+    q_batch = qd[:-2]
+    kv_batch = kd[:-2]
+    if qd[-2:] != [m, k1]:
+        raise NotCovered(f"Q layout {_layout(qd, m, n, k1, k2)}: the kernel needs (batch..., m, k1) contiguous")
+    if kd[-2:] != [k2, k1]:
+        raise NotCovered(f"K layout {_layout(kd, m, n, k1, k2)}: the kernel needs (batch..., k2, k1) contiguous")
+    if vd[-2:] != [k2, n]:
+        raise NotCovered(f"V layout {_layout(vd, m, n, k1, k2)}: the kernel needs (batch..., k2, n) contiguous")
+    if od != q_batch + [m, n]:
+        raise NotCovered(f"O layout {_layout(od, m, n, k1, k2)} does not follow Q's (batch..., m, n)")
+    if vd[:-2] != kv_batch:
+        raise NotCovered("K and V have different batch dims")
+    if q_batch[:len(kv_batch)] != kv_batch:
+        raise NotCovered("K/V batch dims are not leading batch dims of Q (kv head = q head // ratio)")
+
+    sizes = {}
+    for name in ("Q", "K", "V", "O"):
+        t = ir.RankedTensorType(tensors[name][0].type)
+        for pos, d in enumerate(dims[name]):
+            sizes.setdefault(d, t.shape[pos])
+    if sizes[k1] != sizes[n]:
+        raise NotCovered(f"head dims differ (k1={sizes[k1]}, n={sizes[n]})")
+    if sizes[k1] not in HEAD_DIMS:
+        raise NotCovered(f"head dim {sizes[k1]} (kernel: 64 or 128)")
+
+    scale_value = _constant_float(scale)
+    if scale_value is None:
+        raise NotCovered("the scale is not a compile-time constant")
+
+    region = operation.regions[0].blocks[0]
+    body = list(region.operations)
+    if len(body) != 1 or len(body[0].operands) != 1 or body[0].operands[0] != region.arguments[0]:
+        raise NotCovered("the op has a non-identity score region")
+
+    qb = [sizes[d] for d in q_batch]
+    kvb = [sizes[d] for d in kv_batch]
+    # Kernel indexing: bh = b * H + h, kv index = b * KVH + h // (H // KVH). With Q's batch
+    # dims (b, rest...) and K's a prefix of them this is exact on the row-major memory.
+    if len(qb) >= 2 and len(kvb) >= 1:
+        batch, heads, kv_heads = qb[0], math.prod(qb[1:]), math.prod(kvb[1:])
+    else:
+        batch, heads, kv_heads = 1, math.prod(qb), math.prod(kvb)
+
+    plan = Plan(op=op, location=str(operation.location), dtype=elt["Q"], batch=batch, heads=heads,
+                kv_heads=kv_heads, sq=sizes[m], skv=sizes[k2], head_dim=sizes[k1], scale=scale_value,
+                q_batch_sizes=qb)
+    if mask is not None:
+        plan.mask = mask
+        roles = []
+        for d in dims["mask"]:
+            if d == m:
+                roles.append("m")
+            elif d == k2:
+                roles.append("k2")
+            elif d in q_batch:
+                roles.append(q_batch.index(d))
+            else:
+                raise NotCovered("the mask varies along a dim that is not batch, m or k2")
+        plan.mask_roles = roles
+        if math.prod(ir.RankedTensorType(mask.type).shape) > MAX_MASK_ELEMENTS:
+            raise NotCovered("mask too large to evaluate at compile time")
+    return plan
+
+
+def _layout(ds: list, m: int, n: int, k1: int, k2: int) -> str:
+    names = {m: "m", n: "n", k1: "k1", k2: "k2"}
+    return "(" + ", ".join(names.get(d, f"b{d}") for d in ds) + ")"
+
+
+def _constant_float(value) -> Optional[float]:
+    from iree.compiler import ir
+
+    owner = value.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != "arith.constant":
+        return None
+    attr = owner.operation.attributes["value"]
+    return float(ir.FloatAttr(attr).value) if isinstance(attr, ir.FloatAttr) else None
+
+
+# --- masks -----------------------------------------------------------------------------------
+
+
+def mask_as_2d(array, plan: Plan):
+    """The [M, K2] mask the op sees (batch dims must not change it), or NotCovered."""
+    import numpy as np
+
+    a = np.asarray(array, dtype=np.float32)
+    roles = list(plan.mask_roles)
+    for axis in reversed(range(len(roles))):
+        if isinstance(roles[axis], int):
+            first = np.take(a, [0], axis=axis)
+            if not np.array_equal(a, np.broadcast_to(first, a.shape)):
+                raise NotCovered("the mask differs between batch entries (e.g. a padding mask)")
+            a = np.squeeze(first, axis=axis)
+            del roles[axis]
+    if roles == ["k2", "m"]:
+        a = a.T
+    elif roles == ["m"]:
+        a = a[:, None]
+    elif roles == ["k2"]:
+        a = a[None, :]
+    elif roles == []:
+        a = a.reshape(1, 1)
+    return np.broadcast_to(a, (plan.sq, plan.skv))
+
+
+def causal_kind(mask) -> object:
+    """Classifies a [M, K2] additive mask: False (no mask), "top_left" (key j hidden from
+    query i iff j > i), "bottom_right" (iff j > i + K2 - M); NotCovered for anything else."""
+    import numpy as np
+
+    a = np.asarray(mask)
+    hidden = a <= MASKED
+    if not np.all(hidden | (a == 0)):
+        raise NotCovered("the mask adds values other than 0 and -inf (a bias), not causal")
+    if not hidden.any():
+        return False
+    rows, cols = a.shape
+    i = np.arange(rows)[:, None]
+    j = np.arange(cols)[None, :]
+    kinds = (("top_left", j > i), ("bottom_right", j > i + (cols - rows)))
+    for name, expected in kinds:
+        if np.array_equal(hidden, expected):
+            if hidden.all(axis=1).any():
+                raise NotCovered(f"causal {name.replace('_', '-')} mask hides every key from some queries")
+            return name
+    raise NotCovered("the mask is not causal (neither top-left nor bottom-right)")
+
+
+def evaluate_constants(values: list, module) -> list:
+    """Each value computed at compile time (a numpy array), or a string saying why not.
+
+    The backward slice of each value is cloned into its own function of a new module, the
+    ones not cached are compiled together for llvm-cpu and run with local-task.
+    """
+    from iree.compiler import ir
+
+    results: list = [None] * len(values)
+    funcs: dict = {}  # function text -> [value indices]
+    with module.context, ir.Location.unknown():
+        for i, value in enumerate(values):
+            try:
+                ops = _backward_slice(value)
+                standalone = _standalone_func(ops, value)
+            except NotCovered as e:
+                results[i] = str(e)
+                continue
+            text = standalone.operation.get_asm(enable_debug_info=False)
+            if text in _MASK_CACHE:
+                results[i] = _MASK_CACHE[text]
+            else:
+                funcs.setdefault(text, (standalone, []))[1].append(i)
+    if funcs:
+        texts = list(funcs)
+        try:
+            arrays = _run_funcs([funcs[t][0] for t in texts])
+        except Exception as e:
+            reason = f"compile-time evaluation failed: {str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__}"
+            arrays = [reason] * len(texts)
+        for text, array in zip(texts, arrays):
+            if not isinstance(array, str):
+                _MASK_CACHE[text] = array
+            for i in funcs[text][1]:
+                results[i] = array
+    return results
+
+
+_EVALUABLE = ("arith.", "math.", "linalg.", "tensor.")
+
+
+def _backward_slice(value) -> list:
+    """Ops computing `value`, in program order; NotCovered if it reads a function argument."""
+    from iree.compiler import ir
+
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        raise NotCovered("the mask is a function argument (computed at run time)")
+    block = owner.operation.block
+    seen: dict = {}
+    work = [value]
+    while work:
+        v = work.pop()
+        producer = v.owner
+        if isinstance(producer, ir.Block):
+            raise NotCovered("the mask is computed from function arguments (at run time)")
+        producer = producer.operation
+        if producer in seen:
+            continue
+        if not producer.name.startswith(_EVALUABLE):
+            raise NotCovered(f"the mask is computed by {producer.name}")
+        if producer.block != block:
+            raise NotCovered("the mask is computed in another block")
+        seen[producer] = True
+        work.extend(_external_operands(producer))
+    return [op.operation for op in block.operations if op.operation in seen]
+
+
+def _external_operands(op) -> list:
+    """Operands of `op` and of the ops nested in it that are defined outside `op`."""
+    from iree.compiler import ir
+
+    inner: set = set()
+    used: list = []
+
+    def visit(o):
+        for region in o.regions:
+            for b in region.blocks:
+                inner.update(b.arguments)
+        if o != op:
+            inner.update(o.results)
+        used.extend(o.operands)
+        return ir.WalkResult.ADVANCE
+
+    op.walk(visit)
+    out, keep = [], set()
+    for v in used:
+        if v not in inner and v not in keep:
+            keep.add(v)
+            out.append(v)
+    return out
+
+
+def _standalone_func(ops: list, value):
+    """A new module with `func.func @mask() -> type` made of clones of `ops`."""
+    from iree.compiler import ir
+    from iree.compiler.dialects import func
+
+    module = ir.Module.create()
+    with ir.InsertionPoint(module.body):
+        f = func.FuncOp("mask", ir.FunctionType.get([], [value.type]))
+        entry = f.add_entry_block()
+    mapping: dict = {}
+    with ir.InsertionPoint(entry):
+        for op in ops:
+            clone = op.clone()
+
+            def remap(o):
+                for idx, operand in enumerate(list(o.operands)):
+                    if operand in mapping:
+                        o.operands[idx] = mapping[operand]
+                return ir.WalkResult.ADVANCE
+
+            clone.walk(remap)
+            for old, new in zip(op.results, clone.results):
+                mapping[old] = new
+        func.ReturnOp([mapping[value]])
+    return module
+
+
+def _run_funcs(modules: list) -> list:
+    """Compiles the @mask functions of `modules` (as @mask_<i>) into one llvm-cpu module
+    and runs each."""
+    import numpy as np
+    import iree.runtime as rt
+    from iree.compiler import ir
+    from iree.compiler.tools import compile_str
+
+    from flashlift.compiler.targets import parse_target
+
+    with modules[0].context, ir.Location.unknown():
+        combined = ir.Module.create()
+        for i, m in enumerate(modules):
+            f = m.body.operations[0].operation.clone(ip=ir.InsertionPoint(combined.body))
+            f.attributes["sym_name"] = ir.StringAttr.get(f"mask_{i}")
+        source = combined.operation.get_asm(enable_debug_info=False)
+    vmfb = compile_str(source, extra_args=list(parse_target("cpu").flags))
+    config = rt.Config("local-task")
+    ctx = rt.SystemContext(config=config)
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+    out = []
+    for i in range(len(modules)):
+        out.append(np.array(ctx.modules.module[f"mask_{i}"]().to_host()))
+    return out
+
+
+# --- kernels ---------------------------------------------------------------------------------
+
+
+def build_kernel(plan: Plan, sm: int):
+    """triton_fa.build_ptx for the plan's shape (cached in-process; Triton caches on disk)."""
+    from flashlift.compiler.kernels import triton_fa
+
+    key = (plan.batch, plan.heads, plan.kv_heads, plan.sq, plan.skv, plan.head_dim, plan.dtype,
+           plan.causal, float(plan.scale), sm)
+    if key not in _KERNEL_CACHE:
+        _KERNEL_CACHE[key] = triton_fa.build_ptx(
+            batch=plan.batch, heads=plan.heads, kv_heads=plan.kv_heads, sq=plan.sq, skv=plan.skv,
+            head_dim=plan.head_dim, dtype=plan.dtype, causal=plan.causal or False, scale=plan.scale,
+            arch=sm, ptx_version=PTX_VERSION)
+    return _KERNEL_CACHE[key]
+
+
+def object_kind(sm: int) -> str:
+    """sm_90a: the cubin (no JIT at load; it only loads on cc 9.0 anyway). sm_80: the PTX,
+    which the driver JIT-compiles for whatever GPU >= 8.0 it runs on."""
+    return "cubin" if sm == 90 else "ptx"
+
+
+def _kernel_summary(plan: Plan) -> dict:
+    kb = plan.kernel
+    c = kb.config
+    return {"name": kb.name, "target": kb.ptx_target, "grid": list(kb.grid), "block": list(kb.block),
+            "shared_mem_bytes": kb.shared_mem_bytes, "causal": plan.causal or "none",
+            "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")]}
+
+
+class _Rewriter:
+    """Adds executables/helper functions to the module and replaces ops by calls."""
+
+    def __init__(self, module, arch: str):
+        self.module = module
+        self.arch = arch
+        self.executables: dict = {}  # kernel key -> executable symbol
+        self.helpers: dict = {}  # (symbol, types) -> helper function name
+        self.taken = _symbols(module)
+
+    def _unique(self, base: str) -> str:
+        name, i = base, 0
+        while name in self.taken:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+    def replace(self, plan: Plan) -> None:
+        from iree.compiler import ir
+
+        with self.module.context, plan.op.operation.location:
+            self._replace(plan)
+
+    def _replace(self, plan: Plan) -> None:
+        from iree.compiler import ir
+
+        from flashlift.compiler.kernels import iree_dispatch
+        from flashlift.passes.ir import erase_dead
+
+        kb = plan.kernel
+        sm = kb.arch
+        kind = object_kind(sm)
+        digest = hashlib.sha1(repr(sorted(kb.config.items())).encode() + kind.encode()).hexdigest()[:10]
+        texts = []
+        sym = self.executables.get(digest)
+        if sym is None:
+            sym = self._unique(f"flashlift_fa_sm{sm}_{digest}")
+            self.executables[digest] = sym
+            texts.append(iree_dispatch.executable_source(kb, sym, object_kind=kind,
+                                                         object_label=f"{sym}.{kind}"))
+        operation = plan.op.operation
+        q, k, v = list(operation.operands)[:3]
+        result = operation.results[0]
+        rtype = ir.RankedTensorType(result.type)
+        otype = ir.RankedTensorType.get(list(rtype.shape), ir.RankedTensorType(q.type).element_type)
+        types = (str(q.type), str(k.type), str(v.type), str(otype))
+        helper = self.helpers.get((sym, types, str(rtype)))
+        if helper is None:
+            helper = self._unique(f"{sym}_call")
+            self.helpers[(sym, types, str(rtype))] = helper
+            texts.append(iree_dispatch.dispatch_func(kb, sym, helper, types, result_type=str(rtype)))
+        if texts:
+            parsed = ir.Module.parse("module {\n" + "".join(texts) + "}\n", self.module.context)
+            for op in list(parsed.body.operations):
+                op.operation.detach_from_parent()
+                self.module.body.append(op.operation)
+        with ir.InsertionPoint(operation):
+            call = ir.Operation.create("func.call", results=[rtype], operands=[q, k, v],
+                                       attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
+        result.replace_all_uses_with(call.results[0])
+        producers = [o.owner.operation for o in operation.operands if not isinstance(o.owner, ir.Block)]
+        operation.erase()
+        erase_dead(producers)
+
+
+def _symbols(module) -> set:
+    from iree.compiler import ir
+
+    names = set()
+    for op in module.body.operations:
+        if "sym_name" in op.operation.attributes:
+            names.add(ir.StringAttr(op.operation.attributes["sym_name"]).value)
+    return names
