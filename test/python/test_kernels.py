@@ -1,0 +1,302 @@
+"""flashlift's NVIDIA FlashAttention kernels: build, coverage rules, report, dispatch by IREE.
+
+Everything but the last tests runs without a GPU (Triton and iree-compile only build); the
+numerics tests at the end run on a CUDA device and skip cleanly without one.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton")
+
+import flashlift  # noqa: E402
+from flashlift.compiler import driver, kernel_dispatch  # noqa: E402
+from flashlift.compiler.importer import import_model  # noqa: E402
+from flashlift.compiler.kernel_dispatch import NotCovered, causal_kind  # noqa: E402
+from flashlift.compiler.kernels import triton_fa  # noqa: E402
+from flashlift.compiler.targets import parse_target  # noqa: E402
+from conftest import rel_err  # noqa: E402
+
+ENTRY = b"_fa_fwd_kernel"  # the Triton kernel's PTX .entry / cubin symbol
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+def attention(q, k, v, bias=None):
+    s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if bias is not None:
+        s = s + bias
+    return torch.matmul(F.softmax(s, dim=-1), v)
+
+
+class Plain(torch.nn.Module):
+    def forward(self, q, k, v):
+        return attention(q, k, v)
+
+
+class Causal(torch.nn.Module):
+    """masked_fill with a tril of ones: top-left, or bottom-right with the diagonal shifted."""
+
+    def __init__(self, bottom_right: bool = False, upcast: bool = False):
+        super().__init__()
+        self.bottom_right, self.upcast = bottom_right, upcast
+
+    def forward(self, q, k, v):
+        sq, skv = q.shape[-2], k.shape[-2]
+        keep = torch.ones(sq, skv, dtype=torch.bool).tril(diagonal=skv - sq if self.bottom_right else 0)
+        s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        s = s.masked_fill(~keep, float("-inf"))
+        p = F.softmax(s.float(), dim=-1).to(q.dtype) if self.upcast else F.softmax(s, dim=-1)
+        return torch.matmul(p, v)
+
+
+class Padded(torch.nn.Module):
+    def forward(self, q, k, v, pad):  # pad: (B, Skv) additive, a run-time input
+        return attention(q, k, v, pad[:, None, None, :])
+
+
+class GroupedQuery(torch.nn.Module):
+    """LLaMA's repeat_kv + causal additive mask, softmax in f32."""
+
+    def forward(self, q, k, v):
+        b, kvh, s, d = k.shape
+        r = q.shape[1] // kvh
+        k = k[:, :, None].expand(b, kvh, r, s, d).reshape(b, kvh * r, s, d)
+        v = v[:, :, None].expand(b, kvh, r, s, d).reshape(b, kvh * r, s, d)
+        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(d)
+        scores = scores + torch.full((s, s), float("-inf")).triu(1)
+        return torch.matmul(F.softmax(scores.float(), dim=-1).to(q.dtype), v)
+
+
+class SeqFirst(torch.nn.Module):
+    """(B, S, H, D) inputs: Q/K/V are not (batch, S, D) contiguous."""
+
+    def forward(self, q, k, v):
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        return attention(q, k, v).transpose(1, 2)
+
+
+class Mixed(torch.nn.Module):
+    """One covered site and three the kernel does not cover."""
+
+    def __init__(self):
+        super().__init__()
+        self.causal, self.d80, self.f32, self.padded = Causal(upcast=True), Plain(), Plain(), Padded()
+
+    def forward(self, q, k, v, q80, q32, pad):
+        return (self.causal(q, k, v), self.d80(q80, q80, q80), self.f32(q32, q32, q32),
+                self.padded(q, v, k, pad))
+
+
+def mixed_args():
+    h = torch.float16
+    return (torch.randn(1, 2, 128, 64, dtype=h), torch.randn(1, 2, 128, 64, dtype=h),
+            torch.randn(1, 2, 128, 64, dtype=h), torch.randn(1, 2, 64, 80, dtype=h),
+            torch.randn(1, 2, 64, 64), torch.zeros(1, 128, dtype=h))
+
+
+def lowered(model, args, target="cuda:sm_90", **kw):
+    imported = import_model(model, args)
+    return driver.lower(imported.text, parse_target(target), func_name=imported.func_name, **kw)
+
+
+def rand(*shape, dtype=torch.float16):
+    return torch.randn(*shape, dtype=dtype)
+
+
+# --- targets ------------------------------------------------------------------------------
+
+
+def test_targets_kernel_arch():
+    assert parse_target("cuda:sm_90").kernel_arch == "sm_90"
+    assert parse_target("cuda:sm_90").flags == ("--iree-hal-target-device=cuda", "--iree-cuda-target=sm_80")
+    assert parse_target("cuda").kernel_arch == parse_target("cuda:sm_80").kernel_arch == "sm_80"
+    assert parse_target("cuda:sm_86").kernel_arch == ""
+    assert parse_target("cpu").kernel_arch == parse_target("rocm").kernel_arch == ""
+
+
+# --- kernel builds (Triton AOT, no GPU) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("arch,dtype,head_dim,causal,kv_heads", [
+    (80, "f16", 64, "top_left", 4),
+    (80, "bf16", 128, False, 2),
+    (90, "f16", 128, "bottom_right", 2),
+    (90, "bf16", 64, "top_left", 4),
+])
+def test_build_kernel(arch, dtype, head_dim, causal, kv_heads):
+    kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=kv_heads, sq=96, skv=160, head_dim=head_dim,
+                             dtype=dtype, causal=causal, arch=arch, ptx_version=kernel_dispatch.PTX_VERSION)
+    assert kb.name == ENTRY.decode()
+    assert kb.ptx_target == ("sm_90a" if arch == 90 else "sm_80")
+    assert [p.name for p in kb.params] == ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
+    assert kb.grid == (math.ceil(96 / kb.config["BLOCK_M"]), 8, 1)
+    assert kb.block == (kb.config["num_warps"] * 32, 1, 1)
+    assert 0 < kb.shared_mem_bytes <= triton_fa.MAX_SHARED_OPTIN[arch]
+    assert kb.cubin and ENTRY in kb.cubin
+
+
+# --- mask classification ---------------------------------------------------------------------
+
+
+def _mask(hidden, fill=float("-inf")):
+    return np.where(hidden, fill, 0.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("sq,skv", [(3, 5), (5, 5), (64, 128)])
+def test_classify_top_left(sq, skv):
+    i, j = np.arange(sq)[:, None], np.arange(skv)[None, :]
+    assert causal_kind(_mask(j > i)) == "top_left"
+    assert causal_kind(_mask(j > i, fill=-1e9)) == "top_left"  # a very negative fill counts
+
+
+@pytest.mark.parametrize("sq,skv", [(3, 5), (64, 128)])
+def test_classify_bottom_right(sq, skv):
+    i, j = np.arange(sq)[:, None], np.arange(skv)[None, :]
+    assert causal_kind(_mask(j > i + (skv - sq))) == "bottom_right"
+
+
+def test_classify_square_is_top_left():
+    i, j = np.arange(4)[:, None], np.arange(4)[None, :]
+    assert causal_kind(_mask(j > i)) == "top_left"  # the two coincide for Sq == Skv
+
+
+def test_classify_none_and_others():
+    assert causal_kind(np.zeros((3, 5), np.float32)) is False
+    i, j = np.arange(3)[:, None], np.arange(5)[None, :]
+    with pytest.raises(NotCovered, match="not causal"):
+        causal_kind(_mask(j >= i))  # hides the diagonal too
+    with pytest.raises(NotCovered, match="not causal"):
+        causal_kind(_mask(j > 3))  # a key padding mask
+    with pytest.raises(NotCovered, match="values other than 0"):
+        causal_kind(np.full((3, 5), 0.5, np.float32))  # a bias
+    with pytest.raises(NotCovered, match="values other than 0"):
+        causal_kind(_mask(j > i, fill=-100.0))  # not negative enough to mean "masked"
+    # Sq > Skv bottom-right: the first rows see no key at all
+    i, j = np.arange(5)[:, None], np.arange(3)[None, :]
+    with pytest.raises(NotCovered, match="hides every key"):
+        causal_kind(_mask(j > i - 2))
+
+
+@pytest.mark.parametrize("bottom_right", [False, True], ids=["top_left", "bottom_right"])
+def test_causal_mask_evaluated_at_compile_time(bottom_right):
+    args = (rand(1, 2, 64, 64), rand(1, 2, 128, 64), rand(1, 2, 128, 64))  # Sq != Skv
+    low = lowered(Causal(bottom_right=bottom_right), args)
+    [rec] = low.paths
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["causal"] == ("bottom_right" if bottom_right else "top_left")
+    assert "iree_linalg_ext.attention" not in low.text and "flow.dispatch @flashlift_fa_sm90" in low.text
+
+
+def test_mask_evaluation_is_cached(monkeypatch):
+    args = (rand(1, 2, 32, 64), rand(1, 2, 48, 64), rand(1, 2, 48, 64))
+    assert lowered(Causal(bottom_right=True), args).paths[0]["kernel"]["causal"] == "bottom_right"
+
+    def fail(modules):
+        raise AssertionError("mask evaluated again")
+
+    monkeypatch.setattr(kernel_dispatch, "_run_funcs", fail)
+    assert lowered(Causal(bottom_right=True), args).paths[0]["kernel"]["causal"] == "bottom_right"
+
+
+# --- coverage rules on lowered modules -------------------------------------------------------
+
+
+def test_grouped_query_is_covered():
+    low = lowered(GroupedQuery(), (rand(2, 8, 128, 128), rand(2, 2, 128, 128), rand(2, 2, 128, 128)))
+    [rec] = low.paths
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["causal"] == "top_left"
+    assert rec["kernel"]["grid"][1] == 16  # B * H query heads
+
+
+def test_seq_first_layout_falls_back():
+    [rec] = lowered(SeqFirst(), tuple(rand(2, 128, 4, 64) for _ in range(3))).paths
+    assert rec["path"] == "iree-codegen" and "Q layout (b0, m, b1, k1)" in rec["reason"]
+
+
+def test_use_kernels_false_and_other_targets():
+    args = tuple(rand(1, 2, 64, 64) for _ in range(3))
+    [rec] = lowered(Plain(), args, use_kernels=False).paths
+    assert rec == {"location": rec["location"], "path": "iree-codegen", "reason": "use_kernels=False"}
+    assert lowered(Plain(), args, target="cuda:sm_86").paths == []
+    records = kernel_dispatch.dispatch_kernels(_module_with_attention(args), parse_target("rocm"))
+    assert [r["path"] for r in records] == ["iree-codegen"] and "no flashlift kernels" in records[0]["reason"]
+
+
+def _module_with_attention(args):
+    from iree.compiler import ir
+
+    from flashlift.compiler.pipeline import RAISE_PIPELINE, run_pipeline
+
+    module = ir.Module.parse(import_model(Plain(), args).text, ir.Context())
+    run_pipeline(module, RAISE_PIPELINE)
+    return module
+
+
+# --- compile_model end to end (no GPU needed to compile) --------------------------------------
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90", "cuda:sm_80"])
+def test_compile_model_report_and_vmfb(target):
+    torch.manual_seed(0)
+    compiled = flashlift.compile_model(Mixed(), mixed_args(), target=target)
+    arch = target.split(":")[1]
+    assert ENTRY in compiled.vmfb
+    sites = {s.module_path: s for s in compiled.report.raised}
+    assert set(sites) == {"causal", "d80", "f32", "padded"}
+    assert sites["causal"].path == f"triton-fa {arch}" and sites["causal"].path_reason == ""
+    assert sites["causal"].details["kernel"]["causal"] == "top_left"
+    assert sites["d80"].path == "iree-codegen" and "head dim 80" in sites["d80"].path_reason
+    assert sites["f32"].path == "iree-codegen" and "element type f32" in sites["f32"].path_reason
+    assert sites["padded"].path == "iree-codegen" and "run time" in sites["padded"].path_reason
+    text = str(compiled.report)
+    assert f"[triton-fa {arch}]" in text and "[iree-codegen: head dim 80" in text
+    # the report survives save/load
+    assert flashlift.CompiledModel(compiled.vmfb, compiled.meta).report.raised[0].path == f"triton-fa {arch}"
+
+
+def test_cpu_report_path_is_codegen():
+    compiled = flashlift.compile_model(Plain(), tuple(torch.randn(1, 2, 16, 64) for _ in range(3)))
+    assert [s.path for s in compiled.report.raised] == ["iree-codegen"]
+    assert compiled.report.raised[0].path_reason == ""
+
+
+# --- numerics on a CUDA device (skipped without one) ---------------------------------------------
+
+
+def _gpu_target():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (torch)")
+    target = "cuda:sm_90" if torch.cuda.get_device_capability() == (9, 0) else "cuda:sm_80"
+    if torch.cuda.get_device_capability() < (8, 0) or not parse_target(target).device_available():
+        pytest.skip("no CUDA device the IREE runtime can use")
+    return target
+
+
+@pytest.mark.parametrize("case", ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed"])
+def test_gpu_numerics(case):
+    target = _gpu_target()
+    torch.manual_seed(0)
+    bf = torch.bfloat16
+    model, args = {
+        "plain_f16": (Plain(), (rand(2, 4, 256, 64), rand(2, 4, 256, 64), rand(2, 4, 256, 64))),
+        "causal_bf16": (Causal(upcast=True), tuple(rand(1, 4, 200, 128, dtype=bf) for _ in range(3))),
+        "bottom_right_f16": (Causal(bottom_right=True), (rand(1, 2, 100, 64), rand(1, 2, 300, 64), rand(1, 2, 300, 64))),
+        "gqa_f16": (GroupedQuery(), (rand(1, 8, 256, 128), rand(1, 2, 256, 128), rand(1, 2, 256, 128))),
+        "mixed": (Mixed(), mixed_args()),
+    }[case]
+    compiled = flashlift.compile_model(model, args, target=target)
+    assert any(s.path.startswith("triton-fa") for s in compiled.report.raised)
+    args = tuple(torch.randn_like(a, dtype=torch.float32).to(a.dtype) if a.is_floating_point() and a.abs().sum() else a
+                 for a in args)
+    outs = compiled(*args)
+    refs = model(*(a.float() for a in args))
+    outs, refs = (outs, refs) if isinstance(outs, tuple) else ((outs,), (refs,))
+    for out, ref in zip(outs, refs):
+        assert rel_err(out, ref) < (1e-2 if out.dtype == bf else 3e-3)
