@@ -23,17 +23,19 @@ def override(knobs: Optional[dict] = None, *, use_db: bool = True):
             flashlift.compile_model(model, args)
         with lowering.override({"m_tile": 64, "k2_tile": 32, "num_subgroups": 4}):
             flashlift.compile_model(model, args, target="cuda")
-        with lowering.override(use_db=False):                      # the heuristic alone
+        with lowering.override(use_db=False) as seen:              # the heuristic alone
             ...
+        seen  # [{"shape": attention_shape(op), "attrs": {...}}] for each op annotated inside
 
     Knobs are the keyword overrides of ``cpu_attention_attrs`` / ``gpu_attention_attrs``;
     forced knobs bypass the tuning database, and knobs the heuristic cannot honour for a
     shape give ``{}`` (IREE's default) rather than the heuristic, so a candidate is never
     silently replaced by another one. ``{"iree_default": True}`` forces IREE's own default.
     """
-    token = _OVERRIDE.set({"knobs": None if knobs is None else dict(knobs), "use_db": use_db})
+    seen: list = []
+    token = _OVERRIDE.set({"knobs": None if knobs is None else dict(knobs), "use_db": use_db, "seen": seen})
     try:
-        yield
+        yield seen
     finally:
         _OVERRIDE.reset(token)
 
@@ -122,7 +124,7 @@ def _heuristic(shape: dict, target, knobs: dict) -> dict:
         from flashlift.compiler.lowering_cpu import cpu_attention_attrs
 
         return cpu_attention_attrs(shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"], shape["elem_type"],
-                                   **knobs)
+                                   k_transposed=bool(shape.get("k_transposed")), **knobs)
     if target.kind in ("cuda", "rocm"):
         from flashlift.compiler.lowering_gpu import gpu_attention_attrs
 
@@ -140,7 +142,11 @@ def annotate(module, target) -> list:
 
     chosen = []
     for op in collect(module, "iree_linalg_ext.attention"):
-        attrs = configs_for(attention_shape(op.operation), target)
+        shape = attention_shape(op.operation)
+        attrs = configs_for(shape, target)
+        state = _OVERRIDE.get()
+        if state is not None:
+            state["seen"].append({"shape": shape, "attrs": attrs})
         for name, text in attrs.items():
             op.operation.attributes[name] = ir.Attribute.parse(text, module.context)
         chosen.append(attrs)

@@ -18,7 +18,11 @@ rank``:
 * head dim ``d64`` (``d64x128`` when the Q/K and V head dims differ);
 * ``m``/``k2`` buckets: the next power of two >= the length (``m1024`` holds 513..1024);
 * mask kind: ``none``, ``shared`` (a mask over (m, k2) only, e.g. causal) or ``batched``;
-* batch rank: the batch dims left after IREE folds unit dims and collapses the rest (0, 1, 2).
+* batch rank: the batch dims left after IREE folds unit dims and collapses the rest (0, 1, 2);
+* ``/kT`` at the end when the op takes K pre-transposed (``[batch..., k1, k2]``).
+
+``attn-tune`` takes the key from the op as flashlift actually lowered it (``lowering.override``
+reports the shapes it saw), so layout rewrites before lowering are accounted for.
 
 Knobs: GPU ``m_tile``, ``k2_tile``, ``num_subgroups`` (:func:`lowering_gpu.gpu_attention_attrs`);
 CPU ``m_vec``, ``k2_vec``, ``m_dist`` (:func:`lowering_cpu.cpu_attention_attrs`).
@@ -166,8 +170,11 @@ def shape_key(shape: dict, target_k: str) -> Optional[str]:
     if rank is None:
         return None
     d = f"d{shape['k1']}" if shape["k1"] == shape["n"] else f"d{shape['k1']}x{shape['n']}"
-    return "/".join([target_k, shape["elem_type"], d, f"m{bucket(shape['m'])}", f"k{bucket(shape['k2'])}",
-                     f"mask-{mask_kind(shape)}", f"b{rank}"])
+    parts = [target_k, shape["elem_type"], d, f"m{bucket(shape['m'])}", f"k{bucket(shape['k2'])}",
+             f"mask-{mask_kind(shape)}", f"b{rank}"]
+    if shape.get("k_transposed"):
+        parts.append("kT")  # K given as [batch..., k1, k2] (CPU pre-transpose): other tiles win
+    return "/".join(parts)
 
 
 def bhsd_shape(b: int, h: int, s: int, d: int, dtype: str, causal: bool) -> dict:

@@ -111,16 +111,14 @@ def knob_text(knobs: dict) -> str:
 # --------------------------------------------------------------------------
 
 def candidates_for(case: dict, target, extra: Optional[list] = None, limit: int = 6) -> list:
-    """[(knobs, is_heuristic)] for one case: the heuristic's choice, then distinct others."""
+    """[(knobs, is_heuristic)] for one case: the heuristic (knobs None), then others whose
+    attributes differ from it and from each other on the case's predicted op shape."""
     from flashlift.compiler import lowering, tuning
 
     shape = tuning.bhsd_shape(case["b"], case["h"], case["s"], case["d"], case["dtype"], case["causal"])
-    heuristic = lowering.configs_for(shape, target, use_db=False)
     pool = extra if extra is not None else (CPU_CANDIDATES if target.kind == "cpu" else GPU_CANDIDATES)
-    out, seen = [], set()
-    if heuristic:
-        out.append((tuning.knobs_from_attrs(heuristic), True))
-        seen.add(json.dumps(heuristic, sort_keys=True))
+    out = [(None, True)]
+    seen = {json.dumps(lowering.configs_for(shape, target, use_db=False), sort_keys=True)}
     for knobs in pool:
         if len(out) >= limit:
             break
@@ -129,8 +127,18 @@ def candidates_for(case: dict, target, extra: Optional[list] = None, limit: int 
         if not attrs or text in seen:
             continue  # not applicable to this shape, or the same as an earlier candidate
         seen.add(text)
-        out.append((tuning.knobs_from_attrs(attrs) or dict(knobs), False))
+        out.append((dict(knobs), False))
     return out
+
+
+def _compile_options() -> dict:
+    """Tuning is about IREE's own codegen: where compile_model can route attention to a
+    hand-written kernel instead, turn that off."""
+    import inspect
+
+    from flashlift.api import compile_model
+
+    return {"use_kernels": False} if "use_kernels" in inspect.signature(compile_model).parameters else {}
 
 
 def _first_error(message: str) -> str:
@@ -152,28 +160,46 @@ def build(cases: list, target_spec: str, out_dir: str, *, limit: int = 6, extra:
                 "built": _now(), "built_on": _machine(), "cases": []}
     for case in cases:
         shape = tuning.bhsd_shape(case["b"], case["h"], case["s"], case["d"], case["dtype"], case["causal"])
+        # Predicted key; replaced below by the key of the op as lowering saw it.
         entry = dict(case, name=case_name(case), db_key=tuning.shape_key(shape, manifest["target_key"]),
                      candidates=[], dropped=[])
         args = make_inputs(case)
+        done = set()
         for i, (knobs, is_heuristic) in enumerate(candidates_for(case, target, extra, limit)):
-            label = f"{entry['name']} [{knob_text(knobs)}]{' (heuristic)' if is_heuristic else ''}"
+            label = f"{entry['name']} [{knob_text(knobs) if knobs else 'heuristic'}]"
             t0 = time.time()
             try:
-                with lowering.override(knobs):
-                    compiled = flashlift.compile_model(attention_module(case["causal"]), args, target=target.name)
+                with lowering.override(knobs, use_db=False) as seen:
+                    compiled = flashlift.compile_model(attention_module(case["causal"]), args, target=target.name,
+                                                       **_compile_options())
             except flashlift.FlashliftError as e:
                 entry["dropped"].append({"knobs": knobs, "stage": "compile", "reason": _first_error(str(e))})
                 log(f"{label}: compile failed: {entry['dropped'][-1]['reason']}")
                 continue
-            if len(compiled.report.raised) != 1:
-                entry["dropped"].append({"knobs": knobs, "stage": "compile", "reason": "attention not raised"})
-                log(f"{label}: attention not raised")
+            # What lowering really saw and set (layout rewrites before it change the op).
+            reason = None
+            if len(compiled.report.raised) != 1 or len(seen) != 1:
+                reason = f"{len(compiled.report.raised)} attention op(s) raised, {len(seen)} lowered (want 1)"
+            elif not seen[0]["attrs"]:
+                reason = "no lowering configuration for these knobs on this op (IREE default)"
+            else:
+                attrs = json.dumps(seen[0]["attrs"], sort_keys=True)
+                if attrs in done:
+                    log(f"{label}: same attributes as an earlier candidate, skipped")
+                    continue
+                done.add(attrs)
+            if reason:
+                entry["dropped"].append({"knobs": knobs, "stage": "compile", "reason": reason})
+                log(f"{label}: {reason}")
                 continue
+            knobs = tuning.knobs_from_attrs(seen[0]["attrs"]) or knobs
+            entry["db_key"] = tuning.shape_key(seen[0]["shape"], manifest["target_key"])
             module = f"{entry['name']}.c{i}.flashlift"
             compiled.save(os.path.join(out_dir, module))
             entry["candidates"].append({"id": f"c{i}", "knobs": knobs, "heuristic": is_heuristic,
                                         "module": module, "compile_s": round(time.time() - t0, 2)})
-            log(f"{label}: compiled in {time.time() - t0:.1f}s")
+            log(f"{entry['name']} [{knob_text(knobs)}]{' (heuristic)' if is_heuristic else ''}: "
+                f"compiled in {time.time() - t0:.1f}s")
         manifest["cases"].append(entry)
     with open(os.path.join(out_dir, MANIFEST), "w") as f:
         json.dump(manifest, f, indent=1)
