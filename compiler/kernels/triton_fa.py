@@ -1,0 +1,531 @@
+"""Triton FlashAttention forward kernel, AOT-compiled to PTX/cubin for IREE.
+
+This module is only needed at *build* time (it imports triton). The result of
+`build_ptx` is a `KernelBinary`: the PTX text (and the cubin ptxas made from
+it), the kernel's entry name, the launch grid/block, the dynamic shared memory
+size and the exact parameter list of the `.entry` (verified against the PTX).
+
+Kernel ABI (every shape is a compile-time constant, so only pointers remain):
+
+    .entry <name>(.param .u64 Q, .param .u64 K, .param .u64 V, .param .u64 O,
+                  .param .u64 global_scratch, .param .u64 profile_scratch)
+
+  * Q, O: (B, H,   Sq,  D) contiguous, dtype f16/bf16
+  * K, V: (B, KVH, Skv, D) contiguous, same dtype; kv head = q head // (H//KVH)
+  * global_scratch / profile_scratch are appended by Triton >= 3.3 to every
+    kernel. For this kernel both scratch sizes are 0 (checked in build_ptx),
+    so Triton's own launcher would pass NULL and the body never dereferences
+    them. From IREE we feed them with a tiny dummy binding (see
+    iree_dispatch.py); the pointer value is never used.
+  * grid  = (ceil(Sq / BLOCK_M), B * H, 1); program_id(0) = query tile,
+    program_id(1) = b * H + h.
+  * block = (num_warps * 32, 1, 1)
+  * dynamic shared memory = metadata.shared bytes (Triton kernels use only
+    dynamic shared memory; > 48 KiB needs cuFuncSetAttribute(
+    CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), which IREE's CUDA HAL
+    does at executable load from the export's `workgroup_local_memory`).
+
+Config: `tuned_config` / TUNED_CONFIGS (measured on an H200, see
+bench/results/triton-kernel-h200.md) gives the tile (BLOCK_M, BLOCK_N,
+num_warps, num_stages) and the kernel variant flags (FOLD_SCALE, KTRANS,
+REVERSE_M, ...; all default off = the original kernel) per (arch, head dim,
+causal, dtype, length class); a `config` passed to build_ptx overrides any of
+them (partial dicts allowed). REVERSE_M reverses the query-tile order inside
+the same grid, so the ABI below is unchanged for every config.
+
+Masking semantics (causal):
+  * top-left     : key j visible to query i iff j <= i
+  * bottom-right : key j visible to query i iff j <= i + (Skv - Sq)
+    (this is torch's CausalVariant.LOWER_RIGHT / flash-attn's causal=True).
+  Rows that see no key at all (only possible for bottom-right with Sq > Skv)
+  produce 0 (torch's math reference produces NaN there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import subprocess
+import tempfile
+from typing import Optional
+
+import triton
+import triton.language as tl
+
+
+# --------------------------------------------------------------------------
+# The kernel
+# --------------------------------------------------------------------------
+
+@triton.jit
+def _exp2_f16(x):
+    """2**x for an f16 tensor, two lanes per MUFU op (ex2.approx.f16x2)."""
+    return tl.inline_asm_elementwise(
+        "ex2.approx.f16x2 $0, $1;", "=r,r", [x], dtype=tl.float16, is_pure=True, pack=2)
+
+
+@triton.jit
+def _online_step(qk, m_i, l_i, acc, v, SM_SCALE_LOG2: tl.constexpr,
+                 FOLD_SCALE: tl.constexpr, EXP16: tl.constexpr):
+    """One online-softmax update with an unmasked (BLOCK_M, BLOCK_N) tile of
+    raw scores qk = q @ k^T and its (BLOCK_N, D) value tile v."""
+    if FOLD_SCALE:
+        m_ij = tl.maximum(m_i, tl.max(qk, 1) * SM_SCALE_LOG2)
+        x = qk * SM_SCALE_LOG2 - m_ij[:, None]
+    else:
+        qk = qk * SM_SCALE_LOG2
+        m_ij = tl.maximum(m_i, tl.max(qk, 1))
+        x = qk - m_ij[:, None]
+    alpha = tl.math.exp2(m_i - m_ij)
+    if EXP16:
+        p16 = _exp2_f16(x.to(tl.float16))
+        l_i = l_i * alpha + tl.sum(p16.to(tl.float32), 1)
+        p = p16.to(v.dtype)
+    else:
+        p32 = tl.math.exp2(x)
+        l_i = l_i * alpha + tl.sum(p32, 1)
+        p = p32.to(v.dtype)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p, v, acc)
+    return m_ij, l_i, acc
+
+
+@triton.jit
+def _fa_fwd_kernel(
+    Q, K, V, O,
+    SM_SCALE_LOG2: tl.constexpr,   # softmax scale * log2(e)
+    H: tl.constexpr, KV_RATIO: tl.constexpr,
+    SQ: tl.constexpr, SKV: tl.constexpr, HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr, BOTTOM_RIGHT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    # ---- variants (all optional; the defaults are the original kernel) ----
+    FOLD_SCALE: tl.constexpr = False,  # qk*scale - m as one FMA (needs scale > 0)
+    EXP16: tl.constexpr = False,       # p = 2**x in packed f16 (ex2.approx.f16x2)
+    KTRANS: tl.constexpr = False,      # load K as (BLOCK_N, D) and tl.trans it
+    REVERSE_M: tl.constexpr = False,   # causal: longest query tiles first
+    WARP_SPEC: tl.constexpr = False,   # tl.range(warp_specialize=True) on the main loop
+    PIPE_QK: tl.constexpr = False,     # main loop rotated: q@k of tile j+1 issued before
+                                       # the softmax/PV of tile j (async wgmma overlap)
+):
+    if REVERSE_M:
+        start_m = tl.num_programs(0) - 1 - tl.program_id(0)
+    else:
+        start_m = tl.program_id(0)
+    off_bh = tl.program_id(1)
+    off_b = off_bh // H
+    off_h = off_bh % H
+    off_kvh = off_h // KV_RATIO
+    KVH: tl.constexpr = H // KV_RATIO
+
+    # int64 base offsets: B*H*S*D can exceed 2^31 elements.
+    q_base = off_bh.to(tl.int64) * (SQ * HEAD_DIM)
+    kv_base = (off_b.to(tl.int64) * KVH + off_kvh) * (SKV * HEAD_DIM)
+
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+
+    q_ptrs = Q + q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
+    if KTRANS:
+        # (BLOCK_N, D) tile, transposed in registers/shared memory by tl.trans
+        k_ptrs = K + kv_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
+    else:
+        # K is read transposed: (D, BLOCK_N) tile.
+        k_ptrs = K + kv_base + offs_n[None, :] * HEAD_DIM + offs_d[:, None]
+    v_ptrs = V + kv_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
+
+    if SQ % BLOCK_M == 0:
+        q = tl.load(q_ptrs)
+    else:
+        q = tl.load(q_ptrs, mask=offs_m[:, None] < SQ, other=0.0)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    # Causal diagonal offset: key j visible to query i iff j <= i + DIAG.
+    if BOTTOM_RIGHT:
+        DIAG: tl.constexpr = SKV - SQ
+    else:
+        DIAG: tl.constexpr = 0
+
+    # [0, lo): key tiles that need no mask for any row of this query tile.
+    # [lo, hi): key tiles that need the bounds and/or causal mask.
+    FULL_N: tl.constexpr = (SKV // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        row_lo = start_m * BLOCK_M + DIAG + 1          # keys < row_lo visible to all rows
+        row_hi = (start_m + 1) * BLOCK_M + DIAG        # keys < row_hi visible to some row
+        lo = tl.minimum(tl.maximum(row_lo, 0) // BLOCK_N * BLOCK_N, FULL_N)
+        hi = tl.minimum(tl.maximum(row_hi, 0), SKV)
+    else:
+        lo = FULL_N
+        hi = SKV
+
+    # ---- unmasked tiles ----
+    if PIPE_QK and FULL_N > 0:
+        # Rotated loop: the scores of tile j+1 are in flight (async wgmma) while
+        # tile j's softmax and P@V run. Tile 0's scores are computed even when
+        # lo == 0 (then never used; tile 0 exists since FULL_N > 0).
+        if KTRANS:
+            k = tl.trans(tl.load(k_ptrs))
+        else:
+            k = tl.load(k_ptrs)
+        qk = tl.dot(q, k)
+        for start_n in tl.range(BLOCK_N, lo, BLOCK_N, warp_specialize=WARP_SPEC):
+            start_n = tl.multiple_of(start_n, BLOCK_N)
+            if KTRANS:
+                k = tl.trans(tl.load(k_ptrs + start_n * HEAD_DIM))
+            else:
+                k = tl.load(k_ptrs + start_n * HEAD_DIM)
+            qk_next = tl.dot(q, k)
+            v = tl.load(v_ptrs + (start_n - BLOCK_N) * HEAD_DIM)
+            m_i, l_i, acc = _online_step(qk, m_i, l_i, acc, v, SM_SCALE_LOG2, FOLD_SCALE, EXP16)
+            qk = qk_next
+        if lo > 0:
+            v = tl.load(v_ptrs + (lo - BLOCK_N) * HEAD_DIM)
+            m_i, l_i, acc = _online_step(qk, m_i, l_i, acc, v, SM_SCALE_LOG2, FOLD_SCALE, EXP16)
+    else:
+        for start_n in tl.range(0, lo, BLOCK_N, warp_specialize=WARP_SPEC):
+            start_n = tl.multiple_of(start_n, BLOCK_N)
+            if KTRANS:
+                k = tl.trans(tl.load(k_ptrs + start_n * HEAD_DIM))
+            else:
+                k = tl.load(k_ptrs + start_n * HEAD_DIM)
+            qk = tl.dot(q, k)
+            v = tl.load(v_ptrs + start_n * HEAD_DIM)
+            m_i, l_i, acc = _online_step(qk, m_i, l_i, acc, v, SM_SCALE_LOG2, FOLD_SCALE, EXP16)
+
+    # ---- masked tiles (sequence tail and/or causal diagonal band) ----
+    for start_n in range(lo, hi, BLOCK_N):
+        start_n = tl.multiple_of(start_n, BLOCK_N)
+        cols = start_n + offs_n
+        if SKV % BLOCK_N == 0:
+            if KTRANS:
+                k = tl.trans(tl.load(k_ptrs + start_n * HEAD_DIM))
+            else:
+                k = tl.load(k_ptrs + start_n * HEAD_DIM)
+            v = tl.load(v_ptrs + start_n * HEAD_DIM)
+            valid = cols[None, :] < SKV
+        else:
+            if KTRANS:
+                k = tl.trans(tl.load(k_ptrs + start_n * HEAD_DIM, mask=cols[:, None] < SKV, other=0.0))
+            else:
+                k = tl.load(k_ptrs + start_n * HEAD_DIM, mask=cols[None, :] < SKV, other=0.0)
+            v = tl.load(v_ptrs + start_n * HEAD_DIM, mask=cols[:, None] < SKV, other=0.0)
+            valid = cols[None, :] < SKV
+        if CAUSAL:
+            valid = valid & (cols[None, :] <= offs_m[:, None] + DIAG)
+        qk = tl.dot(q, k) * SM_SCALE_LOG2
+        qk = tl.where(valid, qk, float("-inf"))
+        m_ij = tl.maximum(m_i, tl.max(qk, 1))
+        # Rows with no visible key so far keep m = -inf; subtract 0 instead so
+        # that exp2(-inf - -inf) never produces NaN.
+        m_safe = tl.where(m_ij == float("-inf"), 0.0, m_ij)
+        alpha = tl.math.exp2(m_i - m_safe)
+        if EXP16:
+            p16 = _exp2_f16((qk - m_safe[:, None]).to(tl.float16))
+            l_i = l_i * alpha + tl.sum(p16.to(tl.float32), 1)
+            p = p16.to(v.dtype)
+        else:
+            p32 = tl.math.exp2(qk - m_safe[:, None])
+            l_i = l_i * alpha + tl.sum(p32, 1)
+            p = p32.to(v.dtype)
+        acc = acc * alpha[:, None]
+        acc = tl.dot(p, v, acc)
+        m_i = m_ij
+
+    l_safe = tl.where(l_i == 0.0, 1.0, l_i)
+    acc = acc / l_safe[:, None]
+    o_ptrs = O + q_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
+    out = acc.to(O.dtype.element_ty)
+    if SQ % BLOCK_M == 0:
+        tl.store(o_ptrs, out)
+    else:
+        tl.store(o_ptrs, out, mask=offs_m[:, None] < SQ)
+
+
+# --------------------------------------------------------------------------
+# AOT build
+# --------------------------------------------------------------------------
+
+_TL_DTYPE = {"f16": "fp16", "float16": "fp16", "fp16": "fp16",
+             "bf16": "bf16", "bfloat16": "bf16"}
+_ELEM_BYTES = {"fp16": 2, "bf16": 2}
+
+# Max dynamic shared memory per block with opt-in (CU_DEVICE_ATTRIBUTE_MAX_
+# SHARED_MEMORY_PER_BLOCK_OPTIN): A100 = 163 KiB, H100/H200 = 227 KiB.
+MAX_SHARED_OPTIN = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
+
+
+@dataclasses.dataclass
+class KernelParam:
+    name: str            # "q", "k", "v", "o", "global_scratch", "profile_scratch"
+    ptx_type: str        # ".u64"
+    role: str            # "input" | "output" | "scratch"
+
+
+@dataclasses.dataclass
+class KernelBinary:
+    ptx: str
+    name: str
+    grid: tuple
+    block: tuple
+    shared_mem_bytes: int
+    params: list
+    # extras (not required by the dispatch generator, but handy)
+    cubin: Optional[bytes] = None
+    arch: int = 80
+    ptx_target: str = ""
+    ptx_version: str = ""
+    config: dict = dataclasses.field(default_factory=dict)
+    n_regs: Optional[int] = None
+    n_spills: Optional[int] = None
+
+
+def default_config(head_dim: int, arch: int) -> dict:
+    """Tile config when TUNED_CONFIGS has no entry (sm_80: not tuned on a GPU;
+    every choice has 0 register spills with ptxas 12.8). CANDIDATE_CONFIGS
+    lists the alternatives build_spike.py also builds."""
+    return dict(CANDIDATE_CONFIGS[(arch, 64 if head_dim <= 64 else 128)][0])
+
+
+# (arch, head_dim) -> [default, alternative]; (BLOCK_M, BLOCK_N, warps, stages)
+# regs / shared memory (fp16, S=4096, non-causal..causal) from ptxas 12.8:
+CANDIDATE_CONFIGS = {
+    (80, 64): [dict(BLOCK_M=128, BLOCK_N=64, num_warps=4, num_stages=3),    # 252-255 regs, 48 KiB
+               dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=3)],    # 139-168 regs, 40 KiB
+    (80, 128): [dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3),   # 202-238 regs, 96 KiB
+                dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=2)],  # 203-230 regs, 64 KiB
+    # sm_90: tuned on an H200 (see TUNED_CONFIGS, which also sets the variant flags)
+    (90, 64): [dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=3),     # 106-128 regs, 56 KiB
+               dict(BLOCK_M=128, BLOCK_N=64, num_warps=4, num_stages=3)],   # 188-237 regs, 64 KiB
+    (90, 128): [dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3),  # 202-228 regs, 224 KiB
+                dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3)],  # 140-162 regs, 128 KiB
+}
+
+
+def length_class(sq: int, skv: int) -> str:
+    """'short' (<= 1024 keys per query tile row on average) or 'long'."""
+    return "short" if max(sq, skv) <= 1024 else "long"
+
+
+# Measured winners on an NVIDIA H200 (sm_90a, Triton 3.6, kernel-only timing vs
+# torch SDPA = cuDNN), see bench/results/triton-tuning-h200.json and
+# triton-kernel-h200.md; key: (arch, head_dim, causal, dtype, length class).
+# Why these: every launch is latency-bound (the wgmma -> softmax -> wgmma chain
+# of a warpgroup is serial in Triton 3.6), so what wins is how many warpgroups
+# an SM can interleave. d64: 64x64 tiles, 4 warps, 56 KiB smem, ~110-128 regs ->
+# 4 CTAs/SM (was 128x128/8 warps, 1 CTA/SM: 0.68-0.74x -> 0.90-0.98x). d128:
+# the 64x64/4-warp analogue only fits 2 CTAs/SM and loses; 128x128/8 warps,
+# 3 stages (224 KiB smem, 1 CTA/SM) is best by 2-5%.
+# Flags: FOLD_SCALE (scale folded into one FMA) gave 5-10% on d64; KTRANS and
+# REVERSE_M are within noise (+-3%), kept where they won both sweeps; EXP16
+# (packed f16 exp2) lost everywhere (XU pipe use did not drop); PIPE_QK (rotated
+# loop) lost: Triton 3.6 waits for the q@k wgmma right away, so nothing overlaps.
+# d128 "short" (S <= 1024) was not measured: same choice as "long".
+_D64 = dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=3, FOLD_SCALE=True, KTRANS=True)
+_D128 = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FOLD_SCALE=True)
+_D128_CAUSAL = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, REVERSE_M=True)
+TUNED_CONFIGS: dict = {}
+for _dt in ("fp16", "bf16"):
+    for _cls in ("short", "long"):
+        for _causal in (False, True):
+            TUNED_CONFIGS[(90, 64, _causal, _dt, _cls)] = _D64
+            TUNED_CONFIGS[(90, 128, _causal, _dt, _cls)] = _D128_CAUSAL if _causal else _D128
+
+
+def tuned_config(head_dim: int, arch: int, *, causal: bool = False, dtype: str = "fp16",
+                 sq: int = 0, skv: int = 0) -> dict:
+    """Tile config + variant flags for one case (what build_ptx uses when the
+    caller passes no config)."""
+    d = 64 if head_dim <= 64 else 128
+    tdt = _TL_DTYPE.get(str(dtype).replace("torch.", ""), "fp16")
+    key = (arch, d, bool(causal), tdt, length_class(sq, skv))
+    if key in TUNED_CONFIGS:
+        return dict(TUNED_CONFIGS[key])
+    return default_config(head_dim, arch)
+
+
+_ENTRY_RE = re.compile(r"\.visible\s+\.entry\s+(\w+)\s*\((.*?)\)", re.S)
+
+
+def parse_ptx_entry(ptx: str):
+    """Returns (entry_name, [(ptx_type, param_name), ...]) of the single .entry."""
+    m = _ENTRY_RE.search(ptx)
+    if not m:
+        raise ValueError("no .visible .entry in PTX")
+    params = []
+    for decl in m.group(2).split(","):
+        decl = decl.strip()
+        if not decl:
+            continue
+        pm = re.match(r"\.param\s+(\.\w+)\s+(?:\.ptr\s+(?:\.\w+\s+)*)?(\w+)", decl)
+        if not pm:
+            raise ValueError(f"cannot parse PTX param: {decl!r}")
+        params.append((pm.group(1), pm.group(2)))
+    return m.group(1), params
+
+
+def _ptxas(ptx: str, arch_name: str) -> tuple[bytes, str]:
+    from triton.backends.nvidia.compiler import get_ptxas
+    ptxas = get_ptxas(int(re.sub(r"\D", "", arch_name))).path
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "k.ptx")
+        dst = os.path.join(d, "k.cubin")
+        with open(src, "w") as f:
+            f.write(ptx)
+        r = subprocess.run([ptxas, "-v", f"--gpu-name={arch_name}", src, "-o", dst],
+                           capture_output=True, text=True, check=True)
+        with open(dst, "rb") as f:
+            return f.read(), r.stderr
+
+
+VARIANT_FLAGS = ("FOLD_SCALE", "EXP16", "KTRANS", "REVERSE_M", "WARP_SPEC", "PIPE_QK")
+
+
+def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
+                   dtype: str = "f16", sq: int = 0, skv: int = 0,
+                   scale: float = 1.0, config: Optional[dict] = None) -> dict:
+    """The full config (tile + variant flags) build_ptx compiles with: the
+    tuned default for this (arch, head_dim, causal, dtype, length class),
+    updated with the caller's `config` (which may be partial), then made legal
+    (flags that do not apply to this case are switched off)."""
+    cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
+    if config:
+        cfg.update(config)
+    for f in VARIANT_FLAGS:
+        cfg[f] = bool(cfg.get(f, False))
+    if scale <= 0:                 # max(qk) * scale is the row max only for scale > 0
+        cfg["FOLD_SCALE"] = False
+    if not causal:
+        cfg["REVERSE_M"] = False
+    if arch < 90:
+        cfg["WARP_SPEC"] = False
+    return cfg
+
+
+def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
+                   head_dim: int, dtype: str = "f16", causal: bool = False,
+                   bottom_right: bool = False, scale: Optional[float] = None,
+                   arch: int = 80, config: Optional[dict] = None,
+                   ptx_version: Optional[int] = None):
+    """triton.compile of one static shape; returns (CompiledKernel, cfg, consts).
+    Shared by build_ptx and tune_on_gpu.py (which launches the CompiledKernel
+    directly: ck[grid](q, k, v, o, *consts.values()))."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    if head_dim not in (64, 128):
+        raise ValueError(f"head_dim {head_dim} not supported (64 or 128)")
+    if heads % kv_heads:
+        raise ValueError("heads must be a multiple of kv_heads")
+    if arch not in (80, 90):
+        raise ValueError("arch must be 80 or 90")
+    tdt = _TL_DTYPE[str(dtype).replace("torch.", "")]
+    if scale is None:
+        scale = 1.0 / math.sqrt(head_dim)
+    cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), dtype=tdt,
+                         sq=sq, skv=skv, scale=float(scale), config=config)
+
+    sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "O": f"*{tdt}"}
+    consts = dict(
+        SM_SCALE_LOG2=float(scale) * 1.4426950408889634,
+        H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
+        CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
+        BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
+    )
+    for f in VARIANT_FLAGS:
+        consts[f] = cfg[f]
+    for k in consts:
+        sig[k] = "constexpr"
+    # 16-byte alignment of all four base pointers (IREE bindings are at least
+    # 64-byte aligned) enables vectorized / async-copy loads.
+    attrs = {(i,): [["tt.divisibility", 16]] for i in range(4)}
+    src = ASTSource(fn=_fa_fwd_kernel, signature=sig, constexprs=consts, attrs=attrs)
+    opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    if cfg.get("maxnreg"):
+        opts["maxnreg"] = int(cfg["maxnreg"])
+    if ptx_version is not None:
+        opts["ptx_version"] = ptx_version
+    ck = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=opts)
+    return ck, cfg, consts
+
+
+def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
+              head_dim: int, dtype: str = "f16", causal: bool = False,
+              bottom_right: bool = False, scale: Optional[float] = None,
+              arch: int = 80, config: Optional[dict] = None,
+              ptx_version: Optional[int] = None) -> KernelBinary:
+    """AOT-compiles the FA forward kernel for one static shape.
+
+    causal may be False, True / "top_left", or "bottom_right" (equivalently
+    causal=True, bottom_right=True). ptx_version: e.g. 84 to emit `.version 8.4`
+    (JIT-able by CUDA >= 12.4 drivers); default is what Triton picks (8.7 for
+    its bundled ptxas 12.8, which needs an R570+ driver to JIT).
+    """
+    if isinstance(causal, str):
+        if causal not in ("top_left", "bottom_right"):
+            raise ValueError(f"causal={causal!r}")
+        bottom_right = causal == "bottom_right"
+        causal = True
+    if scale is None:
+        scale = 1.0 / math.sqrt(head_dim)
+    ck, cfg, _ = compile_kernel(
+        batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
+        head_dim=head_dim, dtype=dtype, causal=causal, bottom_right=bottom_right,
+        scale=scale, arch=arch, config=config, ptx_version=ptx_version)
+    tdt = _TL_DTYPE[str(dtype).replace("torch.", "")]
+    md = ck.metadata
+    ptx = ck.asm["ptx"]
+    cubin = ck.asm.get("cubin")
+
+    if (md.global_scratch_size or 0) != 0 or (md.profile_scratch_size or 0) != 0:
+        raise RuntimeError(
+            f"kernel needs Triton scratch memory (global={md.global_scratch_size}, "
+            f"profile={md.profile_scratch_size}); the IREE dispatch feeds a dummy")
+    if md.num_ctas != 1 or tuple(getattr(md, "cluster_dims", (1, 1, 1)) or (1, 1, 1)) not in ((1, 1, 1),):
+        raise RuntimeError("cluster launch not supported through IREE")
+    limit = MAX_SHARED_OPTIN[arch]
+    if md.shared > limit:
+        raise RuntimeError(f"needs {md.shared} B shared memory > {limit} B on sm_{arch}")
+
+    name, ptx_params = parse_ptx_entry(ptx)
+    if name != md.name:
+        raise RuntimeError(f"entry {name} != metadata name {md.name}")
+    roles = ["input", "input", "input", "output", "scratch", "scratch"]
+    names = ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
+    if len(ptx_params) != 6 or any(t != ".u64" for t, _ in ptx_params):
+        raise RuntimeError(f"unexpected PTX signature for {name}: {ptx_params}")
+    params = [KernelParam(n, t, r) for (t, _), n, r in zip(ptx_params, names, roles)]
+
+    tgt = re.search(r"^\s*\.target\s+(\w+)", ptx, re.M).group(1)
+    ver = re.search(r"^\s*\.version\s+([\d.]+)", ptx, re.M).group(1)
+    # Re-run the same ptxas Triton used, with -v, for register/spill stats
+    # (Triton deletes its log); keep Triton's own cubin when it made one.
+    my_cubin, log = _ptxas(ptx, tgt)
+    if cubin is None:
+        cubin = my_cubin
+    m_regs = re.search(r"Used (\d+) registers", log)
+    m_sp = re.search(r"(\d+) bytes spill stores", log)
+    n_regs = int(m_regs.group(1)) if m_regs else None
+    n_spills = int(m_sp.group(1)) if m_sp else None
+    grid = (triton.cdiv(sq, cfg["BLOCK_M"]), batch * heads, 1)
+    block = (md.num_warps * 32, 1, 1)
+    cfg_out = dict(cfg, scale=float(scale), causal=bool(causal),
+                   bottom_right=bool(causal and bottom_right),
+                   batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
+                   head_dim=head_dim, dtype=tdt)
+    return KernelBinary(ptx=ptx, name=name, grid=grid, block=block,
+                        shared_mem_bytes=int(md.shared), params=params,
+                        cubin=cubin, arch=arch, ptx_target=tgt, ptx_version=ver,
+                        config=cfg_out, n_regs=n_regs, n_spills=n_spills)
+
+
+if __name__ == "__main__":  # quick smoke test: python triton_fa.py
+    kb = build_ptx(batch=2, heads=8, kv_heads=2, sq=1000, skv=777, head_dim=64,
+                   dtype="f16", causal="bottom_right", arch=90)
+    print(kb.name, kb.grid, kb.block, kb.shared_mem_bytes, kb.ptx_target,
+          kb.ptx_version, [(p.name, p.ptx_type) for p in kb.params],
+          len(kb.ptx), len(kb.cubin or b""))
