@@ -269,6 +269,7 @@ class Site:
     c2: Contraction
     matched: list
     info: dict = field(default_factory=dict)
+    replaced: object = None  # the op whose result the attention op replaces (P.V, or its narrowing cast)
 
 
 def _find_scores(value: ir.Value, depth: int = 0) -> tuple[Contraction, list]:
@@ -455,8 +456,26 @@ def analyze(softmax) -> Site:
     if mask is not None and mask.is_zero():
         mask = None
     site = Site(softmax, atoms, roots, out_layout, roles, scale, mask, c2, matched)
+    site.replaced = _narrowing_cast(c2.op) or c2.op
+    if site.replaced is not c2.op:
+        matched.append(site.replaced)
     _check_roots(site)
     return site
+
+
+def _narrowing_cast(op):
+    """P.V accumulated in f32 then truncated to f16/bf16 by its only user: the attention op
+    can produce the narrow type directly (it accumulates in f32 itself), saving a pass over O."""
+    value = irx.result(op)
+    if irx.num_uses(value) != 1:
+        return None
+    user = irx.users(value)[0].opview
+    if not is_elementwise(user) or len(irx.ins(user)) != 1 or not irx.is_identity(irx.indexing_maps(user)[0]):
+        return None
+    e = body(user)
+    if is_op_expr(e, "arith.truncf") and e.args[0].kind == "arg" and e.args[0].value == 0:
+        return user
+    return None
 
 
 def _check_roots(site: Site) -> None:
@@ -592,7 +611,7 @@ class Builder:
                 maps.append(self.map_for(mask_leaves))
                 site.info["mask"] = [self.a.size(l) for l in mask_leaves]
             out_leaves = [l for g in self.a.resolve(site.out_layout) for l in g]
-            out_etype = irx.element_type(irx.result(site.c2.op))
+            out_etype = irx.element_type(irx.result(site.replaced))
             init = self.empty(out_leaves, out_etype)
             maps.append(self.map_for(out_leaves))
             op = ir.Operation.create(
@@ -609,7 +628,7 @@ class Builder:
                     reassoc.append(list(range(i, i + len(g))))
                     i += len(g)
                 result = ir.Operation.create(
-                    "tensor.collapse_shape", results=[irx.result(site.c2.op).type], operands=[result],
+                    "tensor.collapse_shape", results=[irx.result(site.replaced).type], operands=[result],
                     attributes={"reassociation": _reassoc_attr(reassoc)}).results[0]
         site.info.update(
             shape={k: self.a.size(v) for k, v in self.r.items()},
@@ -791,7 +810,7 @@ def run(module: ir.Module, ctx) -> list[Outcome]:
             if _looks_like_attention(softmax):
                 outcomes.append(Outcome(False, loc, str(e)))
             continue
-        irx.result(site.c2.op).replace_all_uses_with(new_value)
+        irx.result(site.replaced).replace_all_uses_with(new_value)
         done.remove(softmax.operation)
         irx.erase_dead(site.matched)
         outcomes.append(Outcome(True, loc, info=site.info))

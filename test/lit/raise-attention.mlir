@@ -178,7 +178,7 @@ module {
 
 // -----
 
-// 3-D f16: f32 accumulation, f16 scale, the softmax upcast to f32; the f32 result is truncated back as before.
+// 3-D f16: f32 accumulation, f16 scale, the softmax upcast to f32; the op yields f16 directly (the P.V truncation folds in).
 // CHECK-DAG:   #[[$Q:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3)>
 // CHECK-DAG:   #[[$K:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d4, d3)>
 // CHECK-DAG:   #[[$V:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d4, d2)>
@@ -190,11 +190,11 @@ module {
 // CHECK:         %[[SCALE:.+]] = arith.constant 3.535160e-01 : f16
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
 // CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]] : tensor<4x4x8xf16>, tensor<4x4x8xf16>, tensor<4x4x8xf16>, f16)
-// CHECK-SAME:      outs(%{{.+}} : tensor<4x4x8xf32>)
+// CHECK-SAME:      outs(%{{.+}} : tensor<4x4x8xf16>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
-// CHECK:         arith.truncf
+// CHECK-NOT:     arith.truncf
 // REMARK: remark: raised to iree_linalg_ext.attention
 
 #map = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
@@ -296,7 +296,7 @@ module {
 // CHECK:         %[[SCALE:.+]] = arith.constant 3.535160e-01 : f16
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
 // CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]] : tensor<2x2x4x8xf16>, tensor<2x2x4x8xf16>, tensor<2x2x4x8xf16>, f16)
-// CHECK-SAME:      outs(%{{.+}} : tensor<2x2x4x8xf32>)
+// CHECK-SAME:      outs(%{{.+}} : tensor<2x2x4x8xf16>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
