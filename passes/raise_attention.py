@@ -172,13 +172,25 @@ def _scale_generic(op) -> Optional[tuple[ir.Value, Scale]]:
         s = slope(e, tensor_args[0], op)
     except NoMatch:
         return None
-    if not (is_op_expr(e, "arith.mulf", "arith.divf") or is_op_expr(e, "arith.extf", "arith.truncf")):
+    # Only genuine scalings fold into the scale. A bare precision cast must stay: looking
+    # through `truncf` would make the attention read the f32 value before it (f32 attention).
+    if not is_op_expr(e, "arith.mulf", "arith.divf"):
         return None
     return op.operation.operands[tensor_args[0]], s
 
 
-def trace_operand(value: ir.Value, layout: list, atoms: Atoms, scale: list) -> tuple[ir.Value, list]:
-    """Follows an operand back through transposes, reshapes, broadcasts and scalings.
+def _widening_cast(op) -> bool:
+    """x -> extf(x) on a whole tensor: the matmul reads a widened copy of a narrow tensor."""
+    if not is_elementwise(op) or len(irx.ins(op)) != 1 or not irx.is_identity(irx.indexing_maps(op)[0]):
+        return False
+    e = body(op)
+    return is_op_expr(e, "arith.extf") and e.args[0].kind == "arg" and e.args[0].value == 0
+
+
+def trace_operand(value: ir.Value, layout: list, atoms: Atoms, scale: list, widen: bool = True) -> tuple[ir.Value, list]:
+    """Follows an operand back through transposes, reshapes, broadcasts, scalings and (with
+    `widen`) widening casts: products of f16 values are exact in f32 and the attention op
+    accumulates in f32, so reading the narrow tensor computes the same scores.
 
     Returns the root value and its layout; multiplies found are appended to `scale`.
     """
@@ -211,6 +223,8 @@ def trace_operand(value: ir.Value, layout: list, atoms: Atoms, scale: list) -> t
         elif op is not None and _scale_generic(op) is not None:
             value, s = _scale_generic(op)
             scale.append(s)
+        elif widen and op is not None and _widening_cast(op):
+            value = irx.ins(op)[0]
         else:
             return value, layout
 
@@ -439,12 +453,20 @@ def analyze(softmax) -> Site:
     # Trace Q, K, V to their roots (scales on Q or K fold into the scale).
     q_scales: list = []
     c1_operands = [(c1.lhs, c1.maps[0]), (c1.rhs, c1.maps[1])]
-    roots = {}
-    for key_name, (operand, amap) in zip(("q", "k"), [c1_operands[q_side], c1_operands[k_side]]):
-        op_layout = [[loop_atoms[d]] for d in irx.map_dims(amap)]
-        roots[key_name] = trace_operand(operand, op_layout, atoms, q_scales)
+    def trace_all(widen: bool) -> dict:
+        q_scales.clear()
+        v_scales.clear()
+        roots = {}
+        for key_name, (operand, amap) in zip(("q", "k"), [c1_operands[q_side], c1_operands[k_side]]):
+            op_layout = [[loop_atoms[d]] for d in irx.map_dims(amap)]
+            roots[key_name] = trace_operand(operand, op_layout, atoms, q_scales, widen)
+        roots["v"] = trace_operand(v_value, v_layout, atoms, v_scales, widen)
+        return roots
+
     v_scales: list = []
-    roots["v"] = trace_operand(v_value, v_layout, atoms, v_scales)
+    roots = trace_all(widen=True)
+    if len({str(irx.element_type(v)) for v, _ in roots.values()}) != 1:
+        roots = trace_all(widen=False)  # mixed precisions: read what the matmuls read
     require(not v_scales or all(s.factors == [] and s.constant == 1.0 for s in v_scales),
             "V is scaled before the second matmul")
     for s in q_scales:

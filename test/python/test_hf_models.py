@@ -25,4 +25,6 @@ def test_hf_model(name, dtype):
     assert len(report.raised) == layers, str(report)
     paths = [s.module_path for s in report.raised]
     assert len(set(paths)) == layers and all(p and p != "<top>" for p in paths), str(report)
+    # the op computes in the model's precision (not on an f32 value from before a cast)
+    assert all(s.details["dtype"] == dtype for s in report.raised), str(report)
     assert rel_err(compiled(*inputs), reference(model, *inputs)) < TOL[dtype], str(report)

@@ -23,6 +23,7 @@ def test_zoo_case(case, dtype):
     compiled = flashlift.compile_model(module, inputs)
     report = compiled.report
     assert len(report.raised) == case.expect_raised, str(report)
+    assert all(s.details["dtype"] == dtype for s in report.raised), str(report)
     if case.expect_raised == 0 and case.candidate:
         assert report.rejected, "a near-miss must be reported with its reason:\n" + str(report)
     outs = compiled(*inputs)
