@@ -57,6 +57,13 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
     except ir.MLIRError as e:
         raise CompileError(f"the imported module does not parse: {e}") from None
     outcomes = run_pipeline(module, RAISE_PIPELINE) if raise_attention else []
+    if raise_attention and getattr(target, "raise_attention", True):
+        from flashlift.compiler import layout
+
+        with ctx:
+            layout.canonicalize_layouts(module)
+            if target.kind == "cpu":
+                layout.pretranspose_keys(module)
     lowering.annotate(module, target)
     paths = []
     if getattr(target, "kernel_arch", ""):
@@ -74,12 +81,21 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
     return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths)
 
 
+def compile_flags(target) -> list:
+    flags = list(target.flags)
+    if target.kind == "cpu":
+        from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
+
+        flags += CPU_COMPILE_FLAGS
+    return flags
+
+
 def iree_compile(text: str, target) -> bytes:
     """Step 4: iree-compile for `target`; a CompileError carries IREE's own diagnostics."""
     from iree.compiler.tools import CompilerToolError, compile_str
 
     try:
-        return compile_str(text, extra_args=list(target.flags))
+        return compile_str(text, extra_args=compile_flags(target))
     except CompilerToolError as e:
         raise CompileError(f"iree-compile failed for target {target.name}:\n{_diagnostics(str(e))}") from None
 

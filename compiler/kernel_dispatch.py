@@ -360,7 +360,7 @@ def evaluate_constants(values: list, module) -> list:
     return results
 
 
-_EVALUABLE = ("arith.", "math.", "linalg.", "tensor.")
+_EVALUABLE = ("arith.", "math.", "linalg.", "tensor.", "util.optimization_barrier")
 
 
 def _backward_slice(value) -> list:

@@ -67,12 +67,15 @@ def attention_shape(op) -> dict:
     mask_batch = [batch.index(d) for d in dims(maps[4]) if d in batch] if len(maps) == 6 else []
     canonical = (q == batch + m + k1 and k[: len(batch)] == batch and k[len(batch):] in (k2 + k1, k1 + k2)
                  and v == batch + k2 + n and o == batch + m + n)
+    mask_canonical = True
     if len(maps) == 6:
         mask_dims = dims(maps[4])
         in_batch = [d for d in mask_dims if d in batch]
-        canonical = canonical and in_batch in ([], batch) and mask_dims == in_batch + [d for d in mask_dims if d not in batch]
+        mask_canonical = in_batch in ([], batch) and mask_dims == in_batch + [d for d in mask_dims if d not in batch]
     return {
-        "canonical": canonical,
+        "canonical": canonical,  # Q, K, V, O
+        "mask_canonical": mask_canonical,
+        "k_transposed": k[len(batch):] == k1 + k2,
         "batch": [sizes[d] for d in batch], "m": one(m), "n": one(n), "k1": one(k1), "k2": one(k2),
         "elem_type": str(ir.RankedTensorType(operands[0].type).element_type),
         "has_mask": len(maps) == 6,
@@ -92,10 +95,12 @@ def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bo
         knobs, use_db = forced["knobs"], forced["use_db"]
     if None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]:
         return {}  # dynamic shapes: IREE's own heuristics
-    if not shape["canonical"]:
+    if not shape["canonical"] or (target.kind == "cpu" and not shape.get("mask_canonical", True)):
         # The configs' tile lists index the dispatch's dims after IREE collapses the batch
-        # dims, which it only does when every operand has them leading, in the same order.
-        # Elsewhere a config would tile the wrong dims: keep IREE's (slower, correct) default.
+        # dims, which it only does when every operand has them leading, in the same order
+        # (compiler/layout.py makes them so). Elsewhere a config would tile the wrong dims:
+        # keep IREE's (slower, correct) default. GPU configs account for a mask that reads
+        # only some batch dims (mask_batch_dims); the CPU ones do not.
         return {}
     if knobs is not None:
         return {} if knobs.get("iree_default") else _heuristic(shape, target, knobs)

@@ -80,3 +80,26 @@ def test_multiple_outputs_and_inputs():
     out, total = flashlift.compile_model(Two(), (q, k, v))(q, k, v)
     ref = PlainAttention()(q, k, v)
     assert rel_err(out, ref) < 1e-5 and rel_err(total, ref.sum(-1)) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["f32", "f16"])
+@pytest.mark.parametrize("seq", [12, 16])
+def test_computed_mask_with_partial_key_tile(dtype, seq):
+    """A mask computed in the model (T5: position bias + padding) with a key length that is not
+    a multiple of the CPU tile: IREE fused the mask producer into the attention dispatch and got
+    f16 wrong under our tuned config. The mask operand is now fenced; this must stay right."""
+
+    class BiasedAttention(torch.nn.Module):
+        def forward(self, q, k, v, bias, pad):
+            s = q @ k.transpose(-1, -2) + (bias + pad)
+            return torch.softmax(s.float(), -1).to(q.dtype) @ v
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, seq, 16, dtype=dtype) for _ in range(3))
+    bias = torch.randn(1, 4, seq, seq).to(dtype)
+    pad = torch.zeros(2, 1, 1, seq, dtype=dtype)
+    pad[1, ..., seq - 3:] = -65504.0
+    compiled = flashlift.compile_model(BiasedAttention(), (q, k, v, bias, pad))
+    assert len(compiled.report.raised) == 1
+    ref = BiasedAttention()(q.float(), k.float(), v.float(), bias.float(), pad.float())
+    assert rel_err(compiled(q, k, v, bias, pad), ref) < TOL[dtype]

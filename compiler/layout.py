@@ -1,0 +1,184 @@
+"""Operand layouts of the raised attention ops, chosen for the target's code generators.
+
+raise-attention reads Q, K, V and O where the model keeps them, through the op's indexing
+maps (no copies). The tuned lowering configurations and the FlashAttention kernel need
+the canonical layout, batch dims leading in one order:
+Q (batch.., m, k1), K (batch.., k2, k1), V (batch.., k2, n), O (batch.., m, n).
+A model in (B, S, H, D) layout (BERT, LLaMA, ...) otherwise gets IREE's slow default.
+Every op's result is fenced too, so no neighbouring transpose is folded back into it.
+
+canonicalize_layouts: for each attention op whose Q/K/V/O maps are not canonical, copies
+the operand into canonical order (linalg.transpose) and the result back. The copies go
+through `util.optimization_barrier`: IREE would otherwise fold a transpose straight back
+into the indexing map. One pass over each tensor, O(S*D), against O(S^2*D) attention.
+
+pretranspose_keys (llvm-cpu): K as (batch.., k1, k2). IREE's CPU codegen computes Q.K^T as
+outer products that want the key sequence contiguous; otherwise every tile step
+transposes K in registers. 1.1-1.3x end to end (see lowering_cpu.py).
+"""
+
+from __future__ import annotations
+
+
+def _maps(op) -> list:
+    return [a.value for a in op.operation.attributes["indexing_maps"]]
+
+
+def _set_maps(op, maps) -> None:
+    from iree.compiler import ir
+
+    with op.operation.context:
+        op.operation.attributes["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
+
+
+def _dims(amap) -> list:
+    from iree.compiler import ir
+
+    return [e.position if isinstance(e, ir.AffineDimExpr) else None for e in amap.results]
+
+
+def _copy_permuted(value, perm: list, loc):
+    """util.optimization_barrier(linalg.transpose(value, perm)), inserted at the current point."""
+    from iree.compiler import ir
+    from iree.compiler.dialects import linalg
+
+    t = ir.RankedTensorType(value.type)
+    init = ir.Operation.create(
+        "tensor.empty", results=[ir.RankedTensorType.get([t.shape[p] for p in perm], t.element_type)], loc=loc).results[0]
+    transposed = linalg.transpose(value, outs=[init], permutation=perm)
+    if not isinstance(transposed, ir.Value):  # the builder returns the op when it has one result
+        transposed = transposed.results[0] if hasattr(transposed, "results") else transposed[0]
+    return ir.Operation.create("util.optimization_barrier", results=[transposed.type], operands=[transposed],
+                               loc=loc).results[0]
+
+
+def _static(value) -> bool:
+    from iree.compiler import ir
+
+    t = ir.RankedTensorType(value.type)
+    return not any(t.is_dynamic_dim(i) for i in range(t.rank))
+
+
+def _fence_mask(op) -> None:
+    """util.optimization_barrier on a computed mask operand. IREE fuses the mask's producer
+    into the attention dispatch; with a lowering config and a key length that is not a
+    multiple of the tile (f16, k2=12), IREE 3.13's CPU codegen then computes wrong results.
+    The mask is materialised anyway (over only the dims it varies along)."""
+    from iree.compiler import ir
+
+    if len(op.operation.attributes["indexing_maps"]) != 6:
+        return
+    mask = op.operation.operands[4]
+    owner = mask.owner
+    if isinstance(owner, ir.Block) or owner.name in ("util.optimization_barrier", "arith.constant"):
+        return
+    with ir.InsertionPoint(op), op.operation.location:
+        fenced = ir.Operation.create("util.optimization_barrier", results=[mask.type], operands=[mask]).results[0]
+    op.operation.operands[4] = fenced
+
+
+def _fence_result(op) -> None:
+    """util.optimization_barrier on the op's result. IREE's transpose propagation would fold a
+    consumer transpose (a model's `.permute` back to (B, S, H, D)) into the op's output map,
+    making the dispatch non-canonical after its lowering config was chosen for the canonical
+    one: the config would then tile the wrong dims."""
+    from iree.compiler import ir
+
+    _fence_mask(op)
+    result = op.operation.results[0]
+    uses = [(u.owner, u.operand_number) for u in result.uses]
+    if len(uses) == 1 and uses[0][0].name == "util.optimization_barrier":
+        return
+    with ir.InsertionPoint.after(op), op.operation.location:
+        fenced = ir.Operation.create("util.optimization_barrier", results=[result.type], operands=[result]).results[0]
+    for owner, index in uses:
+        owner.operands[index] = fenced
+
+
+def canonicalize_layouts(module) -> int:
+    """Makes Q, K, V and O canonical for every attention op; returns how many were changed."""
+    from iree.compiler import ir
+
+    from flashlift.passes.ir import collect
+
+    changed = 0
+    for op in collect(module, "iree_linalg_ext.attention"):
+        maps = _maps(op)
+        q, k, v, o = _dims(maps[0]), _dims(maps[1]), _dims(maps[2]), _dims(maps[-1])
+        if None in q + k + v + o:
+            continue
+        k1 = [d for d in q if d in k and d not in o]
+        k2 = [d for d in k if d in v and d not in q]
+        m = [d for d in q if d in o and d not in k]
+        n = [d for d in v if d in o and d not in k]
+        if not all(len(x) == 1 for x in (k1, k2, m, n)):
+            continue
+        batch = [d for d in o if d not in m + n]
+        want = {
+            0: [d for d in batch if d in q] + m + k1,
+            1: [d for d in batch if d in k] + k2 + k1,
+            2: [d for d in batch if d in v] + k2 + n,
+        }
+        o_want = batch + m + n
+        operands = list(op.operation.operands)
+        if all(dims == want[i] for i, dims in ((0, q), (1, k), (2, v))) and o == o_want:
+            _fence_result(op)
+            continue
+        if not all(_static(operands[i]) for i in (0, 1, 2)) or not _static(op.operation.results[0]):
+            continue
+        loc = op.operation.location
+        n_loops = maps[0].n_dims
+        with ir.InsertionPoint(op), loc:
+            for i, dims in ((0, q), (1, k), (2, v)):
+                if dims != want[i]:
+                    perm = [dims.index(d) for d in want[i]]
+                    op.operation.operands[i] = _copy_permuted(operands[i], perm, loc)
+                    maps[i] = ir.AffineMap.get(n_loops, 0, [ir.AffineDimExpr.get(d) for d in want[i]])
+            if o != o_want:
+                out_init = operands[-1]
+                perm = [o.index(d) for d in o_want]
+                ot = ir.RankedTensorType(out_init.type)
+                new_init = ir.Operation.create(
+                    "tensor.empty", results=[ir.RankedTensorType.get([ot.shape[p] for p in perm], ot.element_type)]).results[0]
+                op.operation.operands[len(operands) - 1] = new_init
+                maps[-1] = ir.AffineMap.get(n_loops, 0, [ir.AffineDimExpr.get(d) for d in o_want])
+        _set_maps(op, maps)
+        if o != o_want:
+            old_result = op.operation.results[0]
+            new_type = op.operation.operands[len(operands) - 1].type
+            old_type = old_result.type
+            old_result.set_type(new_type)
+            inverse = [o_want.index(d) for d in o]
+            uses = [(u.owner, u.operand_number) for u in old_result.uses]
+            with ir.InsertionPoint.after(op), loc:
+                back = _copy_permuted(old_result, inverse, loc)
+            for owner, index in uses:  # every old user now reads the barrier'd transpose back
+                owner.operands[index] = back
+            assert back.type == old_type
+        _fence_result(op)
+        changed += 1
+    return changed
+
+
+def pretranspose_keys(module) -> int:
+    """K as (batch.., k1, k2) for every canonical attention op; returns how many."""
+    from iree.compiler import ir
+
+    from flashlift.compiler.lowering import attention_shape
+    from flashlift.passes.ir import collect
+
+    count = 0
+    for op in collect(module, "iree_linalg_ext.attention"):
+        shape = attention_shape(op.operation)
+        if not shape["canonical"] or shape.get("k_transposed") or not _static(op.operation.operands[1]):
+            continue
+        maps = _maps(op)
+        rank = len(maps[1].results)
+        perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+        with ir.InsertionPoint(op), op.operation.location:
+            op.operation.operands[1] = _copy_permuted(op.operation.operands[1], perm, op.operation.location)
+        results = list(maps[1].results)
+        maps[1] = ir.AffineMap.get(maps[1].n_dims, 0, [results[p] for p in perm])
+        _set_maps(op, maps)
+        count += 1
+    return count
