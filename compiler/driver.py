@@ -64,7 +64,6 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
             layout.canonicalize_layouts(module)
             if target.kind == "cpu":
                 layout.pretranspose_keys(module)
-    lowering.annotate(module, target)
     paths = []
     if getattr(target, "kernel_arch", ""):
         if use_kernels:
@@ -77,6 +76,8 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
 
             paths = [{"location": str(op.operation.location), "path": CODEGEN, "reason": "use_kernels=False"}
                      for op in collect(module, "iree_linalg_ext.attention")]
+    # after the kernel rewrite: only ops left to IREE's codegen get (and are fenced for) a config
+    lowering.annotate(module, target)
     signature = function_signature(module, func_name)
     return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths)
 

@@ -5,7 +5,8 @@ maps (no copies). The tuned lowering configurations and the FlashAttention kerne
 the canonical layout, batch dims leading in one order:
 Q (batch.., m, k1), K (batch.., k2, k1), V (batch.., k2, n), O (batch.., m, n).
 A model in (B, S, H, D) layout (BERT, LLaMA, ...) otherwise gets IREE's slow default.
-Every op's result is fenced too, so no neighbouring transpose is folded back into it.
+Ops that get a lowering config are fenced too (`fence`), so IREE does not fold a
+neighbouring transpose or mask producer into the dispatch the config was chosen for.
 
 canonicalize_layouts: for each attention op whose Q/K/V/O maps are not canonical, copies
 the operand into canonical order (linalg.transpose) and the result back. The copies go
@@ -77,8 +78,9 @@ def _fence_mask(op) -> None:
     op.operation.operands[4] = fenced
 
 
-def _fence_result(op) -> None:
-    """util.optimization_barrier on the op's result. IREE's transpose propagation would fold a
+def fence(op) -> None:
+    """Fences an op that carries a lowering config: its mask operand (see _fence_mask) and
+    its result, with util.optimization_barrier. IREE's transpose propagation would fold a
     consumer transpose (a model's `.permute` back to (B, S, H, D)) into the op's output map,
     making the dispatch non-canonical after its lowering config was chosen for the canonical
     one: the config would then tile the wrong dims."""
@@ -122,7 +124,6 @@ def canonicalize_layouts(module) -> int:
         o_want = batch + m + n
         operands = list(op.operation.operands)
         if all(dims == want[i] for i, dims in ((0, q), (1, k), (2, v))) and o == o_want:
-            _fence_result(op)
             continue
         if not all(_static(operands[i]) for i in (0, 1, 2)) or not _static(op.operation.results[0]):
             continue
@@ -155,7 +156,6 @@ def canonicalize_layouts(module) -> int:
             for owner, index in uses:  # every old user now reads the barrier'd transpose back
                 owner.operands[index] = back
             assert back.type == old_type
-        _fence_result(op)
         changed += 1
     return changed
 

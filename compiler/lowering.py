@@ -154,5 +154,10 @@ def annotate(module, target) -> list:
             state["seen"].append({"shape": shape, "attrs": attrs})
         for name, text in attrs.items():
             op.operation.attributes[name] = ir.Attribute.parse(text, module.context)
+        if attrs:  # keep IREE from folding a transpose or mask producer into this dispatch
+            from flashlift.compiler.layout import fence
+
+            with module.context:
+                fence(op)
         chosen.append(attrs)
     return chosen
