@@ -725,79 +725,43 @@ def seed_scaled_dot_product(q, k, v):
     return attn
 
 
-class SeedSelfAttention(nn.Module):
-    def __init__(self, hidden_size, n_heads, sdp=seed_scaled_dot_product, fix_output_layout=False):
-        super().__init__()
-        self.fix_output_layout = fix_output_layout
-        self.q_proj = nn.Linear(hidden_size, hidden_size)
-        self.k_proj = nn.Linear(hidden_size, hidden_size)
-        self.v_proj = nn.Linear(hidden_size, hidden_size)
-        self.n_heads = n_heads
-        self.sdp = sdp
+def _slapo():
+    """The seed workload as the project ships it (examples/slapo_attention.py)."""
+    import importlib.util
+    import os
 
-    def permute_for_scores(self, x):
-        new_shape = x.shape[:-1] + (self.n_heads, -1)
-        x = x.view(new_shape)
-        return x.permute(0, 2, 1, 3)
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "slapo_attention.py")
+    spec = importlib.util.spec_from_file_location("slapo_attention", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SLAPO = _slapo()
+
+
+class SeedSelfAttentionAsWritten(SLAPO.SelfAttention):
+    """The seed's SelfAttention with its forward as written (torch.sqrt -> math.sqrt only):
+    the results of output.permute/view are discarded, so it returns (bs, head, seq, hs // head)."""
 
     def forward(self, hidden_states):
         q = self.permute_for_scores(self.q_proj(hidden_states))
         k = self.permute_for_scores(self.k_proj(hidden_states))
         v = self.permute_for_scores(self.v_proj(hidden_states))
-        output = self.sdp(q, k, v)
-        if not self.fix_output_layout:
-            # seed as written: results discarded, output stays (bs, head, seq, hs // head)
-            output.permute(0, 2, 1, 3)
-            output.view(output.shape[0], output.shape[1], -1)
-            return output
-        # fix: keep the results (view of the permuted tensor needs contiguous())
-        output = output.permute(0, 2, 1, 3).contiguous()
-        output = output.view(output.shape[0], output.shape[1], -1)
+        output = seed_scaled_dot_product(q, k, v)
+        output.permute(0, 2, 1, 3)
+        output.view(output.shape[0], output.shape[1], -1)
         return output
 
 
-class SeedProjection(nn.Module):
-    def __init__(self, hidden_size):
-        super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.dropout = nn.Dropout(0.1)
-        self.layer_norm = nn.LayerNorm(hidden_size)
-
-    def forward(self, hidden_states, input_tensor):
-        hidden_states = self.dense(hidden_states)
-        hidden_states = self.dropout(hidden_states)
-        hidden_states = self.layer_norm(hidden_states + input_tensor)
-        return hidden_states
-
-
-class SeedAttention(nn.Module):
-    def __init__(self, hidden_size=HIDDEN, n_heads=H, sdp=seed_scaled_dot_product):
-        super().__init__()
-        torch.manual_seed(0)
-        # The seed's discarded permute/view make Projection's Linear(hidden, hidden)
-        # see head_dim-sized rows (shape error unless n_heads == 1), so the full
-        # module needs that fix too; SeedSelfAttention alone runs as written.
-        self.self_attn = SeedSelfAttention(hidden_size, n_heads, sdp, fix_output_layout=True)
-        self.proj = SeedProjection(hidden_size)
-
-    def forward(self, hidden_states):
-        self_output = self.self_attn(hidden_states)
-        attention_output = self.proj(self_output, hidden_states)
-        return attention_output
-
-
-def seed_scaled_dot_product_inference(q, k, v):
-    """The seed's core with its dropout disabled (what eval() would intend)."""
-    d_k = q.shape[-1]
-    attn_score = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d_k)
-    attn_probs = F.softmax(attn_score, dim=-1)
-    attn_probs = F.dropout(attn_probs, 0.1, training=False)
-    return torch.matmul(attn_probs, v)
+def SeedAttention():
+    torch.manual_seed(0)
+    return SLAPO.Attention(HIDDEN, H)
 
 
 def _make_seed_self_attention():
     torch.manual_seed(0)
-    return SeedSelfAttention(HIDDEN, H)  # exactly the seed (sqrt fixed only)
+    return SeedSelfAttentionAsWritten(HIDDEN, H)
 
 
 # --------------------------------------------------------------------------
@@ -922,8 +886,6 @@ CASES = [
     Case("seed_attention", SeedAttention, _hidden, 1,
          "full seed Attention (hidden 64, 4 heads): sqrt fixed and the discarded "
          "permute/view kept (needed, else Projection's Linear gets head_dim rows)"),
-    Case("seed_attention_inference", lambda: SeedAttention(sdp=seed_scaled_dot_product_inference),
-         _hidden, 1, "seed_attention with the core's dropout disabled (training=False)"),
 ]
 
 CASES_BY_NAME = {c.name: c for c in CASES}
