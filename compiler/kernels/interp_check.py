@@ -3,7 +3,8 @@
     .venv/bin/python compiler/kernels/interp_check.py
 
 Covers GQA, causal top-left / bottom-right, ragged Sq/Skv, Sq > Skv (rows with
-no visible key -> 0). fp16 only: Triton 3.6's interpreter mishandles bf16
+no visible key -> 0), and the additive key-padding mask (HAS_KPM: a (B, Skv)
+f32 or f16 mask with -inf / -65504 / finite entries, alone and with causal). fp16 only: Triton 3.6's interpreter mishandles bf16
 (garbage even for a trivial non-causal case), the compiled kernel is
 dtype-generic. Runs small tiles (BLOCK_M=64, BLOCK_N=32) to exercise many tiles.
 """
@@ -31,13 +32,15 @@ def _patched(tensor, scope):  # numpy >= 2.4 refuses int() of 1-element 1-d arra
 _interp._patch_lang_tensor = _patched
 
 
-def reference(q, k, v, causal, bottom_right, scale):
+def reference(q, k, v, causal, bottom_right, scale, kpm=None):
     B, H, Sq, D = q.shape
     KVH, Skv = k.shape[1], k.shape[2]
     r = H // KVH
     k = k.float().repeat_interleave(r, 1)
     v = v.float().repeat_interleave(r, 1)
     s = (q.float() @ k.transpose(-1, -2)) * scale
+    if kpm is not None:
+        s = s + kpm.float()[:, None, None, :]
     if causal:
         diag = (Skv - Sq) if bottom_right else 0
         i = torch.arange(Sq)[:, None]
@@ -46,7 +49,7 @@ def reference(q, k, v, causal, bottom_right, scale):
     return torch.nan_to_num(torch.softmax(s, -1), 0.0) @ v
 
 
-CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right
+CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right[, key-padding mask dtype]
     (1, 4, 2, 100, 77, 64, False, False),
     (1, 4, 4, 128, 128, 64, True, False),
     (2, 4, 1, 50, 130, 64, True, True),
@@ -54,30 +57,53 @@ CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right
     (1, 2, 2, 130, 70, 128, True, True),     # Sq > Skv bottom-right: fully masked rows
     (1, 2, 1, 130, 70, 128, True, False),
     (1, 2, 2, 64, 200, 64, True, False),
+    # key-padding mask (B, Skv), additive
+    (2, 4, 4, 128, 128, 64, False, False, torch.float32),   # padding alone
+    (3, 2, 2, 100, 77, 64, False, False, torch.float32),    # ragged Sq/Skv
+    (2, 4, 1, 96, 160, 64, False, False, torch.float32),    # GQA
+    (2, 4, 2, 128, 128, 64, True, False, torch.float32),    # causal + padding
+    (2, 2, 1, 50, 130, 128, True, True, torch.float32),     # bottom-right + padding + GQA
+    (2, 2, 2, 64, 96, 64, False, False, torch.float16),     # f16 mask with -65504
 ]
+
+
+def padding_mask(B, Skv, dtype):
+    """Batch b keeps its first Skv - 7 * (b + 1) keys (at least one); the rest are
+    -inf (f32) / -65504 (f16); a few kept keys get a finite bias."""
+    kpm = torch.zeros(B, Skv)
+    for b in range(B):
+        kpm[b, max(1, Skv - 7 * (b + 1)):] = float("-inf") if dtype == torch.float32 else -65504.0
+    kpm[:, 0] = torch.where(kpm[:, 0] == 0, torch.tensor(-0.75), kpm[:, 0])
+    return kpm.to(dtype)
 
 
 def main():
     torch.manual_seed(0)
     ok = True
-    for (B, H, KVH, Sq, Skv, D, causal, br) in CASES:
+    for (B, H, KVH, Sq, Skv, D, causal, br, *rest) in CASES:
+        kpm_dt = rest[0] if rest else None
         dt = torch.float16
         q = torch.randn(B, H, Sq, D).to(dt)
         k = torch.randn(B, KVH, Skv, D).to(dt)
         v = torch.randn(B, KVH, Skv, D).to(dt)
         o = torch.empty_like(q)
+        kpm = padding_mask(B, Skv, kpm_dt) if kpm_dt is not None else None
         scale = 1 / math.sqrt(D)
         cfg = dict(BLOCK_M=64, BLOCK_N=32)
         grid = (triton.cdiv(Sq, cfg["BLOCK_M"]), B * H, 1)
         triton_fa._fa_fwd_kernel[grid](
-            q, k, v, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
-            SQ=Sq, SKV=Skv, HEAD_DIM=D, CAUSAL=causal, BOTTOM_RIGHT=br, **cfg)
-        r = reference(q, k, v, causal, br, scale)
+            q, k, v, kpm, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
+            SQ=Sq, SKV=Skv, HEAD_DIM=D, CAUSAL=causal, BOTTOM_RIGHT=br,
+            HAS_KPM=kpm is not None, **cfg)
+        r = reference(q, k, v, causal, br, scale, kpm)
         err = ((o.float() - r).norm() / r.norm()).item()
         good = err < 2e-3 and not o.isnan().any()
+        if kpm is not None:  # the mask must matter: the unmasked result is far off
+            r0 = reference(q, k, v, causal, br, scale)
+            good &= ((o.float() - r0).norm() / r0.norm()).item() > 1e-2
         ok &= good
         print(f"B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br}: "
-              f"relerr={err:.2e} {'ok' if good else 'FAIL'}")
+              f"kpm={kpm_dt} relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 

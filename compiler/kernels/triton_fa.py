@@ -10,6 +10,12 @@ Kernel ABI (every shape is a compile-time constant, so only pointers remain):
     .entry <name>(.param .u64 Q, .param .u64 K, .param .u64 V, .param .u64 O,
                   .param .u64 global_scratch, .param .u64 profile_scratch)
 
+    or, built with key_padding_mask_dtype, (Q, K, V, KPM, O, global_scratch,
+    profile_scratch): KPM (B, Skv) contiguous f32/f16/bf16, added to the
+    scaled scores of batch b = program_id(1) // H before the softmax
+    (HAS_KPM; every key tile then takes the masked loop). Without it KPM is a
+    None constexpr and the kernel's code is unchanged.
+
   * Q, O: (B, H,   Sq,  D) contiguous, dtype f16/bf16
   * K, V: (B, KVH, Skv, D) contiguous, same dtype; kv head = q head // (H//KVH)
   * global_scratch / profile_scratch are appended by Triton >= 3.3 to every
@@ -94,7 +100,7 @@ def _online_step(qk, m_i, l_i, acc, v, SM_SCALE_LOG2: tl.constexpr,
 
 @triton.jit
 def _fa_fwd_kernel(
-    Q, K, V, O,
+    Q, K, V, KPM, O,               # KPM: (B, SKV) additive key-padding mask, or None
     SM_SCALE_LOG2: tl.constexpr,   # softmax scale * log2(e)
     H: tl.constexpr, KV_RATIO: tl.constexpr,
     SQ: tl.constexpr, SKV: tl.constexpr, HEAD_DIM: tl.constexpr,
@@ -108,6 +114,7 @@ def _fa_fwd_kernel(
     WARP_SPEC: tl.constexpr = False,   # tl.range(warp_specialize=True) on the main loop
     PIPE_QK: tl.constexpr = False,     # main loop rotated: q@k of tile j+1 issued before
                                        # the softmax/PV of tile j (async wgmma overlap)
+    HAS_KPM: tl.constexpr = False,     # scores[b, :, :, j] += KPM[b, j] (before the softmax)
 ):
     if REVERSE_M:
         start_m = tl.num_programs(0) - 1 - tl.program_id(0)
@@ -162,9 +169,14 @@ def _fa_fwd_kernel(
     else:
         lo = FULL_N
         hi = SKV
+    if HAS_KPM:
+        # An additive mask can hide any key (even every key of a tile): every tile goes
+        # through the masked loop, whose online softmax is safe for -inf scores.
+        lo = 0
+        kpm_ptrs = KPM + off_b.to(tl.int64) * SKV + offs_n
 
     # ---- unmasked tiles ----
-    if PIPE_QK and FULL_N > 0:
+    if PIPE_QK and FULL_N > 0 and not HAS_KPM:
         # Rotated loop: the scores of tile j+1 are in flight (async wgmma) while
         # tile j's softmax and P@V run. Tile 0's scores are computed even when
         # lo == 0 (then never used; tile 0 exists since FULL_N > 0).
@@ -218,6 +230,13 @@ def _fa_fwd_kernel(
         if CAUSAL:
             valid = valid & (cols[None, :] <= offs_m[:, None] + DIAG)
         qk = tl.dot(q, k) * SM_SCALE_LOG2
+        if HAS_KPM:
+            # (s * scale + mask) * log2(e), the kernel's base-2 scores
+            if SKV % BLOCK_N == 0:
+                kpm = tl.load(kpm_ptrs + start_n)
+            else:
+                kpm = tl.load(kpm_ptrs + start_n, mask=cols < SKV, other=0.0)
+            qk = qk + kpm.to(tl.float32)[None, :] * 1.4426950408889634
         qk = tl.where(valid, qk, float("-inf"))
         m_ij = tl.maximum(m_i, tl.max(qk, 1))
         # Rows with no visible key so far keep m = -inf; subtract 0 instead so
@@ -253,6 +272,8 @@ def _fa_fwd_kernel(
 _TL_DTYPE = {"f16": "fp16", "float16": "fp16", "fp16": "fp16",
              "bf16": "bf16", "bfloat16": "bf16"}
 _ELEM_BYTES = {"fp16": 2, "bf16": 2}
+# key-padding mask element types (the mask flashlift materialises is f32)
+_KPM_DTYPE = {"f32": "fp32", "float32": "fp32", "fp32": "fp32", **_TL_DTYPE}
 
 # Max dynamic shared memory per block with opt-in (CU_DEVICE_ATTRIBUTE_MAX_
 # SHARED_MEMORY_PER_BLOCK_OPTIN): A100 = 163 KiB, H100/H200 = 227 KiB.
@@ -261,7 +282,7 @@ MAX_SHARED_OPTIN = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
 
 @dataclasses.dataclass
 class KernelParam:
-    name: str            # "q", "k", "v", "o", "global_scratch", "profile_scratch"
+    name: str            # "q", "k", "v", ["key_padding_mask",] "o", "global_scratch", "profile_scratch"
     ptx_type: str        # ".u64"
     role: str            # "input" | "output" | "scratch"
 
@@ -410,10 +431,12 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
                    head_dim: int, dtype: str = "f16", causal: bool = False,
                    bottom_right: bool = False, scale: Optional[float] = None,
                    arch: int = 80, config: Optional[dict] = None,
-                   ptx_version: Optional[int] = None):
+                   ptx_version: Optional[int] = None,
+                   key_padding_mask_dtype: Optional[str] = None):
     """triton.compile of one static shape; returns (CompiledKernel, cfg, consts).
     Shared by build_ptx and tune_on_gpu.py (which launches the CompiledKernel
-    directly: ck[grid](q, k, v, o, *consts.values()))."""
+    directly: ck[grid](q, k, v, kpm, o, *consts.values()), kpm None without a
+    key-padding mask)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -429,7 +452,11 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), dtype=tdt,
                          sq=sq, skv=skv, scale=float(scale), config=config)
 
-    sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "O": f"*{tdt}"}
+    if key_padding_mask_dtype is not None:
+        kpm_dt = _KPM_DTYPE[str(key_padding_mask_dtype).replace("torch.", "")]
+        sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{kpm_dt}", "O": f"*{tdt}"}
+    else:  # KPM is a None constexpr: not a kernel parameter at all
+        sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": "constexpr", "O": f"*{tdt}"}
     consts = dict(
         SM_SCALE_LOG2=float(scale) * 1.4426950408889634,
         H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
@@ -438,12 +465,18 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     )
     for f in VARIANT_FLAGS:
         consts[f] = cfg[f]
+    consts["HAS_KPM"] = key_padding_mask_dtype is not None
     for k in consts:
         sig[k] = "constexpr"
-    # 16-byte alignment of all four base pointers (IREE bindings are at least
-    # 64-byte aligned) enables vectorized / async-copy loads.
-    attrs = {(i,): [["tt.divisibility", 16]] for i in range(4)}
-    src = ASTSource(fn=_fa_fwd_kernel, signature=sig, constexprs=consts, attrs=attrs)
+    # 16-byte alignment of all base pointers (IREE bindings are at least
+    # 64-byte aligned) enables vectorized / async-copy loads. Argument
+    # indices: Q 0, K 1, V 2, KPM 3, O 4.
+    ptr_args = (0, 1, 2, 3, 4) if consts["HAS_KPM"] else (0, 1, 2, 4)
+    attrs = {(i,): [["tt.divisibility", 16]] for i in ptr_args}
+    constexprs = dict(consts)
+    if not consts["HAS_KPM"]:
+        constexprs["KPM"] = None
+    src = ASTSource(fn=_fa_fwd_kernel, signature=sig, constexprs=constexprs, attrs=attrs)
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     if cfg.get("maxnreg"):
         opts["maxnreg"] = int(cfg["maxnreg"])
@@ -457,13 +490,18 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
               head_dim: int, dtype: str = "f16", causal: bool = False,
               bottom_right: bool = False, scale: Optional[float] = None,
               arch: int = 80, config: Optional[dict] = None,
-              ptx_version: Optional[int] = None) -> KernelBinary:
+              ptx_version: Optional[int] = None,
+              key_padding_mask_dtype: Optional[str] = None) -> KernelBinary:
     """AOT-compiles the FA forward kernel for one static shape.
 
     causal may be False, True / "top_left", or "bottom_right" (equivalently
     causal=True, bottom_right=True). ptx_version: e.g. 84 to emit `.version 8.4`
     (JIT-able by CUDA >= 12.4 drivers); default is what Triton picks (8.7 for
     its bundled ptxas 12.8, which needs an R570+ driver to JIT).
+    key_padding_mask_dtype: None (no mask) or the element type ("f32", "f16",
+    "bf16") of a (B, Skv) contiguous additive mask added to the scaled scores
+    of batch b before the softmax; the kernel then takes it as a pointer
+    parameter right after V (q, k, v, key_padding_mask, o, scratch...).
     """
     if isinstance(causal, str):
         if causal not in ("top_left", "bottom_right"):
@@ -475,7 +513,8 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     ck, cfg, _ = compile_kernel(
         batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
         head_dim=head_dim, dtype=dtype, causal=causal, bottom_right=bottom_right,
-        scale=scale, arch=arch, config=config, ptx_version=ptx_version)
+        scale=scale, arch=arch, config=config, ptx_version=ptx_version,
+        key_padding_mask_dtype=key_padding_mask_dtype)
     tdt = _TL_DTYPE[str(dtype).replace("torch.", "")]
     md = ck.metadata
     ptx = ck.asm["ptx"]
@@ -496,7 +535,10 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         raise RuntimeError(f"entry {name} != metadata name {md.name}")
     roles = ["input", "input", "input", "output", "scratch", "scratch"]
     names = ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
-    if len(ptx_params) != 6 or any(t != ".u64" for t, _ in ptx_params):
+    if key_padding_mask_dtype is not None:
+        roles.insert(3, "input")
+        names.insert(3, "key_padding_mask")
+    if len(ptx_params) != len(names) or any(t != ".u64" for t, _ in ptx_params):
         raise RuntimeError(f"unexpected PTX signature for {name}: {ptx_params}")
     params = [KernelParam(n, t, r) for (t, _), n, r in zip(ptx_params, names, roles)]
 
@@ -517,6 +559,8 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
                    bottom_right=bool(causal and bottom_right),
                    batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
                    head_dim=head_dim, dtype=tdt)
+    if key_padding_mask_dtype is not None:  # (absent otherwise: configs of mask-free kernels unchanged)
+        cfg_out["key_padding_mask"] = _KPM_DTYPE[str(key_padding_mask_dtype).replace("torch.", "")]
     return KernelBinary(ptx=ptx, name=name, grid=grid, block=block,
                         shared_mem_bytes=int(md.shared), params=params,
                         cubin=cubin, arch=arch, ptx_target=tgt, ptx_version=ver,

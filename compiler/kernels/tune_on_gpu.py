@@ -265,7 +265,7 @@ class Bench:
         grid = (self.triton.cdiv(sq, rcfg["BLOCK_M"]), b * h, 1)
         cargs = list(consts.values())
         runner = ck[grid]
-        fn = lambda: runner(q, k, v, o, *cargs)  # noqa: E731
+        fn = lambda: runner(q, k, v, None, o, *cargs)  # noqa: E731  (None: no key-padding mask)
         try:
             fn()
             torch.cuda.synchronize()
