@@ -20,6 +20,14 @@ decides whether the Triton kernel (compiler/kernels/triton_fa.py) computes exact
     result is cached by the function's text) and classified as none (all zero), causal
     top-left (masked iff j > i), causal bottom-right (masked iff j > i + (K2 - M)), or other.
     Masked means -inf or <= -1e4; every other entry must be exactly 0.
+    A mask that is not classified so (typically one computed from function arguments at
+    run time) is still covered when it is a key-padding mask: its map is exactly (the
+    leading Q batch dim b, k2) -- e.g. BERT's [B, 1, 1, S] additive mask, which flashlift
+    materialises as a [B, K2] tensor -- with b the kernel's batch (Q has >= 2 batch dims
+    and K/V at least the leading one), or (k2) alone when the kernel's batch is 1, in f32,
+    f16 or bf16. The kernel then adds it to the
+    scaled scores (an extra read-only binding, see triton_fa.build_ptx's
+    key_padding_mask_dtype), no causal part.
 
 A covered op is replaced by a call of a private function holding a `flow.dispatch` of the
 kernel (an `hal.executable.source` with the PTX or cubin built by `triton_fa.build_ptx`,
@@ -69,6 +77,8 @@ class Plan:
     mask_roles: list = dataclasses.field(default_factory=list)  # per mask dim: "m", "k2" or a Q batch position
     q_batch_sizes: list = dataclasses.field(default_factory=list)
     causal: object = False  # False | "top_left" | "bottom_right"
+    key_padding_mask: Optional[str] = None  # element type of a run-time [B, K2] mask operand
+    kv_batch_len: int = 0
     kernel: object = None  # triton_fa.KernelBinary
 
 
@@ -119,8 +129,13 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
                     raise NotCovered(f"mask: {value}")
                 plans[i].causal = causal_kind(mask_as_2d(value, plans[i]))
             except NotCovered as e:
-                plans[i] = None
-                records[i]["reason"] = str(e)
+                kpm = key_padding_mask_type(plans[i])
+                if kpm is None:
+                    plans[i] = None
+                    records[i]["reason"] = str(e)
+                else:  # the kernel adds the mask operand itself at run time
+                    plans[i].key_padding_mask = kpm
+                    plans[i].causal = False
 
     sm = int(arch.replace("sm_", ""))
     for i, plan in enumerate(plans):
@@ -238,7 +253,7 @@ def analyze(op) -> Plan:
 
     plan = Plan(op=op, location=str(operation.location), dtype=elt["Q"], batch=batch, heads=heads,
                 kv_heads=kv_heads, sq=sizes[m], skv=sizes[k2], head_dim=sizes[k1], scale=scale_value,
-                q_batch_sizes=qb)
+                q_batch_sizes=qb, kv_batch_len=len(kvb))
     if mask is not None:
         plan.mask = mask
         roles = []
@@ -252,6 +267,8 @@ def analyze(op) -> Plan:
             else:
                 raise NotCovered("the mask varies along a dim that is not batch, m or k2")
         plan.mask_roles = roles
+        if key_padding_mask_type(plan) is not None:
+            return plan  # usable at run time whatever its size
         if math.prod(ir.RankedTensorType(mask.type).shape) > MAX_MASK_ELEMENTS:
             raise NotCovered("mask too large to evaluate at compile time")
     return plan
@@ -273,6 +290,33 @@ def _constant_float(value) -> Optional[float]:
 
 
 # --- masks -----------------------------------------------------------------------------------
+
+
+KPM_DTYPES = ("f32", "f16", "bf16")
+
+
+def key_padding_mask_type(plan: Plan) -> Optional[str]:
+    """The element type of the plan's mask operand if the kernel can add it at run time as a
+    key-padding mask: map (b, k2) with b the leading Q batch dim, which is the kernel's batch
+    (Q has >= 2 batch dims, K/V share the leading one), shape [B, K2] (a dense row-major
+    tensor value), float; else None. With a kernel batch of 1 a mask over k2 alone ([K2],
+    what flashlift materialises for a batch of one) is the same memory and is taken too."""
+    from iree.compiler import ir
+
+    if plan.mask is None:
+        return None
+    t = ir.RankedTensorType(plan.mask.type)
+    if plan.mask_roles == ["k2"] and plan.batch == 1:
+        pass  # [K2] == [1, K2] in memory
+    elif plan.mask_roles == [0, "k2"]:
+        if len(plan.q_batch_sizes) < 2 or plan.kv_batch_len < 1:
+            return None  # the kernel's batch is not Q's leading batch dim
+        if list(t.shape) != [plan.batch, plan.skv]:
+            return None
+    else:
+        return None
+    elt = str(t.element_type)
+    return elt if elt in KPM_DTYPES else None
 
 
 def mask_as_2d(array, plan: Plan):
@@ -476,12 +520,12 @@ def build_kernel(plan: Plan, sm: int):
     from flashlift.compiler.kernels import triton_fa
 
     key = (plan.batch, plan.heads, plan.kv_heads, plan.sq, plan.skv, plan.head_dim, plan.dtype,
-           plan.causal, float(plan.scale), sm)
+           plan.causal, float(plan.scale), sm, plan.key_padding_mask)
     if key not in _KERNEL_CACHE:
         _KERNEL_CACHE[key] = triton_fa.build_ptx(
             batch=plan.batch, heads=plan.heads, kv_heads=plan.kv_heads, sq=plan.sq, skv=plan.skv,
             head_dim=plan.head_dim, dtype=plan.dtype, causal=plan.causal or False, scale=plan.scale,
-            arch=sm, ptx_version=PTX_VERSION)
+            arch=sm, ptx_version=PTX_VERSION, key_padding_mask_dtype=plan.key_padding_mask)
     return _KERNEL_CACHE[key]
 
 
@@ -496,6 +540,8 @@ def _kernel_summary(plan: Plan) -> dict:
     c = kb.config
     return {"name": kb.name, "target": kb.ptx_target, "grid": list(kb.grid), "block": list(kb.block),
             "shared_mem_bytes": kb.shared_mem_bytes, "causal": plan.causal or "none",
+            "mask": (f"key-padding [{plan.batch}, {plan.skv}] {plan.key_padding_mask} (run time)"
+                     if plan.key_padding_mask else ("causal" if plan.causal else "none")),
             "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")]}
 
 
@@ -546,18 +592,24 @@ class _Rewriter:
         rtype = ir.RankedTensorType(result.type)
         otype = ir.RankedTensorType.get(list(rtype.shape), ir.RankedTensorType(q.type).element_type)
         types = (str(q.type), str(k.type), str(v.type), str(otype))
-        helper = self.helpers.get((sym, types, str(rtype)))
+        operands = [q, k, v]
+        mtype = None
+        if plan.key_padding_mask:
+            operands.append(plan.mask)
+            mtype = str(plan.mask.type)
+        helper = self.helpers.get((sym, types, str(rtype), mtype))
         if helper is None:
             helper = self._unique(f"{sym}_call")
-            self.helpers[(sym, types, str(rtype))] = helper
-            texts.append(iree_dispatch.dispatch_func(kb, sym, helper, types, result_type=str(rtype)))
+            self.helpers[(sym, types, str(rtype), mtype)] = helper
+            texts.append(iree_dispatch.dispatch_func(kb, sym, helper, types, result_type=str(rtype),
+                                                     mask_type_=mtype))
         if texts:
             parsed = ir.Module.parse("module {\n" + "".join(texts) + "}\n", self.module.context)
             for op in list(parsed.body.operations):
                 op.operation.detach_from_parent()
                 self.module.body.append(op.operation)
         with ir.InsertionPoint(operation):
-            call = ir.Operation.create("func.call", results=[rtype], operands=[q, k, v],
+            call = ir.Operation.create("func.call", results=[rtype], operands=operands,
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
         result.replace_all_uses_with(call.results[0])
         producers = [o.owner.operation for o in operation.operands if not isinstance(o.owner, ir.Block)]

@@ -35,6 +35,11 @@ that only exist to give the two scratch pointer params a valid device pointer
 verified at build time); IREE sub-allocates both from one tiny transient
 buffer and drops them after the dispatch. No push constants are used: every
 shape is baked into the kernel.
+
+A kernel built with a key-padding mask (build_ptx(key_padding_mask_dtype=...))
+has a fourth input, (q, k, v, key_padding_mask, o, scratch, scratch): the
+dispatch is then `(q, k, v, mask) -> (o, scratch0, scratch1)`, the (B, Skv)
+mask being binding 3 (read-only) and O binding 4.
 """
 
 from __future__ import annotations
@@ -121,14 +126,29 @@ def executable_source(kb, sym_name: str, *, object_kind: str = "ptx",
 """
 
 
-def _check_abi(kb) -> None:
+def has_mask(kb) -> bool:
+    """Whether the kernel takes a key-padding mask (its 4th input)."""
+    return any(p.name == "key_padding_mask" for p in kb.params)
+
+
+def mask_type(kb) -> str:
+    """The (B, Skv) key-padding mask tensor type of a masked kernel."""
+    c = kb.config
+    return _tensor_type((c["batch"], c["skv"]), {"fp32": "f32", **_MLIR_DTYPE}[c["key_padding_mask"]])
+
+
+def _check_abi(kb, mask: Optional[str] = None) -> None:
     roles = [p.role for p in kb.params]
-    if roles != ["input"] * 3 + ["output"] + ["scratch"] * 2:
+    n_in = 4 if has_mask(kb) else 3
+    if roles != ["input"] * n_in + ["output"] + ["scratch"] * 2:
         raise ValueError(f"unexpected kernel params for {kb.name}: {kb.params}")
+    if (mask is not None) != has_mask(kb):
+        raise ValueError(f"kernel {kb.name} {'takes' if has_mask(kb) else 'takes no'} key-padding mask")
 
 
 def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *,
-                types: Optional[Sequence[str]] = None) -> str:
+                types: Optional[Sequence[str]] = None, mask: Optional[str] = None,
+                mask_type_: Optional[str] = None) -> str:
     """The `flow.dispatch` computing `result = attention(q, k, v)`; q/k/v/result
     are SSA names (e.g. "%q"). Produces two extra, unused dummy results for
     Triton's scratch pointers.
@@ -138,13 +158,20 @@ def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *
     row-major memory (e.g. an attention op's (b, g, r, m, k1) grouped-query Q)
     work too: a binding is only a pointer to the dense row-major tensor, so the
     kernel sees the same bytes.
+
+    mask / mask_type_: the (B, Skv) key-padding mask SSA name and type (default
+    mask_type(kb)), required exactly when the kernel takes one.
     """
-    _check_abi(kb)
+    _check_abi(kb, mask)
     qt, kt, vt, ot = types if types is not None else _default_types(kb)
     st = f"tensor<{SCRATCH_BYTES}xi8>"
     tmp = result.lstrip("%")
+    operands, otypes = f"{q}, {k}, {v}", f"{qt}, {kt}, {vt}"
+    if mask is not None:
+        operands += f", {mask}"
+        otypes += f", {mask_type_ or mask_type(kb)}"
     return (f"    {result}, %{tmp}_scratch0, %{tmp}_scratch1 = flow.dispatch "
-            f"@{sym_name}::@{kb.name}({q}, {k}, {v}) : ({qt}, {kt}, {vt}) "
+            f"@{sym_name}::@{kb.name}({operands}) : ({otypes}) "
             f"-> ({ot}, {st}, {st})\n")
 
 
@@ -154,7 +181,7 @@ def _default_types(kb) -> tuple[str, str, str, str]:
 
 
 def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
-                  result_type: Optional[str] = None) -> str:
+                  result_type: Optional[str] = None, mask_type_: Optional[str] = None) -> str:
     """`func.func private @func_name(q, k, v) -> o` that dispatches the kernel of
     executable `sym_name` (see executable_source) on operands of `types`
     (q, k, v, o tensor types, MLIR text; o in the kernel's element type).
@@ -163,11 +190,16 @@ def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
     type only (e.g. f32 for an attention op that accumulates into f32): the
     kernel's f16/bf16 output is then extended with a linalg.generic.
     Meant to be parsed and moved into a module next to the executable and
-    called where an op is replaced (IREE inlines it).
+    called where an op is replaced (IREE inlines it). A kernel with a
+    key-padding mask gets a fourth argument %mask (of mask_type_, default
+    mask_type(kb)).
     """
     qt, kt, vt, ot = types
     rt = result_type or ot
-    body = dispatch_op(kb, sym_name, "%q", "%k", "%v", "%o", types=types)
+    masked = has_mask(kb)
+    mt = (mask_type_ or mask_type(kb)) if masked else None
+    body = dispatch_op(kb, sym_name, "%q", "%k", "%v", "%o", types=types,
+                       mask="%mask" if masked else None, mask_type_=mt)
     ret = "%o"
     if rt != ot:
         src_elt = ot[ot.rindex("x") + 1:-1]
@@ -184,7 +216,8 @@ def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
                  f"      linalg.yield %c : {dst_elt}\n"
                  f"    }} -> {rt}\n")
         ret = "%x"
-    return (f"  func.func private @{func_name}(%q: {qt}, %k: {kt}, %v: {vt}) -> {rt} {{\n"
+    margs = f", %mask: {mt}" if masked else ""
+    return (f"  func.func private @{func_name}(%q: {qt}, %k: {kt}, %v: {vt}{margs}) -> {rt} {{\n"
             + body + f"    return {ret} : {rt}\n  }}\n")
 
 

@@ -60,6 +60,20 @@ class Padded(torch.nn.Module):
         return attention(q, k, v, pad[:, None, None, :])
 
 
+class BertPadded(torch.nn.Module):
+    """BERT's extended attention mask: a [B, 1, 1, S] additive input (0 or a large negative)."""
+
+    def forward(self, q, k, v, mask):
+        return attention(q, k, v, mask)
+
+
+def bert_mask(b, s, fill):
+    mask = torch.zeros(b, 1, 1, s, dtype=torch.float16)
+    for i in range(b):
+        mask[i, ..., s - 16 * (i + 1):] = fill
+    return mask
+
+
 class GroupedQuery(torch.nn.Module):
     """LLaMA's repeat_kv + causal additive mask, softmax in f32."""
 
@@ -82,7 +96,8 @@ class SeqFirst(torch.nn.Module):
 
 
 class Mixed(torch.nn.Module):
-    """One covered site and three the kernel does not cover."""
+    """Two covered sites (causal; padded: a run-time key-padding mask) and two the kernel
+    does not cover."""
 
     def __init__(self):
         super().__init__()
@@ -241,6 +256,71 @@ def _module_with_attention(args):
     return module
 
 
+# --- key-padding masks (run-time mask operand) ------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90", "cuda:sm_80"])
+@pytest.mark.parametrize("fill", [-65504.0, float("-inf")], ids=["min_f16", "inf"])
+def test_bert_padding_mask_is_covered(target, fill):
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), bert_mask(2, 128, fill))
+    compiled = flashlift.compile_model(BertPadded(), args, target=target)
+    arch = target.split(":")[1]
+    [site] = compiled.report.raised
+    assert site.path == f"triton-fa {arch}", site.path_reason
+    kernel = site.details["kernel"]
+    assert kernel["causal"] == "none" and kernel["mask"] == "key-padding [2, 128] f32 (run time)"
+    assert ENTRY in compiled.vmfb
+
+
+def test_padding_mask_dispatch_binding_order():
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), bert_mask(2, 128, -65504.0))
+    low = lowered(BertPadded(), args)
+    [rec] = low.paths
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert "iree_linalg_ext.attention" not in low.text
+    # the mask is the 4th dispatch operand: binding 3, before O (binding 4), as the kernel's params
+    [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
+    assert "tensor<2x128xf32>) -> (tensor<2x4x128x64xf16>, tensor<16xi8>, tensor<16xi8>)" in line
+    assert line.count("ReadOnly") == 0 and low.text.count("storage_buffer, ReadOnly") == 4
+
+
+def test_padding_mask_not_on_the_leading_batch_dim_falls_back():
+    """A [H, S] mask (per head, not per batch entry) is not a key-padding mask."""
+
+    class PerHead(torch.nn.Module):
+        def forward(self, q, k, v, m):
+            return attention(q, k, v, m[None, :, None, :])
+
+    args = (rand(2, 4, 64, 64), rand(2, 4, 64, 64), rand(2, 4, 64, 64), torch.zeros(4, 64, dtype=torch.float16))
+    [rec] = lowered(PerHead(), args).paths
+    assert rec["path"] == "iree-codegen" and "run time" in rec["reason"], rec
+
+
+def test_build_kernel_with_key_padding_mask():
+    for arch in (80, 90):
+        kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=96, skv=160, head_dim=64, dtype="f16",
+                                 arch=arch, ptx_version=kernel_dispatch.PTX_VERSION,
+                                 key_padding_mask_dtype="f32")
+        assert [p.name for p in kb.params] == ["q", "k", "v", "key_padding_mask", "o",
+                                               "global_scratch", "profile_scratch"]
+        assert [p.role for p in kb.params][:5] == ["input"] * 4 + ["output"]
+        assert kb.config["key_padding_mask"] == "fp32" and kb.cubin and ENTRY in kb.cubin
+
+
+def test_kernel_semantics_in_triton_interpreter():
+    """compiler/kernels/interp_check.py: the kernel under TRITON_INTERPRET=1 (CPU) against torch,
+    with and without key-padding masks (~10 s; a subprocess, since the interpreter is chosen when
+    the kernel is decorated)."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    assert r.stdout.count(" ok") >= 13 and "FAIL" not in r.stdout
+
+
 # --- compile_model end to end (no GPU needed to compile) --------------------------------------
 
 
@@ -256,7 +336,8 @@ def test_compile_model_report_and_vmfb(target):
     assert sites["causal"].details["kernel"]["causal"] == "top_left"
     assert sites["d80"].path == "iree-codegen" and "head dim 80" in sites["d80"].path_reason
     assert sites["f32"].path == "iree-codegen" and "element type f32" in sites["f32"].path_reason
-    assert sites["padded"].path == "iree-codegen" and "run time" in sites["padded"].path_reason
+    assert sites["padded"].path == f"triton-fa {arch}" and sites["padded"].path_reason == ""
+    assert sites["padded"].details["kernel"]["mask"].startswith("key-padding [1, 128]")
     text = str(compiled.report)
     assert f"[triton-fa {arch}]" in text and "[iree-codegen: head dim 80" in text
     # the report survives save/load
@@ -281,7 +362,7 @@ def _gpu_target():
     return target
 
 
-@pytest.mark.parametrize("case", ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed"])
+@pytest.mark.parametrize("case", ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed", "bert_padded_f16"])
 def test_gpu_numerics(case):
     target = _gpu_target()
     torch.manual_seed(0)
@@ -292,6 +373,9 @@ def test_gpu_numerics(case):
         "bottom_right_f16": (Causal(bottom_right=True), (rand(1, 2, 100, 64), rand(1, 2, 300, 64), rand(1, 2, 300, 64))),
         "gqa_f16": (GroupedQuery(), (rand(1, 8, 256, 128), rand(1, 2, 256, 128), rand(1, 2, 256, 128))),
         "mixed": (Mixed(), mixed_args()),
+        # the mask is re-drawn below (random additive values: a per-key bias, which the kernel adds too)
+        "bert_padded_f16": (BertPadded(), (rand(2, 4, 200, 64), rand(2, 4, 200, 64), rand(2, 4, 200, 64),
+                                           bert_mask(2, 200, -65504.0))),
     }[case]
     compiled = flashlift.compile_model(model, args, target=target)
     assert any(s.path.startswith("triton-fa") for s in compiled.report.raised)
