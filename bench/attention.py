@@ -190,33 +190,49 @@ def device_name(device: str) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
-def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -> str:
-    os.makedirs(out_dir, exist_ok=True)
-    peers = []
+def peers_of(rows: list[dict]) -> list[str]:
+    peers: list[str] = []
     for r in rows:
         peers += [p for p in r["ms"] if p not in peers]
-    name = device_name(device)
-    lines = [f"# Attention benchmark: {name}", "",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- flashlift commit: {manifest.get('commit', 'unknown')} (modules compiled for target `{manifest['target']}`)",
-             f"- device: {name}; torch {torch.__version__}",
-             "- time: median ms of warm runs (IREE: device-resident inputs, synchronous call); "
-             "TFLOP/s = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs",
-             "- ratio columns: peer time / flashlift time (> 1 means flashlift is faster)", ""]
-    header = "| shape (B,H,S,D) | dtype | causal | " + " | ".join(f"{p} ms (TFLOP/s)" for p in peers) + " | " + \
-             " | ".join(f"vs {p}" for p in peers if p != "flashlift") + " | flashlift err |"
-    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    return peers
+
+
+def results_markdown(title: str, notes: list[str], key_headers: list[str], rows: list[dict], key_cells,
+                     cell) -> str:
+    """A results file: title, notes (date first), then one row per case with each peer's
+    cell, the ratios peer time / flashlift time, and flashlift's error."""
+    peers = peers_of(rows)
+    cols = key_headers + [cell(None, p) for p in peers] + [f"vs {p}" for p in peers if p != "flashlift"] + ["flashlift err"]
+    lines = [f"# {title}", "", f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"]
+    lines += [f"- {n}" for n in notes] + ["- ratio columns: peer time / flashlift time (> 1 means flashlift is faster)", ""]
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = []
-        for p in peers:
-            ms, tf = r["ms"].get(p), r["tflops"].get(p)
-            cells.append(f"{ms:.3f} ({tf:.1f})" if ms else "fail")
         fl = r["ms"].get("flashlift")
         ratios = [f"{r['ms'][p] / fl:.2f}" if fl and r["ms"].get(p) else "-" for p in peers if p != "flashlift"]
         err = r["err"].get("flashlift")
-        lines.append(f"| {r['b']},{r['h']},{r['s']},{r['d']} | {r['dtype']} | {'yes' if r['causal'] else 'no'} | "
-                     + " | ".join(cells) + " | " + " | ".join(ratios) + f" | {err:.1e} |" if err is not None else " | - |")
-    text = "\n".join(lines) + "\n"
+        cells = key_cells(r) + [cell(r, p) for p in peers] + ratios + [f"{err:.1e}" if err is not None else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    name = device_name(device)
+
+    def cell(r, p):
+        if r is None:
+            return f"{p} ms (TFLOP/s)"
+        ms, tf = r["ms"].get(p), r["tflops"].get(p)
+        return f"{ms:.3f} ({tf:.1f})" if ms else "fail"
+
+    text = results_markdown(
+        f"Attention benchmark: {name}",
+        [f"flashlift commit: {manifest.get('commit', 'unknown')} (modules compiled for target `{manifest['target']}`)",
+         f"device: {name}; torch {torch.__version__}",
+         "time: median ms of warm runs (IREE: device-resident inputs, synchronous call); "
+         "TFLOP/s = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs"],
+        ["shape (B,H,S,D)", "dtype", "causal"], rows,
+        lambda r: [f"{r['b']},{r['h']},{r['s']},{r['d']}", r["dtype"], "yes" if r["causal"] else "no"], cell)
     stem = "gpu" if device == "cuda" else "cpu"
     path = os.path.join(out_dir, f"attention-{stem}.md")
     with open(path, "w") as f:

@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from attention import DTYPES, _commit, device_name, rel_err, timeit  # noqa: E402
+from attention import DTYPES, _commit, device_name, rel_err, results_markdown, timeit  # noqa: E402
 
 SPECS = {
     # name: (config kwargs, batch, seq, layers)
@@ -163,29 +163,14 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
 
 
 def _write(rows, manifest, device, out_dir):
-    import datetime
-
     os.makedirs(out_dir, exist_ok=True)
-    peers = []
-    for r in rows:
-        peers += [p for p in r["ms"] if p not in peers]
     name = device_name(device)
-    lines = [f"# End-to-end benchmark: {name}", "",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             f"- flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
-             "- median ms of warm runs; weights are inputs (device-resident for IREE); err vs the f32 model",
-             "- ratio: peer time / flashlift time (> 1: flashlift faster)", "",
-             "| model | shape | dtype | " + " | ".join(f"{p} ms" for p in peers) + " | "
-             + " | ".join(f"vs {p}" for p in peers if p != "flashlift") + " | flashlift err |",
-             "|" + "---|" * (4 + 2 * len(peers) - 1 + 1)]
-    for r in rows:
-        fl = r["ms"].get("flashlift")
-        cells = [f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail" for p in peers]
-        ratios = [f"{r['ms'][p] / fl:.2f}" if fl and r["ms"].get(p) else "-" for p in peers if p != "flashlift"]
-        err = r["err"].get("flashlift")
-        lines.append(f"| {r['model']} | {r['shape']} | {r['dtype']} | " + " | ".join(cells) + " | "
-                     + " | ".join(ratios) + (f" | {err:.1e} |" if err is not None else " | - |"))
-    text = "\n".join(lines) + "\n"
+    text = results_markdown(
+        f"End-to-end benchmark: {name}",
+        [f"flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
+         "median ms of warm runs; weights are inputs (device-resident for IREE); err vs the f32 model"],
+        ["model", "shape", "dtype"], rows, lambda r: [r["model"], r["shape"], r["dtype"]],
+        lambda r, p: f"{p} ms" if r is None else (f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail"))
     with open(os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}.md"), "w") as f:
         f.write(text)
     print(text)
