@@ -128,13 +128,45 @@ def rel_err(out, ref) -> float:
     return ((out - ref).norm() / ref.norm()).item()
 
 
-def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
-    import flashlift
-    from flashlift.runtime import _to_torch
-
+def load_manifest(modules_dir: str) -> tuple[dict, str]:
+    """The build's manifest and the torch device to run peers on."""
     with open(os.path.join(modules_dir, "manifest.json")) as f:
         manifest = json.load(f)
     device = "cuda" if torch.cuda.is_available() and manifest["target"] != "cpu" else "cpu"
+    return manifest, device
+
+
+def flashlift_candidates(modules_dir: str, modules: dict, args: tuple) -> dict:
+    """variant -> (run on device-resident args, result -> torch tensor) for each saved module."""
+    import flashlift
+    from flashlift.runtime import _to_torch
+
+    candidates = {}
+    for variant, name in modules.items():
+        compiled = flashlift.load(os.path.join(modules_dir, name))
+        fn = compiled.prepare(*[a.cpu() for a in args])
+        candidates[variant] = (fn, lambda r, m=compiled: _to_torch(r, m.meta["outputs"][0]["dtype"]))
+    return candidates
+
+
+def measure(row: dict, candidates: dict, ref, device: str, label: str) -> None:
+    """Checks each candidate's output against `ref`, then times it, into row["err"] / row["ms"].
+    A candidate that fails (e.g. out of memory) is reported and recorded as None, not fatal."""
+    for variant, (fn, convert) in candidates.items():
+        try:
+            out = fn()
+            out = convert(out) if convert else out
+            row["err"][variant] = rel_err(out.to(ref.device), ref)
+            row["ms"][variant] = timeit(fn, device)
+        except Exception as e:
+            row["err"][variant] = row["ms"][variant] = None
+            print(f"{label} {variant}: failed: {str(e).splitlines()[0][:200]}", flush=True)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
+    manifest, device = load_manifest(modules_dir)
     rows = []
     for c in manifest["configs"]:
         dtype = DTYPES[c["dtype"]]
@@ -144,11 +176,7 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
         flops = 4 * c["b"] * c["h"] * c["s"] * c["s"] * c["d"] / (2 if c["causal"] else 1)
         row = dict(c, ms={}, err={})
         model = HandwrittenAttention(c["causal"]).to(device)
-        candidates = {}
-        for variant, name in c["modules"].items():
-            compiled = flashlift.load(os.path.join(modules_dir, name))
-            fn = compiled.prepare(q.cpu(), k.cpu(), v.cpu())
-            candidates[variant] = (fn, lambda r, dt=c["dtype"], m=compiled: _to_torch(r, m.meta["outputs"][0]["dtype"]))
+        candidates = flashlift_candidates(modules_dir, c["modules"], (q, k, v))
         if "eager" in peers:
             candidates["torch_eager"] = (lambda: model(q, k, v), None)
         if "compile" in peers:
@@ -156,18 +184,7 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
             candidates["torch_compile"] = (lambda: compiled_model(q, k, v), None)
         if "sdpa" in peers:
             candidates["torch_sdpa"] = (lambda: F.scaled_dot_product_attention(q, k, v, is_causal=c["causal"]), None)
-        for variant, (fn, convert) in candidates.items():
-            try:
-                out = fn()
-                out = convert(out) if convert else out
-                row["err"][variant] = rel_err(out.to(ref.device), ref)
-                row["ms"][variant] = timeit(fn, device)
-            except Exception as e:  # a peer that fails (e.g. out of memory) is reported, not fatal
-                row["err"][variant] = None
-                row["ms"][variant] = None
-                print(f"{key(c)} {variant}: failed: {str(e).splitlines()[0][:200]}", flush=True)
-            if device == "cuda":
-                torch.cuda.empty_cache()
+        measure(row, candidates, ref, device, key(c))
         row["tflops"] = {k_: (flops / (ms * 1e-3) / 1e12 if ms else None) for k_, ms in row["ms"].items()}
         rows.append(row)
         print(_line(row), flush=True)

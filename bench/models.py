@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from attention import DTYPES, _commit, device_name, rel_err, results_markdown, timeit  # noqa: E402
+from attention import (DTYPES, _commit, device_name, flashlift_candidates, load_manifest,  # noqa: E402
+                       measure, results_markdown)
 
 SPECS = {
     # name: (config kwargs, batch, seq, layers)
@@ -117,12 +118,7 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool) -> None:
 
 
 def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
-    import flashlift
-    from flashlift.runtime import _to_torch
-
-    with open(os.path.join(modules_dir, "manifest.json")) as f:
-        manifest = json.load(f)
-    device = "cuda" if torch.cuda.is_available() and manifest["target"] != "cpu" else "cpu"
+    manifest, device = load_manifest(modules_dir)
     rows = []
     for e in manifest["models"]:
         dtype = DTYPES[e["dtype"]]
@@ -134,11 +130,7 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
                 hidden.float(), mask, *[w.float() for w in weights])
         row = {"model": e["name"], "shape": f"B={e['batch']} S={e['seq']} layers={e['layers']}",
                "dtype": e["dtype"], "ms": {}, "err": {}}
-        cands = {}
-        for variant, fname in e["modules"].items():
-            compiled = flashlift.load(os.path.join(modules_dir, fname))
-            fn = compiled.prepare(hidden.cpu(), mask.cpu(), *[w.cpu() for w in weights])
-            cands[variant] = (fn, lambda r, m=compiled: _to_torch(r, m.meta["outputs"][0]["dtype"]))
+        cands = flashlift_candidates(modules_dir, e["modules"], (hidden, mask, *weights))
         with torch.no_grad():
             if "eager" in peers:
                 cands["torch_eager"] = (lambda: wrapper(hidden, mask, *weights), None)
@@ -148,15 +140,7 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
             if "sdpa" in peers:
                 sdpa_model = WeightsAsInputs(e["name"], make_model(e["name"], e["layers"], "sdpa").to(dtype).to(device))
                 cands["torch_sdpa_model"] = (lambda: sdpa_model(hidden, mask, *weights), None)
-            for variant, (fn, convert) in cands.items():
-                try:
-                    out = fn()
-                    out = convert(out) if convert else out
-                    row["err"][variant] = rel_err(out.to(ref.device), ref)
-                    row["ms"][variant] = timeit(fn, device)
-                except Exception as ex:
-                    row["ms"][variant], row["err"][variant] = None, None
-                    print(f"{e['name']} {variant}: failed: {str(ex).splitlines()[0][:200]}", flush=True)
+            measure(row, cands, ref, device, e["name"])
         rows.append(row)
         print(row, flush=True)
     _write(rows, manifest, device, out_dir)
