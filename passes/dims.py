@@ -39,14 +39,6 @@ class Atoms:
     def resolve(self, layout: Layout) -> Layout:
         return [self.leaves(group) for group in layout]
 
-    def group_size(self, atoms: list[int]) -> Optional[int]:
-        total = 1
-        for a in self.leaves(atoms):
-            if self._sizes[a] is None:
-                return None
-            total *= self._sizes[a]
-        return total
-
     def _refine(self, atom: int, first: int) -> tuple[int, int]:
         """Splits `atom` (static size) into (first, size // first)."""
         size = self._sizes[atom]

@@ -55,10 +55,6 @@ def element_type(value: ir.Value) -> ir.Type:
     return tensor_type(value).element_type
 
 
-def rank(value: ir.Value) -> int:
-    return tensor_type(value).rank
-
-
 # --- structured (linalg) ops ------------------------------------------------
 
 STRUCTURED = ("linalg.generic", "linalg.batch_matmul", "linalg.matmul")

@@ -41,17 +41,6 @@ class Expr:
             return self.value == n
         return any(a.uses_arg(n) for a in self.args)
 
-    def args_used(self) -> set:
-        if self.kind == "arg":
-            return {self.value}
-        out = set()
-        for a in self.args:
-            out |= a.args_used()
-        return out
-
-    def uses_index(self) -> bool:
-        return self.kind == "index" or any(a.uses_index() for a in self.args)
-
 
 def _expr_of(value: ir.Value, block: ir.Block) -> Expr:
     owner = value.owner

@@ -694,7 +694,7 @@ class MaskBuilder:
         allowed = set(self.b.site.info["batch"]) | {self.b.r["m"], self.b.r["k2"]}
         require(set(self.leaves) <= allowed, "the mask varies along a dim the attention op cannot express")
         self.leaves = [l for l in order if l in set(self.leaves)]
-        ftype = _mask_type(term)
+        ftype = ir.F32Type.get()  # the op adds the mask in f32, its score precision
         init = self.b.empty(self.leaves, ftype)
         n = len(self.leaves)
         self.inputs = []
@@ -774,10 +774,6 @@ class MaskBuilder:
 def _chain_type(term: MaskTerm):
     block = term.op.operation.regions[0].blocks[0]
     return block.arguments[term.chain].type
-
-
-def _mask_type(term: MaskTerm):
-    return ir.F32Type.get()
 
 
 def _reassoc_attr(reassoc: list) -> ir.ArrayAttr:
