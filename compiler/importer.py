@@ -46,7 +46,21 @@ def check_example_args(example_args: Sequence[Any]) -> tuple:
     for i, a in enumerate(example_args):
         if not isinstance(a, torch.Tensor):
             raise InputError(f"example_args[{i}] is a {type(a).__name__}, expected a torch.Tensor")
-    return tuple(example_args)
+    return _unaliased(tuple(example_args))
+
+
+def _unaliased(args: tuple) -> tuple:
+    """torch.export gives arguments that share memory one placeholder and the other parameters
+    go unused, so a model exported with `(q, q, q)` would read q for k and v on every later
+    call. Example inputs only carry shapes and dtypes: give each its own storage."""
+    seen = set()
+    out = []
+    for a in args:
+        key = a.untyped_storage().data_ptr() if a.numel() else None
+        out.append(a.clone() if key in seen else a)
+        if key is not None:
+            seen.add(key)
+    return tuple(out)
 
 
 def module_path(node) -> str:

@@ -103,3 +103,12 @@ def test_computed_mask_with_partial_key_tile(dtype, seq):
     assert len(compiled.report.raised) == 1
     ref = BiasedAttention()(q.float(), k.float(), v.float(), bias.float(), pad.float())
     assert rel_err(compiled(q, k, v, bias, pad), ref) < TOL[dtype]
+
+
+def test_aliased_example_inputs_stay_separate_inputs():
+    """torch.export merges arguments that share memory; a model exported with (q, q, q) must still
+    read k and v from their own arguments when called with distinct tensors."""
+    q = torch.randn(2, 4, 16, 8)
+    compiled = flashlift.compile_model(PlainAttention(), (q, q, q[:]))
+    q, k, v = (torch.randn(2, 4, 16, 8) for _ in range(3))
+    assert rel_err(compiled(q, k, v), PlainAttention()(q, k, v)) < TOL[torch.float32]
