@@ -404,7 +404,7 @@ def evaluate_constants(values: list, module) -> list:
     return results
 
 
-_EVALUABLE = ("arith.", "math.", "linalg.", "tensor.", "util.optimization_barrier")
+_EVALUABLE = ("arith.", "math.", "linalg.", "tensor.", "util.optimization_barrier", "iree_tensor_ext.compute_barrier.")
 
 
 def _backward_slice(value) -> list:
