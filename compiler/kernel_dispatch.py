@@ -27,7 +27,12 @@ decides whether the Triton kernel (compiler/kernels/triton_fa.py) computes exact
     and K/V at least the leading one), or (k2) alone when the kernel's batch is 1, in f32,
     f16 or bf16. The kernel then adds it to the
     scaled scores (an extra read-only binding, see triton_fa.build_ptx's
-    key_padding_mask_dtype), no causal part.
+    key_padding_mask_dtype), no causal part. Likewise a run-time mask over (b, m, k2)
+    ([B, M, K2], e.g. LLaMA's causal + padding mask built from the model's inputs) or
+    over (m, k2) alone ([M, K2], one mask for every batch entry): the kernel adds
+    mask[b, i, j] (build_ptx's mask_dtype) and skips key tiles it hides from a whole
+    query tile. A mask evaluated at compile time that hides every key from some query
+    is not taken this way (the kernel writes 0 there).
 
 A covered op is replaced by a call of a private function holding a `flow.dispatch` of the
 kernel (an `hal.executable.source` with the PTX or cubin built by `triton_fa.build_ptx`,
@@ -78,6 +83,8 @@ class Plan:
     q_batch_sizes: list = dataclasses.field(default_factory=list)
     causal: object = False  # False | "top_left" | "bottom_right"
     key_padding_mask: Optional[str] = None  # element type of a run-time [B, K2] mask operand
+    full_mask: Optional[str] = None  # element type of a run-time [B, M, K2] / [M, K2] mask operand
+    full_mask_batched: bool = True
     kv_batch_len: int = 0
     kernel: object = None  # triton_fa.KernelBinary
 
@@ -119,23 +126,34 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
 
     masked = [i for i, p in enumerate(plans) if p is not None and p.mask is not None]
     if masked:
+        from iree.compiler import ir
+
+        small = [i for i in masked if math.prod(ir.RankedTensorType(plans[i].mask.type).shape) <= MAX_MASK_ELEMENTS]
         if evaluate_masks:
-            values = evaluate_constants([plans[i].mask for i in masked], module)
+            evaluated = dict(zip(small, evaluate_constants([plans[i].mask for i in small], module)))
         else:
-            values = ["compile-time mask evaluation is off"] * len(masked)
+            evaluated = {i: "compile-time mask evaluation is off" for i in small}
+        values = [evaluated.get(i, "too large to evaluate at compile time") for i in masked]
         for i, value in zip(masked, values):
             try:
                 if isinstance(value, str):
                     raise NotCovered(f"mask: {value}")
                 plans[i].causal = causal_kind(mask_as_2d(value, plans[i]))
             except NotCovered as e:
+                # the kernel adds the mask operand itself at run time
                 kpm = key_padding_mask_type(plans[i])
-                if kpm is None:
-                    plans[i] = None
-                    records[i]["reason"] = str(e)
-                else:  # the kernel adds the mask operand itself at run time
+                full = full_mask_type(plans[i]) if kpm is None else None
+                if full is not None and not isinstance(value, str) and _hides_a_row(value, plans[i]):
+                    full = None
+                if kpm is not None:
                     plans[i].key_padding_mask = kpm
                     plans[i].causal = False
+                elif full is not None:
+                    plans[i].full_mask, plans[i].full_mask_batched = full
+                    plans[i].causal = False
+                else:
+                    plans[i] = None
+                    records[i]["reason"] = str(e)
 
     sm = int(arch.replace("sm_", ""))
     for i, plan in enumerate(plans):
@@ -267,7 +285,7 @@ def analyze(op) -> Plan:
             else:
                 raise NotCovered("the mask varies along a dim that is not batch, m or k2")
         plan.mask_roles = roles
-        if key_padding_mask_type(plan) is not None:
+        if key_padding_mask_type(plan) is not None or full_mask_type(plan) is not None:
             return plan  # usable at run time whatever its size
         if math.prod(ir.RankedTensorType(mask.type).shape) > MAX_MASK_ELEMENTS:
             raise NotCovered("mask too large to evaluate at compile time")
@@ -317,6 +335,38 @@ def key_padding_mask_type(plan: Plan) -> Optional[str]:
         return None
     elt = str(t.element_type)
     return elt if elt in KPM_DTYPES else None
+
+
+def full_mask_type(plan: Plan) -> Optional[tuple]:
+    """(element type, batched) of the plan's mask operand if the kernel can add it at run
+    time per query and key: map (b, m, k2) with b the leading Q batch dim, which is the
+    kernel's batch (as for key_padding_mask_type), shape [B, M, K2]; or map (m, k2),
+    shape [M, K2], the same for every batch entry (batched False). Float only; else None."""
+    from iree.compiler import ir
+
+    if plan.mask is None:
+        return None
+    t = ir.RankedTensorType(plan.mask.type)
+    if plan.mask_roles == [0, "m", "k2"]:
+        if len(plan.q_batch_sizes) < 2 or plan.kv_batch_len < 1:
+            return None
+        if list(t.shape) != [plan.batch, plan.sq, plan.skv]:
+            return None
+        batched = True
+    elif plan.mask_roles == ["m", "k2"] and list(t.shape) == [plan.sq, plan.skv]:
+        batched = False
+    else:
+        return None
+    elt = str(t.element_type)
+    return (elt, batched) if elt in KPM_DTYPES else None
+
+
+def _hides_a_row(array, plan: Plan) -> bool:
+    """Whether a compile-time mask value hides every key from some query (of any batch)."""
+    import numpy as np
+
+    a = np.asarray(array, dtype=np.float32)
+    return bool((a <= MASKED).all(axis=plan.mask_roles.index("k2")).any())
 
 
 def mask_as_2d(array, plan: Plan):
@@ -520,12 +570,13 @@ def build_kernel(plan: Plan, sm: int):
     from flashlift.compiler.kernels import triton_fa
 
     key = (plan.batch, plan.heads, plan.kv_heads, plan.sq, plan.skv, plan.head_dim, plan.dtype,
-           plan.causal, float(plan.scale), sm, plan.key_padding_mask)
+           plan.causal, float(plan.scale), sm, plan.key_padding_mask, plan.full_mask, plan.full_mask_batched)
     if key not in _KERNEL_CACHE:
         _KERNEL_CACHE[key] = triton_fa.build_ptx(
             batch=plan.batch, heads=plan.heads, kv_heads=plan.kv_heads, sq=plan.sq, skv=plan.skv,
             head_dim=plan.head_dim, dtype=plan.dtype, causal=plan.causal or False, scale=plan.scale,
-            arch=sm, ptx_version=PTX_VERSION, key_padding_mask_dtype=plan.key_padding_mask)
+            arch=sm, ptx_version=PTX_VERSION, key_padding_mask_dtype=plan.key_padding_mask,
+            mask_dtype=plan.full_mask, mask_batched=plan.full_mask_batched)
     return _KERNEL_CACHE[key]
 
 
@@ -541,7 +592,9 @@ def _kernel_summary(plan: Plan) -> dict:
     return {"name": kb.name, "target": kb.ptx_target, "grid": list(kb.grid), "block": list(kb.block),
             "shared_mem_bytes": kb.shared_mem_bytes, "causal": plan.causal or "none",
             "mask": (f"key-padding [{plan.batch}, {plan.skv}] {plan.key_padding_mask} (run time)"
-                     if plan.key_padding_mask else ("causal" if plan.causal else "none")),
+                     if plan.key_padding_mask else
+                     (f"additive [{', '.join(map(str, ([plan.batch] if plan.full_mask_batched else []) + [plan.sq, plan.skv]))}]"
+                      f" {plan.full_mask} (run time)") if plan.full_mask else ("causal" if plan.causal else "none")),
             "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")]}
 
 
@@ -594,7 +647,7 @@ class _Rewriter:
         types = (str(q.type), str(k.type), str(v.type), str(otype))
         operands = [q, k, v]
         mtype = None
-        if plan.key_padding_mask:
+        if plan.key_padding_mask or plan.full_mask:
             operands.append(plan.mask)
             mtype = str(plan.mask.type)
         helper = self.helpers.get((sym, types, str(rtype), mtype))

@@ -147,6 +147,11 @@ def canonicalize_layouts(module) -> int:
         k2 = [d for d in k if d in v and d not in q]
         m = [d for d in q if d in o and d not in k]
         n = [d for d in v if d in o and d not in k]
+        if len(m) > 1:
+            # Grouped-query attention: IREE counts Q's group dim r (in Q and O, not in K/V)
+            # as a second m dim. The query sequence is the one before k1 in Q (else the
+            # last); r is a query batch dim, like kernel_dispatch.analyze reads it.
+            m = [q[-2] if q[-2] in m else m[-1]]
         if not all(len(x) == 1 for x in (k1, k2, m, n)):
             continue
         batch = [d for d in o if d not in m + n]

@@ -3,8 +3,11 @@
     .venv/bin/python compiler/kernels/interp_check.py
 
 Covers GQA, causal top-left / bottom-right, ragged Sq/Skv, Sq > Skv (rows with
-no visible key -> 0), and the additive key-padding mask (HAS_KPM: a (B, Skv)
-f32 or f16 mask with -inf / -65504 / finite entries, alone and with causal). fp16 only: Triton 3.6's interpreter mishandles bf16
+no visible key -> 0), the additive key-padding mask (HAS_KPM: a (B, Skv)
+f32 or f16 mask with -inf / -65504 / finite entries, alone and with causal) and
+the run-time (B, Sq, Skv) / (Sq, Skv) mask (HAS_MASK: causal + padding as
+LLaMA builds it from its inputs, with -65504 fills, and a random bias; with and
+without skipping the tiles it hides). fp16 only: Triton 3.6's interpreter mishandles bf16
 (garbage even for a trivial non-causal case), the compiled kernel is
 dtype-generic. Runs small tiles (BLOCK_M=64, BLOCK_N=32) to exercise many tiles.
 """
@@ -32,7 +35,7 @@ def _patched(tensor, scope):  # numpy >= 2.4 refuses int() of 1-element 1-d arra
 _interp._patch_lang_tensor = _patched
 
 
-def reference(q, k, v, causal, bottom_right, scale, kpm=None):
+def reference(q, k, v, causal, bottom_right, scale, kpm=None, mask=None):
     B, H, Sq, D = q.shape
     KVH, Skv = k.shape[1], k.shape[2]
     r = H // KVH
@@ -41,6 +44,8 @@ def reference(q, k, v, causal, bottom_right, scale, kpm=None):
     s = (q.float() @ k.transpose(-1, -2)) * scale
     if kpm is not None:
         s = s + kpm.float()[:, None, None, :]
+    if mask is not None:
+        s = s + (mask.float()[:, None] if mask.dim() == 3 else mask.float())
     if causal:
         diag = (Skv - Sq) if bottom_right else 0
         i = torch.arange(Sq)[:, None]
@@ -64,6 +69,12 @@ CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right[, key-padding mask dtyp
     (2, 4, 2, 128, 128, 64, True, False, torch.float32),    # causal + padding
     (2, 2, 1, 50, 130, 128, True, True, torch.float32),     # bottom-right + padding + GQA
     (2, 2, 2, 64, 96, 64, False, False, torch.float16),     # f16 mask with -65504
+    # run-time (B, Sq, Skv) masks: kind, dtype, batched, skip
+    (2, 4, 1, 128, 128, 64, False, False, ("llama", torch.float32, True, True)),   # causal + padding, GQA
+    (2, 4, 1, 128, 128, 64, False, False, ("llama", torch.float32, True, False)),  # same, every tile
+    (2, 2, 2, 100, 77, 64, False, False, ("llama", torch.float16, True, True)),    # ragged, f16 mask
+    (2, 2, 2, 96, 160, 128, False, False, ("bias", torch.float32, True, True)),    # a random bias
+    (2, 2, 1, 128, 96, 64, False, False, ("llama", torch.float32, False, True)),   # one mask for all b
 ]
 
 
@@ -77,11 +88,27 @@ def padding_mask(B, Skv, dtype):
     return kpm.to(dtype)
 
 
+def full_mask(B, Sq, Skv, kind, dtype, batched):
+    """LLaMA's: causal bottom-right plus key padding (batch b drops its last 9 * b keys,
+    keeping every row's diagonal key), -65504 where hidden; or a random bias."""
+    if kind == "bias":
+        m = torch.randn(B, Sq, Skv)
+    else:
+        i, j = torch.arange(Sq)[:, None], torch.arange(Skv)[None, :]
+        hidden = (j > i + (Skv - Sq)).expand(B, Sq, Skv).clone()
+        for b in range(B):
+            hidden[b, :, j[0] < 9 * b] = True  # left padding: the first keys
+            hidden[b][hidden[b].all(-1)] = False  # no fully hidden rows (not covered)
+        m = torch.where(hidden, torch.tensor(-65504.0), torch.tensor(0.0))
+    return (m if batched else m[0]).to(dtype)
+
+
 def main():
     torch.manual_seed(0)
     ok = True
     for (B, H, KVH, Sq, Skv, D, causal, br, *rest) in CASES:
-        kpm_dt = rest[0] if rest else None
+        kpm_dt = rest[0] if rest and not isinstance(rest[0], tuple) else None
+        fm = rest[0] if rest and isinstance(rest[0], tuple) else None
         dt = torch.float16
         q = torch.randn(B, H, Sq, D).to(dt)
         k = torch.randn(B, KVH, Skv, D).to(dt)
@@ -90,20 +117,23 @@ def main():
         kpm = padding_mask(B, Skv, kpm_dt) if kpm_dt is not None else None
         scale = 1 / math.sqrt(D)
         cfg = dict(BLOCK_M=64, BLOCK_N=32)
+        mask = full_mask(B, Sq, Skv, fm[0], fm[1], fm[2]) if fm else None
+        if fm:
+            cfg.update(HAS_MASK=True, MASK_BATCHED=fm[2], MASK_SKIP=fm[3])
         grid = (triton.cdiv(Sq, cfg["BLOCK_M"]), B * H, 1)
         triton_fa._fa_fwd_kernel[grid](
-            q, k, v, kpm, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
+            q, k, v, kpm if mask is None else mask, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
             SQ=Sq, SKV=Skv, HEAD_DIM=D, CAUSAL=causal, BOTTOM_RIGHT=br,
             HAS_KPM=kpm is not None, **cfg)
-        r = reference(q, k, v, causal, br, scale, kpm)
+        r = reference(q, k, v, causal, br, scale, kpm, mask)
         err = ((o.float() - r).norm() / r.norm()).item()
         good = err < 2e-3 and not o.isnan().any()
-        if kpm is not None:  # the mask must matter: the unmasked result is far off
+        if kpm is not None or mask is not None:  # the mask must matter: the unmasked result is far off
             r0 = reference(q, k, v, causal, br, scale)
             good &= ((o.float() - r0).norm() / r0.norm()).item() > 1e-2
         ok &= good
         print(f"B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br}: "
-              f"kpm={kpm_dt} relerr={err:.2e} {'ok' if good else 'FAIL'}")
+              f"kpm={kpm_dt} mask={fm} relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 

@@ -39,7 +39,9 @@ shape is baked into the kernel.
 A kernel built with a key-padding mask (build_ptx(key_padding_mask_dtype=...))
 has a fourth input, (q, k, v, key_padding_mask, o, scratch, scratch): the
 dispatch is then `(q, k, v, mask) -> (o, scratch0, scratch1)`, the (B, Skv)
-mask being binding 3 (read-only) and O binding 4.
+mask being binding 3 (read-only) and O binding 4. A kernel built with a
+(B, Sq, Skv) mask (build_ptx(mask_dtype=...), parameter "mask") takes it in
+the same place.
 """
 
 from __future__ import annotations
@@ -127,13 +129,17 @@ def executable_source(kb, sym_name: str, *, object_kind: str = "ptx",
 
 
 def has_mask(kb) -> bool:
-    """Whether the kernel takes a key-padding mask (its 4th input)."""
-    return any(p.name == "key_padding_mask" for p in kb.params)
+    """Whether the kernel takes a mask (its 4th input): key-padding or (B, Sq, Skv)."""
+    return any(p.name in ("key_padding_mask", "mask") for p in kb.params)
 
 
 def mask_type(kb) -> str:
-    """The (B, Skv) key-padding mask tensor type of a masked kernel."""
+    """The mask tensor type of a masked kernel: (B, Skv) key-padding, or (B, Sq, Skv)
+    ((Sq, Skv) when one mask serves every batch entry)."""
     c = kb.config
+    if "mask" in c:
+        shape = (c["batch"], c["sq"], c["skv"]) if c.get("mask_batched", True) else (c["sq"], c["skv"])
+        return _tensor_type(shape, {"fp32": "f32", **_MLIR_DTYPE}[c["mask"]])
     return _tensor_type((c["batch"], c["skv"]), {"fp32": "f32", **_MLIR_DTYPE}[c["key_padding_mask"]])
 
 
@@ -143,7 +149,7 @@ def _check_abi(kb, mask: Optional[str] = None) -> None:
     if roles != ["input"] * n_in + ["output"] + ["scratch"] * 2:
         raise ValueError(f"unexpected kernel params for {kb.name}: {kb.params}")
     if (mask is not None) != has_mask(kb):
-        raise ValueError(f"kernel {kb.name} {'takes' if has_mask(kb) else 'takes no'} key-padding mask")
+        raise ValueError(f"kernel {kb.name} {'takes' if has_mask(kb) else 'takes no'} mask")
 
 
 def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *,

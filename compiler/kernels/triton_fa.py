@@ -16,6 +16,15 @@ Kernel ABI (every shape is a compile-time constant, so only pointers remain):
     (HAS_KPM; every key tile then takes the masked loop). Without it KPM is a
     None constexpr and the kernel's code is unchanged.
 
+    or, built with mask_dtype (a run-time additive mask per query and key,
+    e.g. LLaMA's causal + padding mask made from the model's inputs), the same
+    parameter list with MASK (B, Sq, Skv) contiguous (or (Sq, Skv), the same
+    for every batch entry: mask_batched=False) in KPM's place (HAS_MASK).
+    Every key tile takes the masked loop; a tile whose mask entries are all
+    <= -1e4 for every row of the query tile is skipped (its probabilities are
+    exactly 0 in f32), so a causal mask costs about what the causal kernel
+    does. Rows whose every key is so masked get 0 (torch: the mean of V).
+
   * Q, O: (B, H,   Sq,  D) contiguous, dtype f16/bf16
   * K, V: (B, KVH, Skv, D) contiguous, same dtype; kv head = q head // (H//KVH)
   * global_scratch / profile_scratch are appended by Triton >= 3.3 to every
@@ -115,6 +124,9 @@ def _fa_fwd_kernel(
     PIPE_QK: tl.constexpr = False,     # main loop rotated: q@k of tile j+1 issued before
                                        # the softmax/PV of tile j (async wgmma overlap)
     HAS_KPM: tl.constexpr = False,     # scores[b, :, :, j] += KPM[b, j] (before the softmax)
+    HAS_MASK: tl.constexpr = False,    # scores[b, :, i, j] += KPM[b, i, j] (a (B, SQ, SKV) mask)
+    MASK_BATCHED: tl.constexpr = True, # HAS_MASK: False = one (SQ, SKV) mask for every batch entry
+    MASK_SKIP: tl.constexpr = True,    # HAS_MASK: skip key tiles the mask hides from every row
 ):
     if REVERSE_M:
         start_m = tl.num_programs(0) - 1 - tl.program_id(0)
@@ -174,6 +186,13 @@ def _fa_fwd_kernel(
         # through the masked loop, whose online softmax is safe for -inf scores.
         lo = 0
         kpm_ptrs = KPM + off_b.to(tl.int64) * SKV + offs_n
+    if HAS_MASK:
+        lo = 0
+        if MASK_BATCHED:
+            mask_base = off_b.to(tl.int64) * (SQ * SKV)
+        else:
+            mask_base = 0
+        mask_ptrs = KPM + mask_base + offs_m[:, None] * SKV + offs_n[None, :]
 
     # ---- unmasked tiles ----
     if PIPE_QK and FULL_N > 0 and not HAS_KPM:
@@ -229,31 +248,48 @@ def _fa_fwd_kernel(
             valid = cols[None, :] < SKV
         if CAUSAL:
             valid = valid & (cols[None, :] <= offs_m[:, None] + DIAG)
-        qk = tl.dot(q, k) * SM_SCALE_LOG2
-        if HAS_KPM:
-            # (s * scale + mask) * log2(e), the kernel's base-2 scores
-            if SKV % BLOCK_N == 0:
-                kpm = tl.load(kpm_ptrs + start_n)
+        if HAS_MASK:
+            if SQ % BLOCK_M == 0 and SKV % BLOCK_N == 0:
+                mtile = tl.load(mask_ptrs + start_n).to(tl.float32)
             else:
-                kpm = tl.load(kpm_ptrs + start_n, mask=cols < SKV, other=0.0)
-            qk = qk + kpm.to(tl.float32)[None, :] * 1.4426950408889634
-        qk = tl.where(valid, qk, float("-inf"))
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        # Rows with no visible key so far keep m = -inf; subtract 0 instead so
-        # that exp2(-inf - -inf) never produces NaN.
-        m_safe = tl.where(m_ij == float("-inf"), 0.0, m_ij)
-        alpha = tl.math.exp2(m_i - m_safe)
-        if EXP16:
-            p16 = _exp2_f16((qk - m_safe[:, None]).to(tl.float16))
-            l_i = l_i * alpha + tl.sum(p16.to(tl.float32), 1)
-            p = p16.to(v.dtype)
+                mtile = tl.load(mask_ptrs + start_n, mask=(offs_m[:, None] < SQ) & (cols[None, :] < SKV),
+                                other=float("-inf")).to(tl.float32)
+            if MASK_SKIP:
+                # a tile that no row of this query tile sees adds exactly 0 (exp2 of a score
+                # 1e4 * log2(e) below the row max underflows in f32): skip its two dots
+                seen = tl.max(tl.max(mtile, 1), 0) > -1.0e4
+            else:
+                seen = True
         else:
-            p32 = tl.math.exp2(qk - m_safe[:, None])
-            l_i = l_i * alpha + tl.sum(p32, 1)
-            p = p32.to(v.dtype)
-        acc = acc * alpha[:, None]
-        acc = tl.dot(p, v, acc)
-        m_i = m_ij
+            seen = True
+        if seen:
+            qk = tl.dot(q, k) * SM_SCALE_LOG2
+            if HAS_KPM:
+                # (s * scale + mask) * log2(e), the kernel's base-2 scores
+                if SKV % BLOCK_N == 0:
+                    kpm = tl.load(kpm_ptrs + start_n)
+                else:
+                    kpm = tl.load(kpm_ptrs + start_n, mask=cols < SKV, other=0.0)
+                qk = qk + kpm.to(tl.float32)[None, :] * 1.4426950408889634
+            if HAS_MASK:
+                qk = qk + mtile * 1.4426950408889634
+            qk = tl.where(valid, qk, float("-inf"))
+            m_ij = tl.maximum(m_i, tl.max(qk, 1))
+            # Rows with no visible key so far keep m = -inf; subtract 0 instead so
+            # that exp2(-inf - -inf) never produces NaN.
+            m_safe = tl.where(m_ij == float("-inf"), 0.0, m_ij)
+            alpha = tl.math.exp2(m_i - m_safe)
+            if EXP16:
+                p16 = _exp2_f16((qk - m_safe[:, None]).to(tl.float16))
+                l_i = l_i * alpha + tl.sum(p16.to(tl.float32), 1)
+                p = p16.to(v.dtype)
+            else:
+                p32 = tl.math.exp2(qk - m_safe[:, None])
+                l_i = l_i * alpha + tl.sum(p32, 1)
+                p = p32.to(v.dtype)
+            acc = acc * alpha[:, None]
+            acc = tl.dot(p, v, acc)
+            m_i = m_ij
 
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
     acc = acc / l_safe[:, None]
@@ -432,7 +468,8 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
                    bottom_right: bool = False, scale: Optional[float] = None,
                    arch: int = 80, config: Optional[dict] = None,
                    ptx_version: Optional[int] = None,
-                   key_padding_mask_dtype: Optional[str] = None):
+                   key_padding_mask_dtype: Optional[str] = None,
+                   mask_dtype: Optional[str] = None, mask_batched: bool = True):
     """triton.compile of one static shape; returns (CompiledKernel, cfg, consts).
     Shared by build_ptx and tune_on_gpu.py (which launches the CompiledKernel
     directly: ck[grid](q, k, v, kpm, o, *consts.values()), kpm None without a
@@ -452,8 +489,11 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), dtype=tdt,
                          sq=sq, skv=skv, scale=float(scale), config=config)
 
-    if key_padding_mask_dtype is not None:
-        kpm_dt = _KPM_DTYPE[str(key_padding_mask_dtype).replace("torch.", "")]
+    if key_padding_mask_dtype is not None and mask_dtype is not None:
+        raise ValueError("a key-padding mask or a (B, Sq, Skv) mask, not both")
+    any_mask = key_padding_mask_dtype if key_padding_mask_dtype is not None else mask_dtype
+    if any_mask is not None:
+        kpm_dt = _KPM_DTYPE[str(any_mask).replace("torch.", "")]
         sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{kpm_dt}", "O": f"*{tdt}"}
     else:  # KPM is a None constexpr: not a kernel parameter at all
         sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": "constexpr", "O": f"*{tdt}"}
@@ -466,15 +506,18 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     for f in VARIANT_FLAGS:
         consts[f] = cfg[f]
     consts["HAS_KPM"] = key_padding_mask_dtype is not None
+    consts["HAS_MASK"] = mask_dtype is not None
+    consts["MASK_BATCHED"] = bool(mask_batched)
+    consts["MASK_SKIP"] = bool(cfg.get("MASK_SKIP", True))
     for k in consts:
         sig[k] = "constexpr"
     # 16-byte alignment of all base pointers (IREE bindings are at least
     # 64-byte aligned) enables vectorized / async-copy loads. Argument
     # indices: Q 0, K 1, V 2, KPM 3, O 4.
-    ptr_args = (0, 1, 2, 3, 4) if consts["HAS_KPM"] else (0, 1, 2, 4)
+    ptr_args = (0, 1, 2, 3, 4) if any_mask is not None else (0, 1, 2, 4)
     attrs = {(i,): [["tt.divisibility", 16]] for i in ptr_args}
     constexprs = dict(consts)
-    if not consts["HAS_KPM"]:
+    if any_mask is None:
         constexprs["KPM"] = None
     src = ASTSource(fn=_fa_fwd_kernel, signature=sig, constexprs=constexprs, attrs=attrs)
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
@@ -491,7 +534,8 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
               bottom_right: bool = False, scale: Optional[float] = None,
               arch: int = 80, config: Optional[dict] = None,
               ptx_version: Optional[int] = None,
-              key_padding_mask_dtype: Optional[str] = None) -> KernelBinary:
+              key_padding_mask_dtype: Optional[str] = None,
+              mask_dtype: Optional[str] = None, mask_batched: bool = True) -> KernelBinary:
     """AOT-compiles the FA forward kernel for one static shape.
 
     causal may be False, True / "top_left", or "bottom_right" (equivalently
@@ -502,6 +546,10 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     "bf16") of a (B, Skv) contiguous additive mask added to the scaled scores
     of batch b before the softmax; the kernel then takes it as a pointer
     parameter right after V (q, k, v, key_padding_mask, o, scratch...).
+    mask_dtype: None or the element type of a (B, Sq, Skv) contiguous additive
+    mask ((Sq, Skv) with mask_batched=False), taken in the same place
+    (q, k, v, mask, o, scratch...); config MASK_SKIP=False visits every key
+    tile even where the mask hides it from the whole query tile.
     """
     if isinstance(causal, str):
         if causal not in ("top_left", "bottom_right"):
@@ -514,7 +562,7 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
         head_dim=head_dim, dtype=dtype, causal=causal, bottom_right=bottom_right,
         scale=scale, arch=arch, config=config, ptx_version=ptx_version,
-        key_padding_mask_dtype=key_padding_mask_dtype)
+        key_padding_mask_dtype=key_padding_mask_dtype, mask_dtype=mask_dtype, mask_batched=mask_batched)
     tdt = _TL_DTYPE[str(dtype).replace("torch.", "")]
     md = ck.metadata
     ptx = ck.asm["ptx"]
@@ -535,9 +583,9 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         raise RuntimeError(f"entry {name} != metadata name {md.name}")
     roles = ["input", "input", "input", "output", "scratch", "scratch"]
     names = ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
-    if key_padding_mask_dtype is not None:
+    if key_padding_mask_dtype is not None or mask_dtype is not None:
         roles.insert(3, "input")
-        names.insert(3, "key_padding_mask")
+        names.insert(3, "key_padding_mask" if mask_dtype is None else "mask")
     if len(ptx_params) != len(names) or any(t != ".u64" for t, _ in ptx_params):
         raise RuntimeError(f"unexpected PTX signature for {name}: {ptx_params}")
     params = [KernelParam(n, t, r) for (t, _), n, r in zip(ptx_params, names, roles)]
@@ -561,6 +609,11 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
                    head_dim=head_dim, dtype=tdt)
     if key_padding_mask_dtype is not None:  # (absent otherwise: configs of mask-free kernels unchanged)
         cfg_out["key_padding_mask"] = _KPM_DTYPE[str(key_padding_mask_dtype).replace("torch.", "")]
+    if mask_dtype is not None:
+        cfg_out["mask"] = _KPM_DTYPE[str(mask_dtype).replace("torch.", "")]
+        cfg_out["mask_batched"] = bool(mask_batched)
+    else:
+        cfg_out.pop("MASK_SKIP", None)
     return KernelBinary(ptx=ptx, name=name, grid=grid, block=block,
                         shared_mem_bytes=int(md.shared), params=params,
                         cubin=cubin, arch=arch, ptx_target=tgt, ptx_version=ver,

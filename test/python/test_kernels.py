@@ -87,6 +87,31 @@ class GroupedQuery(torch.nn.Module):
         return torch.matmul(F.softmax(scores.float(), dim=-1).to(q.dtype), v)
 
 
+class LlamaMasked(torch.nn.Module):
+    """LLaMA's attention: grouped-query K/V repeated, V in (B, S, KVH, D) as its projection
+    leaves it, a [B, 1, S, S] additive mask from the inputs (causal + padding), f32 softmax."""
+
+    def forward(self, q, k, v, mask):
+        b, kvh, s, d = k.shape
+        r = q.shape[1] // kvh
+        v = v.transpose(1, 2)
+        k = k[:, :, None].expand(b, kvh, r, s, d).reshape(b, kvh * r, s, d)
+        v = v[:, :, None].expand(b, kvh, r, s, d).reshape(b, kvh * r, s, d)
+        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(d) + mask
+        return torch.matmul(F.softmax(scores.float(), dim=-1).to(q.dtype), v)
+
+
+def llama_mask(b, s, dtype=torch.float16):
+    """Causal plus left padding of 8 * i keys for batch entry i, finfo.min where hidden
+    (no row hides every key)."""
+    i, j = torch.arange(s)[:, None], torch.arange(s)[None, :]
+    hidden = (j > i).expand(b, s, s).clone()
+    for n in range(b):
+        hidden[n, :, : 8 * n] = True
+        hidden[n][hidden[n].all(-1)] = False
+    return torch.where(hidden, torch.finfo(dtype).min, 0.0).to(dtype)[:, None]
+
+
 class SeqFirst(torch.nn.Module):
     """(B, S, H, D) inputs: Q/K/V are not (batch, S, D) contiguous."""
 
@@ -311,6 +336,49 @@ def test_padding_mask_not_on_the_leading_batch_dim_falls_back():
     assert rec["path"] == "iree-codegen" and "run time" in rec["reason"], rec
 
 
+def test_llama_runtime_mask_is_covered():
+    """LLaMA: grouped-query, V made canonical by layout.py, the causal + padding mask from the
+    inputs added at run time (a (B, Sq, Skv) mask operand after V)."""
+    args = (rand(2, 8, 128, 64), rand(2, 2, 128, 64), rand(2, 128, 2, 64), llama_mask(2, 128))
+    low = lowered(LlamaMasked(), args)
+    [rec] = low.paths
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["mask"] == "additive [2, 128, 128] f32 (run time)" and rec["kernel"]["grid"][1] == 16
+    [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
+    assert "tensor<2x128x128xf32>) -> (tensor<2x2x4x128x64xf16>, tensor<16xi8>, tensor<16xi8>)" in line
+
+
+def test_shared_runtime_mask_is_covered():
+    """A run-time [Sq, Skv] mask (the same for every batch entry) is taken too."""
+
+    class Shared(torch.nn.Module):
+        def forward(self, q, k, v, m):
+            return attention(q, k, v, m)
+
+    args = (rand(2, 4, 64, 64), rand(2, 4, 96, 64), rand(2, 4, 96, 64), torch.zeros(64, 96, dtype=torch.float16))
+    [rec] = lowered(Shared(), args).paths
+    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["mask"] == "additive [64, 96] f32 (run time)", rec
+
+
+def test_constant_mask_hiding_a_row_falls_back():
+    """Sq > Skv bottom-right causal: the first queries see no key; not taken at run time either."""
+    args = (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))
+    [rec] = lowered(Causal(bottom_right=True), args).paths
+    assert rec["path"] == "iree-codegen" and "hides every key" in rec["reason"], rec
+
+
+def test_build_kernel_with_full_mask():
+    for arch, batched in ((80, True), (90, False)):
+        kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=96, skv=160, head_dim=64, dtype="f16",
+                                 arch=arch, ptx_version=kernel_dispatch.PTX_VERSION, mask_dtype="f32",
+                                 mask_batched=batched)
+        assert [p.name for p in kb.params] == ["q", "k", "v", "mask", "o", "global_scratch", "profile_scratch"]
+        assert kb.config["mask"] == "fp32" and kb.config["mask_batched"] == batched and ENTRY in kb.cubin
+        from flashlift.compiler.kernels import iree_dispatch
+
+        assert iree_dispatch.mask_type(kb) == ("tensor<2x96x160xf32>" if batched else "tensor<96x160xf32>")
+
+
 def test_build_kernel_with_key_padding_mask():
     for arch in (80, 90):
         kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=96, skv=160, head_dim=64, dtype="f16",
@@ -333,7 +401,7 @@ def test_kernel_semantics_in_triton_interpreter():
     script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
     r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") >= 13 and "FAIL" not in r.stdout
+    assert r.stdout.count(" ok") >= 18 and "FAIL" not in r.stdout
 
 
 # --- compile_model end to end (no GPU needed to compile) --------------------------------------
@@ -377,7 +445,8 @@ def _gpu_target():
     return target
 
 
-@pytest.mark.parametrize("case", ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed", "bert_padded_f16"])
+@pytest.mark.parametrize("case", ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed", "bert_padded_f16",
+                                  "llama_masked_f16"])
 def test_gpu_numerics(case):
     target = _gpu_target()
     torch.manual_seed(0)
@@ -391,6 +460,8 @@ def test_gpu_numerics(case):
         # the mask is re-drawn below (random additive values: a per-key bias, which the kernel adds too)
         "bert_padded_f16": (BertPadded(), (rand(2, 4, 200, 64), rand(2, 4, 200, 64), rand(2, 4, 200, 64),
                                            bert_mask(2, 200, -65504.0))),
+        "llama_masked_f16": (LlamaMasked(), (rand(2, 8, 192, 64), rand(2, 2, 192, 64), rand(2, 192, 2, 64),
+                                             llama_mask(2, 192))),
     }[case]
     compiled = flashlift.compile_model(model, args, target=target)
     assert any(s.path.startswith("triton-fa") for s in compiled.report.raised)
