@@ -13,7 +13,7 @@ from iree.compiler.passmanager import PassManager
 from flashlift.errors import InputError
 from flashlift.passes import REGISTRY
 
-RAISE_PIPELINE = "builtin.module(raise-attention,canonicalize,cse)"
+RAISE_PIPELINE = "builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,canonicalize,cse)"
 
 
 def split_top_level(text: str) -> list[str]:

@@ -4,7 +4,7 @@
 see (what was raised, what was left alone and why) append Outcome records to `results`.
 """
 
-from . import raise_attention, raise_softmax
+from . import fold_broadcasts, fold_reshapes, raise_attention, raise_softmax, unify_dims
 
 
 def _raise_attention_with_softmax(module, results):
@@ -14,6 +14,9 @@ def _raise_attention_with_softmax(module, results):
 
 
 REGISTRY = {
+    unify_dims.NAME: (unify_dims.SUMMARY, unify_dims.run),
+    fold_reshapes.NAME: (fold_reshapes.SUMMARY, fold_reshapes.run),
+    fold_broadcasts.NAME: (fold_broadcasts.SUMMARY, fold_broadcasts.run),
     raise_softmax.NAME: (raise_softmax.SUMMARY, raise_softmax.run),
     raise_attention.NAME: (raise_attention.SUMMARY, _raise_attention_with_softmax),
 }

@@ -22,6 +22,14 @@ class Atoms:
     def __init__(self) -> None:
         self._sizes: list[Optional[int]] = []
         self._split: dict[int, list[int]] = {}
+        self.seen_in: dict = {}  # dynamic atom -> (tensor value, dim) that holds exactly it
+
+    def note(self, value, layout: Layout) -> None:
+        """Remembers where each dynamic atom is a dim of its own, to read its size there."""
+        for d, group in enumerate(layout):
+            leaves = [a for a in self.leaves(group) if self._sizes[a] != 1]
+            if len(leaves) == 1 and self._sizes[leaves[0]] is None:
+                self.seen_in.setdefault(leaves[0], (value, d))
 
     def new(self, size: Optional[int]) -> int:
         self._sizes.append(size)
@@ -46,13 +54,26 @@ class Atoms:
         self._split[atom] = parts
         return parts[0], parts[1]
 
+    def _split_dynamic(self, atom: int, sizes: list[Optional[int]]) -> Layout:
+        """A dynamic atom split into one dynamic part and static ones: the reshape that
+        splits it defines the parts (`?` = `? x 4`), so they are new atoms."""
+        kept = [s for s in sizes if s != 1]
+        if len(kept) == 1:
+            return [[atom] if s is None else [] for s in sizes]
+        parts = iter([self.new(s) for s in kept])
+        groups = [[] if s == 1 else [next(parts)] for s in sizes]
+        self._split[atom] = [g[0] for g in groups if g]
+        return groups
+
     def split(self, atoms: list[int], sizes: list[Optional[int]]) -> Optional[Layout]:
         """Partitions the leaves of `atoms` into consecutive groups of the given sizes.
 
         Refines atoms where a group boundary falls inside one. None when impossible
-        (a dynamic dim that would need splitting, sizes that do not divide).
+        (sizes that do not divide, a dynamic dim split into more than one dynamic part).
         """
         queue = [a for a in self.leaves(atoms) if self._sizes[a] != 1]
+        if len(queue) == 1 and self._sizes[queue[0]] is None and sizes.count(None) == 1:
+            return self._split_dynamic(queue[0], sizes)
         groups: Layout = []
         for target in sizes:
             group: list[int] = []

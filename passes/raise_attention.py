@@ -195,6 +195,7 @@ def trace_operand(value: ir.Value, layout: list, atoms: Atoms, scale: list, wide
     Returns the root value and its layout; multiplies found are appended to `scale`.
     """
     while True:
+        atoms.note(value, layout)
         op = irx.producer(value)
         if irx.is_op(op, "linalg.transpose"):
             perm = list(op.operation.attributes["permutation"])
@@ -548,18 +549,19 @@ class Builder:
         if all(len(g) == 1 for g in groups):
             return value, [g[0] for g in groups]
         leaves = [leaf for g in groups for leaf in g]
-        sizes = [self.a.size(leaf) for leaf in leaves]
-        require(all(s is not None for s in sizes), "a dynamic dim would need splitting")
+        sizes = [self.size_value(leaf) for leaf in leaves]
         reassoc, i = [], 0
         for g in groups:
             reassoc.append(list(range(i, i + len(g))))
             i += len(g)
         etype = irx.element_type(value)
-        out_type = ir.RankedTensorType.get(sizes, etype)
+        dyn = ir.ShapedType.get_dynamic_size()
+        static = [s if isinstance(s, int) else dyn for s in sizes]
+        out_type = ir.RankedTensorType.get(static, etype)
         op = ir.Operation.create(
-            "tensor.expand_shape", results=[out_type], operands=[value],
+            "tensor.expand_shape", results=[out_type], operands=[value] + [s for s in sizes if not isinstance(s, int)],
             attributes={"reassociation": _reassoc_attr(reassoc),
-                        "static_output_shape": ir.DenseI64ArrayAttr.get(sizes)}, loc=self.loc)
+                        "static_output_shape": ir.DenseI64ArrayAttr.get(static)}, loc=self.loc)
         return op.results[0], leaves
 
     def _drop_unit_dims(self, value: ir.Value, groups: list) -> tuple[ir.Value, list]:
@@ -590,8 +592,9 @@ class Builder:
         size = self.a.size(leaf)
         if size is not None:
             return size
-        require(leaf in self.sized_dims, "a dynamic dim of the output has no source to read its size from")
-        value, d = self.sized_dims[leaf]
+        where = self.sized_dims.get(leaf) or self.a.seen_in.get(leaf)
+        require(where is not None, "a dynamic dim has no tensor to read its size from")
+        value, d = where
         c = _index_const(d)
         return ir.Operation.create("tensor.dim", results=[ir.IndexType.get()], operands=[value, c]).results[0]
 
@@ -848,7 +851,7 @@ def _looks_like_attention(softmax) -> bool:
             if irx.op_name(op) in irx.STRUCTURED and not is_elementwise(op):
                 return True
             if irx.op_name(op).startswith(("linalg.", "tensor.")):
-                vals = [irx.result(op)] if forward else [v for v in op.operation.operands][:1]
+                vals = list(op.operation.results)[:1] if forward else list(op.operation.operands)[:1]
                 if any(near(v, forward, depth + 1) for v in vals):
                     return True
         return False

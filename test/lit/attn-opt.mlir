@@ -24,7 +24,7 @@
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(no-such-pass)' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: attn-opt: error: unknown pass or bad pipeline element 'no-such-pass'
-// UNKNOWN-SAME: flashlift passes: raise-attention, raise-softmax
+// UNKNOWN-SAME: flashlift passes: fold-broadcasts, fold-reshapes, raise-attention, raise-softmax, unify-dims
 // UNKNOWN-NOT: Traceback
 
 // An empty pipeline round-trips the input.
