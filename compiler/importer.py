@@ -34,6 +34,7 @@ class Imported:
     text: str
     func_name: str
     dropouts: list = field(default_factory=list)
+    input_dims: list = field(default_factory=list)  # per input, per dim: size or symbol name
 
 
 def check_example_args(example_args: Sequence[Any]) -> tuple:
@@ -151,6 +152,13 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
         for sub, names in saved.items():
             sub._non_persistent_buffers_set.update(names)
     dropouts = _remove_dropout(ep)
+    if dynamic_shapes is not None:
+        from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = ep.run_decompositions(get_decomposition_table())
+        _collapse_dynamic_views(ep)
     context = tm_ir.Context()
     torch_d.register_dialect(context)
     importer = FxImporter(context=context)
@@ -158,11 +166,108 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer, func_name=func_name)
+            module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer, func_name=func_name,
+                                          **({"decomposition_table": {}} if dynamic_shapes is not None else {}))
     except Exception as e:
         raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
+    input_dims = _input_dims(ep)
+    if any(isinstance(d, str) for dims in input_dims for d in dims):
+        _annotate_input_dims(module, func_name, input_dims)
     text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
-    return Imported(text, func_name, dropouts)
+    return Imported(text, func_name, dropouts, input_dims)
+
+
+VIEW_OPS = ("aten.view.default", "aten._unsafe_view.default", "aten.reshape.default")
+
+
+def _collapse_groups(src: list, dst: list):
+    """For a view from `src` to `dst` sizes (ints or sympy expressions) that only merges
+    consecutive dims: the groups of source dims, else None."""
+    import sympy
+
+    groups, i = [], 0
+    for want in dst:
+        group, have = [], sympy.Integer(1)
+        while i < len(src) and (not group or sympy.expand(have - want) != 0):
+            group.append(i)
+            have *= src[i]
+            i += 1
+        if sympy.expand(have - want) != 0:
+            return None
+        groups.append(group)
+    while i < len(src) and src[i] == 1:  # trailing unit dims join the last group
+        groups[-1].append(i)
+        i += 1
+    return groups if i == len(src) and groups else None
+
+
+def _collapse_dynamic_views(ep) -> None:
+    """`x.view(b * s, 64)` with b and s dynamic (every nn.Linear on a (b, s, 64) input) is
+    lowered wrongly by torch-mlir 20261001: it collapses as if s were 1, also when spelt
+    with -1. Its `prims.collapse` lowering is right (tensor.collapse_shape): views that only
+    merge dims, some of them dynamic, are rewritten to that."""
+    import sympy
+    import torch
+
+    def size(d):
+        return sympy.sympify(d.node.expr) if isinstance(d, torch.SymInt) else sympy.Integer(d)
+
+    graph = ep.graph_module.graph
+    changed = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or str(node.target) not in VIEW_OPS:
+            continue
+        src_val, out_val = node.args[0].meta.get("val"), node.meta.get("val")
+        if src_val is None or out_val is None:
+            continue
+        groups = _collapse_groups([size(d) for d in src_val.shape], [size(d) for d in out_val.shape])
+        if groups is None or not any(len(g) > 1 and any(not isinstance(src_val.shape[k], int) for k in g)
+                                     for g in groups):
+            continue
+        value, fake = node.args[0], src_val
+        with graph.inserting_before(node):
+            for g in reversed(groups):
+                if len(g) < 2:
+                    continue
+                fake = torch.ops.prims.collapse.default(fake, g[0], g[-1])
+                value = graph.call_function(torch.ops.prims.collapse.default, (value, g[0], g[-1]))
+                value.meta.update({k: v for k, v in node.meta.items() if k in ("stack_trace", "nn_module_stack")})
+                value.meta["val"] = fake
+        node.replace_all_uses_with(value)
+        graph.erase_node(node)
+        changed = True
+    if changed:
+        graph.eliminate_dead_code()
+        ep.graph_module.recompile()
+
+
+def _input_dims(ep) -> list:
+    """Per user input, per dim: its static size, or the name of its torch.export symbol
+    ("s0", or an expression such as "2*s0"). Equal names are equal sizes on every call."""
+    names = set(ep.graph_signature.user_inputs)
+    dims = []
+    for node in ep.graph.nodes:
+        if node.op == "placeholder" and node.name in names:
+            val = node.meta.get("val")
+            shape = getattr(val, "shape", ())
+            dims.append([d if isinstance(d, int) else str(d.node.expr) for d in shape])
+    return dims
+
+
+def _annotate_input_dims(module, func_name: str, input_dims: list) -> None:
+    """Records the symbols on the function (`flashlift.input_dims`): the IR alone cannot
+    say that q's and k's batch sizes are the same number, and raising needs to know."""
+    from torch_mlir import ir as tm_ir
+
+    ctx = module.context
+
+    def dim_attr(d):
+        return tm_ir.StringAttr.get(d, ctx) if isinstance(d, str) else tm_ir.IntegerAttr.get(tm_ir.IntegerType.get_signless(64, ctx), d)
+
+    attr = tm_ir.ArrayAttr.get([tm_ir.ArrayAttr.get([dim_attr(d) for d in dims], ctx) for dims in input_dims], ctx)
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and tm_ir.StringAttr(op.operation.attributes["sym_name"]).value == func_name:
+            op.operation.attributes["flashlift.input_dims"] = attr
 
 
 def _first_line(e: Exception) -> str:

@@ -93,8 +93,9 @@ def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bo
     forced = _OVERRIDE.get()
     if knobs is None and forced is not None:
         knobs, use_db = forced["knobs"], forced["use_db"]
-    if None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]:
-        return {}  # dynamic shapes: IREE's own heuristics
+    dynamic = None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]
+    if dynamic and target.kind != "cpu":
+        return {}  # dynamic shapes on GPUs: IREE's own heuristics
     if not shape["canonical"] or (target.kind == "cpu" and not shape.get("mask_canonical", True)):
         # The configs' tile lists index the dispatch's dims after IREE collapses the batch
         # dims, which it only does when every operand has them leading, in the same order
@@ -104,7 +105,7 @@ def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bo
         return {}
     if knobs is not None:
         return {} if knobs.get("iree_default") else _heuristic(shape, target, knobs)
-    if use_db and target.kind in ("cpu", "cuda", "rocm"):
+    if use_db and not dynamic and target.kind in ("cpu", "cuda", "rocm"):
         from flashlift.compiler import tuning
 
         tuned = tuning.lookup(shape, target)

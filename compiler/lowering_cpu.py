@@ -168,13 +168,18 @@ def cpu_attention_attrs(
     """
     if elem_type not in ("f32", "f16", "bf16"):
         return {}
+    # Dynamic batch, m and k2 (torch.export dynamic shapes) take the same tiles as
+    # large static ones: IREE tiles a dynamic dim with remainder handling, and never
+    # folds it away as a unit dim. The head dims must be static.
+    if not isinstance(k1, int) or not isinstance(n, int):
+        return {}
     sizes = [*batch_dims, m, k1, k2, n]
-    if any((not isinstance(s, int)) or s <= 0 for s in sizes):
-        return {}  # dynamic / unknown sizes: keep IREE's default.
+    if any(s is not None and s <= 0 for s in sizes):
+        return {}
     # IREE folds unit m/n/k1/k2 dims before codegen, which would shift our
     # tile lists; decode-style (m == 1) attention is also not what this
     # tuning targets.
-    if min(m, k1, k2, n) < 2:
+    if min(s for s in (m, k1, k2, n) if s is not None) < 2:
         return {}
     if k1 > _MAX_HEAD_DIM or n > _MAX_HEAD_DIM:
         return {}
@@ -194,20 +199,20 @@ def cpu_attention_attrs(
     # do not shrink tiles to divisors -- only clamp them to the dim size.
     if any(o is not None and (not isinstance(o, int) or o <= 0) for o in (m_vec, k2_vec, m_dist)):
         return {}
-    m_vec = min(m_vec or m_vec_pref, m)
-    k2_vec = min(k2_vec or k2_vec_pref, k2)
+    m_vec = min(m_vec or m_vec_pref, m or _DIST_M)
+    k2_vec = min(k2_vec or k2_vec_pref, k2 or k2_vec_pref)
     if not allow_large_vectors:
         # Keep the QK (m x k2 x k1) and PV (m x n x k2) contractions
         # strictly below 32 KiB of f32 (8192 elements).
         while k2_vec > 1 and m_vec * k2_vec * max(k1, n) >= 8192:
             k2_vec //= 2
-    m_dist = min(m_dist or _DIST_M, m)
+    m_dist = min(m_dist or _DIST_M, m or _DIST_M)
     # Keep the distribution tile a multiple of the vector tile.
     m_dist = max(m_vec, (m_dist // m_vec) * m_vec)
 
     # Dispatch-level rank: IREE collapses all batch dims into one, and drops
     # it entirely when the batch product is 1.
-    nb = 1 if math.prod(batch_dims) > 1 else 0
+    nb = 1 if None in batch_dims or math.prod(batch_dims) > 1 else 0
     # Iteration order: [batch, m, n, k1, k2]. k1 must stay untiled (0); n is
     # one full tile so QK^T/softmax are computed once per (m, k2) tile; k2 is
     # the online-softmax reduction loop.

@@ -81,9 +81,10 @@ def _short(source: str) -> str:
 def _details(info: dict) -> str:
     shape = info.get("shape", {})
     parts = []
+    size = lambda n: "?" if n is None else str(n)  # ? = dynamic
     if info.get("batch_sizes") is not None:
-        parts.append(f"batch={info['batch_sizes']}")
-    parts += [f"{k}={shape[k]}" for k in ("m", "k2", "k1", "n") if k in shape]
+        parts.append("batch=[" + ", ".join(size(n) for n in info["batch_sizes"]) + "]")
+    parts += [f"{k}={size(shape[k])}" for k in ("m", "k2", "k1", "n") if k in shape]
     if "scale" in info:
         parts.append(f"scale={info['scale']:.6g}" if isinstance(info["scale"], float) else f"scale={info['scale']}")
     parts.append(f"mask={info['mask']}" if "mask" in info else "mask=none")

@@ -80,6 +80,21 @@ class CompiledModel:
             if len(shape) != len(want) or any(w is not None and w != s for w, s in zip(want, shape)):
                 want_text = "[" + ", ".join("?" if w is None else str(w) for w in want) + "]"
                 raise InputError(f"{label}: expected shape {want_text}, got {shape}")
+        self._check_symbols(args)
+
+    def _check_symbols(self, args: tuple) -> None:
+        """Dynamic dims that torch.export named alike (q's and k's batch `s0`) were compiled as
+        one size: inputs that disagree would be read out of bounds, so refuse them."""
+        seen: dict = {}
+        for i, (a, spec) in enumerate(zip(args, self.meta["inputs"])):
+            for d, sym in enumerate(spec.get("symbols") or []):
+                if sym is None:
+                    continue
+                if sym in seen and seen[sym][2] != a.shape[d]:
+                    j, e, size = seen[sym]
+                    raise InputError(f"argument {i} dim {d} is {a.shape[d]} but argument {j} dim {e} is {size}: "
+                                     f"both are the dynamic size {sym} the model was compiled with")
+                seen.setdefault(sym, (i, d, a.shape[d]))
 
     def __call__(self, *args: Any):
         self.check_args(args)
