@@ -146,6 +146,23 @@ def test_hf_model(name):
     _check(model, (ids, mask), (({0: b, 1: s}, {0: b, 1: s}),), [args(2, 16), args(3, 11)], raised=layers)
 
 
+@pytest.mark.parametrize("name", ["nm_softmax_dim_m2", "nm_wrong_contraction", "nm_probs_returned"])
+def test_near_misses_stay_unraised(name):
+    """The static near-misses of test/zoo.py, with dynamic sizes: left alone with a reason,
+    and still PyTorch's answer."""
+    from zoo import CASES
+
+    case = next(c for c in CASES if c.name == name)
+    model = case.make_module().eval()
+    b, s = Dim("b", max=64), Dim("s", max=512)
+    compiled = flashlift.compile_model(model, _qkv(2, 4, 8, 8), dynamic_shapes=(({0: b, 2: s},) * 3,))
+    assert compiled.report.raised == [] and len(compiled.report.rejected) == 1, str(compiled.report)
+    for args in (_qkv(2, 4, 8, 8), _qkv(3, 4, 13, 13)):
+        outs, refs = compiled(*args), reference(model, *args)
+        outs, refs = (x if isinstance(x, tuple) else (x,) for x in (outs, refs))
+        assert all(rel_err(o, r) < TOL[torch.float32] for o, r in zip(outs, refs))
+
+
 def test_sizes_that_disagree_are_refused():
     """q and k share the batch symbol: a call where they differ is refused, not read out of bounds."""
     b, s = Dim("b", max=64), Dim("s", max=512)
