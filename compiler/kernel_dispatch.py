@@ -30,9 +30,13 @@ decides whether the Triton kernel (compiler/kernels/triton_fa.py) computes exact
     key_padding_mask_dtype), no causal part. Likewise a run-time mask over (b, m, k2)
     ([B, M, K2], e.g. LLaMA's causal + padding mask built from the model's inputs) or
     over (m, k2) alone ([M, K2], one mask for every batch entry): the kernel adds
-    mask[b, i, j] (build_ptx's mask_dtype) and skips key tiles it hides from a whole
-    query tile. A mask evaluated at compile time that hides every key from some query
-    is not taken this way (the kernel writes 0 there).
+    mask[b, i, j] (build_ptx's mask_dtype) to every key tile. A mask evaluated at compile
+    time that hides every key from some query is not taken this way (with -inf the
+    kernel writes 0 there, torch NaN).
+
+The kernel writes O as (B, Sq, H, D) when the op's only use is the model's transpose
+back to that layout ((b, h, m, n) -> (b, m, h, n), possibly after merging the
+grouped-query head dims): the transpose is then dropped (one pass over O less).
 
 A covered op is replaced by a call of a private function holding a `flow.dispatch` of the
 kernel (an `hal.executable.source` with the PTX or cubin built by `triton_fa.build_ptx`,
@@ -85,6 +89,8 @@ class Plan:
     key_padding_mask: Optional[str] = None  # element type of a run-time [B, K2] mask operand
     full_mask: Optional[str] = None  # element type of a run-time [B, M, K2] / [M, K2] mask operand
     full_mask_batched: bool = True
+    out_transpose: list = dataclasses.field(default_factory=list)  # [collapse_shape?, transpose] folded into O
+    in_sources: list = dataclasses.field(default_factory=lambda: [None] * 3)  # Q/K/V read before a transpose
     kv_batch_len: int = 0
     kernel: object = None  # triton_fa.KernelBinary
 
@@ -159,6 +165,8 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
     for i, plan in enumerate(plans):
         if plan is None:
             continue
+        plan.out_transpose = seq_major_consumer(plan)
+        plan.in_sources = [seq_major_source(plan, i) for i in range(3)]
         try:
             plan.kernel = build_kernel(plan, sm)
         except Exception as e:  # the kernel does not build / fit for this shape
@@ -305,6 +313,70 @@ def _constant_float(value) -> Optional[float]:
         return None
     attr = owner.operation.attributes["value"]
     return float(ir.FloatAttr(attr).value) if isinstance(attr, ir.FloatAttr) else None
+
+
+FENCES = ("iree_tensor_ext.compute_barrier.start", "iree_tensor_ext.compute_barrier.end", "util.optimization_barrier")
+
+
+def seq_major_source(plan: Plan, index: int):
+    """The (B, S, heads, D) tensor operand `index` (Q, K or V) is a transpose of (possibly
+    behind a fence, e.g. layout.py's canonical copy), or None. The kernel reads it there
+    (in_seq_major) and the copy disappears, so the projection's epilogue can stay fused."""
+    from iree.compiler import ir
+
+    value = plan.op.operation.operands[index]
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    if owner.name in FENCES:
+        value = owner.operands[0]
+        owner = value.owner
+        if isinstance(owner, ir.Block):
+            return None
+    if owner.name != "linalg.transpose" or str(owner.attributes["permutation"]) != "array<i64: 0, 2, 1, 3>":
+        return None
+    heads = plan.heads if index == 0 else plan.kv_heads
+    seq = plan.sq if index == 0 else plan.skv
+    if list(ir.RankedTensorType(value.type).shape) != [plan.batch, heads, seq, plan.head_dim]:
+        return None  # e.g. a grouped-query Q (b, g, r, m, k1)
+    return owner.operands[0]
+
+
+def seq_major_consumer(plan: Plan) -> list:
+    """[tensor.collapse_shape (optional), linalg.transpose] when the op's result is only read
+    by the model's transpose back to (B, Sq, H, D): the collapse merges the head batch
+    dims (grouped-query (b, g, r, m, n) -> (b, g*r, m, n)) and the transpose swaps heads
+    and sequence ([0, 2, 1, 3]). The kernel then writes that layout itself. [] otherwise."""
+    from iree.compiler import ir
+
+    operation = plan.op.operation
+    result = operation.results[0]
+    qb = plan.q_batch_sizes
+    if len(qb) < 2 or plan.batch != qb[0]:
+        return []
+    if str(ir.RankedTensorType(result.type).element_type) != plan.dtype:
+        return []  # an f32 result is extended first
+
+    def only_user(value):
+        uses = list(value.uses)
+        return uses[0].owner if len(uses) == 1 and uses[0].operand_number == 0 else None
+
+    chain = []
+    user = only_user(result)
+    if user is not None and user.name == "tensor.collapse_shape" and len(qb) > 2:
+        groups = [[0], list(range(1, len(qb))), [len(qb)], [len(qb) + 1]]
+        if str(user.attributes["reassociation"]) != str(groups):
+            return []
+        chain.append(user)
+        user = only_user(user.results[0])
+    elif len(qb) != 2:
+        return []
+    if user is None or user.name != "linalg.transpose" or str(user.attributes["permutation"]) != "array<i64: 0, 2, 1, 3>":
+        return []
+    t = ir.RankedTensorType(user.results[0].type)
+    if list(t.shape) != [plan.batch, plan.sq, plan.heads, plan.head_dim]:
+        return []
+    return chain + [user]
 
 
 # --- masks -----------------------------------------------------------------------------------
@@ -570,13 +642,15 @@ def build_kernel(plan: Plan, sm: int):
     from flashlift.compiler.kernels import triton_fa
 
     key = (plan.batch, plan.heads, plan.kv_heads, plan.sq, plan.skv, plan.head_dim, plan.dtype,
-           plan.causal, float(plan.scale), sm, plan.key_padding_mask, plan.full_mask, plan.full_mask_batched)
+           plan.causal, float(plan.scale), sm, plan.key_padding_mask, plan.full_mask, plan.full_mask_batched,
+           bool(plan.out_transpose), tuple(s is not None for s in plan.in_sources))
     if key not in _KERNEL_CACHE:
         _KERNEL_CACHE[key] = triton_fa.build_ptx(
             batch=plan.batch, heads=plan.heads, kv_heads=plan.kv_heads, sq=plan.sq, skv=plan.skv,
             head_dim=plan.head_dim, dtype=plan.dtype, causal=plan.causal or False, scale=plan.scale,
             arch=sm, ptx_version=PTX_VERSION, key_padding_mask_dtype=plan.key_padding_mask,
-            mask_dtype=plan.full_mask, mask_batched=plan.full_mask_batched)
+            mask_dtype=plan.full_mask, mask_batched=plan.full_mask_batched,
+            out_seq_major=bool(plan.out_transpose), in_seq_major=tuple(s is not None for s in plan.in_sources))
     return _KERNEL_CACHE[key]
 
 
@@ -595,7 +669,9 @@ def _kernel_summary(plan: Plan) -> dict:
                      if plan.key_padding_mask else
                      (f"additive [{', '.join(map(str, ([plan.batch] if plan.full_mask_batched else []) + [plan.sq, plan.skv]))}]"
                       f" {plan.full_mask} (run time)") if plan.full_mask else ("causal" if plan.causal else "none")),
-            "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")]}
+            "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")],
+            "layout": ", ".join(f"{n} {'(B, S, H, D)' if seq else '(B, H, S, D)'}" for n, seq in
+                                zip("QKVO", [s is not None for s in plan.in_sources] + [bool(plan.out_transpose)]))}
 
 
 class _Rewriter:
@@ -640,8 +716,11 @@ class _Rewriter:
             texts.append(iree_dispatch.executable_source(kb, sym, object_kind=kind,
                                                          object_label=f"{sym}.{kind}"))
         operation = plan.op.operation
-        q, k, v = list(operation.operands)[:3]
+        originals = list(operation.operands)[:3]
+        q, k, v = (src if src is not None else orig for src, orig in zip(plan.in_sources, originals))
         result = operation.results[0]
+        if plan.out_transpose:  # the kernel writes what the model's transpose produced
+            result = plan.out_transpose[-1].results[0]
         rtype = ir.RankedTensorType(result.type)
         otype = ir.RankedTensorType.get(list(rtype.shape), ir.RankedTensorType(q.type).element_type)
         types = (str(q.type), str(k.type), str(v.type), str(otype))
@@ -665,8 +744,16 @@ class _Rewriter:
             call = ir.Operation.create("func.call", results=[rtype], operands=operands,
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
         result.replace_all_uses_with(call.results[0])
+        for op in reversed(plan.out_transpose):  # now unused: the transpose, then the collapse
+            op.erase()
         producers = [o.owner.operation for o in operation.operands if not isinstance(o.owner, ir.Block)]
         operation.erase()
+        for i, p in enumerate(producers):  # fences of the copies the kernel reads through
+            if p.name in FENCES and p.operands and not list(p.results[0].uses):
+                inner = p.operands[0].owner
+                p.erase()
+                producers[i] = inner.operation if not isinstance(inner, ir.Block) else None
+        producers = [p for p in producers if p is not None]
         erase_dead(producers)
 
 

@@ -75,6 +75,13 @@ CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right[, key-padding mask dtyp
     (2, 2, 2, 100, 77, 64, False, False, ("llama", torch.float16, True, True)),    # ragged, f16 mask
     (2, 2, 2, 96, 160, 128, False, False, ("bias", torch.float32, True, True)),    # a random bias
     (2, 2, 1, 128, 96, 64, False, False, ("llama", torch.float32, False, True)),   # one mask for all b
+    # O written as (B, Sq, H, D)
+    (2, 4, 2, 100, 77, 64, True, True, "bshd"),
+    (2, 4, 1, 128, 128, 64, False, False, ("llama", torch.float32, True, False), "bshd"),
+    # Q, K and/or V read as (B, S, heads, D)
+    (2, 4, 2, 100, 77, 64, True, True, "bshd", "in_qkv"),
+    (2, 4, 4, 128, 128, 64, False, False, torch.float32, "in_qkv"),
+    (2, 4, 1, 128, 96, 64, False, False, ("llama", torch.float32, True, False), "in_v"),
 ]
 
 
@@ -107,13 +114,16 @@ def main():
     torch.manual_seed(0)
     ok = True
     for (B, H, KVH, Sq, Skv, D, causal, br, *rest) in CASES:
+        bshd = "bshd" in rest
+        seq_in = ("in_qkv" in rest, "in_qkv" in rest, "in_qkv" in rest or "in_v" in rest)
+        rest = [x for x in rest if x not in ("bshd", "in_qkv", "in_v")]
         kpm_dt = rest[0] if rest and not isinstance(rest[0], tuple) else None
         fm = rest[0] if rest and isinstance(rest[0], tuple) else None
         dt = torch.float16
         q = torch.randn(B, H, Sq, D).to(dt)
         k = torch.randn(B, KVH, Skv, D).to(dt)
         v = torch.randn(B, KVH, Skv, D).to(dt)
-        o = torch.empty_like(q)
+        o = torch.full((B, Sq, H, D), float("nan")).to(dt) if bshd else torch.full_like(q, float("nan"))
         kpm = padding_mask(B, Skv, kpm_dt) if kpm_dt is not None else None
         scale = 1 / math.sqrt(D)
         cfg = dict(BLOCK_M=64, BLOCK_N=32)
@@ -122,9 +132,13 @@ def main():
             cfg.update(HAS_MASK=True, MASK_BATCHED=fm[2], MASK_SKIP=fm[3])
         grid = (triton.cdiv(Sq, cfg["BLOCK_M"]), B * H, 1)
         triton_fa._fa_fwd_kernel[grid](
-            q, k, v, kpm if mask is None else mask, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
+            *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq_in)),
+            kpm if mask is None else mask, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
             SQ=Sq, SKV=Skv, HEAD_DIM=D, CAUSAL=causal, BOTTOM_RIGHT=br,
-            HAS_KPM=kpm is not None, **cfg)
+            HAS_KPM=kpm is not None, O_SEQ_MAJOR=bshd, Q_SEQ_MAJOR=seq_in[0], K_SEQ_MAJOR=seq_in[1],
+            V_SEQ_MAJOR=seq_in[2], **cfg)
+        if bshd:
+            o = o.transpose(1, 2)
         r = reference(q, k, v, causal, br, scale, kpm, mask)
         err = ((o.float() - r).norm() / r.norm()).item()
         good = err < 2e-3 and not o.isnan().any()
@@ -133,7 +147,7 @@ def main():
             good &= ((o.float() - r0).norm() / r0.norm()).item() > 1e-2
         ok &= good
         print(f"B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br}: "
-              f"kpm={kpm_dt} mask={fm} relerr={err:.2e} {'ok' if good else 'FAIL'}")
+              f"kpm={kpm_dt} mask={fm} bshd={bshd} in={seq_in} relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 

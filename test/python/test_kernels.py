@@ -255,11 +255,37 @@ def test_grouped_query_is_covered():
     assert rec["kernel"]["grid"][1] == 16  # B * H query heads
 
 
-def test_seq_first_layout_is_made_canonical_for_the_kernel():
-    """(B, S, H, D) models: compiler/layout.py copies Q/K/V into (B, H, S, D) (and O back), so
-    the kernel covers them too."""
-    [rec] = lowered(SeqFirst(), tuple(rand(2, 128, 4, 64) for _ in range(3))).paths
+def test_seq_first_layout_is_read_in_place_by_the_kernel():
+    """(B, S, H, D) models: compiler/layout.py copies Q/K/V into (B, H, S, D) (and O back) for
+    IREE's codegen; the kernel reads and writes (B, S, H, D) itself, so no copy is left."""
+    low = lowered(SeqFirst(), tuple(rand(2, 128, 4, 64) for _ in range(3)))
+    [rec] = low.paths
     assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["layout"] == "Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D), O (B, S, H, D)"
+    assert "linalg.transpose" not in low.text and "compute_barrier" not in low.text
+
+
+def test_projection_layouts_are_read_in_place():
+    """A BERT-style block: Q/K/V as the projections leave them ((B, S, H, D) views), O written
+    in the layout the output projection reads; no activation is transposed, so IREE fuses the
+    projections' bias adds into their matmuls."""
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v, self.o = (torch.nn.Linear(256, 256) for _ in range(4))
+
+        def forward(self, x, mask):
+            b, s, _ = x.shape
+            q, k, v = (p(x).view(b, s, 4, 64).transpose(1, 2) for p in (self.q, self.k, self.v))
+            return self.o(attention(q, k, v, mask).transpose(1, 2).reshape(b, s, 256))
+
+    args = (rand(2, 128, 256), bert_mask(2, 128, -65504.0))
+    low = lowered(Block().half(), args)
+    [rec] = low.paths
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["layout"] == "Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D), O (B, S, H, D)"
+    assert "permutation = [0, 2, 1, 3]" not in low.text
 
 
 @pytest.mark.parametrize("use_kernels", [True, False], ids=["kernel", "codegen"])
@@ -271,7 +297,8 @@ def test_layout_fences_keep_one_command_buffer(use_kernels):
 
     low = lowered(SeqFirst(), tuple(rand(2, 128, 4, 64) for _ in range(3)), use_kernels=use_kernels)
     assert low.paths[0]["path"] == ("triton-fa sm_90" if use_kernels else "iree-codegen")
-    assert "iree_tensor_ext.compute_barrier" in low.text and "util.optimization_barrier" not in low.text
+    assert "util.optimization_barrier" not in low.text
+    assert ("iree_tensor_ext.compute_barrier" in low.text) == (not use_kernels)  # the kernel reads through
     stream = compile_str(low.text, extra_args=list(driver.compile_flags(parse_target("cuda:sm_90"))) +
                          ["--compile-to=stream"]).decode()
     assert stream.count("stream.cmd.execute") == 1 and "optimization_barrier" not in stream
@@ -344,8 +371,10 @@ def test_llama_runtime_mask_is_covered():
     [rec] = low.paths
     assert rec["path"] == "triton-fa sm_90", rec
     assert rec["kernel"]["mask"] == "additive [2, 128, 128] f32 (run time)" and rec["kernel"]["grid"][1] == 16
+    assert rec["kernel"]["layout"] == "Q (B, H, S, D), K (B, H, S, D), V (B, S, H, D), O (B, H, S, D)"
     [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
-    assert "tensor<2x128x128xf32>) -> (tensor<2x2x4x128x64xf16>, tensor<16xi8>, tensor<16xi8>)" in line
+    assert ("tensor<2x128x2x64xf16>, tensor<2x128x128xf32>) -> (tensor<2x2x4x128x64xf16>, tensor<16xi8>, "
+            "tensor<16xi8>)") in line
 
 
 def test_shared_runtime_mask_is_covered():
@@ -446,7 +475,7 @@ def _gpu_target():
 
 
 @pytest.mark.parametrize("case", ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed", "bert_padded_f16",
-                                  "llama_masked_f16"])
+                                  "llama_masked_f16", "seq_first_f16"])
 def test_gpu_numerics(case):
     target = _gpu_target()
     torch.manual_seed(0)
@@ -462,6 +491,7 @@ def test_gpu_numerics(case):
                                            bert_mask(2, 200, -65504.0))),
         "llama_masked_f16": (LlamaMasked(), (rand(2, 8, 192, 64), rand(2, 2, 192, 64), rand(2, 192, 2, 64),
                                              llama_mask(2, 192))),
+        "seq_first_f16": (SeqFirst(), tuple(rand(2, 160, 4, 64) for _ in range(3))),
     }[case]
     compiled = flashlift.compile_model(model, args, target=target)
     assert any(s.path.startswith("triton-fa") for s in compiled.report.raised)
