@@ -76,6 +76,9 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
 
             paths = [{"location": str(op.operation.location), "path": CODEGEN, "reason": "use_kernels=False"}
                      for op in collect(module, "iree_linalg_ext.attention")]
+    if target.kind in ("cuda", "rocm"):
+        with ctx:
+            lowering.mask_dynamic_keys(module)
     # after the kernel rewrite: only ops left to IREE's codegen get (and are fenced for) a config
     lowering.annotate(module, target)
     signature = function_signature(module, func_name)

@@ -162,3 +162,62 @@ def annotate(module, target) -> list:
                 fence(op)
         chosen.append(attrs)
     return chosen
+
+
+def mask_dynamic_keys(module) -> int:
+    """Gives every mask-less attention op with a dynamic key length a zero mask over k2.
+
+    IREE 3.13's GPU codegen pads a dynamic key dim to its tile only through the mask
+    ("Padding OnlineAttention without existing mask is not yet supported"); without one it
+    falls back to a pipeline that computed wrong results on an H200. The zero mask ([k2],
+    f32) changes nothing in the math and lets the padded keys be masked out."""
+    from iree.compiler import ir
+
+    from flashlift.passes.ir import collect
+
+    count = 0
+    for op in collect(module, "iree_linalg_ext.attention"):
+        maps = [a.value for a in op.operation.attributes["indexing_maps"]]
+        if len(maps) != 5:
+            continue
+        q, k, v = (op.operation.operands[i] for i in range(3))
+        kdims = [e.position for e in maps[1].results if isinstance(e, ir.AffineDimExpr)]
+        vdims = [e.position for e in maps[2].results if isinstance(e, ir.AffineDimExpr)]
+        qdims = [e.position for e in maps[0].results if isinstance(e, ir.AffineDimExpr)]
+        k2 = [d for d in kdims if d in vdims and d not in qdims]
+        kt = ir.RankedTensorType(k.type)
+        if len(k2) != 1 or not kt.is_dynamic_dim(kdims.index(k2[0])):
+            continue
+        if len(op.operation.regions[0].blocks[0].operations) != 1:  # a score region of its own
+            continue
+        with ir.InsertionPoint(op), op.operation.location:
+            index = ir.IndexType.get()
+            pos = ir.Operation.create("arith.constant", results=[index],
+                                      attributes={"value": ir.IntegerAttr.get(index, kdims.index(k2[0]))}).results[0]
+            size = ir.Operation.create("tensor.dim", results=[index], operands=[k, pos]).results[0]
+            f32 = ir.F32Type.get()
+            mtype = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size()], f32)
+            empty = ir.Operation.create("tensor.empty", results=[mtype], operands=[size]).results[0]
+            zero = ir.Operation.create("arith.constant", results=[f32], attributes={"value": ir.FloatAttr.get(f32, 0.0)}).results[0]
+            mask = ir.Operation.create("linalg.fill", results=[mtype], operands=[zero, empty],
+                                       attributes={"operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1])},
+                                       regions=1)
+            block = mask.regions[0].blocks.append(f32, f32)
+            with ir.InsertionPoint(block):
+                ir.Operation.create("linalg.yield", operands=[block.arguments[0]])
+        operands = list(op.operation.operands)
+        with op.operation.location:
+            new_maps = maps[:4] + [ir.AffineMap.get(maps[0].n_dims, 0, [ir.AffineDimExpr.get(k2[0])])] + maps[4:]
+        attrs = {name: op.operation.attributes[name] for name in op.operation.attributes}
+        attrs["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in new_maps])
+        with ir.InsertionPoint(op), op.operation.location:
+            new = ir.Operation.create("iree_linalg_ext.attention", results=[r.type for r in op.operation.results],
+                                      operands=operands[:4] + [mask.results[0]] + operands[4:], attributes=attrs, regions=1)
+        with op.operation.location:
+            block = new.regions[0].blocks.append(ir.F32Type.get())  # the score region raise-attention builds
+        with ir.InsertionPoint(block), op.operation.location:
+            ir.Operation.create("iree_linalg_ext.yield", operands=[block.arguments[0]])
+        op.operation.results[0].replace_all_uses_with(new.results[0])
+        op.operation.erase()
+        count += 1
+    return count
