@@ -63,13 +63,12 @@ def barrier(value, kind: str = "start", loc=None):
     if t.has_static_shape:
         return fenced
     # IREE cannot read sizes through the barrier: tie the result to the value's own sizes
-    index = ir.IndexType.get()
-    dims = []
-    for d in range(t.rank):
-        if t.is_dynamic_dim(d):
-            c = ir.Operation.create("arith.constant", results=[index], attributes={"value": ir.IntegerAttr.get(index, d)},
-                                    loc=loc).results[0]
-            dims.append(ir.Operation.create("tensor.dim", results=[index], operands=[value, c], loc=loc).results[0])
+    import contextlib
+
+    from flashlift.passes.ir import tensor_dim
+
+    with loc if loc is not None else contextlib.nullcontext():
+        dims = [tensor_dim(value, d) for d in range(t.rank) if t.is_dynamic_dim(d)]
     return ir.Operation.create("flow.tensor.tie_shape", results=[value.type], operands=[fenced] + dims, loc=loc).results[0]
 
 

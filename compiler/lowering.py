@@ -40,6 +40,24 @@ def override(knobs: Optional[dict] = None, *, use_db: bool = True):
         _OVERRIDE.reset(token)
 
 
+def _dims(amap) -> list:
+    from iree.compiler import ir
+
+    return [e.position for e in amap.results if isinstance(e, ir.AffineDimExpr)]
+
+
+def roles(maps: list) -> dict:
+    """The loop dims of an attention op by role, from its indexing maps: the dims each of
+    q, k, v, o reads, and k1 (Q.K contraction), k2 (keys), m (queries), n (V's head dim),
+    batch (the other dims of O)."""
+    q, k, v, o = _dims(maps[0]), _dims(maps[1]), _dims(maps[2]), _dims(maps[-1])
+    m = [d for d in q if d in o and d not in k]
+    n = [d for d in v if d in o and d not in k]
+    return {"q": q, "k": k, "v": v, "o": o,
+            "k1": [d for d in q if d in k and d not in o], "k2": [d for d in k if d in v and d not in q],
+            "m": m, "n": n, "batch": [d for d in o if d not in m and d not in n]}
+
+
 def attention_shape(op) -> dict:
     """{"batch": [...], "m", "n", "k1", "k2", "elem_type", "has_mask"} of an attention op."""
     from iree.compiler import ir
@@ -55,21 +73,15 @@ def attention_shape(op) -> dict:
         for pos, expr in enumerate(amap.results):
             if isinstance(expr, ir.AffineDimExpr) and not t.is_dynamic_dim(pos):
                 sizes[expr.position] = t.shape[pos]
-    def dims(amap):
-        return [e.position for e in amap.results if isinstance(e, ir.AffineDimExpr)]
-    q, k, v, o = dims(maps[0]), dims(maps[1]), dims(maps[2]), dims(maps[-1])
-    k1 = [d for d in q if d in k and d not in o]
-    k2 = [d for d in k if d in v and d not in q]
-    m = [d for d in q if d in o and d not in k]
-    n = [d for d in v if d in o and d not in k]
-    batch = [d for d in o if d not in m and d not in n]
+    r = roles(maps)
+    q, k, v, o, k1, k2, m, n, batch = (r[x] for x in ("q", "k", "v", "o", "k1", "k2", "m", "n", "batch"))
     one = lambda ds: sizes[ds[0]] if len(ds) == 1 else None
-    mask_batch = [batch.index(d) for d in dims(maps[4]) if d in batch] if len(maps) == 6 else []
+    mask_batch = [batch.index(d) for d in _dims(maps[4]) if d in batch] if len(maps) == 6 else []
     canonical = (q == batch + m + k1 and k[: len(batch)] == batch and k[len(batch):] in (k2 + k1, k1 + k2)
                  and v == batch + k2 + n and o == batch + m + n)
     mask_canonical = True
     if len(maps) == 6:
-        mask_dims = dims(maps[4])
+        mask_dims = _dims(maps[4])
         in_batch = [d for d in mask_dims if d in batch]
         mask_canonical = in_batch in ([], batch) and mask_dims == in_batch + [d for d in mask_dims if d not in batch]
     return {
@@ -173,32 +185,26 @@ def mask_dynamic_keys(module) -> int:
     f32) changes nothing in the math and lets the padded keys be masked out."""
     from iree.compiler import ir
 
-    from flashlift.passes.ir import collect
+    from flashlift.passes.ir import collect, float_constant, tensor_dim
 
     count = 0
     for op in collect(module, "iree_linalg_ext.attention"):
         maps = [a.value for a in op.operation.attributes["indexing_maps"]]
         if len(maps) != 5:
             continue
-        q, k, v = (op.operation.operands[i] for i in range(3))
-        kdims = [e.position for e in maps[1].results if isinstance(e, ir.AffineDimExpr)]
-        vdims = [e.position for e in maps[2].results if isinstance(e, ir.AffineDimExpr)]
-        qdims = [e.position for e in maps[0].results if isinstance(e, ir.AffineDimExpr)]
-        k2 = [d for d in kdims if d in vdims and d not in qdims]
-        kt = ir.RankedTensorType(k.type)
-        if len(k2) != 1 or not kt.is_dynamic_dim(kdims.index(k2[0])):
+        k = op.operation.operands[1]
+        r = roles(maps)
+        k2 = r["k2"]
+        if len(k2) != 1 or not ir.RankedTensorType(k.type).is_dynamic_dim(r["k"].index(k2[0])):
             continue
         if len(op.operation.regions[0].blocks[0].operations) != 1:  # a score region of its own
             continue
         with ir.InsertionPoint(op), op.operation.location:
-            index = ir.IndexType.get()
-            pos = ir.Operation.create("arith.constant", results=[index],
-                                      attributes={"value": ir.IntegerAttr.get(index, kdims.index(k2[0]))}).results[0]
-            size = ir.Operation.create("tensor.dim", results=[index], operands=[k, pos]).results[0]
+            size = tensor_dim(k, r["k"].index(k2[0]))
             f32 = ir.F32Type.get()
             mtype = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size()], f32)
             empty = ir.Operation.create("tensor.empty", results=[mtype], operands=[size]).results[0]
-            zero = ir.Operation.create("arith.constant", results=[f32], attributes={"value": ir.FloatAttr.get(f32, 0.0)}).results[0]
+            zero = float_constant(0.0, f32)
             mask = ir.Operation.create("linalg.fill", results=[mtype], operands=[zero, empty],
                                        attributes={"operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1])},
                                        regions=1)

@@ -16,7 +16,6 @@ A reshape that cannot be proven to regroup dims is left as it is.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 from iree.compiler import ir
@@ -60,20 +59,6 @@ def regroup(src: list, dst: list) -> Optional[list]:
     return groups
 
 
-def _reassociation(lists: list) -> ir.ArrayAttr:
-    i64 = ir.IntegerType.get_signless(64)
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, k) for k in g]) for g in lists])
-
-
-def _collapse(value: ir.Value, groups: list, loc) -> ir.Value:
-    shape = irx.shape(value)
-    dyn = ir.ShapedType.get_dynamic_size()
-    sizes = [dyn if any(shape[k] is None for k in g) else math.prod(shape[k] for k in g) for g in groups]
-    t = ir.RankedTensorType.get(sizes, irx.element_type(value))
-    return ir.Operation.create("tensor.collapse_shape", results=[t], operands=[value],
-                               attributes={"reassociation": _reassociation(groups)}, loc=loc).results[0]
-
-
 def _expand(value: ir.Value, groups: list, out_type: ir.RankedTensorType, dims: list, loc) -> ir.Value:
     """`dims`: per target dim, an i64/index value giving its size (used where it is dynamic)."""
     dyn = ir.ShapedType.get_dynamic_size()
@@ -86,7 +71,7 @@ def _expand(value: ir.Value, groups: list, out_type: ir.RankedTensorType, dims: 
                 v = ir.Operation.create("arith.index_cast", results=[ir.IndexType.get()], operands=[v], loc=loc).results[0]
             operands.append(v)
     return ir.Operation.create("tensor.expand_shape", results=[out_type], operands=[value] + operands,
-                               attributes={"reassociation": _reassociation(groups),
+                               attributes={"reassociation": irx.reassociation_attr(groups),
                                            "static_output_shape": ir.DenseI64ArrayAttr.get(static)},
                                loc=loc).results[0]
 
@@ -111,7 +96,7 @@ def _fold(op, sizes: sz.Sizes) -> bool:
     with ir.InsertionPoint(op.operation), loc:
         value = src
         if any(len(s) > 1 for s, _ in groups):
-            value = _collapse(value, [s for s, _ in groups], loc)
+            value = irx.collapse(value, [s for s, _ in groups], loc)
         if any(len(d) > 1 for _, d in groups):
             value = _expand(value, [d for _, d in groups], out_type, elements, loc)
         if value.type != out.type:

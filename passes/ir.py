@@ -125,6 +125,41 @@ def fill_constant(value: ir.Value):
     return None
 
 
+# --- building ops (at the current insertion point and location) ------------------
+
+
+def index_constant(v: int) -> ir.Value:
+    return ir.Operation.create("arith.constant", results=[ir.IndexType.get()],
+                               attributes={"value": ir.IntegerAttr.get(ir.IndexType.get(), v)}).results[0]
+
+
+def float_constant(v: float, etype) -> ir.Value:
+    return ir.Operation.create("arith.constant", results=[etype], attributes={"value": ir.FloatAttr.get(etype, v)}).results[0]
+
+
+def tensor_dim(value: ir.Value, d: int) -> ir.Value:
+    """`tensor.dim %value, d`: the size of dim d as an index value."""
+    return ir.Operation.create("tensor.dim", results=[ir.IndexType.get()], operands=[value, index_constant(d)]).results[0]
+
+
+def reassociation_attr(groups: list) -> ir.ArrayAttr:
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, k) for k in g]) for g in groups])
+
+
+def collapse(value: ir.Value, groups: list, loc=None) -> ir.Value:
+    """tensor.collapse_shape of `value` by `groups` (its result type inferred)."""
+    import math
+
+    t = tensor_type(value)
+    dims = shape(value)
+    sizes = [ir.ShapedType.get_dynamic_size() if any(dims[k] is None for k in g) else math.prod(dims[k] for k in g)
+             for g in groups]
+    out = ir.RankedTensorType.get(sizes, t.element_type)
+    return ir.Operation.create("tensor.collapse_shape", results=[out], operands=[value],
+                               attributes={"reassociation": reassociation_attr(groups)}, loc=loc).results[0]
+
+
 def location_text(op) -> str:
     return str(op.operation.location)
 

@@ -29,7 +29,6 @@ not contract the key dim, a score function that is not affine in the scores, ...
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -560,7 +559,7 @@ class Builder:
         out_type = ir.RankedTensorType.get(static, etype)
         op = ir.Operation.create(
             "tensor.expand_shape", results=[out_type], operands=[value] + [s for s in sizes if not isinstance(s, int)],
-            attributes={"reassociation": _reassoc_attr(reassoc),
+            attributes={"reassociation": irx.reassociation_attr(reassoc),
                         "static_output_shape": ir.DenseI64ArrayAttr.get(static)}, loc=self.loc)
         return op.results[0], leaves
 
@@ -575,17 +574,7 @@ class Builder:
         require(kept, "an operand has only unit dims")
         if pending:
             reassoc[-1] += pending
-        shp = irx.shape(value)
-        new_shape = []
-        for group in reassoc:
-            sizes = [shp[j] for j in group]
-            new_shape.append(None if None in sizes else math.prod(sizes))
-        etype = irx.element_type(value)
-        dyn = ir.ShapedType.get_dynamic_size()
-        out_type = ir.RankedTensorType.get([dyn if s is None else s for s in new_shape], etype)
-        op = ir.Operation.create("tensor.collapse_shape", results=[out_type], operands=[value],
-                                 attributes={"reassociation": _reassoc_attr(reassoc)}, loc=self.loc)
-        return op.results[0], kept
+        return irx.collapse(value, reassoc, self.loc), kept
 
     def size_value(self, leaf: int):
         """An index value (or int) for the size of a leaf atom."""
@@ -595,8 +584,7 @@ class Builder:
         where = self.sized_dims.get(leaf) or self.a.seen_in.get(leaf)
         require(where is not None, "a dynamic dim has no tensor to read its size from")
         value, d = where
-        c = _index_const(d)
-        return ir.Operation.create("tensor.dim", results=[ir.IndexType.get()], operands=[value, c]).results[0]
+        return irx.tensor_dim(value, d)
 
     def empty(self, leaves: list, etype) -> ir.Value:
         sizes = [self.size_value(l) for l in leaves]
@@ -607,7 +595,7 @@ class Builder:
 
     def scale_value(self, etype) -> ir.Value:
         s = self.site.scale
-        value = _float_const(s.constant, etype)
+        value = irx.float_constant(s.constant, etype)
         for kind, factor in s.factors:
             if isinstance(factor, tuple):  # ("extract", rank-0 tensor)
                 tensor = factor[1]
@@ -654,7 +642,7 @@ class Builder:
                     i += len(g)
                 result = ir.Operation.create(
                     "tensor.collapse_shape", results=[irx.result(site.replaced).type], operands=[result],
-                    attributes={"reassociation": _reassoc_attr(reassoc)}).results[0]
+                    attributes={"reassociation": irx.reassociation_attr(reassoc)}).results[0]
         site.info.update(
             shape={k: self.a.size(v) for k, v in self.r.items()},
             batch_sizes=[self.a.size(l) for l in site.info["batch"]],
@@ -747,7 +735,7 @@ class MaskBuilder:
     def _emit(self, e: Expr, term: MaskTerm, block: ir.Block) -> ir.Value:
         if e.kind == "arg" and e.value == term.chain:
             if term.previous is None:
-                return _float_const(0.0, _chain_type(term))
+                return irx.float_constant(0.0, _chain_type(term))
             return self._emit(term.previous.expr, term.previous, block)
         if e.kind == "arg":
             return block.arguments[self._arg_values[(id(term), e.value)]]
@@ -763,7 +751,7 @@ class MaskBuilder:
                 if value is None:
                     value = idx
                 else:
-                    size = _index_const(self.b.a.size(leaf))
+                    size = irx.index_constant(self.b.a.size(leaf))
                     value = ir.Operation.create("arith.muli", results=[ir.IndexType.get()], operands=[value, size]).results[0]
                     value = ir.Operation.create("arith.addi", results=[ir.IndexType.get()], operands=[value, idx]).results[0]
             return value
@@ -777,20 +765,6 @@ class MaskBuilder:
 def _chain_type(term: MaskTerm):
     block = term.op.operation.regions[0].blocks[0]
     return block.arguments[term.chain].type
-
-
-def _reassoc_attr(reassoc: list) -> ir.ArrayAttr:
-    i64 = ir.IntegerType.get_signless(64)
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, j) for j in g]) for g in reassoc])
-
-
-def _index_const(v: int) -> ir.Value:
-    return ir.Operation.create("arith.constant", results=[ir.IndexType.get()],
-                               attributes={"value": ir.IntegerAttr.get(ir.IndexType.get(), v)}).results[0]
-
-
-def _float_const(v: float, etype) -> ir.Value:
-    return ir.Operation.create("arith.constant", results=[etype], attributes={"value": ir.FloatAttr.get(etype, v)}).results[0]
 
 
 def _cast_float(value: ir.Value, etype) -> ir.Value:

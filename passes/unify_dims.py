@@ -48,13 +48,9 @@ def _unify(func) -> None:
     anchor = entry.operations[0] if len(entry.operations) else None
     with ir.InsertionPoint(anchor) if anchor is not None else ir.InsertionPoint(entry), func.location:
         for sym, (n, d) in first.items():
-            index = ir.Operation.create("arith.constant", results=[ir.IndexType.get()],
-                                        attributes={"value": ir.IntegerAttr.get(ir.IndexType.get(), d)})
-            dim = ir.Operation.create("tensor.dim", results=[ir.IndexType.get()],
-                                      operands=[entry.arguments[n], index.results[0]])
-            canonical[sym] = dim
+            canonical[sym] = irx.tensor_dim(entry.arguments[n], d)
     for op in irx.collect(func, "tensor.dim"):
-        if any(op.operation == c for c in canonical.values()):
+        if any(irx.result(op) == c for c in canonical.values()):
             continue
         src, index = op.operation.operands
         d = irx.constant_value(index)
@@ -63,7 +59,7 @@ def _unify(func) -> None:
         sym = table.get((ir.BlockArgument(src).arg_number, d))
         if sym is None:
             continue
-        op.operation.results[0].replace_all_uses_with(canonical[sym].results[0])
+        irx.result(op).replace_all_uses_with(canonical[sym])
         op.operation.erase()
 
 
