@@ -70,6 +70,13 @@ def _ids_and_mask(seq=S):
     return ids, mask
 
 
+def _text_model(make, dtype):
+    """(model, (input_ids, attention_mask), layers): make() under seed 0, cast, eval-ready."""
+    torch.manual_seed(0)
+    model = _finish(make(), dtype)
+    return LastHidden(model, ("input_ids", "attention_mask")), _ids_and_mask(), LAYERS
+
+
 class LastHidden(nn.Module):
     """forward(*tensors) -> model(**dict(zip(names, tensors))).last_hidden_state"""
 
@@ -95,10 +102,7 @@ def build_bert(dtype="f32"):
         num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=32,
         initializer_range=INIT_RANGE, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
     ))
-    torch.manual_seed(0)
-    model = _finish(BertModel(cfg, add_pooling_layer=False), dtype)
-    ids, mask = _ids_and_mask()
-    return LastHidden(model, ("input_ids", "attention_mask")), (ids, mask), LAYERS
+    return _text_model(lambda: BertModel(cfg, add_pooling_layer=False), dtype)
 
 
 def build_gpt2(dtype="f32"):
@@ -109,10 +113,7 @@ def build_gpt2(dtype="f32"):
         n_positions=32, initializer_range=INIT_RANGE,
         bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1,  # default 50256 is outside the tiny vocab
     ))
-    torch.manual_seed(0)
-    model = _finish(GPT2Model(cfg), dtype)
-    ids, mask = _ids_and_mask()
-    return LastHidden(model, ("input_ids", "attention_mask")), (ids, mask), LAYERS
+    return _text_model(lambda: GPT2Model(cfg), dtype)
 
 
 def build_llama(dtype="f32"):
@@ -123,10 +124,7 @@ def build_llama(dtype="f32"):
         num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, max_position_embeddings=64,
         initializer_range=INIT_RANGE,
     ))
-    torch.manual_seed(0)
-    model = _finish(LlamaModel(cfg), dtype)
-    ids, mask = _ids_and_mask()
-    return LastHidden(model, ("input_ids", "attention_mask")), (ids, mask), LAYERS
+    return _text_model(lambda: LlamaModel(cfg), dtype)
 
 
 def build_vit(dtype="f32"):
@@ -152,10 +150,7 @@ def build_t5_encoder(dtype="f32"):
         num_heads=HEADS, relative_attention_num_buckets=8, relative_attention_max_distance=16,
         dropout_rate=0.1,
     ))
-    torch.manual_seed(0)
-    model = _finish(T5EncoderModel(cfg), dtype)
-    ids, mask = _ids_and_mask()
-    return LastHidden(model, ("input_ids", "attention_mask")), (ids, mask), LAYERS
+    return _text_model(lambda: T5EncoderModel(cfg), dtype)
 
 
 BUILDERS: Dict[str, Callable] = {
