@@ -63,16 +63,13 @@ Masking semantics (causal):
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
-import re
-import subprocess
-import tempfile
 from typing import Optional
 
 import triton
 import triton.language as tl
+
+from flashlift.compiler.kernels import aot
 
 
 # --------------------------------------------------------------------------
@@ -340,38 +337,10 @@ def _fa_fwd_kernel(
 
 _TL_DTYPE = {"f16": "fp16", "float16": "fp16", "fp16": "fp16",
              "bf16": "bf16", "bfloat16": "bf16"}
-_ELEM_BYTES = {"fp16": 2, "bf16": 2}
 # key-padding mask element types (the mask flashlift materialises is f32)
 _KPM_DTYPE = {"f32": "fp32", "float32": "fp32", "fp32": "fp32", **_TL_DTYPE}
 
-# Max dynamic shared memory per block with opt-in (CU_DEVICE_ATTRIBUTE_MAX_
-# SHARED_MEMORY_PER_BLOCK_OPTIN): A100 = 163 KiB, H100/H200 = 227 KiB.
-MAX_SHARED_OPTIN = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
-
-
-@dataclasses.dataclass
-class KernelParam:
-    name: str            # "q", "k", "v", ["key_padding_mask",] "o", "global_scratch", "profile_scratch"
-    ptx_type: str        # ".u64"
-    role: str            # "input" | "output" | "scratch"
-
-
-@dataclasses.dataclass
-class KernelBinary:
-    ptx: str
-    name: str
-    grid: tuple
-    block: tuple
-    shared_mem_bytes: int
-    params: list
-    # extras (not required by the dispatch generator, but handy)
-    cubin: Optional[bytes] = None
-    arch: int = 80
-    ptx_target: str = ""
-    ptx_version: str = ""
-    config: dict = dataclasses.field(default_factory=dict)
-    n_regs: Optional[int] = None
-    n_spills: Optional[int] = None
+from flashlift.compiler.kernels.aot import MAX_SHARED_OPTIN, KernelBinary, KernelParam  # noqa: E402,F401
 
 
 def default_config(head_dim: int, arch: int) -> dict:
@@ -436,40 +405,6 @@ def tuned_config(head_dim: int, arch: int, *, causal: bool = False, dtype: str =
     if key in TUNED_CONFIGS:
         return dict(TUNED_CONFIGS[key])
     return default_config(head_dim, arch)
-
-
-_ENTRY_RE = re.compile(r"\.visible\s+\.entry\s+(\w+)\s*\((.*?)\)", re.S)
-
-
-def parse_ptx_entry(ptx: str):
-    """Returns (entry_name, [(ptx_type, param_name), ...]) of the single .entry."""
-    m = _ENTRY_RE.search(ptx)
-    if not m:
-        raise ValueError("no .visible .entry in PTX")
-    params = []
-    for decl in m.group(2).split(","):
-        decl = decl.strip()
-        if not decl:
-            continue
-        pm = re.match(r"\.param\s+(\.\w+)\s+(?:\.ptr\s+(?:\.\w+\s+)*)?(\w+)", decl)
-        if not pm:
-            raise ValueError(f"cannot parse PTX param: {decl!r}")
-        params.append((pm.group(1), pm.group(2)))
-    return m.group(1), params
-
-
-def _ptxas(ptx: str, arch_name: str) -> tuple[bytes, str]:
-    from triton.backends.nvidia.compiler import get_ptxas
-    ptxas = get_ptxas(int(re.sub(r"\D", "", arch_name))).path
-    with tempfile.TemporaryDirectory() as d:
-        src = os.path.join(d, "k.ptx")
-        dst = os.path.join(d, "k.cubin")
-        with open(src, "w") as f:
-            f.write(ptx)
-        r = subprocess.run([ptxas, "-v", f"--gpu-name={arch_name}", src, "-o", dst],
-                           capture_output=True, text=True, check=True)
-        with open(dst, "rb") as f:
-            return f.read(), r.stderr
 
 
 VARIANT_FLAGS = ("FOLD_SCALE", "EXP16", "KTRANS", "REVERSE_M", "WARP_SPEC", "PIPE_QK")
@@ -606,45 +541,12 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         key_padding_mask_dtype=key_padding_mask_dtype, mask_dtype=mask_dtype, mask_batched=mask_batched,
         out_seq_major=out_seq_major, in_seq_major=in_seq_major)
     tdt = _TL_DTYPE[str(dtype).replace("torch.", "")]
-    md = ck.metadata
-    ptx = ck.asm["ptx"]
-    cubin = ck.asm.get("cubin")
-
-    if (md.global_scratch_size or 0) != 0 or (md.profile_scratch_size or 0) != 0:
-        raise RuntimeError(
-            f"kernel needs Triton scratch memory (global={md.global_scratch_size}, "
-            f"profile={md.profile_scratch_size}); the IREE dispatch feeds a dummy")
-    if md.num_ctas != 1 or tuple(getattr(md, "cluster_dims", (1, 1, 1)) or (1, 1, 1)) not in ((1, 1, 1),):
-        raise RuntimeError("cluster launch not supported through IREE")
-    limit = MAX_SHARED_OPTIN[arch]
-    if md.shared > limit:
-        raise RuntimeError(f"needs {md.shared} B shared memory > {limit} B on sm_{arch}")
-
-    name, ptx_params = parse_ptx_entry(ptx)
-    if name != md.name:
-        raise RuntimeError(f"entry {name} != metadata name {md.name}")
-    roles = ["input", "input", "input", "output", "scratch", "scratch"]
-    names = ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
+    roles = ["input", "input", "input", "output"]
+    names = ["q", "k", "v", "o"]
     if key_padding_mask_dtype is not None or mask_dtype is not None:
         roles.insert(3, "input")
         names.insert(3, "key_padding_mask" if mask_dtype is None else "mask")
-    if len(ptx_params) != len(names) or any(t != ".u64" for t, _ in ptx_params):
-        raise RuntimeError(f"unexpected PTX signature for {name}: {ptx_params}")
-    params = [KernelParam(n, t, r) for (t, _), n, r in zip(ptx_params, names, roles)]
-
-    tgt = re.search(r"^\s*\.target\s+(\w+)", ptx, re.M).group(1)
-    ver = re.search(r"^\s*\.version\s+([\d.]+)", ptx, re.M).group(1)
-    # Re-run the same ptxas Triton used, with -v, for register/spill stats
-    # (Triton deletes its log); keep Triton's own cubin when it made one.
-    my_cubin, log = _ptxas(ptx, tgt)
-    if cubin is None:
-        cubin = my_cubin
-    m_regs = re.search(r"Used (\d+) registers", log)
-    m_sp = re.search(r"(\d+) bytes spill stores", log)
-    n_regs = int(m_regs.group(1)) if m_regs else None
-    n_spills = int(m_sp.group(1)) if m_sp else None
     grid = (triton.cdiv(sq, cfg["BLOCK_M"]), batch * heads, 1)
-    block = (md.num_warps * 32, 1, 1)
     cfg_out = dict(cfg, scale=float(scale), causal=bool(causal),
                    bottom_right=bool(causal and bottom_right),
                    batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
@@ -660,10 +562,7 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         cfg_out["out_layout"] = "bshd"
     if any(in_seq_major):
         cfg_out["in_layout"] = ["bshd" if x else "bhsd" for x in in_seq_major]
-    return KernelBinary(ptx=ptx, name=name, grid=grid, block=block,
-                        shared_mem_bytes=int(md.shared), params=params,
-                        cubin=cubin, arch=arch, ptx_target=tgt, ptx_version=ver,
-                        config=cfg_out, n_regs=n_regs, n_spills=n_spills)
+    return aot.binary(ck, arch, names, roles, grid, cfg_out)
 
 
 if __name__ == "__main__":  # quick smoke test: python triton_fa.py

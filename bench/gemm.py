@@ -1,0 +1,131 @@
+"""flashlift's GEMM kernel (compiler/kernels/triton_gemm.py) against cuBLAS on the linear
+layers of bench/models.py's stacks, every candidate tile config, same run, same inputs.
+
+Runs on the GPU machine (torch + triton; no IREE needed): each config is compiled exactly as
+flashlift builds it for IREE (triton.compile, every shape constexpr) and launched directly;
+cuBLAS is torch's F.linear on the same tensors. Time: triton.testing.do_bench (CUDA events,
+L2 flushed, median). Every output is checked against an f32 reference. Prints, per shape, the
+best config and its speed relative to cuBLAS, and per shape class the config with the least
+total time (what TUNED_CONFIGS should hold); writes the table and all timings to --out.
+
+    python bench/gemm.py --out $OUT/gemm-h200.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+
+# (model, layer, M, N, K, bias): bench/models.py's BERT (B=8, S=512) and LLaMA (B=4, S=1024)
+SHAPES = [
+    ("bert", "q/k/v/o proj", 4096, 768, 768, True),
+    ("bert", "ffn up", 4096, 3072, 768, True),
+    ("bert", "ffn down", 4096, 768, 3072, True),
+    ("llama", "q/o proj", 4096, 1024, 1024, False),
+    ("llama", "k/v proj", 4096, 256, 1024, False),
+    ("llama", "gate/up", 4096, 2816, 1024, False),
+    ("llama", "down", 4096, 1024, 2816, False),
+]
+
+
+def _commit() -> str:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dtype", default="f16", choices=["f16", "bf16"])
+    p.add_argument("--out", help="markdown results file (a .json with every timing goes next to it)")
+    a = p.parse_args()
+
+    import torch
+    import torch.nn.functional as F
+    import triton
+
+    import flashlift
+
+    if not os.path.isdir(os.path.join(os.path.dirname(flashlift.__file__), "compiler")):
+        flashlift.__path__.append(ROOT)  # a source checkout without `pip install`: compiler/ is flashlift.compiler
+    from flashlift.compiler.kernels import triton_gemm as g
+
+    dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
+    arch = torch.cuda.get_device_capability()[0] * 10
+    device_name = torch.cuda.get_device_name()
+    rows, raw = [], []
+    for model, layer, m, n, k, bias in SHAPES:
+        spec = g.GemmSpec(m, n, k, a.dtype, a.dtype, a.dtype if bias else None, True)
+        torch.manual_seed(0)
+        x = torch.randn(m, k, device="cuda", dtype=dtype)
+        w = torch.randn(n, k, device="cuda", dtype=dtype) / k ** 0.5
+        b = torch.randn(n, device="cuda", dtype=dtype) if bias else None
+        ref = F.linear(x.float(), w.float(), b.float() if bias else None)
+        flops = 2 * m * n * k
+        cublas_ms = triton.testing.do_bench(lambda: F.linear(x, w, b))
+        cublas_err = ((F.linear(x, w, b).float() - ref).norm() / ref.norm()).item()
+        results = []
+        for cfg in g.CANDIDATES:
+            ck, full = g.compile_gemm(spec, arch, cfg)
+            c = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
+            consts = [m, n, k, True, bias, full["BLOCK_M"], full["BLOCK_N"], full["BLOCK_K"], full["GROUP_M"]]
+            runner = ck[g.grid(spec, full)]
+            fn = lambda: runner(x, w, b, c, *consts)  # noqa: E731
+            try:
+                fn()
+                torch.cuda.synchronize()
+                err = ((c.float() - ref).norm() / ref.norm()).item()
+                ms = triton.testing.do_bench(fn)
+            except Exception as e:  # noqa: BLE001 (e.g. out of shared memory)
+                print(f"{layer} {cfg}: {str(e).splitlines()[0][:160]}", flush=True)
+                continue
+            results.append({"config": cfg, "ms": ms, "err": err})
+            raw.append({"model": model, "layer": layer, "m": m, "n": n, "k": k, "class": g.shape_class(spec),
+                        "config": cfg, "ms": ms, "err": err, "cublas_ms": cublas_ms})
+        best = min(results, key=lambda r: r["ms"])
+        rows.append((model, layer, m, n, k, bias, g.shape_class(spec), best, cublas_ms, cublas_err, flops))
+        print(f"{model} {layer} {m}x{n}x{k}: best {best['ms'] * 1e3:.1f} us {best['config']} "
+              f"(err {best['err']:.1e}); cuBLAS {cublas_ms * 1e3:.1f} us; ratio {cublas_ms / best['ms']:.2f}", flush=True)
+
+    lines = [f"# flashlift GEMM kernel vs cuBLAS: {device_name}", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {_commit()}; {a.dtype}; "
+             f"torch {torch.__version__}, triton {triton.__version__}, kernels for sm_{arch}",
+             "- time: triton.testing.do_bench median (CUDA events, L2 flushed); err = ||out - ref|| / ||ref|| vs f32",
+             "- ratio: cuBLAS time / kernel time (> 1: the kernel is faster)", "",
+             "| model | layer | M x N x K | bias | class | best config (BMxBNxBK, warps, stages) | kernel us (TFLOP/s) | cuBLAS us (TFLOP/s) | ratio | err (cuBLAS err) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for model, layer, m, n, k, bias, cls, best, cub, cub_err, flops in rows:
+        c = best["config"]
+        lines.append(f"| {model} | {layer} | {m}x{n}x{k} | {'yes' if bias else 'no'} | {cls} | "
+                     f"{c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']}, {c['num_warps']}, {c['num_stages']} | "
+                     f"{best['ms'] * 1e3:.1f} ({flops / best['ms'] / 1e9:.0f}) | {cub * 1e3:.1f} ({flops / cub / 1e9:.0f}) | "
+                     f"{cub / best['ms']:.2f} | {best['err']:.1e} ({cub_err:.1e}) |")
+    lines += ["", "Per shape class, the config with the least total time over the class's shapes:", ""]
+    for cls in sorted({r[6] for r in rows}):
+        totals = {}
+        for r in raw:
+            if r["class"] == cls:
+                key = json.dumps(r["config"], sort_keys=True)
+                totals.setdefault(key, []).append(r["ms"])
+        n_shapes = len({(r["m"], r["n"], r["k"]) for r in raw if r["class"] == cls})
+        complete = {key: sum(v) for key, v in totals.items() if len(v) == n_shapes}
+        best_key = min(complete, key=complete.get)
+        lines.append(f"- {cls}: {best_key} (total {complete[best_key] * 1e3:.1f} us over {n_shapes} shapes)")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+        with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+            json.dump({"device": device_name, "dtype": a.dtype, "arch": arch, "runs": raw}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
