@@ -5,7 +5,8 @@ Everything between import and the runtime happens here, in this order:
   2. run the raising pipeline (flashlift.compiler.pipeline.RAISE_PIPELINE);
   3. attach the lowering configuration chosen for the target to each attention op, then,
      for targets with a `kernel_arch` (cuda, cuda:sm_80, cuda:sm_90), replace the attention
-     ops flashlift's FlashAttention kernel covers by dispatches of it (kernel_dispatch.py);
+     ops flashlift's FlashAttention kernel covers by dispatches of it (kernel_dispatch.py)
+     and the linear layers its GEMM kernel covers by dispatches of that (gemm_dispatch.py);
   4. run iree-compile for the target.
 """
 
@@ -22,6 +23,7 @@ class Lowered:
     outcomes: list = field(default_factory=list)  # raise-attention Outcome records
     signature: dict = field(default_factory=dict)  # {"inputs": [...], "outputs": [...]}
     paths: list = field(default_factory=list)  # kernel_dispatch records: location, path, reason
+    gemms: list = field(default_factory=list)  # gemm_dispatch records, one per linalg.matmul
 
 
 def function_signature(module, func_name: str) -> dict:
@@ -64,12 +66,14 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
             layout.canonicalize_layouts(module)
             if target.kind == "cpu":
                 layout.pretranspose_keys(module)
-    paths = []
+    paths, gemms = [], []
     if getattr(target, "kernel_arch", ""):
         if use_kernels:
+            from flashlift.compiler.gemm_dispatch import dispatch_gemms
             from flashlift.compiler.kernel_dispatch import dispatch_kernels
 
             paths = dispatch_kernels(module, target)
+            gemms = dispatch_gemms(module, target)
         else:
             from flashlift.compiler.kernel_dispatch import CODEGEN
             from flashlift.passes.ir import collect
@@ -82,7 +86,7 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
     # after the kernel rewrite: only ops left to IREE's codegen get (and are fenced for) a config
     lowering.annotate(module, target)
     signature = function_signature(module, func_name)
-    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths)
+    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms)
 
 
 def compile_flags(target) -> list:

@@ -674,15 +674,16 @@ def _kernel_summary(plan: Plan) -> dict:
                                 zip("QKVO", [s is not None for s in plan.in_sources] + [bool(plan.out_transpose)]))}
 
 
-class _Rewriter:
-    """Adds executables/helper functions to the module and replaces ops by calls."""
+class ModuleSplicer:
+    """Adds kernel executables and their call helpers to a module, each once, under names
+    no symbol of the module has (shared by the attention and GEMM kernel rewrites)."""
 
-    def __init__(self, module, arch: str):
-        self.module = module
-        self.arch = arch
-        self.executables: dict = {}  # kernel key -> executable symbol
-        self.helpers: dict = {}  # (symbol, types) -> helper function name
-        self.taken = _symbols(module)
+    def __init__(self, module):
+        self.module = module  # an ir.Module or its builtin.module op
+        self.body = module.body if hasattr(module, "body") else module.regions[0].blocks[0]
+        self.executables: dict = {}  # key -> executable symbol
+        self.helpers: dict = {}  # key -> helper function name
+        self.taken = _symbols(self.body)
 
     def _unique(self, base: str) -> str:
         name, i = base, 0
@@ -691,6 +692,34 @@ class _Rewriter:
             name = f"{base}_{i}"
         self.taken.add(name)
         return name
+
+    def executable(self, base: str, text_of) -> str:
+        """The symbol of the executable named after `base`; `text_of(symbol)` gives its
+        text the first time."""
+        return self._once(self.executables, base, base, text_of)
+
+    def helper(self, key, base: str, text_of) -> str:
+        """The name of the helper function for `key` (text_of(name) the first time)."""
+        return self._once(self.helpers, key, base, text_of)
+
+    def _once(self, table: dict, key, base: str, text_of) -> str:
+        from iree.compiler import ir
+
+        if key not in table:
+            name = table[key] = self._unique(base)
+            parsed = ir.Module.parse("module {\n" + text_of(name) + "}\n", self.module.context)
+            for op in list(parsed.body.operations):
+                op.operation.detach_from_parent()
+                self.body.append(op.operation)
+        return table[key]
+
+
+class _Rewriter(ModuleSplicer):
+    """Replaces attention ops by calls of the kernel's helper functions."""
+
+    def __init__(self, module, arch: str):
+        super().__init__(module)
+        self.arch = arch
 
     def replace(self, plan: Plan) -> None:
         from iree.compiler import ir
@@ -705,16 +734,11 @@ class _Rewriter:
         from flashlift.passes.ir import erase_dead
 
         kb = plan.kernel
-        sm = kb.arch
-        kind = object_kind(sm)
+        kind = object_kind(kb.arch)
         digest = hashlib.sha1(repr(sorted(kb.config.items())).encode() + kind.encode()).hexdigest()[:10]
-        texts = []
-        sym = self.executables.get(digest)
-        if sym is None:
-            sym = self._unique(f"flashlift_fa_sm{sm}_{digest}")
-            self.executables[digest] = sym
-            texts.append(iree_dispatch.executable_source(kb, sym, object_kind=kind,
-                                                         object_label=f"{sym}.{kind}"))
+        sym = self.executable(f"flashlift_fa_sm{kb.arch}_{digest}",
+                              lambda name: iree_dispatch.executable_source(kb, name, object_kind=kind,
+                                                                           object_label=f"{name}.{kind}"))
         operation = plan.op.operation
         originals = list(operation.operands)[:3]
         q, k, v = (src if src is not None else orig for src, orig in zip(plan.in_sources, originals))
@@ -729,17 +753,9 @@ class _Rewriter:
         if plan.key_padding_mask or plan.full_mask:
             operands.append(plan.mask)
             mtype = str(plan.mask.type)
-        helper = self.helpers.get((sym, types, str(rtype), mtype))
-        if helper is None:
-            helper = self._unique(f"{sym}_call")
-            self.helpers[(sym, types, str(rtype), mtype)] = helper
-            texts.append(iree_dispatch.dispatch_func(kb, sym, helper, types, result_type=str(rtype),
-                                                     mask_type_=mtype))
-        if texts:
-            parsed = ir.Module.parse("module {\n" + "".join(texts) + "}\n", self.module.context)
-            for op in list(parsed.body.operations):
-                op.operation.detach_from_parent()
-                self.module.body.append(op.operation)
+        helper = self.helper((sym, types, str(rtype), mtype), f"{sym}_call",
+                             lambda name: iree_dispatch.dispatch_func(kb, sym, name, types, result_type=str(rtype),
+                                                                      mask_type_=mtype))
         with ir.InsertionPoint(operation):
             call = ir.Operation.create("func.call", results=[rtype], operands=operands,
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
@@ -757,11 +773,11 @@ class _Rewriter:
         erase_dead(producers)
 
 
-def _symbols(module) -> set:
+def _symbols(body) -> set:
     from iree.compiler import ir
 
     names = set()
-    for op in module.body.operations:
+    for op in body.operations:
         if "sym_name" in op.operation.attributes:
             names.add(ir.StringAttr(op.operation.attributes["sym_name"]).value)
     return names

@@ -51,7 +51,7 @@ def build_pass_manager(ctx: ir.Context, elements: list[str], results: list, prin
         name = element.split("{")[0].strip()
         if name in REGISTRY:
             _, run = REGISTRY[name]
-            pm.add(_as_pass(run, results), name=name, argument=name)
+            pm.add(_as_pass(run, results, pass_options(element)), name=name, argument=name)
         else:
             try:
                 pm.add(element)
@@ -64,9 +64,31 @@ def build_pass_manager(ctx: ir.Context, elements: list[str], results: list, prin
     return pm
 
 
-def _as_pass(run, results):
+def pass_options(element: str) -> dict:
+    """`name{a=1 b=x}` -> {"a": "1", "b": "x"} (MLIR's textual pass-option syntax)."""
+    if "{" not in element:
+        return {}
+    body = element[element.index("{") + 1:element.rindex("}")]
+    options = {}
+    for item in body.split():
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise InputError(f"pass option '{item}' in '{element}' is not key=value")
+        options[key] = value
+    return options
+
+
+def _as_pass(run, results, options: dict):
+    import inspect
+
+    accepted = inspect.signature(run).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
+    for key in options:
+        if key not in accepted and not takes_any:
+            raise InputError(f"pass option '{key}' is not known to this pass")
+
     def pass_fn(op, pass_):
-        run(op, results)
+        run(op, results, **options)
 
     return pass_fn
 

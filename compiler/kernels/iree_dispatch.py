@@ -227,6 +227,23 @@ def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
             + body + f"    return {ret} : {rt}\n  }}\n")
 
 
+def kernel_func(kb, sym_name: str, func_name: str, arg_types: Sequence[str], result_type: str) -> str:
+    """`func.func private @func_name(args...) -> result` holding one `flow.dispatch` of the
+    kernel of executable `sym_name`, for any kernel whose parameters are its inputs (in
+    order), one output, then Triton's two scratch pointers (e.g. triton_gemm's)."""
+    roles = [p.role for p in kb.params]
+    n_in = len(arg_types)
+    if roles != ["input"] * n_in + ["output", "scratch", "scratch"]:
+        raise ValueError(f"kernel {kb.name} params {roles} do not take {n_in} inputs and one output")
+    st = f"tensor<{SCRATCH_BYTES}xi8>"
+    args = ", ".join(f"%arg{i}: {t}" for i, t in enumerate(arg_types))
+    names = ", ".join(f"%arg{i}" for i in range(n_in))
+    return (f"  func.func private @{func_name}({args}) -> {result_type} {{\n"
+            f"    %r, %scratch0, %scratch1 = flow.dispatch @{sym_name}::@{kb.name}({names}) : "
+            f"({', '.join(arg_types)}) -> ({result_type}, {st}, {st})\n"
+            f"    return %r : {result_type}\n  }}\n")
+
+
 def _bindings(kb) -> list:
     n_in = sum(1 for p in kb.params if p.role == "input")
     return (["#hal.pipeline.binding<storage_buffer, ReadOnly>"] * n_in

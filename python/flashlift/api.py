@@ -24,7 +24,8 @@ def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", ra
     The result is called with torch tensors like the model; `.report` says what was raised
     and, per raised site, the path it compiles to: "iree-codegen", or on CUDA targets
     ("cuda", "cuda:sm_80", "cuda:sm_90") "triton-fa sm_XX" where flashlift's FlashAttention
-    kernel covers the op (use_kernels=False: IREE codegen everywhere).
+    kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
+    ("triton-gemm sm_XX": flashlift's GEMM kernel). use_kernels=False: IREE codegen everywhere.
     """
     from flashlift.compiler import driver
     from flashlift.compiler.importer import check_example_args, import_model as _import
@@ -50,6 +51,9 @@ def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", ra
                 path_reason=rec["reason"] if rec else ""))
         else:
             report.rejected.append(site_from_location(o.location, reason=o.reason))
+    report.linears = [site_from_location(r["location"], path=r["path"], path_reason=r["reason"],
+                                         details={k: r[k] for k in ("shape", "kernel") if k in r})
+                      for r in lowered.gemms]
     meta = {
         "format": FORMAT, "version": VERSION, "name": type(model).__name__,
         "function": imported.func_name, "target": tgt.name, "driver": tgt.driver,

@@ -13,7 +13,7 @@ class Site:
     source: str  # file:line of the user code
     reason: str = ""  # why not raised (rejected sites only)
     details: dict = field(default_factory=dict)
-    path: str = ""  # how the raised op is compiled: "iree-codegen" or "triton-fa sm_90" / "triton-fa sm_80"
+    path: str = ""  # how the op is compiled: "iree-codegen", "triton-fa sm_XX" (attention), "triton-gemm sm_XX" (matmul)
     path_reason: str = ""  # why a raised op kept "iree-codegen" on a target with kernels
 
     def where(self) -> str:
@@ -27,6 +27,7 @@ class Report:
     rejected: list = field(default_factory=list)
     dropouts: list = field(default_factory=list)  # dicts: module_path, p, training, source
     raise_attention: bool = True
+    linears: list = field(default_factory=list)  # Sites of matmuls on targets with flashlift's GEMM kernel
 
     def __str__(self) -> str:
         lines = [f"flashlift report (target {self.target})"]
@@ -41,6 +42,14 @@ class Report:
             lines.append(f"  left {len(self.rejected)} candidate{'s' if len(self.rejected) != 1 else ''} as written:")
             for s in self.rejected:
                 lines.append(f"    {s.where()}: {s.reason}")
+        if self.linears:
+            kernel = [s for s in self.linears if s.path != "iree-codegen"]
+            paths = sorted({s.path for s in kernel})
+            lines.append(f"  {len(kernel)} of {len(self.linears)} matmul{'s' if len(self.linears) != 1 else ''} "
+                         f"take flashlift's GEMM kernel" + (f" [{', '.join(paths)}]" if paths else ""))
+            for s in self.linears:
+                if s.path == "iree-codegen":
+                    lines.append(f"    {s.where()}: iree-codegen: {s.path_reason}")
         active = [d for d in self.dropouts if d["p"] > 0]
         if active:
             lines.append("  dropout removed (inference semantics):")
@@ -62,6 +71,7 @@ class Report:
             rejected=[Site(**s) for s in data.get("rejected", [])],
             dropouts=list(data.get("dropouts", [])),
             raise_attention=data.get("raise_attention", True),
+            linears=[Site(**s) for s in data.get("linears", [])],
         )
 
 

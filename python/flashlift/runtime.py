@@ -53,7 +53,7 @@ class CompiledModel:
             import iree.runtime as rt
 
             try:
-                config = rt.Config(self.device)
+                config = rt.Config(device=_make_device(self.device)) if self.device == "cuda" else rt.Config(self.device)
             except Exception as e:
                 raise InputError(f"IREE runtime device '{self.device}' is not available here: {e}") from None
             ctx = rt.SystemContext(config=config)
@@ -136,6 +136,18 @@ class CompiledModel:
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr(META_NAME, json.dumps(self.meta, indent=2))
             z.writestr(VMFB_NAME, self._vmfb)
+
+
+def _make_device(driver: str):
+    """A CUDA device whose result buffers come from IREE's caching allocator instead of the
+    stream-ordered pool: a pooled result the caller drops is freed with a synchronous
+    cuMemFree, 0.1-0.3 ms per call for a 16 MiB attention output on an H200, more with
+    torch's CUDA context in the same process (bench/results/runtime-overhead-h200.md).
+    The flag takes effect if this process has not created IREE's CUDA driver yet."""
+    import iree.runtime as rt
+
+    rt.flags.parse_flags("--cuda_async_allocations=false")
+    return rt.get_driver(driver).create_default_device(allocators=["caching"])
 
 
 def load(path: str, device: Optional[str] = None) -> CompiledModel:

@@ -1,0 +1,266 @@
+"""Dispatch flashlift's GEMM kernel for a model's linear layers (CUDA targets with kernels).
+
+IREE 3.13 compiles matmuls for NVIDIA with sm_80 mma.sync code; on an H200 that is 3-4x
+slower than cuBLAS on BERT's and LLaMA's projections (bench/results/models-gpu-h200.md).
+Once attention runs as FlashAttention, those matmuls are most of a model's time. This pass
+gives them the Triton GEMM kernel (compiler/kernels/triton_gemm.py, wgmma on sm_90).
+
+Matches what torch-mlir makes of an f16/bf16 `nn.Linear` (or `x @ w`):
+
+    %acc = linalg.fill 0.0 -> tensor<M x N x f32>
+    %mm  = linalg.matmul ins(A', B') outs(%acc)          A' = A or extf(A), A: M x K f16|bf16
+                                                          B' = transpose(W) or W, maybe extended,
+                                                               W: N x K (nn.Linear) or K x N
+    [%b  = linalg.generic addf(%mm, bias'[n])]            bias' = bias or extf(bias)
+    [%o  = linalg.generic truncf(%b)]                     to f16|bf16
+
+and replaces the last value by a call of a function holding one `flow.dispatch` of the kernel
+on (A, W[, bias]) (no extended copies are read). Exact: the kernel adds the bias to the f32
+accumulator and rounds once, as the matched ops do; each op on the chain has this single use.
+Records one entry per linalg.matmul, in program order:
+{"location", "path": "triton-gemm sm_XX" | "iree-codegen", "reason", "shape"}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Optional
+
+from flashlift.compiler.kernel_dispatch import CODEGEN, PTX_VERSION, ModuleSplicer, NotCovered, object_kind
+
+NAME = "dispatch-gemms"
+SUMMARY = "CUDA: replace f16/bf16 linear layers (matmul [+ bias] [+ truncf]) by flashlift's GEMM kernel (option arch=sm_90|sm_80)"
+_KERNEL_CACHE: dict = {}
+
+
+def run(module, results: list, arch: str = "sm_90") -> None:
+    """The pass form (attn-opt --dispatch-gemms; pipeline element `dispatch-gemms{arch=sm_80}`)."""
+    from flashlift.compiler.targets import parse_target
+
+    dispatch_gemms(module, parse_target(f"cuda:{arch}"))
+
+
+def kernel_path(kernel_arch: str) -> str:
+    return f"triton-gemm {kernel_arch}"
+
+
+@dataclasses.dataclass
+class GemmPlan:
+    a: object  # ir.Value, M x K
+    w: object  # ir.Value, N x K (w_nk) or K x N
+    bias: Optional[object]  # ir.Value [N] or None
+    result: object  # the value the kernel's C replaces
+    chain: list  # ops from the matmul to the result's producer (erased after the rewrite)
+    spec: object = None  # triton_gemm.GemmSpec
+    location: str = ""
+
+
+def dispatch_gemms(module, target) -> list[dict]:
+    """Replaces every linear layer the kernel covers by a kernel dispatch (in place)."""
+    from flashlift.passes.ir import collect
+
+    ops = collect(module, "linalg.matmul")
+    records = [{"location": str(op.operation.location), "path": CODEGEN, "reason": ""} for op in ops]
+    arch = getattr(target, "kernel_arch", "")
+    if not ops:
+        return records
+    if target.kind != "cuda" or not arch:
+        for r in records:
+            r["reason"] = f"no flashlift kernels for target {target.name}"
+        return records
+    try:
+        from flashlift.compiler.kernels import triton_gemm  # noqa: F401  (triton needed)
+    except ImportError as e:
+        for r in records:
+            r["reason"] = f"kernels unavailable ({e}); install flashlift[cuda]"
+        return records
+    sm = int(arch.replace("sm_", ""))
+    splicer = ModuleSplicer(module)
+    for op, record in zip(ops, records):
+        try:
+            plan = analyze(op)
+            kb = build_kernel(plan.spec, sm)
+        except NotCovered as e:
+            record["reason"] = str(e)
+            continue
+        except Exception as e:  # the kernel does not build for this shape
+            record["reason"] = f"kernel build failed: {str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}"
+            continue
+        replace(splicer, plan, kb)
+        s = plan.spec
+        record.update(path=kernel_path(arch), shape=f"{s.m}x{s.n}x{s.k}",
+                      kernel={"name": kb.name, "grid": list(kb.grid), "block": list(kb.block),
+                              "tile": [kb.config["BLOCK_M"], kb.config["BLOCK_N"], kb.config["BLOCK_K"]]})
+    return records
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+
+def analyze(matmul) -> GemmPlan:
+    """The chain from `matmul` to the value the kernel replaces, or NotCovered (why not)."""
+    from iree.compiler import ir
+
+    from flashlift.compiler.kernels.triton_gemm import IN_DTYPES, GemmSpec
+    from flashlift.passes.ir import fill_constant, producer
+
+    op = matmul.operation
+    if "indexing_maps" in op.attributes and str(op.attributes["indexing_maps"]) != _DEFAULT_MAPS:
+        raise NotCovered("matmul with non-default indexing maps")
+    a_in, b_in, init = op.operands
+    acc = ir.RankedTensorType(op.results[0].type)
+    if not acc.has_static_shape:
+        raise NotCovered(f"dynamic shape {acc}")
+    if str(acc.element_type) != "f32":
+        raise NotCovered(f"accumulates in {acc.element_type} (kernel: f32)")
+    fill = producer(init)
+    if fill is None or fill.operation.name != "linalg.fill" or fill_constant(init) != 0.0:
+        raise NotCovered("the accumulator does not start at zero")
+    a = _unextended(a_in)
+    w, w_nk = _weight(b_in)
+    dtype = str(ir.RankedTensorType(a.type).element_type)
+    if dtype not in IN_DTYPES:
+        raise NotCovered(f"element type {dtype} (kernel: f16, bf16)")
+    if str(ir.RankedTensorType(w.type).element_type) != dtype:
+        raise NotCovered("A and W have different element types")
+    m, n = acc.shape
+    k = ir.RankedTensorType(a.type).shape[1]
+
+    chain = [op]
+    value, bias = op.results[0], None
+    user = _only_user(value)
+    if user is not None and _is_bias_add(user, value, n):
+        bias_in = [v for v in user.operands[:2] if v != value][0]
+        bias = _unextended(bias_in)
+        value = user.results[0]
+        chain.append(user)
+        user = _only_user(value)
+    if user is not None and _elementwise_op(user) == "arith.truncf":
+        value = user.results[0]
+        chain.append(user)
+    out_dtype = str(ir.RankedTensorType(value.type).element_type)
+    bias_dtype = str(ir.RankedTensorType(bias.type).element_type) if bias is not None else None
+    spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk)
+    try:
+        spec.check()
+    except ValueError as e:
+        raise NotCovered(str(e)) from None
+    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, spec=spec, location=str(op.location))
+
+
+_DEFAULT_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+                 "affine_map<(d0, d1, d2) -> (d0, d1)>]")
+
+
+def _only_user(value):
+    uses = list(value.uses)
+    return uses[0].owner if len(uses) == 1 else None
+
+
+def _elementwise_op(op) -> Optional[str]:
+    """The one scalar op of an all-parallel, identity-mapped linalg.generic whose body applies
+    it to the block's input arguments (in order) and yields it; None for anything else."""
+    from flashlift.passes.ir import is_identity
+
+    if op.name != "linalg.generic" or len(op.results) != 1:
+        return None
+    if not all(is_identity(m.value) for m in op.attributes["indexing_maps"]):
+        return None
+    return _body_op(op, len(op.operands) - 1)
+
+
+def _body_op(op, n_inputs: int, commutative: bool = False) -> Optional[str]:
+    block = op.regions[0].blocks[0]
+    body = [o for o in block.operations]
+    if len(body) != 2 or body[1].name != "linalg.yield" or list(body[1].operands) != [body[0].results[0]]:
+        return None
+    args = list(block.arguments)[:n_inputs]
+    operands = list(body[0].operands)
+    if operands != args and not (commutative and operands == args[::-1]):
+        return None
+    return body[0].name
+
+
+def _is_bias_add(op, value, n: int) -> bool:
+    """`op` adds a [N] vector broadcast along rows to the M x N `value`, into f32."""
+    from iree.compiler import ir
+
+    if op.name != "linalg.generic" or len(op.operands) != 3 or len(op.results) != 1:
+        return False
+    if value not in list(op.operands)[:2]:
+        return False
+    if str(ir.RankedTensorType(op.results[0].type).element_type) != "f32":
+        return False
+    maps = [str(m.value) for m in op.attributes["indexing_maps"]]
+    ident, row = "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)"
+    pos = list(op.operands).index(value)
+    want = [ident, row, ident] if pos == 0 else [row, ident, ident]
+    if maps != want:
+        return False
+    other = op.operands[1 - pos]
+    if ir.RankedTensorType(other.type).shape != [n]:
+        return False
+    return _body_op(op, 2, commutative=True) == "arith.addf"
+
+
+def _unextended(value):
+    """The f16/bf16 tensor `value` extends to f32 (through an elementwise arith.extf), or
+    `value` itself."""
+    from flashlift.passes.ir import producer
+
+    p = producer(value)
+    if p is not None and _elementwise_op(p.operation) == "arith.extf":
+        return p.operation.operands[0]
+    return value
+
+
+def _weight(value) -> tuple:
+    """(W, w_nk) for the matmul's right operand: transpose(W) of an N x K W (nn.Linear),
+    possibly extended before or after the transpose, or a K x N W itself."""
+    from flashlift.passes.ir import producer
+
+    v = _unextended(value)
+    p = producer(v)
+    if p is not None and p.operation.name == "linalg.transpose":
+        if str(p.operation.attributes["permutation"]) != "array<i64: 1, 0>":
+            raise NotCovered("the weight's transpose is not [1, 0]")
+        return _unextended(p.operation.operands[0]), True
+    return v, False
+
+
+# --- rewriting --------------------------------------------------------------------------------
+
+
+def build_kernel(spec, sm: int):
+    from flashlift.compiler.kernels import triton_gemm
+
+    key = (spec, sm)
+    if key not in _KERNEL_CACHE:
+        _KERNEL_CACHE[key] = triton_gemm.build_gemm(spec, sm, ptx_version=PTX_VERSION)
+    return _KERNEL_CACHE[key]
+
+
+def replace(splicer: "ModuleSplicer", plan: GemmPlan, kb) -> None:
+    from iree.compiler import ir
+
+    from flashlift.compiler.kernels import iree_dispatch
+    from flashlift.passes.ir import erase_dead
+
+    kind = object_kind(kb.arch)
+    operands = [plan.a, plan.w] + ([plan.bias] if plan.bias is not None else [])
+    types = [str(v.type) for v in operands]
+    rtype = plan.result.type
+    last = plan.chain[-1]
+    with splicer.module.context, ir.Location.unknown():
+        digest = hashlib.sha1(repr(sorted(kb.config.items())).encode() + kind.encode()).hexdigest()[:10]
+        sym = splicer.executable(f"flashlift_gemm_sm{kb.arch}_{digest}",
+                                 lambda name: iree_dispatch.executable_source(kb, name, object_kind=kind,
+                                                                              object_label=f"{name}.{kind}"))
+        helper = splicer.helper((sym, tuple(types), str(rtype)), f"{sym}_call",
+                                lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype)))
+    with splicer.module.context, last.location, ir.InsertionPoint(last):
+        call = ir.Operation.create("func.call", results=[rtype], operands=operands,
+                                   attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
+    plan.result.replace_all_uses_with(call.results[0])
+    erase_dead([last])

@@ -1,0 +1,191 @@
+// RUN: attn-opt --split-input-file --dispatch-gemms %s | FileCheck %s
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-gemms{arch=sm_80})' %s | FileCheck %s --check-prefix=SM80
+//
+// dispatch-gemms: torch-mlir's f16/bf16 linear layers (matmul into a zero f32 accumulator,
+// maybe a row-broadcast bias add, maybe a truncf) become one dispatch of flashlift's GEMM
+// kernel on the unextended operands. Anything else keeps its linalg ops.
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d1)>
+#vec = affine_map<(d0) -> (d0)>
+// nn.Linear(64, 96) in f16, as torch-mlir lowers it: everything extended to f32.
+// CHECK-LABEL: func.func @linear_bias
+// CHECK-NOT:     linalg.matmul
+// CHECK:         %[[R:.+]] = call @[[HELPER:flashlift_gemm_sm90_[0-9a-f]+_call]](%arg0, %arg1, %arg2) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>) -> tensor<16x96xf16>
+// CHECK-NEXT:    return %[[R]]
+// CHECK:       hal.executable.source private @[[EXE:flashlift_gemm_sm90_[0-9a-f]+]]
+// CHECK-SAME:    path = "flashlift_gemm_sm90_{{[0-9a-f]+}}.cubin"
+// CHECK:         hal.executable.export public @_gemm_kernel
+// CHECK:       func.func private @[[HELPER]]
+// CHECK:         flow.dispatch @[[EXE]]::@_gemm_kernel(%arg0, %arg1, %arg2) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>) -> (tensor<16x96xf16>, tensor<16xi8>, tensor<16xi8>)
+// SM80-LABEL:  func.func @linear_bias
+// SM80:          call @flashlift_gemm_sm80_
+// SM80:        hal.executable.source private @flashlift_gemm_sm80_
+// SM80-SAME:     path = "flashlift_gemm_sm80_{{[0-9a-f]+}}.ptx"
+func.func @linear_bias(%x: tensor<16x64xf16>, %w: tensor<96x64xf16>, %b: tensor<96xf16>) -> tensor<16x96xf16> {
+  %zero = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<64x96xf16>
+  %wt = linalg.transpose ins(%w : tensor<96x64xf16>) outs(%e0 : tensor<64x96xf16>) permutation = [1, 0]
+  %e1 = tensor.empty() : tensor<96xf32>
+  %b32 = linalg.generic {indexing_maps = [#vec, #vec], iterator_types = ["parallel"]} ins(%b : tensor<96xf16>) outs(%e1 : tensor<96xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %0 = arith.extf %in : f16 to f32
+    linalg.yield %0 : f32
+  } -> tensor<96xf32>
+  %e2 = tensor.empty() : tensor<16x64xf32>
+  %x32 = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%x : tensor<16x64xf16>) outs(%e2 : tensor<16x64xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %0 = arith.extf %in : f16 to f32
+    linalg.yield %0 : f32
+  } -> tensor<16x64xf32>
+  %e3 = tensor.empty() : tensor<64x96xf32>
+  %wt32 = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%wt : tensor<64x96xf16>) outs(%e3 : tensor<64x96xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %0 = arith.extf %in : f16 to f32
+    linalg.yield %0 : f32
+  } -> tensor<64x96xf32>
+  %e4 = tensor.empty() : tensor<16x96xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e4 : tensor<16x96xf32>) -> tensor<16x96xf32>
+  %mm = linalg.matmul ins(%x32, %wt32 : tensor<16x64xf32>, tensor<64x96xf32>) outs(%acc : tensor<16x96xf32>) -> tensor<16x96xf32>
+  %biased = linalg.generic {indexing_maps = [#id, #row, #id], iterator_types = ["parallel", "parallel"]} ins(%mm, %b32 : tensor<16x96xf32>, tensor<96xf32>) outs(%e4 : tensor<16x96xf32>) {
+  ^bb0(%in: f32, %in_1: f32, %out: f32):
+    %0 = arith.addf %in, %in_1 : f32
+    linalg.yield %0 : f32
+  } -> tensor<16x96xf32>
+  %e5 = tensor.empty() : tensor<16x96xf16>
+  %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%biased : tensor<16x96xf32>) outs(%e5 : tensor<16x96xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<16x96xf16>
+  return %r : tensor<16x96xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+// A LLaMA projection: bf16 operands straight into an f32 accumulator, no bias.
+// CHECK-LABEL: func.func @projection_no_bias
+// CHECK-NOT:     linalg.matmul
+// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<128x256xbf16>, tensor<64x256xbf16>) -> tensor<128x64xbf16>
+// CHECK:       flow.dispatch {{.*}} -> (tensor<128x64xbf16>, tensor<16xi8>, tensor<16xi8>)
+func.func @projection_no_bias(%x: tensor<128x256xbf16>, %w: tensor<64x256xbf16>) -> tensor<128x64xbf16> {
+  %zero = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<256x64xbf16>
+  %wt = linalg.transpose ins(%w : tensor<64x256xbf16>) outs(%e0 : tensor<256x64xbf16>) permutation = [1, 0]
+  %e1 = tensor.empty() : tensor<128x64xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e1 : tensor<128x64xf32>) -> tensor<128x64xf32>
+  %mm = linalg.matmul ins(%x, %wt : tensor<128x256xbf16>, tensor<256x64xbf16>) outs(%acc : tensor<128x64xf32>) -> tensor<128x64xf32>
+  %e2 = tensor.empty() : tensor<128x64xbf16>
+  %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mm : tensor<128x64xf32>) outs(%e2 : tensor<128x64xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %0 = arith.truncf %in : f32 to bf16
+    linalg.yield %0 : bf16
+  } -> tensor<128x64xbf16>
+  return %r : tensor<128x64xbf16>
+}
+
+// -----
+
+// `x @ w` with w stored K x N (no transpose), and an f32 result that nothing truncates:
+// the kernel reads W as it is and writes f32.
+// CHECK-LABEL: func.func @x_at_w_f32_result
+// CHECK-NOT:     linalg.matmul
+// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
+func.func @x_at_w_f32_result(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> tensor<32x80xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  return %mm : tensor<32x80xf32>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#col = affine_map<(d0, d1) -> (d0)>
+// Near miss: the "bias" is broadcast along columns (one value per row), which the kernel's
+// epilogue does not add: the matmul alone is dispatched and the add stays.
+// CHECK-LABEL: func.func @column_bias
+// CHECK:         %[[MM:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
+// CHECK:         linalg.generic {{.*}} ins(%[[MM]], %arg2 : tensor<32x80xf32>, tensor<32xf32>)
+// CHECK:         arith.addf
+func.func @column_bias(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>, %b: tensor<32xf32>) -> tensor<32x80xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %r = linalg.generic {indexing_maps = [#id, #col, #id], iterator_types = ["parallel", "parallel"]} ins(%mm, %b : tensor<32x80xf32>, tensor<32xf32>) outs(%e : tensor<32x80xf32>) {
+  ^bb0(%in: f32, %in_1: f32, %out: f32):
+    %0 = arith.addf %in, %in_1 : f32
+    linalg.yield %0 : f32
+  } -> tensor<32x80xf32>
+  return %r : tensor<32x80xf32>
+}
+
+// -----
+
+// Near miss: f32 operands (an f32 model). The kernel takes f16/bf16 only.
+// CHECK-LABEL: func.func @f32_operands
+// CHECK:         linalg.matmul
+// CHECK-NOT:     flow.dispatch
+func.func @f32_operands(%x: tensor<32x48xf32>, %w: tensor<48x80xf32>) -> tensor<32x80xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<32x48xf32>, tensor<48x80xf32>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  return %mm : tensor<32x80xf32>
+}
+
+// -----
+
+// Near miss: the accumulator starts at 1.0, not 0 (C = 1 + A @ B).
+// CHECK-LABEL: func.func @nonzero_accumulator
+// CHECK:         linalg.matmul
+// CHECK-NOT:     flow.dispatch
+func.func @nonzero_accumulator(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> tensor<32x80xf32> {
+  %one = arith.constant 1.0 : f32
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%one : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  return %mm : tensor<32x80xf32>
+}
+
+// -----
+
+// Near miss: a dynamic row count.
+// CHECK-LABEL: func.func @dynamic_rows
+// CHECK:         linalg.matmul
+// CHECK-NOT:     flow.dispatch
+func.func @dynamic_rows(%x: tensor<?x48xf16>, %w: tensor<48x80xf16>) -> tensor<?x80xf32> {
+  %zero = arith.constant 0.0 : f32
+  %c0 = arith.constant 0 : index
+  %m = tensor.dim %x, %c0 : tensor<?x48xf16>
+  %e = tensor.empty(%m) : tensor<?x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<?x80xf32>) -> tensor<?x80xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<?x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<?x80xf32>) -> tensor<?x80xf32>
+  return %mm : tensor<?x80xf32>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+// The matmul's result has a second reader: the truncf cannot take its place, so the kernel
+// writes the f32 result both readers use.
+// CHECK-LABEL: func.func @two_readers
+// CHECK:         %[[MM:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
+// CHECK:         arith.truncf
+// CHECK:         return {{.*}}, %[[MM]]
+func.func @two_readers(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> (tensor<32x80xf16>, tensor<32x80xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %e2 = tensor.empty() : tensor<32x80xf16>
+  %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mm : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  return %r, %mm : tensor<32x80xf16>, tensor<32x80xf32>
+}
