@@ -9,6 +9,8 @@ compared in one run:
   caching          the device's allocator wrapped in IREE's caching allocator
   sync             --cuda_async_allocations=false (results from the device allocator)
   sync+caching     both
+  ...+inline       --cuda_allow_inline_execution=true (command buffers run inline on the stream)
+  ...+graphs       --cuda_use_streams=false (command buffers recorded as CUDA graphs)
 
     python bench/runtime_overhead.py --modules build/bench/cuda_sm_90 --select 4x16x4096x64_f16 ... --out $OUT/overhead.md
 """
@@ -32,6 +34,8 @@ SETTINGS = {
     "caching": ([], ["caching"]),
     "sync": (["--cuda_async_allocations=false"], None),
     "sync+caching": (["--cuda_async_allocations=false"], ["caching"]),
+    "sync+caching+inline": (["--cuda_async_allocations=false", "--cuda_allow_inline_execution=true"], ["caching"]),
+    "sync+caching+graphs": (["--cuda_async_allocations=false", "--cuda_use_streams=false"], ["caching"]),
 }
 # "<setting>+torch": the same with torch's CUDA context live in the process and a
 # torch.cuda.synchronize() after each call (as bench/attention.py times it)
