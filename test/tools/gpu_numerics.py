@@ -1,0 +1,62 @@
+"""The GPU numerics tests, for the GPU machine (torch + IREE runtime, no IREE compiler).
+
+pytest's GPU tests (test_gemm_kernel.py's test_gpu_numerics) compile in the test, which the
+GPU machine cannot. This tool builds the same cases here and checks them there:
+
+    # here: compile each case for cuda:sm_90, save the module, fresh inputs and the f32 reference
+    .venv/bin/python test/tools/gpu_numerics.py build build/gpu_numerics
+    # GPU machine: run each module on its inputs, compare; exit status 1 if any case fails
+    python3 test/tools/gpu_numerics.py run build/gpu_numerics
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [os.path.join(ROOT, "python"), os.path.join(ROOT, "test"), os.path.join(ROOT, "test", "python")]
+
+
+def build(out_dir: str, target: str) -> None:
+    import torch
+
+    import flashlift
+    from test_gemm_kernel import GPU_CASES, fresh_inputs_and_reference, gpu_case
+
+    os.makedirs(out_dir, exist_ok=True)
+    for case in GPU_CASES:
+        model, args, tol = gpu_case(case)
+        compiled = flashlift.compile_model(model, args, target=target)
+        paths = sorted({s.path for s in compiled.report.linears})
+        compiled.save(os.path.join(out_dir, f"{case}.flashlift"))
+        fresh, ref = fresh_inputs_and_reference(model, args)
+        torch.save({"args": fresh, "ref": ref, "tol": tol, "paths": paths}, os.path.join(out_dir, f"{case}.pt"))
+        print(f"{case}: matmul paths {paths}", flush=True)
+
+
+def run(out_dir: str) -> int:
+    import torch
+
+    import flashlift
+
+    failed = 0
+    for name in sorted(f for f in os.listdir(out_dir) if f.endswith(".flashlift")):
+        case = name[:-len(".flashlift")]
+        data = torch.load(os.path.join(out_dir, f"{case}.pt"))
+        out = flashlift.load(os.path.join(out_dir, name))(*data["args"])
+        out = (out[0] if isinstance(out, tuple) else out).float()
+        ref = data["ref"].float()
+        err = float("nan") if torch.isnan(out).any() else ((out - ref).norm() / ref.norm()).item()
+        ok = err < data["tol"]
+        failed += not ok
+        print(f"{case:12s} rel err {err:.2e} (tolerance {data['tol']:.0e}) {'ok' if ok else 'FAIL'}  {data['paths']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    mode, folder = sys.argv[1], sys.argv[2]
+    if mode == "build":
+        build(folder, sys.argv[3] if len(sys.argv) > 3 else "cuda:sm_90")
+    else:
+        sys.exit(run(folder))
