@@ -118,7 +118,7 @@ def gpu_case(case: str):
     test/tools/gpu_numerics.py for the GPU machine, which has no IREE compiler)."""
     torch.manual_seed(0)
     if case.startswith("mlp"):
-        dtype = torch.float16 if case.endswith("f16") else torch.bfloat16
+        dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
         return MLP(96, 200).to(dtype), (torch.randn(3, 70, 96, dtype=dtype),), (2e-2 if dtype == torch.bfloat16 else 5e-3)
     if case == "x_at_w_f16":
         return MatmulWeight(), (torch.randn(100, 48).half(), torch.randn(48, 130).half()), 5e-3
