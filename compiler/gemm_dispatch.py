@@ -27,7 +27,7 @@ import dataclasses
 import hashlib
 from typing import Optional
 
-from flashlift.compiler.kernel_dispatch import CODEGEN, PTX_VERSION, ModuleSplicer, NotCovered, object_kind
+from flashlift.compiler.kernel_dispatch import PTX_VERSION, ModuleSplicer, NotCovered, kernel_sites, object_kind
 
 NAME = "dispatch-gemms"
 SUMMARY = "CUDA: replace f16/bf16 linear layers (matmul [+ bias] [+ truncf]) by flashlift's GEMM kernel (option arch=sm_90|sm_80)"
@@ -58,24 +58,10 @@ class GemmPlan:
 
 def dispatch_gemms(module, target) -> list[dict]:
     """Replaces every linear layer the kernel covers by a kernel dispatch (in place)."""
-    from flashlift.passes.ir import collect
-
-    ops = collect(module, "linalg.matmul")
-    records = [{"location": str(op.operation.location), "path": CODEGEN, "reason": ""} for op in ops]
-    arch = getattr(target, "kernel_arch", "")
-    if not ops:
+    ops, records, sm = kernel_sites(module, "linalg.matmul", target)
+    if sm is None:
         return records
-    if target.kind != "cuda" or not arch:
-        for r in records:
-            r["reason"] = f"no flashlift kernels for target {target.name}"
-        return records
-    try:
-        from flashlift.compiler.kernels import triton_gemm  # noqa: F401  (triton needed)
-    except ImportError as e:
-        for r in records:
-            r["reason"] = f"kernels unavailable ({e}); install flashlift[cuda]"
-        return records
-    sm = int(arch.replace("sm_", ""))
+    arch = target.kernel_arch
     splicer = ModuleSplicer(module)
     for op, record in zip(ops, records):
         try:

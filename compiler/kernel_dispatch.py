@@ -99,29 +99,38 @@ def kernel_path(kernel_arch: str) -> str:
     return f"triton-fa {kernel_arch}"
 
 
+def kernel_sites(module, op_name: str, target) -> tuple:
+    """(ops named `op_name` in program order, one record each with path "iree-codegen", the
+    kernel architecture as an int or None). None, with each record's reason said, when
+    `target` has no flashlift kernels or Triton is missing; shared by the kernel rewrites."""
+    from flashlift.passes.ir import collect
+
+    ops = collect(module, op_name)
+    records = [{"location": str(op.operation.location), "path": CODEGEN, "reason": ""} for op in ops]
+    arch = getattr(target, "kernel_arch", "")
+    reason = None
+    if target.kind != "cuda" or not arch:
+        reason = f"no flashlift kernels for target {target.name}"
+    else:
+        try:
+            import triton  # noqa: F401  (kernels are built with it)
+        except ImportError as e:
+            reason = f"kernels unavailable ({e}); install flashlift[cuda]"
+    for r in records:
+        r["reason"] = reason or ""
+    return ops, records, (None if reason or not ops else int(arch.replace("sm_", "")))
+
+
 def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dict]:
     """Replaces every attention op the kernel covers by a kernel dispatch (in place).
 
     `target` is a flashlift Target; nothing happens (every op keeps IREE codegen) when its
     `kernel_arch` is empty. Returns one record per iree_linalg_ext.attention op.
     """
-    from flashlift.passes.ir import collect
-
-    ops = collect(module, "iree_linalg_ext.attention")
-    records = [{"location": str(op.operation.location), "path": CODEGEN, "reason": ""} for op in ops]
-    arch = getattr(target, "kernel_arch", "")
-    if not ops:
+    ops, records, sm = kernel_sites(module, "iree_linalg_ext.attention", target)
+    if sm is None:
         return records
-    if target.kind != "cuda" or not arch:
-        for r in records:
-            r["reason"] = f"no flashlift kernels for target {target.name}"
-        return records
-    try:
-        from flashlift.compiler.kernels import iree_dispatch, triton_fa  # noqa: F401  (triton needed)
-    except ImportError as e:
-        for r in records:
-            r["reason"] = f"kernels unavailable ({e}); install flashlift[cuda]"
-        return records
+    arch = target.kernel_arch
 
     plans: list = [None] * len(ops)
     for i, op in enumerate(ops):
@@ -161,7 +170,6 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
                     plans[i] = None
                     records[i]["reason"] = str(e)
 
-    sm = int(arch.replace("sm_", ""))
     for i, plan in enumerate(plans):
         if plan is None:
             continue
