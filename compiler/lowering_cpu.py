@@ -103,6 +103,13 @@ _PIPELINE = "#iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<Linalg
 # Per-workgroup tile along m. 64 rows gives B*H*ceil(M/64) workgroups, which
 # is plenty for a handful of cores, and reuses each K/V tile 64 times.
 _DIST_M = 64
+# ... except for short query lengths (m <= _SMALL_M, static), which take 32 rows per
+# workgroup: 1x12x128x64 f32 on the 2-core znver4 (iree-benchmark-module, twice,
+# pre-transposed K): 0.80 ms vs 1.04-1.15 ms with 64 (IREE unraised: 1.11-1.19 ms);
+# f16 within noise (1.71-1.75 vs 1.59-2.13 ms); 2x4x256x64 f32 within noise either way.
+# The causal chunks of passes/causal_split.py (32 rows) are clamped to 32 anyway.
+_DIST_M_SMALL = 32
+_SMALL_M = 128
 
 # Largest head dims (k1, n) the tuned configs were validated for. Above this
 # the 4 x n output accumulator no longer fits in registers; fall back to {}.
@@ -206,7 +213,8 @@ def cpu_attention_attrs(
         # strictly below 32 KiB of f32 (8192 elements).
         while k2_vec > 1 and m_vec * k2_vec * max(k1, n) >= 8192:
             k2_vec //= 2
-    m_dist = min(m_dist or _DIST_M, m or _DIST_M)
+    default_dist = _DIST_M_SMALL if m is not None and m <= _SMALL_M else _DIST_M
+    m_dist = min(m_dist or default_dist, m or _DIST_M)
     # Keep the distribution tile a multiple of the vector tile.
     m_dist = max(m_vec, (m_dist // m_vec) * m_vec)
 

@@ -1,4 +1,5 @@
-"""The CPU speed rewrites keep PyTorch's answer: causal-split (passes/causal_split.py).
+"""The CPU speed rewrites keep PyTorch's answer: causal-split (passes/causal_split.py) and
+the CPU tile choice (compiler/lowering_cpu.py).
 
 Random inputs; tolerance: relative error under 1e-5 in f32 and 2e-3 in f16 against
 PyTorch (reference() with f32 softmax, as the models write it). Small shapes (query
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 import flashlift
 from flashlift.compiler import driver
 from flashlift.compiler.importer import check_example_args, import_model
+from flashlift.compiler.lowering_cpu import cpu_attention_attrs
 from flashlift.compiler.targets import parse_target
 from flashlift.reference import reference
 from conftest import rel_err
@@ -98,3 +100,12 @@ def test_top_left_more_keys():
 def test_near_miss_banded_mask_not_split():
     _check(Banded(), _qkv(1, 2, 64, 64, 16, torch.float32, seed=3), ops=1)
 
+
+def test_small_query_length_distribution_tile():
+    """Query lengths up to 128 take 32 rows per workgroup, longer ones 64 (both clamped
+    to m); the vector tiles do not change."""
+    attrs = lambda m: cpu_attention_attrs([1, 12], m, 64, m, 64, "f32", k_transposed=True)["compilation_info"]
+    assert "distribution = [1, 32, 64, 0, 0]" in attrs(128)
+    assert "distribution = [1, 64, 64, 0, 0]" in attrs(256)
+    assert "distribution = [1, 16, 64, 0, 0]" in attrs(16)
+    assert all("vector_common_parallel = [1, 4, 64, 0, 0]" in attrs(m) for m in (16, 128, 256))
