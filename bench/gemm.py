@@ -74,7 +74,7 @@ def main() -> int:
         for cfg in g.CANDIDATES:
             ck, full = g.compile_gemm(spec, arch, cfg)
             c = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
-            consts = [m, n, k, True, bias, full["BLOCK_M"], full["BLOCK_N"], full["BLOCK_K"], full["GROUP_M"]]
+            consts = [m, n, k, True, bias, False, full["BLOCK_M"], full["BLOCK_N"], full["BLOCK_K"], full["GROUP_M"]]
             runner = ck[g.grid(spec, full)]
             fn = lambda: runner(x, w, b, c, *consts)  # noqa: E731
             try:

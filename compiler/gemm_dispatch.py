@@ -13,6 +13,8 @@ Matches what torch-mlir makes of an f16/bf16 `nn.Linear` (or `x @ w`):
                                                                W: N x K (nn.Linear) or K x N
     [%b  = linalg.generic addf(%mm, bias'[n])]            bias' = bias or extf(bias)
     [%o  = linalg.generic truncf(%b)]                     to f16|bf16
+    [%g  = linalg.generic gelu(%o)]                       torch-mlir's erf GELU, maybe behind
+                                                          a tensor.expand_shape of %o
 
 and replaces the last value by a call of a function holding one `flow.dispatch` of the kernel
 on (A, W[, bias]) (no extended copies are read). Exact: the kernel adds the bias to the f32
@@ -52,6 +54,7 @@ class GemmPlan:
     bias: Optional[object]  # ir.Value [N] or None
     result: object  # the value the kernel's C replaces
     chain: list  # ops from the matmul to the result's producer (erased after the rewrite)
+    gelu: object = None  # the GELU generic applied to the result (maybe through an expand_shape)
     spec: object = None  # triton_gemm.GemmSpec
     location: str = ""
 
@@ -77,7 +80,9 @@ def dispatch_gemms(module, target) -> list[dict]:
         s = plan.spec
         record.update(path=kernel_path(arch), shape=f"{s.m}x{s.n}x{s.k}",
                       kernel={"name": kb.name, "grid": list(kb.grid), "block": list(kb.block),
-                              "tile": [kb.config["BLOCK_M"], kb.config["BLOCK_N"], kb.config["BLOCK_K"]]})
+                              "tile": [kb.config["BLOCK_M"], kb.config["BLOCK_N"], kb.config["BLOCK_K"]],
+                              "epilogue": ", ".join(["bias"] * bool(s.bias_dtype) + [f"to {s.out_dtype}"]
+                                                    + ["gelu"] * s.gelu)})
     return records
 
 
@@ -122,17 +127,19 @@ def analyze(matmul) -> GemmPlan:
         value = user.results[0]
         chain.append(user)
         user = _only_user(value)
+    gelu = None
     if user is not None and _elementwise_op(user) == "arith.truncf":
         value = user.results[0]
         chain.append(user)
+        gelu = _gelu_user(value)
     out_dtype = str(ir.RankedTensorType(value.type).element_type)
     bias_dtype = str(ir.RankedTensorType(bias.type).element_type) if bias is not None else None
-    spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk)
+    spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk, gelu=gelu is not None)
     try:
         spec.check()
     except ValueError as e:
         raise NotCovered(str(e)) from None
-    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, spec=spec, location=str(op.location))
+    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, gelu=gelu, spec=spec, location=str(op.location))
 
 
 _DEFAULT_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
@@ -188,6 +195,48 @@ def _is_bias_add(op, value, n: int) -> bool:
     if ir.RankedTensorType(other.type).shape != [n]:
         return False
     return _body_op(op, 2, commutative=True) == "arith.addf"
+
+
+def _gelu_user(value):
+    """The erf-GELU linalg.generic that is the single user of `value` (or of its single-use
+    tensor.expand_shape), or None. The body must be torch-mlir's lowering of `F.gelu(x)`:
+    y = x * ((erf(x / sqrt(2)) + 1) * 0.5), the commutative operands in either order."""
+    from iree.compiler import ir
+
+    from flashlift.passes.ir import constant_value, is_identity
+
+    user = _only_user(value)
+    if user is not None and user.name == "tensor.expand_shape":
+        user = _only_user(user.results[0])
+    if user is None or user.name != "linalg.generic" or len(user.operands) != 2:
+        return None
+    if not all(is_identity(m.value) for m in user.attributes["indexing_maps"]):
+        return None
+    if ir.RankedTensorType(user.operands[0].type).element_type != ir.RankedTensorType(user.results[0].type).element_type:
+        return None
+    block = user.regions[0].blocks[0]
+    x = block.arguments[0]
+    ops = list(block.operations)
+    if len(ops) != 7 or ops[-1].name != "linalg.yield":
+        return None
+    sqrt, div, erf, add, half, mul, _ = ops
+    const = lambda v, want: (lambda c: c is not None and abs(float(c) - want) < 1e-6)(constant_value(v))  # noqa: E731
+
+    def binary(op, name, a, b_test):
+        """op is `name` of `a` and a value passing b_test, in either order."""
+        if op.name != name:
+            return False
+        l, r = op.operands
+        return (l == a and b_test(r)) or (r == a and b_test(l))
+
+    return user if (
+        sqrt.name == "math.sqrt" and const(sqrt.operands[0], 2.0)
+        and div.name == "arith.divf" and list(div.operands) == [x, sqrt.results[0]]
+        and erf.name == "math.erf" and list(erf.operands) == [div.results[0]]
+        and binary(add, "arith.addf", erf.results[0], lambda v: const(v, 1.0))
+        and binary(half, "arith.mulf", add.results[0], lambda v: const(v, 0.5))
+        and binary(mul, "arith.mulf", x, lambda v: v == half.results[0])
+        and list(ops[-1].operands) == [mul.results[0]]) else None
 
 
 def _unextended(value):
@@ -250,3 +299,6 @@ def replace(splicer: "ModuleSplicer", plan: GemmPlan, kb) -> None:
                                    attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
     plan.result.replace_all_uses_with(call.results[0])
     erase_dead([last])
+    if plan.gelu is not None:  # the kernel applied it: readers of the GELU read its input now
+        plan.gelu.results[0].replace_all_uses_with(plan.gelu.operands[0])
+        erase_dead([plan.gelu])

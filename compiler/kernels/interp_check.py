@@ -153,11 +153,12 @@ def main():
     return 0 if ok else 1
 
 
-GEMM_CASES = [  # M, N, K, bias dtype, W stored [N, K], out dtype; tiles 32x32x16 in groups of 2 rows
+GEMM_CASES = [  # M, N, K, bias dtype, W stored [N, K], out dtype[, "gelu"]; tiles 32x32x16, groups of 2 rows
     (100, 70, 33, torch.float32, True, torch.float16),   # ragged M, N and K; f32 bias
     (64, 64, 64, None, True, torch.float32),            # even tiles, f32 result, no bias
     (50, 96, 80, torch.float16, False, torch.float16),   # W stored [K, N] (x @ w); f16 bias
     (130, 33, 48, None, False, torch.float16),           # a partial last group of tile rows
+    (100, 70, 33, torch.float16, True, torch.float16, "gelu"),  # bias, then GELU of the f16 result
 ]
 
 
@@ -165,18 +166,22 @@ def main_gemm():
     torch.manual_seed(0)
     ok = True
     cfg = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, GROUP_M=2)
-    for m, n, k, bias_dt, w_nk, out_dt in GEMM_CASES:
+    for m, n, k, bias_dt, w_nk, out_dt, *act in GEMM_CASES:
+        gelu = act == ["gelu"]
         a = torch.randn(m, k).half()
         w = (torch.randn(n, k) if w_nk else torch.randn(k, n)).half()
         bias = torch.randn(n).to(bias_dt) if bias_dt else None
         c = torch.full((m, n), float("nan")).to(out_dt)
         grid = (triton.cdiv(m, 32) * triton.cdiv(n, 32), 1, 1)
-        triton_gemm._gemm_kernel[grid](a, w, bias, c, M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None, **cfg)
+        triton_gemm._gemm_kernel[grid](a, w, bias, c, M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None, GELU=gelu,
+                                       **cfg)
         ref = a.float() @ (w.float().T if w_nk else w.float()) + (bias.float() if bias is not None else 0)
+        if gelu:
+            ref = torch.nn.functional.gelu(ref)
         err = ((c.float() - ref).norm() / ref.norm()).item()
         good = err < 2e-3 and not c.isnan().any()
         ok &= good
-        print(f"GEMM M={m} N={n} K={k} bias={bias_dt} w_nk={w_nk} out={out_dt}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
+        print(f"GEMM M={m} N={n} K={k} bias={bias_dt} w_nk={w_nk} out={out_dt} gelu={gelu}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 

@@ -1,6 +1,8 @@
 """Triton GEMM kernel for a model's linear layers, AOT-compiled to PTX/cubin for IREE.
 
-    C[M, N] = A[M, K] @ W^T (+ bias[N]), accumulated in f32, rounded once to C's type.
+    C[M, N] = A[M, K] @ W^T (+ bias[N]), accumulated in f32, rounded once to C's type;
+    optionally C = gelu(C) (erf form, GELU=True: the activation a model applies to the rounded
+    result, evaluated in f32 and rounded again, as torch evaluates an f16 GELU).
 
 W is the weight as nn.Linear stores it, [N, K] (W_NK=True), or [K, N] (W_NK=False, `x @ w`).
 A, W: f16 or bf16 (the same); bias: f16, bf16 or f32, added to the f32 accumulator (what
@@ -35,7 +37,7 @@ from flashlift.compiler.kernels import aot
 @triton.jit
 def _gemm_kernel(A, W, BIAS, C,
                  M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
-                 W_NK: tl.constexpr, HAS_BIAS: tl.constexpr,
+                 W_NK: tl.constexpr, HAS_BIAS: tl.constexpr, GELU: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                  GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
@@ -77,6 +79,9 @@ def _gemm_kernel(A, W, BIAS, C,
     if HAS_BIAS:
         acc += tl.load(BIAS + cols).to(tl.float32)[None, :]
     c = acc.to(C.dtype.element_ty)
+    if GELU:  # the model's GELU (erf form) of the rounded result, computed in f32, rounded again
+        x = c.to(tl.float32)
+        c = (0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))).to(C.dtype.element_ty)
     c_ptrs = C + offs_m[:, None] * N + offs_n[None, :]
     if (M % BLOCK_M == 0) and (N % BLOCK_N == 0):
         tl.store(c_ptrs, c)
@@ -99,6 +104,7 @@ class GemmSpec:
     out_dtype: str = "f16"
     bias_dtype: Optional[str] = None  # None: no bias operand
     w_nk: bool = True  # W stored [N, K] (nn.Linear) or [K, N]
+    gelu: bool = False  # apply GELU (erf form) to the rounded result
 
     def check(self) -> None:
         if self.dtype not in IN_DTYPES:
@@ -107,6 +113,8 @@ class GemmSpec:
             raise ValueError(f"GEMM output type {self.out_dtype} (kernel: f16, bf16, f32)")
         if self.bias_dtype is not None and self.bias_dtype not in OUT_DTYPES:
             raise ValueError(f"bias type {self.bias_dtype}")
+        if self.gelu and self.out_dtype == "f32":
+            raise ValueError("GELU epilogue on an f16/bf16 result only")
         if min(self.m, self.n, self.k) < 1:
             raise ValueError(f"empty GEMM {self.m}x{self.n}x{self.k}")
 
@@ -158,7 +166,7 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
     sig = {"A": f"*{tdt}", "W": f"*{tdt}",
            "BIAS": f"*{_TL[spec.bias_dtype]}" if spec.bias_dtype else "constexpr",
            "C": f"*{_TL[spec.out_dtype]}"}
-    consts = dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None,
+    consts = dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None, GELU=spec.gelu,
                   BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"])
     for name in consts:
         sig[name] = "constexpr"

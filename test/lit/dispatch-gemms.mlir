@@ -2,8 +2,8 @@
 // RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-gemms{arch=sm_80})' %s | FileCheck %s --check-prefix=SM80
 //
 // dispatch-gemms: torch-mlir's f16/bf16 linear layers (matmul into a zero f32 accumulator,
-// maybe a row-broadcast bias add, maybe a truncf) become one dispatch of flashlift's GEMM
-// kernel on the unextended operands. Anything else keeps its linalg ops.
+// maybe a row-broadcast bias add, maybe a truncf, maybe F.gelu of that) become one dispatch of
+// flashlift's GEMM kernel on the unextended operands. Anything else keeps its linalg ops.
 
 #id = affine_map<(d0, d1) -> (d0, d1)>
 #row = affine_map<(d0, d1) -> (d1)>
@@ -188,4 +188,84 @@ func.func @two_readers(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> (tensor<
     linalg.yield %0 : f16
   } -> tensor<32x80xf16>
   return %r, %mm : tensor<32x80xf16>, tensor<32x80xf32>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// F.gelu (erf form) of the rounded result, behind the model's expand_shape, as torch-mlir
+// writes it: the kernel applies it; readers of the GELU read the expand_shape of the call.
+// CHECK-LABEL: func.func @gelu_epilogue
+// CHECK-NOT:     math.erf
+// CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// CHECK:         %[[E:.+]] = tensor.expand_shape %[[C]] {{\[\[}}0, 1], [2]]
+// CHECK:         return %[[E]]
+func.func @gelu_epilogue(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor<2x16x80xf16> {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f16
+  %two = arith.constant 2.0 : f16
+  %half = arith.constant 0.5 : f16
+  %e0 = tensor.empty() : tensor<48x80xf16>
+  %wt = linalg.transpose ins(%w : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %wt : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %e2 = tensor.empty() : tensor<32x80xf16>
+  %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mm : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %x3 = tensor.expand_shape %r [[0, 1], [2]] output_shape [2, 16, 80] : tensor<32x80xf16> into tensor<2x16x80xf16>
+  %e3 = tensor.empty() : tensor<2x16x80xf16>
+  %g = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x3 : tensor<2x16x80xf16>) outs(%e3 : tensor<2x16x80xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %0 = math.sqrt %two : f16
+    %1 = arith.divf %in, %0 : f16
+    %2 = math.erf %1 : f16
+    %3 = arith.addf %2, %one : f16
+    %4 = arith.mulf %3, %half : f16
+    %5 = arith.mulf %in, %4 : f16
+    linalg.yield %5 : f16
+  } -> tensor<2x16x80xf16>
+  return %g : tensor<2x16x80xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+// Near miss for the epilogue: erf(x / sqrt(2)) scaled by 0.6, not 0.5 (not GELU). The
+// linear layer still takes the kernel; the elementwise op stays.
+// CHECK-LABEL: func.func @not_gelu
+// CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1)
+// CHECK:         linalg.generic {{.*}} ins(%[[C]] : tensor<32x80xf16>)
+// CHECK:         math.erf
+func.func @not_gelu(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor<32x80xf16> {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f16
+  %two = arith.constant 2.0 : f16
+  %c = arith.constant 0.6 : f16
+  %e0 = tensor.empty() : tensor<48x80xf16>
+  %wt = linalg.transpose ins(%w : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %wt : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %e2 = tensor.empty() : tensor<32x80xf16>
+  %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mm : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %g = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%r : tensor<32x80xf16>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %0 = math.sqrt %two : f16
+    %1 = arith.divf %in, %0 : f16
+    %2 = math.erf %1 : f16
+    %3 = arith.addf %2, %one : f16
+    %4 = arith.mulf %3, %c : f16
+    %5 = arith.mulf %in, %4 : f16
+    linalg.yield %5 : f16
+  } -> tensor<32x80xf16>
+  return %g : tensor<32x80xf16>
 }

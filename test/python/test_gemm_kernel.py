@@ -48,7 +48,7 @@ def test_gemm_kernel_semantics_in_triton_interpreter():
     script = os.path.join(os.path.dirname(triton_gemm.__file__), "interp_check.py")
     r = subprocess.run([sys.executable, script, "gemm"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") == 4 and "FAIL" not in r.stdout
+    assert r.stdout.count(" ok") == 5 and "FAIL" not in r.stdout
 
 
 @pytest.mark.parametrize("arch", [80, 90])
@@ -78,6 +78,8 @@ def test_compiled_model_dispatches_linear_layers():
     assert compiled.vmfb.count(ENTRY) >= 2
     paths = [(s.module_path, s.path, s.details["shape"]) for s in compiled.report.linears]
     assert paths == [("up", "triton-gemm sm_90", "32x96x64"), ("down", "triton-gemm sm_90", "32x64x96")]
+    epilogues = [s.details["kernel"]["epilogue"] for s in compiled.report.linears]
+    assert epilogues == ["bias, to f16, gelu", "to f16"]  # the GELU between them runs in the first kernel
     assert "2 of 2 matmuls take flashlift's GEMM kernel [triton-gemm sm_90]" in str(compiled.report)
     # the report survives save/load
     assert flashlift.CompiledModel(compiled.vmfb, compiled.meta).report.linears[1].path == "triton-gemm sm_90"
