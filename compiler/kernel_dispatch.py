@@ -290,22 +290,31 @@ def analyze(op) -> Plan:
                 q_batch_sizes=qb, kv_batch_len=len(kvb))
     if mask is not None:
         plan.mask = mask
-        roles = []
-        for d in dims["mask"]:
-            if d == m:
-                roles.append("m")
-            elif d == k2:
-                roles.append("k2")
-            elif d in q_batch:
-                roles.append(q_batch.index(d))
-            else:
-                raise NotCovered("the mask varies along a dim that is not batch, m or k2")
+        roles = mask_roles(dims["mask"], m, k2, q_batch)
+        if roles is None:
+            raise NotCovered("the mask varies along a dim that is not batch, m or k2")
         plan.mask_roles = roles
         if key_padding_mask_type(plan) is not None or full_mask_type(plan) is not None:
             return plan  # usable at run time whatever its size
         if math.prod(ir.RankedTensorType(mask.type).shape) > MAX_MASK_ELEMENTS:
             raise NotCovered("mask too large to evaluate at compile time")
     return plan
+
+
+def mask_roles(mask_dims: list, m: int, k2: int, q_batch: list) -> Optional[list]:
+    """Per mask dim: "m", "k2" or its position among Q's batch dims; None if the mask varies
+    along another loop."""
+    roles = []
+    for d in mask_dims:
+        if d == m:
+            roles.append("m")
+        elif d == k2:
+            roles.append("k2")
+        elif d in q_batch:
+            roles.append(q_batch.index(d))
+        else:
+            return None
+    return roles
 
 
 def _layout(ds: list, m: int, n: int, k1: int, k2: int) -> str:

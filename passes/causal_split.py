@@ -86,16 +86,11 @@ def _candidate(op, chunk: int):
     if m not in mask_dims or k2 not in mask_dims:
         return None  # a mask that does not vary along both queries and keys is not causal
     q_batch = [d for d in r["q"] if d not in (m, r["k1"][0])]
-    mask_roles = []
-    for d in mask_dims:
-        if d == m:
-            mask_roles.append("m")
-        elif d == k2:
-            mask_roles.append("k2")
-        elif d in q_batch:
-            mask_roles.append(q_batch.index(d))
-        else:
-            return None
+    from flashlift.compiler.kernel_dispatch import mask_roles as roles_of
+
+    mask_roles = roles_of(mask_dims, m, k2, q_batch)
+    if mask_roles is None:
+        return None
     if sizes[m] <= chunk:
         return None
     return mask_roles, sizes[m], sizes[k2], dims, m, k2
