@@ -143,7 +143,8 @@ def _make_device(driver: str):
     stream-ordered pool: a pooled result the caller drops is freed with a synchronous
     cuMemFree, 0.1-0.3 ms per call for a 16 MiB attention output on an H200, more with
     torch's CUDA context in the same process (bench/results/runtime-overhead-h200.md).
-    The flag takes effect if this process has not created IREE's CUDA driver yet."""
+    The flag takes effect if this process has not created IREE's CUDA driver yet. The cache
+    keeps freed buffers for reuse: device memory goes back when the model is dropped."""
     import iree.runtime as rt
 
     rt.flags.parse_flags("--cuda_async_allocations=false")
