@@ -63,6 +63,7 @@ Masking semantics (causal):
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Optional
 
@@ -500,15 +501,9 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     return ck, cfg, consts
 
 
-def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
-              head_dim: int, dtype: str = "f16", causal: bool = False,
-              bottom_right: bool = False, scale: Optional[float] = None,
-              arch: int = 80, config: Optional[dict] = None,
-              ptx_version: Optional[int] = None,
-              key_padding_mask_dtype: Optional[str] = None,
-              mask_dtype: Optional[str] = None, mask_batched: bool = True,
-              out_seq_major: bool = False, in_seq_major: tuple = (False, False, False)) -> KernelBinary:
-    """AOT-compiles the FA forward kernel for one static shape.
+def build_ptx(**kwargs) -> KernelBinary:
+    """AOT-compiles the FA forward kernel for one static shape; takes compile_kernel's
+    keyword arguments (an unknown one is a TypeError).
 
     causal may be False, True / "top_left", or "bottom_right" (equivalently
     causal=True, bottom_right=True). ptx_version: e.g. 84 to emit `.version 8.4`
@@ -527,42 +522,40 @@ def build_ptx(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     in_seq_major: (q, k, v) flags, each read as (B, S, heads, D) instead of
     (B, heads, S, D) (where a model's projection leaves it).
     """
-    if isinstance(causal, str):
-        if causal not in ("top_left", "bottom_right"):
-            raise ValueError(f"causal={causal!r}")
-        bottom_right = causal == "bottom_right"
-        causal = True
-    if scale is None:
-        scale = 1.0 / math.sqrt(head_dim)
-    ck, cfg, _ = compile_kernel(
-        batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
-        head_dim=head_dim, dtype=dtype, causal=causal, bottom_right=bottom_right,
-        scale=scale, arch=arch, config=config, ptx_version=ptx_version,
-        key_padding_mask_dtype=key_padding_mask_dtype, mask_dtype=mask_dtype, mask_batched=mask_batched,
-        out_seq_major=out_seq_major, in_seq_major=in_seq_major)
-    tdt = _TL_DTYPE[str(dtype).replace("torch.", "")]
+    bound = inspect.signature(compile_kernel).bind(**kwargs)
+    bound.apply_defaults()
+    a = bound.arguments
+    if isinstance(a["causal"], str):
+        if a["causal"] not in ("top_left", "bottom_right"):
+            raise ValueError(f"causal={a['causal']!r}")
+        a["bottom_right"] = a["causal"] == "bottom_right"
+        a["causal"] = True
+    if a["scale"] is None:
+        a["scale"] = 1.0 / math.sqrt(a["head_dim"])
+    ck, cfg, _ = compile_kernel(**a)
+    kpm_dtype, mask_dtype, in_seq_major = a["key_padding_mask_dtype"], a["mask_dtype"], a["in_seq_major"]
     roles = ["input", "input", "input", "output"]
     names = ["q", "k", "v", "o"]
-    if key_padding_mask_dtype is not None or mask_dtype is not None:
+    if kpm_dtype is not None or mask_dtype is not None:
         roles.insert(3, "input")
         names.insert(3, "key_padding_mask" if mask_dtype is None else "mask")
-    grid = (triton.cdiv(sq, cfg["BLOCK_M"]), batch * heads, 1)
-    cfg_out = dict(cfg, scale=float(scale), causal=bool(causal),
-                   bottom_right=bool(causal and bottom_right),
-                   batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
-                   head_dim=head_dim, dtype=tdt)
-    if key_padding_mask_dtype is not None:  # (absent otherwise: configs of mask-free kernels unchanged)
-        cfg_out["key_padding_mask"] = _KPM_DTYPE[str(key_padding_mask_dtype).replace("torch.", "")]
+    grid = (triton.cdiv(a["sq"], cfg["BLOCK_M"]), a["batch"] * a["heads"], 1)
+    cfg_out = dict(cfg, scale=float(a["scale"]), causal=bool(a["causal"]),
+                   bottom_right=bool(a["causal"] and a["bottom_right"]),
+                   **{k: a[k] for k in ("batch", "heads", "kv_heads", "sq", "skv", "head_dim")},
+                   dtype=_TL_DTYPE[str(a["dtype"]).replace("torch.", "")])
+    if kpm_dtype is not None:  # (absent otherwise: configs of mask-free kernels unchanged)
+        cfg_out["key_padding_mask"] = _KPM_DTYPE[str(kpm_dtype).replace("torch.", "")]
     if mask_dtype is not None:
         cfg_out["mask"] = _KPM_DTYPE[str(mask_dtype).replace("torch.", "")]
-        cfg_out["mask_batched"] = bool(mask_batched)
+        cfg_out["mask_batched"] = bool(a["mask_batched"])
     else:
         cfg_out.pop("MASK_SKIP", None)
-    if out_seq_major:
+    if a["out_seq_major"]:
         cfg_out["out_layout"] = "bshd"
     if any(in_seq_major):
         cfg_out["in_layout"] = ["bshd" if x else "bhsd" for x in in_seq_major]
-    return aot.binary(ck, arch, names, roles, grid, cfg_out)
+    return aot.binary(ck, a["arch"], names, roles, grid, cfg_out)
 
 
 if __name__ == "__main__":  # quick smoke test: python triton_fa.py
