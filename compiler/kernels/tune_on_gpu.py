@@ -416,6 +416,16 @@ def main(argv=None):
 
     chosen = {}   # (case, dtype) -> cfg
 
+    def choose_fastest(dtype, fallback=None):
+        """chosen[(case, dtype)] = the fastest measured cfg of each case; with none measured,
+        the one chosen for (case, fallback) if any."""
+        for c in cases:
+            rk = ranked(c, dtype)
+            if rk:
+                chosen[(c, dtype)] = rk[0]["cfg"]
+            elif fallback is not None and (c, fallback) in chosen:
+                chosen[(c, dtype)] = chosen[(c, fallback)]
+
     def dump(tag):
         with open(os.path.join(args.out, "tuning_partial.json"), "w") as f:
             json.dump(dict(info=info, tag=tag, elapsed_s=elapsed(), results=results), f, default=str)
@@ -435,11 +445,8 @@ def main(argv=None):
                     jobs.append((c, dt, combo))
         measure(jobs, "R")
         dump("R")
-        for c in cases:
-            for dt in ("fp16", "bf16"):
-                rk = ranked(c, dt)
-                if rk:
-                    chosen[(c, dt)] = rk[0]["cfg"]
+        for dt in ("fp16", "bf16"):
+            choose_fastest(dt)
     elif args.table:
         for c in cases:
             for dt in ("fp16", "bf16"):
@@ -479,10 +486,7 @@ def main(argv=None):
                                                      REVERSE_M=False)))
             measure(jobs, "B")
             dump("B")
-        for c in cases:
-            rk = ranked(c, "fp16")
-            if rk:
-                chosen[(c, "fp16")] = rk[0]["cfg"]
+        choose_fastest("fp16")
         if "C" in phases and elapsed() < args.budget * 0.75:
             log(f"[C] bf16 ({elapsed():.0f}s)")
             jobs = []
@@ -496,12 +500,7 @@ def main(argv=None):
                     jobs.append((c, "bf16", tog))
             measure(jobs, "C")
             dump("C")
-        for c in cases:
-            rk = ranked(c, "bf16")
-            if rk:
-                chosen[(c, "bf16")] = rk[0]["cfg"]
-            elif (c, "fp16") in chosen:
-                chosen[(c, "bf16")] = chosen[(c, "fp16")]
+        choose_fastest("bf16", fallback="fp16")
 
     # ---- class winners: best geomean slowdown over the shapes of a class ----
     winners = {}
