@@ -21,24 +21,28 @@ Given a `KernelBinary` (see triton_fa.py) this produces
 IREE CUDA kernel ABI for external executables (IREE 3.13):
   kernel params = one CUdeviceptr per layout binding, in binding order,
   followed by one 32-bit value per layout constant. Bindings are assigned in
-  flow.dispatch order: all (non-tied) tensor operands, then all results.
+  flow.dispatch order: all tensor operands (a tied result is its operand's
+  binding), then all untied results.
   block dims = export `workgroup_size`, dynamic shared memory = export
   `workgroup_local_memory` (the HAL calls cuFuncSetAttribute(
   CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, that value) when the
   executable is loaded and launches with it), grid = the values returned by
   the export's count region.
 
-Triton's kernel is (Q, K, V, O, global_scratch, profile_scratch), so the
-dispatch is declared with three results: O plus two 16-byte dummy results
-that only exist to give the two scratch pointer params a valid device pointer
-(bindings 4 and 5). The kernel never dereferences them (scratch sizes are 0,
-verified at build time); IREE sub-allocates both from one tiny transient
-buffer and drops them after the dispatch. No push constants are used: every
-shape is baked into the kernel.
+Triton's kernel is (Q, K, V, O, global_scratch, profile_scratch). The two scratch
+pointers must be valid device pointers, but the kernel never dereferences them
+(scratch sizes are 0, verified at build time), so they are bound to Q again. For
+O to come before them in binding order, O is a tied operand: the dispatch is
+`(q, k, v, o_init, q, q) -> o_init`, with o_init a `tensor.empty()` that IREE
+allocates as the result. A dispatch with dummy *results* for the scratch
+pointers instead costs each call a transient allocation and a deallocation
+queued after the kernel, which the call then waits on: 10-20 us more per call
+on an H200 (bench/results/runtime-overhead-h200.md). No push constants are
+used: every shape is baked into the kernel.
 
 A kernel built with a key-padding mask (build_ptx(key_padding_mask_dtype=...))
 has a fourth input, (q, k, v, key_padding_mask, o, scratch, scratch): the
-dispatch is then `(q, k, v, mask) -> (o, scratch0, scratch1)`, the (B, Skv)
+dispatch is then `(q, k, v, mask, o_init, q, q) -> o_init`, the (B, Skv)
 mask being binding 3 (read-only) and O binding 4. A kernel built with a
 (B, Sq, Skv) mask (build_ptx(mask_dtype=...), parameter "mask") takes it in
 the same place.
@@ -52,7 +56,6 @@ from typing import Optional, Sequence
 _MLIR_DTYPE = {"fp16": "f16", "f16": "f16", "float16": "f16",
                "bf16": "bf16", "bfloat16": "bf16"}
 
-SCRATCH_BYTES = 16     # size of each dummy scratch result (i8 elements)
 GENERIC_CUDA_TARGET = '#hal.executable.target<"cuda", "cuda-nvptx-fb">'
 
 
@@ -156,8 +159,7 @@ def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *
                 types: Optional[Sequence[str]] = None, mask: Optional[str] = None,
                 mask_type_: Optional[str] = None) -> str:
     """The `flow.dispatch` computing `result = attention(q, k, v)`; q/k/v/result
-    are SSA names (e.g. "%q"). Produces two extra, unused dummy results for
-    Triton's scratch pointers.
+    are SSA names (e.g. "%q"); Triton's scratch pointers are bound to q.
 
     types: (q, k, v, o) tensor types as MLIR text; default the kernel's
     (B, H, S, D) / (B, KVH, S, D) types. Any other static types with the same
@@ -170,15 +172,23 @@ def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *
     """
     _check_abi(kb, mask)
     qt, kt, vt, ot = types if types is not None else _default_types(kb)
-    st = f"tensor<{SCRATCH_BYTES}xi8>"
-    tmp = result.lstrip("%")
-    operands, otypes = f"{q}, {k}, {v}", f"{qt}, {kt}, {vt}"
+    operands, otypes = [q, k, v], [qt, kt, vt]
     if mask is not None:
-        operands += f", {mask}"
-        otypes += f", {mask_type_ or mask_type(kb)}"
-    return (f"    {result}, %{tmp}_scratch0, %{tmp}_scratch1 = flow.dispatch "
-            f"@{sym_name}::@{kb.name}({operands}) : ({otypes}) "
-            f"-> ({ot}, {st}, {st})\n")
+        operands.append(mask)
+        otypes.append(mask_type_ or mask_type(kb))
+    return _tied_dispatch(sym_name, kb.name, operands, otypes, ot, result)
+
+
+def _tied_dispatch(sym_name: str, kernel: str, operands: Sequence[str], types: Sequence[str],
+                   result_type: str, result: str) -> str:
+    """`result = flow.dispatch` of a Triton kernel (inputs..., out, scratch, scratch): the
+    output a tied `tensor.empty()` operand, both scratch pointers bound to the first input
+    (see the module doc)."""
+    init = f"%{result.lstrip('%')}_init"
+    names = ", ".join([*operands, init, operands[0], operands[0]])
+    tys = ", ".join([*types, result_type, types[0], types[0]])
+    return (f"    {init} = tensor.empty() : {result_type}\n"
+            f"    {result} = flow.dispatch @{sym_name}::@{kernel}({names}) : ({tys}) -> {init}\n")
 
 
 def _default_types(kb) -> tuple[str, str, str, str]:
@@ -235,67 +245,21 @@ def kernel_func(kb, sym_name: str, func_name: str, arg_types: Sequence[str], res
     n_in = len(arg_types)
     if roles != ["input"] * n_in + ["output", "scratch", "scratch"]:
         raise ValueError(f"kernel {kb.name} params {roles} do not take {n_in} inputs and one output")
-    st = f"tensor<{SCRATCH_BYTES}xi8>"
     args = ", ".join(f"%arg{i}: {t}" for i, t in enumerate(arg_types))
-    names = ", ".join(f"%arg{i}" for i in range(n_in))
+    body = _tied_dispatch(sym_name, kb.name, [f"%arg{i}" for i in range(n_in)], arg_types, result_type, "%r")
     return (f"  func.func private @{func_name}({args}) -> {result_type} {{\n"
-            f"    %r, %scratch0, %scratch1 = flow.dispatch @{sym_name}::@{kb.name}({names}) : "
-            f"({', '.join(arg_types)}) -> ({result_type}, {st}, {st})\n"
-            f"    return %r : {result_type}\n  }}\n")
+            + body + f"    return %r : {result_type}\n  }}\n")
 
 
 def _bindings(kb) -> list:
-    n_in = sum(1 for p in kb.params if p.role == "input")
-    return (["#hal.pipeline.binding<storage_buffer, ReadOnly>"] * n_in
-            + ["#hal.pipeline.binding<storage_buffer>"] * (len(kb.params) - n_in))
-
-
-def dispatch_extern_op(kb, q: str, k: str, v: str, result: str = "%o", *,
-                       object_kind: str = "ptx", object_path: Optional[str] = None) -> str:
-    """Single-op alternative: `hal.dispatch.extern` (IREE 3.13 accepts it too).
-    It creates the executable itself, so nothing is needed at module level;
-    handy when splicing into an existing function. Same ABI/bindings."""
-    _check_abi(kb)
-    qt, kvt, _ = attention_types(kb)
-    st = f"tensor<{SCRATCH_BYTES}xi8>"
-    tmp = result.lstrip("%")
-    gx, gy, gz = kb.grid
-    bx, by, bz = kb.block
-    b = ",\n          ".join(_bindings(kb))
-    obj = _object_attr(kb, object_kind, object_path)
-    return f"""    {result}, %{tmp}_scratch0, %{tmp}_scratch1 = hal.dispatch.extern "{kb.name}"({q}, {k}, {v}) : ({qt}, {kvt}, {kvt}) -> ({qt}, {st}, {st})
-      count(%device: !hal.device) -> (index, index, index) {{
-        %gx = arith.constant {gx} : index
-        %gy = arith.constant {gy} : index
-        %gz = arith.constant {gz} : index
-        hal.return %gx, %gy, %gz : index, index, index
-      }}
-      layout(#hal.pipeline.layout<bindings = [
-          {b}
-        ]>)
-      objects({{
-        {GENERIC_CUDA_TARGET} ordinal(0) = [
-          {obj}
-        ]
-      }})
-      <workgroup_size = [{bx} : index, {by} : index, {bz} : index], workgroup_local_memory = {kb.shared_mem_bytes}>
-"""
+    """Inputs and the scratch pointers (bound to the first input) read-only, the output read-write."""
+    return [f"#hal.pipeline.binding<storage_buffer{'' if p.role == 'output' else ', ReadOnly'}>" for p in kb.params]
 
 
 def module_text(kb, *, func_name: str = "attn", sym_name: str = "flashlift_fa_fwd",
-                object_kind: str = "ptx", object_path: Optional[str] = None,
-                form: str = "source") -> str:
-    """A complete module: `func.func @attn(q, k, v) -> o`.
-    form="source": hal.executable.source + flow.dispatch (default);
-    form="extern": hal.dispatch.extern."""
+                object_kind: str = "ptx", object_path: Optional[str] = None) -> str:
+    """A complete module: hal.executable.source + `func.func @attn(q, k, v) -> o`."""
     qt, kvt, _ = attention_types(kb)
-    if form == "extern":
-        c = kb.config
-        return (f"// flashlift FA fwd (hal.dispatch.extern) {c}\nmodule {{\n"
-                f"  func.func @{func_name}(%q: {qt}, %k: {kvt}, %v: {kvt}) -> {qt} {{\n"
-                + dispatch_extern_op(kb, "%q", "%k", "%v", "%o", object_kind=object_kind,
-                                     object_path=object_path)
-                + f"    return %o : {qt}\n  }}\n}}\n")
     c = kb.config
     header = (f"// flashlift FA fwd: B={c['batch']} H={c['heads']} KVH={c['kv_heads']} "
               f"Sq={c['sq']} Skv={c['skv']} D={c['head_dim']} {c['dtype']} "

@@ -17,7 +17,8 @@
 // CHECK-SAME:    path = "flashlift_gemm_sm90_{{[0-9a-f]+}}.cubin"
 // CHECK:         hal.executable.export public @_gemm_kernel
 // CHECK:       func.func private @[[HELPER]]
-// CHECK:         flow.dispatch @[[EXE]]::@_gemm_kernel(%arg0, %arg1, %arg2) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>) -> (tensor<16x96xf16>, tensor<16xi8>, tensor<16xi8>)
+// CHECK:         %[[OUT:.+]] = tensor.empty() : tensor<16x96xf16>
+// CHECK-NEXT:    flow.dispatch @[[EXE]]::@_gemm_kernel(%arg0, %arg1, %arg2, %[[OUT]], %arg0, %arg0) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>, tensor<16x96xf16>, tensor<16x64xf16>, tensor<16x64xf16>) -> %[[OUT]]
 // SM80-LABEL:  func.func @linear_bias
 // SM80:          call @flashlift_gemm_sm80_
 // SM80:        hal.executable.source private @flashlift_gemm_sm80_
@@ -68,7 +69,7 @@ func.func @linear_bias(%x: tensor<16x64xf16>, %w: tensor<96x64xf16>, %b: tensor<
 // CHECK-LABEL: func.func @projection_no_bias
 // CHECK-NOT:     linalg.matmul
 // CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<128x256xbf16>, tensor<64x256xbf16>) -> tensor<128x64xbf16>
-// CHECK:       flow.dispatch {{.*}} -> (tensor<128x64xbf16>, tensor<16xi8>, tensor<16xi8>)
+// CHECK:       flow.dispatch {{.*}}(%arg0, %arg1, %[[OUT:.+]], %arg0, %arg0) : ({{.*}}, tensor<128x64xbf16>, {{.*}}) -> %[[OUT]]
 func.func @projection_no_bias(%x: tensor<128x256xbf16>, %w: tensor<64x256xbf16>) -> tensor<128x64xbf16> {
   %zero = arith.constant 0.0 : f32
   %e0 = tensor.empty() : tensor<256x64xbf16>
