@@ -136,15 +136,21 @@ def load_manifest(modules_dir: str) -> tuple[dict, str]:
     return manifest, device
 
 
-def flashlift_candidates(modules_dir: str, modules: dict, args: tuple) -> dict:
-    """variant -> (run on device-resident args, result -> torch tensor) for each saved module."""
+def flashlift_candidates(modules_dir: str, modules: dict, args: tuple, public_call: bool = True) -> dict:
+    """variant -> (run, result -> torch tensor or None) for each saved module. On the GPU a run
+    is the compiled model called on the CUDA tensors, as users call it (no copies,
+    synchronous); public_call=False imports them once (`prepare`: a model's weights). On the
+    CPU, a call on inputs uploaded once."""
     import flashlift
     from flashlift.runtime import _to_torch
 
     candidates = {}
     for variant, name in modules.items():
         compiled = flashlift.load(os.path.join(modules_dir, name))
-        fn = compiled.prepare(*[a.cpu() for a in args])
+        if args[0].is_cuda:
+            candidates[variant] = ((lambda m=compiled: m(*args)) if public_call else compiled.prepare(*args), None)
+            continue
+        fn = compiled.prepare(*args)
         candidates[variant] = (fn, lambda r, m=compiled: _to_torch(r, m.meta["outputs"][0]["dtype"]))
     return candidates
 
@@ -246,7 +252,8 @@ def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -
         f"Attention benchmark: {name}",
         [f"flashlift commit: {manifest.get('commit', 'unknown')} (modules compiled for target `{manifest['target']}`)",
          f"device: {name}; torch {torch.__version__}",
-         "time: median ms of warm runs (IREE: device-resident inputs, synchronous call); "
+         "time: median ms of warm runs, each call followed by a device sync (flashlift and IREE: the compiled "
+         "model called on device-resident tensors, synchronous; on CUDA the torch tensors themselves, zero-copy); "
          "TFLOP/s = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs"],
         ["shape (B,H,S,D)", "dtype", "causal"], rows,
         lambda r: [f"{r['b']},{r['h']},{r['s']},{r['d']}", r["dtype"], "yes" if r["causal"] else "no"], cell)

@@ -97,19 +97,77 @@ class CompiledModel:
                 seen.setdefault(sym, (i, d, a.shape[d]))
 
     def __call__(self, *args: Any):
+        """Runs the module on `args`. On a CUDA module, torch tensors on the GPU IREE runs on
+        (cuda:0) go in and come out without copies (DLPack): the result is on that GPU. Other
+        tensors are copied through the host, and the result is returned where the first
+        argument lives."""
         self.check_args(args)
+        if self._zero_copy(args):
+            return self._call_zero_copy(args)
         result = self._function()(*[self._upload(a) for a in args])
         results = result if isinstance(result, (list, tuple)) else [result]
         outs = [_to_torch(r, spec["dtype"]) for r, spec in zip(results, self.meta["outputs"])]
+        where = args[0].device if args else None
+        if where is not None and where.type != "cpu":
+            outs = [o.to(where) for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def prepare(self, *args: Any):
-        """Uploads `args` to the device once; returns a no-argument function that runs the
-        module on them and waits for the result (for timing without host copies)."""
+        """Uploads `args` to the device once (on a CUDA module, CUDA tensors on its GPU are used
+        in place); returns a no-argument function that runs the module on them and waits for
+        the result (for timing without host copies). On the zero-copy path the function
+        returns torch tensors, otherwise IREE's results."""
         self.check_args(args)
+        if self._zero_copy(args):
+            views = [self._import(a) for a in args]
+            return lambda: self._run_zero_copy(views)
         fn = self._function()
         buffers = [self._upload(a) for a in args]
         return lambda: fn(*buffers)
+
+    def _zero_copy(self, args: tuple) -> bool:
+        """Whether every argument is a tensor on the CUDA device IREE runs this module on."""
+        return (self.device == "cuda" and bool(args)
+                and all(a.is_cuda and (a.device.index or 0) == 0 for a in args))
+
+    def _call_zero_copy(self, args: tuple):
+        return self._run_zero_copy([self._import(a) for a in args])
+
+    def _run_zero_copy(self, views: list):
+        import torch.utils.dlpack
+
+        # IREE runs on its own CUDA stream and 3.13's CUDA driver cannot import a CUDA event
+        # as a wait: finish torch's pending work on the inputs first. The call itself is
+        # synchronous, so the results are complete when it returns.
+        self._sync_torch()
+        device = self._device()
+        outs = [torch.utils.dlpack.from_dlpack(device.create_dlpack_capsule(v, _DLPACK_CUDA, 0))
+                for v in self._invoke(views)]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    @staticmethod
+    def _sync_torch() -> None:
+        import torch
+
+        torch.cuda.current_stream().synchronize()
+
+    def _import(self, t):
+        """An IREE buffer view over tensor `t`'s device memory (no copy)."""
+        import torch.utils.dlpack
+
+        return self._device().from_dlpack_capsule(torch.utils.dlpack.to_dlpack(t.detach().contiguous()))
+
+    def _invoke(self, views: list) -> list:
+        """Calls the module's function on buffer views; returns its result buffer views."""
+        import iree.runtime as rt
+
+        fn = self._function()
+        arg_list = rt.VmVariantList(len(views))
+        for v in views:
+            arg_list.push_ref(v)
+        ret_list = rt.VmVariantList(len(self.meta["outputs"]))
+        self._ctx.vm_context.invoke(fn.vm_function, arg_list, ret_list)
+        return [ret_list.get_as_object(i, rt.HalBufferView) for i in range(ret_list.size)]
 
     def _device(self):
         self._function()
@@ -176,6 +234,8 @@ def load(path: str, device: Optional[str] = None) -> CompiledModel:
         raise ModuleFormatError(f"{path}: flashlift module version {meta.get('version')} is not supported (want {VERSION})")
     return CompiledModel(vmfb, meta, device)
 
+
+_DLPACK_CUDA = 2  # DLPack's kDLCUDA device type
 
 _HAL_ELEMENT_TYPES = {"float32": "FLOAT_32", "float16": "FLOAT_16", "bfloat16": "BFLOAT_16", "float64": "FLOAT_64",
                       "int64": "SINT_64", "int32": "SINT_32", "int16": "SINT_16", "int8": "SINT_8", "uint8": "UINT_8"}

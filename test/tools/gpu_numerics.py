@@ -36,6 +36,8 @@ def build(out_dir: str, target: str) -> None:
 
 
 def run(out_dir: str) -> int:
+    """Each case twice: host tensors in (copied to the GPU and back) and CUDA tensors in (used
+    in place; the result must be a CUDA tensor and stay intact across the next call)."""
     import torch
 
     import flashlift
@@ -44,14 +46,29 @@ def run(out_dir: str) -> int:
     for name in sorted(f for f in os.listdir(out_dir) if f.endswith(".flashlift")):
         case = name[:-len(".flashlift")]
         data = torch.load(os.path.join(out_dir, f"{case}.pt"))
-        out = flashlift.load(os.path.join(out_dir, name))(*data["args"])
-        out = (out[0] if isinstance(out, tuple) else out).float()
+        compiled = flashlift.load(os.path.join(out_dir, name))
         ref = data["ref"].float()
-        err = float("nan") if torch.isnan(out).any() else ((out - ref).norm() / ref.norm()).item()
-        ok = err < data["tol"]
-        failed += not ok
-        print(f"{case:12s} rel err {err:.2e} (tolerance {data['tol']:.0e}) {'ok' if ok else 'FAIL'}  {data['paths']}")
+        host = _first(compiled(*data["args"]))
+        on_gpu = _first(compiled(*[a.cuda() for a in data["args"]]))
+        kept = on_gpu.clone()
+        _first(compiled(*[(a + 1 if a.is_floating_point() else a).cuda() for a in data["args"]]))
+        for how, out in (("host", host), ("cuda", on_gpu)):
+            err = _rel_err(out.float().cpu(), ref)
+            ok = err < data["tol"] and (how == "host" or (out.is_cuda and torch.equal(out, kept)))
+            failed += not ok
+            print(f"{case:12s} {how:4s} rel err {err:.2e} (tolerance {data['tol']:.0e}) on {out.device} "
+                  f"{'ok' if ok else 'FAIL'}  {data['paths']}")
     return 1 if failed else 0
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _rel_err(out, ref) -> float:
+    import torch
+
+    return float("nan") if torch.isnan(out).any() else ((out - ref).norm() / ref.norm()).item()
 
 
 if __name__ == "__main__":
