@@ -106,19 +106,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timeit(fn, device: str, min_runs: int = 5, max_runs: int = 30, budget_s: float = 1.5) -> float:
-    """Median milliseconds of `fn()` after warm-up."""
-    for _ in range(2):
-        fn()
-    _sync(device)
+def timed_calls(fn, device: str, calls: int) -> list[float]:
+    """Milliseconds of each of `calls` calls of `fn()`, each followed by a device sync."""
     times = []
-    start = time.perf_counter()
-    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
+    for _ in range(calls):
         t0 = time.perf_counter()
         fn()
         _sync(device)
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return times
 
 
 def rel_err(out, ref) -> float:
@@ -155,20 +151,30 @@ def flashlift_candidates(modules_dir: str, modules: dict, args: tuple, public_ca
     return candidates
 
 
-def measure(row: dict, candidates: dict, ref, device: str, label: str) -> None:
-    """Checks each candidate's output against `ref`, then times it, into row["err"] / row["ms"].
+def measure(row: dict, candidates: dict, ref, device: str, label: str, rounds: int = 6, calls: int = 5) -> None:
+    """Checks each candidate's output against `ref` (and warms it up), then times the candidates
+    in interleaved rounds of `calls` calls each, so that a drift of the machine's speed (clocks,
+    other tenants) hits every peer alike; row["ms"] is each one's median, row["err"] its error.
     A candidate that fails (e.g. out of memory) is reported and recorded as None, not fatal."""
+    live, times = {}, {}
     for variant, (fn, convert) in candidates.items():
         try:
             out = fn()
             out = convert(out) if convert else out
             row["err"][variant] = rel_err(out.to(ref.device), ref)
-            row["ms"][variant] = timeit(fn, device)
+            del out
+            timed_calls(fn, device, 2)
+            live[variant], times[variant] = fn, []
         except Exception as e:
             row["err"][variant] = row["ms"][variant] = None
             print(f"{label} {variant}: failed: {str(e).splitlines()[0][:200]}", flush=True)
-        if device == "cuda":
-            torch.cuda.empty_cache()
+    for _ in range(rounds):
+        for variant, fn in live.items():
+            times[variant] += timed_calls(fn, device, calls)
+    for variant in live:
+        row["ms"][variant] = statistics.median(times[variant])
+    if device == "cuda":
+        torch.cuda.empty_cache()
 
 
 def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
@@ -252,7 +258,7 @@ def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -
         f"Attention benchmark: {name}",
         [f"flashlift commit: {manifest.get('commit', 'unknown')} (modules compiled for target `{manifest['target']}`)",
          f"device: {name}; torch {torch.__version__}",
-         "time: median ms of warm runs, each call followed by a device sync (flashlift and IREE: the compiled "
+         "time: median ms of 30 warm calls per peer, timed in interleaved rounds, each call followed by a device sync (flashlift and IREE: the compiled "
          "model called on device-resident tensors, synchronous; on CUDA the torch tensors themselves, zero-copy); "
          "TFLOP/s = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs"],
         ["shape (B,H,S,D)", "dtype", "causal"], rows,

@@ -154,7 +154,7 @@ def _write(rows, manifest, device, out_dir):
     text = results_markdown(
         f"End-to-end benchmark: {name}",
         [f"flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
-         "median ms of warm runs; weights are inputs, imported once (on CUDA the torch tensors themselves, zero-copy; the result comes back as a CUDA tensor); err vs the f32 model"],
+         "median ms of 30 warm calls per peer, timed in interleaved rounds; weights are inputs, imported once (on CUDA the torch tensors themselves, zero-copy; the result comes back as a CUDA tensor); err vs the f32 model"],
         ["model", "shape", "dtype"], rows, lambda r: [r["model"], r["shape"], r["dtype"]],
         lambda r, p: f"{p} ms" if r is None else (f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail"))
     with open(os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}.md"), "w") as f:
