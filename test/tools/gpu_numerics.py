@@ -37,7 +37,8 @@ def build(out_dir: str, target: str) -> None:
 
 def run(out_dir: str) -> int:
     """Each case twice: host tensors in (copied to the GPU and back) and CUDA tensors in (used
-    in place; the result must be a CUDA tensor and stay intact across the next call)."""
+    in place; the result must be a CUDA tensor, stay intact across the next call, and a call on
+    inputs changed in place must equal the host path's answer on them)."""
     import torch
 
     import flashlift
@@ -52,9 +53,14 @@ def run(out_dir: str) -> int:
         on_gpu = _first(compiled(*[a.cuda() for a in data["args"]]))
         kept = on_gpu.clone()
         _first(compiled(*[(a + 1 if a.is_floating_point() else a).cuda() for a in data["args"]]))
+        # the same CUDA tensors changed in place: the reused imports must see the new values
+        gpu_args = [a.cuda() for a in data["args"]]
+        compiled(*gpu_args)
+        gpu_args[0].mul_(0.5)
+        in_place_ok = torch.equal(_first(compiled(*gpu_args)).cpu(), _first(compiled(*[a.cpu() for a in gpu_args])))
         for how, out in (("host", host), ("cuda", on_gpu)):
             err = _rel_err(out.float().cpu(), ref)
-            ok = err < data["tol"] and (how == "host" or (out.is_cuda and torch.equal(out, kept)))
+            ok = err < data["tol"] and (how == "host" or (out.is_cuda and torch.equal(out, kept) and in_place_ok))
             failed += not ok
             print(f"{case:12s} {how:4s} rel err {err:.2e} (tolerance {data['tol']:.0e}) on {out.device} "
                   f"{'ok' if ok else 'FAIL'}  {data['paths']}")
