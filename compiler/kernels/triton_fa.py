@@ -156,18 +156,10 @@ def _fa_fwd_kernel(
         q_in = q_base
         Q_ROW: tl.constexpr = HEAD_DIM
     kv_seq = off_b.to(tl.int64) * (SKV * KVH * HEAD_DIM) + off_kvh * HEAD_DIM
-    if K_SEQ_MAJOR:
-        k_base = kv_seq
-        K_ROW: tl.constexpr = KVH * HEAD_DIM
-    else:
-        k_base = kv_base
-        K_ROW: tl.constexpr = HEAD_DIM
-    if V_SEQ_MAJOR:
-        v_base = kv_seq
-        V_ROW: tl.constexpr = KVH * HEAD_DIM
-    else:
-        v_base = kv_base
-        V_ROW: tl.constexpr = HEAD_DIM
+    k_base = kv_seq if K_SEQ_MAJOR else kv_base
+    K_ROW: tl.constexpr = KVH * HEAD_DIM if K_SEQ_MAJOR else HEAD_DIM
+    v_base = kv_seq if V_SEQ_MAJOR else kv_base
+    V_ROW: tl.constexpr = KVH * HEAD_DIM if V_SEQ_MAJOR else HEAD_DIM
 
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
