@@ -92,21 +92,32 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
     return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms)
 
 
-def compile_flags(target) -> list:
+#: CUDA modules take a wait and a signal fence after their tensors (IREE's coarse-fences ABI):
+#: the runtime then waits for a call's end itself, by polling before it blocks, instead of
+#: in IREE's blocking wait, which wakes up 0.1-0.3 ms late after long kernels on the H200
+#: machines (bench/results/call-overhead-h200.md; flashlift.runtime._await).
+ASYNC_ABI_FLAGS = ("--iree-execution-model=async-external",)
+
+
+def compile_flags(target, *, async_abi: bool = None) -> list:
+    """iree-compile flags for `target`; async_abi (default: CUDA targets) compiles the
+    function with the coarse-fences ABI."""
     flags = list(target.flags)
     if target.kind == "cpu":
         from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
 
         flags += CPU_COMPILE_FLAGS
+    if target.kind == "cuda" if async_abi is None else async_abi:
+        flags += ASYNC_ABI_FLAGS
     return flags
 
 
-def iree_compile(text: str, target) -> bytes:
+def iree_compile(text: str, target, *, async_abi: bool = None) -> bytes:
     """Step 4: iree-compile for `target`; a CompileError carries IREE's own diagnostics."""
     from iree.compiler.tools import CompilerToolError, compile_str
 
     try:
-        return compile_str(text, extra_args=compile_flags(target))
+        return compile_str(text, extra_args=compile_flags(target, async_abi=async_abi))
     except CompilerToolError as e:
         raise CompileError(f"iree-compile failed for target {target.name}:\n{_diagnostics(str(e))}") from None
 

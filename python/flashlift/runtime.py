@@ -40,6 +40,8 @@ class CompiledModel:
         self.report = Report.from_dict(meta.get("report", {}))
         self._fn = None
         self._last_imports: dict = {}
+        self._semaphore = None  # signalled by calls of a coarse-fences (async) function
+        self._calls = 0
 
     @property
     def target(self) -> str:
@@ -61,7 +63,16 @@ class CompiledModel:
             ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, self._vmfb))
             self._ctx = ctx
             self._fn = ctx.modules.module[self.meta["function"]]
+            if self._fn.vm_function.reflection.get("iree.abi.model") == "coarse-fences":
+                self._semaphore = self._ctx.config.device.create_semaphore(0)
         return self._fn
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the module's function takes a wait and a signal fence after its tensors
+        (compiled with --iree-execution-model=async-external, as CUDA modules are)."""
+        self._function()
+        return self._semaphore is not None
 
     def check_args(self, args: tuple) -> None:
         import torch
@@ -105,9 +116,12 @@ class CompiledModel:
         self.check_args(args)
         if self._zero_copy(args):
             return self._call_zero_copy(args)
-        result = self._function()(*[self._upload(a) for a in args])
-        results = result if isinstance(result, (list, tuple)) else [result]
-        outs = [_to_torch(r, spec["dtype"]) for r, spec in zip(results, self.meta["outputs"])]
+        if self.is_async:
+            outs = [self._export(v).cpu() for v in self._invoke([self._upload(a) for a in args])]
+        else:
+            result = self._function()(*[self._upload(a) for a in args])
+            results = result if isinstance(result, (list, tuple)) else [result]
+            outs = [_to_torch(r, spec["dtype"]) for r, spec in zip(results, self.meta["outputs"])]
         where = args[0].device if args else None
         if where is not None and where.type != "cpu":
             outs = [o.to(where) for o in outs]
@@ -124,6 +138,8 @@ class CompiledModel:
             return lambda: self._run_zero_copy(views)
         fn = self._function()
         buffers = [self._upload(a) for a in args]
+        if self.is_async:
+            return lambda: self._invoke(buffers)
         return lambda: fn(*buffers)
 
     def _zero_copy(self, args: tuple) -> bool:
@@ -150,10 +166,15 @@ class CompiledModel:
         # as a wait: finish torch's pending work on the inputs first. The call itself is
         # synchronous, so the results are complete when it returns.
         self._sync_torch()
-        device = self._device()
-        outs = [torch.utils.dlpack.from_dlpack(device.create_dlpack_capsule(v, _DLPACK_CUDA, 0))
-                for v in self._invoke(views)]
+        outs = [self._export(v) for v in self._invoke(views)]
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _export(self, view):
+        """A torch tensor over result `view`'s memory on the module's device (no copy)."""
+        import torch.utils.dlpack
+
+        kind = _DLPACK_CUDA if self.device == "cuda" else _DLPACK_CPU
+        return torch.utils.dlpack.from_dlpack(self._device().create_dlpack_capsule(view, kind, 0))
 
     @staticmethod
     def _sync_torch() -> None:
@@ -168,15 +189,24 @@ class CompiledModel:
         return self._device().from_dlpack_capsule(torch.utils.dlpack.to_dlpack(t.detach().contiguous()))
 
     def _invoke(self, views: list) -> list:
-        """Calls the module's function on buffer views; returns its result buffer views."""
+        """Calls the module's function on buffer views and waits for it; returns its result
+        buffer views. An async function gets an empty wait fence (its inputs are ready) and
+        a signal fence on this model's semaphore, which is then awaited."""
         import iree.runtime as rt
 
         fn = self._function()
-        arg_list = rt.VmVariantList(len(views))
+        arg_list = rt.VmVariantList(len(views) + 2)
         for v in views:
             arg_list.push_ref(v)
+        if self._semaphore is not None:
+            self._calls += 1
+            signal = rt.HalFence.create_at(self._semaphore, self._calls)
+            arg_list.push_ref(rt.HalFence(1))
+            arg_list.push_ref(signal)
         ret_list = rt.VmVariantList(len(self.meta["outputs"]))
         self._ctx.vm_context.invoke(fn.vm_function, arg_list, ret_list)
+        if self._semaphore is not None:
+            _await(self._semaphore, self._calls, signal)
         return [ret_list.get_as_object(i, rt.HalBufferView) for i in range(ret_list.size)]
 
     def _device(self):
@@ -204,6 +234,25 @@ class CompiledModel:
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr(META_NAME, json.dumps(self.meta, indent=2))
             z.writestr(VMFB_NAME, self._vmfb)
+
+
+#: How long a call polls for its result before it blocks (seconds): see _await.
+SPIN_SECONDS = 0.05
+
+
+def _await(semaphore, value: int, fence) -> None:
+    """Waits until `semaphore` reaches `value`. IREE's blocking wait wakes its caller 0.1-0.3 ms
+    after a kernel of 0.5 ms or more ends on the H200 machines (the waiting thread's CPU has
+    gone idle), so a call polls the semaphore first, as CUDA's own synchronisation spins by
+    default; calls longer than SPIN_SECONDS block, where that latency no longer matters.
+    A failed semaphore (a device error) raises from query() or wait()."""
+    import time
+
+    deadline = time.perf_counter() + SPIN_SECONDS
+    while semaphore.query() < value:
+        if time.perf_counter() > deadline:
+            fence.wait()
+            return
 
 
 def _make_device(driver: str):
@@ -245,10 +294,11 @@ def load(path: str, device: Optional[str] = None) -> CompiledModel:
     return CompiledModel(vmfb, meta, device)
 
 
-_DLPACK_CUDA = 2  # DLPack's kDLCUDA device type
+_DLPACK_CPU, _DLPACK_CUDA = 1, 2  # DLPack's kDLCPU and kDLCUDA device types
 
 _HAL_ELEMENT_TYPES = {"float32": "FLOAT_32", "float16": "FLOAT_16", "bfloat16": "BFLOAT_16", "float64": "FLOAT_64",
-                      "int64": "SINT_64", "int32": "SINT_32", "int16": "SINT_16", "int8": "SINT_8", "uint8": "UINT_8"}
+                      "int64": "SINT_64", "int32": "SINT_32", "int16": "SINT_16", "int8": "SINT_8", "uint8": "UINT_8",
+                     "bool": "BOOL_8"}
 
 
 def _to_torch(result, dtype: str):

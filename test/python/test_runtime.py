@@ -1,0 +1,110 @@
+"""The runtime's two calling conventions: IREE's synchronous one (CPU modules) and the
+coarse-fences one CUDA modules are compiled with (a wait and a signal fence after the
+tensors; flashlift polls the signal before it blocks). Both are exercised here on the CPU,
+where an async module is compiled on purpose."""
+
+import pytest
+import torch
+
+import flashlift
+from conftest import rel_err
+from flashlift import runtime
+from flashlift.compiler import driver
+from flashlift.compiler.targets import parse_target
+from flashlift.runtime import CompiledModel
+from test_foundation import PlainAttention
+
+CPU = parse_target("cpu")
+
+
+class MaskedTwoOutputs(torch.nn.Module):
+    """Attention with a boolean key mask, returning the output and its row sums."""
+
+    def forward(self, q, k, v, keep):
+        s = torch.matmul(q, k.transpose(-2, -1)) * 0.25
+        s = s.masked_fill(~keep, float("-inf"))
+        o = torch.matmul(torch.softmax(s.float(), dim=-1).to(q.dtype), v)
+        return o, o.float().sum(-1)
+
+
+def compiled_cpu(model, args, *, async_abi: bool) -> CompiledModel:
+    text = flashlift.import_model(model, args)
+    lowered = driver.lower(text, CPU)
+    vmfb = driver.iree_compile(lowered.text, CPU, async_abi=async_abi)
+    return CompiledModel(vmfb, {"function": "main", "inputs": lowered.signature["inputs"],
+                                "outputs": lowered.signature["outputs"]})
+
+
+def test_cuda_targets_compile_with_the_async_abi_and_cpu_without():
+    assert driver.ASYNC_ABI_FLAGS[0] in driver.compile_flags(parse_target("cuda:sm_90"))
+    assert driver.ASYNC_ABI_FLAGS[0] not in driver.compile_flags(CPU)
+    assert driver.ASYNC_ABI_FLAGS[0] in driver.compile_flags(CPU, async_abi=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+def test_async_and_sync_modules_give_the_same_answers(dtype):
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 24, 16).to(dtype) for _ in range(3))
+    keep = torch.rand(2, 1, 24, 24) > 0.3
+    keep[..., 0] = True  # no fully masked row
+    args = (q, k, v, keep)
+    ref_o, ref_sum = MaskedTwoOutputs()(*args)
+    sync = compiled_cpu(MaskedTwoOutputs(), args, async_abi=False)
+    asyn = compiled_cpu(MaskedTwoOutputs(), args, async_abi=True)
+    assert not sync.is_async and asyn.is_async
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    for model in (sync, asyn):
+        o, total = model(*args)
+        assert o.dtype == dtype and total.dtype == torch.float32
+        assert rel_err(o, ref_o) < tol and rel_err(total, ref_sum) < tol
+    # a later call on other inputs is not answered with an earlier call's result
+    q2 = torch.randn_like(q)
+    o2, _ = asyn(q2, k, v, keep)
+    assert rel_err(o2, MaskedTwoOutputs()(q2, k, v, keep)[0]) < tol
+
+
+def test_async_prepare_runs_repeatedly():
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(2, 8, 16) for _ in range(3))
+    model = compiled_cpu(PlainAttention(), (q, k, v), async_abi=True)
+    run = model.prepare(q, k, v)
+    first = [model._export(view).clone() for view in run()]
+    for _ in range(3):
+        again = [model._export(view) for view in run()]
+        assert torch.equal(again[0], first[0])
+    assert rel_err(first[0], PlainAttention()(q, k, v)) < 1e-5
+
+
+def test_await_blocks_after_the_spin_budget(monkeypatch):
+    """A call that outlasts SPIN_SECONDS ends in the fence's blocking wait."""
+
+    class Semaphore:
+        def __init__(self):
+            self.polls = 0
+
+        def query(self):
+            self.polls += 1
+            return 0
+
+    class Fence:
+        waited = False
+
+        def wait(self):
+            Fence.waited = True
+
+    monkeypatch.setattr(runtime, "SPIN_SECONDS", 0.001)
+    sem = Semaphore()
+    runtime._await(sem, 1, Fence())
+    assert Fence.waited and sem.polls > 1
+
+
+def test_await_returns_once_the_semaphore_is_reached():
+    class Semaphore:
+        def query(self):
+            return 5
+
+    class Fence:
+        def wait(self):
+            raise AssertionError("must not block: the value was reached")
+
+    runtime._await(Semaphore(), 5, Fence())
