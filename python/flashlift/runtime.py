@@ -40,6 +40,7 @@ class CompiledModel:
         self.report = Report.from_dict(meta.get("report", {}))
         self._fn = None
         self._last_imports: dict = {}
+        self._last_call = None  # (memory keys, imports) of the last zero-copy call
         self._semaphore = None  # signalled by calls of a coarse-fences (async) function
         self._calls = 0
 
@@ -113,6 +114,9 @@ class CompiledModel:
         (cuda:0) go in and come out without copies (DLPack): the result is on that GPU. Other
         tensors are copied through the host, and the result is returned where the first
         argument lives."""
+        views = self._repeat_views(args)
+        if views is not None:
+            return self._run_zero_copy(views)
         self.check_args(args)
         if self._zero_copy(args):
             return self._call_zero_copy(args)
@@ -153,11 +157,24 @@ class CompiledModel:
         tensor alive, so the memory cannot be given to another tensor meanwhile; the cost is
         that the previous call's inputs stay allocated until the next call."""
         # (a non-contiguous tensor is imported as a fresh contiguous copy each time)
-        keys = [(a.data_ptr(), tuple(a.shape), a.stride(), a.dtype) if a.is_contiguous() else None for a in args]
+        keys = [_memory_key(a) for a in args]
         last = self._last_imports
         views = [last[k] if k in last else self._import(a) for k, a in zip(keys, args)]
         self._last_imports = {k: v for k, v in zip(keys, views) if k is not None}
+        self._last_call = (keys, views) if None not in keys else None
         return self._run_zero_copy(views)
+
+    def _repeat_views(self, args: tuple):
+        """The last call's imports if `args` are the very tensors it was given (memory, shape,
+        strides, dtype; the kept imports hold that memory, so no other tensor can have it).
+        Those passed check_args then, so a repeated call skips it and the imports (~10 us)."""
+        if self._last_call is None:
+            return None
+        keys, views = self._last_call
+        try:
+            return views if [_memory_key(a) for a in args] == keys else None
+        except AttributeError:  # not a tensor: check_args says what is wrong
+            return None
 
     def _run_zero_copy(self, views: list):
         import torch.utils.dlpack
@@ -234,6 +251,11 @@ class CompiledModel:
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr(META_NAME, json.dumps(self.meta, indent=2))
             z.writestr(VMFB_NAME, self._vmfb)
+
+
+def _memory_key(t):
+    """What identifies a contiguous tensor's import: its memory, shape, strides and dtype."""
+    return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype) if t.is_contiguous() else None
 
 
 #: How long a call polls for its result before it blocks (seconds): see _await.

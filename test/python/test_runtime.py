@@ -108,3 +108,18 @@ def test_await_returns_once_the_semaphore_is_reached():
             raise AssertionError("must not block: the value was reached")
 
     runtime._await(Semaphore(), 5, Fence())
+
+
+def test_a_repeated_call_reuses_the_last_imports_only_for_the_same_tensors():
+    """The zero-copy path's shortcut (CUDA only; its bookkeeping is plain Python)."""
+    model = CompiledModel(b"", {"function": "main", "inputs": [], "outputs": []}, device="cuda")
+    q, k = torch.randn(2, 8, 16), torch.randn(2, 8, 16)
+    assert model._repeat_views((q, k)) is None  # no call yet
+    model._last_call = ([runtime._memory_key(q), runtime._memory_key(k)], ["q view", "k view"])
+    assert model._repeat_views((q, k)) == ["q view", "k view"]
+    assert model._repeat_views((q, q)) is None  # other memory
+    assert model._repeat_views((q, k.clone())) is None
+    assert model._repeat_views((q, k.view(2, 16, 8))) is None  # other shape, same memory
+    assert model._repeat_views((q, k.to(torch.float16))) is None
+    assert model._repeat_views((q,)) is None
+    assert model._repeat_views((q, "k")) is None  # not a tensor: check_args reports it
