@@ -192,6 +192,9 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
         if "eager" in peers:
             candidates["torch_eager"] = (lambda: model(q, k, v), None)
         if "compile" in peers:
+            # a fresh Dynamo cache per config: one forward compiled for many shapes would hit
+            # Dynamo's recompile limit (8) and run eagerly from then on
+            torch._dynamo.reset()
             compiled_model = torch.compile(model)
             candidates["torch_compile"] = (lambda: compiled_model(q, k, v), None)
         if "sdpa" in peers:

@@ -7,6 +7,7 @@ and the report). Plain data: loading never runs code from the file.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -277,13 +278,16 @@ def _await(semaphore, value: int, fence) -> None:
             return
 
 
+@functools.lru_cache(maxsize=None)
 def _make_device(driver: str):
-    """A CUDA device whose result buffers come from IREE's caching allocator instead of the
-    stream-ordered pool: a pooled result the caller drops is freed with a synchronous
-    cuMemFree, 0.1-0.3 ms per call for a 16 MiB attention output on an H200, more with
-    torch's CUDA context in the same process (bench/results/runtime-overhead-h200.md).
-    The flag takes effect if this process has not created IREE's CUDA driver yet. The cache
-    keeps freed buffers for reuse: device memory goes back when the model is dropped."""
+    """The process's one CUDA device for flashlift modules, shared by every model (one CUDA
+    stream, one set of IREE queue threads, one allocator cache). Its result buffers come from
+    IREE's caching allocator instead of the stream-ordered pool: a pooled result the caller
+    drops is freed with a synchronous cuMemFree, 0.1-0.3 ms per call for a 16 MiB attention
+    output on an H200, more with torch's CUDA context in the same process
+    (bench/results/runtime-overhead-h200.md). The flag takes effect if this process has not
+    created IREE's CUDA driver yet. The cache keeps freed buffers for reuse for the life of the
+    process, as torch's caching allocator does."""
     import iree.runtime as rt
 
     rt.flags.parse_flags("--cuda_async_allocations=false")
