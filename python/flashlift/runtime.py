@@ -40,8 +40,7 @@ class CompiledModel:
         self.device = device or meta.get("driver", "local-task")
         self.report = Report.from_dict(meta.get("report", {}))
         self._fn = None
-        self._last_imports: dict = {}
-        self._last_call = None  # (memory keys, imports) of the last zero-copy call
+        self._last_call = ([], [])  # (memory keys, imports) of the last zero-copy call
         self._semaphore = None  # signalled by calls of a coarse-fences (async) function
         self._calls = 0
 
@@ -159,27 +158,24 @@ class CompiledModel:
         that the previous call's inputs stay allocated until the next call."""
         # (a non-contiguous tensor is imported as a fresh contiguous copy each time)
         keys = [_memory_key(a) for a in args]
-        last = self._last_imports
+        last = {k: v for k, v in zip(*self._last_call) if k is not None}
         views = [last[k] if k in last else self._import(a) for k, a in zip(keys, args)]
-        self._last_imports = {k: v for k, v in zip(keys, views) if k is not None}
-        self._last_call = (keys, views) if None not in keys else None
+        self._last_call = (keys, views)
         return self._run_zero_copy(views)
 
     def _repeat_views(self, args: tuple):
         """The last call's imports if `args` are the very tensors it was given (memory, shape,
         strides, dtype; the kept imports hold that memory, so no other tensor can have it).
         Those passed check_args then, so a repeated call skips it and the imports (~10 us)."""
-        if self._last_call is None:
-            return None
         keys, views = self._last_call
+        if not keys or None in keys:  # no call yet, or a non-contiguous input (imported afresh)
+            return None
         try:
             return views if [_memory_key(a) for a in args] == keys else None
         except AttributeError:  # not a tensor: check_args says what is wrong
             return None
 
     def _run_zero_copy(self, views: list):
-        import torch.utils.dlpack
-
         # IREE runs on its own CUDA stream and 3.13's CUDA driver cannot import a CUDA event
         # as a wait: finish torch's pending work on the inputs first. The call itself is
         # synchronous, so the results are complete when it returns.

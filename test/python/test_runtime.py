@@ -117,6 +117,10 @@ def test_a_repeated_call_reuses_the_last_imports_only_for_the_same_tensors():
     assert model._repeat_views((q, k)) is None  # no call yet
     model._last_call = ([runtime._memory_key(q), runtime._memory_key(k)], ["q view", "k view"])
     assert model._repeat_views((q, k)) == ["q view", "k view"]
+    t = k.transpose(1, 2)  # a non-contiguous input has no key: never a repeat
+    model._last_call = ([runtime._memory_key(q), runtime._memory_key(t)], ["q view", "t view"])
+    assert model._repeat_views((q, t)) is None
+    model._last_call = ([runtime._memory_key(q), runtime._memory_key(k)], ["q view", "k view"])
     assert model._repeat_views((q, q)) is None  # other memory
     assert model._repeat_views((q, k.clone())) is None
     assert model._repeat_views((q, k.view(2, 16, 8))) is None  # other shape, same memory
