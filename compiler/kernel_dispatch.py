@@ -197,6 +197,8 @@ def analyze(op) -> Plan:
     """The static checks: element types, shapes, layouts, scale, region. Raises NotCovered."""
     from iree.compiler import ir
 
+    from flashlift.compiler.lowering import query_dim, roles_of
+
     operation = op.operation
     maps = [a.value for a in operation.attributes["indexing_maps"]]
     operands = list(operation.operands)
@@ -230,18 +232,14 @@ def analyze(op) -> Plan:
         raise NotCovered(f"result element type {elt['O']} for {elt['Q']} inputs")
 
     qd, kd, vd, od = dims["Q"], dims["K"], dims["V"], dims["O"]
-    k1 = [d for d in qd if d in kd and d not in od]
-    k2 = [d for d in kd if d in vd and d not in qd]
-    n = [d for d in vd if d in od and d not in kd]
-    if not (len(k1) == len(k2) == len(n) == 1) or len(qd) < 2:
+    r = roles_of(qd, kd, vd, od)
+    if not (len(r["k1"]) == len(r["k2"]) == len(r["n"]) == 1) or len(qd) < 2:
         raise NotCovered("the op's maps do not have exactly one k1, k2 and n dim")
-    k1, k2, n = k1[0], k2[0], n[0]
-    # m is Q's dim before k1. IREE counts the other Q-and-O-only dims (a grouped-query
-    # group r) as m dims too; for the kernel they are query batch dims without K/V.
-    m_dims = [d for d in qd if d in od and d not in kd]
-    if not m_dims:
+    k1, k2, n = r["k1"][0], r["k2"][0], r["n"][0]
+    # For the kernel the other m dims (a grouped-query group r) are query batch dims.
+    if not r["m"]:
         raise NotCovered("the op's maps have no query dim")
-    m = qd[-2] if qd[-2] in m_dims else m_dims[-1]
+    m = query_dim(qd, r["m"])
     q_batch = qd[:-2]
     kv_batch = kd[:-2]
     if qd[-2:] != [m, k1]:

@@ -134,6 +134,7 @@ def canonicalize_layouts(module) -> int:
     """Makes Q, K, V and O canonical for every attention op; returns how many were changed."""
     from iree.compiler import ir
 
+    from flashlift.compiler.lowering import query_dim, roles_of
     from flashlift.passes.ir import collect
 
     changed = 0
@@ -142,15 +143,9 @@ def canonicalize_layouts(module) -> int:
         q, k, v, o = _dims(maps[0]), _dims(maps[1]), _dims(maps[2]), _dims(maps[-1])
         if None in q + k + v + o:
             continue
-        k1 = [d for d in q if d in k and d not in o]
-        k2 = [d for d in k if d in v and d not in q]
-        m = [d for d in q if d in o and d not in k]
-        n = [d for d in v if d in o and d not in k]
-        if len(m) > 1:
-            # Grouped-query attention: IREE counts Q's group dim r (in Q and O, not in K/V)
-            # as a second m dim. The query sequence is the one before k1 in Q (else the
-            # last); r is a query batch dim, like kernel_dispatch.analyze reads it.
-            m = [q[-2] if q[-2] in m else m[-1]]
+        r = roles_of(q, k, v, o)
+        k1, k2, n = r["k1"], r["k2"], r["n"]
+        m = [query_dim(q, r["m"])] if r["m"] else []
         if not all(len(x) == 1 for x in (k1, k2, m, n)):
             continue
         batch = [d for d in o if d not in m + n]

@@ -47,15 +47,27 @@ def _dims(amap) -> list:
 
 
 def roles(maps: list) -> dict:
-    """The loop dims of an attention op by role, from its indexing maps: the dims each of
-    q, k, v, o reads, and k1 (Q.K contraction), k2 (keys), m (queries), n (V's head dim),
-    batch (the other dims of O)."""
-    q, k, v, o = _dims(maps[0]), _dims(maps[1]), _dims(maps[2]), _dims(maps[-1])
+    """The loop dims of an attention op by role, from its indexing maps (see roles_of)."""
+    return roles_of(_dims(maps[0]), _dims(maps[1]), _dims(maps[2]), _dims(maps[-1]))
+
+
+def roles_of(q: list, k: list, v: list, o: list) -> dict:
+    """The loop dims of an attention op by role, from the dims q, k, v and o read: k1 (Q.K
+    contraction), k2 (keys), m (queries), n (V's head dim), batch (the other dims of O)."""
     m = [d for d in q if d in o and d not in k]
     n = [d for d in v if d in o and d not in k]
     return {"q": q, "k": k, "v": v, "o": o,
             "k1": [d for d in q if d in k and d not in o], "k2": [d for d in k if d in v and d not in q],
             "m": m, "n": n, "batch": [d for d in o if d not in m and d not in n]}
+
+
+def query_dim(q: list, m: list) -> int:
+    """The query sequence dim among the m dims: IREE also counts a grouped-query group dim r
+    (in Q and O, not in K/V) as an m dim. It is the one before k1 in Q, else the last; the
+    others are query batch dims."""
+    if len(m) == 1:
+        return m[0]
+    return q[-2] if q[-2] in m else m[-1]
 
 
 def attention_shape(op) -> dict:
