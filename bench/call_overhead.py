@@ -44,16 +44,16 @@ def build(out: str) -> None:
 
     import flashlift
     from flashlift.compiler import driver
+    from flashlift.compiler.targets import parse_target
 
+    target = parse_target("cuda:sm_90")
     os.makedirs(out, exist_ok=True)
     for shape in SHAPES:
         args = tuple(torch.randn(*shape, dtype=torch.float16) for _ in range(3))
-        compiled = flashlift.compile_model(HandwrittenAttention(False), args, target="cuda:sm_90")
+        compiled = flashlift.compile_model(HandwrittenAttention(False), args, target=target.name)
         compiled.save(os.path.join(out, f"{name(shape)}.async.flashlift"))
+        # the same lowering, compiled with IREE's synchronous ABI
         text = flashlift.import_model(HandwrittenAttention(False), args)
-        from flashlift.compiler.targets import parse_target
-
-        target = parse_target("cuda:sm_90")
         sync_vmfb = driver.iree_compile(driver.lower(text, target).text, target, async_abi=False)
         type(compiled)(sync_vmfb, compiled.meta).save(os.path.join(out, f"{name(shape)}.sync.flashlift"))
         print(name(shape), "built", flush=True)
