@@ -29,7 +29,8 @@ import dataclasses
 import hashlib
 from typing import Optional
 
-from flashlift.compiler.kernel_dispatch import PTX_VERSION, ModuleSplicer, NotCovered, kernel_sites, object_kind
+from flashlift.compiler.kernel_dispatch import (PTX_VERSION, ModuleSplicer, NotCovered, build_failure, kernel_sites,
+                                                object_kind)
 
 NAME = "dispatch-gemms"
 SUMMARY = "CUDA: replace f16/bf16 linear layers (matmul [+ bias] [+ truncf]) by flashlift's GEMM kernel (option arch=sm_90|sm_80)"
@@ -74,7 +75,7 @@ def dispatch_gemms(module, target) -> list[dict]:
             record["reason"] = str(e)
             continue
         except Exception as e:  # the kernel does not build for this shape
-            record["reason"] = f"kernel build failed: {str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}"
+            record["reason"] = build_failure(e)
             continue
         replace(splicer, plan, kb)
         s = plan.spec

@@ -121,6 +121,12 @@ def kernel_sites(module, op_name: str, target) -> tuple:
     return ops, records, (None if reason or not ops else int(arch.replace("sm_", "")))
 
 
+def build_failure(e: Exception) -> str:
+    """A record's reason for a kernel that did not build: the error's first line."""
+    text = str(e).strip()
+    return f"kernel build failed: {text.splitlines()[0][:200] if text else type(e).__name__}"
+
+
 def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dict]:
     """Replaces every attention op the kernel covers by a kernel dispatch (in place).
 
@@ -179,7 +185,7 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
             plan.kernel = build_kernel(plan, sm)
         except Exception as e:  # the kernel does not build / fit for this shape
             plans[i] = None
-            records[i]["reason"] = f"kernel build failed: {str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}"
+            records[i]["reason"] = build_failure(e)
 
     rewriter = _Rewriter(module, arch)
     for i, plan in enumerate(plans):
