@@ -187,7 +187,7 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
             plans[i] = None
             records[i]["reason"] = build_failure(e)
 
-    rewriter = _Rewriter(module, arch)
+    rewriter = _Rewriter(module, arch, scratch_bytes=max([p.kernel.scratch_bytes for p in plans if p] + [0]))
     for i, plan in enumerate(plans):
         if plan is not None:
             rewriter.replace(plan)
@@ -719,28 +719,46 @@ class ModuleSplicer:
         text the first time."""
         return self._once(self.executables, base, base, text_of)
 
-    def helper(self, key, base: str, text_of) -> str:
-        """The name of the helper function for `key` (text_of(name) the first time)."""
-        return self._once(self.helpers, key, base, text_of)
+    def helper(self, key, base: str, text_of, uses: str = "") -> str:
+        """The name of the helper function for `key` (text_of(name) the first time). `uses`:
+        the text of module symbols the helper refers to (already added), for parsing it."""
+        return self._once(self.helpers, key, base, text_of, uses)
 
-    def _once(self, table: dict, key, base: str, text_of) -> str:
+    def global_(self, key, base: str, text_of) -> str:
+        """The name of the module global for `key` (text_of(name) the first time). Globals go
+        first in the module: IREE 3.13's conversion to streams fails on a util.global.store
+        it meets before the global's declaration ("failed to legalize ... marked illegal")."""
+        return self._once(self.helpers, key, base, text_of, first=True)
+
+    def _once(self, table: dict, key, base: str, text_of, uses: str = "", first: bool = False) -> str:
         from iree.compiler import ir
 
         if key not in table:
             name = table[key] = self._unique(base)
-            parsed = ir.Module.parse("module {\n" + text_of(name) + "}\n", self.module.context)
-            for op in list(parsed.body.operations):
+            # `uses` is parsed with the text (so that it verifies) but not added again
+            known = len(list(ir.Module.parse("module {\n" + uses + "}\n", self.module.context).body.operations))
+            parsed = ir.Module.parse("module {\n" + uses + text_of(name) + "}\n", self.module.context)
+            anchor = list(self.body.operations)[0] if first and list(self.body.operations) else None
+            for op in list(parsed.body.operations)[known:]:
                 op.operation.detach_from_parent()
-                self.body.append(op.operation)
+                if anchor is not None:
+                    ir.InsertionPoint(anchor).insert(op.operation)
+                else:
+                    self.body.append(op.operation)
         return table[key]
 
 
 class _Rewriter(ModuleSplicer):
     """Replaces attention ops by calls of the kernel's helper functions."""
 
-    def __init__(self, module, arch: str):
+    def __init__(self, module, arch: str, scratch_bytes: int = 0):
         super().__init__(module)
         self.arch = arch
+        # One global scratch buffer for every kernel that needs one (sized for the largest;
+        # a kernel uses its prefix): a single allocation of its own, so the allocator's
+        # alignment holds (Triton's tensor maps need 128 bytes; globals IREE packs into one
+        # slab get only its smaller offset alignment).
+        self.scratch_bytes = scratch_bytes
 
     def replace(self, plan: Plan) -> None:
         from iree.compiler import ir
@@ -774,9 +792,15 @@ class _Rewriter(ModuleSplicer):
         if plan.key_padding_mask or plan.full_mask:
             operands.append(plan.mask)
             mtype = str(plan.mask.type)
+        scratch, uses = None, ""
+        if kb.scratch_bytes:  # the dispatches that share it are ordered by it, as they are anyway
+            scratch = (self.global_("scratch", "flashlift_scratch",
+                                    lambda name: iree_dispatch.scratch_global(name, self.scratch_bytes)),
+                       self.scratch_bytes)
+            uses = iree_dispatch.scratch_global(*scratch)
         helper = self.helper((sym, types, str(rtype), mtype), f"{sym}_call",
                              lambda name: iree_dispatch.dispatch_func(kb, sym, name, types, result_type=str(rtype),
-                                                                      mask_type_=mtype))
+                                                                      mask_type_=mtype, scratch=scratch), uses)
         with ir.InsertionPoint(operation):
             call = ir.Operation.create("func.call", results=[rtype], operands=operands,
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})

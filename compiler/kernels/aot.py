@@ -1,9 +1,10 @@
 """From a `triton.compile` result to a `KernelBinary` IREE can dispatch (build time only).
 
-Shared by every flashlift kernel (triton_fa.py, triton_gemm.py): checks what the IREE
-dispatch cannot provide (Triton scratch memory, cluster launches, more shared memory than
-the architecture allows), verifies the PTX entry's parameters against the names and roles
-the caller expects (then Triton's two scratch pointers), and records register use.
+Shared by every flashlift kernel (triton_fa.py, triton_fa_tma.py, triton_gemm.py): checks
+what the IREE dispatch cannot provide (Triton profile scratch, cluster launches, more shared
+memory than the architecture allows), verifies the PTX entry's parameters against the names
+and roles the caller expects (then Triton's two scratch pointers), and records register use
+and the global scratch the kernel needs.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ class KernelBinary:
     config: dict = dataclasses.field(default_factory=dict)
     n_regs: Optional[int] = None
     n_spills: Optional[int] = None
+    # Triton global scratch per CTA (bytes; 0 = the kernel never touches global_scratch):
+    # CTA i uses global_scratch + i * this, i its linear block index.
+    scratch_per_cta: int = 0
+    scratch_align: int = 1
+
+    @property
+    def scratch_bytes(self) -> int:
+        """The global scratch a launch needs: every CTA of the grid gets its own slice."""
+        gx, gy, gz = self.grid
+        return self.scratch_per_cta * gx * gy * gz
 
 
 _ENTRY_RE = re.compile(r"\.visible\s+\.entry\s+(\w+)\s*\((.*?)\)", re.S)
@@ -85,10 +96,9 @@ def binary(ck, arch: int, names: list, roles: list, grid: tuple, config: dict) -
     `names` (with `roles`) followed by Triton's two scratch pointers."""
     md = ck.metadata
     ptx = ck.asm["ptx"]
-    if (md.global_scratch_size or 0) != 0 or (md.profile_scratch_size or 0) != 0:
-        raise RuntimeError(
-            f"kernel needs Triton scratch memory (global={md.global_scratch_size}, "
-            f"profile={md.profile_scratch_size}); the IREE dispatch feeds a dummy")
+    if (md.profile_scratch_size or 0) != 0:
+        raise RuntimeError(f"kernel needs Triton profile scratch ({md.profile_scratch_size} B); "
+                           f"the IREE dispatch feeds a dummy")
     if md.num_ctas != 1 or tuple(getattr(md, "cluster_dims", (1, 1, 1)) or (1, 1, 1)) != (1, 1, 1):
         raise RuntimeError("cluster launch not supported through IREE")
     if md.shared > MAX_SHARED_OPTIN[arch]:
@@ -112,4 +122,6 @@ def binary(ck, arch: int, names: list, roles: list, grid: tuple, config: dict) -
                         cubin=ck.asm.get("cubin") or my_cubin, arch=arch, ptx_target=target,
                         ptx_version=version, config=config,
                         n_regs=int(regs.group(1)) if regs else None,
-                        n_spills=int(spills.group(1)) if spills else None)
+                        n_spills=int(spills.group(1)) if spills else None,
+                        scratch_per_cta=int(md.global_scratch_size or 0),
+                        scratch_align=int(md.global_scratch_align or 1))

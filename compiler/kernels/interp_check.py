@@ -2,6 +2,7 @@
 
     .venv/bin/python compiler/kernels/interp_check.py        # the FA kernel
     .venv/bin/python compiler/kernels/interp_check.py gemm   # the GEMM kernel (triton_gemm.py)
+    .venv/bin/python compiler/kernels/interp_check.py tma    # the Hopper kernel (triton_fa_tma.py)
 
 Covers GQA, causal top-left / bottom-right, ragged Sq/Skv, Sq > Skv (rows with
 no visible key -> 0), the additive key-padding mask (HAS_KPM: a (B, Skv)
@@ -153,6 +154,44 @@ def main():
     return 0 if ok else 1
 
 
+TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v, o): multiples of the tile
+    (1, 4, 2, 64, 96, 64, False, False, (False,) * 4),
+    (2, 2, 2, 96, 96, 128, True, False, (False,) * 4),
+    (2, 4, 1, 64, 128, 64, True, True, (False,) * 4),
+    (1, 2, 2, 128, 64, 64, True, True, (False,) * 4),   # Sq > Skv bottom-right: fully masked rows
+    (2, 4, 2, 64, 96, 64, True, True, (True, True, False, True)),
+    (2, 4, 4, 96, 64, 64, False, False, (True, True, True, True)),
+]
+
+
+def main_tma():
+    """triton_fa_tma's kernel (TMA descriptors; warp specialisation is a no-op here)."""
+    import triton_fa_tma
+
+    torch.manual_seed(0)
+    ok = True
+    for B, H, KVH, Sq, Skv, D, causal, br, seq in TMA_CASES:
+        q = torch.randn(B, H, Sq, D).half()
+        k = torch.randn(B, KVH, Skv, D).half()
+        v = torch.randn(B, KVH, Skv, D).half()
+        o = torch.full((B, Sq, H, D) if seq[3] else (B, H, Sq, D), float("nan")).half()
+        scale = 1 / math.sqrt(D)
+        triton_fa_tma._fa_fwd_tma_kernel[(Sq // 32, B * H, 1)](
+            *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq)), o,
+            SM_SCALE_LOG2=scale * 1.4426950408889634, B=B, H=H, KV_RATIO=H // KVH, SQ=Sq, SKV=Skv, HEAD_DIM=D,
+            CAUSAL=causal, BOTTOM_RIGHT=br, BLOCK_M=32, BLOCK_N=32, O_SEQ_MAJOR=seq[3], Q_SEQ_MAJOR=seq[0],
+            K_SEQ_MAJOR=seq[1], V_SEQ_MAJOR=seq[2])
+        if seq[3]:
+            o = o.transpose(1, 2)
+        r = reference(q, k, v, causal, br, scale)
+        err = ((o.float() - r).norm() / r.norm()).item()
+        good = err < 2e-3 and not o.isnan().any()
+        ok &= good
+        print(f"TMA B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br} seq-major={seq}: "
+              f"relerr={err:.2e} {'ok' if good else 'FAIL'}")
+    return 0 if ok else 1
+
+
 GEMM_CASES = [  # M, N, K, bias dtype, W stored [N, K], out dtype[, "gelu"]; tiles 32x32x16, groups of 2 rows
     (100, 70, 33, torch.float32, True, torch.float16),   # ragged M, N and K; f32 bias
     (64, 64, 64, None, True, torch.float32),            # even tiles, f32 result, no bias
@@ -186,4 +225,4 @@ def main_gemm():
 
 
 if __name__ == "__main__":
-    sys.exit(main_gemm() if sys.argv[1:] == ["gemm"] else main())
+    sys.exit({"gemm": main_gemm, "tma": main_tma}.get(sys.argv[1] if sys.argv[1:] else "", main)())

@@ -157,9 +157,11 @@ def _check_abi(kb, mask: Optional[str] = None) -> None:
 
 def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *,
                 types: Optional[Sequence[str]] = None, mask: Optional[str] = None,
-                mask_type_: Optional[str] = None) -> str:
+                mask_type_: Optional[str] = None, scratch: Optional[str] = None) -> str:
     """The `flow.dispatch` computing `result = attention(q, k, v)`; q/k/v/result
-    are SSA names (e.g. "%q"); Triton's scratch pointers are bound to q.
+    are SSA names (e.g. "%q"); Triton's scratch pointers are bound to q, or the
+    global scratch to `scratch` = (module global, its size in bytes; see
+    scratch_global) when the kernel needs one.
 
     types: (q, k, v, o) tensor types as MLIR text; default the kernel's
     (B, H, S, D) / (B, KVH, S, D) types. Any other static types with the same
@@ -176,19 +178,50 @@ def dispatch_op(kb, sym_name: str, q: str, k: str, v: str, result: str = "%o", *
     if mask is not None:
         operands.append(mask)
         otypes.append(mask_type_ or mask_type(kb))
-    return _tied_dispatch(sym_name, kb.name, operands, otypes, ot, result)
+    return _tied_dispatch(kb, sym_name, operands, otypes, ot, result, scratch)
 
 
-def _tied_dispatch(sym_name: str, kernel: str, operands: Sequence[str], types: Sequence[str],
-                   result_type: str, result: str) -> str:
+def _tied_dispatch(kb, sym_name: str, operands: Sequence[str], types: Sequence[str],
+                   result_type: str, result: str, scratch: Optional[str] = None) -> str:
     """`result = flow.dispatch` of a Triton kernel (inputs..., out, scratch, scratch): the
     output a tied `tensor.empty()` operand, both scratch pointers bound to the first input
-    (see the module doc)."""
+    (see the module doc); or, for a kernel that uses global scratch, the global one bound
+    to module global `scratch`, loaded, updated in place (a tied result) and stored back."""
+    needs = kb.scratch_bytes > 0
+    if needs != (scratch is not None) or (needs and scratch[1] < kb.scratch_bytes):
+        raise ValueError(f"kernel {kb.name} needs {kb.scratch_bytes} bytes of global scratch"
+                         if needs else f"kernel {kb.name} uses no global scratch")
     init = f"%{result.lstrip('%')}_init"
-    names = ", ".join([*operands, init, operands[0], operands[0]])
-    tys = ", ".join([*types, result_type, types[0], types[0]])
+    if not needs:
+        names = ", ".join([*operands, init, operands[0], operands[0]])
+        tys = ", ".join([*types, result_type, types[0], types[0]])
+        return (f"    {init} = tensor.empty() : {result_type}\n"
+                f"    {result} = flow.dispatch @{sym_name}::@{kb.name}({names}) : ({tys}) -> {init}\n")
+    sym, nbytes = scratch
+    st = scratch_type(nbytes)
+    base = result.lstrip('%')
+    names = ", ".join([*operands, init, f"%{base}_scratch", operands[0]])
+    tys = ", ".join([*types, result_type, st, types[0]])
     return (f"    {init} = tensor.empty() : {result_type}\n"
-            f"    {result} = flow.dispatch @{sym_name}::@{kernel}({names}) : ({tys}) -> {init}\n")
+            f"    %{base}_scratch = util.global.load @{sym} : {st}\n"
+            f"    {result}, %{base}_scratch_out = flow.dispatch @{sym_name}::@{kb.name}({names}) : ({tys}) "
+            f"-> ({init}, %{base}_scratch)\n"
+            f"    util.global.store %{base}_scratch_out, @{sym} : {st}\n")
+
+
+def scratch_type(nbytes: int) -> str:
+    """The tensor type of a global scratch buffer of `nbytes` bytes."""
+    return f"tensor<{nbytes}xi8>"
+
+
+def scratch_global(sym: str, nbytes: int) -> str:
+    """A module global `@sym` of `nbytes` bytes to bind as the global scratch of kernels that
+    need one (at most nbytes each). A global (not a transient tensor) so that a call
+    allocates nothing: the buffer lives as long as the module, and each dispatch updates it
+    in place (a tied result stored back), which also orders the dispatches that share it.
+    Its contents never matter (each CTA writes its part before reading it); zeros are a
+    splat IREE fills once at load."""
+    return f"  util.global private mutable @{sym} = dense<0> : {scratch_type(nbytes)}\n"
 
 
 def _default_types(kb) -> tuple[str, str, str, str]:
@@ -197,7 +230,8 @@ def _default_types(kb) -> tuple[str, str, str, str]:
 
 
 def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
-                  result_type: Optional[str] = None, mask_type_: Optional[str] = None) -> str:
+                  result_type: Optional[str] = None, mask_type_: Optional[str] = None,
+                  scratch: Optional[str] = None) -> str:
     """`func.func private @func_name(q, k, v) -> o` that dispatches the kernel of
     executable `sym_name` (see executable_source) on operands of `types`
     (q, k, v, o tensor types, MLIR text; o in the kernel's element type).
@@ -208,14 +242,15 @@ def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
     Meant to be parsed and moved into a module next to the executable and
     called where an op is replaced (IREE inlines it). A kernel with a
     key-padding mask gets a fourth argument %mask (of mask_type_, default
-    mask_type(kb)).
+    mask_type(kb)). scratch: (module global, bytes) bound as global scratch, for a
+    kernel that needs one (see scratch_global).
     """
     qt, kt, vt, ot = types
     rt = result_type or ot
     masked = has_mask(kb)
     mt = (mask_type_ or mask_type(kb)) if masked else None
     body = dispatch_op(kb, sym_name, "%q", "%k", "%v", "%o", types=types,
-                       mask="%mask" if masked else None, mask_type_=mt)
+                       mask="%mask" if masked else None, mask_type_=mt, scratch=scratch)
     ret = "%o"
     if rt != ot:
         src_elt = ot[ot.rindex("x") + 1:-1]
@@ -246,14 +281,18 @@ def kernel_func(kb, sym_name: str, func_name: str, arg_types: Sequence[str], res
     if roles != ["input"] * n_in + ["output", "scratch", "scratch"]:
         raise ValueError(f"kernel {kb.name} params {roles} do not take {n_in} inputs and one output")
     args = ", ".join(f"%arg{i}: {t}" for i, t in enumerate(arg_types))
-    body = _tied_dispatch(sym_name, kb.name, [f"%arg{i}" for i in range(n_in)], arg_types, result_type, "%r")
+    body = _tied_dispatch(kb, sym_name, [f"%arg{i}" for i in range(n_in)], arg_types, result_type, "%r")
     return (f"  func.func private @{func_name}({args}) -> {result_type} {{\n"
             + body + f"    return %r : {result_type}\n  }}\n")
 
 
 def _bindings(kb) -> list:
-    """Inputs and the scratch pointers (bound to the first input) read-only, the output read-write."""
-    return [f"#hal.pipeline.binding<storage_buffer{'' if p.role == 'output' else ', ReadOnly'}>" for p in kb.params]
+    """Inputs and the dummy scratch pointers (bound to the first input) read-only; the output
+    and a used global scratch read-write."""
+    def writes(p):
+        return p.role == "output" or (p.name == "global_scratch" and kb.scratch_bytes > 0)
+
+    return [f"#hal.pipeline.binding<storage_buffer{'' if writes(p) else ', ReadOnly'}>" for p in kb.params]
 
 
 def module_text(kb, *, func_name: str = "attn", sym_name: str = "flashlift_fa_fwd",
@@ -261,6 +300,7 @@ def module_text(kb, *, func_name: str = "attn", sym_name: str = "flashlift_fa_fw
     """A complete module: hal.executable.source + `func.func @attn(q, k, v) -> o`."""
     qt, kvt, _ = attention_types(kb)
     c = kb.config
+    scratch = (f"{sym_name}_scratch", kb.scratch_bytes) if kb.scratch_bytes else None
     header = (f"// flashlift FA fwd: B={c['batch']} H={c['heads']} KVH={c['kv_heads']} "
               f"Sq={c['sq']} Skv={c['skv']} D={c['head_dim']} {c['dtype']} "
               f"causal={c['causal']} bottom_right={c['bottom_right']} scale={c['scale']!r}\n"
@@ -268,8 +308,9 @@ def module_text(kb, *, func_name: str = "attn", sym_name: str = "flashlift_fa_fw
               f"block={kb.block} smem={kb.shared_mem_bytes} object={object_kind}\n")
     return (header + "module {\n"
             + executable_source(kb, sym_name, object_kind=object_kind, object_path=object_path)
+            + (scratch_global(*scratch) if scratch else "")
             + f"  func.func @{func_name}(%q: {qt}, %k: {kvt}, %v: {kvt}) -> {qt} {{\n"
-            + dispatch_op(kb, sym_name, "%q", "%k", "%v", "%o")
+            + dispatch_op(kb, sym_name, "%q", "%k", "%v", "%o", scratch=scratch)
             + f"    return %o : {qt}\n  }}\n}}\n")
 
 

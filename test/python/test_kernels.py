@@ -112,6 +112,17 @@ def llama_mask(b, s, dtype=torch.float16):
     return torch.where(hidden, torch.finfo(dtype).min, 0.0).to(dtype)[:, None]
 
 
+class NonCausalGroupedQuery(torch.nn.Module):
+    """Grouped-query K/V repeated as LLaMA does, no mask (cross-attention style, Skv != Sq)."""
+
+    def forward(self, q, k, v):
+        b, kvh, s, d = k.shape
+        r = q.shape[1] // kvh
+        k = k[:, :, None].expand(b, kvh, r, s, d).reshape(b, kvh * r, s, d)
+        v = v[:, :, None].expand(b, kvh, r, s, d).reshape(b, kvh * r, s, d)
+        return attention(q, k, v)
+
+
 class SeqFirst(torch.nn.Module):
     """(B, S, H, D) inputs: Q/K/V are not (batch, S, D) contiguous."""
 
@@ -179,6 +190,101 @@ def test_build_kernel(arch, dtype, head_dim, causal, kv_heads):
     assert kb.block == (kb.config["num_warps"] * 32, 1, 1)
     assert 0 < kb.shared_mem_bytes <= triton_fa.MAX_SHARED_OPTIN[arch]
     assert kb.cubin and ENTRY in kb.cubin
+
+
+TMA_ENTRY = b"_fa_fwd_tma_kernel"  # triton_fa_tma's kernel (Hopper: TMA + warp specialisation)
+
+
+def _build(**kw):
+    args = dict(batch=2, heads=4, kv_heads=4, sq=256, skv=384, head_dim=128, dtype="f16", arch=90,
+                ptx_version=kernel_dispatch.PTX_VERSION)
+    return triton_fa.build_ptx(**{**args, **kw})
+
+
+def test_tma_kernel_for_head_dim_128_on_sm90():
+    kb = _build()
+    assert kb.name == TMA_ENTRY.decode() and kb.config["TMA"] and TMA_ENTRY in kb.cubin
+    assert [p.name for p in kb.params] == ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
+    assert kb.grid == (2, 8, 1) and kb.block == (384, 1, 1)  # 4 warps asked; Triton adds a producer warpgroup
+    # every CTA writes its tensor maps (4 x 128 B and more) into its own slice of global scratch
+    assert kb.scratch_per_cta >= 512 and kb.scratch_bytes == kb.scratch_per_cta * 16
+
+
+@pytest.mark.parametrize("why,kw", [
+    ("sm_80", dict(arch=80)),
+    ("Sq not a multiple of the tile", dict(sq=200)),
+    ("Skv not a multiple of the tile", dict(skv=300)),
+    ("run-time mask", dict(key_padding_mask_dtype="f32")),
+    ("head dim 64 (the 64x64 pointer kernel wins)", dict(head_dim=64)),
+    ("causal (tuned: the pointer kernel)", dict(causal="top_left")),
+    ("softmax scale <= 0", dict(scale=-0.1, config={"TMA": True})),
+])
+def test_tma_kernel_not_taken(why, kw):
+    kb = _build(**kw)
+    assert kb.name == ENTRY.decode() and not kb.config["TMA"] and kb.scratch_bytes == 0, why
+
+
+def test_tma_kernel_asked_for_where_it_applies():
+    """config={"TMA": True} picks it for head dim 64 and causal masks too (for tuning)."""
+    kb = _build(head_dim=64, causal="bottom_right", config={"TMA": True})
+    assert kb.name == TMA_ENTRY.decode() and (kb.config["BLOCK_M"], kb.config["num_stages"]) == (128, 2)
+
+
+def test_tma_kernel_scratch_is_a_module_global():
+    """The dispatch binds a module global as Triton's global scratch, updated in place (a tied
+    result stored back): no per-call allocation, one global per size for every site."""
+    from iree.compiler.tools import compile_str
+
+    class Two(torch.nn.Module):
+        def forward(self, q, k, v):
+            return attention(attention(q, k, v), k, v)
+
+    low = lowered(Two(), tuple(rand(1, 2, 256, 128) for _ in range(3)))
+    assert [r["path"] for r in low.paths] == ["triton-fa sm_90"] * 2
+    assert {r["kernel"]["name"] for r in low.paths} == {TMA_ENTRY.decode()}
+    assert low.text.count("util.global private mutable @flashlift_scratch") == 1
+    [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
+    operands = line[line.index("(") + 1:line.index(")")].split(", ")
+    assert len(operands) == 6 and operands[5] == operands[0] and operands[4] != operands[0], line
+    assert f"-> ({operands[3]}, {operands[4]})" in line, line
+    # bindings: q, k, v read-only; o and the scratch read-write; profile scratch (q) read-only
+    assert low.text.count("storage_buffer, ReadOnly") == 4 and low.text.count("storage_buffer>") == 2
+    stream = compile_str(low.text, extra_args=list(driver.compile_flags(parse_target("cuda:sm_90"))) +
+                         ["--compile-to=stream"]).decode()
+    # the global's resource is the dispatch's operand and result: no copy, no transient; the
+    # only other execution is the initializer's fill (`execute once`)
+    assert "stream.async.copy" not in stream and "stream.async.clone" not in stream
+    assert stream.count("stream.cmd.execute on(") == 1 and stream.count("stream.cmd.execute once on(") == 1
+    assert stream.count("stream.cmd.dispatch @flashlift_fa_sm90") == 2
+
+
+def test_tma_dispatch_needs_its_scratch():
+    from flashlift.compiler.kernels import iree_dispatch
+
+    with pytest.raises(ValueError, match="needs .* bytes of global scratch"):
+        iree_dispatch.dispatch_op(_build(), "ex", "%q", "%k", "%v")
+    with pytest.raises(ValueError, match="uses no global scratch"):
+        iree_dispatch.dispatch_op(_build(arch=80), "ex", "%q", "%k", "%v", scratch=("g", 1 << 20))
+    kb = _build()
+    with pytest.raises(ValueError, match="needs .* bytes of global scratch"):
+        iree_dispatch.dispatch_op(kb, "ex", "%q", "%k", "%v", scratch=("g", kb.scratch_bytes - 1))
+
+
+def test_tma_kernels_share_one_scratch_global_of_the_largest_size():
+    """Sites of different shapes bind one global, sized for the largest (a single allocation,
+    so the 128-byte alignment of Triton's tensor maps holds)."""
+
+    class TwoShapes(torch.nn.Module):
+        def forward(self, q, k, v, q2):
+            return attention(q, k, v), attention(q2, q2, q2)
+
+    args = tuple(rand(1, 2, 256, 128) for _ in range(3)) + (rand(2, 4, 512, 128),)
+    low = lowered(TwoShapes(), args)
+    assert [r["kernel"]["name"] for r in low.paths] == [TMA_ENTRY.decode()] * 2
+    largest = max(_build(batch=b, heads=h, kv_heads=h, sq=s, skv=s).scratch_bytes for b, h, s in ((1, 2, 256), (2, 4, 512)))
+    assert low.text.count("util.global private mutable") == 1
+    assert f"util.global private mutable @flashlift_scratch = dense<0> : tensor<{largest}xi8>" in low.text
+    assert low.text.count(f"util.global.load @flashlift_scratch : tensor<{largest}xi8>") == 2
 
 
 # --- mask classification ---------------------------------------------------------------------
@@ -437,6 +543,19 @@ def test_kernel_semantics_in_triton_interpreter():
     assert r.stdout.count(" ok") >= 18 and "FAIL" not in r.stdout
 
 
+def test_tma_kernel_semantics_in_triton_interpreter():
+    """interp_check.py tma: triton_fa_tma's kernel (GQA, causal both alignments, rows that see
+    no key, sequence-major operands) under TRITON_INTERPRET=1 against torch."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
+    r = subprocess.run([sys.executable, script, "tma"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    assert r.stdout.count(" ok") == 6 and "FAIL" not in r.stdout
+
+
 # --- compile_model end to end (no GPU needed to compile) --------------------------------------
 
 
@@ -478,10 +597,15 @@ def _gpu_target():
     return target
 
 
-@pytest.mark.parametrize("case", ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed", "bert_padded_f16",
-                                  "llama_masked_f16", "seq_first_f16"])
-def test_gpu_numerics(case):
-    target = _gpu_target()
+GPU_CASES = ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed", "bert_padded_f16",
+             "llama_masked_f16", "seq_first_f16",
+             # head dim 128, non-causal, lengths multiples of 128: triton_fa_tma's kernel
+             "tma_plain_f16", "tma_gqa_bf16", "tma_seq_first_bf16"]
+
+
+def gpu_case(case: str):
+    """(model, example args, tolerance vs the f32 model) of a GPU numerics case (also built by
+    test/tools/gpu_numerics.py for the GPU machine, which has no IREE compiler)."""
     torch.manual_seed(0)
     bf = torch.bfloat16
     model, args = {
@@ -490,13 +614,24 @@ def test_gpu_numerics(case):
         "bottom_right_f16": (Causal(bottom_right=True), (rand(1, 2, 100, 64), rand(1, 2, 300, 64), rand(1, 2, 300, 64))),
         "gqa_f16": (GroupedQuery(), (rand(1, 8, 256, 128), rand(1, 2, 256, 128), rand(1, 2, 256, 128))),
         "mixed": (Mixed(), mixed_args()),
-        # the mask is re-drawn below (random additive values: a per-key bias, which the kernel adds too)
+        # the mask is re-drawn for the run (random additive values: a per-key bias, which the kernel adds too)
         "bert_padded_f16": (BertPadded(), (rand(2, 4, 200, 64), rand(2, 4, 200, 64), rand(2, 4, 200, 64),
                                            bert_mask(2, 200, -65504.0))),
         "llama_masked_f16": (LlamaMasked(), (rand(2, 8, 192, 64), rand(2, 2, 192, 64), rand(2, 192, 2, 64),
                                              llama_mask(2, 192))),
         "seq_first_f16": (SeqFirst(), tuple(rand(2, 160, 4, 64) for _ in range(3))),
+        "tma_plain_f16": (Plain(), tuple(rand(2, 4, 384, 128) for _ in range(3))),
+        "tma_gqa_bf16": (NonCausalGroupedQuery(), (rand(1, 8, 256, 128, dtype=bf), rand(1, 2, 512, 128, dtype=bf),
+                                                   rand(1, 2, 512, 128, dtype=bf))),
+        "tma_seq_first_bf16": (SeqFirst(), tuple(rand(2, 256, 4, 128, dtype=bf) for _ in range(3))),
     }[case]
+    return model, args, (1e-2 if args[0].dtype == bf else 3e-3)
+
+
+@pytest.mark.parametrize("case", GPU_CASES)
+def test_gpu_numerics(case):
+    target = _gpu_target()
+    model, args, tol = gpu_case(case)
     compiled = flashlift.compile_model(model, args, target=target)
     assert any(s.path.startswith("triton-fa") for s in compiled.report.raised)
     args = tuple(torch.randn_like(a, dtype=torch.float32).to(a.dtype) if a.is_floating_point() and a.abs().sum() else a
@@ -505,4 +640,4 @@ def test_gpu_numerics(case):
     refs = model(*(a.float() for a in args))
     outs, refs = (outs, refs) if isinstance(outs, tuple) else ((outs,), (refs,))
     for out, ref in zip(outs, refs):
-        assert rel_err(out, ref) < (1e-2 if out.dtype == bf else 3e-3)
+        assert rel_err(out, ref) < tol

@@ -1,0 +1,174 @@
+"""Hopper FlashAttention forward: TMA tensor descriptors and warp specialisation (sm_90a only).
+
+The pointer-load kernel of triton_fa.py runs each warpgroup's q@k -> softmax -> p@v chain
+serially (Triton 3.6 cannot overlap it): at head dim 128 it reaches 0.82-0.86x of cuDNN's
+kernel on an H200. This kernel loads every tile with TMA (`tl.make_tensor_descriptor`) and
+lets Triton split the key loop into a producer warpgroup (TMA loads) and two consumer
+warpgroups (`tl.range(..., warp_specialize=True)`, BLOCK_M=128, 4 warps), as cuDNN and
+FlashAttention-3 do: 0.86-0.91x at head dim 128 (bench/results/triton-kernel-h200.md,
+section 3). At head dim 64 it loses to triton_fa's 64x64 kernel, so tuned_config picks it
+for head dim 128 only.
+
+What it covers (`covers` says why not): sm_90, no run-time mask (causal or not), Sq a
+multiple of BLOCK_M and Skv of BLOCK_N (a 2-D descriptor tile never straddles two heads),
+softmax scale > 0. Any of the (B, H, S, D) / (B, S, H, D) layouts of triton_fa, grouped-query.
+
+ABI: the same pointer parameters as triton_fa's kernel, (Q, K, V, O, global_scratch,
+profile_scratch), but global_scratch is real: each CTA writes its four 128-byte tensor maps
+there (Triton puts CTA i's at global_scratch + i * metadata.global_scratch_size, i the
+linear block index), so the dispatch binds a buffer of grid size x that many bytes (see
+iree_dispatch: a module global, no per-call allocation). 3-stage pipelines with warp
+specialisation returned NaN in the spike (a race in Triton 3.6's generated code): 2 stages.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _fa_fwd_tma_kernel(
+    Q, K, V, O,
+    SM_SCALE_LOG2: tl.constexpr,   # softmax scale * log2(e), > 0
+    B: tl.constexpr, H: tl.constexpr, KV_RATIO: tl.constexpr,
+    SQ: tl.constexpr, SKV: tl.constexpr, HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr, BOTTOM_RIGHT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    O_SEQ_MAJOR: tl.constexpr, Q_SEQ_MAJOR: tl.constexpr,
+    K_SEQ_MAJOR: tl.constexpr, V_SEQ_MAJOR: tl.constexpr,
+):
+    start_m = tl.program_id(0)
+    off_bh = tl.program_id(1)
+    off_b = off_bh // H
+    off_h = off_bh % H
+    KVH: tl.constexpr = H // KV_RATIO
+    off_kvh = off_h // KV_RATIO
+
+    # Each operand as a 2-D (rows, columns) view: (B*heads*S, D) head-major, or (B*S, heads*D)
+    # sequence-major, where a head's tile sits at column head*D.
+    if Q_SEQ_MAJOR:
+        desc_q = tl.make_tensor_descriptor(Q, shape=[B * SQ, H * HEAD_DIM], strides=[H * HEAD_DIM, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        q_row = off_b * SQ
+        q_col = off_h * HEAD_DIM
+    else:
+        desc_q = tl.make_tensor_descriptor(Q, shape=[B * H * SQ, HEAD_DIM], strides=[HEAD_DIM, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        q_row = off_bh * SQ
+        q_col = 0
+    if O_SEQ_MAJOR:
+        desc_o = tl.make_tensor_descriptor(O, shape=[B * SQ, H * HEAD_DIM], strides=[H * HEAD_DIM, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        o_row = off_b * SQ
+        o_col = off_h * HEAD_DIM
+    else:
+        desc_o = tl.make_tensor_descriptor(O, shape=[B * H * SQ, HEAD_DIM], strides=[HEAD_DIM, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        o_row = off_bh * SQ
+        o_col = 0
+    if K_SEQ_MAJOR:
+        desc_k = tl.make_tensor_descriptor(K, shape=[B * SKV, KVH * HEAD_DIM], strides=[KVH * HEAD_DIM, 1],
+                                           block_shape=[BLOCK_N, HEAD_DIM])
+        k_row = off_b * SKV
+        k_col = off_kvh * HEAD_DIM
+    else:
+        desc_k = tl.make_tensor_descriptor(K, shape=[B * KVH * SKV, HEAD_DIM], strides=[HEAD_DIM, 1],
+                                           block_shape=[BLOCK_N, HEAD_DIM])
+        k_row = (off_b * KVH + off_kvh) * SKV
+        k_col = 0
+    if V_SEQ_MAJOR:
+        desc_v = tl.make_tensor_descriptor(V, shape=[B * SKV, KVH * HEAD_DIM], strides=[KVH * HEAD_DIM, 1],
+                                           block_shape=[BLOCK_N, HEAD_DIM])
+        v_row = off_b * SKV
+        v_col = off_kvh * HEAD_DIM
+    else:
+        desc_v = tl.make_tensor_descriptor(V, shape=[B * KVH * SKV, HEAD_DIM], strides=[HEAD_DIM, 1],
+                                           block_shape=[BLOCK_N, HEAD_DIM])
+        v_row = (off_b * KVH + off_kvh) * SKV
+        v_col = 0
+
+    q = desc_q.load([q_row + start_m * BLOCK_M, q_col])
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    # Key tiles [0, hi): all of them, or up to the causal diagonal. One loop (Triton 3.6
+    # cannot warp-specialise a second loop after the first): with a causal mask every tile
+    # takes the mask, which costs a compare and a select per score.
+    if CAUSAL:
+        if BOTTOM_RIGHT:
+            DIAG: tl.constexpr = SKV - SQ
+        else:
+            DIAG: tl.constexpr = 0
+        hi = tl.minimum(tl.maximum((start_m + 1) * BLOCK_M + DIAG, 0), SKV)
+    else:
+        DIAG: tl.constexpr = 0
+        hi = SKV
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+
+    for start_n in tl.range(0, hi, BLOCK_N, warp_specialize=True):
+        k = desc_k.load([k_row + start_n, k_col]).T
+        qk = tl.dot(q, k)
+        if CAUSAL:
+            qk = qk * SM_SCALE_LOG2
+            qk = tl.where((start_n + offs_n)[None, :] <= offs_m[:, None] + DIAG, qk, float("-inf"))
+            m_ij = tl.maximum(m_i, tl.max(qk, 1))
+            # a row that has seen no key yet keeps m = -inf: subtract 0 then (no -inf - -inf)
+            m_sub = tl.where(m_ij == float("-inf"), 0.0, m_ij)
+            p = tl.math.exp2(qk - m_sub[:, None])
+        else:
+            m_ij = tl.maximum(m_i, tl.max(qk, 1) * SM_SCALE_LOG2)
+            m_sub = m_ij
+            p = tl.math.exp2(qk * SM_SCALE_LOG2 - m_sub[:, None])
+        alpha = tl.math.exp2(m_i - m_sub)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        v = desc_v.load([v_row + start_n, v_col])
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_ij
+
+    l_safe = tl.where(l_i == 0.0, 1.0, l_i)  # rows that see no key (bottom-right, Sq > Skv): 0
+    acc = acc / l_safe[:, None]
+    desc_o.store([o_row + start_m * BLOCK_M, o_col], acc.to(O.dtype.element_ty))
+
+
+def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float, masked: bool,
+           block_m: int = 128, block_n: int = 128) -> str:
+    """'' when this kernel computes the case, else why not."""
+    if arch != 90:
+        return "TMA kernel is sm_90 only"
+    if masked:
+        return "run-time mask"
+    if head_dim not in (64, 128):
+        return f"head dim {head_dim}"
+    if sq % block_m or skv % block_n:
+        return f"Sq {sq} / Skv {skv} not multiples of the {block_m}x{block_n} tile"
+    if scale <= 0:
+        return "softmax scale <= 0"
+    return ""
+
+
+def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, kv_heads: int, sq: int,
+                   skv: int, head_dim: int, scale: float, causal: bool, bottom_right: bool,
+                   out_seq_major: bool, in_seq_major: tuple):
+    """triton.compile of one static shape (cfg: BLOCK_M, BLOCK_N; opts: triton.compile's
+    options, num_warps and num_stages among them); returns (CompiledKernel, consts)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    consts = dict(
+        SM_SCALE_LOG2=float(scale) * 1.4426950408889634,
+        B=batch, H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
+        CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
+        BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], O_SEQ_MAJOR=bool(out_seq_major),
+        Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]))
+    sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
+    attrs = {(i,): [["tt.divisibility", 16]] for i in range(4)}
+    src = ASTSource(fn=_fa_fwd_tma_kernel, signature=sig, constexprs=consts, attrs=attrs)
+    # Triton's own PTX version: with `.version 8.4` (what triton_fa asks for, so that older
+    # drivers can JIT its PTX) this kernel computes NaN on an H200 (measured 2026-11-22,
+    # Triton launch and driver launch alike). sm_90 modules carry the cubin, never JIT-ed.
+    opts = {k: v for k, v in opts.items() if k != "ptx_version"}
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts), consts
