@@ -99,7 +99,7 @@ def steps(model, args, calls: int = 200) -> dict:
             arg_list.push_ref(v)
         model._calls += 1
         signal = rt.HalFence.create_at(model._semaphore, model._calls)
-        arg_list.push_ref(rt.HalFence(1))
+        arg_list.push_ref(model._no_wait)
         arg_list.push_ref(signal)
         ret = rt.VmVariantList(1)
         t.append(time.perf_counter())
