@@ -1,7 +1,8 @@
 """The GPU numerics tests, for the GPU machine (torch + IREE runtime, no IREE compiler).
 
-pytest's GPU tests (test_gemm_kernel.py's test_gpu_numerics) compile in the test, which the
-GPU machine cannot. This tool builds the same cases here and checks them there:
+pytest's GPU tests (test_gemm_kernel.py's and test_kernels.py's test_gpu_numerics) compile in
+the test, which the GPU machine cannot. This tool builds the same cases here and checks them
+there:
 
     # here: compile each case for cuda:sm_90, save the module, fresh inputs and the f32 reference
     .venv/bin/python test/tools/gpu_numerics.py build build/gpu_numerics
@@ -22,17 +23,22 @@ def build(out_dir: str, target: str) -> None:
     import torch
 
     import flashlift
-    from test_gemm_kernel import GPU_CASES, fresh_inputs_and_reference, gpu_case
+    import test_gemm_kernel
+    import test_kernels
+    from test_gemm_kernel import fresh_inputs_and_reference
 
     os.makedirs(out_dir, exist_ok=True)
-    for case in GPU_CASES:
-        model, args, tol = gpu_case(case)
+    cases = [(c, test_gemm_kernel.gpu_case, "linears") for c in test_gemm_kernel.GPU_CASES]
+    cases += [(f"attn_{c}", test_kernels.gpu_case, "raised") for c in test_kernels.GPU_CASES]
+    for name, gpu_case, sites in cases:
+        model, args, tol = gpu_case(name.removeprefix("attn_"))
         compiled = flashlift.compile_model(model, args, target=target)
-        paths = sorted({s.path for s in compiled.report.linears})
-        compiled.save(os.path.join(out_dir, f"{case}.flashlift"))
+        paths = sorted({s.path + (f" ({s.details['kernel']['name']})" if "kernel" in s.details else "")
+                        for s in getattr(compiled.report, sites)})
+        compiled.save(os.path.join(out_dir, f"{name}.flashlift"))
         fresh, ref = fresh_inputs_and_reference(model, args)
-        torch.save({"args": fresh, "ref": ref, "tol": tol, "paths": paths}, os.path.join(out_dir, f"{case}.pt"))
-        print(f"{case}: matmul paths {paths}", flush=True)
+        torch.save({"args": fresh, "ref": ref, "tol": tol, "paths": paths}, os.path.join(out_dir, f"{name}.pt"))
+        print(f"{name}: paths {paths}", flush=True)
 
 
 def run(out_dir: str) -> int:

@@ -1,0 +1,78 @@
+"""The two FA kernels side by side on a GPU: triton_fa's pointer kernel and triton_fa_tma's
+TMA + warp-specialised kernel, each exactly as build_ptx compiles it, against torch SDPA.
+
+Needs a CUDA GPU with torch and Triton 3.6 (the GPU machine; no IREE):
+
+    PYTHONPATH=$PWD/python:$PWD python3 compiler/kernels/compare_kernels.py [--json FILE]
+
+Kernel alone: Triton launches of triton_fa.compile_kernel's CompiledKernel (global scratch
+from torch through triton.set_allocator), triton.testing.do_bench medians (L2 flushed), the
+two kernels and SDPA timed in turn; rel. error vs SDPA in f32 on the same inputs, output
+poisoned with NaN first. Decides which kernel tuned_config should pick for which case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CASES = [  # B, H, S, D, causal
+    (2, 16, 4096, 128, False), (2, 16, 4096, 128, True), (1, 32, 8192, 128, False), (1, 32, 8192, 128, True),
+    (8, 16, 1024, 128, False), (4, 16, 4096, 64, False), (4, 16, 4096, 64, True)]
+
+
+def main() -> int:
+    import torch
+    import torch.nn.functional as F
+    import triton
+
+    import flashlift
+
+    flashlift.__path__.append(ROOT)  # flashlift.compiler without the editable install
+    from flashlift.compiler.kernels import triton_fa
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
+    bench = lambda fn: triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")  # noqa: E731
+    print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; triton {triton.__version__}")
+    print("| shape (B,H,S,D) | dtype | causal | SDPA us | pointer us (x SDPA) | TMA+WS us (x SDPA) | errs (ptr, tma) |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for b, h, s, d, causal in CASES:
+        for dt in (torch.float16, torch.bfloat16):
+            torch.manual_seed(0)
+            q, k, v = (torch.randn(b, h, s, d, dtype=dt, device="cuda") for _ in range(3))
+            ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
+            sdpa = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+            row = dict(shape=[b, h, s, d], dtype=str(dt)[6:], causal=causal, sdpa_us=sdpa * 1e3)
+            for kind, config in (("pointer", {"TMA": False}), ("tma", {"TMA": True})):
+                ck, cfg, consts = triton_fa.compile_kernel(
+                    batch=b, heads=h, kv_heads=h, sq=s, skv=s, head_dim=d, causal=causal,
+                    dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90, config=config)
+                o = torch.full_like(q, float("nan"))
+                operands = (q, k, v, o) if cfg["TMA"] else (q, k, v, None, o)
+                launch = ck[(triton.cdiv(s, cfg["BLOCK_M"]), b * h, 1)]
+                fn = lambda: launch(*operands, *consts.values())  # noqa: E731
+                fn()
+                torch.cuda.synchronize()
+                err = ((o.float() - ref).norm() / ref.norm()).item()
+                row[f"{kind}_us"], row[f"{kind}_err"] = bench(fn) * 1e3, err
+            rows.append(row)
+            print(f"| {b},{h},{s},{d} | {row['dtype']} | {'yes' if causal else 'no'} | {row['sdpa_us']:.0f} | "
+                  f"{row['pointer_us']:.0f} ({row['sdpa_us'] / row['pointer_us']:.2f}) | "
+                  f"{row['tma_us']:.0f} ({row['sdpa_us'] / row['tma_us']:.2f}) | "
+                  f"{row['pointer_err']:.1e}, {row['tma_err']:.1e} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=torch.cuda.get_device_name(), rows=rows), f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
