@@ -94,13 +94,7 @@ def steps(model, args, calls: int = 200) -> dict:
         t = [time.perf_counter()]
         model._sync_torch()
         t.append(time.perf_counter())
-        arg_list = rt.VmVariantList(len(views) + 2)
-        for v in views:
-            arg_list.push_ref(v)
-        model._calls += 1
-        signal = rt.HalFence.create_at(model._semaphore, model._calls)
-        arg_list.push_ref(model._no_wait)
-        arg_list.push_ref(signal)
+        arg_list, signal = model._arguments(views)
         ret = rt.VmVariantList(1)
         t.append(time.perf_counter())
         model._ctx.vm_context.invoke(fn.vm_function, arg_list, ret)

