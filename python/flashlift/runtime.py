@@ -43,7 +43,6 @@ class CompiledModel:
         self._last_call = ([], [])  # (memory keys, imports) of the last zero-copy call
         self._semaphore = None  # signalled by calls of a coarse-fences (async) function
         self._calls = 0
-        self._call_args = None  # (views, argument list, signal fence) of the last call: see _invoke
 
     @property
     def target(self) -> str:
@@ -223,17 +222,12 @@ class CompiledModel:
 
     def _arguments(self, views: list) -> tuple:
         """The argument list of the next call on `views` and its signal fence (None for a
-        synchronous function). For the very views of the last call (a repeated or prepared
-        call) the last list serves again, its fence raised to this call's value: 4-6 us
-        less than building them (H200 machine)."""
+        synchronous function). Built afresh each call: a reused list whose signal fence was
+        raised to the new value (HalFence.insert) works on the CPU, but on CUDA such a call
+        hung (H200 machine, 2026-11-22)."""
         import iree.runtime as rt
 
         self._calls += 1
-        if self._call_args is not None and self._call_args[0] is views:
-            _, arg_list, signal = self._call_args
-            if signal is not None:
-                signal.insert(self._semaphore, self._calls)  # (a fence keeps a semaphore's max value)
-            return arg_list, signal
         arg_list = rt.VmVariantList(len(views) + 2)
         for v in views:
             arg_list.push_ref(v)
@@ -242,7 +236,6 @@ class CompiledModel:
             signal = rt.HalFence.create_at(self._semaphore, self._calls)
             arg_list.push_ref(self._no_wait)
             arg_list.push_ref(signal)
-        self._call_args = (views, arg_list, signal)
         return arg_list, signal
 
     def _device(self):

@@ -72,7 +72,7 @@ def test_async_prepare_runs_repeatedly():
     for _ in range(3):
         again = [model._export(view) for view in run()]
         assert torch.equal(again[0], first[0])
-        # the reused argument list's fence was raised: this call signalled its own value
+        # each call signals its own value
         assert model._semaphore.query() == model._calls
     assert rel_err(first[0], PlainAttention()(q, k, v)) < 1e-5
 
