@@ -5,8 +5,8 @@ Needs a CUDA GPU with torch and Triton 3.6 (the GPU machine; no IREE):
 
     PYTHONPATH=$PWD/python:$PWD python3 compiler/kernels/compare_kernels.py [--json FILE]
 
-Kernel alone: Triton launches of triton_fa.compile_kernel's CompiledKernel (global scratch
-from torch through triton.set_allocator), triton.testing.do_bench medians (L2 flushed), the
+Kernel alone: Triton launches of triton_fa.compile_kernel's CompiledKernel with the tile
+build_ptx settles on (global scratch from torch through triton.set_allocator), triton.testing.do_bench medians (L2 flushed), the
 two kernels and SDPA timed in turn; rel. error vs SDPA in f32 on the same inputs, output
 poisoned with NaN first. Decides which kernel tuned_config should pick for which case.
 """
@@ -20,9 +20,31 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CASES = [  # B, H, S, D, causal
-    (2, 16, 4096, 128, False), (2, 16, 4096, 128, True), (1, 32, 8192, 128, False), (1, 32, 8192, 128, True),
-    (8, 16, 1024, 128, False), (4, 16, 4096, 64, False), (4, 16, 4096, 64, True)]
+CASES = [  # B, H, S, D, causal, run-time mask ("" | "kpm": (B, S) key padding | "full": (B, S, S) f32)
+    (2, 16, 4096, 128, False, ""), (2, 16, 4096, 128, True, ""), (1, 32, 8192, 128, False, ""),
+    (1, 32, 8192, 128, True, ""), (8, 16, 1024, 128, False, ""), (4, 16, 4096, 64, False, ""),
+    (4, 16, 4096, 64, True, ""),
+    # LLaMA-7B-like attention with the causal + padding mask built from the inputs, BERT-like padding
+    (4, 32, 1024, 128, False, "full"), (2, 32, 2048, 128, False, "full"), (8, 16, 1024, 128, False, "kpm")]
+
+
+def make_mask(kind: str, b: int, s: int, device: str):
+    """(the kernel's mask, SDPA's attn_mask in f32): LLaMA's causal + left padding of 64 * i
+    keys for batch entry i (finfo.min where hidden), or a (B, S) key-padding mask (-inf)."""
+    import torch
+
+    if kind == "full":
+        i, j = torch.arange(s, device=device)[:, None], torch.arange(s, device=device)[None, :]
+        hidden = (j > i).expand(b, s, s).clone()
+        for n in range(b):
+            hidden[n, :, : 64 * n] = True
+            hidden[n][hidden[n].all(-1)] = False
+        mask = torch.where(hidden, torch.finfo(torch.float32).min, 0.0)
+        return mask, mask[:, None]
+    kpm = torch.zeros(b, s, device=device)
+    for n in range(b):
+        kpm[n, s - 32 * (n + 1):] = float("-inf")
+    return kpm, kpm[:, None, None, :]
 
 
 def main() -> int:
@@ -41,22 +63,36 @@ def main() -> int:
     triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
     bench = lambda fn: triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")  # noqa: E731
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; triton {triton.__version__}")
-    print("| shape (B,H,S,D) | dtype | causal | SDPA us | pointer us (x SDPA) | TMA+WS us (x SDPA) | errs (ptr, tma) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| shape (B,H,S,D) | dtype | causal | mask | SDPA us | pointer us (x SDPA) | TMA+WS us (x SDPA) | "
+          "errs (ptr, tma) | tiles (ptr, tma) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
-    for b, h, s, d, causal in CASES:
+    for b, h, s, d, causal, mask_kind in CASES:
         for dt in (torch.float16, torch.bfloat16):
             torch.manual_seed(0)
             q, k, v = (torch.randn(b, h, s, d, dtype=dt, device="cuda") for _ in range(3))
-            ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
-            sdpa = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
-            row = dict(shape=[b, h, s, d], dtype=str(dt)[6:], causal=causal, sdpa_us=sdpa * 1e3)
+            mask, attn_mask = make_mask(mask_kind, b, s, "cuda") if mask_kind else (None, None)
+            ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask,
+                                                 is_causal=causal)
+            sdpa_mask = attn_mask.to(dt) if mask_kind else None
+            sdpa = bench(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, is_causal=causal))
+            row = dict(shape=[b, h, s, d], dtype=str(dt)[6:], causal=causal, mask=mask_kind, sdpa_us=sdpa * 1e3)
             for kind, config in (("pointer", {"TMA": False}), ("tma", {"TMA": True})):
-                ck, cfg, consts = triton_fa.compile_kernel(
+                kb = triton_fa.build_ptx(
                     batch=b, heads=h, kv_heads=h, sq=s, skv=s, head_dim=d, causal=causal,
-                    dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90, config=config)
+                    dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90, config=config,
+                    key_padding_mask_dtype="f32" if mask_kind == "kpm" else None,
+                    mask_dtype="f32" if mask_kind == "full" else None)
+                cfg = kb.config
+                ck, _, consts = triton_fa.compile_kernel(
+                    batch=b, heads=h, kv_heads=h, sq=s, skv=s, head_dim=d, causal=causal,
+                    dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90,
+                    config={**config, **{x: cfg[x] for x in ("BLOCK_M", "BLOCK_N", "num_warps", "num_stages")}},
+                    key_padding_mask_dtype="f32" if mask_kind == "kpm" else None,
+                    mask_dtype="f32" if mask_kind == "full" else None)
+                row[f"{kind}_tile"] = f"m{cfg['BLOCK_M']}n{cfg['BLOCK_N']}w{cfg['num_warps']}s{cfg['num_stages']}"
                 o = torch.full_like(q, float("nan"))
-                operands = (q, k, v, o) if cfg["TMA"] else (q, k, v, None, o)
+                operands = (q, k, v, mask, o)
                 launch = ck[(triton.cdiv(s, cfg["BLOCK_M"]), b * h, 1)]
                 fn = lambda: launch(*operands, *consts.values())  # noqa: E731
                 fn()
@@ -64,10 +100,11 @@ def main() -> int:
                 err = ((o.float() - ref).norm() / ref.norm()).item()
                 row[f"{kind}_us"], row[f"{kind}_err"] = bench(fn) * 1e3, err
             rows.append(row)
-            print(f"| {b},{h},{s},{d} | {row['dtype']} | {'yes' if causal else 'no'} | {row['sdpa_us']:.0f} | "
-                  f"{row['pointer_us']:.0f} ({row['sdpa_us'] / row['pointer_us']:.2f}) | "
+            print(f"| {b},{h},{s},{d} | {row['dtype']} | {'yes' if causal else 'no'} | {mask_kind or '-'} | "
+                  f"{row['sdpa_us']:.0f} | {row['pointer_us']:.0f} ({row['sdpa_us'] / row['pointer_us']:.2f}) | "
                   f"{row['tma_us']:.0f} ({row['sdpa_us'] / row['tma_us']:.2f}) | "
-                  f"{row['pointer_err']:.1e}, {row['tma_err']:.1e} |", flush=True)
+                  f"{row['pointer_err']:.1e}, {row['tma_err']:.1e} | {row['pointer_tile']}, {row['tma_tile']} |",
+                  flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), rows=rows), f, indent=1)

@@ -154,13 +154,17 @@ def main():
     return 0 if ok else 1
 
 
-TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v, o): multiples of the tile
+TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v, o)[, mask]: tile multiples
     (1, 4, 2, 64, 96, 64, False, False, (False,) * 4),
     (2, 2, 2, 96, 96, 128, True, False, (False,) * 4),
     (2, 4, 1, 64, 128, 64, True, True, (False,) * 4),
     (1, 2, 2, 128, 64, 64, True, True, (False,) * 4),   # Sq > Skv bottom-right: fully masked rows
     (2, 4, 2, 64, 96, 64, True, True, (True, True, False, True)),
     (2, 4, 4, 96, 64, 64, False, False, (True, True, True, True)),
+    # run-time masks: a (B, Skv) key-padding mask, (B, Sq, Skv) LLaMA's, one (Sq, Skv) bias for all b
+    (3, 2, 2, 64, 96, 64, False, False, (False,) * 4, torch.float32),
+    (2, 4, 1, 64, 64, 128, False, False, (False, False, True, False), ("llama", torch.float16, True, False)),
+    (2, 2, 2, 96, 64, 64, False, False, (False,) * 4, ("bias", torch.float32, False, False)),
 ]
 
 
@@ -170,25 +174,33 @@ def main_tma():
 
     torch.manual_seed(0)
     ok = True
-    for B, H, KVH, Sq, Skv, D, causal, br, seq in TMA_CASES:
+    for B, H, KVH, Sq, Skv, D, causal, br, seq, *masks in TMA_CASES:
         q = torch.randn(B, H, Sq, D).half()
         k = torch.randn(B, KVH, Skv, D).half()
         v = torch.randn(B, KVH, Skv, D).half()
         o = torch.full((B, Sq, H, D) if seq[3] else (B, H, Sq, D), float("nan")).half()
+        kpm = padding_mask(B, Skv, masks[0]) if masks and not isinstance(masks[0], tuple) else None
+        fm = masks[0] if masks and isinstance(masks[0], tuple) else None
+        mask = full_mask(B, Sq, Skv, fm[0], fm[1], fm[2]) if fm else None
         scale = 1 / math.sqrt(D)
         triton_fa_tma._fa_fwd_tma_kernel[(Sq // 32, B * H, 1)](
-            *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq)), o,
+            *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq)),
+            kpm if mask is None else mask, o,
             SM_SCALE_LOG2=scale * 1.4426950408889634, B=B, H=H, KV_RATIO=H // KVH, SQ=Sq, SKV=Skv, HEAD_DIM=D,
             CAUSAL=causal, BOTTOM_RIGHT=br, BLOCK_M=32, BLOCK_N=32, O_SEQ_MAJOR=seq[3], Q_SEQ_MAJOR=seq[0],
-            K_SEQ_MAJOR=seq[1], V_SEQ_MAJOR=seq[2])
+            K_SEQ_MAJOR=seq[1], V_SEQ_MAJOR=seq[2], HAS_KPM=kpm is not None, HAS_MASK=mask is not None,
+            MASK_BATCHED=bool(fm and fm[2]))
         if seq[3]:
             o = o.transpose(1, 2)
-        r = reference(q, k, v, causal, br, scale)
+        r = reference(q, k, v, causal, br, scale, kpm, mask)
         err = ((o.float() - r).norm() / r.norm()).item()
         good = err < 2e-3 and not o.isnan().any()
+        if kpm is not None or mask is not None:  # the mask must matter
+            r0 = reference(q, k, v, causal, br, scale)
+            good &= ((o.float() - r0).norm() / r0.norm()).item() > 1e-2
         ok &= good
-        print(f"TMA B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br} seq-major={seq}: "
-              f"relerr={err:.2e} {'ok' if good else 'FAIL'}")
+        print(f"TMA B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br} seq-major={seq} "
+              f"kpm={kpm is not None} mask={fm}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 

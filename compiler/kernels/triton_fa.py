@@ -405,8 +405,10 @@ def tuned_config(head_dim: int, arch: int, *, causal: bool = False, dtype: str =
 VARIANT_FLAGS = ("FOLD_SCALE", "EXP16", "KTRANS", "REVERSE_M", "WARP_SPEC", "PIPE_QK", "TMA")
 
 # The tile of triton_fa_tma's kernel: a producer and two consumer warpgroups (4 warps asked,
-# Triton adds the rest), 2 stages (3 raced in Triton 3.6).
+# Triton adds the rest), 2 stages (3 raced in Triton 3.6). With a run-time mask its tiles
+# are TMA loads too, and 128x128 would need 257-320 KiB of shared memory: 128x64.
 TMA_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=2)
+TMA_MASK_TILE = dict(TMA_TILE, BLOCK_N=64)
 
 
 def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
@@ -416,16 +418,20 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
     tuned default for this (arch, head_dim, causal, dtype, length class),
     updated with the caller's `config` (which may be partial), then made legal
     (flags that do not apply to this case are switched off). TMA (the kernel of
-    triton_fa_tma.py) brings its own tile, TMA_TILE, unless `config` sets one;
-    where that kernel does not apply, the tuned pointer-kernel tile stays."""
+    triton_fa_tma.py) brings its own tile, TMA_TILE (TMA_MASK_TILE with a run-time
+    mask), unless `config` sets one; where that kernel does not apply, the tuned
+    pointer-kernel tile stays. A tuned TMA flag holds for cases without a mask; with
+    one, the tuned flag TMA_MASKED (or the caller's TMA) decides."""
     cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
     config = config or {}
     cfg.update(config)
+    if masked and "TMA" not in config:
+        cfg["TMA"] = cfg.get("TMA_MASKED", False)
     for f in VARIANT_FLAGS:
         cfg[f] = bool(cfg.get(f, False))
     if cfg["TMA"]:
-        tile = {k: config.get(k, v) for k, v in TMA_TILE.items()}
-        why = triton_fa_tma.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale, masked=masked,
+        tile = {k: config.get(k, v) for k, v in (TMA_MASK_TILE if masked else TMA_TILE).items()}
+        why = triton_fa_tma.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale,
                                    block_m=tile["BLOCK_M"], block_n=tile["BLOCK_N"])
         cfg["TMA"] = not why
         if cfg["TMA"]:
@@ -465,9 +471,9 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         scale = 1.0 / math.sqrt(head_dim)
     if key_padding_mask_dtype is not None and mask_dtype is not None:
         raise ValueError("a key-padding mask or a (B, Sq, Skv) mask, not both")
+    any_mask = key_padding_mask_dtype if key_padding_mask_dtype is not None else mask_dtype
     cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), dtype=tdt,
-                         sq=sq, skv=skv, scale=float(scale), config=config,
-                         masked=key_padding_mask_dtype is not None or mask_dtype is not None)
+                         sq=sq, skv=skv, scale=float(scale), config=config, masked=any_mask is not None)
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     if cfg.get("maxnreg"):
         opts["maxnreg"] = int(cfg["maxnreg"])
@@ -477,9 +483,11 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         ck, consts = triton_fa_tma.compile_kernel(
             tdt=tdt, cfg=cfg, opts=opts, batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
             head_dim=head_dim, scale=float(scale), causal=bool(causal), bottom_right=bool(bottom_right),
-            out_seq_major=out_seq_major, in_seq_major=in_seq_major)
+            out_seq_major=out_seq_major, in_seq_major=in_seq_major,
+            mask="key_padding" if key_padding_mask_dtype is not None else "full" if mask_dtype is not None else "",
+            mask_dtype=_KPM_DTYPE[str(any_mask).replace("torch.", "")] if any_mask is not None else "",
+            mask_batched=mask_batched)
         return ck, cfg, consts
-    any_mask = key_padding_mask_dtype if key_padding_mask_dtype is not None else mask_dtype
     if any_mask is not None:
         kpm_dt = _KPM_DTYPE[str(any_mask).replace("torch.", "")]
         sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{kpm_dt}", "O": f"*{tdt}"}
@@ -515,6 +523,16 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     return ck, cfg, consts
 
 
+def _smaller_tiles(cfg: dict):
+    """Tiles that need less shared memory than cfg's, largest first: fewer pipeline stages
+    (down to 2), then the key tile halved (down to 32) with the stages again."""
+    block_n = cfg["BLOCK_N"]
+    while block_n >= 32:
+        for stages in range(cfg["num_stages"] if block_n < cfg["BLOCK_N"] else cfg["num_stages"] - 1, 1, -1):
+            yield dict(BLOCK_N=block_n, num_stages=stages)
+        block_n //= 2
+
+
 def build_ptx(**kwargs) -> KernelBinary:
     """AOT-compiles the FA forward kernel for one static shape; takes compile_kernel's
     keyword arguments (an unknown one is a TypeError).
@@ -547,6 +565,12 @@ def build_ptx(**kwargs) -> KernelBinary:
     if a["scale"] is None:
         a["scale"] = 1.0 / math.sqrt(a["head_dim"])
     ck, cfg, _ = compile_kernel(**a)
+    # The tuned tile can overflow shared memory where a mask adds its own tiles (head dim 128
+    # with a (B, Sq, Skv) f32 mask: 352 KiB): then fewer stages, then narrower key tiles.
+    for smaller in _smaller_tiles(cfg):
+        if ck.metadata.shared <= MAX_SHARED_OPTIN[a["arch"]]:
+            break
+        ck, cfg, _ = compile_kernel(**{**a, "config": {**(a["config"] or {}), **smaller}})
     kpm_dtype, mask_dtype, in_seq_major = a["key_padding_mask_dtype"], a["mask_dtype"], a["in_seq_major"]
     roles = ["input", "input", "input", "output"]
     names = ["q", "k", "v", "o"]

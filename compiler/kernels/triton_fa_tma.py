@@ -29,7 +29,7 @@ import triton.language as tl
 
 @triton.jit
 def _fa_fwd_tma_kernel(
-    Q, K, V, O,
+    Q, K, V, KPM, O,               # KPM: an additive mask (see HAS_KPM / HAS_MASK), or None
     SM_SCALE_LOG2: tl.constexpr,   # softmax scale * log2(e), > 0
     B: tl.constexpr, H: tl.constexpr, KV_RATIO: tl.constexpr,
     SQ: tl.constexpr, SKV: tl.constexpr, HEAD_DIM: tl.constexpr,
@@ -37,6 +37,9 @@ def _fa_fwd_tma_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     O_SEQ_MAJOR: tl.constexpr, Q_SEQ_MAJOR: tl.constexpr,
     K_SEQ_MAJOR: tl.constexpr, V_SEQ_MAJOR: tl.constexpr,
+    HAS_KPM: tl.constexpr = False,      # scores[b, :, :, j] += KPM[b, j] ((B, SKV) mask)
+    HAS_MASK: tl.constexpr = False,     # scores[b, :, i, j] += KPM[b, i, j] ((B, SQ, SKV) mask)
+    MASK_BATCHED: tl.constexpr = True,  # HAS_MASK: False = one (SQ, SKV) mask for every batch entry
 ):
     start_m = tl.program_id(0)
     off_bh = tl.program_id(1)
@@ -88,6 +91,17 @@ def _fa_fwd_tma_kernel(
         v_row = (off_b * KVH + off_kvh) * SKV
         v_col = 0
 
+    # The masks are TMA tiles too: a pointer load in the loop makes Triton 3.6's warp
+    # specialisation fail to compile.
+    if HAS_KPM:
+        desc_mask = tl.make_tensor_descriptor(KPM, shape=[B, SKV], strides=[SKV, 1], block_shape=[1, BLOCK_N])
+    if HAS_MASK:
+        MASK_ROWS: tl.constexpr = B * SQ if MASK_BATCHED else SQ
+        desc_mask = tl.make_tensor_descriptor(KPM, shape=[MASK_ROWS, SKV], strides=[SKV, 1],
+                                              block_shape=[BLOCK_M, BLOCK_N])
+        mask_row = (off_b * SQ if MASK_BATCHED else 0) + start_m * BLOCK_M
+    MASKED: tl.constexpr = CAUSAL or HAS_KPM or HAS_MASK
+
     q = desc_q.load([q_row + start_m * BLOCK_M, q_col])
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -114,9 +128,14 @@ def _fa_fwd_tma_kernel(
     for start_n in tl.range(0, hi, BLOCK_N, warp_specialize=True):
         k = desc_k.load([k_row + start_n, k_col]).T
         qk = tl.dot(q, k)
-        if CAUSAL:
+        if MASKED:
             qk = qk * SM_SCALE_LOG2
-            qk = tl.where((start_n + offs_n)[None, :] <= offs_m[:, None] + DIAG, qk, float("-inf"))
+            if HAS_KPM:  # (s * scale + mask) * log2(e), the kernel's base-2 scores
+                qk = qk + desc_mask.load([off_b, start_n]).to(tl.float32) * 1.4426950408889634
+            if HAS_MASK:
+                qk = qk + desc_mask.load([mask_row, start_n]).to(tl.float32) * 1.4426950408889634
+            if CAUSAL:
+                qk = tl.where((start_n + offs_n)[None, :] <= offs_m[:, None] + DIAG, qk, float("-inf"))
             m_ij = tl.maximum(m_i, tl.max(qk, 1))
             # a row that has seen no key yet keeps m = -inf: subtract 0 then (no -inf - -inf)
             m_sub = tl.where(m_ij == float("-inf"), 0.0, m_ij)
@@ -137,13 +156,11 @@ def _fa_fwd_tma_kernel(
     desc_o.store([o_row + start_m * BLOCK_M, o_col], acc.to(O.dtype.element_ty))
 
 
-def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float, masked: bool,
+def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float,
            block_m: int = 128, block_n: int = 128) -> str:
     """'' when this kernel computes the case, else why not."""
     if arch != 90:
         return "TMA kernel is sm_90 only"
-    if masked:
-        return "run-time mask"
     if head_dim not in (64, 128):
         return f"head dim {head_dim}"
     if sq % block_m or skv % block_n:
@@ -155,9 +172,12 @@ def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float, masked:
 
 def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, kv_heads: int, sq: int,
                    skv: int, head_dim: int, scale: float, causal: bool, bottom_right: bool,
-                   out_seq_major: bool, in_seq_major: tuple):
+                   out_seq_major: bool, in_seq_major: tuple, mask: str = "", mask_dtype: str = "",
+                   mask_batched: bool = True):
     """triton.compile of one static shape (cfg: BLOCK_M, BLOCK_N; opts: triton.compile's
-    options, num_warps and num_stages among them); returns (CompiledKernel, consts)."""
+    options, num_warps and num_stages among them); returns (CompiledKernel, consts).
+    mask: "" (KPM is None), "key_padding" ((B, Skv)) or "full" ((B, Sq, Skv), or (Sq, Skv)
+    with mask_batched=False), of Triton type mask_dtype ("fp32", "fp16", "bf16")."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -166,10 +186,14 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, k
         B=batch, H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], O_SEQ_MAJOR=bool(out_seq_major),
-        Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]))
-    sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
-    attrs = {(i,): [["tt.divisibility", 16]] for i in range(4)}
-    src = ASTSource(fn=_fa_fwd_tma_kernel, signature=sig, constexprs=consts, attrs=attrs)
+        Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]),
+        HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched))
+    sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{mask_dtype}" if mask else "constexpr",
+           "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
+    pointers = (0, 1, 2, 3, 4) if mask else (0, 1, 2, 4)
+    attrs = {(i,): [["tt.divisibility", 16]] for i in pointers}
+    src = ASTSource(fn=_fa_fwd_tma_kernel, signature=sig, constexprs=consts if mask else {**consts, "KPM": None},
+                    attrs=attrs)
     # Triton's own PTX version: with `.version 8.4` (what triton_fa asks for, so that older
     # drivers can JIT its PTX) this kernel computes NaN on an H200 (measured 2026-11-22,
     # Triton launch and driver launch alike). sm_90 modules carry the cubin, never JIT-ed.

@@ -214,7 +214,7 @@ def test_tma_kernel_for_head_dim_128_on_sm90():
     ("sm_80", dict(arch=80)),
     ("Sq not a multiple of the tile", dict(sq=200)),
     ("Skv not a multiple of the tile", dict(skv=300)),
-    ("run-time mask", dict(key_padding_mask_dtype="f32")),
+    ("run-time mask (not tuned)", dict(key_padding_mask_dtype="f32")),
     ("head dim 64 (the 64x64 pointer kernel wins)", dict(head_dim=64)),
     ("causal (tuned: the pointer kernel)", dict(causal="top_left")),
     ("softmax scale <= 0", dict(scale=-0.1, config={"TMA": True})),
@@ -222,6 +222,27 @@ def test_tma_kernel_for_head_dim_128_on_sm90():
 def test_tma_kernel_not_taken(why, kw):
     kb = _build(**kw)
     assert kb.name == ENTRY.decode() and not kb.config["TMA"] and kb.scratch_bytes == 0, why
+
+
+def test_head_dim_128_with_a_full_mask_fits_shared_memory():
+    """The tuned 128x128 tile with a (B, Sq, Skv) f32 mask's tiles needs 352 KiB: build_ptx
+    takes fewer stages / narrower key tiles until it fits (it used to fail to build, and the
+    op fell back to IREE's codegen)."""
+    kb = _build(sq=256, skv=256, mask_dtype="f32")
+    assert kb.name == ENTRY.decode() and [p.name for p in kb.params][3] == "mask"
+    assert kb.shared_mem_bytes <= triton_fa.MAX_SHARED_OPTIN[90]
+    assert (kb.config["BLOCK_N"], kb.config["num_stages"]) != (128, 3)
+
+
+def test_tma_kernel_with_masks_only_when_asked():
+    """With a run-time mask the TMA kernel loads its tiles with TMA too (128x64 key tiles);
+    not tuned yet, so only config={"TMA": True} picks it."""
+    for mask in (dict(mask_dtype="f32"), dict(key_padding_mask_dtype="f32")):
+        assert _build(**mask).name == ENTRY.decode()
+        kb = _build(**mask, config={"TMA": True})
+        assert kb.name == TMA_ENTRY.decode() and kb.config["BLOCK_N"] == 64 and kb.scratch_bytes > 0
+        assert [p.name for p in kb.params] == ["q", "k", "v", "mask" if "mask_dtype" in mask else "key_padding_mask",
+                                               "o", "global_scratch", "profile_scratch"]
 
 
 def test_tma_kernel_asked_for_where_it_applies():
@@ -553,7 +574,7 @@ def test_tma_kernel_semantics_in_triton_interpreter():
     script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
     r = subprocess.run([sys.executable, script, "tma"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") == 6 and "FAIL" not in r.stdout
+    assert r.stdout.count(" ok") == 9 and "FAIL" not in r.stdout
 
 
 # --- compile_model end to end (no GPU needed to compile) --------------------------------------
@@ -600,7 +621,9 @@ def _gpu_target():
 GPU_CASES = ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed", "bert_padded_f16",
              "llama_masked_f16", "seq_first_f16",
              # head dim 128, non-causal, lengths multiples of 128: triton_fa_tma's kernel
-             "tma_plain_f16", "tma_gqa_bf16", "tma_seq_first_bf16"]
+             "tma_plain_f16", "tma_gqa_bf16", "tma_seq_first_bf16",
+             # head dim 128 with LLaMA's run-time mask: a smaller tile (the tuned one overflows)
+             "llama_masked_d128_f16"]
 
 
 def gpu_case(case: str):
@@ -624,6 +647,8 @@ def gpu_case(case: str):
         "tma_gqa_bf16": (NonCausalGroupedQuery(), (rand(1, 8, 256, 128, dtype=bf), rand(1, 2, 512, 128, dtype=bf),
                                                    rand(1, 2, 512, 128, dtype=bf))),
         "tma_seq_first_bf16": (SeqFirst(), tuple(rand(2, 256, 4, 128, dtype=bf) for _ in range(3))),
+        "llama_masked_d128_f16": (LlamaMasked(), (rand(2, 8, 256, 128), rand(2, 2, 256, 128), rand(2, 256, 2, 128),
+                                                  llama_mask(2, 256))),
     }[case]
     return model, args, (1e-2 if args[0].dtype == bf else 3e-3)
 
