@@ -380,7 +380,10 @@ def length_class(sq: int, skv: int) -> str:
 _D64 = dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=3, FOLD_SCALE=True, KTRANS=True)
 # d128 non-causal: the TMA + warp-specialised kernel (triton_fa_tma.py, TMA_TILE) where it
 # applies (0.86-0.91x of cuDNN vs 0.84-0.86x); the tile below where it does not.
-_D128 = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FOLD_SCALE=True, TMA=True)
+# With a run-time (B, Sq, Skv) mask (LLaMA's causal + padding from the inputs) the TMA kernel
+# is 1.00-1.07x SDPA-with-that-mask, the pointer kernel 0.72-0.78x; with a (B, Skv) key-padding
+# mask the pointer kernel wins (0.99x vs 0.91-0.92x) (compare_kernels.py, H200, 2026-11-22).
+_D128 = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FOLD_SCALE=True, TMA=True, TMA_FULL_MASK=True)
 _D128_CAUSAL = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, REVERSE_M=True)
 TUNED_CONFIGS: dict = {}
 for _dt in ("fp16", "bf16"):
@@ -413,24 +416,26 @@ TMA_MASK_TILE = dict(TMA_TILE, BLOCK_N=64)
 
 def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
                    dtype: str = "f16", sq: int = 0, skv: int = 0,
-                   scale: float = 1.0, masked: bool = False, config: Optional[dict] = None) -> dict:
+                   scale: float = 1.0, mask: str = "", config: Optional[dict] = None) -> dict:
     """The full config (tile + variant flags) build_ptx compiles with: the
     tuned default for this (arch, head_dim, causal, dtype, length class),
     updated with the caller's `config` (which may be partial), then made legal
     (flags that do not apply to this case are switched off). TMA (the kernel of
     triton_fa_tma.py) brings its own tile, TMA_TILE (TMA_MASK_TILE with a run-time
     mask), unless `config` sets one; where that kernel does not apply, the tuned
-    pointer-kernel tile stays. A tuned TMA flag holds for cases without a mask; with
-    one, the tuned flag TMA_MASKED (or the caller's TMA) decides."""
+    pointer-kernel tile stays. mask: "" (none), "key_padding" or "full" (a run-time
+    mask, see compile_kernel). A tuned TMA flag holds for cases without a mask; with a
+    full mask the tuned flag TMA_FULL_MASK (or the caller's TMA) decides, with a
+    key-padding mask only the caller's TMA."""
     cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
     config = config or {}
     cfg.update(config)
-    if masked and "TMA" not in config:
-        cfg["TMA"] = cfg.get("TMA_MASKED", False)
+    if mask and "TMA" not in config:
+        cfg["TMA"] = mask == "full" and cfg.get("TMA_FULL_MASK", False)
     for f in VARIANT_FLAGS:
         cfg[f] = bool(cfg.get(f, False))
     if cfg["TMA"]:
-        tile = {k: config.get(k, v) for k, v in (TMA_MASK_TILE if masked else TMA_TILE).items()}
+        tile = {k: config.get(k, v) for k, v in (TMA_MASK_TILE if mask else TMA_TILE).items()}
         why = triton_fa_tma.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale,
                                    block_m=tile["BLOCK_M"], block_n=tile["BLOCK_N"])
         cfg["TMA"] = not why
@@ -472,8 +477,9 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     if key_padding_mask_dtype is not None and mask_dtype is not None:
         raise ValueError("a key-padding mask or a (B, Sq, Skv) mask, not both")
     any_mask = key_padding_mask_dtype if key_padding_mask_dtype is not None else mask_dtype
+    mask = "key_padding" if key_padding_mask_dtype is not None else "full" if mask_dtype is not None else ""
     cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), dtype=tdt,
-                         sq=sq, skv=skv, scale=float(scale), config=config, masked=any_mask is not None)
+                         sq=sq, skv=skv, scale=float(scale), config=config, mask=mask)
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     if cfg.get("maxnreg"):
         opts["maxnreg"] = int(cfg["maxnreg"])
@@ -484,8 +490,7 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
             tdt=tdt, cfg=cfg, opts=opts, batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
             head_dim=head_dim, scale=float(scale), causal=bool(causal), bottom_right=bool(bottom_right),
             out_seq_major=out_seq_major, in_seq_major=in_seq_major,
-            mask="key_padding" if key_padding_mask_dtype is not None else "full" if mask_dtype is not None else "",
-            mask_dtype=_KPM_DTYPE[str(any_mask).replace("torch.", "")] if any_mask is not None else "",
+            mask=mask, mask_dtype=_KPM_DTYPE[str(any_mask).replace("torch.", "")] if any_mask is not None else "",
             mask_batched=mask_batched)
         return ck, cfg, consts
     if any_mask is not None:

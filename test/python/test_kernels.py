@@ -228,17 +228,20 @@ def test_head_dim_128_with_a_full_mask_fits_shared_memory():
     """The tuned 128x128 tile with a (B, Sq, Skv) f32 mask's tiles needs 352 KiB: build_ptx
     takes fewer stages / narrower key tiles until it fits (it used to fail to build, and the
     op fell back to IREE's codegen)."""
-    kb = _build(sq=256, skv=256, mask_dtype="f32")
+    kb = _build(sq=256, skv=256, mask_dtype="f32", config={"TMA": False})
     assert kb.name == ENTRY.decode() and [p.name for p in kb.params][3] == "mask"
     assert kb.shared_mem_bytes <= triton_fa.MAX_SHARED_OPTIN[90]
     assert (kb.config["BLOCK_N"], kb.config["num_stages"]) != (128, 3)
 
 
-def test_tma_kernel_with_masks_only_when_asked():
-    """With a run-time mask the TMA kernel loads its tiles with TMA too (128x64 key tiles);
-    not tuned yet, so only config={"TMA": True} picks it."""
+def test_tma_kernel_with_masks():
+    """With a run-time mask the TMA kernel loads its tiles with TMA too (128x64 key tiles).
+    Tuned: a (B, Sq, Skv) mask takes it, a (B, Skv) key-padding mask the pointer kernel
+    (unless config={"TMA": True})."""
+    assert _build(mask_dtype="f32").name == TMA_ENTRY.decode()
+    assert _build(key_padding_mask_dtype="f32").name == ENTRY.decode()
+    assert _build(mask_dtype="f32", head_dim=64).name == ENTRY.decode()
     for mask in (dict(mask_dtype="f32"), dict(key_padding_mask_dtype="f32")):
-        assert _build(**mask).name == ENTRY.decode()
         kb = _build(**mask, config={"TMA": True})
         assert kb.name == TMA_ENTRY.decode() and kb.config["BLOCK_N"] == 64 and kb.scratch_bytes > 0
         assert [p.name for p in kb.params] == ["q", "k", "v", "mask" if "mask_dtype" in mask else "key_padding_mask",
@@ -277,6 +280,19 @@ def test_tma_kernel_scratch_is_a_module_global():
     assert "stream.async.copy" not in stream and "stream.async.clone" not in stream
     assert stream.count("stream.cmd.execute on(") == 1 and stream.count("stream.cmd.execute once on(") == 1
     assert stream.count("stream.cmd.dispatch @flashlift_fa_sm90") == 2
+
+
+def test_llama_d128_mask_takes_the_tma_kernel_with_its_binding_order():
+    """LLaMA-7B-like: head dim 128, grouped-query, the run-time causal + padding mask: the TMA
+    kernel's parameters are (q, k, v, mask, o, global scratch, profile scratch)."""
+    args = (rand(2, 8, 256, 128), rand(2, 2, 256, 128), rand(2, 256, 2, 128), llama_mask(2, 256))
+    low = lowered(LlamaMasked(), args)
+    [rec] = low.paths
+    assert rec["kernel"]["name"] == TMA_ENTRY.decode() and rec["kernel"]["tile"][:2] == [128, 64], rec
+    [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
+    operands = line[line.index("(") + 1:line.index(")")].split(", ")
+    assert len(operands) == 7 and operands[6] == operands[0] and "scratch" in operands[5], line
+    assert "tensor<2x256x256xf32>, tensor<2x2x4x256x128xf16>, tensor<" in line, line
 
 
 def test_tma_dispatch_needs_its_scratch():
@@ -622,7 +638,7 @@ GPU_CASES = ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed",
              "llama_masked_f16", "seq_first_f16",
              # head dim 128, non-causal, lengths multiples of 128: triton_fa_tma's kernel
              "tma_plain_f16", "tma_gqa_bf16", "tma_seq_first_bf16",
-             # head dim 128 with LLaMA's run-time mask: a smaller tile (the tuned one overflows)
+             # head dim 128 with LLaMA's run-time mask: the TMA kernel with the mask's tiles
              "llama_masked_d128_f16"]
 
 
