@@ -3,7 +3,9 @@
 Models (Hugging Face transformers, eager attention, built from config, random weights):
   * bert: a BERT-base-sized encoder stack (hidden 768, 12 heads, FFN 3072), padding mask;
   * llama: a LLaMA-style decoder stack (hidden 1024, 16 heads, 4 KV heads, SwiGLU 2816),
-    causal, rotary embeddings, grouped-query attention.
+    causal, rotary embeddings, grouped-query attention;
+  * llama_d128: the same with LLaMA-7B's head dim 128 (hidden 2048, 16 heads, 4 KV heads,
+    SwiGLU 5632); its causal + padding mask reaches the attention kernel at run time.
 The weights are *inputs* of the compiled function (so modules stay small enough to carry
 to the GPU machine, and both sides run the very same weights). Peers on the same inputs:
 IREE without raising, torch eager, torch.compile, and the same model with
@@ -36,8 +38,10 @@ SPECS = {
     "bert": ({"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}, 8, 512, 4),
     "llama": ({"hidden_size": 1024, "num_attention_heads": 16, "num_key_value_heads": 4,
                "intermediate_size": 2816}, 4, 1024, 4),
+    "llama_d128": ({"hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 4,
+                    "intermediate_size": 5632}, 4, 1024, 4),
 }
-SMALL = {"bert": (2, 128, 2), "llama": (2, 128, 2)}
+SMALL = {"bert": (2, 128, 2), "llama": (2, 128, 2), "llama_d128": (2, 128, 2)}
 
 
 def make_model(name: str, layers: int, attn: str = "eager"):
@@ -88,13 +92,15 @@ def inputs_for(name: str, model, batch: int, seq: int, dtype, device="cpu"):
     return hidden, mask.to(device), weights
 
 
-def build(target: str, out_dir: str, dtype_name: str, small: bool) -> None:
+def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple = ()) -> None:
     import flashlift
 
     os.makedirs(out_dir, exist_ok=True)
     dtype = DTYPES[dtype_name]
     entries = []
     for name, (_, batch, seq, layers) in SPECS.items():
+        if names and name not in names:
+            continue
         if small:
             batch, seq, layers = SMALL[name]
         model = make_model(name, layers).to(dtype)
@@ -172,11 +178,12 @@ def main() -> int:
     p.add_argument("--modules", default=None)
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--peers", default="eager,compile,sdpa")
+    p.add_argument("--models", default="", help=f"comma list of {', '.join(SPECS)} (default: all)")
     a = p.parse_args()
     dtype = a.dtype or ("f32" if a.target == "cpu" else "f16")
     modules = a.modules or a.out or os.path.join(ROOT, "build", "bench", "models-" + a.target.replace(":", "_"))
     if a.mode in ("build", "all"):
-        build(a.target, modules, dtype, a.small)
+        build(a.target, modules, dtype, a.small, tuple(filter(None, a.models.split(","))))
     if a.mode in ("run", "all"):
         run(modules, a.out_dir, a.peers.split(","))
     return 0
