@@ -110,8 +110,10 @@ def _fa_fwd_tma_kernel(
     # Key tiles [0, hi): all of them, or up to the causal diagonal. One loop: Triton 3.6
     # cannot compile a second loop after a warp-specialised one, and a dot outside the loop
     # (the diagonal tile as a straight-line step, before or after it) turns specialisation
-    # off (128 threads, 244-460 bytes of spills). So with a causal mask every tile takes the
-    # mask, a compare and a select per score: 0.81-0.87x of cuDNN where the pointer kernel
+    # off (128 threads, 244-460 bytes of spills), and so does an `if` in the loop that masks
+    # only the tiles the diagonal crosses (128 threads, 1292 bytes of spills at head dim 128,
+    # ptxas 12.8, 2026-11-29). So with a causal mask every tile takes the mask, a compare
+    # and a select per score: 0.81-0.87x of cuDNN where the pointer kernel
     # reaches 0.88-0.91x (compare_kernels.py, H200), hence tuned off for causal.
     if CAUSAL:
         if BOTTOM_RIGHT:
