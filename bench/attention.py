@@ -90,13 +90,18 @@ def build(target: str, out_dir: str, dtypes: list[str]) -> list[dict]:
             print(f"{key(c)} {variant}: {time.time() - t0:.1f}s raised={len(compiled.report.raised)}", flush=True)
         manifest.append(entry)
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
-        json.dump({"target": target, "commit": _commit(), "configs": manifest}, f, indent=1)
+        json.dump({"target": target, "commit": commit(), "configs": manifest}, f, indent=1)
     return manifest
 
 
-def _commit() -> str:
+def commit() -> str:
+    """HEAD's short hash, with "+changes" when the code that builds or runs the modules
+    (compiler/, passes/, python/, bench/) differs from it: a results file names what made it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD") or "unknown"
+        return head + ("+changes" if git("status", "--porcelain", "--", "compiler", "passes", "python", "bench") else "")
     except OSError:
         return "unknown"
 

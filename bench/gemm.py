@@ -17,11 +17,11 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
+from attention import commit  # noqa: E402  (bench/ is the script's directory)
 
 # (model, layer, M, N, K, bias): bench/models.py's BERT (B=8, S=512) and LLaMA (B=4, S=1024)
 SHAPES = [
@@ -33,11 +33,6 @@ SHAPES = [
     ("llama", "gate/up", 4096, 2816, 1024, False),
     ("llama", "down", 4096, 1024, 2816, False),
 ]
-
-
-def _commit() -> str:
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return r.stdout.strip() or "unknown"
 
 
 def main() -> int:
@@ -94,7 +89,7 @@ def main() -> int:
               f"(err {best['err']:.1e}); cuBLAS {cublas_ms * 1e3:.1f} us; ratio {cublas_ms / best['ms']:.2f}", flush=True)
 
     lines = [f"# flashlift GEMM kernel vs cuBLAS: {device_name}", "",
-             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {_commit()}; {a.dtype}; "
+             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}; {a.dtype}; "
              f"torch {torch.__version__}, triton {triton.__version__}, kernels for sm_{arch}",
              "- time: triton.testing.do_bench median (CUDA events, L2 flushed); err = ||out - ref|| / ||ref|| vs f32",
              "- ratio: cuBLAS time / kernel time (> 1: the kernel is faster)", "",

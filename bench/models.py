@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from attention import (DTYPES, _commit, device_name, flashlift_candidates, load_manifest,  # noqa: E402
+from attention import (DTYPES, commit, device_name, flashlift_candidates, load_manifest,  # noqa: E402
                        measure, results_markdown)
 
 SPECS = {
@@ -121,7 +121,7 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
                 print(compiled.report, flush=True)
         entries.append(entry)
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
-        json.dump({"target": target, "commit": _commit(), "models": entries}, f, indent=1)
+        json.dump({"target": target, "commit": commit(), "models": entries}, f, indent=1)
 
 
 def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
