@@ -96,12 +96,12 @@ def build(target: str, out_dir: str, dtypes: list[str]) -> list[dict]:
 
 def commit() -> str:
     """HEAD's short hash, with "+changes" when the code that builds or runs the modules
-    (compiler/, passes/, python/, bench/) differs from it: a results file names what made it."""
+    (compiler/, passes/, python/, bench/ but its results) differs from it: a results file names what made it."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     try:
         head = git("rev-parse", "--short", "HEAD") or "unknown"
-        return head + ("+changes" if git("status", "--porcelain", "--", "compiler", "passes", "python", "bench") else "")
+        return head + ("+changes" if git("status", "--porcelain", "--", "compiler", "passes", "python", "bench", ":!bench/results") else "")
     except OSError:
         return "unknown"
 
