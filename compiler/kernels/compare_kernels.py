@@ -1,9 +1,13 @@
-"""The two FA kernels side by side on a GPU: triton_fa's pointer kernel and triton_fa_tma's
-TMA + warp-specialised kernel, each exactly as build_ptx compiles it, against torch SDPA.
+"""The FA kernels side by side on a GPU: triton_fa's pointer kernel and triton_fa_tma's
+TMA + warp-specialised kernel, with a program per tile and persistent (a program per SM),
+each exactly as build_ptx compiles it, against torch SDPA.
 
 Needs a CUDA GPU with torch and Triton 3.6 (the GPU machine; no IREE):
 
     PYTHONPATH=$PWD/python:$PWD python3 compiler/kernels/compare_kernels.py [--json FILE]
+    # under Nsight Compute: each kernel of case 0, f16, launched 3 times, no timing
+    ncu --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats \
+        python3 compiler/kernels/compare_kernels.py --cases 0 --dtypes f16 --ncu
 
 Kernel alone: Triton launches of triton_fa.compile_kernel's CompiledKernel with the tile
 build_ptx settles on (global scratch from torch through triton.set_allocator), triton.testing.do_bench medians (L2 flushed), the
@@ -25,7 +29,10 @@ CASES = [  # B, H, S, D, causal, run-time mask ("" | "kpm": (B, S) key padding |
     (1, 32, 8192, 128, True, ""), (8, 16, 1024, 128, False, ""), (4, 16, 4096, 64, False, ""),
     (4, 16, 4096, 64, True, ""),
     # LLaMA-7B-like attention with the causal + padding mask built from the inputs, BERT-like padding
-    (4, 32, 1024, 128, False, "full"), (2, 32, 2048, 128, False, "full"), (8, 16, 1024, 128, False, "kpm")]
+    (4, 32, 1024, 128, False, "full"), (2, 32, 2048, 128, False, "full"), (8, 16, 1024, 128, False, "kpm"),
+    # head dim 64: bench/attention.py's short shapes, BERT-base's padding, LLaMA-style D=64 masks
+    (16, 12, 512, 64, False, ""), (8, 16, 1024, 64, False, ""), (8, 12, 512, 64, False, "kpm"),
+    (4, 16, 1024, 64, False, "full")]
 
 
 def make_mask(kind: str, b: int, s: int, device: str):
@@ -59,16 +66,29 @@ def main() -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", default=None)
+    p.add_argument("--cases", default=None, help="comma list of indices into CASES (default: all)")
+    p.add_argument("--dtypes", default="f16,bf16")
+    p.add_argument("--ncu", action="store_true", help="launch each kernel 3 times, untimed (for a profiler)")
     args = p.parse_args()
+    cases = [CASES[int(i)] for i in args.cases.split(",")] if args.cases else CASES
+    dtypes = [{"f16": torch.float16, "bf16": torch.bfloat16}[d] for d in args.dtypes.split(",")]
     triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
-    bench = lambda fn: triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")  # noqa: E731
+    def bench(fn):
+        if args.ncu:
+            for _ in range(3):
+                fn()
+            torch.cuda.synchronize()
+            return float("nan")
+        return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; triton {triton.__version__}")
+    kinds = (("pointer", {"TMA": False}), ("tma", {"TMA": True}), ("tma_persistent", {"TMA": True, "PERSISTENT": True}))
     print("| shape (B,H,S,D) | dtype | causal | mask | SDPA us | pointer us (x SDPA) | TMA+WS us (x SDPA) | "
-          "errs (ptr, tma) | tiles (ptr, tma) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "TMA+WS persistent us (x SDPA) | errs (ptr, tma, persistent) | tiles (ptr, tma) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
-    for b, h, s, d, causal, mask_kind in CASES:
-        for dt in (torch.float16, torch.bfloat16):
+    for b, h, s, d, causal, mask_kind in cases:
+        for dt in dtypes:
             torch.manual_seed(0)
             q, k, v = (torch.randn(b, h, s, d, dtype=dt, device="cuda") for _ in range(3))
             mask, attn_mask = make_mask(mask_kind, b, s, "cuda") if mask_kind else (None, None)
@@ -77,7 +97,7 @@ def main() -> int:
             sdpa_mask = attn_mask.to(dt) if mask_kind else None
             sdpa = bench(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, is_causal=causal))
             row = dict(shape=[b, h, s, d], dtype=str(dt)[6:], causal=causal, mask=mask_kind, sdpa_us=sdpa * 1e3)
-            for kind, config in (("pointer", {"TMA": False}), ("tma", {"TMA": True})):
+            for kind, config in kinds:
                 kb = triton_fa.build_ptx(
                     batch=b, heads=h, kv_heads=h, sq=s, skv=s, head_dim=d, causal=causal,
                     dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90, config=config,
@@ -93,7 +113,7 @@ def main() -> int:
                 row[f"{kind}_tile"] = f"m{cfg['BLOCK_M']}n{cfg['BLOCK_N']}w{cfg['num_warps']}s{cfg['num_stages']}"
                 o = torch.full_like(q, float("nan"))
                 operands = (q, k, v, mask, o)
-                launch = ck[(triton.cdiv(s, cfg["BLOCK_M"]), b * h, 1)]
+                launch = ck[kb.grid]
                 fn = lambda: launch(*operands, *consts.values())  # noqa: E731
                 fn()
                 torch.cuda.synchronize()
@@ -103,7 +123,9 @@ def main() -> int:
             print(f"| {b},{h},{s},{d} | {row['dtype']} | {'yes' if causal else 'no'} | {mask_kind or '-'} | "
                   f"{row['sdpa_us']:.0f} | {row['pointer_us']:.0f} ({row['sdpa_us'] / row['pointer_us']:.2f}) | "
                   f"{row['tma_us']:.0f} ({row['sdpa_us'] / row['tma_us']:.2f}) | "
-                  f"{row['pointer_err']:.1e}, {row['tma_err']:.1e} | {row['pointer_tile']}, {row['tma_tile']} |",
+                  f"{row['tma_persistent_us']:.0f} ({row['sdpa_us'] / row['tma_persistent_us']:.2f}) | "
+                  f"{row['pointer_err']:.1e}, {row['tma_err']:.1e}, {row['tma_persistent_err']:.1e} | "
+                  f"{row['pointer_tile']}, {row['tma_tile']} |",
                   flush=True)
     if args.json:
         with open(args.json, "w") as f:

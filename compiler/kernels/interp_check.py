@@ -169,12 +169,14 @@ TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v
 
 
 def main_tma():
-    """triton_fa_tma's kernel (TMA descriptors; warp specialisation is a no-op here)."""
+    """triton_fa_tma's kernel (TMA descriptors; warp specialisation is a no-op here), with a
+    program per tile and persistent (3 programs striding over the tiles)."""
     import triton_fa_tma
 
     torch.manual_seed(0)
     ok = True
-    for B, H, KVH, Sq, Skv, D, causal, br, seq, *masks in TMA_CASES:
+    for (B, H, KVH, Sq, Skv, D, causal, br, seq, *masks), persistent in (
+            (case, p) for case in TMA_CASES for p in (False, True)):
         q = torch.randn(B, H, Sq, D).half()
         k = torch.randn(B, KVH, Skv, D).half()
         v = torch.randn(B, KVH, Skv, D).half()
@@ -183,13 +185,13 @@ def main_tma():
         fm = masks[0] if masks and isinstance(masks[0], tuple) else None
         mask = full_mask(B, Sq, Skv, fm[0], fm[1], fm[2]) if fm else None
         scale = 1 / math.sqrt(D)
-        triton_fa_tma._fa_fwd_tma_kernel[(Sq // 32, B * H, 1)](
+        triton_fa_tma._fa_fwd_tma_kernel[(3, 1, 1) if persistent else (Sq // 32, B * H, 1)](
             *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq)),
             kpm if mask is None else mask, o,
             SM_SCALE_LOG2=scale * 1.4426950408889634, B=B, H=H, KV_RATIO=H // KVH, SQ=Sq, SKV=Skv, HEAD_DIM=D,
             CAUSAL=causal, BOTTOM_RIGHT=br, BLOCK_M=32, BLOCK_N=32, O_SEQ_MAJOR=seq[3], Q_SEQ_MAJOR=seq[0],
             K_SEQ_MAJOR=seq[1], V_SEQ_MAJOR=seq[2], HAS_KPM=kpm is not None, HAS_MASK=mask is not None,
-            MASK_BATCHED=bool(fm and fm[2]))
+            MASK_BATCHED=bool(fm and fm[2]), PERSISTENT=persistent, NUM_PROGS=3)
         if seq[3]:
             o = o.transpose(1, 2)
         r = reference(q, k, v, causal, br, scale, kpm, mask)
@@ -200,7 +202,7 @@ def main_tma():
             good &= ((o.float() - r0).norm() / r0.norm()).item() > 1e-2
         ok &= good
         print(f"TMA B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br} seq-major={seq} "
-              f"kpm={kpm is not None} mask={fm}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
+              f"kpm={kpm is not None} mask={fm} persistent={persistent}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 

@@ -377,19 +377,24 @@ def length_class(sq: int, skv: int) -> str:
 # (packed f16 exp2) lost everywhere (XU pipe use did not drop); PIPE_QK (rotated
 # loop) lost: Triton 3.6 waits for the q@k wgmma right away, so nothing overlaps.
 # d128 "short" (S <= 1024) was not measured: same choice as "long".
-_D64 = dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=3, FOLD_SCALE=True, KTRANS=True)
-# d128 non-causal: the TMA + warp-specialised kernel (triton_fa_tma.py, TMA_TILE) where it
-# applies (0.86-0.91x of cuDNN vs 0.84-0.86x); the tile below where it does not.
-# With a run-time (B, Sq, Skv) mask (LLaMA's causal + padding from the inputs) the TMA kernel
-# is 1.00-1.07x SDPA-with-that-mask, the pointer kernel 0.72-0.78x; with a (B, Skv) key-padding
-# mask the pointer kernel wins (0.99x vs 0.91-0.92x) (compare_kernels.py, H200, 2026-11-22).
-_D128 = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FOLD_SCALE=True, TMA=True, TMA_FULL_MASK=True)
+_D64_CAUSAL = dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=3, FOLD_SCALE=True, KTRANS=True)
 _D128_CAUSAL = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, REVERSE_M=True)
+# Non-causal: the persistent TMA + warp-specialised kernel (triton_fa_tma.py, TMA_TILE, a
+# program per SM) where it applies, the pointer tile where it does not. Kernel alone vs
+# cuDNN's SDPA (compare_kernels.py, H200, 2026-11-29), persistent TMA / pointer kernel:
+# d128 0.84-0.95x / 0.75-0.86x; d64 0.95-0.98x / 0.91-0.96x; with a run-time (B, Sq, Skv)
+# mask 1.05-1.19x / 0.72-0.95x of SDPA-with-that-mask; with a (B, Skv) key-padding mask
+# d128 1.14x / 1.00x but d64 1.06x / 1.20x, so TMA_MASKS lists the run-time masks that
+# take it. Causal (compare_kernels.py, same run): the pointer kernel, 0.88-0.94x against the
+# persistent kernel's 0.73-0.90x (Triton 3.6 masks every tile of a specialised loop).
+_D64 = dict(_D64_CAUSAL, TMA=True, PERSISTENT=True, TMA_MASKS=("full",))
+_D128 = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FOLD_SCALE=True, TMA=True, PERSISTENT=True,
+             TMA_MASKS=("full", "key_padding"))
 TUNED_CONFIGS: dict = {}
 for _dt in ("fp16", "bf16"):
     for _cls in ("short", "long"):
         for _causal in (False, True):
-            TUNED_CONFIGS[(90, 64, _causal, _dt, _cls)] = _D64
+            TUNED_CONFIGS[(90, 64, _causal, _dt, _cls)] = _D64_CAUSAL if _causal else _D64
             TUNED_CONFIGS[(90, 128, _causal, _dt, _cls)] = _D128_CAUSAL if _causal else _D128
 
 
@@ -425,13 +430,13 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
     mask), unless `config` sets one; where that kernel does not apply, the tuned
     pointer-kernel tile stays. mask: "" (none), "key_padding" or "full" (a run-time
     mask, see compile_kernel). A tuned TMA flag holds for cases without a mask; with a
-    full mask the tuned flag TMA_FULL_MASK (or the caller's TMA) decides, with a
-    key-padding mask only the caller's TMA."""
+    mask, the tuned TMA_MASKS (the mask kinds that take the TMA kernel) or the caller's
+    TMA decides. PERSISTENT (a program per SM) applies to the TMA kernel only."""
     cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
     config = config or {}
     cfg.update(config)
     if mask and "TMA" not in config:
-        cfg["TMA"] = mask == "full" and cfg.get("TMA_FULL_MASK", False)
+        cfg["TMA"] = cfg.get("TMA", False) and mask in cfg.get("TMA_MASKS", ())
     for f in VARIANT_FLAGS:
         cfg[f] = bool(cfg.get(f, False))
     if cfg["TMA"]:
@@ -441,6 +446,9 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
         cfg["TMA"] = not why
         if cfg["TMA"]:
             cfg.update(tile)
+    # Not with a single query tile per head: Triton 3.6's warp specialisation of the tile
+    # loop then fails to compile ("operation destroyed but still has uses").
+    cfg["PERSISTENT"] = bool(cfg.get("PERSISTENT", False)) and cfg["TMA"] and sq > cfg["BLOCK_M"]
     if scale <= 0:                 # max(qk) * scale is the row max only for scale > 0
         cfg["FOLD_SCALE"] = False
     if not causal:
@@ -582,7 +590,10 @@ def build_ptx(**kwargs) -> KernelBinary:
     if kpm_dtype is not None or mask_dtype is not None:
         roles.insert(3, "input")
         names.insert(3, "key_padding_mask" if mask_dtype is None else "mask")
-    grid = (triton.cdiv(a["sq"], cfg["BLOCK_M"]), a["batch"] * a["heads"], 1)
+    if cfg["TMA"]:
+        grid = triton_fa_tma.grid(cfg, a["batch"], a["heads"], a["sq"])
+    else:
+        grid = (triton.cdiv(a["sq"], cfg["BLOCK_M"]), a["batch"] * a["heads"], 1)
     cfg_out = dict(cfg, scale=float(a["scale"]), causal=bool(a["causal"]),
                    bottom_right=bool(a["causal"] and a["bottom_right"]),
                    **{k: a[k] for k in ("batch", "heads", "kv_heads", "sq", "skv", "head_dim")},

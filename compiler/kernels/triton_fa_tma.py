@@ -26,6 +26,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+# SMs of an H100 SXM / H200: the persistent kernel's program count. On a GPU with fewer SMs
+# (H100 PCIe: 114) the extra programs wait for a free SM: correct, a little slower.
+NUM_SMS = 132
+
 
 @triton.jit
 def _fa_fwd_tma_kernel(
@@ -40,69 +44,89 @@ def _fa_fwd_tma_kernel(
     HAS_KPM: tl.constexpr = False,      # scores[b, :, :, j] += KPM[b, j] ((B, SKV) mask)
     HAS_MASK: tl.constexpr = False,     # scores[b, :, i, j] += KPM[b, i, j] ((B, SQ, SKV) mask)
     MASK_BATCHED: tl.constexpr = True,  # HAS_MASK: False = one (SQ, SKV) mask for every batch entry
+    PERSISTENT: tl.constexpr = False,   # grid (NUM_PROGS,): each program loops over query tiles
+    NUM_PROGS: tl.constexpr = 1,
 ):
-    start_m = tl.program_id(0)
-    off_bh = tl.program_id(1)
-    off_b = off_bh // H
-    off_h = off_bh % H
     KVH: tl.constexpr = H // KV_RATIO
-    off_kvh = off_h // KV_RATIO
-
     # Each operand as a 2-D (rows, columns) view: (B*heads*S, D) head-major, or (B*S, heads*D)
     # sequence-major, where a head's tile sits at column head*D.
     if Q_SEQ_MAJOR:
         desc_q = tl.make_tensor_descriptor(Q, shape=[B * SQ, H * HEAD_DIM], strides=[H * HEAD_DIM, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
-        q_row = off_b * SQ
-        q_col = off_h * HEAD_DIM
     else:
         desc_q = tl.make_tensor_descriptor(Q, shape=[B * H * SQ, HEAD_DIM], strides=[HEAD_DIM, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
-        q_row = off_bh * SQ
-        q_col = 0
     if O_SEQ_MAJOR:
         desc_o = tl.make_tensor_descriptor(O, shape=[B * SQ, H * HEAD_DIM], strides=[H * HEAD_DIM, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
-        o_row = off_b * SQ
-        o_col = off_h * HEAD_DIM
     else:
         desc_o = tl.make_tensor_descriptor(O, shape=[B * H * SQ, HEAD_DIM], strides=[HEAD_DIM, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
-        o_row = off_bh * SQ
-        o_col = 0
     if K_SEQ_MAJOR:
         desc_k = tl.make_tensor_descriptor(K, shape=[B * SKV, KVH * HEAD_DIM], strides=[KVH * HEAD_DIM, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
-        k_row = off_b * SKV
-        k_col = off_kvh * HEAD_DIM
     else:
         desc_k = tl.make_tensor_descriptor(K, shape=[B * KVH * SKV, HEAD_DIM], strides=[HEAD_DIM, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
-        k_row = (off_b * KVH + off_kvh) * SKV
-        k_col = 0
     if V_SEQ_MAJOR:
         desc_v = tl.make_tensor_descriptor(V, shape=[B * SKV, KVH * HEAD_DIM], strides=[KVH * HEAD_DIM, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
-        v_row = off_b * SKV
-        v_col = off_kvh * HEAD_DIM
     else:
         desc_v = tl.make_tensor_descriptor(V, shape=[B * KVH * SKV, HEAD_DIM], strides=[HEAD_DIM, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
-        v_row = (off_b * KVH + off_kvh) * SKV
-        v_col = 0
-
     # The masks are TMA tiles too: a pointer load in the loop makes Triton 3.6's warp
     # specialisation fail to compile.
+    desc_mask = KPM
     if HAS_KPM:
         desc_mask = tl.make_tensor_descriptor(KPM, shape=[B, SKV], strides=[SKV, 1], block_shape=[1, BLOCK_N])
     if HAS_MASK:
         MASK_ROWS: tl.constexpr = B * SQ if MASK_BATCHED else SQ
         desc_mask = tl.make_tensor_descriptor(KPM, shape=[MASK_ROWS, SKV], strides=[SKV, 1],
                                               block_shape=[BLOCK_M, BLOCK_N])
+
+    if PERSISTENT:
+        # One program per SM, query tiles in order (a head's tiles run side by side and share
+        # its K/V in L2): the tensor maps are built once per program, and one tile's epilogue
+        # overlaps the next tile's loads. The tile loop is the specialised one.
+        M_TILES: tl.constexpr = SQ // BLOCK_M
+        for tile in tl.range(tl.program_id(0), B * H * M_TILES, NUM_PROGS, warp_specialize=True):
+            _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, tile % M_TILES, tile // M_TILES,
+                         SM_SCALE_LOG2, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, BOTTOM_RIGHT, BLOCK_M, BLOCK_N,
+                         O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, HAS_KPM, HAS_MASK, MASK_BATCHED,
+                         O.dtype.element_ty, False)
+    else:
+        _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, tl.program_id(0), tl.program_id(1),
+                     SM_SCALE_LOG2, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, BOTTOM_RIGHT, BLOCK_M, BLOCK_N,
+                     O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, HAS_KPM, HAS_MASK, MASK_BATCHED,
+                     O.dtype.element_ty, True)
+
+
+@triton.jit
+def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
+                 SM_SCALE_LOG2: tl.constexpr, H: tl.constexpr, KV_RATIO: tl.constexpr,
+                 SQ: tl.constexpr, SKV: tl.constexpr, HEAD_DIM: tl.constexpr,
+                 CAUSAL: tl.constexpr, BOTTOM_RIGHT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                 O_SEQ_MAJOR: tl.constexpr, Q_SEQ_MAJOR: tl.constexpr, K_SEQ_MAJOR: tl.constexpr,
+                 V_SEQ_MAJOR: tl.constexpr, HAS_KPM: tl.constexpr, HAS_MASK: tl.constexpr,
+                 MASK_BATCHED: tl.constexpr, OUT_DTYPE: tl.constexpr, KEY_LOOP_WS: tl.constexpr):
+    """Query tile start_m of (batch, head) off_bh: the online softmax over its key tiles."""
+    off_b = off_bh // H
+    off_h = off_bh % H
+    KVH: tl.constexpr = H // KV_RATIO
+    off_kvh = off_h // KV_RATIO
+    q_row = (off_b * SQ if Q_SEQ_MAJOR else off_bh * SQ) + start_m * BLOCK_M
+    q_col = off_h * HEAD_DIM if Q_SEQ_MAJOR else 0
+    o_row = (off_b * SQ if O_SEQ_MAJOR else off_bh * SQ) + start_m * BLOCK_M
+    o_col = off_h * HEAD_DIM if O_SEQ_MAJOR else 0
+    k_row = off_b * SKV if K_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
+    k_col = off_kvh * HEAD_DIM if K_SEQ_MAJOR else 0
+    v_row = off_b * SKV if V_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
+    v_col = off_kvh * HEAD_DIM if V_SEQ_MAJOR else 0
+    if HAS_MASK:
         mask_row = (off_b * SQ if MASK_BATCHED else 0) + start_m * BLOCK_M
     MASKED: tl.constexpr = CAUSAL or HAS_KPM or HAS_MASK
 
-    q = desc_q.load([q_row + start_m * BLOCK_M, q_col])
+    q = desc_q.load([q_row, q_col])
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -127,7 +151,7 @@ def _fa_fwd_tma_kernel(
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
 
-    for start_n in tl.range(0, hi, BLOCK_N, warp_specialize=True):
+    for start_n in tl.range(0, hi, BLOCK_N, warp_specialize=KEY_LOOP_WS):
         k = desc_k.load([k_row + start_n, k_col]).T
         qk = tl.dot(q, k)
         if MASKED:
@@ -155,7 +179,7 @@ def _fa_fwd_tma_kernel(
 
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)  # rows that see no key (bottom-right, Sq > Skv): 0
     acc = acc / l_safe[:, None]
-    desc_o.store([o_row + start_m * BLOCK_M, o_col], acc.to(O.dtype.element_ty))
+    desc_o.store([o_row, o_col], acc.to(OUT_DTYPE))
 
 
 def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float,
@@ -170,6 +194,15 @@ def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float,
     if scale <= 0:
         return "softmax scale <= 0"
     return ""
+
+
+def grid(cfg: dict, batch: int, heads: int, sq: int) -> tuple:
+    """The launch grid: a program per query tile and (batch, head), or with PERSISTENT one
+    per SM (at most one per tile)."""
+    tiles = triton.cdiv(sq, cfg["BLOCK_M"])
+    if cfg.get("PERSISTENT"):
+        return (min(NUM_SMS, tiles * batch * heads), 1, 1)
+    return (tiles, batch * heads, 1)
 
 
 def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, kv_heads: int, sq: int,
@@ -189,7 +222,9 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, k
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], O_SEQ_MAJOR=bool(out_seq_major),
         Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]),
-        HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched))
+        HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched),
+        PERSISTENT=bool(cfg.get("PERSISTENT", False)),
+        NUM_PROGS=grid(cfg, batch, heads, sq)[0] if cfg.get("PERSISTENT") else 1)
     sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{mask_dtype}" if mask else "constexpr",
            "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
     pointers = (0, 1, 2, 3, 4) if mask else (0, 1, 2, 4)

@@ -17,7 +17,7 @@ import flashlift  # noqa: E402
 from flashlift.compiler import driver, kernel_dispatch  # noqa: E402
 from flashlift.compiler.importer import import_model  # noqa: E402
 from flashlift.compiler.kernel_dispatch import NotCovered, causal_kind  # noqa: E402
-from flashlift.compiler.kernels import triton_fa  # noqa: E402
+from flashlift.compiler.kernels import triton_fa, triton_fa_tma  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
 from conftest import rel_err  # noqa: E402
 
@@ -205,17 +205,23 @@ def test_tma_kernel_for_head_dim_128_on_sm90():
     kb = _build()
     assert kb.name == TMA_ENTRY.decode() and kb.config["TMA"] and TMA_ENTRY in kb.cubin
     assert [p.name for p in kb.params] == ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
-    assert kb.grid == (2, 8, 1) and kb.block == (384, 1, 1)  # 4 warps asked; Triton adds a producer warpgroup
+    # persistent: a program per SM, at most one per (query tile, batch x head): 2 x 8 here
+    assert kb.config["PERSISTENT"] and kb.grid == (16, 1, 1) and kb.block == (384, 1, 1)  # + a producer warpgroup
     # every CTA writes its tensor maps (4 x 128 B and more) into its own slice of global scratch
     assert kb.scratch_per_cta >= 512 and kb.scratch_bytes == kb.scratch_per_cta * 16
+    big = _build(batch=4, heads=16, kv_heads=4, sq=1024, skv=1024)
+    assert big.grid == (triton_fa_tma.NUM_SMS, 1, 1) and big.scratch_bytes == big.scratch_per_cta * triton_fa_tma.NUM_SMS
+    tiled = _build(config={"PERSISTENT": False})
+    assert tiled.name == TMA_ENTRY.decode() and tiled.grid == (2, 8, 1)
 
 
 @pytest.mark.parametrize("why,kw", [
     ("sm_80", dict(arch=80)),
     ("Sq not a multiple of the tile", dict(sq=200)),
     ("Skv not a multiple of the tile", dict(skv=300)),
-    ("run-time mask (not tuned)", dict(key_padding_mask_dtype="f32")),
-    ("head dim 64 (the 64x64 pointer kernel wins)", dict(head_dim=64)),
+    ("key-padding mask at head dim 64 (the 64x64 pointer kernel wins)",
+     dict(head_dim=64, key_padding_mask_dtype="f32")),
+    ("causal at head dim 64 (tuned: the pointer kernel)", dict(head_dim=64, causal="top_left")),
     ("causal (tuned: the pointer kernel)", dict(causal="top_left")),
     ("softmax scale <= 0", dict(scale=-0.1, config={"TMA": True})),
 ])
@@ -236,11 +242,12 @@ def test_head_dim_128_with_a_full_mask_fits_shared_memory():
 
 def test_tma_kernel_with_masks():
     """With a run-time mask the TMA kernel loads its tiles with TMA too (128x64 key tiles).
-    Tuned: a (B, Sq, Skv) mask takes it, a (B, Skv) key-padding mask the pointer kernel
-    (unless config={"TMA": True})."""
+    Tuned: a (B, Sq, Skv) mask takes it; a (B, Skv) key-padding mask at head dim 128 only (at
+    64 the pointer kernel, unless config={"TMA": True})."""
     assert _build(mask_dtype="f32").name == TMA_ENTRY.decode()
-    assert _build(key_padding_mask_dtype="f32").name == ENTRY.decode()
-    assert _build(mask_dtype="f32", head_dim=64).name == ENTRY.decode()
+    assert _build(key_padding_mask_dtype="f32").name == TMA_ENTRY.decode()
+    assert _build(mask_dtype="f32", head_dim=64).name == TMA_ENTRY.decode()
+    assert _build(key_padding_mask_dtype="f32", head_dim=64).name == ENTRY.decode()
     for mask in (dict(mask_dtype="f32"), dict(key_padding_mask_dtype="f32")):
         kb = _build(**mask, config={"TMA": True})
         assert kb.name == TMA_ENTRY.decode() and kb.config["BLOCK_N"] == 64 and kb.scratch_bytes > 0
@@ -444,7 +451,8 @@ def test_layout_fences_keep_one_command_buffer(use_kernels):
     assert ("iree_tensor_ext.compute_barrier" in low.text) == (not use_kernels)  # the kernel reads through
     stream = compile_str(low.text, extra_args=list(driver.compile_flags(parse_target("cuda:sm_90"))) +
                          ["--compile-to=stream"]).decode()
-    assert stream.count("stream.cmd.execute") == 1 and "optimization_barrier" not in stream
+    # one command buffer per call (the kernel's scratch global adds an initializer, `execute once`)
+    assert stream.count("stream.cmd.execute on(") == 1 and "optimization_barrier" not in stream
 
 
 def test_use_kernels_false_and_other_targets():
@@ -512,7 +520,8 @@ def test_padding_mask_not_on_the_leading_batch_dim_falls_back():
 
 def test_llama_runtime_mask_is_covered():
     """LLaMA: grouped-query, V made canonical by layout.py, the causal + padding mask from the
-    inputs added at run time (a (B, Sq, Skv) mask operand after V)."""
+    inputs added at run time (a (B, Sq, Skv) mask operand after V) by the TMA kernel (tuned so
+    for head dim 64 too), which also binds its scratch global."""
     args = (rand(2, 8, 128, 64), rand(2, 2, 128, 64), rand(2, 128, 2, 64), llama_mask(2, 128))
     low = lowered(LlamaMasked(), args)
     [rec] = low.paths
@@ -520,7 +529,7 @@ def test_llama_runtime_mask_is_covered():
     assert rec["kernel"]["mask"] == "additive [2, 128, 128] f32 (run time)" and rec["kernel"]["grid"][1] == 16
     assert rec["kernel"]["layout"] == "Q (B, H, S, D), K (B, H, S, D), V (B, S, H, D), O (B, H, S, D)"
     [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
-    assert "(%arg0, %arg1, %arg2, %arg3, %0, %arg0, %arg0)" in line, line
+    assert "@_fa_fwd_tma_kernel(%arg0, %arg1, %arg2, %arg3, %0, %flashlift_scratch, %arg0)" in line, line
     assert "tensor<2x128x2x64xf16>, tensor<2x128x128xf32>, tensor<2x2x4x128x64xf16>, " in line, line
 
 
@@ -590,7 +599,7 @@ def test_tma_kernel_semantics_in_triton_interpreter():
     script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
     r = subprocess.run([sys.executable, script, "tma"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") == 9 and "FAIL" not in r.stdout
+    assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout  # 9 cases, per-tile and persistent
 
 
 # --- compile_model end to end (no GPU needed to compile) --------------------------------------
