@@ -1,21 +1,25 @@
-"""Hopper FlashAttention forward: TMA tensor descriptors and warp specialisation (sm_90a only).
+"""Hopper FlashAttention forward: TMA tensor descriptors, warp specialisation and a persistent
+grid (sm_90a only).
 
 The pointer-load kernel of triton_fa.py runs each warpgroup's q@k -> softmax -> p@v chain
-serially (Triton 3.6 cannot overlap it): at head dim 128 it reaches 0.82-0.86x of cuDNN's
-kernel on an H200. This kernel loads every tile with TMA (`tl.make_tensor_descriptor`) and
-lets Triton split the key loop into a producer warpgroup (TMA loads) and two consumer
-warpgroups (`tl.range(..., warp_specialize=True)`, BLOCK_M=128, 4 warps), as cuDNN and
-FlashAttention-3 do: 0.86-0.91x at head dim 128 (bench/results/triton-kernel-h200.md,
-section 3). At head dim 64 it loses to triton_fa's 64x64 kernel, so tuned_config picks it
-for head dim 128 only.
+serially (Triton 3.6 cannot overlap it). This kernel loads every tile with TMA
+(`tl.make_tensor_descriptor`) and lets Triton split a loop into a producer warpgroup (TMA
+loads) and two consumer warpgroups (`tl.range(..., warp_specialize=True)`, BLOCK_M=128, 4
+warps), as cuDNN and FlashAttention-3 do. With PERSISTENT (tuned on) the grid is one program
+per SM looping over the query tiles, and that tile loop is the specialised one: the tensor
+maps are built once per program and the next tile's loads overlap the last one's epilogue.
+Kernel alone on an H200 (bench/results/triton-kernel-h200.md, section 5): 0.95-0.98x of
+cuDNN at head dim 64, 0.84-0.95x at 128, 1.05-1.19x with a run-time mask; triton_fa's
+tuned table picks it for non-causal cases.
 
-What it covers (`covers` says why not): sm_90, no run-time mask (causal or not), Sq a
-multiple of BLOCK_M and Skv of BLOCK_N (a 2-D descriptor tile never straddles two heads),
-softmax scale > 0. Any of the (B, H, S, D) / (B, S, H, D) layouts of triton_fa, grouped-query.
+What it covers (`covers` says why not): sm_90, head dim 64 or 128, Sq a multiple of BLOCK_M
+and Skv of BLOCK_N (a 2-D descriptor tile never straddles two heads), softmax scale > 0; no
+mask, causal (either alignment), a (B, Skv) key-padding or a (B, Sq, Skv) / (Sq, Skv)
+additive mask; any of the (B, H, S, D) / (B, S, H, D) layouts of triton_fa; grouped-query.
 
-ABI: the same pointer parameters as triton_fa's kernel, (Q, K, V, O, global_scratch,
-profile_scratch), but global_scratch is real: each CTA writes its four 128-byte tensor maps
-there (Triton puts CTA i's at global_scratch + i * metadata.global_scratch_size, i the
+ABI: the same pointer parameters as triton_fa's kernel, (Q, K, V[, mask], O, global_scratch,
+profile_scratch), but global_scratch is real: each CTA writes its tensor maps (128 bytes
+each) there (Triton puts CTA i's at global_scratch + i * metadata.global_scratch_size, i the
 linear block index), so the dispatch binds a buffer of grid size x that many bytes (see
 iree_dispatch: a module global, no per-call allocation). 3-stage pipelines with warp
 specialisation returned NaN in the spike (a race in Triton 3.6's generated code): 2 stages.
