@@ -590,10 +590,7 @@ def build_ptx(**kwargs) -> KernelBinary:
     if kpm_dtype is not None or mask_dtype is not None:
         roles.insert(3, "input")
         names.insert(3, "key_padding_mask" if mask_dtype is None else "mask")
-    if cfg["TMA"]:
-        grid = triton_fa_tma.grid(cfg, a["batch"], a["heads"], a["sq"])
-    else:
-        grid = (triton.cdiv(a["sq"], cfg["BLOCK_M"]), a["batch"] * a["heads"], 1)
+    grid = triton_fa_tma.grid(cfg, a["batch"], a["heads"], a["sq"])  # (PERSISTENT only with TMA)
     cfg_out = dict(cfg, scale=float(a["scale"]), causal=bool(a["causal"]),
                    bottom_right=bool(a["causal"] and a["bottom_right"]),
                    **{k: a[k] for k in ("batch", "heads", "kv_heads", "sq", "skv", "head_dim")},

@@ -201,8 +201,8 @@ def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float,
 
 
 def grid(cfg: dict, batch: int, heads: int, sq: int) -> tuple:
-    """The launch grid: a program per query tile and (batch, head), or with PERSISTENT one
-    per SM (at most one per tile)."""
+    """The launch grid of this kernel and of triton_fa's: a program per query tile and
+    (batch, head), or with PERSISTENT one per SM (at most one per tile)."""
     tiles = triton.cdiv(sq, cfg["BLOCK_M"])
     if cfg.get("PERSISTENT"):
         return (min(NUM_SMS, tiles * batch * heads), 1, 1)

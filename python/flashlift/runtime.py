@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import zipfile
 from typing import Any, Optional
 
@@ -272,6 +273,8 @@ def _memory_key(t):
 
 #: How long a call polls for its result before it blocks (seconds): see _await.
 SPIN_SECONDS = 0.05
+#: What _await calls between polls (a no-op where the OS has no sched_yield).
+_yield_cpu = getattr(os, "sched_yield", None) or (lambda: None)
 
 
 def _await(semaphore, value: int, fence) -> None:
@@ -283,13 +286,11 @@ def _await(semaphore, value: int, fence) -> None:
     thread yields its CPU (sched_yield, not sleep(0), which wakes late): 2-6% per call at
     512-1024 tokens (H200 machine, 2026-11-29, 4 of 4 interleaved comparisons), as IREE's
     queue and completion threads that the call waits for get to run sooner."""
-    import os
     import time
 
-    yield_cpu = getattr(os, "sched_yield", None) or (lambda: None)
     deadline = time.perf_counter() + SPIN_SECONDS
     while semaphore.query() < value:
-        yield_cpu()
+        _yield_cpu()
         if time.perf_counter() > deadline:
             fence.wait()
             return
