@@ -27,6 +27,7 @@ class RemovedDropout:
     p: float
     training: bool
     source: str
+    how: str = ""  # how the report names it, when not a dropout op ("SDPA dropout_p")
 
 
 @dataclass
@@ -82,10 +83,32 @@ def user_frame(node) -> tuple[str, int]:
     return f[0], int(f[1])
 
 
+SDPA_OPS = ("aten.scaled_dot_product_attention.default",)
+
+
+def _remove_sdpa_dropout(node) -> Optional[float]:
+    """SDPA's `dropout_p` (its 5th argument) applies in any mode: set it to 0, return p."""
+    p = node.args[4] if len(node.args) > 4 else node.kwargs.get("dropout_p", 0.0)
+    if not isinstance(p, (int, float)) or not p:
+        return None
+    if len(node.args) > 4:
+        node.args = node.args[:4] + (0.0,) + node.args[5:]
+    else:
+        node.kwargs = dict(node.kwargs, dropout_p=0.0)
+    return float(p)
+
+
 def _remove_dropout(ep) -> list:
     removed = []
     graph = ep.graph_module.graph
     for node in list(graph.nodes):
+        if node.op == "call_function" and str(node.target) in SDPA_OPS:
+            p = _remove_sdpa_dropout(node)
+            if p is not None:
+                file, line = user_frame(node)
+                removed.append(RemovedDropout(module_path(node) or "<top>", p, True, f"{file}:{line}",
+                                              how="scaled_dot_product_attention(dropout_p=...)"))
+            continue
         if node.op != "call_function" or str(node.target) not in DROPOUT_OPS:
             continue
         p = float(node.args[1]) if len(node.args) > 1 else 0.0

@@ -125,6 +125,25 @@ def fill_constant(value: ir.Value):
     return None
 
 
+def splat_constant(value: ir.Value):
+    """The number every element of `value` holds when it is a constant splat, a
+    `linalg.fill` of a constant, or a broadcast (a generic yielding its rank-0 input) of
+    one, as torch-mlir emits `zeros_like` with dynamic sizes; else None."""
+    c = constant_value(value)
+    if c is not None:
+        return c
+    c = fill_constant(value)
+    if c is not None:
+        return c
+    op = producer(value)
+    if is_op(op, "linalg.generic") and len(ins(op)) == 1 and len(indexing_maps(op)[0].results) == 0:
+        block = op.operation.regions[0].blocks[0]
+        yielded = list(block.operations)[-1].operation.operands[0]
+        if yielded == block.arguments[0]:
+            return constant_value(ins(op)[0])
+    return None
+
+
 # --- building ops (at the current insertion point and location) ------------------
 
 
@@ -158,6 +177,24 @@ def collapse(value: ir.Value, groups: list, loc=None) -> ir.Value:
     out = ir.RankedTensorType.get(sizes, t.element_type)
     return ir.Operation.create("tensor.collapse_shape", results=[out], operands=[value],
                                attributes={"reassociation": reassociation_attr(groups)}, loc=loc).results[0]
+
+
+def generic(inputs: list, init: ir.Value, maps: list, iterators: list, body) -> ir.Value:
+    """A linalg.generic of `inputs` (with affine `maps`, the init's last) into `init`;
+    `body(args)` emits the region (block arguments: one per input, then the init's) and
+    returns the value it yields. `iterators` are "parallel" / "reduction" per loop."""
+    types = [ir.Attribute.parse(f"#linalg.iterator_type<{i}>") for i in iterators]
+    op = ir.Operation.create(
+        "linalg.generic", results=[init.type], operands=list(inputs) + [init],
+        attributes={"indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+                    "iterator_types": ir.ArrayAttr.get(types),
+                    "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), 1])},
+        regions=1)
+    arg_types = [element_type(v) if isinstance(v.type, ir.RankedTensorType) else v.type for v in inputs]
+    block = op.regions[0].blocks.append(*arg_types, element_type(init))
+    with ir.InsertionPoint(block):
+        ir.Operation.create("linalg.yield", operands=[body(list(block.arguments))])
+    return op.results[0]
 
 
 def location_text(op) -> str:

@@ -35,12 +35,14 @@ from typing import Optional
 from iree.compiler import ir
 
 from . import ir as irx
+from . import masks
 from .dims import Atoms
-from .matchers import Contraction, Expr, NoMatch, body, copy_like_map, is_elementwise, is_op_expr, match_contraction, require
+from .matchers import (Contraction, Expr, NoMatch, body, copy_like_map, is_elementwise, is_op_expr, match_contraction,
+                       require, strip_casts)
 
 NAME = "raise-attention"
 SUMMARY = "Raise matmul + scale + mask + softmax + matmul to iree_linalg_ext.attention"
-MASKED = -1.0e4  # a select() fill at or below this is taken to mean "masked out"
+MASKED = masks.MASKED  # a select() fill at or below this is taken to mean "masked out"
 
 
 # --- the scale: constant * runtime scalars ----------------------------------------------
@@ -79,7 +81,7 @@ def _scalar_constant(e: Expr, op) -> Optional[float]:
     if e.kind == "const":
         return float(e.value)
     if e.kind == "arg" and e.value < len(irx.ins(op)):
-        value = irx.constant_value(op.operation.operands[e.value])
+        value = irx.splat_constant(op.operation.operands[e.value])
         return None if value is None else float(value)
     return None
 
@@ -282,6 +284,7 @@ class Site:
     mask: Optional[MaskTerm]
     c2: Contraction
     matched: list
+    guard: bool = False  # torch's _safe_softmax: rows whose every score is -inf give 0
     info: dict = field(default_factory=dict)
     replaced: object = None  # the op whose result the attention op replaces (P.V, or its narrowing cast)
 
@@ -413,9 +416,6 @@ def analyze(softmax) -> Site:
     guard = _match_row_guard(value, softmax, dim)
     require(irx.num_uses(value) == 1 or (guard is not None and irx.num_uses(value) == 2),
             "the softmax input has another use")
-    if guard is not None:
-        require(mask is None or mask.is_zero(),
-                "the softmax zeroes fully masked rows (_safe_softmax) and a mask could mask whole rows")
 
     # The softmax must reduce one of the two free dims of the scores: that one is k2.
     key = atoms.leaves(layout[dim])
@@ -477,7 +477,7 @@ def analyze(softmax) -> Site:
         require(len(atoms.leaves([atom])) == 1, f"the {role} dim is reshaped inside the attention")
     if mask is not None and mask.is_zero():
         mask = None
-    site = Site(softmax, atoms, roots, out_layout, roles, scale, mask, c2, matched)
+    site = Site(softmax, atoms, roots, out_layout, roles, scale, mask, c2, matched, guard=guard is not None)
     site.replaced = _narrowing_cast(c2.op) or c2.op
     if site.replaced is not c2.op:
         matched.append(site.replaced)
@@ -605,6 +605,66 @@ class Builder:
             value = ir.Operation.create(name, results=[etype], operands=[value, factor]).results[0]
         return value
 
+    def row_guard(self, out: ir.Value, mask: ir.Value, mask_leaves: list, out_leaves: list) -> ir.Value:
+        """torch's _safe_softmax after the op: O = 0 on rows whose every key the mask hides
+        with -inf (the op gives NaN there). Whether a row is so hidden is read from the
+        mask operand alone: all(mask == -inf) over k2, a tensor over the mask's other dims."""
+        i1 = ir.IntegerType.get_signless(1)
+        k2 = self.r["k2"]
+        row_leaves = [l for l in mask_leaves if l != k2]
+        n = len(mask_leaves)
+        true = ir.Operation.create("arith.constant", results=[i1], attributes={"value": ir.IntegerAttr.get(i1, 1)}).results[0]
+        init = irx.generic([], self.empty(row_leaves, i1), [ir.AffineMap.get_identity(len(row_leaves))],
+                           ["parallel"] * len(row_leaves), lambda args: true)
+        neg_inf = irx.float_constant(float("-inf"), ir.F32Type.get())
+
+        def all_hidden(args):
+            hidden = ir.Operation.create("arith.cmpf", results=[i1], operands=[args[0], neg_inf], attributes={
+                "predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)}).results[0]  # oeq
+            return ir.Operation.create("arith.andi", results=[i1], operands=[hidden, args[1]]).results[0]
+
+        rows = irx.generic([mask], init, [ir.AffineMap.get_identity(n), _dims_map(mask_leaves, row_leaves)],
+                           ["reduction" if l == k2 else "parallel" for l in mask_leaves], all_hidden)
+        etype = irx.element_type(out)
+        zero = irx.float_constant(0.0, etype)
+
+        def zero_hidden(args):
+            return ir.Operation.create("arith.select", results=[etype], operands=[args[0], zero, args[1]]).results[0]
+
+        ident = ir.AffineMap.get_identity(len(out_leaves))
+        return irx.generic([rows, out], self.empty(out_leaves, etype), [_dims_map(out_leaves, row_leaves), ident, ident],
+                           ["parallel"] * len(out_leaves), zero_hidden)
+
+    def regroup(self, out: ir.Value, groups: list, target: ir.Type) -> ir.Value:
+        """The op's result (one dim per leaf) reshaped to the replaced value's dims: `groups`
+        gives each target dim's leaves, consecutive; an empty group is a unit dim that
+        torch-mlir folded away (batch 1, one head), re-inserted by an expand_shape."""
+        if all(len(g) == 1 for g in groups):
+            return out
+        kept = [g for g in groups if g]
+        if any(len(g) > 1 for g in kept):
+            reassoc, i = [], 0
+            for g in kept:
+                reassoc.append(list(range(i, i + len(g))))
+                i += len(g)
+            out = irx.collapse(out, reassoc, self.loc)
+        if len(kept) == len(groups):
+            return out
+        reassoc, pending = [], []
+        for i, g in enumerate(groups):  # a unit dim joins the next kept dim's group
+            pending.append(i)
+            if g:
+                reassoc.append(pending)
+                pending = []
+        reassoc[-1] += pending
+        dyn = ir.ShapedType.get_dynamic_size()
+        shape = list(ir.RankedTensorType(target).shape)
+        sizes = [irx.tensor_dim(out, j) for j, group in enumerate(reassoc) for d in group if shape[d] == dyn]
+        return ir.Operation.create(
+            "tensor.expand_shape", results=[target], operands=[out] + sizes,
+            attributes={"reassociation": irx.reassociation_attr(reassoc),
+                        "static_output_shape": ir.DenseI64ArrayAttr.get(shape)}, loc=self.loc).results[0]
+
     def build(self) -> ir.Value:
         site = self.site
         with ir.InsertionPoint(site.c2.op), self.loc:
@@ -634,15 +694,9 @@ class Builder:
             with ir.InsertionPoint(block):
                 ir.Operation.create("iree_linalg_ext.yield", operands=[block.arguments[0]])
             result = op.results[0]
-            groups = self.a.resolve(site.out_layout)
-            if any(len(g) != 1 for g in groups):
-                reassoc, i = [], 0
-                for g in groups:
-                    reassoc.append(list(range(i, i + len(g))))
-                    i += len(g)
-                result = ir.Operation.create(
-                    "tensor.collapse_shape", results=[irx.result(site.replaced).type], operands=[result],
-                    attributes={"reassociation": irx.reassociation_attr(reassoc)}).results[0]
+            if site.guard and site.mask is not None:
+                result = self.row_guard(result, mask, mask_leaves, out_leaves)
+            result = self.regroup(result, self.a.resolve(site.out_layout), irx.result(site.replaced).type)
         site.info.update(
             shape={k: self.a.size(v) for k, v in self.r.items()},
             batch_sizes=[self.a.size(l) for l in site.info["batch"]],
@@ -703,9 +757,10 @@ class MaskBuilder:
             regions=1)
         arg_types = [irx.element_type(v) if isinstance(v.type, ir.RankedTensorType) else v.type for v, _ in self.inputs]
         block = op.regions[0].blocks.append(*arg_types, ftype)
+        self.replaced = []
         with ir.InsertionPoint(block):
             value = self._emit(term.expr, term, block)
-            value = _cast_float(value, ftype)
+            value = masks.encode(_cast_float(value, ftype), self.replaced, _adds_in(term))
             ir.Operation.create("linalg.yield", operands=[value])
         return op.results[0], self.leaves
 
@@ -759,7 +814,38 @@ class MaskBuilder:
         clone = e.ref.operation.clone()
         for i, v in enumerate(args):
             clone.operands[i] = v
+        if is_op_expr(e, "arith.select") and (e.args[1].uses_arg(term.chain) or e.args[2].uses_arg(term.chain)):
+            self._note_replacement(e, term, args[0])
         return clone.results[0]
+
+    def _note_replacement(self, e: Expr, term: MaskTerm, cond: ir.Value) -> None:
+        """select(cond, S, fill) replaces the score where it picks a finite fill (-inf is
+        exact as an additive mask): the encoding needs to know where (masks.encode)."""
+        keeps_true = e.args[1].uses_arg(term.chain)
+        fill = _scalar_constant(e.args[2] if keeps_true else e.args[1], term.op)
+        if fill == float("-inf"):
+            return
+        if keeps_true:  # the fill is taken where cond is false
+            true = ir.Operation.create("arith.constant", results=[cond.type],
+                                       attributes={"value": ir.IntegerAttr.get(cond.type, 1)}).results[0]
+            cond = ir.Operation.create("arith.xori", results=[cond.type], operands=[cond, true]).results[0]
+        self.replaced.append(cond)
+
+
+def _dims_map(loops: list, leaves: list) -> ir.AffineMap:
+    """The map from loops (one per leaf in `loops`) to a tensor over `leaves`."""
+    return ir.AffineMap.get(len(loops), 0, [ir.AffineDimExpr.get(loops.index(l)) for l in leaves])
+
+
+def _adds_in(term: Optional[MaskTerm]) -> str:
+    """The narrowest float type in which a score op of the chain adds or selects its mask
+    term (casts alone do not count): the model's rounding happens there."""
+    names = []
+    while term is not None:
+        if not (strip_casts(term.expr).kind == "arg" and strip_casts(term.expr).value == term.chain):
+            names.append(masks.float_type_name(_chain_type(term)))
+        term = term.previous
+    return min(names or ["f32"], key=lambda n: masks.MANTISSA_BITS[n])
 
 
 def _chain_type(term: MaskTerm):

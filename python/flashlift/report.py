@@ -54,7 +54,7 @@ class Report:
         if active:
             lines.append("  dropout removed (inference semantics):")
             for d in active:
-                how = "F.dropout with training=True" if d["training"] else "eval-mode dropout"
+                how = d.get("how") or ("F.dropout with training=True" if d["training"] else "eval-mode dropout")
                 lines.append(f"    {d['module_path']} p={d['p']} ({how}) at {_short(d['source'])}")
         if len(active) < len(self.dropouts):
             lines.append(f"  {len(self.dropouts) - len(active)} dropout(s) with p=0 removed (no-ops)")
