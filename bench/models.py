@@ -9,7 +9,9 @@ Models (Hugging Face transformers, eager attention, built from config, random we
 The weights are *inputs* of the compiled function (so modules stay small enough to carry
 to the GPU machine, and both sides run the very same weights). Peers on the same inputs:
 IREE without raising, torch eager, torch.compile, and the same model with
-attn_implementation="sdpa" (what a model that calls SDPA gets).
+attn_implementation="sdpa" (what a model that calls SDPA gets). `flashlift_sdpa` is that SDPA
+model compiled by flashlift (transformers' default attention, raised from SDPA's
+decomposition).
 
     python bench/models.py build --target cuda:sm_90 --out build/bench/models   # here
     python bench/models.py run --modules build/bench/models --out-dir $OUT       # GPU machine
@@ -107,10 +109,14 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         hidden, mask, weights = inputs_for(name, model, batch, seq, dtype)
         wrapper = WeightsAsInputs(name, model)
         entry = {"name": name, "batch": batch, "seq": seq, "layers": layers, "dtype": dtype_name, "modules": {}}
-        # the peer is IREE on its own: no raising and none of flashlift's kernels (attention, GEMM)
-        for variant, raise_attention in (("flashlift", True), ("iree_unraised", False)):
+        # the peer is IREE on its own: no raising and none of flashlift's kernels (attention, GEMM);
+        # flashlift_sdpa is the same model with transformers' default attention (SDPA), which
+        # must reach the same kernels at the same speed
+        sdpa_wrapper = WeightsAsInputs(name, make_model(name, layers, "sdpa").to(dtype))
+        for variant, raise_attention, model_of in (("flashlift", True, wrapper), ("iree_unraised", False, wrapper),
+                                                   ("flashlift_sdpa", True, sdpa_wrapper)):
             t0 = time.time()
-            compiled = flashlift.compile_model(wrapper, (hidden, mask, *weights), target=target,
+            compiled = flashlift.compile_model(model_of, (hidden, mask, *weights), target=target,
                                                raise_attention=raise_attention, use_kernels=raise_attention)
             path = os.path.join(out_dir, f"{name}.{variant}.flashlift")
             compiled.save(path)
