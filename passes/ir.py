@@ -201,6 +201,18 @@ def location_text(op) -> str:
     return str(op.operation.location)
 
 
+PURE_PREFIXES = ("linalg.", "tensor.", "arith.", "math.")
+
+
+def alive(op) -> bool:
+    """Whether an op handle still refers to an op (erasing one invalidates its handle)."""
+    try:
+        op.operation.name
+        return True
+    except RuntimeError:
+        return False
+
+
 def erase_dead(ops: Iterable) -> None:
     """Erases the given ops and their transitive producers once nothing uses them.
 
@@ -229,6 +241,38 @@ def erase_dead(ops: Iterable) -> None:
                 continue
             if any(op == s for s in slice_ops):
                 op.erase()
+
+
+def verify_slice(value: ir.Value, stop) -> None:
+    """Verifies the ops computing `value` that come after `stop` in its block (the ops a
+    rewrite just built); raises ValueError with MLIR's diagnostic if one does not verify."""
+    seen, worklist = [], [producer(value)]
+    while worklist:
+        op = worklist.pop()
+        if op is None or op.operation.block != stop.block or not stop.is_before_in_block(op.operation):
+            continue
+        if any(op.operation == s for s in seen):
+            continue
+        seen.append(op.operation)
+        try:
+            op.operation.verify()
+        except ir.MLIRError as e:
+            raise ValueError(f"built invalid IR: {e}") from None
+        worklist.extend(producer(v) for v in op.operation.operands)
+
+
+def erase_between(first, last) -> None:
+    """Erases the ops strictly between `first` and `last` (same block), last to first."""
+    between, inside = [], False
+    for op in first.block.operations:
+        op = op.operation
+        if op == last:
+            break
+        if inside:
+            between.append(op)
+        inside = inside or op == first
+    for op in reversed(between):
+        op.erase()
 
 
 def collect(root, *names: str) -> list:

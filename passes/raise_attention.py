@@ -874,28 +874,49 @@ class Outcome:
 
 
 def run(module: ir.Module, ctx) -> list[Outcome]:
-    """Raises every attention it can; returns one Outcome per softmax candidate."""
+    """Raises every attention it can; returns one Outcome per softmax candidate.
+
+    Sites are visited once, in program order (a raise only erases its own site's ops).
+    """
     outcomes = []
-    done = []
-    while True:
-        pending = [s for s in irx.collect(module, "linalg.softmax") if not any(s.operation == d for d in done)]
-        if not pending:
-            break
-        softmax = pending[0]
-        loc = irx.location_text(softmax)
-        done.append(softmax.operation)
-        try:
-            site = analyze(softmax)
-            new_value = Builder(site).build()
-        except NoMatch as e:
-            if _looks_like_attention(softmax):
-                outcomes.append(Outcome(False, loc, str(e)))
-            continue
-        irx.result(site.replaced).replace_all_uses_with(new_value)
-        done.remove(softmax.operation)
-        irx.erase_dead(site.matched)
-        outcomes.append(Outcome(True, loc, info=site.info))
+    for softmax in irx.collect(module, "linalg.softmax"):
+        if irx.alive(softmax):
+            outcome = raise_site(softmax)
+            if outcome is not None:
+                outcomes.append(outcome)
     return outcomes
+
+
+def raise_site(softmax) -> Optional[Outcome]:
+    """Raises one candidate, or leaves it exactly as written and says why. A failure of the
+    pass itself (an exception, or IR that does not verify) is reported on the site and
+    rolled back: it never takes the compile down."""
+    loc = irx.location_text(softmax)
+    try:
+        site = analyze(softmax)
+    except NoMatch as e:
+        return Outcome(False, loc, str(e)) if _looks_like_attention(softmax) else None
+    except Exception as e:  # a bug in the analysis: nothing was changed
+        return Outcome(False, loc, _internal_error(e))
+    with ir.InsertionPoint(site.c2.op), site.c2.op.operation.location:
+        marker = irx.index_constant(0).owner.operation  # the new ops go between the marker and P.V
+    try:
+        new_value = Builder(site).build()
+        irx.verify_slice(new_value, marker)
+    except Exception as e:
+        irx.erase_between(marker, site.c2.op.operation)
+        marker.erase()
+        return Outcome(False, loc, str(e) if isinstance(e, NoMatch) else _internal_error(e))
+    marker.erase()
+    irx.result(site.replaced).replace_all_uses_with(new_value)
+    irx.erase_dead(site.matched)
+    return Outcome(True, loc, info=site.info)
+
+
+def _internal_error(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    detail = text[0][:200] if text else ""
+    return f"raise-attention failed on this site ({type(e).__name__}: {detail}); it is left as written"
 
 
 def _looks_like_attention(softmax) -> bool:

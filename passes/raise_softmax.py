@@ -89,28 +89,24 @@ def _create_softmax(x: ir.Value, dim: int, init: ir.Value, loc) -> ir.Value:
     return op.results[0]
 
 
-def _rewrite_one(module: ir.Module) -> bool:
-    """Raises the first decomposed softmax found; False when none is left."""
-    for op in irx.collect(module, "linalg.generic"):
-        if not is_elementwise(op) or not is_op_expr(body(op), "arith.divf"):
-            continue
-        try:
-            x, dim, matched = match_softmax(op)
-        except NoMatch:
-            continue
-        loc = op.operation.location
-        with ir.InsertionPoint(op), loc:
-            y = _create_softmax(x, dim, irx.outs(op)[0], loc)
-        irx.result(op).replace_all_uses_with(y)
-        irx.erase_dead(matched)
-        return True
-    return False
+def _rewrite(op) -> None:
+    """Raises the decomposed softmax that `op` (its final division) ends, if it is one."""
+    if not is_elementwise(op) or not is_op_expr(body(op), "arith.divf"):
+        return
+    try:
+        x, dim, matched = match_softmax(op)
+    except NoMatch:
+        return
+    loc = op.operation.location
+    with ir.InsertionPoint(op), loc:
+        y = _create_softmax(x, dim, irx.outs(op)[0], loc)
+    irx.result(op).replace_all_uses_with(y)
+    irx.erase_dead(matched)
 
 
 def run(module: ir.Module, ctx) -> None:
-    """Rewrites every decomposed softmax in `module`.
-
-    Rescans after each rewrite: erasing the matched ops invalidates handles to them.
-    """
-    while _rewrite_one(module):
-        pass
+    """Rewrites every decomposed softmax in `module`, visiting each generic once in program
+    order; a rewrite erases only its own softmax's ops, whose handles are then skipped."""
+    for op in irx.collect(module, "linalg.generic"):
+        if irx.alive(op):
+            _rewrite(op)
