@@ -17,19 +17,26 @@ RAISE_PIPELINE = "builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-
 
 
 def split_top_level(text: str) -> list[str]:
-    """'a,b(c,d),e' -> ['a', 'b(c,d)', 'e']."""
-    parts, depth, start = [], 0, 0
+    """'a,b(c,d),e' -> ['a', 'b(c,d)', 'e']; an InputError for unbalanced brackets or an
+    empty element ('a,,b')."""
+    parts, stack, start = [], [], 0
+    pairs = {")": "(", "}": "{"}
     for i, ch in enumerate(text):
         if ch in "({":
-            depth += 1
+            stack.append(ch)
         elif ch in ")}":
-            depth -= 1
-        elif ch == "," and depth == 0:
+            if not stack or stack.pop() != pairs[ch]:
+                raise InputError(f"pipeline '{text}': unbalanced '{ch}' at offset {i}")
+        elif ch == "," and not stack:
             parts.append(text[start:i].strip())
             start = i + 1
+    if stack:
+        raise InputError(f"pipeline '{text}': '{stack[-1]}' is never closed")
     tail = text[start:].strip()
-    if tail:
+    if tail or parts:
         parts.append(tail)
+    if any(not p for p in parts):
+        raise InputError(f"pipeline '{text}' has an empty element")
     return parts
 
 

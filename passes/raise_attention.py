@@ -501,6 +501,9 @@ def _narrowing_cast(op):
 
 
 def _check_roots(site: Site) -> None:
+    for name, (value, _) in site.roots.items():
+        etype = irx.element_type(value)
+        require(isinstance(etype, ir.FloatType), f"{name.upper()} is {etype}, not a float tensor (the attention op reads floats)")
     a = site.atoms
     r = {k: a.leaves([v])[0] for k, v in site.roles.items()}
     out = [leaf for group in a.resolve(site.out_layout) for leaf in group]

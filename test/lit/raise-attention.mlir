@@ -1373,3 +1373,24 @@ module {
     return %18 : tensor<2x4x8xf32>
   }
 }
+
+// -----
+
+// Near miss: Q and K are i8 (an integer matmul accumulating in f32): the attention op reads
+// float tensors, so the site is left alone with that reason.
+// CHECK-LABEL: func.func @near_miss_i8_scores(
+// CHECK-NOT:     iree_linalg_ext.attention
+// CHECK:         linalg.softmax
+// REMARK: remark: attention not raised: Q is i8, not a float tensor (the attention op reads floats)
+
+func.func @near_miss_i8_scores(%q: tensor<4x8x16xi8>, %k: tensor<4x16x8xi8>, %v: tensor<4x8x16xf32>) -> tensor<4x8x16xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<4x8x8xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+  %s = linalg.batch_matmul ins(%q, %k : tensor<4x8x16xi8>, tensor<4x16x8xi8>) outs(%f : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<4x8x8xf32>) outs(%e : tensor<4x8x8xf32>) -> tensor<4x8x8xf32>
+  %e2 = tensor.empty() : tensor<4x8x16xf32>
+  %f2 = linalg.fill ins(%zero : f32) outs(%e2 : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+  %o = linalg.batch_matmul ins(%p, %v : tensor<4x8x8xf32>, tensor<4x8x16xf32>) outs(%f2 : tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+  return %o : tensor<4x8x16xf32>
+}

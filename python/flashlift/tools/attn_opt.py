@@ -140,19 +140,44 @@ def main(argv: Optional[list[str]] = None) -> int:
     except FlashliftError as e:
         print(f"attn-opt: error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # a bug of ours: say so plainly, with where, never a traceback
+        detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        print(f"{source}:1:1: error: attn-opt internal error ({type(e).__name__}: {detail}); please report it",
+              file=sys.stderr)
+        return 1
     for line in errors:
         print(line, file=sys.stderr)
     result = "// -----\n".join(outputs)
     if args.output == "-":
         sys.stdout.write(result)
+    elif errors:
+        print(f"attn-opt: '{args.output}' not written (errors above)", file=sys.stderr)
     else:
         try:
-            with open(args.output, "w", encoding="utf-8") as f:
-                f.write(result)
+            write_atomically(args.output, result)
         except OSError as e:
             print(f"attn-opt: error: cannot write '{args.output}': {e.strerror}", file=sys.stderr)
             return 1
     return 1 if errors else 0
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes a temporary file beside `path`, fsyncs it and renames it over `path`: a reader
+    sees the old file or the whole new one, never a part."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".attn-opt-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 if __name__ == "__main__":
