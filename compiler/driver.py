@@ -12,6 +12,7 @@ Everything between import and the runtime happens here, in this order:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from flashlift.errors import CompileError
@@ -113,13 +114,48 @@ def compile_flags(target, *, async_abi: bool = None) -> list:
 
 
 def iree_compile(text: str, target, *, async_abi: bool = None) -> bytes:
-    """Step 4: iree-compile for `target`; a CompileError carries IREE's own diagnostics."""
-    from iree.compiler.tools import CompilerToolError, compile_str
+    """Step 4: iree-compile for `target`; a CompileError carries IREE's own diagnostics.
 
-    try:
-        return compile_str(text, extra_args=compile_flags(target, async_abi=async_abi))
-    except CompilerToolError as e:
-        raise CompileError(f"iree-compile failed for target {target.name}:\n{_diagnostics(str(e))}") from None
+    iree-compile runs as a child that ends with this process (a compile killed by SIGTERM
+    or SIGKILL leaves no iree-compile running), in a private temporary folder."""
+    import subprocess
+    import tempfile
+
+    from iree.compiler.tools.binaries import find_tool
+
+    args = ["--iree-input-type=auto", "--iree-vm-bytecode-module-output-format=flatbuffer-binary",
+            "--mlir-print-debuginfo", "--mlir-print-op-on-diagnostic=false", *compile_flags(target, async_abi=async_abi)]
+    with tempfile.TemporaryDirectory(prefix="flashlift-compile-") as tmp:
+        source, output = os.path.join(tmp, "module.mlir"), os.path.join(tmp, "module.vmfb")
+        with open(source, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            proc = subprocess.run([find_tool("iree-compile"), source, "-o", output, *args], capture_output=True,
+                                  text=True, preexec_fn=_end_with_parent)
+        except OSError as e:
+            raise CompileError(f"iree-compile could not be started: {e}") from None
+        if proc.returncode != 0:
+            detail = _diagnostics(proc.stderr) or f"exit status {proc.returncode}"
+            raise CompileError(f"iree-compile failed for target {target.name}:\n{detail}")
+        with open(output, "rb") as f:
+            return f.read()
+
+
+def _parent_death_signal():
+    import ctypes
+    import sys
+
+    return ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
+
+
+_PRCTL = _parent_death_signal()  # looked up here, not in the forked child
+
+
+def _end_with_parent() -> None:
+    """In the child, before exec: the kernel sends it SIGKILL when its parent ends (Linux's
+    PR_SET_PDEATHSIG = 1; elsewhere a no-op)."""
+    if _PRCTL is not None:
+        _PRCTL(1, 9, 0, 0, 0)
 
 
 def _diagnostics(text: str, limit: int = 40) -> str:
