@@ -70,6 +70,39 @@ def query_dim(q: list, m: list) -> int:
     return q[-2] if q[-2] in m else m[-1]
 
 
+def dispatch_roles(maps: list, sizes: list) -> list:
+    """The role of each dim of the attention op as IREE's codegen sees it, after its dispatch
+    formation drops unit dims and collapses dims that every operand reads together:
+    consecutive loops read by the same operands, adjacent and in order in each of them,
+    become one dim. Roles: "batch", "m_outer" (a query dim before the query sequence, e.g. a
+    grouped-query group a mask does not read), "m", "n", "k1", "k2". A lowering config's
+    tile lists have one entry per element; they are attached to the op as emitted and IREE
+    copies them verbatim, so this rank must be exact (a shifted list tiles k1 and computes a
+    wrong softmax)."""
+    r = roles(maps)
+    operand_dims = [_dims(m) for m in maps if len(m.results)]
+    role_of = {}
+    for role in ("batch", "m", "n", "k1", "k2"):
+        for d in r[role]:
+            role_of[d] = role
+    groups: list = []
+    for d in range(maps[0].n_dims):
+        if sizes[d] == 1:
+            continue
+        readers = tuple(i for i, ds in enumerate(operand_dims) if d in ds)
+        last = groups[-1] if groups else None
+        if (last is not None and last["readers"] == readers and role_of.get(d) == last["role"]
+                and all(operand_dims[i].index(d) == operand_dims[i].index(last["dims"][-1]) + 1 for i in readers)):
+            last["dims"].append(d)
+        else:
+            groups.append({"readers": readers, "role": role_of.get(d), "dims": [d]})
+    out = [g["role"] for g in groups]
+    m_groups = [i for i, role in enumerate(out) if role == "m"]
+    for i in m_groups[:-1]:
+        out[i] = "m_outer"
+    return out
+
+
 def attention_shape(op) -> dict:
     """{"batch": [...], "m", "n", "k1", "k2", "elem_type", "has_mask"} of an attention op."""
     from iree.compiler import ir
@@ -95,10 +128,13 @@ def attention_shape(op) -> dict:
     if len(maps) == 6:
         mask_dims = _dims(maps[4])
         in_batch = [d for d in mask_dims if d in batch]
-        mask_canonical = in_batch in ([], batch) and mask_dims == in_batch + [d for d in mask_dims if d not in batch]
+        batch_leading = mask_dims == in_batch + [d for d in mask_dims if d not in batch]
+        mask_canonical = in_batch in ([], batch) and batch_leading
     return {
+        "dispatch_roles": dispatch_roles(maps, sizes),
         "canonical": canonical,  # Q, K, V, O
         "mask_canonical": mask_canonical,
+        "mask_batch_leading": len(maps) == 6 and batch_leading and mask_batch == sorted(mask_batch),
         "k_transposed": k[len(batch):] == k1 + k2,
         "batch": [sizes[d] for d in batch], "m": one(m), "n": one(n), "k1": one(k1), "k2": one(k2),
         "elem_type": str(ir.RankedTensorType(operands[0].type).element_type),
@@ -120,12 +156,14 @@ def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bo
     dynamic = None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]
     if dynamic and target.kind != "cpu":
         return {}  # dynamic shapes on GPUs: IREE's own heuristics
-    if not shape["canonical"] or (target.kind == "cpu" and not shape.get("mask_canonical", True)):
+    if not shape["canonical"] or (target.kind != "cpu" and not shape.get("mask_canonical", True)
+                                  and not shape.get("mask_batch_leading")):
         # The configs' tile lists index the dispatch's dims after IREE collapses the batch
         # dims, which it only does when every operand has them leading, in the same order
         # (compiler/layout.py makes them so). Elsewhere a config would tile the wrong dims:
-        # keep IREE's (slower, correct) default. GPU configs account for a mask that reads
-        # only some batch dims (mask_batch_dims); the CPU ones do not.
+        # keep IREE's (slower, correct) default. The CPU configs take the exact dispatch
+        # dims (dispatch_roles: a [B, K2] padding mask over (b, h) leaves two batch dims);
+        # the GPU ones count batch runs (lowering_gpu.effective_batch_rank).
         return {}
     if knobs is not None:
         return {} if knobs.get("iree_default") else _heuristic(shape, target, knobs)
@@ -154,7 +192,8 @@ def _heuristic(shape: dict, target, knobs: dict) -> dict:
         from flashlift.compiler.lowering_cpu import cpu_attention_attrs
 
         return cpu_attention_attrs(shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"], shape["elem_type"],
-                                   k_transposed=bool(shape.get("k_transposed")), **knobs)
+                                   k_transposed=bool(shape.get("k_transposed")),
+                                   dispatch_roles=shape.get("dispatch_roles"), **knobs)
     if target.kind in ("cuda", "rocm"):
         from flashlift.compiler.lowering_gpu import gpu_attention_attrs
 

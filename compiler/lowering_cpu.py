@@ -145,6 +145,7 @@ def cpu_attention_attrs(
     m_vec: int | None = None,
     k2_vec: int | None = None,
     m_dist: int | None = None,
+    dispatch_roles: list[str] | None = None,
 ) -> dict[str, str]:
     """Discardable attributes to attach to ``iree_linalg_ext.attention`` on llvm-cpu.
 
@@ -160,6 +161,10 @@ def cpu_attention_attrs(
         util.optimization_barrier (recommended, see CPU_PRETRANSPOSE_K).
         Default False = natural [batch..., k2, k1] K, which is what a plain
         raise of q @ k.transpose(-1, -2) produces.
+      dispatch_roles: the role of each dim the dispatch has after IREE's folding and
+        collapsing (lowering.dispatch_roles: ["batch", "batch", "m", "n", "k1", "k2"] for a
+        [B, K2] padding mask over (b, h)); one tile-list entry each. None: all batch dims
+        collapse into one (or none when their product is 1), then m, n, k1, k2.
       allow_large_vectors: CPU_COMPILE_FLAGS (large-vector check off) are
         used.  If False, k2 is capped so m*k2*k1 stays under 32 KiB of f32.
       m_vec, k2_vec, m_dist: overrides (tuning database / ``attn-tune``) for
@@ -220,13 +225,17 @@ def cpu_attention_attrs(
 
     # Dispatch-level rank: IREE collapses all batch dims into one, and drops
     # it entirely when the batch product is 1.
-    nb = 1 if None in batch_dims or math.prod(batch_dims) > 1 else 0
-    # Iteration order: [batch, m, n, k1, k2]. k1 must stay untiled (0); n is
-    # one full tile so QK^T/softmax are computed once per (m, k2) tile; k2 is
-    # the online-softmax reduction loop.
-    dist = [1] * nb + [m_dist, n, 0, 0]
-    vpar = [1] * nb + [m_vec, n, 0, 0]
-    vred = [0] * nb + [0, 0, 0, k2_vec]
+    if dispatch_roles is None:
+        nb = 1 if None in batch_dims or math.prod(batch_dims) > 1 else 0
+        dispatch_roles = ["batch"] * nb + ["m", "n", "k1", "k2"]
+    if sorted(r for r in dispatch_roles if r not in ("batch", "m_outer")) != ["k1", "k2", "m", "n"]:
+        return {}  # not one m, n, k1 and k2 dim each: keep IREE's default
+    # Per dispatch dim: k1 must stay untiled (0); n is one full tile so QK^T/softmax are
+    # computed once per (m, k2) tile; k2 is the online-softmax reduction loop; batch dims
+    # (and query dims outside the sequence) go one at a time.
+    tiles = {"batch": (1, 1, 0), "m_outer": (1, 1, 0), "m": (m_dist, m_vec, 0), "n": (n, n, 0),
+             "k1": (0, 0, 0), "k2": (0, 0, k2_vec)}
+    dist, vpar, vred = ([tiles[r][i] for r in dispatch_roles] for i in range(3))
     lowering = (
         "#iree_cpu.lowering_config<"
         f"distribution = {_fmt(dist)}, "
