@@ -5,6 +5,10 @@ semantics, also for `F.dropout(x, p)` whose default is training=True), then torc
 FX importer lowers it to linalg. Every op's location is
 `loc("<module path>"("<file>":<line>:0))`: the PyTorch module that owns it and the user
 source line that created it, so the report and diagnostics lead back to the model.
+
+Graph rewrites before the FX importer, for what torch-mlir 20261001 rejects or lowers
+wrongly: views become reshapes (a view of a tensor that stops being contiguous after
+decomposition), and views of dynamic sizes become `prims.collapse`.
 """
 
 from __future__ import annotations
@@ -131,6 +135,7 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     from torch_mlir import fx
     from torch_mlir import ir as tm_ir
     from torch_mlir.dialects import torch as torch_d
+    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
     from torch_mlir.extras.fx_importer import FxImporter
 
     if not isinstance(model, torch.nn.Module):
@@ -152,12 +157,14 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
         for sub, names in saved.items():
             sub._non_persistent_buffers_set.update(names)
     dropouts = _remove_dropout(ep)
-    if dynamic_shapes is not None:
-        from torch_mlir.extras.fx_decomp_util import get_decomposition_table
-
+    _views_as_reshapes(ep)
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             ep = ep.run_decompositions(get_decomposition_table())
+    except Exception as e:
+        raise ImportError_(f"torch-mlir could not decompose {name}'s ops: {_first_line(e)}") from None
+    if dynamic_shapes is not None:
         _collapse_dynamic_views(ep)
     context = tm_ir.Context()
     torch_d.register_dialect(context)
@@ -166,8 +173,8 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer, func_name=func_name,
-                                          **({"decomposition_table": {}} if dynamic_shapes is not None else {}))
+            module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer,
+                                          func_name=func_name, decomposition_table={})
     except Exception as e:
         raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
     input_dims = _input_dims(ep)
@@ -238,6 +245,26 @@ def _collapse_dynamic_views(ep) -> None:
         changed = True
     if changed:
         graph.eliminate_dead_code()
+        ep.graph_module.recompile()
+
+
+def _views_as_reshapes(ep) -> None:
+    """torch.export records `x.view(...)` where x was contiguous as exported: after SDPA is
+    decomposed to matmuls its result is a permuted tensor (GPT-2's `attn_output` then
+    `c_proj`'s `x.view(-1, h)`), and re-tracing the view fails ("Cannot view a tensor with
+    shape ... and strides ..."); the model's `.contiguous()` was a no-op when exported and is
+    not in the graph. The graph is functional, so a view and a reshape compute the same
+    value: every view becomes a reshape, which the decomposition turns back into a view
+    where the strides allow it and into a copy and a view where they do not."""
+    import torch
+
+    graph = ep.graph_module.graph
+    changed = False
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten.view.default:
+            node.target = torch.ops.aten.reshape.default
+            changed = True
+    if changed:
         ep.graph_module.recompile()
 
 
