@@ -8,7 +8,8 @@ source line that created it, so the report and diagnostics lead back to the mode
 
 Graph rewrites before the FX importer, for what torch-mlir 20261001 rejects or lowers
 wrongly: views become reshapes (a view of a tensor that stops being contiguous after
-decomposition), and views of dynamic sizes become `prims.collapse`.
+decomposition), frozen tensors in op lists are passed through a copy, and views of dynamic
+sizes become `prims.collapse`.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
         raise ImportError_(f"torch-mlir could not decompose {name}'s ops: {_first_line(e)}") from None
     if dynamic_shapes is not None:
         _collapse_dynamic_views(ep)
+    _copy_frozen_list_operands(ep)
     context = tm_ir.Context()
     torch_d.register_dialect(context)
     importer = FxImporter(context=context)
@@ -265,6 +267,45 @@ def _views_as_reshapes(ep) -> None:
             node.target = torch.ops.aten.reshape.default
             changed = True
     if changed:
+        ep.graph_module.recompile()
+
+
+def _frozen_inputs(ep) -> set:
+    """Names of the placeholders the FX importer replaces by their tensors (weights, buffers,
+    lifted constants)."""
+    sig = ep.graph_signature
+    return set(sig.inputs_to_parameters) | set(sig.inputs_to_buffers) | set(sig.inputs_to_lifted_tensor_constants)
+
+
+def _copy_frozen_list_operands(ep) -> None:
+    """The FX importer replaces weights and buffers by literal tensors, and then refuses an
+    op whose list operand holds one ("Heterogeneous lists are not supported: expected vtensor,
+    got torch.Tensor"): `table[index]` with a frozen index buffer (Swin's relative position
+    bias) is `aten.index.Tensor(table, [index])`. Such list elements are given a copy
+    (`aten.clone`) of the tensor, a graph value the importer accepts (IREE folds the copy)."""
+    import torch
+
+    frozen = _frozen_inputs(ep)
+    graph = ep.graph_module.graph
+    copies: dict = {}
+
+    def copied(value, before):
+        if not (isinstance(value, torch.fx.Node) and value.op == "placeholder" and value.name in frozen):
+            return value
+        if value not in copies:
+            with graph.inserting_before(before):
+                copies[value] = graph.call_function(torch.ops.aten.clone.default, (value,))
+            copies[value].meta.update({k: v for k, v in value.meta.items() if k == "val"})
+            copies[value].meta.update({k: v for k, v in before.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        return copies[value]
+
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        args = tuple([copied(v, node) for v in a] if isinstance(a, (list, tuple)) else a for a in node.args)
+        if args != node.args:
+            node.args = args
+    if copies:
         ep.graph_module.recompile()
 
 

@@ -23,9 +23,23 @@ class ViewAfterSdpa(torch.nn.Module):
         return self.proj(o.view(-1, h * d))
 
 
+class FrozenIndex(torch.nn.Module):
+    """`table[index]` with a buffer index (Swin's relative position bias)."""
+
+    def __init__(self, persistent):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.randn(7, 2))
+        self.register_buffer("index", torch.arange(4)[:, None] - torch.arange(4)[None, :] + 3, persistent=persistent)
+
+    def forward(self, x):
+        return x + self.table[self.index].permute(2, 0, 1)
+
+
 @pytest.mark.parametrize("model, shapes", [
     (ViewAfterSdpa(), [(2, 4, 8, 8)] * 3),
-], ids=["view-after-sdpa"])
+    (FrozenIndex(persistent=False), [(2, 4, 4)]),
+    (FrozenIndex(persistent=True), [(2, 4, 4)]),
+], ids=["view-after-sdpa", "frozen-index", "frozen-index-persistent"])
 def test_importer_rewrites_what_torch_mlir_rejects(model, shapes):
     torch.manual_seed(0)
     args = tuple(torch.randn(s) for s in shapes)
