@@ -1,15 +1,16 @@
 """Import: a PyTorch nn.Module + example inputs -> linalg-on-tensors MLIR text.
 
-torch.export captures the model (in eval mode), dropout is made the identity (inference
-semantics, also for `F.dropout(x, p)` whose default is training=True), then torch-mlir's
-FX importer lowers it to linalg. Every op's location is
-`loc("<module path>"("<file>":<line>:0))`: the PyTorch module that owns it and the user
-source line that created it, so the report and diagnostics lead back to the model.
+torch.export captures the model (in eval mode) called with the example positional and
+keyword inputs, dropout is made the identity (inference semantics, also for `F.dropout(x, p)`
+whose default is training=True), then torch-mlir's FX importer lowers it to linalg. Every
+op's location is `loc("<module path>"("<file>":<line>:0))`: the PyTorch module that owns it
+and the user source line that created it, so the report and diagnostics lead back to the model.
 
-Graph rewrites before the FX importer, for what torch-mlir 20261001 rejects or lowers
-wrongly: views become reshapes (a view of a tensor that stops being contiguous after
-decomposition), frozen tensors in op lists are passed through a copy, and views of dynamic
-sizes become `prims.collapse`.
+The imported function takes the tensor inputs in torch.export's order (`Imported.inputs`
+names each); keyword inputs that are not tensors are compiled in as constants. Graph rewrites before
+the FX importer, for what torch-mlir 20261001 rejects or lowers wrongly: views become
+reshapes (a view of a tensor that stops being contiguous after decomposition), frozen tensors
+in op lists are passed through a copy, and views of dynamic sizes become `prims.collapse`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,29 @@ class Imported:
     func_name: str
     dropouts: list = field(default_factory=list)
     input_dims: list = field(default_factory=list)  # per input, per dim: size or symbol name
+    inputs: list = field(default_factory=list)  # per function input: {"name", "keyword"}
+    constants: dict = field(default_factory=dict)  # keyword inputs compiled as constants
+
+
+#: Keyword input values that are compiled in as constants (torch.export specialises them).
+CONSTANT_KWARG_TYPES = (type(None), bool, int, float, str)
+
+
+def check_example_kwargs(kwargs) -> dict:
+    """Keyword inputs: a dict of name -> tensor (an input of the compiled module) or constant."""
+    import torch
+
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict):
+        raise InputError(f"kwargs must be a dict of name -> torch.Tensor, got {type(kwargs).__name__}")
+    for k, v in kwargs.items():
+        if not isinstance(k, str):
+            raise InputError(f"kwargs keys must be argument names (str), got {k!r}")
+        if not isinstance(v, (torch.Tensor,) + CONSTANT_KWARG_TYPES):
+            raise InputError(f"kwargs[{k!r}] is a {type(v).__name__}, expected a torch.Tensor or a constant "
+                             "(None, bool, int, float, str)")
+    return dict(kwargs)
 
 
 def check_example_args(example_args: Sequence[Any]) -> tuple:
@@ -128,9 +152,9 @@ def _install_locations(importer) -> None:
     importer._cc = LocatingCache(importer._c, py_attr_tracker=importer._py_attr_tracker)
 
 
-def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional[Any] = None,
-                 func_name: str = "main") -> Imported:
-    """Exports `model` (in eval mode) and lowers it to linalg-on-tensors."""
+def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] = None,
+                 dynamic_shapes: Optional[Any] = None, func_name: str = "main") -> Imported:
+    """Exports `model(*example_args, **kwargs)` (in eval mode) and lowers it to linalg-on-tensors."""
     import torch
 
     from torch_mlir import fx
@@ -142,23 +166,14 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     args = check_example_args(example_args)
+    kwargs = check_example_kwargs(kwargs)
+    tensors = _unaliased(args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)))
+    args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
     model.eval()
-    from flashlift.compiler.export_fixes import make_buffers_persistent
-
-    name = type(model).__name__
-    saved = {sub: set(sub._non_persistent_buffers_set) for sub in model.modules()}
-    make_buffers_persistent(model)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation noise
-            ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
-    except Exception as e:  # torch's own message names the op and the shapes
-        raise ImportError_(f"torch.export failed on {name}: {_first_line(e)}") from None
-    finally:  # the user's module is left as it was
-        for sub, names in saved.items():
-            sub._non_persistent_buffers_set.update(names)
+    ep = _export(model, args, kwargs, dynamic_shapes)
     dropouts = _remove_dropout(ep)
     _views_as_reshapes(ep)
+    name = type(model).__name__
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -168,6 +183,8 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     if dynamic_shapes is not None:
         _collapse_dynamic_views(ep)
     _copy_frozen_list_operands(ep)
+    inputs, constants = _user_inputs(ep, model)
+    input_dims = _input_dims(ep)
     context = tm_ir.Context()
     torch_d.register_dialect(context)
     importer = FxImporter(context=context)
@@ -179,11 +196,39 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
                                           func_name=func_name, decomposition_table={})
     except Exception as e:
         raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
-    input_dims = _input_dims(ep)
     if any(isinstance(d, str) for dims in input_dims for d in dims):
         _annotate_input_dims(module, func_name, input_dims)
     text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
-    return Imported(text, func_name, dropouts, input_dims)
+    return Imported(text, func_name, dropouts, input_dims, inputs, constants)
+
+
+def _with_tensors(kwargs: dict, tensors: tuple) -> dict:
+    """`kwargs` with its tensor values replaced, in order, by `tensors`."""
+    import torch
+
+    it = iter(tensors)
+    return {k: next(it) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+
+
+def _export(model, args: tuple, kwargs: dict, dynamic_shapes):
+    """torch.export of the model in eval mode, its non-persistent buffers made persistent for
+    the importer meanwhile (the user's module is left as it was)."""
+    import torch
+
+    from flashlift.compiler.export_fixes import make_buffers_persistent
+
+    name = type(model).__name__
+    saved = {sub: set(sub._non_persistent_buffers_set) for sub in model.modules()}
+    make_buffers_persistent(model)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation noise
+            return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)
+    except Exception as e:  # torch's own message names the op and the shapes
+        raise ImportError_(f"torch.export failed on {name}: {_first_line(e)}") from None
+    finally:
+        for sub, names in saved.items():
+            sub._non_persistent_buffers_set.update(names)
 
 
 VIEW_OPS = ("aten.view.default", "aten._unsafe_view.default", "aten.reshape.default")
@@ -309,10 +354,50 @@ def _copy_frozen_list_operands(ep) -> None:
         ep.graph_module.recompile()
 
 
+def _user_inputs(ep, model) -> tuple:
+    """Per tensor input of the function, in order: its name (the keyword, or the forward's
+    parameter name for a positional input) and whether it is passed by keyword; and the
+    keyword inputs torch.export kept as constants. Constant inputs' placeholders (unused) are
+    removed: the FX importer would make them function arguments."""
+    import inspect
+
+    import torch.utils._pytree as pytree
+    from torch.export.graph_signature import ConstantArgument, InputKind
+
+    spec = ep.call_spec.in_spec
+    args_tree, kwargs_tree = pytree.tree_unflatten(list(range(spec.num_leaves)), spec)
+    try:
+        params = [p.name for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = {leaf: (params[i] if i < len(params) else f"args[{i}]", False) for i, leaf in enumerate(args_tree)}
+    names.update({leaf: (k, True) for k, leaf in kwargs_tree.items() if isinstance(leaf, int)})
+    constants = {k: None for k, leaf in kwargs_tree.items() if leaf is None}  # None has no leaf
+    user = [s for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    inputs = []
+    graph = ep.graph_module.graph
+    placeholders = {n.name: n for n in graph.nodes if n.op == "placeholder"}
+    for i, s in enumerate(user):
+        name, keyword = names.get(i, (f"input {i}", False))
+        if isinstance(s.arg, ConstantArgument):
+            constants[name] = s.arg.value
+            node = placeholders.get(s.arg.name)
+            if node is not None and not node.users:
+                graph.erase_node(node)
+            continue
+        inputs.append({"name": name, "keyword": keyword})
+    ep.graph_module.recompile()
+    return inputs, constants
+
+
 def _input_dims(ep) -> list:
-    """Per user input, per dim: its static size, or the name of its torch.export symbol
-    ("s0", or an expression such as "2*s0"). Equal names are equal sizes on every call."""
-    names = set(ep.graph_signature.user_inputs)
+    """Per tensor user input, per dim: its static size, or the name of its torch.export
+    symbol ("s0", or an expression such as "2*s0"). Equal names are equal sizes on every call."""
+    from torch.export.graph_signature import InputKind, TensorArgument
+
+    names = {s.arg.name for s in ep.graph_signature.input_specs
+             if s.kind == InputKind.USER_INPUT and isinstance(s.arg, TensorArgument)}
     dims = []
     for node in ep.graph.nodes:
         if node.op == "placeholder" and node.name in names:
