@@ -7,7 +7,8 @@ op's location is `loc("<module path>"("<file>":<line>:0))`: the PyTorch module t
 and the user source line that created it, so the report and diagnostics lead back to the model.
 
 The imported function takes the tensor inputs in torch.export's order (`Imported.inputs`
-names each); keyword inputs that are not tensors are compiled in as constants. Graph rewrites before
+names each) and returns the tensor outputs only; `Imported.outputs` describes how they nest
+in what the model returns (flashlift.structure), constants included. Graph rewrites before
 the FX importer, for what torch-mlir 20261001 rejects or lowers wrongly: views become
 reshapes (a view of a tensor that stops being contiguous after decomposition), frozen tensors
 in op lists are passed through a copy, and views of dynamic sizes become `prims.collapse`.
@@ -43,6 +44,7 @@ class Imported:
     input_dims: list = field(default_factory=list)  # per input, per dim: size or symbol name
     inputs: list = field(default_factory=list)  # per function input: {"name", "keyword"}
     constants: dict = field(default_factory=dict)  # keyword inputs compiled as constants
+    outputs: dict = field(default_factory=dict)  # flashlift.structure tree of the results
 
 
 #: Keyword input values that are compiled in as constants (torch.export specialises them).
@@ -184,6 +186,7 @@ def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] =
         _collapse_dynamic_views(ep)
     _copy_frozen_list_operands(ep)
     inputs, constants = _user_inputs(ep, model)
+    outputs = _tensor_outputs(ep)
     input_dims = _input_dims(ep)
     context = tm_ir.Context()
     torch_d.register_dialect(context)
@@ -199,7 +202,7 @@ def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] =
     if any(isinstance(d, str) for dims in input_dims for d in dims):
         _annotate_input_dims(module, func_name, input_dims)
     text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
-    return Imported(text, func_name, dropouts, input_dims, inputs, constants)
+    return Imported(text, func_name, dropouts, input_dims, inputs, constants, outputs)
 
 
 def _with_tensors(kwargs: dict, tensors: tuple) -> dict:
@@ -389,6 +392,38 @@ def _user_inputs(ep, model) -> tuple:
         inputs.append({"name": name, "keyword": keyword})
     ep.graph_module.recompile()
     return inputs, constants
+
+
+def _tensor_outputs(ep) -> dict:
+    """The structure of the model's result (flashlift.structure) over the function's results,
+    and the graph's output reduced to its tensors: None, ints and other constants torch.export
+    kept in the result stand in the structure instead (anything else is an ImportError_)."""
+    import torch
+    from torch.export.graph_signature import OutputKind
+
+    from flashlift.structure import constant_leaf, describe
+
+    graph = ep.graph_module.graph
+    out_node = next(n for n in graph.nodes if n.op == "output")
+    values = list(out_node.args[0])
+    specs = ep.graph_signature.output_specs
+    kept = [v for v, s in zip(values, specs) if s.kind != OutputKind.USER_OUTPUT]  # (buffer updates come first)
+    user = [v for v, s in zip(values, specs) if s.kind == OutputKind.USER_OUTPUT]
+
+    def leaf(i, where):
+        value = user[i]
+        if isinstance(value, torch.fx.Node) and isinstance(value.meta.get("val"), torch.Tensor):
+            kept.append(value)
+            return {"tensor": len(kept) - 1}
+        if isinstance(value, torch.fx.Node):  # e.g. a size under dynamic shapes (a SymInt)
+            raise ImportError_(f"{where} is a {type(value.meta.get('val')).__name__} computed by the model, "
+                               "not a tensor or a constant: it cannot be returned by a compiled module")
+        return constant_leaf(value, where)
+
+    tree = describe(ep.call_spec.out_spec, leaf)
+    out_node.args = (tuple(kept),)
+    ep.graph_module.recompile()
+    return tree
 
 
 def _input_dims(ep) -> list:

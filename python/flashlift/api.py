@@ -25,8 +25,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     The model is run with inference semantics: eval mode, every dropout the identity.
     `kwargs` are keyword inputs (`attention_mask=`, `pixel_values=`, ...): tensors become
     inputs of the compiled module, other values (None, bool, int, float, str) are compiled in
-    as constants. The result is called like the model, `compiled(*args, **kwargs)` with
-    tensors of the example shapes; `.report` says what was raised
+    as constants. The result is called like the model, `compiled(*args, **kwargs)` with tensors of the
+    example shapes, and returns what the model returns (tensors, tuples, lists, dicts,
+    transformers ModelOutputs, constants among them); `.report` says what was raised
     and, per raised site, the path it compiles to: "iree-codegen", or on CUDA targets
     ("cuda", "cuda:sm_80", "cuda:sm_90") "triton-fa sm_XX" where flashlift's FlashAttention
     kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
@@ -63,7 +64,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         "format": FORMAT, "version": VERSION, "name": type(model).__name__,
         "function": imported.func_name, "target": tgt.name, "driver": tgt.driver,
         "inputs": lowered.signature["inputs"], "outputs": lowered.signature["outputs"],
-        "constants": imported.constants,
+        "constants": imported.constants, "output_tree": imported.outputs,
         "report": report.to_dict(),
     }
     for spec, dims, names in zip(meta["inputs"], imported.input_dims, imported.inputs):

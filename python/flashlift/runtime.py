@@ -8,8 +8,10 @@ The description's keys: "function", "target", "driver", "name" (the model's clas
 "inputs": per function input its "shape" (None: dynamic), "dtype", "name" and "keyword"
 (passed by keyword, else positionally), "symbols" (dynamic dims' torch.export symbols);
 "constants": keyword inputs compiled in as constants (a call may repeat them, same value);
-"outputs": per function result its shape and dtype; "report". Files without input names
-(written before they existed) take positional inputs.
+"outputs": per function result its shape and dtype; "output_tree": how the results nest in
+what the model returns (flashlift.structure); "report". Files without "output_tree" or
+input names (written before they existed) return a tensor or a tuple and take positional
+inputs.
 """
 
 from __future__ import annotations
@@ -150,11 +152,12 @@ class CompiledModel:
                 seen.setdefault(sym, (_label(i, spec), d, a.shape[d]))
 
     def __call__(self, *args: Any, **kwargs: Any):
-        """Runs the module on `args` and `kwargs` (the model's keyword inputs, by name). On a CUDA
+        """Runs the module on `args` and `kwargs` (the model's keyword inputs, by name) and
+        returns what the model returns (see "output_tree" in the module doc). On a CUDA
         module, torch tensors on the GPU IREE runs on (cuda:0) go in and come out without
         copies (DLPack): the result is on that GPU. Other tensors are copied through the
         host, and the result is returned where the first argument lives."""
-        return _single_or_tuple(self._call(self.flat_args(args, kwargs)))
+        return self._structured(self._call(self.flat_args(args, kwargs)))
 
     def _call(self, args: tuple) -> list:
         """The function's results (torch tensors) on its inputs, in order."""
@@ -174,6 +177,18 @@ class CompiledModel:
         if where is not None and where.type != "cpu":
             outs = [o.to(where) for o in outs]
         return outs
+
+    def _structured(self, outs: list):
+        """The results nested as the model returned them; a tensor or a tuple for modules
+        saved without an "output_tree"."""
+        tree = self.meta.get("output_tree")
+        if tree is None:
+            return outs[0] if len(outs) == 1 else tuple(outs)
+        if "tensor" in tree:  # (a single tensor: the common case, kept cheap)
+            return outs[tree["tensor"]]
+        from flashlift.structure import rebuild
+
+        return rebuild(tree, outs)
 
     def prepare(self, *args: Any, **kwargs: Any):
         """Uploads the inputs to the device once (on a CUDA module, CUDA tensors on its GPU are

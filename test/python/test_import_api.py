@@ -1,23 +1,27 @@
-"""compile_model's calling convention: keyword inputs, and the errors for calls that do not
-fit the compiled module."""
+"""compile_model's calling convention: keyword inputs, structured results, and the errors
+for calls that do not fit the compiled module."""
+
+import collections
 
 import pytest
 import torch
 
 import flashlift
 from conftest import rel_err
-from flashlift.errors import InputError
+from flashlift.errors import ImportError_, InputError
+from flashlift.structure import OutputDict, model_output_class, rebuild
 
 
 class MaskedAttention(torch.nn.Module):
-    """Attention whose key mask and scale come by keyword."""
+    """Attention whose key mask and scale come by keyword; returns a nested structure with
+    constants in it."""
 
-    def forward(self, q, k, v, mask=None, scale=0.25):
+    def forward(self, q, k, v, mask=None, scale=0.25, extra=True):
         s = torch.matmul(q, k.transpose(-2, -1)) * scale
         if mask is not None:
             s = s.masked_fill(~mask, float("-inf"))
         o = torch.matmul(torch.softmax(s, dim=-1), v)
-        return o
+        return {"out": o, "stats": (o.sum(-1), None, 3), "rows": [o.amax(-1)] if extra else []}
 
 
 def _inputs(seed=0):
@@ -35,10 +39,13 @@ def masked():
 
 
 def check_same(out, ref):
-    assert rel_err(out, ref) < 1e-5
+    assert out.keys() == ref.keys() and isinstance(out["stats"], tuple) and isinstance(out["rows"], list)
+    assert out["stats"][1] is None and out["stats"][2] == 3
+    assert rel_err(out["out"], ref["out"]) < 1e-5 and rel_err(out["stats"][0], ref["stats"][0]) < 1e-5
+    assert rel_err(out["rows"][0], ref["rows"][0]) < 1e-5
 
 
-def test_keyword_inputs_any_order(masked):
+def test_keyword_inputs_any_order_and_structured_result(masked):
     args, kwargs = _inputs(seed=1)
     ref = MaskedAttention()(*args, **kwargs)
     check_same(masked(*args, **dict(reversed(list(kwargs.items())))), ref)
@@ -81,11 +88,62 @@ def test_compile_time_kwargs_are_checked():
         flashlift.compile_model(MaskedAttention(), args, kwargs=dict(kwargs, k=[kwargs["k"]]))
 
 
-def test_save_load_keeps_keywords(masked, tmp_path):
+def test_save_load_keeps_keywords_and_structure(masked, tmp_path):
+    import json
+    import zipfile
+
     path = tmp_path / "masked.flashlift"
     masked.save(str(path))
+    meta = json.loads(zipfile.ZipFile(path).read("flashlift.json"))
+    assert meta["output_tree"]["dict"][1][1]["tuple"][2] == {"constant": 3}
     args, kwargs = _inputs(seed=2)
     check_same(flashlift.load(str(path))(*args, **kwargs), MaskedAttention()(*args, **kwargs))
+
+
+def test_single_tensor_one_tuple_and_namedtuple_results():
+    Pair = collections.namedtuple("Pair", "total rows")
+
+    class Shapes(torch.nn.Module):
+        def forward(self, x):
+            return x * 2, (x + 1,), Pair(x.sum(), x.amax(-1))
+
+    x = torch.randn(3, 4)
+    two, one, pair = flashlift.compile_model(Shapes(), (x,))(x)
+    assert isinstance(one, tuple) and len(one) == 1 and torch.allclose(one[0], x + 1)
+    assert type(pair).__name__ == "Pair" and pair._fields == ("total", "rows")
+    assert torch.allclose(pair.total, x.sum()) and torch.allclose(two, x * 2)
+
+
+def test_a_size_computed_under_dynamic_shapes_is_refused_by_name():
+    class WithSize(torch.nn.Module):
+        def forward(self, x):
+            return x * 2, x.shape[0]
+
+    b = torch.export.Dim("b", max=64)
+    with pytest.raises(ImportError_, match=r"output\[1\] is a SymInt computed by the model, not a tensor"):
+        flashlift.compile_model(WithSize(), (torch.randn(4, 3),), dynamic_shapes=({0: b},))
+
+
+def test_model_output_fallback_without_its_class():
+    tree = {"model_output": "transformers.no_such_module.FancyOutput",
+            "fields": [["last_hidden_state", {"tensor": 0}], ["pooler_output", {"tensor": 1}]],
+            "declared": ["last_hidden_state", "pooler_output", "attentions"]}
+    a, b = torch.zeros(1), torch.ones(1)
+    out = rebuild(tree, [a, b])
+    assert isinstance(out, OutputDict) and out.class_name == "FancyOutput"
+    assert out.last_hidden_state is a and out["pooler_output"] is b and out[1] is b and out.to_tuple() == (a, b)
+    assert out.attentions is None  # declared, left None by the model
+    with pytest.raises(AttributeError, match="FancyOutput has no field 'logits'"):
+        out.logits
+
+
+def test_model_output_class_is_only_looked_up_in_transformers():
+    assert model_output_class("os.path.join") is None  # a name from a file is never imported elsewhere
+    pytest.importorskip("transformers")
+    from transformers.modeling_outputs import BaseModelOutput
+
+    assert model_output_class("transformers.modeling_outputs.BaseModelOutput") is BaseModelOutput
+    assert model_output_class("transformers.modeling_outputs.torch") is None  # not a ModelOutput
 
 
 def test_keyword_inputs_with_dynamic_shapes():
