@@ -45,6 +45,7 @@ class Imported:
     inputs: list = field(default_factory=list)  # per function input: {"name", "keyword"}
     constants: dict = field(default_factory=dict)  # keyword inputs compiled as constants
     outputs: dict = field(default_factory=dict)  # flashlift.structure tree of the results
+    notes: list = field(default_factory=list)  # what the import chose for the user
 
 
 #: Keyword input values that are compiled in as constants (torch.export specialises them).
@@ -168,7 +169,7 @@ def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] =
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     args = check_example_args(example_args)
-    kwargs = check_example_kwargs(kwargs)
+    kwargs, notes = default_kwargs(model, check_example_kwargs(kwargs))
     tensors = _unaliased(args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)))
     args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
     model.eval()
@@ -202,7 +203,7 @@ def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] =
     if any(isinstance(d, str) for dims in input_dims for d in dims):
         _annotate_input_dims(module, func_name, input_dims)
     text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
-    return Imported(text, func_name, dropouts, input_dims, inputs, constants, outputs)
+    return Imported(text, func_name, dropouts, input_dims, inputs, constants, outputs, notes)
 
 
 def _with_tensors(kwargs: dict, tensors: tuple) -> dict:
@@ -211,6 +212,24 @@ def _with_tensors(kwargs: dict, tensors: tuple) -> dict:
 
     it = iter(tensors)
     return {k: next(it) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+
+
+def default_kwargs(model, kwargs: dict) -> tuple:
+    """Keyword inputs the user left out that flashlift sets, and a note for each. A decoder's
+    default use_cache=True returns a KV cache object (DynamicCache) that torch.export cannot
+    capture; one forward is compiled, so the cache is left out (use_cache=False)."""
+    import inspect
+
+    notes = []
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return kwargs, notes
+    config = getattr(model, "config", None)
+    if "use_cache" in params and "use_cache" not in kwargs and getattr(config, "use_cache", True) is not False:
+        kwargs = dict(kwargs, use_cache=False)
+        notes.append("use_cache: the KV cache is not returned (a single forward; use_cache=False was passed)")
+    return kwargs, notes
 
 
 def _export(model, args: tuple, kwargs: dict, dynamic_shapes):
@@ -228,10 +247,21 @@ def _export(model, args: tuple, kwargs: dict, dynamic_shapes):
             warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation noise
             return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)
     except Exception as e:  # torch's own message names the op and the shapes
-        raise ImportError_(f"torch.export failed on {name}: {_first_line(e)}") from None
+        raise ImportError_(_export_error(name, e)) from None
     finally:
         for sub, names in saved.items():
             sub._non_persistent_buffers_set.update(names)
+
+
+def _export_error(name: str, e: Exception) -> str:
+    text = _first_line(e)
+    found = re.match(r"Found <class '([\w.]+)'> in output, which is not a known type", str(e))
+    if found:
+        kind = found.group(1)
+        hint = (" (a KV cache: call the model with use_cache=False)" if "Cache" in kind else "")
+        return (f"torch.export failed on {name}: the model returns a {kind.rpartition('.')[2]}{hint}; "
+                "flashlift returns tensors in tuples, lists, dicts and transformers ModelOutputs")
+    return f"torch.export failed on {name}: {text}"
 
 
 VIEW_OPS = ("aten.view.default", "aten._unsafe_view.default", "aten.reshape.default")

@@ -25,7 +25,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     The model is run with inference semantics: eval mode, every dropout the identity.
     `kwargs` are keyword inputs (`attention_mask=`, `pixel_values=`, ...): tensors become
     inputs of the compiled module, other values (None, bool, int, float, str) are compiled in
-    as constants. The result is called like the model, `compiled(*args, **kwargs)` with tensors of the
+    as constants. A model whose forward takes `use_cache` gets use_cache=False unless kwargs
+    set it (one forward is compiled, no KV cache is returned; the report notes it).
+    The result is called like the model, `compiled(*args, **kwargs)` with tensors of the
     example shapes, and returns what the model returns (tensors, tuples, lists, dicts,
     transformers ModelOutputs, constants among them); `.report` says what was raised
     and, per raised site, the path it compiles to: "iree-codegen", or on CUDA targets
@@ -44,7 +46,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
                            use_kernels=use_kernels)
     vmfb = driver.iree_compile(lowered.text, tgt)
     report = Report(target=tgt.name, raise_attention=raise_attention,
-                    dropouts=[vars(d) for d in imported.dropouts])
+                    dropouts=[vars(d) for d in imported.dropouts], notes=list(imported.notes))
     paths = list(lowered.paths)
     for o in lowered.outcomes:
         if o.raised:

@@ -1,5 +1,5 @@
-"""compile_model's calling convention: keyword inputs, structured results, and the errors
-for calls that do not fit the compiled module."""
+"""compile_model's calling convention: keyword inputs, structured results, the KV cache left
+out, and the errors for calls that do not fit the compiled module."""
 
 import collections
 
@@ -144,6 +144,23 @@ def test_model_output_class_is_only_looked_up_in_transformers():
 
     assert model_output_class("transformers.modeling_outputs.BaseModelOutput") is BaseModelOutput
     assert model_output_class("transformers.modeling_outputs.torch") is None  # not a ModelOutput
+
+
+def test_decoder_default_use_cache_compiles_without_the_cache():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1)
+    model = transformers.LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 64, (2, 6))
+    compiled = flashlift.compile_model(model, (ids,))
+    out = compiled(ids)
+    assert type(out).__name__ == "CausalLMOutputWithPast" and list(out.keys()) == ["logits"]
+    with torch.no_grad():
+        assert rel_err(out.logits, model(ids).logits) < 1e-4
+    assert "note: use_cache: the KV cache is not returned" in str(compiled.report)
+    with pytest.raises(ImportError_, match=r"returns a DynamicCache \(a KV cache: call the model with use_cache=False\)"):
+        flashlift.compile_model(model, (ids,), kwargs={"use_cache": True})
 
 
 def test_keyword_inputs_with_dynamic_shapes():
