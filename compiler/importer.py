@@ -1,10 +1,17 @@
 """Import: a PyTorch nn.Module + example inputs -> linalg-on-tensors MLIR text.
 
-torch.export captures the model (in eval mode), dropout is made the identity (inference
-semantics, also for `F.dropout(x, p)` whose default is training=True), then torch-mlir's
-FX importer lowers it to linalg. Every op's location is
-`loc("<module path>"("<file>":<line>:0))`: the PyTorch module that owns it and the user
-source line that created it, so the report and diagnostics lead back to the model.
+torch.export captures the model (in eval mode) called with the example positional and
+keyword inputs, dropout is made the identity (inference semantics, also for `F.dropout(x, p)`
+whose default is training=True), then torch-mlir's FX importer lowers it to linalg. Every
+op's location is `loc("<module path>"("<file>":<line>:0))`: the PyTorch module that owns it
+and the user source line that created it, so the report and diagnostics lead back to the model.
+
+The imported function takes the tensor inputs in torch.export's order (`Imported.inputs`
+names each) and returns the tensor outputs only; `Imported.outputs` describes how they nest
+in what the model returns (flashlift.structure), constants included. Graph rewrites before
+the FX importer, for what torch-mlir 20261001 rejects or lowers wrongly: views become
+reshapes (a view of a tensor that stops being contiguous after decomposition), frozen tensors
+in op lists are passed through a copy, and views of dynamic sizes become `prims.collapse`.
 """
 
 from __future__ import annotations
@@ -36,6 +43,31 @@ class Imported:
     func_name: str
     dropouts: list = field(default_factory=list)
     input_dims: list = field(default_factory=list)  # per input, per dim: size or symbol name
+    inputs: list = field(default_factory=list)  # per function input: {"name", "keyword"}
+    constants: dict = field(default_factory=dict)  # keyword inputs compiled as constants
+    outputs: dict = field(default_factory=dict)  # flashlift.structure tree of the results
+    notes: list = field(default_factory=list)  # what the import chose for the user
+
+
+#: Keyword input values that are compiled in as constants (torch.export specialises them).
+CONSTANT_KWARG_TYPES = (type(None), bool, int, float, str)
+
+
+def check_example_kwargs(kwargs) -> dict:
+    """Keyword inputs: a dict of name -> tensor (an input of the compiled module) or constant."""
+    import torch
+
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict):
+        raise InputError(f"kwargs must be a dict of name -> torch.Tensor, got {type(kwargs).__name__}")
+    for k, v in kwargs.items():
+        if not isinstance(k, str):
+            raise InputError(f"kwargs keys must be argument names (str), got {k!r}")
+        if not isinstance(v, (torch.Tensor,) + CONSTANT_KWARG_TYPES):
+            raise InputError(f"kwargs[{k!r}] is a {type(v).__name__}, expected a torch.Tensor or a constant "
+                             "(None, bool, int, float, str)")
+    return dict(kwargs)
 
 
 def check_example_args(example_args: Sequence[Any]) -> tuple:
@@ -146,20 +178,88 @@ def _install_locations(importer) -> None:
     importer._cc = LocatingCache(importer._c, py_attr_tracker=importer._py_attr_tracker)
 
 
-def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional[Any] = None,
-                 func_name: str = "main") -> Imported:
-    """Exports `model` (in eval mode) and lowers it to linalg-on-tensors."""
+def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] = None,
+                 dynamic_shapes: Optional[Any] = None, func_name: str = "main") -> Imported:
+    """Exports `model(*example_args, **kwargs)` (in eval mode) and lowers it to linalg-on-tensors."""
     import torch
 
     from torch_mlir import fx
     from torch_mlir import ir as tm_ir
     from torch_mlir.dialects import torch as torch_d
+    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
     from torch_mlir.extras.fx_importer import FxImporter
 
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     args = check_example_args(example_args)
+    kwargs, notes = default_kwargs(model, check_example_kwargs(kwargs))
+    tensors = _unaliased(args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)))
+    args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
     model.eval()
+    ep = _export(model, args, kwargs, dynamic_shapes)
+    dropouts = _remove_dropout(ep)
+    _views_as_reshapes(ep)
+    name = type(model).__name__
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = ep.run_decompositions(get_decomposition_table())
+    except Exception as e:
+        raise ImportError_(f"torch-mlir could not decompose {name}'s ops: {_first_line(e)}") from None
+    if dynamic_shapes is not None:
+        _collapse_dynamic_views(ep)
+    _copy_frozen_list_operands(ep)
+    inputs, constants = _user_inputs(ep, model)
+    outputs = _tensor_outputs(ep)
+    input_dims = _input_dims(ep)
+    context = tm_ir.Context()
+    torch_d.register_dialect(context)
+    importer = FxImporter(context=context)
+    _install_locations(importer)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer,
+                                          func_name=func_name, decomposition_table={})
+    except Exception as e:
+        raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
+    if any(isinstance(d, str) for dims in input_dims for d in dims):
+        _annotate_input_dims(module, func_name, input_dims)
+    text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
+    return Imported(text, func_name, dropouts, input_dims, inputs, constants, outputs, notes)
+
+
+def _with_tensors(kwargs: dict, tensors: tuple) -> dict:
+    """`kwargs` with its tensor values replaced, in order, by `tensors`."""
+    import torch
+
+    it = iter(tensors)
+    return {k: next(it) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+
+
+def default_kwargs(model, kwargs: dict) -> tuple:
+    """Keyword inputs the user left out that flashlift sets, and a note for each. A decoder's
+    default use_cache=True returns a KV cache object (DynamicCache) that torch.export cannot
+    capture; one forward is compiled, so the cache is left out (use_cache=False)."""
+    import inspect
+
+    notes = []
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return kwargs, notes
+    config = getattr(model, "config", None)
+    if "use_cache" in params and "use_cache" not in kwargs and getattr(config, "use_cache", True) is not False:
+        kwargs = dict(kwargs, use_cache=False)
+        notes.append("use_cache: the KV cache is not returned (a single forward; use_cache=False was passed)")
+    return kwargs, notes
+
+
+def _export(model, args: tuple, kwargs: dict, dynamic_shapes):
+    """torch.export of the model in eval mode, its non-persistent buffers made persistent for
+    the importer meanwhile (the user's module is left as it was)."""
+    import torch
+
     from flashlift.compiler.export_fixes import make_buffers_persistent
 
     name = type(model).__name__
@@ -168,36 +268,23 @@ def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.export's own deprecation noise
-            ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+            return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)
     except Exception as e:  # torch's own message names the op and the shapes
-        raise ImportError_(f"torch.export failed on {name}: {_first_line(e)}") from None
-    finally:  # the user's module is left as it was
+        raise ImportError_(_export_error(name, e)) from None
+    finally:
         for sub, names in saved.items():
             sub._non_persistent_buffers_set.update(names)
-    dropouts = _remove_dropout(ep)
-    if dynamic_shapes is not None:
-        from torch_mlir.extras.fx_decomp_util import get_decomposition_table
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            ep = ep.run_decompositions(get_decomposition_table())
-        _collapse_dynamic_views(ep)
-    context = tm_ir.Context()
-    torch_d.register_dialect(context)
-    importer = FxImporter(context=context)
-    _install_locations(importer)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer, func_name=func_name,
-                                          **({"decomposition_table": {}} if dynamic_shapes is not None else {}))
-    except Exception as e:
-        raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
-    input_dims = _input_dims(ep)
-    if any(isinstance(d, str) for dims in input_dims for d in dims):
-        _annotate_input_dims(module, func_name, input_dims)
-    text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
-    return Imported(text, func_name, dropouts, input_dims)
+
+def _export_error(name: str, e: Exception) -> str:
+    text = _first_line(e)
+    found = re.match(r"Found <class '([\w.]+)'> in output, which is not a known type", str(e))
+    if found:
+        kind = found.group(1)
+        hint = (" (a KV cache: call the model with use_cache=False)" if "Cache" in kind else "")
+        return (f"torch.export failed on {name}: the model returns a {kind.rpartition('.')[2]}{hint}; "
+                "flashlift returns tensors in tuples, lists, dicts and transformers ModelOutputs")
+    return f"torch.export failed on {name}: {text}"
 
 
 VIEW_OPS = ("aten.view.default", "aten._unsafe_view.default", "aten.reshape.default")
@@ -264,10 +351,141 @@ def _collapse_dynamic_views(ep) -> None:
         ep.graph_module.recompile()
 
 
+def _views_as_reshapes(ep) -> None:
+    """torch.export records `x.view(...)` where x was contiguous as exported: after SDPA is
+    decomposed to matmuls its result is a permuted tensor (GPT-2's `attn_output` then
+    `c_proj`'s `x.view(-1, h)`), and re-tracing the view fails ("Cannot view a tensor with
+    shape ... and strides ..."); the model's `.contiguous()` was a no-op when exported and is
+    not in the graph. The graph is functional, so a view and a reshape compute the same
+    value: every view becomes a reshape, which the decomposition turns back into a view
+    where the strides allow it and into a copy and a view where they do not."""
+    import torch
+
+    graph = ep.graph_module.graph
+    changed = False
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten.view.default:
+            node.target = torch.ops.aten.reshape.default
+            changed = True
+    if changed:
+        ep.graph_module.recompile()
+
+
+def _frozen_inputs(ep) -> set:
+    """Names of the placeholders the FX importer replaces by their tensors (weights, buffers,
+    lifted constants)."""
+    sig = ep.graph_signature
+    return set(sig.inputs_to_parameters) | set(sig.inputs_to_buffers) | set(sig.inputs_to_lifted_tensor_constants)
+
+
+def _copy_frozen_list_operands(ep) -> None:
+    """The FX importer replaces weights and buffers by literal tensors, and then refuses an
+    op whose list operand holds one ("Heterogeneous lists are not supported: expected vtensor,
+    got torch.Tensor"): `table[index]` with a frozen index buffer (Swin's relative position
+    bias) is `aten.index.Tensor(table, [index])`. Such list elements are given a copy
+    (`aten.clone`) of the tensor, a graph value the importer accepts (IREE folds the copy)."""
+    import torch
+
+    frozen = _frozen_inputs(ep)
+    graph = ep.graph_module.graph
+    copies: dict = {}
+
+    def copied(value, before):
+        if not (isinstance(value, torch.fx.Node) and value.op == "placeholder" and value.name in frozen):
+            return value
+        if value not in copies:
+            with graph.inserting_before(before):
+                copies[value] = graph.call_function(torch.ops.aten.clone.default, (value,))
+            copies[value].meta.update({k: v for k, v in value.meta.items() if k == "val"})
+            copies[value].meta.update({k: v for k, v in before.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        return copies[value]
+
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        args = tuple([copied(v, node) for v in a] if isinstance(a, (list, tuple)) else a for a in node.args)
+        if args != node.args:
+            node.args = args
+    if copies:
+        ep.graph_module.recompile()
+
+
+def _user_inputs(ep, model) -> tuple:
+    """Per tensor input of the function, in order: its name (the keyword, or the forward's
+    parameter name for a positional input) and whether it is passed by keyword; and the
+    keyword inputs torch.export kept as constants. Constant inputs' placeholders (unused) are
+    removed: the FX importer would make them function arguments."""
+    import inspect
+
+    import torch.utils._pytree as pytree
+    from torch.export.graph_signature import ConstantArgument, InputKind
+
+    spec = ep.call_spec.in_spec
+    args_tree, kwargs_tree = pytree.tree_unflatten(list(range(spec.num_leaves)), spec)
+    try:
+        params = [p.name for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = {leaf: (params[i] if i < len(params) else f"args[{i}]", False) for i, leaf in enumerate(args_tree)}
+    names.update({leaf: (k, True) for k, leaf in kwargs_tree.items() if isinstance(leaf, int)})
+    constants = {k: None for k, leaf in kwargs_tree.items() if leaf is None}  # None has no leaf
+    user = [s for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    inputs = []
+    graph = ep.graph_module.graph
+    placeholders = {n.name: n for n in graph.nodes if n.op == "placeholder"}
+    for i, s in enumerate(user):
+        name, keyword = names.get(i, (f"input {i}", False))
+        if isinstance(s.arg, ConstantArgument):
+            constants[name] = s.arg.value
+            node = placeholders.get(s.arg.name)
+            if node is not None and not node.users:
+                graph.erase_node(node)
+            continue
+        inputs.append({"name": name, "keyword": keyword})
+    ep.graph_module.recompile()
+    return inputs, constants
+
+
+def _tensor_outputs(ep) -> dict:
+    """The structure of the model's result (flashlift.structure) over the function's results,
+    and the graph's output reduced to its tensors: None, ints and other constants torch.export
+    kept in the result stand in the structure instead (anything else is an ImportError_)."""
+    import torch
+    from torch.export.graph_signature import OutputKind
+
+    from flashlift.structure import constant_leaf, describe
+
+    graph = ep.graph_module.graph
+    out_node = next(n for n in graph.nodes if n.op == "output")
+    values = list(out_node.args[0])
+    specs = ep.graph_signature.output_specs
+    kept = [v for v, s in zip(values, specs) if s.kind != OutputKind.USER_OUTPUT]  # (buffer updates come first)
+    user = [v for v, s in zip(values, specs) if s.kind == OutputKind.USER_OUTPUT]
+
+    def leaf(i, where):
+        value = user[i]
+        if isinstance(value, torch.fx.Node) and isinstance(value.meta.get("val"), torch.Tensor):
+            kept.append(value)
+            return {"tensor": len(kept) - 1}
+        if isinstance(value, torch.fx.Node):  # e.g. a size under dynamic shapes (a SymInt)
+            raise ImportError_(f"{where} is a {type(value.meta.get('val')).__name__} computed by the model, "
+                               "not a tensor or a constant: it cannot be returned by a compiled module")
+        return constant_leaf(value, where)
+
+    tree = describe(ep.call_spec.out_spec, leaf)
+    out_node.args = (tuple(kept),)
+    ep.graph_module.recompile()
+    return tree
+
+
 def _input_dims(ep) -> list:
-    """Per user input, per dim: its static size, or the name of its torch.export symbol
-    ("s0", or an expression such as "2*s0"). Equal names are equal sizes on every call."""
-    names = set(ep.graph_signature.user_inputs)
+    """Per tensor user input, per dim: its static size, or the name of its torch.export
+    symbol ("s0", or an expression such as "2*s0"). Equal names are equal sizes on every call."""
+    from torch.export.graph_signature import InputKind, TensorArgument
+
+    names = {s.arg.name for s in ep.graph_signature.input_specs
+             if s.kind == InputKind.USER_INPUT and isinstance(s.arg, TensorArgument)}
     dims = []
     for node in ep.graph.nodes:
         if node.op == "placeholder" and node.name in names:

@@ -8,37 +8,45 @@ from flashlift.report import Report, site_from_location
 from flashlift.runtime import FORMAT, VERSION, CompiledModel
 
 
-def import_model(model, example_args: Sequence[Any], *, dynamic_shapes: Optional[Any] = None) -> str:
-    """The linalg-on-tensors MLIR of `model` (eval mode), with locations that name the
-    PyTorch module path and the source line of each op."""
+def import_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[dict] = None,
+                 dynamic_shapes: Optional[Any] = None) -> str:
+    """The linalg-on-tensors MLIR of `model(*example_args, **kwargs)` (eval mode), with
+    locations that name the PyTorch module path and the source line of each op."""
     from flashlift.compiler.importer import import_model as _import
 
-    return _import(model, example_args, dynamic_shapes=dynamic_shapes).text
+    return _import(model, example_args, kwargs=kwargs, dynamic_shapes=dynamic_shapes).text
 
 
-def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", raise_attention: bool = True,
-                  dynamic_shapes: Optional[Any] = None, use_kernels: bool = True) -> CompiledModel:
+def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[dict] = None, target: str = "cpu",
+                  raise_attention: bool = True, dynamic_shapes: Optional[Any] = None,
+                  use_kernels: bool = True) -> CompiledModel:
     """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
 
     The model is run with inference semantics: eval mode, every dropout the identity.
-    The result is called with torch tensors like the model; `.report` says what was raised
+    `kwargs` are keyword inputs (`attention_mask=`, `pixel_values=`, ...): tensors become
+    inputs of the compiled module, other values (None, bool, int, float, str) are compiled in
+    as constants. A model whose forward takes `use_cache` gets use_cache=False unless kwargs
+    set it (one forward is compiled, no KV cache is returned; the report notes it).
+    The result is called like the model, `compiled(*args, **kwargs)` with tensors of the
+    example shapes, and returns what the model returns (tensors, tuples, lists, dicts,
+    transformers ModelOutputs, constants among them); `.report` says what was raised
     and, per raised site, the path it compiles to: "iree-codegen", or on CUDA targets
     ("cuda", "cuda:sm_80", "cuda:sm_90") "triton-fa sm_XX" where flashlift's FlashAttention
     kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
     ("triton-gemm sm_XX": flashlift's GEMM kernel). use_kernels=False: IREE codegen everywhere.
     """
     from flashlift.compiler import driver
-    from flashlift.compiler.importer import check_example_args, import_model as _import
+    from flashlift.compiler.importer import check_example_args, check_example_kwargs, import_model as _import
     from flashlift.compiler.targets import parse_target
 
     tgt = parse_target(target)
-    args = check_example_args(example_args)
-    imported = _import(model, args, dynamic_shapes=dynamic_shapes)
+    args, kwargs = check_example_args(example_args), check_example_kwargs(kwargs)
+    imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes)
     lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
                            use_kernels=use_kernels)
     vmfb = driver.iree_compile(lowered.text, tgt)
     report = Report(target=tgt.name, raise_attention=raise_attention,
-                    dropouts=[vars(d) for d in imported.dropouts])
+                    dropouts=[vars(d) for d in imported.dropouts], notes=list(imported.notes))
     paths = list(lowered.paths)
     for o in lowered.outcomes:
         if o.raised:
@@ -58,18 +66,20 @@ def compile_model(model, example_args: Sequence[Any], *, target: str = "cpu", ra
         "format": FORMAT, "version": VERSION, "name": type(model).__name__,
         "function": imported.func_name, "target": tgt.name, "driver": tgt.driver,
         "inputs": lowered.signature["inputs"], "outputs": lowered.signature["outputs"],
+        "constants": imported.constants, "output_tree": imported.outputs,
         "report": report.to_dict(),
     }
-    for spec, dims in zip(meta["inputs"], imported.input_dims):
+    for spec, dims, names in zip(meta["inputs"], imported.input_dims, imported.inputs):
+        spec.update(names)
         if any(isinstance(d, str) for d in dims):
             spec["symbols"] = [d if isinstance(d, str) else None for d in dims]
     compiled = CompiledModel(vmfb, meta)
     if dynamic_shapes is not None and tgt.runs_here:
-        _verify_dynamic(compiled, model, args)
+        _verify_dynamic(compiled, model, args, kwargs)
     return compiled
 
 
-def _verify_dynamic(compiled: CompiledModel, model, args) -> None:
+def _verify_dynamic(compiled: CompiledModel, model, args, kwargs: Optional[dict] = None) -> None:
     """torch-mlir's dynamic-shape lowerings are less exercised than its static ones (its
     `view` of a product of two dynamic sizes was wrong; compiler/importer.py works around
     it). A wrong answer must never be returned silently: run the compiled module once on
@@ -78,12 +88,16 @@ def _verify_dynamic(compiled: CompiledModel, model, args) -> None:
     from flashlift.reference import reference
 
     import torch
+    import torch.utils._pytree as pytree
 
     gen = torch.Generator().manual_seed(0)
-    args = tuple(torch.randn(a.shape, generator=gen).to(a.dtype) if a.is_floating_point() else a for a in args)
-    ref = reference(model, *args)
-    out = compiled(*args)
-    outs, refs = (x if isinstance(x, tuple) else (x,) for x in (out, ref))
+    fresh = lambda a: torch.randn(a.shape, generator=gen).to(a.dtype) if a.is_floating_point() else a  # noqa: E731
+    args = tuple(fresh(a) for a in args)
+    kwargs = {k: fresh(v) if isinstance(v, torch.Tensor) else v for k, v in (kwargs or {}).items()}
+    constants = compiled.meta.get("constants") or {}
+    ref = reference(model, *args, **kwargs, **{k: v for k, v in constants.items() if k not in kwargs})
+    out = compiled(*args, **{k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+    outs, refs = ([x for x in pytree.tree_leaves(t) if isinstance(x, torch.Tensor)] for t in (out, ref))
     for i, (o, r) in enumerate(zip(outs, refs)):
         err = ((o.float() - r.float()).norm() / r.float().norm().clamp_min(1e-30)).item()
         if not err < 1e-2:

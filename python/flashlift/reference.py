@@ -44,10 +44,10 @@ def dropout_disabled():
             setattr(torch, n, f)
 
 
-def reference(model, *args):
-    """model(*args) in eval mode, no grad, every dropout the identity."""
+def reference(model, *args, **kwargs):
+    """model(*args, **kwargs) in eval mode, no grad, every dropout the identity."""
     import torch
 
     model.eval()
     with torch.no_grad(), dropout_disabled():
-        return model(*args)
+        return model(*args, **kwargs)

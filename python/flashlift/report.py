@@ -1,4 +1,5 @@
-"""What compile_model did to a model: raised attention sites, candidates left alone, dropouts removed."""
+"""What compile_model did to a model: raised attention sites, candidates left alone, dropouts removed,
+and notes on what the import chose (e.g. use_cache=False)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Report:
     dropouts: list = field(default_factory=list)  # dicts: module_path, p, training, source
     raise_attention: bool = True
     linears: list = field(default_factory=list)  # Sites of matmuls on targets with flashlift's GEMM kernel
+    notes: list = field(default_factory=list)  # what the import chose for the user (e.g. use_cache=False)
 
     def __str__(self) -> str:
         lines = [f"flashlift report (target {self.target})"]
@@ -58,6 +60,8 @@ class Report:
                 lines.append(f"    {d['module_path']} p={d['p']} ({how}) at {_short(d['source'])}")
         if len(active) < len(self.dropouts):
             lines.append(f"  {len(self.dropouts) - len(active)} dropout(s) with p=0 removed (no-ops)")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -72,6 +76,7 @@ class Report:
             dropouts=list(data.get("dropouts", [])),
             raise_attention=data.get("raise_attention", True),
             linears=[Site(**s) for s in data.get("linears", [])],
+            notes=list(data.get("notes", [])),
         )
 
 

@@ -3,6 +3,15 @@
 A saved module is a zip archive with two members: `module.vmfb` (what iree-compile wrote)
 and `flashlift.json` (the function to call, the argument and result signature, the target
 and the report). Plain data: loading never runs code from the file.
+
+The description's keys: "function", "target", "driver", "name" (the model's class);
+"inputs": per function input its "shape" (None: dynamic), "dtype", "name" and "keyword"
+(passed by keyword, else positionally), "symbols" (dynamic dims' torch.export symbols);
+"constants": keyword inputs compiled in as constants (a call may repeat them, same value);
+"outputs": per function result its shape and dtype; "output_tree": how the results nest in
+what the model returns (flashlift.structure); "report". Files without "output_tree" or
+input names (written before they existed) return a tensor or a tuple and take positional
+inputs.
 """
 
 from __future__ import annotations
@@ -77,14 +86,45 @@ class CompiledModel:
         self._function()
         return self._semaphore is not None
 
+    def flat_args(self, args: tuple, kwargs: dict) -> tuple:
+        """The function's inputs, in its order, from a call's positional and keyword inputs
+        (keywords in any order; a keyword compiled as a constant may be repeated, same value)."""
+        inputs = self.meta["inputs"]
+        if not kwargs and not any(s.get("keyword") for s in inputs):
+            return args
+        name = self.meta.get("name", "model")
+        positional = [s.get("name") or f"args[{i}]" for i, s in enumerate(inputs) if not s.get("keyword")]
+        keywords = [s["name"] for s in inputs if s.get("keyword")]
+        constants = self.meta.get("constants") or {}
+        for k, v in kwargs.items():
+            if k in keywords:
+                continue
+            if k in constants:
+                if not (type(v) is type(constants[k]) and v == constants[k]):
+                    raise InputError(f"{k}={v!r}: {name} was compiled with {k}={constants[k]!r} (a constant of "
+                                     "the compiled module); compile again to change it")
+                continue
+            hint = (f" ({k} was compiled as positional argument {positional.index(k)}: pass it positionally)"
+                    if k in positional else f"; {name} takes keyword argument(s) {', '.join(keywords) or 'none'}")
+            raise InputError(f"unexpected keyword argument {k!r}{hint}")
+        if len(args) != len(positional):
+            raise InputError(f"{name} takes {len(positional)} positional tensor(s)"
+                             + (f" ({', '.join(positional)})" if positional else "") + f", got {len(args)}")
+        missing = [k for k in keywords if k not in kwargs]
+        if missing:
+            raise InputError(f"{name} is missing keyword argument(s) {', '.join(repr(k) for k in missing)}")
+        it = iter(args)
+        return tuple(kwargs[s["name"]] if s.get("keyword") else next(it) for s in inputs)
+
     def check_args(self, args: tuple) -> None:
+        """Checks the function's inputs (flat_args' result): count, types, dtypes, shapes."""
         import torch
 
         expected = self.meta["inputs"]
         if len(args) != len(expected):
             raise InputError(f"{self.meta.get('name', 'model')} takes {len(expected)} tensor(s), got {len(args)}")
         for i, (a, spec) in enumerate(zip(args, expected)):
-            label = f"argument {i}" + (f" ({spec['name']})" if spec.get("name") else "")
+            label = _label(i, spec)
             if not isinstance(a, torch.Tensor):
                 raise InputError(f"{label}: expected a torch.Tensor, got {type(a).__name__}")
             got_dtype = str(a.dtype).replace("torch.", "")
@@ -106,16 +146,21 @@ class CompiledModel:
                 if sym is None:
                     continue
                 if sym in seen and seen[sym][2] != a.shape[d]:
-                    j, e, size = seen[sym]
-                    raise InputError(f"argument {i} dim {d} is {a.shape[d]} but argument {j} dim {e} is {size}: "
+                    other, e, size = seen[sym]
+                    raise InputError(f"{_label(i, spec)} dim {d} is {a.shape[d]} but {other} dim {e} is {size}: "
                                      f"both are the dynamic size {sym} the model was compiled with")
-                seen.setdefault(sym, (i, d, a.shape[d]))
+                seen.setdefault(sym, (_label(i, spec), d, a.shape[d]))
 
-    def __call__(self, *args: Any):
-        """Runs the module on `args`. On a CUDA module, torch tensors on the GPU IREE runs on
-        (cuda:0) go in and come out without copies (DLPack): the result is on that GPU. Other
-        tensors are copied through the host, and the result is returned where the first
-        argument lives."""
+    def __call__(self, *args: Any, **kwargs: Any):
+        """Runs the module on `args` and `kwargs` (the model's keyword inputs, by name) and
+        returns what the model returns (see "output_tree" in the module doc). On a CUDA
+        module, torch tensors on the GPU IREE runs on (cuda:0) go in and come out without
+        copies (DLPack): the result is on that GPU. Other tensors are copied through the
+        host, and the result is returned where the first argument lives."""
+        return self._structured(self._call(self.flat_args(args, kwargs)))
+
+    def _call(self, args: tuple) -> list:
+        """The function's results (torch tensors) on its inputs, in order."""
         views = self._repeat_views(args)
         if views is not None:
             return self._run_zero_copy(views)
@@ -131,17 +176,31 @@ class CompiledModel:
         where = args[0].device if args else None
         if where is not None and where.type != "cpu":
             outs = [o.to(where) for o in outs]
-        return outs[0] if len(outs) == 1 else tuple(outs)
+        return outs
 
-    def prepare(self, *args: Any):
-        """Uploads `args` to the device once (on a CUDA module, CUDA tensors on its GPU are used
-        in place); returns a no-argument function that runs the module on them and waits for
-        the result (for timing without host copies). On the zero-copy path the function
-        returns torch tensors, otherwise IREE's results."""
+    def _structured(self, outs: list):
+        """The results nested as the model returned them; a tensor or a tuple for modules
+        saved without an "output_tree"."""
+        tree = self.meta.get("output_tree")
+        if tree is None:
+            return outs[0] if len(outs) == 1 else tuple(outs)
+        if "tensor" in tree:  # (a single tensor: the common case, kept cheap)
+            return outs[tree["tensor"]]
+        from flashlift.structure import rebuild
+
+        return rebuild(tree, outs)
+
+    def prepare(self, *args: Any, **kwargs: Any):
+        """Uploads the inputs to the device once (on a CUDA module, CUDA tensors on its GPU are
+        used in place); returns a no-argument function that runs the module on them and waits
+        for the result (for timing without host copies). On the zero-copy path the function
+        returns torch tensors (a tensor, or a tuple of the function's results), otherwise
+        IREE's results."""
+        args = self.flat_args(args, kwargs)
         self.check_args(args)
         if self._zero_copy(args):
             views = [self._import(a) for a in args]
-            return lambda: self._run_zero_copy(views)
+            return lambda: _single_or_tuple(self._run_zero_copy(views))
         fn = self._function()
         buffers = [self._upload(a) for a in args]
         if self.is_async:
@@ -182,8 +241,7 @@ class CompiledModel:
         # as a wait: finish torch's pending work on the inputs first. The call itself is
         # synchronous, so the results are complete when it returns.
         self._sync_torch()
-        outs = [self._export(v) for v in self._invoke(views)]
-        return outs[0] if len(outs) == 1 else tuple(outs)
+        return [self._export(v) for v in self._invoke(views)]
 
     def _export(self, view):
         """A torch tensor over result `view`'s memory on the module's device (no copy)."""
@@ -264,6 +322,17 @@ class CompiledModel:
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr(META_NAME, json.dumps(self.meta, indent=2))
             z.writestr(VMFB_NAME, self._vmfb)
+
+
+def _label(i: int, spec: dict) -> str:
+    """How errors name function input `i`: "argument 0 (q)" or "keyword argument 'mask'"."""
+    if spec.get("keyword"):
+        return f"keyword argument {spec['name']!r}"
+    return f"argument {i}" + (f" ({spec['name']})" if spec.get("name") else "")
+
+
+def _single_or_tuple(outs: list):
+    return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 def _memory_key(t):

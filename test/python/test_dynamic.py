@@ -169,7 +169,7 @@ def test_sizes_that_disagree_are_refused():
     compiled = flashlift.compile_model(Plain(), _qkv(2, 4, 16, 16), dynamic_shapes=({0: b, 2: s},) * 3)
     q, _, _ = _qkv(2, 4, 16, 16)
     _, k, v = _qkv(3, 4, 16, 16)
-    with pytest.raises(InputError, match=r"argument 1 dim 0 is 3 but argument 0 dim 0 is 2"):
+    with pytest.raises(InputError, match=r"argument 1 \(k\) dim 0 is 3 but argument 0 \(q\) dim 0 is 2"):
         compiled(q, k, v)
 
 

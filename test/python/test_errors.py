@@ -52,17 +52,17 @@ def test_call_wrong_count(compiled):
 
 
 def test_call_wrong_shape(compiled):
-    with pytest.raises(InputError, match=r"argument 1: expected shape \[2, 8, 16\], got \[2, 8, 15\]"):
+    with pytest.raises(InputError, match=r"argument 1 \(k\): expected shape \[2, 8, 16\], got \[2, 8, 15\]"):
         compiled(torch.randn(2, 8, 16), torch.randn(2, 8, 15), torch.randn(2, 8, 16))
 
 
 def test_call_wrong_dtype(compiled):
-    with pytest.raises(InputError, match="argument 2: expected dtype float32, got float16"):
+    with pytest.raises(InputError, match=r"argument 2 \(v\): expected dtype float32, got float16"):
         compiled(torch.randn(2, 8, 16), torch.randn(2, 8, 16), torch.randn(2, 8, 16).half())
 
 
 def test_call_not_a_tensor(compiled):
-    with pytest.raises(InputError, match="argument 0: expected a torch.Tensor, got ndarray"):
+    with pytest.raises(InputError, match=r"argument 0 \(q\): expected a torch.Tensor, got ndarray"):
         compiled(torch.randn(2, 8, 16).numpy(), torch.randn(2, 8, 16), torch.randn(2, 8, 16))
 
 

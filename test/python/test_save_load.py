@@ -40,3 +40,44 @@ def test_save_then_load_in_a_process_without_the_compiler(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok")
+
+
+def test_saved_model_output_without_transformers_where_it_runs(tmp_path):
+    """A module returning a transformers ModelOutput, called by keyword: loaded where
+    transformers is importable it returns that class, elsewhere a dict-like OutputDict."""
+    import pytest
+
+    pytest.importorskip("transformers")
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    class Pooled(torch.nn.Module):
+        def forward(self, pixel_values, attention_mask=None):
+            h = pixel_values * attention_mask[..., None]
+            return BaseModelOutputWithPooling(last_hidden_state=h, pooler_output=h.mean(1))
+
+    x, m = torch.randn(2, 5, 4), (torch.rand(2, 5) > 0.5).float()
+    path = tmp_path / "pooled.flashlift"
+    flashlift.compile_model(Pooled(), kwargs={"attention_mask": m, "pixel_values": x}).save(str(path))
+    here = flashlift.load(str(path))(pixel_values=x, attention_mask=m)
+    assert type(here) is BaseModelOutputWithPooling and torch.allclose(here.pooler_output, (x * m[..., None]).mean(1))
+    torch.save((x, m, here.last_hidden_state, here.pooler_output), tmp_path / "io.pt")
+    script = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith(("iree.compiler", "torch_mlir", "transformers")):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import torch, flashlift
+        from flashlift.structure import OutputDict
+        x, m, h, p = torch.load({str(tmp_path / 'io.pt')!r})
+        out = flashlift.load({str(path)!r})(attention_mask=m, pixel_values=x)
+        assert isinstance(out, OutputDict) and out.class_name == "BaseModelOutputWithPooling", type(out)
+        assert torch.equal(out.last_hidden_state, h) and torch.equal(out["pooler_output"], p) and out[1] is out.pooler_output
+        assert out.attentions is None
+        assert not any(n.startswith(("iree.compiler", "torch_mlir", "transformers")) for n in sys.modules)
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok")
