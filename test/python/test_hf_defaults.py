@@ -7,7 +7,7 @@ module is called with the same keywords and returns the model's own ModelOutput,
 tensors match PyTorch and the module compiled with raise_attention=False (f32: relative
 error under 1e-4, NaN fails). Also: the variant without a padding mask for the text models
 whose mask path differs most, f16 for three models, and that every attention layer is
-raised (xfail until the raising of torch's SDPA decomposition lands).
+raised (each by its own module path).
 """
 
 import functools
@@ -93,7 +93,6 @@ def test_default_model_reports_the_cache_it_leaves_out(name):
         assert not noted, str(report)
 
 
-@pytest.mark.xfail(strict=False, reason="raising of SDPA decomposition: in progress")
 @pytest.mark.parametrize("name", NAMES)
 def test_default_model_every_attention_layer_raised(name):
     layers = case(name)[3]
