@@ -12,7 +12,7 @@ import torch
 
 import flashlift
 from flashlift.passes import ir as irx
-from flashlift.passes import raise_attention
+from flashlift.passes import attention_builder, raise_attention
 from flashlift.reference import reference
 from conftest import rel_err
 
@@ -51,9 +51,9 @@ def test_injected_failure_leaves_site_as_written(monkeypatch, where, expected):
     if where == "analyze":
         monkeypatch.setattr(raise_attention, "analyze", _boom)
     elif where == "build":
-        monkeypatch.setattr(raise_attention.MaskBuilder, "build", _boom)
+        monkeypatch.setattr(attention_builder.MaskBuilder, "build", _boom)
     else:
-        monkeypatch.setattr(raise_attention.Builder, "regroup", _invalid_collapse)
+        monkeypatch.setattr(attention_builder.Builder, "regroup", _invalid_collapse)
     model, args = Attention(), _args()
     compiled = flashlift.compile_model(model, args)
     report = compiled.report
