@@ -602,6 +602,32 @@ def test_tma_kernel_semantics_in_triton_interpreter():
     assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout  # 9 cases, per-tile and persistent
 
 
+def test_empty_and_floor_rows_in_triton_interpreter():
+    """interp_check.py empty: both kernels, both empty_rows variants, on rows whose every key
+    is -inf (0, or NaN as torch's softmax gives) and rows whose every key is FLOOR (uniform,
+    FLOOR * log2(e) is finite), with (B, Skv) and (B, Sq, Skv) masks, causal too."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
+    r = subprocess.run([sys.executable, script, "empty"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout
+    assert r.stdout.count("empty_rows=nan") == r.stdout.count("empty_rows=zero") == 9
+
+
+def test_build_ptx_empty_rows_variants():
+    """empty_rows is in the kernel's config (so the variants get different executables)."""
+    for kw in (dict(), dict(config={"TMA": False}), dict(mask_dtype="f32")):
+        zero, nan = (_build(**kw, empty_rows=e) for e in ("zero", "nan"))
+        assert (zero.config["empty_rows"], nan.config["empty_rows"]) == ("zero", "nan")
+        assert zero.cubin != nan.cubin and zero.name == nan.name
+    assert _build().config["empty_rows"] == "zero"  # the default: what the tuning tools compare with
+    with pytest.raises(ValueError, match="empty_rows"):
+        _build(empty_rows="inf")
+
+
 # --- compile_model end to end (no GPU needed to compile) --------------------------------------
 
 
