@@ -367,10 +367,15 @@ def test_classify_none_and_others():
         causal_kind(np.full((3, 5), 0.5, np.float32))  # a bias
     with pytest.raises(NotCovered, match="values other than 0"):
         causal_kind(_mask(j > i, fill=-100.0))  # not negative enough to mean "masked"
-    # Sq > Skv bottom-right: the first rows see no key at all
+    # Sq > Skv bottom-right: the first rows see no key at all. With -inf the op's row is NaN
+    # (0 after a row guard), what the kernel writes there (empty_rows): causal. With a finite
+    # fill (FLOOR) the op's row is uniform, which the causal kernel does not compute.
     i, j = np.arange(5)[:, None], np.arange(3)[None, :]
-    with pytest.raises(NotCovered, match="hides every key"):
-        causal_kind(_mask(j > i - 2))
+    assert causal_kind(_mask(j > i - 2)) == "bottom_right"
+    with pytest.raises(NotCovered, match="hides every key from some queries by a finite value"):
+        causal_kind(_mask(j > i - 2, fill=-(2.0 ** 126)))
+    # the empty rows -inf, the other rows' hidden keys FLOOR: causal (those rows see a key)
+    assert causal_kind(np.where(j > i - 2, np.where(i < 2, -np.inf, -(2.0 ** 126)), 0.0)) == "bottom_right"
 
 
 @pytest.mark.parametrize("bottom_right", [False, True], ids=["top_left", "bottom_right"])
@@ -545,11 +550,160 @@ def test_shared_runtime_mask_is_covered():
     assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["mask"] == "additive [64, 96] f32 (run time)", rec
 
 
-def test_constant_mask_hiding_a_row_falls_back():
-    """Sq > Skv bottom-right causal: the first queries see no key; not taken at run time either."""
+def test_constant_mask_hiding_a_row_takes_the_nan_kernel():
+    """Sq > Skv bottom-right causal by masked_fill(-inf) and a plain softmax: the first
+    queries see no key, NaN in the op (and PyTorch); the kernel built with empty_rows="nan"."""
     args = (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))
     [rec] = lowered(Causal(bottom_right=True), args).paths
-    assert rec["path"] == "iree-codegen" and "hides every key" in rec["reason"], rec
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["causal"] == "bottom_right" and rec["kernel"]["empty_rows"] == "NaN", rec
+
+
+def test_constant_mask_hiding_a_row_by_a_finite_fill_is_added_at_run_time():
+    """The same rows hidden by finfo.min: uniform in the op, so not causal for the kernel; the
+    [M, K2] mask is added at run time instead (FLOOR * log2(e) is finite there)."""
+
+    class MinFill(torch.nn.Module):
+        def forward(self, q, k, v):
+            keep = torch.ones(96, 64, dtype=torch.bool).tril(diagonal=64 - 96)
+            fill = torch.finfo(torch.float16).min  # an f16 model adds it: s - 65504 == -65504 (FLOOR)
+            return attention(q, k, v, torch.zeros(96, 64, dtype=torch.float16).masked_fill(~keep, fill))
+
+    [rec] = lowered(MinFill(), (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))).paths
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["mask"] == "additive [96, 64] f32 (run time)", rec
+
+
+# --- raise-attention's row guard (torch's _safe_softmax) and the kernel's empty rows ----------
+
+
+class SdpaBool(torch.nn.Module):
+    """F.scaled_dot_product_attention with a boolean key-padding mask: _safe_softmax's guard."""
+
+    def __init__(self, transpose_out: bool = False):
+        super().__init__()
+        self.transpose_out = transpose_out
+
+    def forward(self, q, k, v, keep):  # keep: (B, S) bool
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        return o.transpose(1, 2) if self.transpose_out else o
+
+
+class SdpaFloat(torch.nn.Module):
+    """SDPA with a float [B, 1, S, S] mask from the inputs: a bias where `keep`, finfo.min where
+    not, -inf on the rows `dead` marks (rows _safe_softmax zeroes)."""
+
+    def forward(self, q, k, v, keep, bias, dead):  # keep (B, 1, S, S), bias (B, 1, S, S), dead (B, 1, S, 1)
+        mask = torch.where(keep, bias, torch.finfo(q.dtype).min).masked_fill(dead, float("-inf"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class SdpaCausal(torch.nn.Module):
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def _guard_left(text: str) -> bool:
+    return "arith.andi" in text  # the row guard's all(mask == -inf) reduction
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90", "cuda:sm_80"])
+def test_row_guard_is_folded_into_the_kernel(target):
+    """SDPA's _safe_softmax: raise-attention's guard after the op is dropped and the kernel
+    writes 0 on the rows that see no key (empty_rows="zero"); no reduction is left."""
+    keep = torch.ones(2, 128, dtype=torch.bool)
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), keep)
+    assert _guard_left(lowered(SdpaBool(), args, use_kernels=False).text)  # (the guard is there)
+    low = lowered(SdpaBool(), args, target=target)
+    [rec] = low.paths
+    assert rec["path"] == f"triton-fa {target.split(':')[1]}", rec
+    assert rec["kernel"]["empty_rows"] == "0 (row guard folded in)" and rec["kernel"]["mask"].startswith("key-padding")
+    assert not _guard_left(low.text) and "iree_linalg_ext.attention" not in low.text
+
+
+def test_without_a_guard_the_kernel_gives_nan_rows():
+    """A hand-written softmax (no guard): the op's NaN rows, empty_rows="nan"."""
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), bert_mask(2, 128, float("-inf")))
+    [rec] = lowered(BertPadded(), args).paths
+    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["empty_rows"] == "NaN", rec
+
+
+def test_the_two_variants_are_two_executables():
+    """Same shape, one site with the guard and one without: two kernels, not one executable."""
+
+    class Both(torch.nn.Module):
+        def forward(self, q, k, v, keep, pad):
+            return SdpaBool()(q, k, v, keep), attention(q, k, v, pad[:, None, None, :])
+
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), torch.ones(2, 128, dtype=torch.bool),
+            torch.zeros(2, 128, dtype=torch.float16))
+    low = lowered(Both(), args)
+    assert [r["kernel"]["empty_rows"] for r in low.paths] == ["0 (row guard folded in)", "NaN"], low.paths
+    assert low.text.count("hal.executable.source private @flashlift_fa_sm90") == 2
+
+
+def test_row_guard_on_a_full_mask_and_on_a_causal_mask():
+    b, s = 2, 128
+    args = (rand(b, 4, s, 128), rand(b, 4, s, 128), rand(b, 4, s, 128), torch.ones(b, 1, s, s, dtype=torch.bool),
+            rand(b, 1, s, s), torch.zeros(b, 1, s, 1, dtype=torch.bool))
+    low = lowered(SdpaFloat(), args)
+    [rec] = low.paths
+    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["mask"] == f"additive [{b}, {s}, {s}] f32 (run time)", rec
+    assert rec["kernel"]["empty_rows"] == "0 (row guard folded in)" and not _guard_left(low.text)
+    low = lowered(SdpaCausal(), tuple(rand(b, 4, s, 64) for _ in range(3)))
+    [rec] = low.paths
+    assert rec["kernel"]["causal"] == "top_left" and rec["kernel"]["empty_rows"] == "0 (row guard folded in)", rec
+    assert not _guard_left(low.text)
+
+
+def test_row_guard_stays_where_the_kernel_is_not_taken():
+    args = (rand(2, 4, 64, 80), rand(2, 4, 64, 80), rand(2, 4, 64, 80), torch.ones(2, 64, dtype=torch.bool))
+    low = lowered(SdpaBool(), args)
+    [rec] = low.paths
+    assert rec["path"] == "iree-codegen" and "head dim 80" in rec["reason"], rec
+    assert _guard_left(low.text)
+
+
+def test_row_guard_near_misses_keep_the_guard():
+    """row_guard recognises only raise-attention's guard: a select writing 1, or one whose
+    condition is not the op's own mask, is left in place (and the kernel then gives NaN rows)."""
+    from iree.compiler import ir
+
+    from flashlift.compiler.pipeline import RAISE_PIPELINE, run_pipeline
+
+    keep = torch.ones(2, 128, dtype=torch.bool)
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), keep)
+    text = import_model(SdpaBool(), args).text
+    for edit in ("one", "other_mask"):
+        module = ir.Module.parse(text, ir.Context())
+        run_pipeline(module, RAISE_PIPELINE)
+        with module.context, ir.Location.unknown():
+            [op] = _ops(module)
+            plan = kernel_dispatch.analyze(op)
+            select, red = kernel_dispatch.row_guard(plan)
+            if edit == "one":
+                block = select.regions[0].blocks[0]
+                sel = list(block.operations)[-2]
+                with ir.InsertionPoint(sel):
+                    one = ir.Operation.create("arith.constant", results=[sel.results[0].type],
+                                              attributes={"value": ir.FloatAttr.get(sel.results[0].type, 1.0)})
+                sel.operands[1] = one.results[0]
+            else:
+                red.operands[0] = ir.Operation.create(
+                    "arith.constant", results=[plan.mask.type],
+                    attributes={"value": ir.DenseElementsAttr.get_splat(
+                        plan.mask.type, ir.FloatAttr.get(ir.F32Type.get(), 0.0))},
+                    ip=ir.InsertionPoint(red)).results[0]
+            assert kernel_dispatch.row_guard(plan) == [], edit
+            [rec] = kernel_dispatch.dispatch_kernels(module, parse_target("cuda:sm_90"), evaluate_masks=False)
+            assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["empty_rows"] == "NaN", (edit, rec)
+            assert _guard_left(module.operation.get_asm()), edit
+
+
+def _ops(module):
+    from flashlift.passes.ir import collect
+
+    return collect(module, "iree_linalg_ext.attention")
 
 
 def test_build_kernel_with_full_mask():
