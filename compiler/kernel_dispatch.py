@@ -5,7 +5,9 @@ whose `kernel_arch` is set ("sm_80" or "sm_90"). For each `iree_linalg_ext.atten
 decides whether the Triton kernel (compiler/kernels/triton_fa.py) computes exactly that op:
 
   * Q, K, V and O in f16 or bf16, the same type (O may be f32, the kernel's output is then
-    extended; every attention flashlift raises from a model that computes in f16 is so);
+    extended; every attention flashlift raises from a model that computes in f16 is so;
+    where the model truncates that f32 result back, after the row guard or not, the
+    kernel's output replaces the truncation instead, `narrowing_consumer`);
   * static shapes, head dim 64 or 128 with k1 == n;
   * layouts the kernel reads as contiguous (B, H, S, D): Q = (batch..., m, k1),
     K = (kv-batch..., k2, k1), V = (kv-batch..., k2, n), O = (batch..., m, n), where the
@@ -99,6 +101,7 @@ class Plan:
     full_mask: Optional[str] = None  # element type of a run-time [B, M, K2] / [M, K2] mask operand
     full_mask_batched: bool = True
     guard: list = dataclasses.field(default_factory=list)  # [select, reduction] of raise-attention's row guard
+    narrow: object = None  # the truncf of an f32 result back to the kernel's type, folded into O
     out_transpose: list = dataclasses.field(default_factory=list)  # [collapse_shape?, transpose] folded into O
     in_sources: list = dataclasses.field(default_factory=lambda: [None] * 3)  # Q/K/V read before a transpose
     kv_batch_len: int = 0
@@ -188,6 +191,7 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
         if plan is None:
             continue
         plan.guard = row_guard(plan)  # first: the model's transpose may follow the guard
+        plan.narrow = narrowing_consumer(plan)
         plan.out_transpose = seq_major_consumer(plan)
         plan.in_sources = [seq_major_source(plan, i) for i in range(3)]
         try:
@@ -408,10 +412,44 @@ def seq_major_consumer(plan: Plan) -> list:
     return chain + [user]
 
 
-def kernel_result(plan: Plan):
+def kernel_result(plan: Plan, narrowed: bool = True):
     """The value the kernel's output stands for before any transpose folding: the op's
-    result, or the row guard's when the kernel absorbs the guard."""
+    result, or the row guard's when the kernel absorbs the guard, or (narrowed) the
+    truncf of either back to the kernel's type."""
+    if narrowed and plan.narrow is not None:
+        return plan.narrow.results[0]
     return plan.guard[0].results[0] if plan.guard else plan.op.operation.results[0]
+
+
+def narrowing_consumer(plan: Plan):
+    """The linalg.generic truncating an f32 result to the kernel's element type when that is
+    the result's only use (SDPA and upcast softmaxes in f16/bf16 models: the op accumulates
+    into f32, the model rounds back), else None. The kernel's f16/bf16 output would be
+    extended to f32 and truncated again, an identity: the kernel's output replaces the
+    truncation, and a transpose after it can fold into the kernel's O layout."""
+    from iree.compiler import ir
+
+    from flashlift.passes import ir as irx
+    from flashlift.passes.matchers import body
+
+    value = kernel_result(plan, narrowed=False)
+    if str(ir.RankedTensorType(value.type).element_type) != "f32":
+        return None
+    uses = list(value.uses)
+    if len(uses) != 1 or uses[0].owner.name != "linalg.generic":
+        return None
+    op = uses[0].owner.opview
+    if irx.ins(op) != [value] or len(irx.outs(op)) != 1 or any(k != "parallel" for k in irx.iterator_types(op)):
+        return None
+    if not all(irx.is_identity(m) for m in irx.indexing_maps(op)):
+        return None
+    out = op.operation.results[0]
+    if str(ir.RankedTensorType(out.type).element_type) != plan.dtype:
+        return None
+    e = body(op)
+    if not (e.kind == "op" and e.name == "arith.truncf" and e.args[0].kind == "arg" and e.args[0].value == 0):
+        return None
+    return op.operation
 
 
 def row_guard(plan: Plan) -> list:
@@ -940,7 +978,8 @@ class _Rewriter(ModuleSplicer):
             call = ir.Operation.create("func.call", results=[rtype], operands=operands,
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
         result.replace_all_uses_with(call.results[0])
-        for op in reversed(plan.guard[:1] + plan.out_transpose):  # now unused: transpose, collapse, guard
+        absorbed = plan.guard[:1] + ([plan.narrow] if plan.narrow is not None else []) + plan.out_transpose
+        for op in reversed(absorbed):  # now unused: transpose, collapse, truncation, guard
             op.erase()
         producers = [o.owner.operation for o in operation.operands if not isinstance(o.owner, ir.Block)]
         producers += plan.guard[1:]  # the guard's row reduction (other guards on the same mask may share it)

@@ -621,6 +621,20 @@ def test_row_guard_is_folded_into_the_kernel(target):
     assert not _guard_left(low.text) and "iree_linalg_ext.attention" not in low.text
 
 
+def test_guard_truncation_and_transpose_fold_into_the_kernel():
+    """f16 SDPA: the op accumulates into f32, the row guard, the model's truncation to f16
+    and its .transpose(1, 2) follow; the kernel computes all of them and writes (B, S, H, D)
+    f16 itself (extending its output to f32 to truncate it again would be an identity)."""
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), torch.ones(2, 128, dtype=torch.bool))
+    unfolded = lowered(SdpaBool(transpose_out=True), args, use_kernels=False).text
+    assert "tensor<2x4x128x64xf32>" in unfolded and "linalg.transpose" in unfolded
+    low = lowered(SdpaBool(transpose_out=True), args)
+    [rec] = low.paths
+    assert rec["kernel"]["layout"].endswith("O (B, S, H, D)") and rec["kernel"]["empty_rows"].startswith("0"), rec
+    assert "linalg.transpose" not in low.text and "tensor<2x4x128x64xf32>" not in low.text
+    assert "arith.truncf" not in low.text and not _guard_left(low.text)
+
+
 def test_without_a_guard_the_kernel_gives_nan_rows():
     """A hand-written softmax (no guard): the op's NaN rows, empty_rows="nan"."""
     args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), bert_mask(2, 128, float("-inf")))
