@@ -5,6 +5,7 @@ numerics tests at the end run on a CUDA device and skip cleanly without one.
 """
 
 import math
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -590,11 +591,16 @@ class SdpaBool(torch.nn.Module):
 
 
 class SdpaFloat(torch.nn.Module):
-    """SDPA with a float [B, 1, S, S] mask from the inputs: a bias where `keep`, finfo.min where
-    not, -inf on the rows `dead` marks (rows _safe_softmax zeroes)."""
+    """SDPA with a float [B, 1, S, S] mask from the inputs: a bias where `keep`, `fill` where
+    not (finfo.min by default), -inf on the rows `dead` marks (rows _safe_softmax zeroes)."""
+
+    def __init__(self, fill: Optional[float] = None):
+        super().__init__()
+        self.fill = fill
 
     def forward(self, q, k, v, keep, bias, dead):  # keep (B, 1, S, S), bias (B, 1, S, S), dead (B, 1, S, 1)
-        mask = torch.where(keep, bias, torch.finfo(q.dtype).min).masked_fill(dead, float("-inf"))
+        fill = torch.finfo(q.dtype).min if self.fill is None else self.fill
+        mask = torch.where(keep, bias, fill).masked_fill(dead, float("-inf"))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
@@ -885,3 +891,112 @@ def test_gpu_numerics(case):
     outs, refs = (outs, refs) if isinstance(outs, tuple) else ((outs,), (refs,))
     for out, ref in zip(outs, refs):
         assert rel_err(out, ref) < tol
+
+
+# --- masks on the CUDA paths, on the GPU (also built by test/tools/gpu_numerics.py) ------------
+
+
+class HandPadMin(torch.nn.Module):
+    """Hugging Face's additive padding mask, made from a bool mask in the model's dtype:
+    (1 - keep) * finfo(dtype).min over [B, 1, 1, S]."""
+
+    def forward(self, q, k, v, keep):  # keep: (B, S) bool
+        return attention(q, k, v, (1.0 - keep[:, None, None, :].to(q.dtype)) * torch.finfo(q.dtype).min)
+
+
+class OuterProduct(torch.nn.Module):
+    """An encoder's [B, 1, S, S] mask from the outer product of the padding: padding queries
+    see no key (a uniform row with finfo.min)."""
+
+    def forward(self, q, k, v, keep):
+        both = keep[:, None, :, None] & keep[:, None, None, :]
+        return attention(q, k, v, (1.0 - both.to(q.dtype)) * torch.finfo(q.dtype).min)
+
+
+class MaskedFill(torch.nn.Module):
+    """scores.masked_fill(~keep, fill) and a plain softmax: -1e4 (old BERT: uniform fully masked
+    rows) or -inf (NaN rows, as in PyTorch)."""
+
+    def __init__(self, fill: float):
+        super().__init__()
+        self.fill = fill
+
+    def forward(self, q, k, v, keep):
+        s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        s = s.masked_fill(~keep[:, None, None, :], self.fill)
+        return torch.matmul(F.softmax(s, dim=-1), v)
+
+
+def _keep(b, s, left=32):
+    """Batch 0 padded on the left (its first `left` keys), batch 1 all padding."""
+    keep = torch.ones(b, s, dtype=torch.bool)
+    keep[0, :left] = False
+    keep[1] = False
+    return keep
+
+
+def _float_mask_inputs(b, s, dtype):
+    g = torch.Generator().manual_seed(1)
+    keep = torch.rand(b, 1, s, s, generator=g) < 0.8
+    keep[0, :, 5:7] = False  # rows whose every key is the fill (finfo.min: f16 -65504 is added in f32)
+    dead = torch.zeros(b, 1, s, 1, dtype=torch.bool)
+    dead[1, :, 20:30] = True  # rows whose every key is -inf: _safe_softmax's 0
+    dead[0, :, 0] = True
+    return keep, torch.randn(b, 1, s, s, dtype=dtype), dead
+
+
+MASK_KINDS = ["hand_pad_min", "outer_product", "masked_fill_1e4", "masked_fill_inf", "sdpa_bool_pad",
+              "sdpa_causal", "sdpa_float_mask", "bottom_right_rows"]
+# (masked_fill(-1e4) in bf16 fills -9984, above raise-attention's MASKED = -1e4: not raised)
+MASK_GPU_CASES = [f"{kind}_{dt}" for kind in MASK_KINDS for dt in ("f16", "bf16")
+                  if (kind, dt) != ("masked_fill_1e4", "bf16")]
+
+
+def mask_gpu_case(case: str):
+    """(model, example args, tolerance vs the f32 model) of a mask case: B=2, H=4, S=128, head
+    dim 64 or 128, masks with fully masked rows (the bool/int inputs that make them are kept
+    when the floats are re-drawn)."""
+    torch.manual_seed(0)
+    kind, dt = case.rsplit("_", 1)
+    dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[dt]
+    b, h, s = 2, 4, 128
+    qkv = lambda d, sq=s, skv=s: (rand(b, h, sq, d, dtype=dtype), rand(b, h, skv, d, dtype=dtype),  # noqa: E731
+                                  rand(b, h, skv, d, dtype=dtype))
+    model, args = {
+        "hand_pad_min": lambda: (HandPadMin(), qkv(64) + (_keep(b, s),)),            # key padding, pointer kernel
+        "outer_product": lambda: (OuterProduct(), qkv(128) + (_keep(b, s),)),        # (B, Sq, Skv), TMA kernel
+        "masked_fill_1e4": lambda: (MaskedFill(-1e4), qkv(128) + (_keep(b, s),)),    # key padding, TMA kernel
+        "masked_fill_inf": lambda: (MaskedFill(float("-inf")), qkv(64) + (_keep(b, s),)),  # NaN rows
+        "sdpa_bool_pad": lambda: (SdpaBool(transpose_out=True), qkv(64) + (_keep(b, s),)),  # the row guard
+        "sdpa_causal": lambda: (SdpaCausal(), qkv(128)),
+        # a fill the f32 reference holds too: SDPA adds the mask in f32, so finfo(f16).min rows are
+        # the scores' softmax (PyTorch's f16 SDPA too), finfo(bf16).min rows uniform (FLOOR)
+        "sdpa_float_mask": lambda: (SdpaFloat(fill=float(torch.finfo(dtype).min)), qkv(128)
+                                    + _float_mask_inputs(b, s, dtype)),
+        "bottom_right_rows": lambda: (Causal(bottom_right=True), qkv(64, sq=2 * s)),  # Sq > Skv: NaN rows
+    }[kind]()
+    return model, args, (1e-2 if dtype == torch.bfloat16 else 3e-3)
+
+
+def nan_aware_rel_err(out, ref) -> float:
+    """Relative error over the entries where the reference is not NaN; NaN if the output's NaN
+    entries are not exactly the reference's."""
+    out, ref = out.float(), ref.float()
+    nan = torch.isnan(ref)
+    if not torch.equal(torch.isnan(out), nan):
+        return float("nan")
+    return ((out[~nan] - ref[~nan]).norm() / ref[~nan].norm()).item()
+
+
+@pytest.mark.parametrize("use_kernels", [True, False], ids=["kernel", "codegen"])
+@pytest.mark.parametrize("case", MASK_GPU_CASES)
+def test_gpu_mask_numerics(case, use_kernels):
+    from test_gemm_kernel import fresh_inputs_and_reference
+
+    target = _gpu_target()
+    model, args, tol = mask_gpu_case(case)
+    compiled = flashlift.compile_model(model, args, target=target, use_kernels=use_kernels)
+    assert [s.path.startswith("triton-fa") for s in compiled.report.raised] == [use_kernels]
+    fresh, ref = fresh_inputs_and_reference(model, args)
+    out = compiled(*fresh)
+    assert nan_aware_rel_err(out, ref) < tol
