@@ -5,7 +5,9 @@ whose `kernel_arch` is set ("sm_80" or "sm_90"). For each `iree_linalg_ext.atten
 decides whether the Triton kernel (compiler/kernels/triton_fa.py) computes exactly that op:
 
   * Q, K, V and O in f16 or bf16, the same type (O may be f32, the kernel's output is then
-    extended; every attention flashlift raises from a model that computes in f16 is so);
+    extended; every attention flashlift raises from a model that computes in f16 is so;
+    where the model truncates that f32 result back, after the row guard or not, the
+    kernel's output replaces the truncation instead, `narrowing_consumer`);
   * static shapes, head dim 64 or 128 with k1 == n;
   * layouts the kernel reads as contiguous (B, H, S, D): Q = (batch..., m, k1),
     K = (kv-batch..., k2, k1), V = (kv-batch..., k2, n), O = (batch..., m, n), where the
@@ -30,13 +32,23 @@ decides whether the Triton kernel (compiler/kernels/triton_fa.py) computes exact
     key_padding_mask_dtype), no causal part. Likewise a run-time mask over (b, m, k2)
     ([B, M, K2], e.g. LLaMA's causal + padding mask built from the model's inputs) or
     over (m, k2) alone ([M, K2], one mask for every batch entry): the kernel adds
-    mask[b, i, j] (build_ptx's mask_dtype) to every key tile. A mask evaluated at compile
-    time that hides every key from some query is not taken this way (with -inf the
-    kernel writes 0 there, torch NaN).
+    mask[b, i, j] (build_ptx's mask_dtype) to every key tile. A causal mask that hides
+    every key of some query by a finite value (FLOOR: the op's row is uniform) is added
+    at run time so, not classified causal.
 
-The kernel writes O as (B, Sq, H, D) when the op's only use is the model's transpose
-back to that layout ((b, h, m, n) -> (b, m, h, n), possibly after merging the
-grouped-query head dims): the transpose is then dropped (one pass over O less).
+Rows that see no key. The kernel computes exactly what the op does on every row: a row
+whose every key the mask hides by -inf (or that causal bottom-right with Sq > Skv leaves
+empty) is NaN (0/0, the op's answer) in the kernel built with empty_rows="nan"; a row
+whose every key is FLOOR (a finite value, passes/masks.py) is uniform in both. When the
+op's result is read only by raise-attention's row guard (torch's _safe_softmax: 0 on rows
+whose every mask entry is -inf, `row_guard`), the guard is dropped and the kernel is built
+with empty_rows="zero": the kernel then computes op and guard together, which is exact,
+since the rows the guard zeroes are exactly the kernel's empty rows.
+
+The kernel writes O as (B, Sq, H, D) when the op's only use (after the row guard it
+absorbs) is the model's transpose back to that layout ((b, h, m, n) -> (b, m, h, n),
+possibly after merging the grouped-query head dims): the transpose is then dropped (one
+pass over O less).
 
 A covered op is replaced by a call of a private function holding a `flow.dispatch` of the
 kernel (an `hal.executable.source` with the PTX or cubin built by `triton_fa.build_ptx`,
@@ -55,7 +67,6 @@ from typing import Optional
 
 KERNEL_DTYPES = ("f16", "bf16")
 HEAD_DIMS = (64, 128)
-MASKED = -1.0e4  # a mask entry at or below this hides the key (same rule as raise-attention)
 MAX_MASK_ELEMENTS = 1 << 26  # larger masks are not evaluated at compile time
 PTX_VERSION = 84  # `.version 8.4`: JIT-able by CUDA >= 12.4 drivers (Triton's default 8.7 needs R570+)
 CODEGEN = "iree-codegen"
@@ -89,6 +100,8 @@ class Plan:
     key_padding_mask: Optional[str] = None  # element type of a run-time [B, K2] mask operand
     full_mask: Optional[str] = None  # element type of a run-time [B, M, K2] / [M, K2] mask operand
     full_mask_batched: bool = True
+    guard: list = dataclasses.field(default_factory=list)  # [select, reduction] of raise-attention's row guard
+    narrow: object = None  # the truncf of an f32 result back to the kernel's type, folded into O
     out_transpose: list = dataclasses.field(default_factory=list)  # [collapse_shape?, transpose] folded into O
     in_sources: list = dataclasses.field(default_factory=lambda: [None] * 3)  # Q/K/V read before a transpose
     kv_batch_len: int = 0
@@ -164,8 +177,6 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
                 # the kernel adds the mask operand itself at run time
                 kpm = key_padding_mask_type(plans[i])
                 full = full_mask_type(plans[i]) if kpm is None else None
-                if full is not None and not isinstance(value, str) and _hides_a_row(value, plans[i]):
-                    full = None
                 if kpm is not None:
                     plans[i].key_padding_mask = kpm
                     plans[i].causal = False
@@ -179,6 +190,8 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
     for i, plan in enumerate(plans):
         if plan is None:
             continue
+        plan.guard = row_guard(plan)  # first: the model's transpose may follow the guard
+        plan.narrow = narrowing_consumer(plan)
         plan.out_transpose = seq_major_consumer(plan)
         plan.in_sources = [seq_major_source(plan, i) for i in range(3)]
         try:
@@ -370,8 +383,7 @@ def seq_major_consumer(plan: Plan) -> list:
     and sequence ([0, 2, 1, 3]). The kernel then writes that layout itself. [] otherwise."""
     from iree.compiler import ir
 
-    operation = plan.op.operation
-    result = operation.results[0]
+    result = kernel_result(plan)
     qb = plan.q_batch_sizes
     if len(qb) < 2 or plan.batch != qb[0]:
         return []
@@ -398,6 +410,157 @@ def seq_major_consumer(plan: Plan) -> list:
     if list(t.shape) != [plan.batch, plan.sq, plan.heads, plan.head_dim]:
         return []
     return chain + [user]
+
+
+def kernel_result(plan: Plan, narrowed: bool = True):
+    """The value the kernel's output stands for before any transpose folding: the op's
+    result, or the row guard's when the kernel absorbs the guard, or (narrowed) the
+    truncf of either back to the kernel's type."""
+    if narrowed and plan.narrow is not None:
+        return plan.narrow.results[0]
+    return plan.guard[0].results[0] if plan.guard else plan.op.operation.results[0]
+
+
+def narrowing_consumer(plan: Plan):
+    """The linalg.generic truncating an f32 result to the kernel's element type when that is
+    the result's only use (SDPA and upcast softmaxes in f16/bf16 models: the op accumulates
+    into f32, the model rounds back), else None. The kernel's f16/bf16 output would be
+    extended to f32 and truncated again, an identity: the kernel's output replaces the
+    truncation, and a transpose after it can fold into the kernel's O layout."""
+    from iree.compiler import ir
+
+    from flashlift.passes import ir as irx
+    from flashlift.passes.matchers import body
+
+    value = kernel_result(plan, narrowed=False)
+    if str(ir.RankedTensorType(value.type).element_type) != "f32":
+        return None
+    uses = list(value.uses)
+    if len(uses) != 1 or uses[0].owner.name != "linalg.generic":
+        return None
+    op = uses[0].owner.opview
+    if irx.ins(op) != [value] or len(irx.outs(op)) != 1 or any(k != "parallel" for k in irx.iterator_types(op)):
+        return None
+    if not all(irx.is_identity(m) for m in irx.indexing_maps(op)):
+        return None
+    out = op.operation.results[0]
+    if str(ir.RankedTensorType(out.type).element_type) != plan.dtype:
+        return None
+    e = body(op)
+    if not (e.kind == "op" and e.name == "arith.truncf" and e.args[0].kind == "arg" and e.args[0].value == 0):
+        return None
+    return op.operation
+
+
+def row_guard(plan: Plan) -> list:
+    """[select, reduction] when the op's result is read only by raise-attention's row guard
+    (passes/raise_attention.py, Builder.row_guard: torch's _safe_softmax after the op), else [].
+
+    Exactly this pattern: `rows = all(mask == -inf)` reduced with andi over k2 from an
+    all-true init, `mask` the op's own mask operand, into a tensor over the mask's other
+    dims; then `select(rows, 0.0, O)` over the op's result O, each row value broadcast
+    along the O dims of the same role (batch, m), O the op's result and its only use.
+    A kernel built with empty_rows="zero" computes op and guard together: rows the guard
+    zeroes are exactly those whose every key is -inf, which see no key in the kernel."""
+    from iree.compiler import ir
+
+    from flashlift.passes import ir as irx
+    from flashlift.passes.matchers import body, is_op_expr, strip_casts
+
+    if plan.mask is None or not plan.mask_roles or plan.mask_roles.count("k2") != 1:
+        return []
+    result = plan.op.operation.results[0]
+    uses = list(result.uses)
+    if len(uses) != 1:
+        return []
+    select = uses[0].owner
+    if select.name != "linalg.generic" or len(select.results) != 1:
+        return []
+    sel = select.opview
+    ins, outs = irx.ins(sel), irx.outs(sel)
+    rank = ir.RankedTensorType(result.type).rank
+    if len(ins) != 2 or ins[1] != result or len(outs) != 1 or select.results[0].type != result.type:
+        return []
+    if any(k != "parallel" for k in irx.iterator_types(sel)):
+        return []
+    maps = irx.indexing_maps(sel)
+    if not (maps[0].n_dims == rank and irx.is_identity(maps[1]) and irx.is_identity(maps[2])):
+        return []
+    # the row tensor's dims are the mask's dims other than k2, each an O dim of the same role
+    k2_pos = plan.mask_roles.index("k2")
+    row_roles = [r for r in plan.mask_roles if r != "k2"]
+    o_dim = {"m": len(plan.q_batch_sizes), **{p: p for p in range(len(plan.q_batch_sizes))}}
+    if irx.map_dims(maps[0]) != [o_dim[r] for r in row_roles]:
+        return []
+    e = body(sel)
+    if not is_op_expr(e, "arith.select") or len(e.args) != 3:
+        return []
+    cond, zero, keep = e.args
+    if not (cond.kind == "arg" and cond.value == 0 and keep.kind == "arg" and keep.value == 1):
+        return []
+    if not (zero.kind == "const" and zero.value == 0.0 and math.copysign(1.0, zero.value) > 0):
+        return []
+    # rows = all(mask == -inf) over k2
+    red = irx.producer(ins[0])
+    if not irx.is_op(red, "linalg.generic") or len(red.operation.results) != 1:
+        return []
+    if irx.ins(red) != [plan.mask] or len(irx.outs(red)) != 1:
+        return []
+    n = len(plan.mask_roles)
+    kinds = irx.iterator_types(red)
+    if kinds != ["reduction" if d == k2_pos else "parallel" for d in range(n)]:
+        return []
+    rmaps = irx.indexing_maps(red)
+    if not irx.is_identity(rmaps[0]) or irx.map_dims(rmaps[1]) != [d for d in range(n) if d != k2_pos]:
+        return []
+    e = body(red)
+    if not is_op_expr(e, "arith.andi") or len(e.args) != 2:
+        return []
+    acc = [a for a in e.args if a.kind == "arg" and a.value == 1]
+    cmp = [a for a in e.args if is_op_expr(a, "arith.cmpf")]
+    if len(acc) != 1 or len(cmp) != 1:
+        return []
+    predicate = str(cmp[0].ref.operation.attributes["predicate"]).split(":")[0].strip()
+    operands = [strip_casts(a) for a in cmp[0].args]
+    if predicate not in ("1", "oeq") or len(operands) != 2:
+        return []
+    if not any(a.kind == "arg" and a.value == 0 for a in operands) or \
+            not any(a.kind == "const" and a.value == float("-inf") for a in operands):
+        return []
+    if not _all_true(irx.outs(red)[0]):
+        return []
+    return [select, red.operation]
+
+
+def _all_true(value) -> bool:
+    """An i1 tensor that is all true: a constant splat, a fill, or a generic yielding true."""
+    from flashlift.passes import ir as irx
+    from flashlift.passes.matchers import body
+
+    from iree.compiler import ir
+
+    def true(v) -> bool:  # `arith.constant true` (a BoolAttr in the bindings) or dense<true>
+        op = irx.producer(v)
+        if not irx.is_op(op, "arith.constant"):
+            return False
+        attr = op.operation.attributes["value"]
+        if isinstance(attr, ir.DenseElementsAttr):
+            if not attr.is_splat:
+                return False
+            attr = attr.get_splat_value()
+        if isinstance(attr, ir.BoolAttr):
+            return bool(attr.value)
+        return isinstance(attr, ir.IntegerAttr) and attr.value != 0
+
+    if true(value):
+        return True
+    op = irx.producer(value)
+    if irx.is_op(op, "linalg.fill"):
+        return true(irx.ins(op)[0])
+    if irx.is_op(op, "linalg.generic") and not irx.ins(op):
+        e = body(op)
+        return e.kind == "capture" and true(e.value) or e.kind == "const" and e.value not in (0, False)
+    return False
 
 
 # --- masks -----------------------------------------------------------------------------------
@@ -454,14 +617,6 @@ def full_mask_type(plan: Plan) -> Optional[tuple]:
     return (elt, batched) if elt in KPM_DTYPES else None
 
 
-def _hides_a_row(array, plan: Plan) -> bool:
-    """Whether a compile-time mask value hides every key from some query (of any batch)."""
-    import numpy as np
-
-    a = np.asarray(array, dtype=np.float32)
-    return bool((a <= MASKED).all(axis=plan.mask_roles.index("k2")).any())
-
-
 def mask_as_2d(array, plan: Plan):
     """The [M, K2] mask the op sees (batch dims must not change it), or NotCovered."""
     import numpy as np
@@ -488,8 +643,13 @@ def mask_as_2d(array, plan: Plan):
 
 def causal_kind(mask) -> object:
     """Classifies a [M, K2] additive mask: False (no mask), "top_left" (key j hidden from
-    query i iff j > i), "bottom_right" (iff j > i + K2 - M); NotCovered for anything else."""
+    query i iff j > i), "bottom_right" (iff j > i + K2 - M); NotCovered for anything else,
+    and for a causal mask that hides every key of a row by a finite value (the op's
+    softmax is uniform there, the causal kernel's row empty)."""
     import numpy as np
+
+    # (imported here: flashlift.passes imports gemm_dispatch, which imports this module)
+    from flashlift.passes.masks import MASKED  # an entry at or below this hides the key
 
     a = np.asarray(mask)
     hidden = a <= MASKED
@@ -503,8 +663,13 @@ def causal_kind(mask) -> object:
     kinds = (("top_left", j > i), ("bottom_right", j > i + (cols - rows)))
     for name, expected in kinds:
         if np.array_equal(hidden, expected):
-            if hidden.all(axis=1).any():
-                raise NotCovered(f"causal {name.replace('_', '-')} mask hides every key from some queries")
+            # A row the mask hides entirely sees no key in the kernel (0 or NaN, what the op
+            # gives, and its row guard, where every key is -inf). Hidden by a finite value
+            # (FLOOR) the op's row is uniform instead: that is the run-time mask's case.
+            empty = hidden.all(axis=1)
+            if not np.all(a[empty] == -np.inf):
+                raise NotCovered(f"causal {name.replace('_', '-')} mask hides every key from some queries "
+                                 "by a finite value (a uniform row, not causal)")
             return name
     raise NotCovered("the mask is not causal (neither top-left nor bottom-right)")
 
@@ -664,15 +829,22 @@ def build_kernel(plan: Plan, sm: int):
 
     key = (plan.batch, plan.heads, plan.kv_heads, plan.sq, plan.skv, plan.head_dim, plan.dtype,
            plan.causal, float(plan.scale), sm, plan.key_padding_mask, plan.full_mask, plan.full_mask_batched,
-           bool(plan.out_transpose), tuple(s is not None for s in plan.in_sources))
+           bool(plan.out_transpose), tuple(s is not None for s in plan.in_sources), empty_rows(plan))
     if key not in _KERNEL_CACHE:
         _KERNEL_CACHE[key] = triton_fa.build_ptx(
             batch=plan.batch, heads=plan.heads, kv_heads=plan.kv_heads, sq=plan.sq, skv=plan.skv,
             head_dim=plan.head_dim, dtype=plan.dtype, causal=plan.causal or False, scale=plan.scale,
             arch=sm, ptx_version=PTX_VERSION, key_padding_mask_dtype=plan.key_padding_mask,
             mask_dtype=plan.full_mask, mask_batched=plan.full_mask_batched,
-            out_seq_major=bool(plan.out_transpose), in_seq_major=tuple(s is not None for s in plan.in_sources))
+            out_seq_major=bool(plan.out_transpose), in_seq_major=tuple(s is not None for s in plan.in_sources),
+            empty_rows=empty_rows(plan))
     return _KERNEL_CACHE[key]
+
+
+def empty_rows(plan: Plan) -> str:
+    """What the kernel writes on a query row that sees no key: the op's answer there is
+    NaN (0/0); with the row guard folded in (plan.guard), 0."""
+    return "zero" if plan.guard else "nan"
 
 
 def object_kind(sm: int) -> str:
@@ -690,6 +862,7 @@ def _kernel_summary(plan: Plan) -> dict:
                      if plan.key_padding_mask else
                      (f"additive [{', '.join(map(str, ([plan.batch] if plan.full_mask_batched else []) + [plan.sq, plan.skv]))}]"
                       f" {plan.full_mask} (run time)") if plan.full_mask else ("causal" if plan.causal else "none")),
+            "empty_rows": "0 (row guard folded in)" if plan.guard else "NaN",
             "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")],
             "layout": ", ".join(f"{n} {'(B, S, H, D)' if seq else '(B, H, S, D)'}" for n, seq in
                                 zip("QKVO", [s is not None for s in plan.in_sources] + [bool(plan.out_transpose)]))}
@@ -781,7 +954,7 @@ class _Rewriter(ModuleSplicer):
         operation = plan.op.operation
         originals = list(operation.operands)[:3]
         q, k, v = (src if src is not None else orig for src, orig in zip(plan.in_sources, originals))
-        result = operation.results[0]
+        result = kernel_result(plan)  # the op's, or its row guard's (computed by the kernel)
         if plan.out_transpose:  # the kernel writes what the model's transpose produced
             result = plan.out_transpose[-1].results[0]
         rtype = ir.RankedTensorType(result.type)
@@ -805,9 +978,11 @@ class _Rewriter(ModuleSplicer):
             call = ir.Operation.create("func.call", results=[rtype], operands=operands,
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
         result.replace_all_uses_with(call.results[0])
-        for op in reversed(plan.out_transpose):  # now unused: the transpose, then the collapse
+        absorbed = plan.guard[:1] + ([plan.narrow] if plan.narrow is not None else []) + plan.out_transpose
+        for op in reversed(absorbed):  # now unused: transpose, collapse, truncation, guard
             op.erase()
         producers = [o.owner.operation for o in operation.operands if not isinstance(o.owner, ir.Block)]
+        producers += plan.guard[1:]  # the guard's row reduction (other guards on the same mask may share it)
         operation.erase()
         for i, p in enumerate(producers):  # fences of the copies the kernel reads through
             if p.name in FENCES and p.operands and not list(p.results[0].uses):

@@ -3,6 +3,8 @@
     .venv/bin/python compiler/kernels/interp_check.py        # the FA kernel
     .venv/bin/python compiler/kernels/interp_check.py gemm   # the GEMM kernel (triton_gemm.py)
     .venv/bin/python compiler/kernels/interp_check.py tma    # the Hopper kernel (triton_fa_tma.py)
+    .venv/bin/python compiler/kernels/interp_check.py empty  # both kernels, rows that see no key
+                                                             # (empty_rows "zero" / "nan") and FLOOR rows
 
 Covers GQA, causal top-left / bottom-right, ragged Sq/Skv, Sq > Skv (rows with
 no visible key -> 0), the additive key-padding mask (HAS_KPM: a (B, Skv)
@@ -38,7 +40,7 @@ def _patched(tensor, scope):  # numpy >= 2.4 refuses int() of 1-element 1-d arra
 _interp._patch_lang_tensor = _patched
 
 
-def reference(q, k, v, causal, bottom_right, scale, kpm=None, mask=None):
+def reference(q, k, v, causal, bottom_right, scale, kpm=None, mask=None, empty_rows="zero"):
     B, H, Sq, D = q.shape
     KVH, Skv = k.shape[1], k.shape[2]
     r = H // KVH
@@ -54,7 +56,8 @@ def reference(q, k, v, causal, bottom_right, scale, kpm=None, mask=None):
         i = torch.arange(Sq)[:, None]
         j = torch.arange(Skv)[None, :]
         s = s.masked_fill(j > i + diag, float("-inf"))
-    return torch.nan_to_num(torch.softmax(s, -1), 0.0) @ v
+    p = torch.softmax(s, -1)  # NaN on rows that see no key
+    return (torch.nan_to_num(p, 0.0) if empty_rows == "zero" else p) @ v
 
 
 CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right[, key-padding mask dtype]
@@ -154,6 +157,103 @@ def main():
     return 0 if ok else 1
 
 
+FLOOR = -(2.0 ** 126)  # passes/masks.py: what a finite mask is clamped at
+
+
+def empty_rows_mask(B, Sq, Skv, kind):
+    """Masks with rows that see no key (every key -inf) and rows whose every key is FLOOR
+    (uniform), next to ordinary rows: kind "full" (B, Sq, Skv) or "kpm" (B, Skv).
+    full: a random bias with every 5th key -inf; in batch 0 row 3 all -inf, row 5 all
+    FLOOR, row 7 half -inf half FLOOR (uniform over the FLOOR keys), rows 40-71 all -inf
+    (whole query tiles); in batch 1 rows 10-20 all FLOOR and row 30 all -inf.
+    kpm: batch 0 keeps its keys (a bias, every 5th key -inf), batch 1 all -inf, batch 2
+    (and later) all FLOOR."""
+    inf = float("-inf")
+    if kind == "kpm":
+        m = torch.randn(B, Skv) * 0.5
+        m[0, ::5] = inf
+        m[1] = inf
+        m[2:] = FLOOR
+        return m
+    m = torch.randn(B, Sq, Skv) * 0.5
+    m[:, :, ::5] = inf
+    m[0, 3] = inf
+    m[0, 5] = FLOOR
+    m[0, 7, : Skv // 2] = inf
+    m[0, 7, Skv // 2:] = FLOOR
+    m[0, 40:72] = inf
+    m[1, 10:21] = FLOOR
+    m[1, 30] = inf
+    return m
+
+
+def check(o, r, mask_matters=None):
+    """NaN exactly where the reference has NaN, relative error < 2e-3 elsewhere; with
+    mask_matters (the unmasked reference) the mask must change the result."""
+    nan = r.isnan()
+    same_nan = torch.equal(o.isnan(), nan)
+    o, r = o.float()[~nan], r[~nan]
+    err = ((o - r).norm() / r.norm()).item()
+    good = same_nan and err < 2e-3
+    if mask_matters is not None:
+        m0 = mask_matters[~nan]
+        good &= ((o - m0).norm() / m0.norm()).item() > 1e-2
+    return err, good, int(nan.any(-1).sum())  # (rows)
+
+
+EMPTY_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, mask kind (None, "kpm", "full")
+    (2, 2, 1, 96, 80, 64, False, False, "full"),    # ragged, GQA
+    (2, 2, 2, 128, 128, 128, True, False, "full"),  # causal + the mask
+    (3, 2, 2, 100, 77, 64, False, False, "kpm"),
+    (3, 2, 1, 64, 96, 64, True, True, "kpm"),      # causal + FLOOR: uniform over the visible keys
+    (1, 2, 2, 130, 70, 64, True, True, None),      # Sq > Skv bottom-right: rows that see no key
+]
+
+
+def main_empty_rows():
+    """Both variants (empty_rows "zero" and "nan") of both kernels on rows that see no key
+    and rows whose every key is FLOOR, against torch (NaN rows kept for "nan")."""
+    import triton_fa_tma
+
+    import warnings
+
+    warnings.filterwarnings("ignore", "invalid value encountered in divide")  # 0/0: the NaN rows
+    torch.manual_seed(0)
+    ok = True
+    for (B, H, KVH, Sq, Skv, D, causal, br, kind), nan, kernel in (
+            (c, n, kn) for c in EMPTY_CASES for n in (False, True) for kn in ("pointer", "tma", "tma-persistent")):
+        tiles_fit = Sq % 32 == 0 and Skv % 32 == 0
+        if kernel != "pointer" and not tiles_fit:
+            continue
+        q = torch.randn(B, H, Sq, D).half()
+        k = torch.randn(B, KVH, Skv, D).half()
+        v = torch.randn(B, KVH, Skv, D).half()
+        o = torch.full_like(q, 7.0)
+        m = empty_rows_mask(B, Sq, Skv, kind) if kind else None
+        scale = 1 / math.sqrt(D)
+        kw = dict(SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH, SQ=Sq, SKV=Skv, HEAD_DIM=D,
+                  CAUSAL=causal, BOTTOM_RIGHT=br, HAS_KPM=kind == "kpm", HAS_MASK=kind == "full",
+                  EMPTY_ROWS_NAN=nan, O_SEQ_MAJOR=False, Q_SEQ_MAJOR=False, K_SEQ_MAJOR=False, V_SEQ_MAJOR=False)
+        if kernel == "pointer":
+            triton_fa._fa_fwd_kernel[(triton.cdiv(Sq, 64), B * H, 1)](q, k, v, m, o, BLOCK_M=64, BLOCK_N=32, **kw)
+        else:
+            persistent = kernel == "tma-persistent"
+            triton_fa_tma._fa_fwd_tma_kernel[(3, 1, 1) if persistent else (Sq // 32, B * H, 1)](
+                q, k, v, m, o, B=B, BLOCK_M=32, BLOCK_N=32, MASK_BATCHED=True, PERSISTENT=persistent,
+                NUM_PROGS=3, **kw)
+        r = reference(q, k, v, causal, br, scale, kpm=m if kind == "kpm" else None,
+                      mask=m if kind == "full" else None, empty_rows="nan" if nan else "zero")
+        r0 = reference(q, k, v, causal, br, scale, empty_rows="nan" if nan else "zero") if kind else None
+        err, good, nan_rows = check(o, r, r0)
+        empty = int(r.isnan().any(-1).sum()) if nan else int((r == 0).all(-1).sum())
+        good &= empty > 0  # the case has rows that see no key: NaN, or 0
+        ok &= good
+        print(f"EMPTY {kernel} B={B} H={H} KVH={KVH} Sq={Sq} Skv={Skv} D={D} causal={causal} br={br} mask={kind} "
+              f"empty_rows={'nan' if nan else 'zero'}: {empty} rows see no key, relerr={err:.2e} "
+              f"{'ok' if good else 'FAIL'}")
+    return 0 if ok else 1
+
+
 TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v, o)[, mask]: tile multiples
     (1, 4, 2, 64, 96, 64, False, False, (False,) * 4),
     (2, 2, 2, 96, 96, 128, True, False, (False,) * 4),
@@ -239,4 +339,5 @@ def main_gemm():
 
 
 if __name__ == "__main__":
-    sys.exit({"gemm": main_gemm, "tma": main_tma}.get(sys.argv[1] if sys.argv[1:] else "", main)())
+    sys.exit({"gemm": main_gemm, "tma": main_tma, "empty": main_empty_rows}.get(sys.argv[1] if sys.argv[1:] else "",
+                                                                                 main)())

@@ -57,8 +57,14 @@ Masking semantics (causal):
   * top-left     : key j visible to query i iff j <= i
   * bottom-right : key j visible to query i iff j <= i + (Skv - Sq)
     (this is torch's CausalVariant.LOWER_RIGHT / flash-attn's causal=True).
-  Rows that see no key at all (only possible for bottom-right with Sq > Skv)
-  produce 0 (torch's math reference produces NaN there).
+  Rows that see no key at all (bottom-right with Sq > Skv, or every key
+  masked by -inf) produce 0, or NaN (0/0) when built with empty_rows="nan"
+  (EMPTY_ROWS_NAN): the attention op gives NaN there, as PyTorch's plain
+  softmax does; torch's _safe_softmax (SDPA) gives 0. A row whose every key is
+  masked by a finite value (FLOOR = -2^126, what passes/masks.py clamps masks
+  at) sees every key: mask * log2(e) = -1.2e38 is finite, absorbs the score,
+  and the row is uniform, as in PyTorch. (An f16 mask cannot hold FLOOR; the
+  masks flashlift passes are f32.)
 """
 
 from __future__ import annotations
@@ -134,6 +140,8 @@ def _fa_fwd_kernel(
     Q_SEQ_MAJOR: tl.constexpr = False, # Q as (B, SQ, H, D) (read where the projection left it)
     K_SEQ_MAJOR: tl.constexpr = False, # K as (B, SKV, KVH, D)
     V_SEQ_MAJOR: tl.constexpr = False, # V as (B, SKV, KVH, D)
+    EMPTY_ROWS_NAN: tl.constexpr = False,  # a row that sees no key: NaN (0/0, the attention op's
+                                       # answer) instead of 0 (the op followed by _safe_softmax's guard)
 ):
     if REVERSE_M:
         start_m = tl.num_programs(0) - 1 - tl.program_id(0)
@@ -310,8 +318,14 @@ def _fa_fwd_kernel(
             acc = tl.dot(p, v, acc)
             m_i = m_ij
 
-    l_safe = tl.where(l_i == 0.0, 1.0, l_i)
-    acc = acc / l_safe[:, None]
+    # l_i == 0 exactly on rows that see no key (a seen key's weight is exp2(0) = 1 for the
+    # row max): 0/0 = NaN there, or 0. Rows whose keys are all masked by a finite value
+    # (FLOOR, passes/masks.py: FLOOR * log2(e) is finite) see every key: uniform.
+    if EMPTY_ROWS_NAN:
+        acc = acc / l_i[:, None]
+    else:
+        l_safe = tl.where(l_i == 0.0, 1.0, l_i)
+        acc = acc / l_safe[:, None]
     if O_SEQ_MAJOR:
         o_ptrs = (O + off_b.to(tl.int64) * (SQ * H * HEAD_DIM) + off_h * HEAD_DIM
                   + offs_m[:, None] * (H * HEAD_DIM) + offs_d[None, :])
@@ -465,11 +479,16 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
                    ptx_version: Optional[int] = None,
                    key_padding_mask_dtype: Optional[str] = None,
                    mask_dtype: Optional[str] = None, mask_batched: bool = True,
-                   out_seq_major: bool = False, in_seq_major: tuple = (False, False, False)):
+                   out_seq_major: bool = False, in_seq_major: tuple = (False, False, False),
+                   empty_rows: str = "zero"):
     """triton.compile of one static shape; returns (CompiledKernel, cfg, consts).
     Shared by build_ptx and tune_on_gpu.py (which launches the CompiledKernel
     directly: ck[grid](q, k, v, kpm, o, *consts.values()), kpm None without a
-    key-padding mask)."""
+    key-padding mask). empty_rows: what a query row that sees no key (every key
+    masked by -inf, or causal bottom-right with Sq > Skv) gets: "zero" (what
+    the tuning and benchmark tools compare with, a reference whose NaN rows are
+    zeroed; also the attention op followed by _safe_softmax's row guard) or
+    "nan" (0/0: the attention op's own answer, and PyTorch's plain softmax)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -484,6 +503,8 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         scale = 1.0 / math.sqrt(head_dim)
     if key_padding_mask_dtype is not None and mask_dtype is not None:
         raise ValueError("a key-padding mask or a (B, Sq, Skv) mask, not both")
+    if empty_rows not in ("zero", "nan"):
+        raise ValueError(f"empty_rows={empty_rows!r} (\"zero\" or \"nan\")")
     any_mask = key_padding_mask_dtype if key_padding_mask_dtype is not None else mask_dtype
     mask = "key_padding" if key_padding_mask_dtype is not None else "full" if mask_dtype is not None else ""
     cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), dtype=tdt,
@@ -499,7 +520,7 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
             head_dim=head_dim, scale=float(scale), causal=bool(causal), bottom_right=bool(bottom_right),
             out_seq_major=out_seq_major, in_seq_major=in_seq_major,
             mask=mask, mask_dtype=_KPM_DTYPE[str(any_mask).replace("torch.", "")] if any_mask is not None else "",
-            mask_batched=mask_batched)
+            mask_batched=mask_batched, empty_rows=empty_rows)
         return ck, cfg, consts
     if any_mask is not None:
         kpm_dt = _KPM_DTYPE[str(any_mask).replace("torch.", "")]
@@ -521,6 +542,7 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
     consts["MASK_SKIP"] = bool(cfg.get("MASK_SKIP", False))
     consts["O_SEQ_MAJOR"] = bool(out_seq_major)
     consts["Q_SEQ_MAJOR"], consts["K_SEQ_MAJOR"], consts["V_SEQ_MAJOR"] = (bool(x) for x in in_seq_major)
+    consts["EMPTY_ROWS_NAN"] = empty_rows == "nan"
     for k in consts:
         sig[k] = "constexpr"
     # 16-byte alignment of all base pointers (IREE bindings are at least
@@ -566,6 +588,9 @@ def build_ptx(**kwargs) -> KernelBinary:
     out_seq_major: O is written as (B, Sq, H, D) instead of (B, H, Sq, D).
     in_seq_major: (q, k, v) flags, each read as (B, S, heads, D) instead of
     (B, heads, S, D) (where a model's projection leaves it).
+    empty_rows: "zero" (default) or "nan", the output of a query row that sees
+    no key (see compile_kernel); the config says which ("empty_rows"), so the
+    two variants never share an executable.
     """
     bound = inspect.signature(compile_kernel).bind(**kwargs)
     bound.apply_defaults()
@@ -594,7 +619,7 @@ def build_ptx(**kwargs) -> KernelBinary:
     cfg_out = dict(cfg, scale=float(a["scale"]), causal=bool(a["causal"]),
                    bottom_right=bool(a["causal"] and a["bottom_right"]),
                    **{k: a[k] for k in ("batch", "heads", "kv_heads", "sq", "skv", "head_dim")},
-                   dtype=_TL_DTYPE[str(a["dtype"]).replace("torch.", "")])
+                   dtype=_TL_DTYPE[str(a["dtype"]).replace("torch.", "")], empty_rows=a["empty_rows"])
     if kpm_dtype is not None:  # (absent otherwise: configs of mask-free kernels unchanged)
         cfg_out["key_padding_mask"] = _KPM_DTYPE[str(kpm_dtype).replace("torch.", "")]
     if mask_dtype is not None:

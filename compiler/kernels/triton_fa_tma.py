@@ -50,6 +50,7 @@ def _fa_fwd_tma_kernel(
     MASK_BATCHED: tl.constexpr = True,  # HAS_MASK: False = one (SQ, SKV) mask for every batch entry
     PERSISTENT: tl.constexpr = False,   # grid (NUM_PROGS,): each program loops over query tiles
     NUM_PROGS: tl.constexpr = 1,
+    EMPTY_ROWS_NAN: tl.constexpr = False,  # a row that sees no key: NaN (0/0), else 0
 ):
     KVH: tl.constexpr = H // KV_RATIO
     # Each operand as a 2-D (rows, columns) view: (B*heads*S, D) head-major, or (B*S, heads*D)
@@ -97,12 +98,12 @@ def _fa_fwd_tma_kernel(
             _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, tile % M_TILES, tile // M_TILES,
                          SM_SCALE_LOG2, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, BOTTOM_RIGHT, BLOCK_M, BLOCK_N,
                          O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, HAS_KPM, HAS_MASK, MASK_BATCHED,
-                         O.dtype.element_ty, False)
+                         O.dtype.element_ty, False, EMPTY_ROWS_NAN)
     else:
         _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, tl.program_id(0), tl.program_id(1),
                      SM_SCALE_LOG2, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, BOTTOM_RIGHT, BLOCK_M, BLOCK_N,
                      O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, HAS_KPM, HAS_MASK, MASK_BATCHED,
-                     O.dtype.element_ty, True)
+                     O.dtype.element_ty, True, EMPTY_ROWS_NAN)
 
 
 @triton.jit
@@ -112,7 +113,8 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
                  CAUSAL: tl.constexpr, BOTTOM_RIGHT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  O_SEQ_MAJOR: tl.constexpr, Q_SEQ_MAJOR: tl.constexpr, K_SEQ_MAJOR: tl.constexpr,
                  V_SEQ_MAJOR: tl.constexpr, HAS_KPM: tl.constexpr, HAS_MASK: tl.constexpr,
-                 MASK_BATCHED: tl.constexpr, OUT_DTYPE: tl.constexpr, KEY_LOOP_WS: tl.constexpr):
+                 MASK_BATCHED: tl.constexpr, OUT_DTYPE: tl.constexpr, KEY_LOOP_WS: tl.constexpr,
+                 EMPTY_ROWS_NAN: tl.constexpr):
     """Query tile start_m of (batch, head) off_bh: the online softmax over its key tiles."""
     off_b = off_bh // H
     off_h = off_bh % H
@@ -181,8 +183,13 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
         acc = tl.dot(p.to(v.dtype), v, acc)
         m_i = m_ij
 
-    l_safe = tl.where(l_i == 0.0, 1.0, l_i)  # rows that see no key (bottom-right, Sq > Skv): 0
-    acc = acc / l_safe[:, None]
+    # rows that see no key (bottom-right with Sq > Skv, a -inf mask) have l_i == 0: NaN (0/0,
+    # the attention op's answer) or 0 (the op and _safe_softmax's guard)
+    if EMPTY_ROWS_NAN:
+        acc = acc / l_i[:, None]
+    else:
+        l_safe = tl.where(l_i == 0.0, 1.0, l_i)
+        acc = acc / l_safe[:, None]
     desc_o.store([o_row, o_col], acc.to(OUT_DTYPE))
 
 
@@ -212,11 +219,12 @@ def grid(cfg: dict, batch: int, heads: int, sq: int) -> tuple:
 def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, kv_heads: int, sq: int,
                    skv: int, head_dim: int, scale: float, causal: bool, bottom_right: bool,
                    out_seq_major: bool, in_seq_major: tuple, mask: str = "", mask_dtype: str = "",
-                   mask_batched: bool = True):
+                   mask_batched: bool = True, empty_rows: str = "zero"):
     """triton.compile of one static shape (cfg: BLOCK_M, BLOCK_N; opts: triton.compile's
     options, num_warps and num_stages among them); returns (CompiledKernel, consts).
     mask: "" (KPM is None), "key_padding" ((B, Skv)) or "full" ((B, Sq, Skv), or (Sq, Skv)
-    with mask_batched=False), of Triton type mask_dtype ("fp32", "fp16", "bf16")."""
+    with mask_batched=False), of Triton type mask_dtype ("fp32", "fp16", "bf16"). empty_rows:
+    "zero" or "nan", what a row that sees no key gets (see triton_fa.compile_kernel)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -228,7 +236,8 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, k
         Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]),
         HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched),
         PERSISTENT=bool(cfg.get("PERSISTENT", False)),
-        NUM_PROGS=grid(cfg, batch, heads, sq)[0] if cfg.get("PERSISTENT") else 1)
+        NUM_PROGS=grid(cfg, batch, heads, sq)[0] if cfg.get("PERSISTENT") else 1,
+        EMPTY_ROWS_NAN=empty_rows == "nan")
     sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{mask_dtype}" if mask else "constexpr",
            "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
     pointers = (0, 1, 2, 3, 4) if mask else (0, 1, 2, 4)

@@ -5,6 +5,7 @@ numerics tests at the end run on a CUDA device and skip cleanly without one.
 """
 
 import math
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -367,10 +368,15 @@ def test_classify_none_and_others():
         causal_kind(np.full((3, 5), 0.5, np.float32))  # a bias
     with pytest.raises(NotCovered, match="values other than 0"):
         causal_kind(_mask(j > i, fill=-100.0))  # not negative enough to mean "masked"
-    # Sq > Skv bottom-right: the first rows see no key at all
+    # Sq > Skv bottom-right: the first rows see no key at all. With -inf the op's row is NaN
+    # (0 after a row guard), what the kernel writes there (empty_rows): causal. With a finite
+    # fill (FLOOR) the op's row is uniform, which the causal kernel does not compute.
     i, j = np.arange(5)[:, None], np.arange(3)[None, :]
-    with pytest.raises(NotCovered, match="hides every key"):
-        causal_kind(_mask(j > i - 2))
+    assert causal_kind(_mask(j > i - 2)) == "bottom_right"
+    with pytest.raises(NotCovered, match="hides every key from some queries by a finite value"):
+        causal_kind(_mask(j > i - 2, fill=-(2.0 ** 126)))
+    # the empty rows -inf, the other rows' hidden keys FLOOR: causal (those rows see a key)
+    assert causal_kind(np.where(j > i - 2, np.where(i < 2, -np.inf, -(2.0 ** 126)), 0.0)) == "bottom_right"
 
 
 @pytest.mark.parametrize("bottom_right", [False, True], ids=["top_left", "bottom_right"])
@@ -545,11 +551,179 @@ def test_shared_runtime_mask_is_covered():
     assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["mask"] == "additive [64, 96] f32 (run time)", rec
 
 
-def test_constant_mask_hiding_a_row_falls_back():
-    """Sq > Skv bottom-right causal: the first queries see no key; not taken at run time either."""
+def test_constant_mask_hiding_a_row_takes_the_nan_kernel():
+    """Sq > Skv bottom-right causal by masked_fill(-inf) and a plain softmax: the first
+    queries see no key, NaN in the op (and PyTorch); the kernel built with empty_rows="nan"."""
     args = (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))
     [rec] = lowered(Causal(bottom_right=True), args).paths
-    assert rec["path"] == "iree-codegen" and "hides every key" in rec["reason"], rec
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["causal"] == "bottom_right" and rec["kernel"]["empty_rows"] == "NaN", rec
+
+
+def test_constant_mask_hiding_a_row_by_a_finite_fill_is_added_at_run_time():
+    """The same rows hidden by finfo.min: uniform in the op, so not causal for the kernel; the
+    [M, K2] mask is added at run time instead (FLOOR * log2(e) is finite there)."""
+
+    class MinFill(torch.nn.Module):
+        def forward(self, q, k, v):
+            keep = torch.ones(96, 64, dtype=torch.bool).tril(diagonal=64 - 96)
+            fill = torch.finfo(torch.float16).min  # an f16 model adds it: s - 65504 == -65504 (FLOOR)
+            return attention(q, k, v, torch.zeros(96, 64, dtype=torch.float16).masked_fill(~keep, fill))
+
+    [rec] = lowered(MinFill(), (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))).paths
+    assert rec["path"] == "triton-fa sm_90", rec
+    assert rec["kernel"]["mask"] == "additive [96, 64] f32 (run time)", rec
+
+
+# --- raise-attention's row guard (torch's _safe_softmax) and the kernel's empty rows ----------
+
+
+class SdpaBool(torch.nn.Module):
+    """F.scaled_dot_product_attention with a boolean key-padding mask: _safe_softmax's guard."""
+
+    def __init__(self, transpose_out: bool = False):
+        super().__init__()
+        self.transpose_out = transpose_out
+
+    def forward(self, q, k, v, keep):  # keep: (B, S) bool
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        return o.transpose(1, 2) if self.transpose_out else o
+
+
+class SdpaFloat(torch.nn.Module):
+    """SDPA with a float [B, 1, S, S] mask from the inputs: a bias where `keep`, `fill` where
+    not (finfo.min by default), -inf on the rows `dead` marks (rows _safe_softmax zeroes)."""
+
+    def __init__(self, fill: Optional[float] = None):
+        super().__init__()
+        self.fill = fill
+
+    def forward(self, q, k, v, keep, bias, dead):  # keep (B, 1, S, S), bias (B, 1, S, S), dead (B, 1, S, 1)
+        fill = torch.finfo(q.dtype).min if self.fill is None else self.fill
+        mask = torch.where(keep, bias, fill).masked_fill(dead, float("-inf"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class SdpaCausal(torch.nn.Module):
+    def forward(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def _guard_left(text: str) -> bool:
+    return "arith.andi" in text  # the row guard's all(mask == -inf) reduction
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90", "cuda:sm_80"])
+def test_row_guard_is_folded_into_the_kernel(target):
+    """SDPA's _safe_softmax: raise-attention's guard after the op is dropped and the kernel
+    writes 0 on the rows that see no key (empty_rows="zero"); no reduction is left."""
+    keep = torch.ones(2, 128, dtype=torch.bool)
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), keep)
+    assert _guard_left(lowered(SdpaBool(), args, use_kernels=False).text)  # (the guard is there)
+    low = lowered(SdpaBool(), args, target=target)
+    [rec] = low.paths
+    assert rec["path"] == f"triton-fa {target.split(':')[1]}", rec
+    assert rec["kernel"]["empty_rows"] == "0 (row guard folded in)" and rec["kernel"]["mask"].startswith("key-padding")
+    assert not _guard_left(low.text) and "iree_linalg_ext.attention" not in low.text
+
+
+def test_guard_truncation_and_transpose_fold_into_the_kernel():
+    """f16 SDPA: the op accumulates into f32, the row guard, the model's truncation to f16
+    and its .transpose(1, 2) follow; the kernel computes all of them and writes (B, S, H, D)
+    f16 itself (extending its output to f32 to truncate it again would be an identity)."""
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), torch.ones(2, 128, dtype=torch.bool))
+    unfolded = lowered(SdpaBool(transpose_out=True), args, use_kernels=False).text
+    assert "tensor<2x4x128x64xf32>" in unfolded and "linalg.transpose" in unfolded
+    low = lowered(SdpaBool(transpose_out=True), args)
+    [rec] = low.paths
+    assert rec["kernel"]["layout"].endswith("O (B, S, H, D)") and rec["kernel"]["empty_rows"].startswith("0"), rec
+    assert "linalg.transpose" not in low.text and "tensor<2x4x128x64xf32>" not in low.text
+    assert "arith.truncf" not in low.text and not _guard_left(low.text)
+
+
+def test_without_a_guard_the_kernel_gives_nan_rows():
+    """A hand-written softmax (no guard): the op's NaN rows, empty_rows="nan"."""
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), bert_mask(2, 128, float("-inf")))
+    [rec] = lowered(BertPadded(), args).paths
+    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["empty_rows"] == "NaN", rec
+
+
+def test_the_two_variants_are_two_executables():
+    """Same shape, one site with the guard and one without: two kernels, not one executable."""
+
+    class Both(torch.nn.Module):
+        def forward(self, q, k, v, keep, pad):
+            return SdpaBool()(q, k, v, keep), attention(q, k, v, pad[:, None, None, :])
+
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), torch.ones(2, 128, dtype=torch.bool),
+            torch.zeros(2, 128, dtype=torch.float16))
+    low = lowered(Both(), args)
+    assert [r["kernel"]["empty_rows"] for r in low.paths] == ["0 (row guard folded in)", "NaN"], low.paths
+    assert low.text.count("hal.executable.source private @flashlift_fa_sm90") == 2
+
+
+def test_row_guard_on_a_full_mask_and_on_a_causal_mask():
+    b, s = 2, 128
+    args = (rand(b, 4, s, 128), rand(b, 4, s, 128), rand(b, 4, s, 128), torch.ones(b, 1, s, s, dtype=torch.bool),
+            rand(b, 1, s, s), torch.zeros(b, 1, s, 1, dtype=torch.bool))
+    low = lowered(SdpaFloat(), args)
+    [rec] = low.paths
+    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["mask"] == f"additive [{b}, {s}, {s}] f32 (run time)", rec
+    assert rec["kernel"]["empty_rows"] == "0 (row guard folded in)" and not _guard_left(low.text)
+    low = lowered(SdpaCausal(), tuple(rand(b, 4, s, 64) for _ in range(3)))
+    [rec] = low.paths
+    assert rec["kernel"]["causal"] == "top_left" and rec["kernel"]["empty_rows"] == "0 (row guard folded in)", rec
+    assert not _guard_left(low.text)
+
+
+def test_row_guard_stays_where_the_kernel_is_not_taken():
+    args = (rand(2, 4, 64, 80), rand(2, 4, 64, 80), rand(2, 4, 64, 80), torch.ones(2, 64, dtype=torch.bool))
+    low = lowered(SdpaBool(), args)
+    [rec] = low.paths
+    assert rec["path"] == "iree-codegen" and "head dim 80" in rec["reason"], rec
+    assert _guard_left(low.text)
+
+
+def test_row_guard_near_misses_keep_the_guard():
+    """row_guard recognises only raise-attention's guard: a select writing 1, or one whose
+    condition is not the op's own mask, is left in place (and the kernel then gives NaN rows)."""
+    from iree.compiler import ir
+
+    from flashlift.compiler.pipeline import RAISE_PIPELINE, run_pipeline
+
+    keep = torch.ones(2, 128, dtype=torch.bool)
+    args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), keep)
+    text = import_model(SdpaBool(), args).text
+    for edit in ("one", "other_mask"):
+        module = ir.Module.parse(text, ir.Context())
+        run_pipeline(module, RAISE_PIPELINE)
+        with module.context, ir.Location.unknown():
+            [op] = _ops(module)
+            plan = kernel_dispatch.analyze(op)
+            select, red = kernel_dispatch.row_guard(plan)
+            if edit == "one":
+                block = select.regions[0].blocks[0]
+                sel = list(block.operations)[-2]
+                with ir.InsertionPoint(sel):
+                    one = ir.Operation.create("arith.constant", results=[sel.results[0].type],
+                                              attributes={"value": ir.FloatAttr.get(sel.results[0].type, 1.0)})
+                sel.operands[1] = one.results[0]
+            else:
+                red.operands[0] = ir.Operation.create(
+                    "arith.constant", results=[plan.mask.type],
+                    attributes={"value": ir.DenseElementsAttr.get_splat(
+                        plan.mask.type, ir.FloatAttr.get(ir.F32Type.get(), 0.0))},
+                    ip=ir.InsertionPoint(red)).results[0]
+            assert kernel_dispatch.row_guard(plan) == [], edit
+            [rec] = kernel_dispatch.dispatch_kernels(module, parse_target("cuda:sm_90"), evaluate_masks=False)
+            assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["empty_rows"] == "NaN", (edit, rec)
+            assert _guard_left(module.operation.get_asm()), edit
+
+
+def _ops(module):
+    from flashlift.passes.ir import collect
+
+    return collect(module, "iree_linalg_ext.attention")
 
 
 def test_build_kernel_with_full_mask():
@@ -600,6 +774,32 @@ def test_tma_kernel_semantics_in_triton_interpreter():
     r = subprocess.run([sys.executable, script, "tma"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout  # 9 cases, per-tile and persistent
+
+
+def test_empty_and_floor_rows_in_triton_interpreter():
+    """interp_check.py empty: both kernels, both empty_rows variants, on rows whose every key
+    is -inf (0, or NaN as torch's softmax gives) and rows whose every key is FLOOR (uniform,
+    FLOOR * log2(e) is finite), with (B, Skv) and (B, Sq, Skv) masks, causal too."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
+    r = subprocess.run([sys.executable, script, "empty"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout
+    assert r.stdout.count("empty_rows=nan") == r.stdout.count("empty_rows=zero") == 9
+
+
+def test_build_ptx_empty_rows_variants():
+    """empty_rows is in the kernel's config (so the variants get different executables)."""
+    for kw in (dict(), dict(config={"TMA": False}), dict(mask_dtype="f32")):
+        zero, nan = (_build(**kw, empty_rows=e) for e in ("zero", "nan"))
+        assert (zero.config["empty_rows"], nan.config["empty_rows"]) == ("zero", "nan")
+        assert zero.cubin != nan.cubin and zero.name == nan.name
+    assert _build().config["empty_rows"] == "zero"  # the default: what the tuning tools compare with
+    with pytest.raises(ValueError, match="empty_rows"):
+        _build(empty_rows="inf")
 
 
 # --- compile_model end to end (no GPU needed to compile) --------------------------------------
@@ -691,3 +891,112 @@ def test_gpu_numerics(case):
     outs, refs = (outs, refs) if isinstance(outs, tuple) else ((outs,), (refs,))
     for out, ref in zip(outs, refs):
         assert rel_err(out, ref) < tol
+
+
+# --- masks on the CUDA paths, on the GPU (also built by test/tools/gpu_numerics.py) ------------
+
+
+class HandPadMin(torch.nn.Module):
+    """Hugging Face's additive padding mask, made from a bool mask in the model's dtype:
+    (1 - keep) * finfo(dtype).min over [B, 1, 1, S]."""
+
+    def forward(self, q, k, v, keep):  # keep: (B, S) bool
+        return attention(q, k, v, (1.0 - keep[:, None, None, :].to(q.dtype)) * torch.finfo(q.dtype).min)
+
+
+class OuterProduct(torch.nn.Module):
+    """An encoder's [B, 1, S, S] mask from the outer product of the padding: padding queries
+    see no key (a uniform row with finfo.min)."""
+
+    def forward(self, q, k, v, keep):
+        both = keep[:, None, :, None] & keep[:, None, None, :]
+        return attention(q, k, v, (1.0 - both.to(q.dtype)) * torch.finfo(q.dtype).min)
+
+
+class MaskedFill(torch.nn.Module):
+    """scores.masked_fill(~keep, fill) and a plain softmax: -1e4 (old BERT: uniform fully masked
+    rows) or -inf (NaN rows, as in PyTorch)."""
+
+    def __init__(self, fill: float):
+        super().__init__()
+        self.fill = fill
+
+    def forward(self, q, k, v, keep):
+        s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        s = s.masked_fill(~keep[:, None, None, :], self.fill)
+        return torch.matmul(F.softmax(s, dim=-1), v)
+
+
+def _keep(b, s, left=32):
+    """Batch 0 padded on the left (its first `left` keys), batch 1 all padding."""
+    keep = torch.ones(b, s, dtype=torch.bool)
+    keep[0, :left] = False
+    keep[1] = False
+    return keep
+
+
+def _float_mask_inputs(b, s, dtype):
+    g = torch.Generator().manual_seed(1)
+    keep = torch.rand(b, 1, s, s, generator=g) < 0.8
+    keep[0, :, 5:7] = False  # rows whose every key is the fill (finfo.min: f16 -65504 is added in f32)
+    dead = torch.zeros(b, 1, s, 1, dtype=torch.bool)
+    dead[1, :, 20:30] = True  # rows whose every key is -inf: _safe_softmax's 0
+    dead[0, :, 0] = True
+    return keep, torch.randn(b, 1, s, s, dtype=dtype), dead
+
+
+MASK_KINDS = ["hand_pad_min", "outer_product", "masked_fill_1e4", "masked_fill_inf", "sdpa_bool_pad",
+              "sdpa_causal", "sdpa_float_mask", "bottom_right_rows"]
+# (masked_fill(-1e4) in bf16 fills -9984, above raise-attention's MASKED = -1e4: not raised)
+MASK_GPU_CASES = [f"{kind}_{dt}" for kind in MASK_KINDS for dt in ("f16", "bf16")
+                  if (kind, dt) != ("masked_fill_1e4", "bf16")]
+
+
+def mask_gpu_case(case: str):
+    """(model, example args, tolerance vs the f32 model) of a mask case: B=2, H=4, S=128, head
+    dim 64 or 128, masks with fully masked rows (the bool/int inputs that make them are kept
+    when the floats are re-drawn)."""
+    torch.manual_seed(0)
+    kind, dt = case.rsplit("_", 1)
+    dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[dt]
+    b, h, s = 2, 4, 128
+    qkv = lambda d, sq=s, skv=s: (rand(b, h, sq, d, dtype=dtype), rand(b, h, skv, d, dtype=dtype),  # noqa: E731
+                                  rand(b, h, skv, d, dtype=dtype))
+    model, args = {
+        "hand_pad_min": lambda: (HandPadMin(), qkv(64) + (_keep(b, s),)),            # key padding, pointer kernel
+        "outer_product": lambda: (OuterProduct(), qkv(128) + (_keep(b, s),)),        # (B, Sq, Skv), TMA kernel
+        "masked_fill_1e4": lambda: (MaskedFill(-1e4), qkv(128) + (_keep(b, s),)),    # key padding, TMA kernel
+        "masked_fill_inf": lambda: (MaskedFill(float("-inf")), qkv(64) + (_keep(b, s),)),  # NaN rows
+        "sdpa_bool_pad": lambda: (SdpaBool(transpose_out=True), qkv(64) + (_keep(b, s),)),  # the row guard
+        "sdpa_causal": lambda: (SdpaCausal(), qkv(128)),
+        # a fill the f32 reference holds too: SDPA adds the mask in f32, so finfo(f16).min rows are
+        # the scores' softmax (PyTorch's f16 SDPA too), finfo(bf16).min rows uniform (FLOOR)
+        "sdpa_float_mask": lambda: (SdpaFloat(fill=float(torch.finfo(dtype).min)), qkv(128)
+                                    + _float_mask_inputs(b, s, dtype)),
+        "bottom_right_rows": lambda: (Causal(bottom_right=True), qkv(64, sq=2 * s)),  # Sq > Skv: NaN rows
+    }[kind]()
+    return model, args, (1e-2 if dtype == torch.bfloat16 else 3e-3)
+
+
+def nan_aware_rel_err(out, ref) -> float:
+    """Relative error over the entries where the reference is not NaN; NaN if the output's NaN
+    entries are not exactly the reference's."""
+    out, ref = out.float(), ref.float()
+    nan = torch.isnan(ref)
+    if not torch.equal(torch.isnan(out), nan):
+        return float("nan")
+    return ((out[~nan] - ref[~nan]).norm() / ref[~nan].norm()).item()
+
+
+@pytest.mark.parametrize("use_kernels", [True, False], ids=["kernel", "codegen"])
+@pytest.mark.parametrize("case", MASK_GPU_CASES)
+def test_gpu_mask_numerics(case, use_kernels):
+    from test_gemm_kernel import fresh_inputs_and_reference
+
+    target = _gpu_target()
+    model, args, tol = mask_gpu_case(case)
+    compiled = flashlift.compile_model(model, args, target=target, use_kernels=use_kernels)
+    assert [s.path.startswith("triton-fa") for s in compiled.report.raised] == [use_kernels]
+    fresh, ref = fresh_inputs_and_reference(model, args)
+    out = compiled(*fresh)
+    assert nan_aware_rel_err(out, ref) < tol
