@@ -38,7 +38,9 @@ from iree.compiler import ir
 
 from . import ir as irx
 
-MASKED = -1.0e4  # a select() fill or compile-time mask entry at or below this hides the key
+# A select() fill or compile-time mask entry at or below this hides the key: -1e4 and below,
+# also as bf16 rounds it (-9984); exp(MASKED - max) is exactly 0 in f32 for any max > MASKED + 104.
+MASKED = -9.9e3
 FLOOR = -(2.0 ** 126)  # the most negative finite value the op's mask holds: FLOOR * log2(e) is finite
 MANTISSA_BITS = {"f64": 52, "f32": 23, "f16": 10, "bf16": 7}
 

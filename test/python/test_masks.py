@@ -19,7 +19,7 @@ from torch.export import Dim
 import flashlift
 from flashlift.reference import reference
 
-TOL = {torch.float32: 1e-4, torch.float16: 5e-3}
+TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 1e-2}
 B, H, S, D = 2, 2, 8, 16
 MIN = torch.finfo(torch.float32).min
 
@@ -115,6 +115,12 @@ def test_masked_fill_finite(fill):
     """masked_fill replaces the scores: a fully masked row is uniform in PyTorch."""
     hide = ~key_mask()[:, None, None, :]
     check(MaskedFill(fill), qkv() + (hide,))
+
+
+def test_masked_fill_bf16():
+    """bf16 rounds -1e4 to -9984: still a fill that hides the key."""
+    hide = ~key_mask()[:, None, None, :]
+    check(MaskedFill(-1.0e4), qkv(torch.bfloat16) + (hide,), torch.bfloat16)
 
 
 def test_masked_fill_neg_inf_is_nan_as_in_pytorch():
