@@ -66,7 +66,7 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
         with ctx:
             layout.canonicalize_layouts(module)
             if target.kind == "cpu":
-                from flashlift.passes.causal_split import split_causal
+                from flashlift.compiler.causal_split import split_causal
 
                 layout.pretranspose_keys(module)
                 split_causal(module)

@@ -107,7 +107,7 @@ _DIST_M = 64
 # workgroup: 1x12x128x64 f32 on the 2-core znver4 (iree-benchmark-module, twice,
 # pre-transposed K): 0.80 ms vs 1.04-1.15 ms with 64 (IREE unraised: 1.11-1.19 ms);
 # f16 within noise (1.71-1.75 vs 1.59-2.13 ms); 2x4x256x64 f32 within noise either way.
-# The causal chunks of passes/causal_split.py (32 rows) are clamped to 32 anyway.
+# The causal chunks of compiler/causal_split.py (32 rows) are clamped to 32 anyway.
 _DIST_M_SMALL = 32
 _SMALL_M = 128
 

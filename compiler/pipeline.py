@@ -11,7 +11,16 @@ from iree.compiler import ir
 from iree.compiler.passmanager import PassManager
 
 from flashlift.errors import InputError
-from flashlift.passes import REGISTRY
+from flashlift import passes
+from flashlift.compiler import causal_split, gemm_dispatch
+
+#: Every pass attn-opt and the pipelines know: the raising passes, then the codegen steps
+#: (causal-split: a CPU step; dispatch-gemms: a CUDA step, which imports Triton when it runs).
+REGISTRY = {
+    **passes.REGISTRY,
+    causal_split.NAME: (causal_split.SUMMARY, causal_split.run),
+    gemm_dispatch.NAME: (gemm_dispatch.SUMMARY, gemm_dispatch.run),
+}
 
 RAISE_PIPELINE = "builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,canonicalize,cse)"
 

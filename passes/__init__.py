@@ -1,12 +1,13 @@
-"""flashlift's passes: the raising passes, dispatch-gemms (a CUDA codegen step from compiler/) and causal-split (a CPU codegen step). Each pass is one module with NAME, SUMMARY and run().
+"""flashlift's raising passes, on linalg (any frontend's): each pass is one module with NAME,
+SUMMARY and run(). Target-specific codegen steps (causal-split for the CPU, dispatch-gemms
+for CUDA) live in compiler/; compiler/pipeline.py registers both. Passes import only the IR
+helpers here, never compiler/.
 
 `run(module_op, results)` rewrites the IR in place; passes that make decisions a user should
 see (what was raised, what was left alone and why) append Outcome records to `results`.
 """
 
-from flashlift.compiler import gemm_dispatch
-
-from . import causal_split, fold_broadcasts, fold_reshapes, raise_attention, raise_softmax, unify_dims
+from . import fold_broadcasts, fold_reshapes, raise_attention, raise_softmax, unify_dims
 
 
 def _raise_attention_with_softmax(module, results):
@@ -21,8 +22,4 @@ REGISTRY = {
     fold_broadcasts.NAME: (fold_broadcasts.SUMMARY, fold_broadcasts.run),
     raise_softmax.NAME: (raise_softmax.SUMMARY, raise_softmax.run),
     raise_attention.NAME: (raise_attention.SUMMARY, _raise_attention_with_softmax),
-    # a CPU codegen step (compiler/driver.py runs it for target cpu)
-    causal_split.NAME: (causal_split.SUMMARY, causal_split.run),
-    # a CUDA codegen step, not a raise: it lives in compiler/ (and imports Triton when it runs)
-    gemm_dispatch.NAME: (gemm_dispatch.SUMMARY, gemm_dispatch.run),
 }

@@ -1,4 +1,4 @@
-"""The CPU speed rewrites keep PyTorch's answer: causal-split (passes/causal_split.py) and
+"""The CPU speed rewrites keep PyTorch's answer: causal-split (compiler/causal_split.py) and
 the CPU tile choice (compiler/lowering_cpu.py).
 
 Random inputs; tolerance: relative error under 1e-5 in f32 and 2e-3 in f16 against

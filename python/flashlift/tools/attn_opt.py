@@ -16,7 +16,7 @@ SPLIT_MARKER = re.compile(r"^// -----\s*$", re.MULTILINE)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from flashlift.passes import REGISTRY
+    from flashlift.compiler.pipeline import REGISTRY
 
     p = argparse.ArgumentParser(
         prog="attn-opt",
@@ -116,7 +116,7 @@ def _process(chunk: str, args, source: str, errors: list) -> Optional[str]:
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     from flashlift.errors import FlashliftError
-    from flashlift.passes import REGISTRY
+    from flashlift.compiler.pipeline import REGISTRY
 
     if args.list_passes:
         for name, (summary, _) in REGISTRY.items():

@@ -30,7 +30,7 @@ import types
 
 from iree.compiler import ir
 
-from . import ir as irx
+from flashlift.passes import ir as irx
 
 NAME = "causal-split"
 SUMMARY = "Split causal attention ops into query chunks that read only the keys they see (CPU)"
