@@ -22,7 +22,16 @@ REGISTRY = {
     gemm_dispatch.NAME: (gemm_dispatch.SUMMARY, gemm_dispatch.run),
 }
 
-RAISE_PIPELINE = "builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,canonicalize,cse)"
+#: What compile_model runs between import and the codegen steps, one element per reason:
+#:   unify-dims       equal dynamic sizes read from one value (torch.export's symbols)
+#:   fold-reshapes    torch-mlir's reshapes by computed shapes -> collapse/expand_shape
+#:   fold-broadcasts  gather-style broadcasts of a tensor to its own shape removed
+#:   raise-attention  matmul + mask + softmax + matmul -> iree_linalg_ext.attention
+#:   unbatch-matmuls  after raising (it would unbatch a Q.K^T against a shared K): a linear
+#:                    layer torch decomposed into a batch matmul becomes one matmul again
+#:   canonicalize,cse the dead and duplicate ops the rewrites leave
+RAISE_PIPELINE = ("builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,unbatch-matmuls,"
+                  "canonicalize,cse)")
 
 
 def split_top_level(text: str) -> list[str]:

@@ -166,9 +166,11 @@ def analyze(softmax) -> Site:
     if mask is not None and mask.is_zero():
         mask = None
     site = Site(softmax, atoms, roots, out_layout, roles, scale, mask, c2, matched, guard=guard is not None)
-    site.replaced = narrowing_cast(c2.op) or c2.op
-    if site.replaced is not c2.op:
-        matched.append(site.replaced)
+    site.replaced = c2.op
+    narrowed = narrowing_cast(c2.op, out_layout, atoms)
+    if narrowed is not None:
+        site.replaced, site.out_layout, reshapes = narrowed
+        matched.extend(reshapes + [site.replaced])
     _check_roots(site)
     return site
 

@@ -227,16 +227,26 @@ def is_guard_select(op, p: ir.Value, guard) -> bool:
     return scalar_constant(zero, op) == 0.0
 
 
-def narrowing_cast(op):
-    """P.V accumulated in f32 then truncated to f16/bf16 by its only user: the attention op
-    can produce the narrow type directly (it accumulates in f32 itself), saving a pass over O."""
-    value = irx.result(op)
-    if irx.num_uses(value) != 1:
+def narrowing_cast(op, layout: list, atoms: Atoms) -> Optional[tuple]:
+    """P.V accumulated in f32 then truncated to f16/bf16, directly or after reshapes (torch's
+    SDPA decomposition computes in f32 and narrows after its expand_shape back to (B, H, ..)):
+    the attention op can produce the narrow type itself (it accumulates in f32), saving a pass
+    over O. Returns (the truncation, its layout, the reshapes passed) or None."""
+    value, reshapes = irx.result(op), []
+    while irx.num_uses(value) == 1:
+        user = irx.users(value)[0].opview
+        if irx.is_op(user, "tensor.collapse_shape", "tensor.expand_shape"):
+            try:
+                layout = forward_layout(user, layout, atoms)
+            except NoMatch:
+                return None
+            reshapes.append(user)
+            value = irx.result(user)
+            continue
+        if not is_elementwise(user) or len(irx.ins(user)) != 1 or not irx.is_identity(irx.indexing_maps(user)[0]):
+            return None
+        e = body(user)
+        if is_op_expr(e, "arith.truncf") and e.args[0].kind == "arg" and e.args[0].value == 0:
+            return user, layout, reshapes
         return None
-    user = irx.users(value)[0].opview
-    if not is_elementwise(user) or len(irx.ins(user)) != 1 or not irx.is_identity(irx.indexing_maps(user)[0]):
-        return None
-    e = body(user)
-    if is_op_expr(e, "arith.truncf") and e.args[0].kind == "arg" and e.args[0].value == 0:
-        return user
     return None

@@ -24,7 +24,7 @@
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(no-such-pass)' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: attn-opt: error: unknown pass or bad pipeline element 'no-such-pass'
-// UNKNOWN-SAME: flashlift passes: causal-split, dispatch-gemms, fold-broadcasts, fold-reshapes, raise-attention, raise-softmax, unify-dims
+// UNKNOWN-SAME: flashlift passes: causal-split, dispatch-gemms, fold-broadcasts, fold-reshapes, raise-attention, raise-softmax, unbatch-matmuls, unify-dims
 // UNKNOWN-NOT: Traceback
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(dispatch-gemms{tile=64})' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=OPTION
