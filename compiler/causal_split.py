@@ -32,8 +32,6 @@ from iree.compiler import ir
 
 from flashlift.passes import ir as irx
 
-NAME = "causal-split"
-SUMMARY = "Split causal attention ops into query chunks that read only the keys they see (CPU)"
 
 # Query rows per chunk: a multiple of the CPU configs' key step (32), so every chunk's key
 # length is one too. Swept 32/64/128 on the 2-core znver4 (f32, D=64, S = 128..1024, process
@@ -191,7 +189,3 @@ def split_causal(module, chunk: int = 0) -> int:
         with op.operation.context:
             count += _split(op, kind, dims, m, k2, M, K2, chunk)
     return count
-
-
-def run(module, results) -> None:
-    split_causal(module)

@@ -2,12 +2,10 @@
 
 Everything between import and the runtime happens here, in this order:
   1. parse the imported linalg in IREE's MLIR context;
-  2. run the raising pipeline (flashlift.compiler.pipeline.RAISE_PIPELINE);
-  3. attach the lowering configuration chosen for the target to each attention op, then,
-     for targets with a `kernel_arch` (cuda, cuda:sm_80, cuda:sm_90), replace the attention
-     ops flashlift's FlashAttention kernel covers by dispatches of it (kernel_dispatch.py)
-     and the linear layers its GEMM kernel covers by dispatches of that (gemm_dispatch.py);
-  4. run iree-compile for the target.
+  2. run the target's pipeline (flashlift.compiler.pipeline.pipeline_for: the raising, then
+     the codegen steps of compiler/steps.py: layouts, flashlift's kernels where they cover an
+     op, the lowering configuration of what is left to IREE), as `attn-opt --pipeline=`;
+  3. run iree-compile for the target.
 """
 
 from __future__ import annotations
@@ -51,44 +49,22 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
     """
     from iree.compiler import ir
 
-    from flashlift.compiler import lowering
-    from flashlift.compiler.pipeline import RAISE_PIPELINE, run_pipeline
+    from flashlift.compiler.pipeline import pipeline_for, run_pipeline
+    from flashlift.compiler.steps import SiteRecord
 
     ctx = ir.Context()
     try:
         module = ir.Module.parse(text, ctx)
     except ir.MLIRError as e:
         raise CompileError(f"the imported module does not parse: {e}") from None
-    outcomes = run_pipeline(module, RAISE_PIPELINE) if raise_attention else []
-    if raise_attention and getattr(target, "raise_attention", True):
-        from flashlift.compiler import layout
+    results = run_pipeline(module, pipeline_for(target, raise_attention=raise_attention, use_kernels=use_kernels))
+    outcomes = [r for r in results if not isinstance(r, SiteRecord)]
 
-        with ctx:
-            layout.canonicalize_layouts(module)
-            if target.kind == "cpu":
-                from flashlift.compiler.causal_split import split_causal
+    def records(kind):
+        return [dict(r.details, location=r.location, path=r.path, reason=r.reason)
+                for r in results if isinstance(r, SiteRecord) and r.kind == kind]
 
-                layout.pretranspose_keys(module)
-                split_causal(module)
-    paths, gemms = [], []
-    if getattr(target, "kernel_arch", ""):
-        if use_kernels:
-            from flashlift.compiler.gemm_dispatch import dispatch_gemms
-            from flashlift.compiler.kernel_dispatch import dispatch_kernels
-
-            paths = dispatch_kernels(module, target)
-            gemms = dispatch_gemms(module, target)
-        else:
-            from flashlift.compiler.kernel_dispatch import CODEGEN
-            from flashlift.passes.ir import collect
-
-            paths = [{"location": str(op.operation.location), "path": CODEGEN, "reason": "use_kernels=False"}
-                     for op in collect(module, "iree_linalg_ext.attention")]
-    if target.kind in ("cuda", "rocm"):
-        with ctx:
-            lowering.mask_dynamic_keys(module)
-    # after the kernel rewrite: only ops left to IREE's codegen get (and are fenced for) a config
-    lowering.annotate(module, target)
+    paths, gemms = records("attention"), records("gemm")
     signature = function_signature(module, func_name)
     return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms)
 

@@ -32,16 +32,7 @@ from typing import Optional
 from flashlift.compiler.kernel_dispatch import (PTX_VERSION, ModuleSplicer, NotCovered, build_failure, kernel_sites,
                                                 object_kind)
 
-NAME = "dispatch-gemms"
-SUMMARY = "CUDA: replace f16/bf16 linear layers (matmul [+ bias] [+ truncf]) by flashlift's GEMM kernel (option arch=sm_90|sm_80)"
 _KERNEL_CACHE: dict = {}
-
-
-def run(module, results: list, arch: str = "sm_90") -> None:
-    """The pass form (attn-opt --dispatch-gemms; pipeline element `dispatch-gemms{arch=sm_80}`)."""
-    from flashlift.compiler.targets import parse_target
-
-    dispatch_gemms(module, parse_target(f"cuda:{arch}"))
 
 
 def kernel_path(kernel_arch: str) -> str:

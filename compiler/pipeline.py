@@ -1,6 +1,7 @@
 """The pass pipeline, defined in one place.
 
-`RAISE_PIPELINE` is what compile_model runs between import and IREE. `build_pass_manager`
+`pipeline_for(target)` is what compile_model runs between import and iree-compile (the
+raising, `RAISE_PIPELINE`, then the codegen steps of compiler/steps.py for that target). `build_pass_manager`
 turns a textual pipeline (as `--pass-pipeline=` takes it) into an MLIR PassManager where
 flashlift's Python passes run as real passes next to any pass the IREE bindings register.
 """
@@ -12,17 +13,12 @@ from iree.compiler.passmanager import PassManager
 
 from flashlift.errors import InputError
 from flashlift import passes
-from flashlift.compiler import causal_split, gemm_dispatch
+from flashlift.compiler import steps
 
-#: Every pass attn-opt and the pipelines know: the raising passes, then the codegen steps
-#: (causal-split: a CPU step; dispatch-gemms: a CUDA step, which imports Triton when it runs).
-REGISTRY = {
-    **passes.REGISTRY,
-    causal_split.NAME: (causal_split.SUMMARY, causal_split.run),
-    gemm_dispatch.NAME: (gemm_dispatch.SUMMARY, gemm_dispatch.run),
-}
+#: Every pass attn-opt and the pipelines know: the raising passes, then the codegen steps.
+REGISTRY = {**passes.REGISTRY, **steps.STEPS}
 
-#: What compile_model runs between import and the codegen steps, one element per reason:
+#: The raising, for every target, one element per reason:
 #:   unify-dims       equal dynamic sizes read from one value (torch.export's symbols)
 #:   fold-reshapes    torch-mlir's reshapes by computed shapes -> collapse/expand_shape
 #:   fold-broadcasts  gather-style broadcasts of a tensor to its own shape removed
@@ -30,8 +26,33 @@ REGISTRY = {
 #:   unbatch-matmuls  after raising (it would unbatch a Q.K^T against a shared K): a linear
 #:                    layer torch decomposed into a batch matmul becomes one matmul again
 #:   canonicalize,cse the dead and duplicate ops the rewrites leave
-RAISE_PIPELINE = ("builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,unbatch-matmuls,"
-                  "canonicalize,cse)")
+RAISING = ["unify-dims", "fold-reshapes", "fold-broadcasts", "raise-attention", "unbatch-matmuls", "canonicalize", "cse"]
+RAISE_PIPELINE = "builtin.module(" + ",".join(RAISING) + ")"
+
+
+def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True) -> str:
+    """The whole pipeline compile_model runs for `target` (a Target or its spec) before
+    iree-compile, as `attn-opt --pipeline=<target>` runs it. One element per step, in order:"""
+    from flashlift.compiler.targets import parse_target
+
+    t = parse_target(target) if isinstance(target, str) else target
+    spec = f"{{target={t.name}}}"
+    elements = list(RAISING) if raise_attention else []
+    if raise_attention and t.raise_attention:
+        # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
+        elements.append("canonicalize-layouts")
+        if t.kind == "cpu":
+            elements.append("pretranspose-keys")  # the CPU tiles are tuned for K as (b, k1, k2)
+            elements.append("causal-split")       # causal ops known at compile time: no masked blocks
+    if t.kernel_arch:
+        # flashlift's kernels take the ops they cover; the rest stays with IREE's codegen
+        elements.append(f"dispatch-attention{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
+        if use_kernels:
+            elements.append(f"dispatch-gemms{spec}")
+    if t.kind in ("cuda", "rocm"):
+        elements.append("mask-dynamic-keys")  # IREE's GPU codegen pads a dynamic k2 only through a mask
+    elements.append(f"annotate-lowering{spec}")  # last: only ops left to IREE get a config
+    return "builtin.module(" + ",".join(elements) + ")"
 
 
 def split_top_level(text: str) -> list[str]:

@@ -4,6 +4,12 @@
 // RUN: attn-opt --list-passes | FileCheck %s --check-prefix=LIST
 // LIST: --raise-softmax
 // LIST: --raise-attention
+// LIST: --annotate-lowering
+//
+// RUN: attn-opt --print-pipeline=cpu | FileCheck %s --check-prefix=PIPELINE-CPU
+// PIPELINE-CPU: builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,unbatch-matmuls,canonicalize,cse,canonicalize-layouts,pretranspose-keys,causal-split,annotate-lowering{target=cpu})
+// RUN: attn-opt --print-pipeline=cuda:sm_90 | FileCheck %s --check-prefix=PIPELINE-SM90
+// PIPELINE-SM90: canonicalize-layouts,dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-gemms{target=cuda:sm_90},mask-dynamic-keys,annotate-lowering{target=cuda:sm_90})
 //
 // RUN: attn-opt --pass-pipeline='builtin.module(raise-softmax,canonicalize,cse)' - < %S/Inputs/softmax.mlir | FileCheck %s --check-prefix=PIPE
 // PIPE: linalg.softmax dimension(2)
@@ -24,7 +30,7 @@
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(no-such-pass)' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: attn-opt: error: unknown pass or bad pipeline element 'no-such-pass'
-// UNKNOWN-SAME: flashlift passes: causal-split, dispatch-gemms, fold-broadcasts, fold-reshapes, raise-attention, raise-softmax, unbatch-matmuls, unify-dims
+// UNKNOWN-SAME: flashlift passes: annotate-lowering, canonicalize-layouts, causal-split, dispatch-attention, dispatch-gemms, fold-broadcasts, fold-reshapes, mask-dynamic-keys, pretranspose-keys, raise-attention, raise-softmax, unbatch-matmuls, unify-dims
 // UNKNOWN-NOT: Traceback
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(dispatch-gemms{tile=64})' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=OPTION

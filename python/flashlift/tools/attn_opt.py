@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, (summary, _) in REGISTRY.items():
         p.add_argument(f"--{name}", dest="passes", action="append_const", const=name, help=summary)
     p.add_argument("--pass-pipeline", help="textual pipeline, e.g. 'builtin.module(raise-attention,canonicalize,cse)'")
+    p.add_argument("--pipeline", metavar="TARGET",
+                   help="run exactly what compile_model runs before iree-compile for TARGET (cpu, cuda:sm_90, ...)")
+    p.add_argument("--print-pipeline", metavar="TARGET", help="print the textual pipeline for TARGET and exit")
     p.add_argument("--split-input-file", action="store_true", help="split the input on '// -----' and process each chunk")
     p.add_argument("--mlir-print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
     p.add_argument("--mlir-print-debuginfo", action="store_true", help="print locations")
@@ -97,6 +100,10 @@ def _process(chunk: str, args, source: str, errors: list) -> Optional[str]:
         return None
     if args.pass_pipeline:
         pipeline = args.pass_pipeline
+    elif args.pipeline:
+        from flashlift.compiler.pipeline import pipeline_for
+
+        pipeline = pipeline_for(args.pipeline)
     else:
         pipeline = "builtin.module(" + ",".join(args.passes or []) + ")"
     try:
@@ -121,6 +128,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.list_passes:
         for name, (summary, _) in REGISTRY.items():
             print(f"  --{name:<20} {summary}")
+        return 0
+    if args.print_pipeline:
+        from flashlift.compiler.pipeline import pipeline_for
+
+        try:
+            print(pipeline_for(args.print_pipeline))
+        except FlashliftError as e:
+            print(f"attn-opt: error: {e}", file=sys.stderr)
+            return 1
         return 0
     source = "<stdin>" if args.input == "-" else args.input
     try:

@@ -1,0 +1,104 @@
+"""flashlift's codegen steps as registered passes (each `run(module_op, results, **options)`).
+
+The raising passes (passes/) decide *what* is computed; these decide *how* for a target:
+layouts the lowering configs and kernels expect, flashlift's kernels where they cover an op,
+and the lowering configuration of the ops left to IREE. compiler/pipeline.py lists them per
+target. Steps that decide something per site append one `SiteRecord` each to `results`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SiteRecord:
+    """One codegen decision about one op: which path it takes and why (the report's source)."""
+
+    kind: str  # "attention" (an iree_linalg_ext.attention) | "gemm" (a linalg.matmul)
+    location: str
+    path: str
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def _records(kind: str, dicts: list) -> list:
+    return [SiteRecord(kind, d["location"], d["path"], d.get("reason", ""),
+                       {k: v for k, v in d.items() if k not in ("location", "path", "reason")}) for d in dicts]
+
+
+def _target(spec: str):
+    from flashlift.compiler.targets import parse_target
+
+    return parse_target(spec)
+
+
+def canonicalize_layouts(module, results: list) -> None:
+    """Q, K, V and O of every attention op with its batch dims leading, in one order."""
+    from flashlift.compiler import layout
+
+    with module.context:
+        layout.canonicalize_layouts(module)
+
+
+def pretranspose_keys(module, results: list) -> None:
+    """CPU: K as (batch.., k1, k2), what the CPU configs are tuned for."""
+    from flashlift.compiler import layout
+
+    with module.context:
+        layout.pretranspose_keys(module)
+
+
+def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_90", kernels: str = "on") -> None:
+    """CUDA: attention ops flashlift's FlashAttention kernel covers become its dispatches;
+    kernels=off keeps IREE's codegen for all (and records say so)."""
+    from flashlift.compiler.kernel_dispatch import CODEGEN, dispatch_kernels
+    from flashlift.passes.ir import collect
+
+    if kernels == "off":
+        results.extend(SiteRecord("attention", str(op.operation.location), CODEGEN, "use_kernels=False")
+                       for op in collect(module, "iree_linalg_ext.attention"))
+        return
+    results.extend(_records("attention", dispatch_kernels(module, _target(target or f"cuda:{arch}"))))
+
+
+def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90") -> None:
+    """CUDA: f16/bf16 linear layers flashlift's GEMM kernel covers become its dispatches."""
+    from flashlift.compiler import gemm_dispatch
+
+    results.extend(_records("gemm", gemm_dispatch.dispatch_gemms(module, _target(target or f"cuda:{arch}"))))
+
+
+def mask_dynamic_keys(module, results: list) -> None:
+    """GPU: a zero [k2] mask on mask-less ops with a dynamic key length (IREE pads through it)."""
+    from flashlift.compiler import lowering
+
+    with module.context:
+        lowering.mask_dynamic_keys(module)
+
+
+def annotate_lowering(module, results: list, target: str = "cpu") -> None:
+    """The lowering configuration (tuning database, then heuristics) of each attention op left
+    to IREE's codegen; runs last, after the kernels took theirs."""
+    from flashlift.compiler import lowering
+
+    lowering.annotate(module, _target(target))
+
+
+def causal_split(module, results: list) -> None:
+    """CPU: a causal op known at compile time becomes one op per query chunk."""
+    from flashlift.compiler.causal_split import split_causal
+
+    split_causal(module)
+
+
+STEPS = {
+    "canonicalize-layouts": ("Make attention operands' batch dims leading and ordered", canonicalize_layouts),
+    "pretranspose-keys": ("CPU: pre-transpose K to (batch, k1, k2) for the CPU configs", pretranspose_keys),
+    "causal-split": ("CPU: split causal attention into query chunks (no masked key blocks)", causal_split),
+    "dispatch-attention": ("CUDA: attention -> flashlift's FlashAttention kernel where it covers the op",
+                           dispatch_attention),
+    "dispatch-gemms": ("CUDA: linear layers -> flashlift's GEMM kernel where it covers them", dispatch_gemms),
+    "mask-dynamic-keys": ("GPU: zero mask over a dynamic key length (IREE pads through it)", mask_dynamic_keys),
+    "annotate-lowering": ("Attach the chosen lowering config to each attention op left to IREE", annotate_lowering),
+}

@@ -1,0 +1,61 @@
+"""`attn-opt --pipeline=<target>` runs exactly what compile_model runs before iree-compile.
+
+For each target the IR attn-opt prints for the imported module equals, character for
+character, the IR driver.lower hands to iree-compile (the raising, layouts, flashlift's
+kernels where they cover an op, the lowering configs), and the pipeline lists each step.
+"""
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import torch
+
+from flashlift.compiler import driver
+from flashlift.compiler.importer import import_model
+from flashlift.compiler.pipeline import pipeline_for
+from flashlift.compiler.targets import parse_target
+
+
+class Block(torch.nn.Module):
+    """A masked attention and a linear layer: every step of every target has work."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(64, 64)
+
+    def forward(self, q, k, v, mask):
+        s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + mask
+        o = torch.softmax(s.float(), -1).to(q.dtype) @ v
+        return self.proj(o.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1))
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda:sm_90", "cuda", "rocm", "vulkan"])
+def test_attn_opt_pipeline_reproduces_compile_model(target):
+    dtype = torch.float32 if target == "cpu" else torch.float16
+    q, k, v = (torch.randn(2, 1, 128, 64).to(dtype) for _ in range(3))
+    mask = torch.zeros(2, 1, 1, 128).to(dtype)
+    model = Block().to(dtype)
+    text = import_model(model, (q, k, v, mask)).text
+    lowered = driver.lower(text, parse_target(target)).text
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "in.mlir")
+        with open(src, "w") as f:
+            f.write(text)
+        attn_opt = os.path.join(os.path.dirname(sys.executable), "attn-opt")
+        out = subprocess.run([attn_opt, src, f"--pipeline={target}", "--mlir-print-debuginfo"],
+                             capture_output=True, text=True, check=True).stdout
+    assert out == lowered
+    assert "iree_linalg_ext.attention" in lowered or "flow.dispatch @flashlift_fa" in lowered
+
+
+def test_pipelines_list_their_steps():
+    assert pipeline_for("cpu").endswith("canonicalize-layouts,pretranspose-keys,causal-split,annotate-lowering{target=cpu})")
+    sm90 = pipeline_for("cuda:sm_90")
+    assert "dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-gemms{target=cuda:sm_90}" in sm90
+    assert "kernels=off" in pipeline_for("cuda:sm_90", use_kernels=False)
+    assert "raise-attention" not in pipeline_for("cpu", raise_attention=False)
+    assert "canonicalize-layouts" not in pipeline_for("vulkan")  # raised, then decomposed by IREE for SPIR-V
