@@ -73,10 +73,26 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         spec.update(names)
         if any(isinstance(d, str) for d in dims):
             spec["symbols"] = [d if isinstance(d, str) else None for d in dims]
+    _check_description(meta, vmfb)
     compiled = CompiledModel(vmfb, meta)
     if dynamic_shapes is not None and tgt.runs_here:
         _verify_dynamic(compiled, model, args, kwargs)
     return compiled
+
+
+def _check_description(meta: dict, vmfb: bytes) -> None:
+    """What save will write must load: the description passes load's checks and describes the
+    function iree-compile wrote (a mismatch is a flashlift bug or an IREE flag that changed the
+    signature)."""
+    from flashlift.description import validate
+    from flashlift.errors import CompileError, ModuleFormatError
+    from flashlift.runtime import check_module
+
+    try:
+        validate(meta, "the compiled module's description")
+    except ModuleFormatError as e:
+        raise CompileError(str(e)) from None
+    check_module(meta, vmfb, f"{meta['name']} compiled for {meta['target']}", CompileError)
 
 
 def _verify_dynamic(compiled: CompiledModel, model, args, kwargs: Optional[dict] = None) -> None:

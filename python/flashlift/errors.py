@@ -19,3 +19,7 @@ class CompileError(FlashliftError):
 
 class ModuleFormatError(FlashliftError, ValueError):
     """A file given to flashlift.load is not a flashlift module."""
+
+
+class SaveError(FlashliftError, OSError):
+    """CompiledModel.save could not write the file (the previous file, if any, is unchanged)."""
