@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from flashlift.cpu import compiled_for, missing
 from flashlift.report import Report, site_from_location
 from flashlift.runtime import FORMAT, VERSION, CompiledModel
 
@@ -69,13 +70,15 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         "constants": imported.constants, "output_tree": imported.outputs,
         "report": report.to_dict(),
     }
+    if tgt.kind == "cpu":
+        meta["cpu"] = compiled_for(vmfb)
     for spec, dims, names in zip(meta["inputs"], imported.input_dims, imported.inputs):
         spec.update(names)
         if any(isinstance(d, str) for d in dims):
             spec["symbols"] = [d if isinstance(d, str) else None for d in dims]
     _check_description(meta, vmfb)
     compiled = CompiledModel(vmfb, meta)
-    if dynamic_shapes is not None and tgt.runs_here:
+    if dynamic_shapes is not None and tgt.runs_here and not missing(meta.get("cpu")):
         _verify_dynamic(compiled, model, args, kwargs)
     return compiled
 

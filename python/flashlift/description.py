@@ -83,6 +83,8 @@ def _check_description(meta: dict) -> None:
         _type(v, CONSTANT_TYPES, f"constants[{k!r}]")
     if meta.get("output_tree") is not None:
         _check_tree(meta["output_tree"], "output_tree", len(outputs), 0)
+    if meta.get("cpu") is not None:
+        _check_cpu(meta["cpu"])
     _check_report(_optional(meta, "report", dict, "") or {})
 
 
@@ -147,6 +149,14 @@ def _check_tree(tree, at: str, n_outputs: int, depth: int) -> None:
             _type(tree["model_output"], str, f"{at}.model_output")
             for i, name in enumerate(_optional(tree, "declared", list, at) or []):
                 _type(name, str, f"{at}.declared[{i}]")
+
+
+def _check_cpu(cpu) -> None:
+    _type(cpu, dict, "cpu")
+    for key in ("arch", "name"):
+        _optional(cpu, key, str, "cpu")
+    for i, f in enumerate(_need(cpu, "features", list, "cpu")):
+        _type(f, str, f"cpu.features[{i}]")
 
 
 _SITE_KEYS = {"module_path": str, "source": str, "reason": str, "details": dict, "path": str, "path_reason": str}

@@ -23,3 +23,8 @@ class ModuleFormatError(FlashliftError, ValueError):
 
 class SaveError(FlashliftError, OSError):
     """CompiledModel.save could not write the file (the previous file, if any, is unchanged)."""
+
+
+class TargetError(FlashliftError):
+    """A module cannot run on this machine: compiled for another CPU architecture, or for CPU
+    features this machine lacks."""

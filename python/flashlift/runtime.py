@@ -9,7 +9,8 @@ Trust a `.flashlift` from elsewhere as you would trust a shared library.
 `load` checks, before it returns: the archive's bounds (flashlift.archive), every key of
 the description (flashlift.description), the module's SHA-256 against "module_sha256",
 that IREE accepts the module and that its function's declared signature is the one
-described (flashlift.module_abi).
+described (flashlift.module_abi), and for CPU modules that this machine has the CPU
+features the code was compiled for (flashlift.cpu).
 
 The description's keys: "function", "target", "driver", "name" (the model's class);
 "inputs": per function input its "shape" (None: dynamic), "dtype", "name" and "keyword"
@@ -17,9 +18,10 @@ The description's keys: "function", "target", "driver", "name" (the model's clas
 "constants": keyword inputs compiled in as constants (a call may repeat them, same value);
 "outputs": per function result its shape and dtype; "output_tree": how the results nest in
 what the model returns (flashlift.structure); "report"; "module_sha256": the hex SHA-256 of
-module.vmfb. Files without "output_tree" or input names (written before they existed)
-return a tensor or a tuple and take positional inputs; files without "module_sha256" are
-checked against the archive's CRC-32.
+module.vmfb; "cpu": for CPU modules, the target's {"arch", "name", "features"} (null: no
+native code). Files without "output_tree" or input names (written before they existed)
+return a tensor or a tuple and take positional inputs; files without "module_sha256" or
+"cpu" are checked against the archive's CRC-32 and not for CPU features.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ import os
 import zlib
 from typing import Any, Optional
 
-from flashlift import archive, description
+from flashlift import archive, cpu, description
 from flashlift.archive import META_NAME, VMFB_NAME  # noqa: F401 (the file's member names)
-from flashlift.errors import InputError, ModuleFormatError
+from flashlift.errors import InputError, ModuleFormatError, TargetError
 from flashlift.module_abi import declared_signature, dtype_name, open_module, signature_mismatches  # noqa: F401
 from flashlift.report import Report
 
@@ -68,6 +70,7 @@ class CompiledModel:
         if self._fn is None:
             import iree.runtime as rt
 
+            check_machine(self.meta, self.meta.get("name", "model"))
             try:
                 config = rt.Config(device=_make_device(self.device)) if self.device == "cuda" else rt.Config(self.device)
             except Exception as e:
@@ -407,8 +410,8 @@ def load(path: str, device: Optional[str] = None) -> CompiledModel:
 
     `device` is an IREE runtime driver ("local-task", "local-sync", "cuda", "hip", "vulkan");
     by default the one the module was compiled for. Everything the module doc lists is
-    checked first: a file that fails a check is refused with a ModuleFormatError naming
-    the file and the check.
+    checked first: a file that fails a check is refused with a ModuleFormatError (a
+    TargetError for a CPU module this machine cannot run), naming the file and the check.
     """
     path = os.fspath(path)
     contents = archive.read(path)
@@ -420,6 +423,7 @@ def load(path: str, device: Optional[str] = None) -> CompiledModel:
     description.validate(meta, f"{path}: {META_NAME}")
     _check_integrity(meta, contents, path)
     check_module(meta, contents.module, path, ModuleFormatError)
+    check_machine(meta, path)
     return CompiledModel(contents.module, meta, device)
 
 
@@ -447,6 +451,22 @@ def check_module(meta: dict, module, where: str, error=ModuleFormatError) -> Non
     if problems:
         raise error(f"{where}: {META_NAME} does not describe the function @{meta['function']} of {VMFB_NAME}: "
                     + "; ".join(problems))
+
+
+def check_machine(meta: dict, where: str) -> None:
+    """A CPU module runs only on a CPU of its architecture with the features it was compiled
+    for (flashlift.cpu): a TargetError names what this machine lacks."""
+    target = meta.get("cpu")
+    lacking = cpu.missing(target)
+    if not lacking:
+        return
+    if lacking[0].startswith("architecture"):
+        raise TargetError(f"{where}: compiled for {target['arch']} CPUs, this machine is {cpu.host_arch()}")
+    raise TargetError(
+        f"{where}: compiled for CPU {target.get('name', '?')!r} (target {meta.get('target', '?')}), whose code "
+        f"uses {', '.join(lacking)}, which this machine's CPU lacks: the first call would die of an illegal "
+        "instruction. Compile it for this machine (target 'cpu') or a level every machine it runs on has "
+        "('cpu:generic', 'cpu:x86-64-v2', 'cpu:x86-64-v3')")
 
 
 _DLPACK_CPU, _DLPACK_CUDA = 1, 2  # DLPack's kDLCPU and kDLCUDA device types

@@ -235,6 +235,7 @@ def test_corrupt_deflate_is_a_format_error(saved, tmp_path):
     (lambda m: m.update(constants=[]), r"constants is a list"),
     (lambda m: m["report"].update(raised=[3]), r"report.raised\[0\] is a int"),
     (lambda m: m["report"]["raised"][0].update(surprise=1), r"report.raised\[0\] has an unknown key 'surprise'"),
+    (lambda m: m.update(cpu={"features": "avx2"}), r"cpu.features is a str"),
     (lambda m: m.update(module_sha256=5), r"module_sha256 is a int"),
 ])
 def test_missing_or_mistyped_keys_are_refused_at_load(saved, tmp_path, edit, message):
