@@ -170,9 +170,6 @@ def _check_report(report: dict) -> None:
     for key in ("raised", "rejected", "linears"):
         for i, site in enumerate(_optional(report, key, list, "report") or []):
             _check_record(site, _SITE_KEYS, ("module_path", "source"), f"report.{key}[{i}]")
-            details = site.get("details") or {}
-            _optional(details, "shape", (dict, list), f"report.{key}[{i}].details")
-            _optional(details, "batch_sizes", list, f"report.{key}[{i}].details")
     for i, d in enumerate(_optional(report, "dropouts", list, "report") or []):
         _check_record(d, _DROPOUT_KEYS, ("module_path", "p", "training", "source"), f"report.dropouts[{i}]")
     for i, note in enumerate(_optional(report, "notes", list, "report") or []):

@@ -316,3 +316,9 @@ def test_save_over_a_file_replaces_it(saved, tmp_path):
     flashlift.load(saved[0]).save(str(path))
     assert torch.allclose(flashlift.load(str(path))(*saved[1]), saved[2], atol=1e-5)
     assert os.listdir(tmp_path) == ["model.flashlift"]
+
+
+def test_a_report_with_odd_details_still_prints(saved, tmp_path):
+    """A site's details are free-form (a matmul's "shape" is a string): never a TypeError."""
+    path = edited(tmp_path, saved[0], lambda m: m["report"]["raised"][0].update(details={"shape": "m", "batch_sizes": 3}))
+    assert "raised 1 attention site" in str(flashlift.load(path).report)
