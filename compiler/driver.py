@@ -76,10 +76,15 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
 ASYNC_ABI_FLAGS = ("--iree-execution-model=async-external",)
 
 
+#: iree-compile demotes f64 to f32 by default, also in the function's signature: a float64
+#: model's module then took float32. Kept f64: the module takes what the model takes.
+KEEP_F64_FLAGS = ("--iree-input-demote-f64-to-f32=false",)
+
+
 def compile_flags(target, *, async_abi: bool = None) -> list:
     """iree-compile flags for `target`; async_abi (default: CUDA targets) compiles the
     function with the coarse-fences ABI."""
-    flags = list(target.flags)
+    flags = list(target.flags) + list(KEEP_F64_FLAGS)
     if target.kind == "cpu":
         from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
 

@@ -12,17 +12,28 @@ in what the model returns (flashlift.structure), constants included. Graph rewri
 the FX importer, for what torch-mlir 20261001 rejects or lowers wrongly: views become
 reshapes (a view of a tensor that stops being contiguous after decomposition), frozen tensors
 in op lists are passed through a copy, and views of dynamic sizes become `prims.collapse`.
+
+Refused before torch-mlir sees them, with an error naming the input or the op: example inputs
+with a 0 in a dim (torch-mlir's lowering divides by it: SIGFPE), and ops whose output size
+depends on the input values (unbacked sizes such as `x[x > 0]`: torch-mlir lowers them without
+bound). torch.export and torch-mlir keep process-wide state while they run, so one import runs
+at a time (`IMPORT_LOCK`): `compile_model` may be called from several threads.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from flashlift.errors import ImportError_, InputError
+
+#: Held while a model is exported and lowered: torch.export (non-strict) patches torch's
+#: module hierarchy and dispatch modes process-wide, so two exports at once fail each other.
+IMPORT_LOCK = threading.Lock()
 
 DROPOUT_OPS = ("aten.dropout.default", "aten.native_dropout.default", "aten.feature_dropout.default",
                "aten.alpha_dropout.default", "aten.feature_alpha_dropout.default")
@@ -67,6 +78,8 @@ def check_example_kwargs(kwargs) -> dict:
         if not isinstance(v, (torch.Tensor,) + CONSTANT_KWARG_TYPES):
             raise InputError(f"kwargs[{k!r}] is a {type(v).__name__}, expected a torch.Tensor or a constant "
                              "(None, bool, int, float, str)")
+        if isinstance(v, torch.Tensor):
+            _check_sizes(v, f"kwargs[{k!r}]")
     return dict(kwargs)
 
 
@@ -80,7 +93,19 @@ def check_example_args(example_args: Sequence[Any]) -> tuple:
     for i, a in enumerate(example_args):
         if not isinstance(a, torch.Tensor):
             raise InputError(f"example_args[{i}] is a {type(a).__name__}, expected a torch.Tensor")
+        _check_sizes(a, f"example_args[{i}]")
     return _unaliased(tuple(example_args))
+
+
+def _check_sizes(t, label: str) -> None:
+    """Refuses an example input with a 0 in a dim: torch-mlir's lowering of the ops on it
+    divides by that size (the process dies of SIGFPE), and a module of empty tensors computes
+    nothing."""
+    if 0 in t.shape:
+        dim = list(t.shape).index(0)
+        raise InputError(f"{label} has size 0 in dim {dim} (shape {list(t.shape)}): flashlift compiles example "
+                         "inputs with at least one element along every dim; give inputs of the sizes the model "
+                         "will be called with")
 
 
 def _unaliased(args: tuple) -> tuple:
@@ -183,20 +208,29 @@ def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] =
     """Exports `model(*example_args, **kwargs)` (in eval mode) and lowers it to linalg-on-tensors."""
     import torch
 
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    args = check_example_args(example_args)
+    kwargs, notes = default_kwargs(model, check_example_kwargs(kwargs))
+    with IMPORT_LOCK:
+        return _import_locked(model, args, kwargs, notes, dynamic_shapes, func_name)
+
+
+def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes, func_name: str) -> Imported:
+    """import_model's work, under IMPORT_LOCK."""
+    import torch
+
     from torch_mlir import fx
     from torch_mlir import ir as tm_ir
     from torch_mlir.dialects import torch as torch_d
     from torch_mlir.extras.fx_decomp_util import get_decomposition_table
     from torch_mlir.extras.fx_importer import FxImporter
 
-    if not isinstance(model, torch.nn.Module):
-        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    args = check_example_args(example_args)
-    kwargs, notes = default_kwargs(model, check_example_kwargs(kwargs))
     tensors = _unaliased(args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)))
     args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
     model.eval()
     ep = _export(model, args, kwargs, dynamic_shapes)
+    _refuse_data_dependent_sizes(ep, type(model).__name__)
     dropouts = _remove_dropout(ep)
     _views_as_reshapes(ep)
     name = type(model).__name__
@@ -274,6 +308,24 @@ def _export(model, args: tuple, kwargs: dict, dynamic_shapes):
     finally:
         for sub, names in saved.items():
             sub._non_persistent_buffers_set.update(names)
+
+
+def _refuse_data_dependent_sizes(ep, name: str) -> None:
+    """An op whose output size depends on the input values (`x[x > 0]`, `nonzero`, `unique`,
+    `.item()` used as a size) gets an unbacked symbol from torch.export (`u0`); torch-mlir
+    lowers such graphs without bound (17 GB and counting for `x[x > 0]`). Refused, naming the
+    first such op and where the model wrote it."""
+    for node in ep.graph.nodes:
+        bound = node.meta.get("unbacked_bindings")
+        if node.op != "call_function" or not bound:
+            continue
+        file, line = user_frame(node)
+        symbols = ", ".join(sorted(str(s) for s in bound))
+        where = f" in {module_path(node)}" if module_path(node) else ""
+        raise ImportError_(f"{name}: {node.target} at {file}:{line}{where} gives a size that depends on the input "
+                           f"values ({symbols}: boolean-mask indexing, nonzero, unique, .item() as a size, ...); "
+                           "flashlift compiles sizes known from the input shapes only: write it with a fixed-size "
+                           "op (torch.where, masked_fill, a multiply by the mask)")
 
 
 def _export_error(name: str, e: Exception) -> str:

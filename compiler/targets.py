@@ -11,9 +11,21 @@ A target spec string names where the compiled module will run; it maps to the
 
 Known specs
 -----------
-``cpu``
-    llvm-cpu for the host CPU, driver ``local-task``.  The only target that
-    runs on the development machine (no GPU there).
+``cpu`` (also ``cpu:host``)
+    llvm-cpu for the host CPU (``--iree-llvmcpu-target-cpu=host``: its name and
+    every feature it has), driver ``local-task``.  The module runs on CPUs with
+    the same features.  The only kind of target that runs on the development
+    machine (no GPU there).
+``cpu:generic`` / ``cpu:x86-64-v2`` / ``cpu:x86-64-v3`` / ``cpu:x86-64-v4``
+    Portable CPU modules: ``generic`` is the architecture's baseline (x86-64:
+    SSE2), the x86-64 levels those of the psABI (v2: SSE4.2, POPCNT; v3: AVX2,
+    FMA, BMI2, F16C; v4: AVX-512 F/BW/CD/DQ/VL), given to IREE as
+    ``--iree-llvmcpu-target-cpu=<level>`` (IREE 3.13 turns the name into LLVM's
+    feature list; ``--iree-llvmcpu-target-cpu-features`` stays unset).  The
+    x86-64 levels compile for x86-64 on any machine
+    (``--iree-llvmcpu-target-triple``).  Either way the description records the
+    features compiled for, and ``flashlift.load`` refuses a machine without them
+    (flashlift.cpu).
 ``cuda`` / ``cuda:sm_80`` / ``cuda:sm_86`` / ``cuda:sm_87`` / ``cuda:sm_89``
     CUDA backend (PTX), driver ``cuda``.  ``cuda`` means ``sm_80``.
     IREE 3.13 has no ``sm_90`` target ("missing GPU target in
@@ -66,6 +78,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from flashlift.cpu import host_arch
 from flashlift.errors import InputError  # a ValueError subclass; no IREE import
 
 __all__ = [
@@ -73,6 +86,7 @@ __all__ = [
     "parse_target",
     "known_targets",
     "KNOWN",
+    "CPU_LEVELS",
     "CUDA_ARCHS",
     "CUDA_KERNEL_ARCHS",
     "VULKAN_DECOMPOSE_ATTENTION_PIPELINE",
@@ -102,9 +116,14 @@ VULKAN_DECOMPOSE_ATTENTION_PIPELINE = (
 #: element type of the compiled functions to f32!).
 VULKAN_BF16_FLAGS = ("--iree-input-promote-bf16-to-f32",)
 
+#: CPU levels ``cpu:<level>`` accepted besides the host (LLVM CPU names); the x86-64 ones
+#: compile for x86-64 whatever the compiling machine is.
+CPU_LEVELS = ("generic", "x86-64-v2", "x86-64-v3", "x86-64-v4")
+X86_64_TRIPLE = "x86_64-unknown-unknown-eabi-elf"  # what IREE 3.13 uses for the host on x86-64
+
 #: Spec strings shown in error messages.
 KNOWN = (
-    "cpu",
+    "cpu", *[f"cpu:{level}" for level in CPU_LEVELS],
     "cuda", *[f"cuda:{a}" for a in CUDA_ARCHS], *[f"cuda:{a}" for a in CUDA_KERNEL_ONLY_ARCHS],
     "rocm", "rocm:gfx942", "rocm:<gfx arch>",
     "vulkan", "vulkan:<target>",
@@ -113,7 +132,6 @@ KNOWN = (
 _CPU_FLAGS = (
     "--iree-hal-target-device=local",
     "--iree-hal-local-target-device-backends=llvm-cpu",
-    "--iree-llvmcpu-target-cpu=host",
 )
 
 
@@ -128,12 +146,13 @@ class Target:
       flags: ``iree-compile`` flags selecting the device/backend.
       driver: IREE runtime HAL driver name (``local-task``, ``cuda``,
         ``hip``, ``vulkan``).
-      arch: ``"host"``, the GPU architecture IREE compiles for (``sm_80``,
+      arch: ``"host"`` or the CPU level (``"generic"``, ``"x86-64-v3"``), the GPU architecture IREE compiles for (``sm_80``,
         ``gfx942``; ``sm_80`` for ``cuda:sm_90``) or the Vulkan target name
         (``ampere``).  For cuda/rocm this is what
         :func:`flashlift.compiler.lowering_gpu.gpu_attention_attrs` takes.
       runs_here: True if modules for this target can be executed on the
-        development machine (only ``cpu``; it has no GPU).
+        development machine (the ``cpu`` targets; it has no GPU); a CPU
+        level this machine lacks features of is still refused at load.
       raise_attention: whether emitting ``iree_linalg_ext.attention`` is
         worthwhile (False for Vulkan, where it is decomposed again).
       notes: free-form caveats.
@@ -173,8 +192,18 @@ def _unknown(spec: str) -> InputError:
     return InputError(f"unknown target '{spec}'; known targets: {', '.join(KNOWN)}")
 
 
-def _cpu() -> Target:
-    return Target("cpu", "cpu", _CPU_FLAGS, "local-task", "host", True)
+def _cpu(level: str, spec: str) -> Target:
+    """``cpu`` (the host) or ``cpu:<level>`` (CPU_LEVELS); ``arch`` is the LLVM CPU name."""
+    if level == "host":
+        return Target("cpu", "cpu", (*_CPU_FLAGS, "--iree-llvmcpu-target-cpu=host"), "local-task", "host", True)
+    if level not in CPU_LEVELS:
+        raise InputError(f"unknown CPU level '{level}' in target '{spec}'; known: host, {', '.join(CPU_LEVELS)}")
+    flags = (*_CPU_FLAGS, f"--iree-llvmcpu-target-cpu={level}")
+    x86 = level.startswith("x86-64")
+    if x86:
+        flags += (f"--iree-llvmcpu-target-triple={X86_64_TRIPLE}",)
+    return Target(f"cpu:{level}", "cpu", flags, "local-task", level, not x86 or host_arch() == "x86_64",
+                  notes="portable: runs on any CPU with the level's features (flashlift.load checks them)")
 
 
 def _cuda(arch: str, spec: str) -> Target:
@@ -229,9 +258,11 @@ def parse_target(spec: str) -> Target:
     text = spec.strip().lower()
     kind, sep, arg = text.partition(":")
     if text in ("cpu", "host", "llvm-cpu"):
-        return _cpu()
+        return _cpu("host", spec)
     if sep and not arg:
         raise _unknown(spec)
+    if kind == "cpu":
+        return _cpu(arg, spec)
     if kind == "cuda":
         return _cuda(arg or DEFAULT_CUDA_ARCH, spec)
     if kind in ("rocm", "hip"):

@@ -10,11 +10,12 @@
 and torch-mlir lazily.
 """
 
-from flashlift.errors import CompileError, FlashliftError, ImportError_, InputError, ModuleFormatError
+from flashlift.errors import (CompileError, FlashliftError, ImportError_, InputError, ModuleFormatError, SaveError,
+                              TargetError)
 from flashlift.runtime import CompiledModel, load
 
 __all__ = ["compile_model", "import_model", "load", "CompiledModel", "FlashliftError", "InputError",
-           "CompileError", "ImportError_", "ModuleFormatError"]
+           "CompileError", "ImportError_", "ModuleFormatError", "SaveError", "TargetError"]
 
 
 def compile_model(*args, **kwargs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from flashlift.cpu import compiled_for, missing
 from flashlift.report import Report, site_from_location
 from flashlift.runtime import FORMAT, VERSION, CompiledModel
 
@@ -62,6 +63,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     report.linears = [site_from_location(r["location"], path=r["path"], path_reason=r["reason"],
                                          details={k: r[k] for k in ("shape", "kernel") if k in r})
                       for r in lowered.gemms]
+    report.notes += _dtype_notes(lowered.signature)
     meta = {
         "format": FORMAT, "version": VERSION, "name": type(model).__name__,
         "function": imported.func_name, "target": tgt.name, "driver": tgt.driver,
@@ -69,14 +71,41 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         "constants": imported.constants, "output_tree": imported.outputs,
         "report": report.to_dict(),
     }
+    if tgt.kind == "cpu":
+        meta["cpu"] = compiled_for(vmfb)
     for spec, dims, names in zip(meta["inputs"], imported.input_dims, imported.inputs):
         spec.update(names)
         if any(isinstance(d, str) for d in dims):
             spec["symbols"] = [d if isinstance(d, str) else None for d in dims]
+    _check_description(meta, vmfb)
     compiled = CompiledModel(vmfb, meta)
-    if dynamic_shapes is not None and tgt.runs_here:
+    if dynamic_shapes is not None and tgt.runs_here and not missing(meta.get("cpu")):
         _verify_dynamic(compiled, model, args, kwargs)
     return compiled
+
+
+def _dtype_notes(signature: dict) -> list:
+    """What the report says about the dtypes the module takes and returns."""
+    specs = signature["inputs"] + signature["outputs"]
+    if not any(s["dtype"] == "float64" for s in specs):
+        return []
+    return ["float64: the module takes and returns float64 as the model does (IREE's demotion to float32 is "
+            "off); raised attention is computed by IREE 3.13 with float32 accuracy (about 1e-7 relative error)"]
+
+
+def _check_description(meta: dict, vmfb: bytes) -> None:
+    """What save will write must load: the description passes load's checks and describes the
+    function iree-compile wrote (a mismatch is a flashlift bug or an IREE flag that changed the
+    signature, as f64 demotion did)."""
+    from flashlift.description import validate
+    from flashlift.errors import CompileError, ModuleFormatError
+    from flashlift.runtime import check_module
+
+    try:
+        validate(meta, "the compiled module's description")
+    except ModuleFormatError as e:
+        raise CompileError(str(e)) from None
+    check_module(meta, vmfb, f"{meta['name']} compiled for {meta['target']}", CompileError)
 
 
 def _verify_dynamic(compiled: CompiledModel, model, args, kwargs: Optional[dict] = None) -> None:

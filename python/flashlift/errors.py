@@ -19,3 +19,12 @@ class CompileError(FlashliftError):
 
 class ModuleFormatError(FlashliftError, ValueError):
     """A file given to flashlift.load is not a flashlift module."""
+
+
+class SaveError(FlashliftError, OSError):
+    """CompiledModel.save could not write the file (the previous file, if any, is unchanged)."""
+
+
+class TargetError(FlashliftError):
+    """A module cannot run on this machine: compiled for another CPU architecture, or for CPU
+    features this machine lacks."""

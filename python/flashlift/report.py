@@ -94,10 +94,12 @@ def _short(source: str) -> str:
 
 
 def _details(info: dict) -> str:
-    shape = info.get("shape", {})
+    """An attention site's shape, scale, mask and dtype (details are free-form: a matmul's
+    "shape" is a string, and what is not an attention's is left out)."""
+    shape = info.get("shape") if isinstance(info.get("shape"), dict) else {}
     parts = []
     size = lambda n: "?" if n is None else str(n)  # ? = dynamic
-    if info.get("batch_sizes") is not None:
+    if isinstance(info.get("batch_sizes"), list):
         parts.append("batch=[" + ", ".join(size(n) for n in info["batch_sizes"]) + "]")
     parts += [f"{k}={size(shape[k])}" for k in ("m", "k2", "k1", "n") if k in shape]
     if "scale" in info:

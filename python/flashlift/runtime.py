@@ -1,50 +1,54 @@
 """The compiled-model object and its file format. Needs only iree-base-runtime and numpy.
 
-A saved module is a zip archive with two members: `module.vmfb` (what iree-compile wrote)
-and `flashlift.json` (the function to call, the argument and result signature, the target
-and the report). Plain data: loading never runs code from the file.
+A saved module (`.flashlift`) is a zip archive (flashlift.archive) with two members:
+`module.vmfb`, what iree-compile wrote, which holds executable code (native code for the
+CPU, PTX or a cubin for CUDA, SPIR-V for Vulkan) that the IREE runtime runs on the first
+call; and `flashlift.json`, the description: plain data (no Python code, no pickle).
+Trust a `.flashlift` from elsewhere as you would trust a shared library.
+
+`load` checks, before it returns: the archive's bounds (flashlift.archive), every key of
+the description (flashlift.description), the module's SHA-256 against "module_sha256",
+that IREE accepts the module and that its function's declared signature is the one
+described (flashlift.module_abi), and for CPU modules that this machine has the CPU
+features the code was compiled for (flashlift.cpu).
 
 The description's keys: "function", "target", "driver", "name" (the model's class);
 "inputs": per function input its "shape" (None: dynamic), "dtype", "name" and "keyword"
 (passed by keyword, else positionally), "symbols" (dynamic dims' torch.export symbols);
 "constants": keyword inputs compiled in as constants (a call may repeat them, same value);
 "outputs": per function result its shape and dtype; "output_tree": how the results nest in
-what the model returns (flashlift.structure); "report". Files without "output_tree" or
-input names (written before they existed) return a tensor or a tuple and take positional
-inputs.
+what the model returns (flashlift.structure); "report"; "module_sha256": the hex SHA-256 of
+module.vmfb; "cpu": for CPU modules, the target's {"arch", "name", "features"} (null: no
+native code). Files without "output_tree" or input names (written before they existed)
+return a tensor or a tuple and take positional inputs; files without "module_sha256" or
+"cpu" are checked against the archive's CRC-32 and not for CPU features.
 """
 
 from __future__ import annotations
 
 import functools
-import io
+import hashlib
 import json
 import os
-import zipfile
+import zlib
 from typing import Any, Optional
 
-from flashlift.errors import InputError, ModuleFormatError
+from flashlift import archive, cpu, description
+from flashlift.archive import META_NAME, VMFB_NAME  # noqa: F401 (the file's member names)
+from flashlift.errors import InputError, ModuleFormatError, TargetError
+from flashlift.module_abi import declared_signature, dtype_name, open_module, signature_mismatches  # noqa: F401
 from flashlift.report import Report
 
 FORMAT = "flashlift-module"
 VERSION = 1
-META_NAME = "flashlift.json"
-VMFB_NAME = "module.vmfb"
-
-_TORCH_DTYPES = {
-    "f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64",
-    "i64": "int64", "i32": "int32", "i16": "int16", "i8": "int8", "ui8": "uint8", "i1": "bool",
-}
-
-
-def dtype_name(mlir_type: str) -> str:
-    return _TORCH_DTYPES.get(mlir_type, mlir_type)
 
 
 class CompiledModel:
-    """A model compiled by flashlift. Call it with torch tensors; get torch tensors back."""
+    """A model compiled by flashlift. Call it with torch tensors; get torch tensors back.
 
-    def __init__(self, vmfb: bytes, meta: dict, device: Optional[str] = None):
+    `vmfb` is the module's bytes, or a memoryview of them mapped from a file (`load`)."""
+
+    def __init__(self, vmfb, meta: dict, device: Optional[str] = None):
         self._vmfb = vmfb
         self.meta = meta
         self.device = device or meta.get("driver", "local-task")
@@ -60,18 +64,19 @@ class CompiledModel:
 
     @property
     def vmfb(self) -> bytes:
-        return self._vmfb
+        return bytes(self._vmfb) if isinstance(self._vmfb, memoryview) else self._vmfb
 
     def _function(self):
         if self._fn is None:
             import iree.runtime as rt
 
+            check_machine(self.meta, self.meta.get("name", "model"))
             try:
                 config = rt.Config(device=_make_device(self.device)) if self.device == "cuda" else rt.Config(self.device)
             except Exception as e:
                 raise InputError(f"IREE runtime device '{self.device}' is not available here: {e}") from None
             ctx = rt.SystemContext(config=config)
-            ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, self._vmfb))
+            ctx.add_vm_module(open_module(ctx.instance, self._vmfb, VMFB_NAME))
             self._ctx = ctx
             self._fn = ctx.modules.module[self.meta["function"]]
             if self._fn.vm_function.reflection.get("iree.abi.model") == "coarse-fences":
@@ -318,10 +323,11 @@ class CompiledModel:
             device=device, buffer=host, element_type=element)
 
     def save(self, path: str) -> None:
-        """Writes the compiled module and its description (see the module doc)."""
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
-            z.writestr(META_NAME, json.dumps(self.meta, indent=2))
-            z.writestr(VMFB_NAME, self._vmfb)
+        """Writes the compiled module and its description, with the module's SHA-256 (see the
+        module doc), atomically: on failure a SaveError says why and a previous file at
+        `path` is left as it was."""
+        meta = dict(self.meta, module_sha256=hashlib.sha256(self._vmfb).hexdigest())
+        archive.write(path, json.dumps(meta, indent=2).encode("utf-8"), self._vmfb)
 
 
 def _label(i: int, spec: dict) -> str:
@@ -403,33 +409,71 @@ def load(path: str, device: Optional[str] = None) -> CompiledModel:
     """Loads a module written by CompiledModel.save; needs only the IREE runtime.
 
     `device` is an IREE runtime driver ("local-task", "local-sync", "cuda", "hip", "vulkan");
-    by default the one the module was compiled for.
+    by default the one the module was compiled for. Everything the module doc lists is
+    checked first: a file that fails a check is refused with a ModuleFormatError (a
+    TargetError for a CPU module this machine cannot run), naming the file and the check.
     """
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            if META_NAME not in names or VMFB_NAME not in names:
-                raise ModuleFormatError(f"{path}: not a flashlift module (missing {META_NAME} or {VMFB_NAME})")
-            meta = json.loads(z.read(META_NAME).decode("utf-8"))
-            vmfb = z.read(VMFB_NAME)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except zipfile.BadZipFile:
-        raise ModuleFormatError(f"{path}: not a flashlift module (not a zip archive written by CompiledModel.save)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModuleFormatError(f"{path}: not a flashlift module ({META_NAME} is not valid JSON: {e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    path = os.fspath(path)
+    contents = archive.read(path)
+    meta = description.parse(contents.description, f"{path}: {META_NAME}")
+    if meta.get("format") != FORMAT:
         raise ModuleFormatError(f"{path}: not a flashlift module ({META_NAME} has no 'format': '{FORMAT}')")
     if meta.get("version") != VERSION:
         raise ModuleFormatError(f"{path}: flashlift module version {meta.get('version')} is not supported (want {VERSION})")
-    return CompiledModel(vmfb, meta, device)
+    description.validate(meta, f"{path}: {META_NAME}")
+    _check_integrity(meta, contents, path)
+    check_module(meta, contents.module, path, ModuleFormatError)
+    check_machine(meta, path)
+    return CompiledModel(contents.module, meta, device)
+
+
+def _check_integrity(meta: dict, contents: archive.Contents, path: str) -> None:
+    """module.vmfb's SHA-256 against the description's (the archive's CRC-32 for files
+    saved without one)."""
+    want = meta.get("module_sha256")
+    if want is None:
+        ok, what = zlib.crc32(contents.module) == contents.module_crc, "CRC-32 the archive records"
+    else:
+        ok, what = hashlib.sha256(contents.module).hexdigest() == want.lower(), f"SHA-256 in {META_NAME}"
+    if not ok:
+        raise ModuleFormatError(f"{path}: {VMFB_NAME} does not match the {what}: the file is damaged or was "
+                                "modified after it was saved")
+
+
+def check_module(meta: dict, module, where: str, error=ModuleFormatError) -> None:
+    """IREE accepts `module` and its function's declared signature is the described one;
+    else `error` lists the differences."""
+    import iree.runtime as rt
+
+    declared = declared_signature(open_module(rt.VmInstance(), module, f"{where}: {VMFB_NAME}"),
+                                  meta["function"], f"{where}: {VMFB_NAME}")
+    problems = signature_mismatches(meta, declared)
+    if problems:
+        raise error(f"{where}: {META_NAME} does not describe the function @{meta['function']} of {VMFB_NAME}: "
+                    + "; ".join(problems))
+
+
+def check_machine(meta: dict, where: str) -> None:
+    """A CPU module runs only on a CPU of its architecture with the features it was compiled
+    for (flashlift.cpu): a TargetError names what this machine lacks."""
+    target = meta.get("cpu")
+    lacking = cpu.missing(target)
+    if not lacking:
+        return
+    if lacking[0].startswith("architecture"):
+        raise TargetError(f"{where}: compiled for {target['arch']} CPUs, this machine is {cpu.host_arch()}")
+    raise TargetError(
+        f"{where}: compiled for CPU {target.get('name', '?')!r} (target {meta.get('target', '?')}), whose code "
+        f"uses {', '.join(lacking)}, which this machine's CPU lacks: the first call would die of an illegal "
+        "instruction. Compile it for this machine (target 'cpu') or a level every machine it runs on has "
+        "('cpu:generic', 'cpu:x86-64-v2', 'cpu:x86-64-v3')")
 
 
 _DLPACK_CPU, _DLPACK_CUDA = 1, 2  # DLPack's kDLCPU and kDLCUDA device types
 
 _HAL_ELEMENT_TYPES = {"float32": "FLOAT_32", "float16": "FLOAT_16", "bfloat16": "BFLOAT_16", "float64": "FLOAT_64",
                       "int64": "SINT_64", "int32": "SINT_32", "int16": "SINT_16", "int8": "SINT_8", "uint8": "UINT_8",
-                     "bool": "BOOL_8"}
+                      "bool": "BOOL_8"}
 
 
 def _to_torch(result, dtype: str):

@@ -18,7 +18,7 @@ def compiled():
 
 
 def test_unknown_target_lists_known():
-    with pytest.raises(InputError, match=r"unknown target 'tpu'; known targets: cpu, cuda"):
+    with pytest.raises(InputError, match=r"unknown target 'tpu'; known targets: cpu, cpu:generic, cpu:x86-64-v2, .*, cuda"):
         flashlift.compile_model(PlainAttention(), (torch.randn(1, 2, 2),) * 3, target="tpu")
 
 
@@ -95,3 +95,30 @@ def test_attn_opt_errors_are_diagnostics(tmp_path, capsys):
     binary.write_bytes(b"\xff\xfe\x00\x01")
     assert main([str(binary)]) == 1
     assert "not a text .mlir file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["args", "kwargs"])
+def test_zero_size_example_input_is_refused_by_name(where):
+    """torch-mlir's lowering divides by a 0 dim (the process died of SIGFPE): refused first."""
+    q, empty = torch.randn(2, 4, 8), torch.randn(2, 0, 8)
+    if where == "args":
+        with pytest.raises(InputError, match=r"example_args\[1\] has size 0 in dim 1 \(shape \[2, 0, 8\]\)"):
+            flashlift.compile_model(PlainAttention(), (q, empty, q))
+    else:
+        with pytest.raises(InputError, match=r"kwargs\['v'\] has size 0 in dim 1"):
+            flashlift.compile_model(PlainAttention(), (q, q), kwargs={"v": empty})
+
+
+def test_data_dependent_output_size_is_refused_with_op_and_line():
+    """`x[x > 0]` has a size torch.export cannot know (an unbacked symbol); torch-mlir lowered
+    it without bound (17 GB). Refused before torch-mlir, naming the op and the line."""
+    import inspect
+
+    class Positive(torch.nn.Module):
+        def forward(self, x):
+            return x[x > 0] * 2
+
+    line = inspect.getsourcelines(Positive.forward)[1] + 1
+    with pytest.raises(ImportError_, match=rf"Positive: aten\.index\.Tensor at .*test_errors\.py:{line} gives a "
+                                           r"size that depends on the input values \(u0"):
+        flashlift.compile_model(Positive(), (torch.randn(4, 5),))
