@@ -67,26 +67,33 @@ def rewrite(op) -> bool:
     loc = op.operation.location
     with ir.InsertionPoint(op), loc:
         flat = irx.collapse(a, [[0, 1], [2]], loc)
-        rows, n = irx.shape(flat)[0], irx.shape(w)[1]
-        dyn = ir.ShapedType.get_dynamic_size()
-        flat_type = ir.RankedTensorType.get([dyn if rows is None else rows, n], out_type.element_type)
-        sizes = [irx.tensor_dim(flat, 0)] if rows is None else []
-        empty = ir.Operation.create("tensor.empty", results=[flat_type], operands=sizes).results[0]
         from iree.compiler.dialects import linalg
 
         zero = irx.float_constant(float(fill), out_type.element_type)
-        acc = linalg.fill(zero, outs=[empty])
-        product = linalg.matmul(flat, w, outs=[acc])
-        batch = [irx.tensor_dim(a, d) for d in (0, 1) if out_type.is_dynamic_dim(d)]
-        result = ir.Operation.create(
-            "tensor.expand_shape", results=[out_type], operands=[product] + batch,
-            attributes={"reassociation": irx.reassociation_attr([[0, 1], [2]]),
-                        "static_output_shape": ir.DenseI64ArrayAttr.get(list(out_type.shape))}).results[0]
+        acc = linalg.fill(zero, outs=[_rows_empty(flat, irx.shape(w)[1], out_type.element_type)])
+        result = _expand_rows(linalg.matmul(flat, w, outs=[acc]), a, out_type)
     irx.result(op).replace_all_uses_with(result)
     irx.erase_dead([op])
     while result is not None:
         result = _sink_expand(result)
     return True
+
+
+def _rows_empty(rows_of: ir.Value, n: int, etype) -> ir.Value:
+    """tensor.empty [rows of `rows_of`, n] of `etype`."""
+    rows = irx.shape(rows_of)[0]
+    t = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size() if rows is None else rows, n], etype)
+    sizes = [irx.tensor_dim(rows_of, 0)] if rows is None else []
+    return ir.Operation.create("tensor.empty", results=[t], operands=sizes).results[0]
+
+
+def _expand_rows(rows: ir.Value, like: ir.Value, out_type) -> ir.Value:
+    """expand_shape [B*M, N] -> [B, M, N] (`out_type`), dynamic B, M read from `like`."""
+    batch = [irx.tensor_dim(like, d) for d in (0, 1) if out_type.is_dynamic_dim(d)]
+    return ir.Operation.create(
+        "tensor.expand_shape", results=[out_type], operands=[rows] + batch,
+        attributes={"reassociation": irx.reassociation_attr([[0, 1], [2]]),
+                    "static_output_shape": ir.DenseI64ArrayAttr.get(list(out_type.shape))}).results[0]
 
 
 def _row_map(amap: ir.AffineMap) -> Optional[ir.AffineMap]:
@@ -124,15 +131,9 @@ def _sink_expand(expanded: ir.Value) -> Optional[ir.Value]:
             else:
                 inputs.append(value)
         out_type = irx.tensor_type(irx.result(user))
-        rows_type = ir.RankedTensorType.get(irx.shape(flat)[:1] + [out_type.shape[2]], out_type.element_type)
-        empty = ir.Operation.create("tensor.empty", results=[rows_type],
-                                    operands=[irx.tensor_dim(flat, 0)] if rows_type.is_dynamic_dim(0) else []).results[0]
+        empty = _rows_empty(flat, out_type.shape[2], out_type.element_type)
         new = irx.generic(inputs, empty, row_maps, ["parallel"] * 2, lambda args: _clone_body(user, args))
-        batch = [irx.tensor_dim(expanded, d) for d in (0, 1) if out_type.is_dynamic_dim(d)]
-        result = ir.Operation.create(
-            "tensor.expand_shape", results=[out_type], operands=[new] + batch,
-            attributes={"reassociation": irx.reassociation_attr([[0, 1], [2]]),
-                        "static_output_shape": ir.DenseI64ArrayAttr.get(list(out_type.shape))}).results[0]
+        result = _expand_rows(new, expanded, out_type)
     irx.result(user).replace_all_uses_with(result)
     irx.erase_dead([user])
     return result
