@@ -124,17 +124,9 @@ def attention_shape(op) -> dict:
     mask_batch = [batch.index(d) for d in _dims(maps[4]) if d in batch] if len(maps) == 6 else []
     canonical = (q == batch + m + k1 and k[: len(batch)] == batch and k[len(batch):] in (k2 + k1, k1 + k2)
                  and v == batch + k2 + n and o == batch + m + n)
-    mask_canonical = True
-    if len(maps) == 6:
-        mask_dims = _dims(maps[4])
-        in_batch = [d for d in mask_dims if d in batch]
-        batch_leading = mask_dims == in_batch + [d for d in mask_dims if d not in batch]
-        mask_canonical = in_batch in ([], batch) and batch_leading
     return {
         "dispatch_roles": dispatch_roles(maps, sizes),
         "canonical": canonical,  # Q, K, V, O
-        "mask_canonical": mask_canonical,
-        "mask_batch_leading": len(maps) == 6 and batch_leading and mask_batch == sorted(mask_batch),
         "k_transposed": k[len(batch):] == k1 + k2,
         "batch": [sizes[d] for d in batch], "m": one(m), "n": one(n), "k1": one(k1), "k2": one(k2),
         "elem_type": str(ir.RankedTensorType(operands[0].type).element_type),
@@ -156,14 +148,13 @@ def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bo
     dynamic = None in (shape["m"], shape["n"], shape["k1"], shape["k2"]) or None in shape["batch"]
     if dynamic and target.kind != "cpu":
         return {}  # dynamic shapes on GPUs: IREE's own heuristics
-    if not shape["canonical"] or (target.kind != "cpu" and not shape.get("mask_canonical", True)
-                                  and not shape.get("mask_batch_leading")):
+    if not shape["canonical"]:
         # The configs' tile lists index the dispatch's dims after IREE collapses the batch
         # dims, which it only does when every operand has them leading, in the same order
         # (compiler/layout.py makes them so). Elsewhere a config would tile the wrong dims:
-        # keep IREE's (slower, correct) default. The CPU configs take the exact dispatch
-        # dims (dispatch_roles: a [B, K2] padding mask over (b, h) leaves two batch dims);
-        # the GPU ones count batch runs (lowering_gpu.effective_batch_rank).
+        # keep IREE's (slower, correct) default. A mask that reads only some batch dims
+        # splits them: the CPU configs take the exact dispatch dims (dispatch_roles), the
+        # GPU ones count batch runs (lowering_gpu.effective_batch_rank).
         return {}
     if knobs is not None:
         return {} if knobs.get("iree_default") else _heuristic(shape, target, knobs)
