@@ -116,14 +116,13 @@ class Builder:
         k2 = self.r["k2"]
         row_leaves = [l for l in mask_leaves if l != k2]
         n = len(mask_leaves)
-        true = ir.Operation.create("arith.constant", results=[i1], attributes={"value": ir.IntegerAttr.get(i1, 1)}).results[0]
+        true = irx.true_constant()
         init = irx.generic([], self.empty(row_leaves, i1), [ir.AffineMap.get_identity(len(row_leaves))],
                            ["parallel"] * len(row_leaves), lambda args: true)
         neg_inf = irx.float_constant(float("-inf"), ir.F32Type.get())
 
         def all_hidden(args):
-            hidden = ir.Operation.create("arith.cmpf", results=[i1], operands=[args[0], neg_inf], attributes={
-                "predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)}).results[0]  # oeq
+            hidden = irx.cmpf("oeq", args[0], neg_inf)
             return ir.Operation.create("arith.andi", results=[i1], operands=[hidden, args[1]]).results[0]
 
         rows = irx.generic([mask], init, [ir.AffineMap.get_identity(n), _dims_map(mask_leaves, row_leaves)],
@@ -329,8 +328,7 @@ class MaskBuilder:
         if fill == float("-inf"):
             return
         if keeps_true:  # the fill is taken where cond is false
-            true = ir.Operation.create("arith.constant", results=[cond.type],
-                                       attributes={"value": ir.IntegerAttr.get(cond.type, 1)}).results[0]
+            true = irx.true_constant()
             cond = ir.Operation.create("arith.xori", results=[cond.type], operands=[cond, true]).results[0]
         self.replaced.append(cond)
 

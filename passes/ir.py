@@ -156,6 +156,20 @@ def float_constant(v: float, etype) -> ir.Value:
     return ir.Operation.create("arith.constant", results=[etype], attributes={"value": ir.FloatAttr.get(etype, v)}).results[0]
 
 
+def true_constant() -> ir.Value:
+    i1 = ir.IntegerType.get_signless(1)
+    return ir.Operation.create("arith.constant", results=[i1], attributes={"value": ir.IntegerAttr.get(i1, 1)}).results[0]
+
+
+CMPF = {"oeq": 1, "ole": 5}  # arith.cmpf predicates by name
+
+
+def cmpf(predicate: str, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
+    """`arith.cmpf <predicate>, lhs, rhs` (an i1)."""
+    return ir.Operation.create("arith.cmpf", results=[ir.IntegerType.get_signless(1)], operands=[lhs, rhs], attributes={
+        "predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), CMPF[predicate])}).results[0]
+
+
 def tensor_dim(value: ir.Value, d: int) -> ir.Value:
     """`tensor.dim %value, d`: the size of dim d as an index value."""
     return ir.Operation.create("tensor.dim", results=[ir.IndexType.get()], operands=[value, index_constant(d)]).results[0]

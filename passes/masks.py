@@ -63,21 +63,17 @@ def encode(value: ir.Value, replaced: list, adds_in: str) -> ir.Value:
     f32 = ir.F32Type.get()
     i1 = ir.IntegerType.get_signless(1)
 
-    def cmp(predicate: int, lhs, rhs):  # arith.cmpf predicates: 1 = oeq, 5 = ole
-        return ir.Operation.create("arith.cmpf", results=[i1], operands=[lhs, rhs], attributes={
-            "predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), predicate)}).results[0]
-
     def select(cond, a, b):
         return ir.Operation.create("arith.select", results=[f32], operands=[cond, a, b]).results[0]
 
     floor = irx.float_constant(FLOOR, f32)
     neg_inf = irx.float_constant(float("-inf"), f32)
     clamped = ir.Operation.create("arith.maximumf", results=[f32], operands=[value, floor]).results[0]
-    absorbed = cmp(5, value, irx.float_constant(-swamp_limit(adds_in), f32))
+    absorbed = irx.cmpf("ole", value, irx.float_constant(-swamp_limit(adds_in), f32))
     for r in replaced:
         absorbed = ir.Operation.create("arith.ori", results=[i1], operands=[absorbed, r]).results[0]
     encoded = select(absorbed, floor, clamped)
-    return select(cmp(1, value, neg_inf), neg_inf, encoded)
+    return select(irx.cmpf("oeq", value, neg_inf), neg_inf, encoded)
 
 
 def float_type_name(t: ir.Type) -> str:
