@@ -77,14 +77,17 @@ ASYNC_ABI_FLAGS = ("--iree-execution-model=async-external",)
 
 
 #: iree-compile demotes f64 to f32 by default, also in the function's signature: a float64
-#: model's module then took float32. Kept f64: the module takes what the model takes.
+#: model's module then took float32. Kept f64 for a model whose signature has float64 (the
+#: module takes what the model takes), and only there: the f64 scalars torch-mlir emits in
+#: every model (an rsub's 1.0, a LayerNorm's eps) kept as f64 make IREE's CUDA codegen fail
+#: ("failed to distribute") on a LayerNorm dispatch.
 KEEP_F64_FLAGS = ("--iree-input-demote-f64-to-f32=false",)
 
 
-def compile_flags(target, *, async_abi: bool = None) -> list:
+def compile_flags(target, *, async_abi: bool = None, keep_f64: bool = False) -> list:
     """iree-compile flags for `target`; async_abi (default: CUDA targets) compiles the
-    function with the coarse-fences ABI."""
-    flags = list(target.flags) + list(KEEP_F64_FLAGS)
+    function with the coarse-fences ABI; keep_f64 for a model that takes or returns float64."""
+    flags = list(target.flags) + (list(KEEP_F64_FLAGS) if keep_f64 else [])
     if target.kind == "cpu":
         from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
 
@@ -94,7 +97,7 @@ def compile_flags(target, *, async_abi: bool = None) -> list:
     return flags
 
 
-def iree_compile(text: str, target, *, async_abi: bool = None) -> bytes:
+def iree_compile(text: str, target, *, async_abi: bool = None, keep_f64: bool = False) -> bytes:
     """Step 4: iree-compile for `target`; a CompileError carries IREE's own diagnostics.
 
     iree-compile runs as a child that ends with this process (a compile killed by SIGTERM
@@ -105,7 +108,7 @@ def iree_compile(text: str, target, *, async_abi: bool = None) -> bytes:
     from iree.compiler.tools.binaries import find_tool
 
     args = ["--iree-input-type=auto", "--iree-vm-bytecode-module-output-format=flatbuffer-binary",
-            "--mlir-print-debuginfo", "--mlir-print-op-on-diagnostic=false", *compile_flags(target, async_abi=async_abi)]
+            "--mlir-print-debuginfo", "--mlir-print-op-on-diagnostic=false", *compile_flags(target, async_abi=async_abi, keep_f64=keep_f64)]
     with tempfile.TemporaryDirectory(prefix="flashlift-compile-") as tmp:
         source, output = os.path.join(tmp, "module.mlir"), os.path.join(tmp, "module.vmfb")
         with open(source, "w", encoding="utf-8") as f:

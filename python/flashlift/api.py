@@ -45,7 +45,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes)
     lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
                            use_kernels=use_kernels)
-    vmfb = driver.iree_compile(lowered.text, tgt)
+    vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
     report = Report(target=tgt.name, raise_attention=raise_attention,
                     dropouts=[vars(d) for d in imported.dropouts], notes=list(imported.notes))
     paths = list(lowered.paths)
@@ -84,10 +84,13 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     return compiled
 
 
+def _has_f64(signature: dict) -> bool:
+    return any(s["dtype"] == "float64" for s in signature["inputs"] + signature["outputs"])
+
+
 def _dtype_notes(signature: dict) -> list:
     """What the report says about the dtypes the module takes and returns."""
-    specs = signature["inputs"] + signature["outputs"]
-    if not any(s["dtype"] == "float64" for s in specs):
+    if not _has_f64(signature):
         return []
     return ["float64: the module takes and returns float64 as the model does (IREE's demotion to float32 is "
             "off); raised attention is computed by IREE 3.13 with float32 accuracy (about 1e-7 relative error)"]

@@ -41,6 +41,27 @@ def test_cuda_targets_compile_with_the_async_abi_and_cpu_without():
     assert driver.ASYNC_ABI_FLAGS[0] in driver.compile_flags(CPU, async_abi=True)
 
 
+class ResidualLayerNorm(torch.nn.Module):
+    """BERT's output block in f16: torch-mlir emits f64 scalars in it (the rsub's 1.0, eps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(64)
+
+    def forward(self, x, y, keep):
+        return self.norm(x + y) * (1.0 - keep[..., None].to(x.dtype))
+
+
+def test_f64_is_kept_only_for_float64_models():
+    """Regression: f64 kept in every module made IREE's CUDA codegen fail on BERT's LayerNorm
+    ("failed to distribute"); a float16 model compiles for CUDA with f64 demoted."""
+    assert driver.KEEP_F64_FLAGS[0] not in driver.compile_flags(parse_target("cuda:sm_90"))
+    assert driver.KEEP_F64_FLAGS[0] in driver.compile_flags(CPU, keep_f64=True)
+    args = (torch.randn(2, 16, 64).half(), torch.randn(2, 16, 64).half(), torch.ones(2, 16, dtype=torch.int64))
+    compiled = flashlift.compile_model(ResidualLayerNorm().half(), args, target="cuda:sm_90")
+    assert [s["dtype"] for s in compiled.meta["inputs"]] == ["float16", "float16", "int64"]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
 def test_async_and_sync_modules_give_the_same_answers(dtype):
     torch.manual_seed(1)
