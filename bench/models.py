@@ -6,15 +6,17 @@ Models (Hugging Face transformers, eager attention, built from config, random we
     causal, rotary embeddings, grouped-query attention;
   * llama_d128: the same with LLaMA-7B's head dim 128 (hidden 2048, 16 heads, 4 KV heads,
     SwiGLU 5632); its causal + padding mask reaches the attention kernel at run time.
-The weights are *inputs* of the compiled function (so modules stay small enough to carry
-to the GPU machine, and both sides run the very same weights). Peers on the same inputs:
-IREE without raising, torch eager, torch.compile, and the same model with
-attn_implementation="sdpa" (what a model that calls SDPA gets). `flashlift_sdpa` is that SDPA
-model compiled by flashlift (transformers' default attention, raised from SDPA's
-decomposition).
+flashlift's weights are *inputs* of the compiled function (so modules stay small enough to
+carry to the GPU machine, and every candidate runs the very same weights), imported once.
+Candidates: flashlift on the eager-attention model; `flashlift_sdpa`, flashlift on the model with
+transformers' default attention (SDPA, raised from its decomposition); `iree_unraised`, IREE
+alone. The torch peers are the model as users hold it (its own parameters, SDPA attention,
+called directly) under every configuration a user would pick: eager, torch.compile default,
+`max-autotune-no-cudagraphs` and `reduce-overhead` (CUDA graphs, the strongest).
 
     python bench/models.py build --target cuda:sm_90 --out build/bench/models   # here
     python bench/models.py run --modules build/bench/models --out-dir $OUT       # GPU machine
+    python bench/models.py run ... --iree-flags=--cuda_use_streams=false --tag -graphs  # IREE's CUDA graphs
     python bench/models.py all --target cpu --small                              # CPU machine
 """
 
@@ -130,14 +132,59 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         json.dump({"target": target, "commit": commit(), "models": entries}, f, indent=1)
 
 
-def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
+class AsUsersHold(torch.nn.Module):
+    """forward(hidden, mask) -> last hidden state: the model with its own parameters and
+    transformers' default attention (SDPA), called as its users call it. The same function as
+    WeightsAsInputs computes, without functional_call in the way (which inflated torch's
+    times: BERT's SDPA model 6.09 ms through it, 2.19 ms called directly, at d325afe)."""
+
+    def __init__(self, name: str, model):
+        super().__init__()
+        self.name, self.model = name, model
+
+    def forward(self, hidden, mask):
+        if self.name == "bert":
+            ext = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+            return self.model(hidden, attention_mask=ext)[0]
+        return self.model(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+
+
+# peer -> torch.compile mode (None: eager); the strongest configuration a user would pick is
+# reduce-overhead (CUDA graphs), which only CUDA has
+TORCH_PEERS = {"eager": None, "compile": "default", "max_autotune": "max-autotune-no-cudagraphs",
+               "cudagraphs": "reduce-overhead"}
+
+
+def torch_peers(name: str, layers: int, dtype, device: str, hidden, mask, peers: list[str]) -> dict:
+    """peer -> (run, None) for the SDPA model as users hold it, under each torch mode asked for."""
+    user = AsUsersHold(name, make_model(name, layers, "sdpa").to(dtype).to(device))
+    cands = {}
+    for peer in peers:
+        if peer not in TORCH_PEERS or (peer == "cudagraphs" and device != "cuda"):
+            continue
+        mode = TORCH_PEERS[peer]
+        if mode is None:
+            cands["torch_eager"] = (lambda: user(hidden, mask), None)
+            continue
+        torch._dynamo.reset()
+        fn = torch.compile(user, mode=mode)
+        if peer == "cudagraphs":
+            # a new step per call, as a serving loop marks it: the graph's outputs are reused
+            cands["torch_" + peer] = (lambda f=fn: (torch.compiler.cudagraph_mark_step_begin(), f(hidden, mask))[1], None)
+        else:
+            cands["torch_" + peer] = (lambda f=fn: f(hidden, mask), None)
+    return cands
+
+
+def run(modules_dir: str, out_dir: str, peers: list[str], names: tuple = (), tag: str = "") -> None:
     manifest, device = load_manifest(modules_dir)
     rows = []
     for e in manifest["models"]:
+        if names and e["name"] not in names:
+            continue
         dtype = DTYPES[e["dtype"]]
         model = make_model(e["name"], e["layers"]).to(dtype).to(device)
         hidden, mask, weights = inputs_for(e["name"], model, e["batch"], e["seq"], dtype, device)
-        wrapper = WeightsAsInputs(e["name"], model)
         with torch.no_grad():
             ref = WeightsAsInputs(e["name"], make_model(e["name"], e["layers"]).to(device))(
                 hidden.float(), mask, *[w.float() for w in weights])
@@ -146,30 +193,24 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> None:
         # weights imported once, as a deployed model's parameters would be (zero-copy on CUDA)
         cands = flashlift_candidates(modules_dir, e["modules"], (hidden, mask, *weights), public_call=False)
         with torch.no_grad():
-            if "eager" in peers:
-                cands["torch_eager"] = (lambda: wrapper(hidden, mask, *weights), None)
-            if "compile" in peers:
-                compiled_wrapper = torch.compile(wrapper)
-                cands["torch_compile"] = (lambda: compiled_wrapper(hidden, mask, *weights), None)
-            if "sdpa" in peers:
-                sdpa_model = WeightsAsInputs(e["name"], make_model(e["name"], e["layers"], "sdpa").to(dtype).to(device))
-                cands["torch_sdpa_model"] = (lambda: sdpa_model(hidden, mask, *weights), None)
+            cands.update(torch_peers(e["name"], e["layers"], dtype, device, hidden, mask, peers))
             measure(row, cands, ref, device, e["name"])
         rows.append(row)
         print(row, flush=True)
-    _write(rows, manifest, device, out_dir)
+    _write(rows, manifest, device, out_dir, tag)
 
 
-def _write(rows, manifest, device, out_dir):
+def _write(rows, manifest, device, out_dir, tag=""):
     os.makedirs(out_dir, exist_ok=True)
     name = device_name(device)
     text = results_markdown(
         f"End-to-end benchmark: {name}",
         [f"flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
-         "median ms of 30 warm calls per peer, timed in interleaved rounds; weights are inputs, imported once (on CUDA the torch tensors themselves, zero-copy; the result comes back as a CUDA tensor); err vs the f32 model"],
+         "median ms of 30 warm calls per peer, timed in interleaved rounds; flashlift's weights are inputs, imported once (on CUDA the torch tensors themselves, zero-copy; the result comes back as a CUDA tensor); torch peers: the SDPA model with its own parameters, called directly; err vs the f32 model",
+         f"IREE runtime flags: {os.environ.get('FLASHLIFT_IREE_FLAGS') or 'defaults'}"],
         ["model", "shape", "dtype"], rows, lambda r: [r["model"], r["shape"], r["dtype"]],
         lambda r, p: f"{p} ms" if r is None else (f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail"))
-    with open(os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}.md"), "w") as f:
+    with open(os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}{tag}.md"), "w") as f:
         f.write(text)
     print(text)
 
@@ -183,7 +224,9 @@ def main() -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--modules", default=None)
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
-    p.add_argument("--peers", default="eager,compile,sdpa")
+    p.add_argument("--peers", default=",".join(TORCH_PEERS), help=f"comma list of {', '.join(TORCH_PEERS)}")
+    p.add_argument("--iree-flags", default="", help="IREE runtime flags, e.g. --cuda_use_streams=false")
+    p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument("--models", default="", help=f"comma list of {', '.join(SPECS)} (default: all)")
     a = p.parse_args()
     dtype = a.dtype or ("f32" if a.target == "cpu" else "f16")
@@ -191,7 +234,12 @@ def main() -> int:
     if a.mode in ("build", "all"):
         build(a.target, modules, dtype, a.small, tuple(filter(None, a.models.split(","))))
     if a.mode in ("run", "all"):
-        run(modules, a.out_dir, a.peers.split(","))
+        if a.iree_flags:
+            import iree.runtime as rt
+
+            rt.flags.parse_flags(*a.iree_flags.split())
+            os.environ["FLASHLIFT_IREE_FLAGS"] = a.iree_flags
+        run(modules, a.out_dir, a.peers.split(","), tuple(filter(None, a.models.split(","))), a.tag)
     return 0
 
 

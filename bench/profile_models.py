@@ -34,7 +34,7 @@ def run(modules_dir: str, iters: int, peers: list, models: list, trace: str, pla
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from attention import DTYPES, flashlift_candidates, load_manifest
-    from models import WeightsAsInputs, inputs_for, make_model
+    from models import inputs_for, make_model, torch_peers
 
     manifest, device = load_manifest(modules_dir)
     work = []
@@ -45,12 +45,9 @@ def run(modules_dir: str, iters: int, peers: list, models: list, trace: str, pla
         model = make_model(e["name"], e["layers"]).to(dtype).to(device)
         hidden, mask, weights = inputs_for(e["name"], model, e["batch"], e["seq"], dtype, device)
         cands = {k: fn for k, (fn, _) in flashlift_candidates(modules_dir, e["modules"], (hidden, mask, *weights)).items()}
-        wrapper = WeightsAsInputs(e["name"], model)
-        if "eager" in peers:
-            cands["torch_eager"] = (lambda w=wrapper, a=(hidden, mask, *weights): w(*a))
-        if "compile" in peers:
-            cw = torch.compile(wrapper)
-            cands["torch_compile"] = (lambda w=cw, a=(hidden, mask, *weights): w(*a))
+        with torch.no_grad():
+            cands.update({k: fn for k, (fn, _) in torch_peers(e["name"], e["layers"], dtype, device, hidden, mask,
+                                                              peers).items()})
         for name, fn in cands.items():
             with torch.no_grad():
                 for _ in range(3):
@@ -139,7 +136,7 @@ def main() -> int:
     p.add_argument("--trace", default="trace.json", help="run: where to write the chrome trace; report: what to read")
     p.add_argument("--modules", default=os.path.join(ROOT, "build", "bench", "models-cuda_sm_90"))
     p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--peers", default="eager,compile")
+    p.add_argument("--peers", default="eager,compile,cudagraphs", help="torch peers, as bench/models.py names them")
     p.add_argument("--models", default="", help="comma list (default: every model in the manifest)")
     p.add_argument("--plain", action="store_true", help="run: no profiler (e.g. under ncu)")
     p.add_argument("--iree-flags", default="", help="IREE runtime flags, e.g. --cuda_use_streams=true")
