@@ -29,6 +29,8 @@ transposes K in registers. 1.1-1.3x end to end (see lowering_cpu.py).
 
 from __future__ import annotations
 
+from flashlift.passes import masks
+
 
 def _maps(op) -> list:
     return [a.value for a in op.operation.attributes["indexing_maps"]]
@@ -47,7 +49,7 @@ def _dims(amap) -> list:
     return [e.position if isinstance(e, ir.AffineDimExpr) else None for e in amap.results]
 
 
-FENCES = ("iree_tensor_ext.compute_barrier.start", "iree_tensor_ext.compute_barrier.end", "util.optimization_barrier")
+FENCES = masks.FENCES
 
 
 def barrier(value, kind: str = "start", loc=None):
