@@ -60,6 +60,8 @@ keeps IREE's codegen. Produces one record per attention op, in program order:
 
 from __future__ import annotations
 
+from flashlift.passes import masks
+
 import dataclasses
 import hashlib
 import math
@@ -349,7 +351,7 @@ def _constant_float(value) -> Optional[float]:
     return float(ir.FloatAttr(attr).value) if isinstance(attr, ir.FloatAttr) else None
 
 
-FENCES = ("iree_tensor_ext.compute_barrier.start", "iree_tensor_ext.compute_barrier.end", "util.optimization_barrier")
+FENCES = masks.FENCES
 
 
 def seq_major_source(plan: Plan, index: int):

@@ -29,25 +29,30 @@ transposes K in registers. 1.1-1.3x end to end (see lowering_cpu.py).
 
 from __future__ import annotations
 
+import contextlib
+
+from iree.compiler import ir
+from iree.compiler.dialects import linalg
+
+from flashlift.compiler.lowering import attention_shape, query_dim, roles_of
+from flashlift.passes import masks
+from flashlift.passes.ir import collect, tensor_dim
+
 
 def _maps(op) -> list:
     return [a.value for a in op.operation.attributes["indexing_maps"]]
 
 
 def _set_maps(op, maps) -> None:
-    from iree.compiler import ir
-
     with op.operation.context:
         op.operation.attributes["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
 
 
 def _dims(amap) -> list:
-    from iree.compiler import ir
-
     return [e.position if isinstance(e, ir.AffineDimExpr) else None for e in amap.results]
 
 
-FENCES = ("iree_tensor_ext.compute_barrier.start", "iree_tensor_ext.compute_barrier.end", "util.optimization_barrier")
+FENCES = masks.FENCES
 
 
 def barrier(value, kind: str = "start", loc=None):
@@ -55,18 +60,12 @@ def barrier(value, kind: str = "start", loc=None):
     operand: nothing above moves below it) or .end (a result: nothing below moves above
     it); util.optimization_barrier for a dynamic shape (compute barriers then take the
     dynamic sizes as operands, which nothing here computes)."""
-    from iree.compiler import ir
-
     t = ir.RankedTensorType(value.type)
     name = (f"iree_tensor_ext.compute_barrier.{kind}" if t.has_static_shape else "util.optimization_barrier")
     fenced = ir.Operation.create(name, results=[value.type], operands=[value], loc=loc).results[0]
     if t.has_static_shape:
         return fenced
     # IREE cannot read sizes through the barrier: tie the result to the value's own sizes
-    import contextlib
-
-    from flashlift.passes.ir import tensor_dim
-
     with loc if loc is not None else contextlib.nullcontext():
         dims = [tensor_dim(value, d) for d in range(t.rank) if t.is_dynamic_dim(d)]
     return ir.Operation.create("flow.tensor.tie_shape", results=[value.type], operands=[fenced] + dims, loc=loc).results[0]
@@ -74,9 +73,6 @@ def barrier(value, kind: str = "start", loc=None):
 
 def _copy_permuted(value, perm: list, loc):
     """compute_barrier.start(linalg.transpose(value, perm)), inserted at the current point."""
-    from iree.compiler import ir
-    from iree.compiler.dialects import linalg
-
     t = ir.RankedTensorType(value.type)
     init = ir.Operation.create(
         "tensor.empty", results=[ir.RankedTensorType.get([t.shape[p] for p in perm], t.element_type)], loc=loc).results[0]
@@ -87,8 +83,6 @@ def _copy_permuted(value, perm: list, loc):
 
 
 def _static(value) -> bool:
-    from iree.compiler import ir
-
     t = ir.RankedTensorType(value.type)
     return not any(t.is_dynamic_dim(i) for i in range(t.rank))
 
@@ -98,8 +92,6 @@ def _fence_mask(op) -> None:
     into the attention dispatch; with a lowering config and a key length that is not a
     multiple of the tile (f16, k2=12), IREE 3.13's CPU codegen then computes wrong results.
     The mask is materialised anyway (over only the dims it varies along)."""
-    from iree.compiler import ir
-
     if len(op.operation.attributes["indexing_maps"]) != 6:
         return
     mask = op.operation.operands[4]
@@ -117,8 +109,6 @@ def fence(op) -> None:
     consumer transpose (a model's `.permute` back to (B, S, H, D)) into the op's output map,
     making the dispatch non-canonical after its lowering config was chosen for the canonical
     one: the config would then tile the wrong dims."""
-    from iree.compiler import ir
-
     _fence_mask(op)
     result = op.operation.results[0]
     uses = [(u.owner, u.operand_number) for u in result.uses]
@@ -132,11 +122,6 @@ def fence(op) -> None:
 
 def canonicalize_layouts(module) -> int:
     """Makes Q, K, V and O canonical for every attention op; returns how many were changed."""
-    from iree.compiler import ir
-
-    from flashlift.compiler.lowering import query_dim, roles_of
-    from flashlift.passes.ir import collect
-
     changed = 0
     for op in collect(module, "iree_linalg_ext.attention"):
         maps = _maps(op)
@@ -195,11 +180,6 @@ def canonicalize_layouts(module) -> int:
 
 def pretranspose_keys(module) -> int:
     """K as (batch.., k1, k2) for every canonical attention op; returns how many."""
-    from iree.compiler import ir
-
-    from flashlift.compiler.lowering import attention_shape
-    from flashlift.passes.ir import collect
-
     count = 0
     for op in collect(module, "iree_linalg_ext.attention"):
         shape = attention_shape(op.operation)

@@ -42,6 +42,9 @@ from . import ir as irx
 # also as bf16 rounds it (-9984); exp(MASKED - max) is exactly 0 in f32 for any max > MASKED + 104.
 MASKED = -9.9e3
 FLOOR = -(2.0 ** 126)  # the most negative finite value the op's mask holds: FLOOR * log2(e) is finite
+# Ops a value may pass through unchanged (IREE's compute barriers, util.optimization_barrier):
+# the codegen steps look through them when they follow a mask or a key to its producer.
+FENCES = ("iree_tensor_ext.compute_barrier.start", "iree_tensor_ext.compute_barrier.end", "util.optimization_barrier")
 MANTISSA_BITS = {"f64": 52, "f32": 23, "f16": 10, "bf16": 7}
 
 
