@@ -23,6 +23,7 @@ class Lowered:
     signature: dict = field(default_factory=dict)  # {"inputs": [...], "outputs": [...]}
     paths: list = field(default_factory=list)  # kernel_dispatch records: location, path, reason
     gemms: list = field(default_factory=list)  # gemm_dispatch records, one per linalg.matmul
+    parameters: list = field(default_factory=list)  # externalize_parameters.Parameter, one per global
 
 
 def function_signature(module, func_name: str) -> dict:
@@ -42,7 +43,7 @@ def function_signature(module, func_name: str) -> dict:
 
 
 def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "main",
-          use_kernels: bool = True) -> Lowered:
+          use_kernels: bool = True, on_pass=None) -> Lowered:
     """Steps 1-3: returns the IR text for iree-compile and what the passes decided.
 
     use_kernels=False keeps IREE's codegen for every attention op (the records then say so).
@@ -51,14 +52,17 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
 
     from flashlift.compiler.pipeline import pipeline_for, run_pipeline
     from flashlift.compiler.steps import SiteRecord
+    from flashlift.passes.externalize_parameters import Parameter
 
     ctx = ir.Context()
     try:
         module = ir.Module.parse(text, ctx)
     except ir.MLIRError as e:
         raise CompileError(f"the imported module does not parse: {e}") from None
-    results = run_pipeline(module, pipeline_for(target, raise_attention=raise_attention, use_kernels=use_kernels))
-    outcomes = [r for r in results if not isinstance(r, SiteRecord)]
+    results = run_pipeline(module, pipeline_for(target, raise_attention=raise_attention, use_kernels=use_kernels),
+                           on_pass=on_pass)
+    parameters = [r for r in results if isinstance(r, Parameter)]
+    outcomes = [r for r in results if not isinstance(r, (SiteRecord, Parameter))]
 
     def records(kind):
         return [dict(r.details, location=r.location, path=r.path, reason=r.reason)
@@ -66,7 +70,7 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
 
     paths, gemms = records("attention"), records("gemm")
     signature = function_signature(module, func_name)
-    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms)
+    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms, parameters)
 
 
 #: CUDA modules take a wait and a signal fence after their tensors (IREE's coarse-fences ABI):

@@ -58,6 +58,7 @@ class Imported:
     constants: dict = field(default_factory=dict)  # keyword inputs compiled as constants
     outputs: dict = field(default_factory=dict)  # flashlift.structure tree of the results
     notes: list = field(default_factory=list)  # what the import chose for the user
+    parameters: dict = field(default_factory=dict)  # state-dict name -> tensor, left out of the IR
 
 
 #: Keyword input values that are compiled in as constants (torch.export specialises them).
@@ -204,8 +205,14 @@ def _install_locations(importer) -> None:
 
 
 def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] = None,
-                 dynamic_shapes: Optional[Any] = None, func_name: str = "main") -> Imported:
-    """Exports `model(*example_args, **kwargs)` (in eval mode) and lowers it to linalg-on-tensors."""
+                 dynamic_shapes: Optional[Any] = None, func_name: str = "main",
+                 parameters: str = "archive") -> Imported:
+    """Exports `model(*example_args, **kwargs)` (in eval mode) and lowers it to linalg-on-tensors.
+
+    parameters="archive": the model's parameters (and floating buffers of at least
+    BUFFER_PARAMETER_BYTES) stay out of the IR, as `dense_resource<"flashlift_param.NAME">`
+    handles without data (flashlift.compiler.parameters); "inline": every tensor is a constant
+    in the IR (its bytes printed in the text)."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -213,10 +220,11 @@ def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] =
     args = check_example_args(example_args)
     kwargs, notes = default_kwargs(model, check_example_kwargs(kwargs))
     with IMPORT_LOCK:
-        return _import_locked(model, args, kwargs, notes, dynamic_shapes, func_name)
+        return _import_locked(model, args, kwargs, notes, dynamic_shapes, func_name, parameters)
 
 
-def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes, func_name: str) -> Imported:
+def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes, func_name: str,
+                   parameters: str) -> Imported:
     """import_model's work, under IMPORT_LOCK."""
     import torch
 
@@ -225,6 +233,8 @@ def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes
     from torch_mlir.dialects import torch as torch_d
     from torch_mlir.extras.fx_decomp_util import get_decomposition_table
     from torch_mlir.extras.fx_importer import FxImporter
+
+    from flashlift.compiler.literals import LiteralHooks
 
     tensors = _unaliased(args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)))
     args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
@@ -248,7 +258,10 @@ def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes
     input_dims = _input_dims(ep)
     context = tm_ir.Context()
     torch_d.register_dialect(context)
-    importer = FxImporter(context=context)
+    hooks = LiteralHooks(ep, external=parameters == "archive")
+    # (config_check logs through the root logger, whose implicit basicConfig would then print
+    # every library's log records on stderr: the torch dialect is registered just above)
+    importer = FxImporter(context=context, hooks=hooks, config_check=False)
     _install_locations(importer)
     try:
         with warnings.catch_warnings():
@@ -260,7 +273,7 @@ def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes
     if any(isinstance(d, str) for dims in input_dims for d in dims):
         _annotate_input_dims(module, func_name, input_dims)
     text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
-    return Imported(text, func_name, dropouts, input_dims, inputs, constants, outputs, notes)
+    return Imported(text, func_name, dropouts, input_dims, inputs, constants, outputs, notes, hooks.external)
 
 
 def _with_tensors(kwargs: dict, tensors: tuple) -> dict:

@@ -51,7 +51,8 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
             elements.append(f"dispatch-gemms{spec}")
     if t.kind in ("cuda", "rocm"):
         elements.append("mask-dynamic-keys")  # IREE's GPU codegen pads a dynamic k2 only through a mask
-    elements.append(f"annotate-lowering{spec}")  # last: only ops left to IREE get a config
+    elements.append(f"annotate-lowering{spec}")  # only ops left to IREE get a config
+    elements.append("externalize-parameters")  # last: every step before sees weights as constants
     return "builtin.module(" + ",".join(elements) + ")"
 
 
@@ -89,15 +90,18 @@ def pipeline_elements(pipeline: str) -> list[str]:
     return split_top_level(text)
 
 
-def build_pass_manager(ctx: ir.Context, elements: list[str], results: list, print_ir_after_all: bool = False) -> PassManager:
+def build_pass_manager(ctx: ir.Context, elements: list[str], results: list, print_ir_after_all: bool = False,
+                       on_pass=None) -> PassManager:
+    """`on_pass(i, n, name)`, if given, is called as flashlift's pass `i` of the n elements starts."""
     if print_ir_after_all:
         ctx.enable_multithreading(False)  # MLIR's IR printing requires it
     pm = PassManager("builtin.module", context=ctx)
-    for element in elements:
+    for i, element in enumerate(elements):
         name = element.split("{")[0].strip()
         if name in REGISTRY:
             _, run = REGISTRY[name]
-            pm.add(_as_pass(run, results, pass_options(element)), name=name, argument=name)
+            announce = (lambda i=i, name=name: on_pass(i, len(elements), name)) if on_pass else None
+            pm.add(_as_pass(run, results, pass_options(element), announce), name=name, argument=name)
         else:
             try:
                 pm.add(element)
@@ -124,7 +128,7 @@ def pass_options(element: str) -> dict:
     return options
 
 
-def _as_pass(run, results, options: dict):
+def _as_pass(run, results, options: dict, announce=None):
     import inspect
 
     accepted = inspect.signature(run).parameters
@@ -134,14 +138,17 @@ def _as_pass(run, results, options: dict):
             raise InputError(f"pass option '{key}' is not known to this pass")
 
     def pass_fn(op, pass_):
+        if announce:
+            announce()
         run(op, results, **options)
 
     return pass_fn
 
 
-def run_pipeline(module: ir.Module, pipeline: str = RAISE_PIPELINE, print_ir_after_all: bool = False) -> list:
+def run_pipeline(module: ir.Module, pipeline: str = RAISE_PIPELINE, print_ir_after_all: bool = False,
+                 on_pass=None) -> list:
     """Runs `pipeline` on `module` in place; returns the passes' Outcome records."""
     results: list = []
-    pm = build_pass_manager(module.context, pipeline_elements(pipeline), results, print_ir_after_all)
+    pm = build_pass_manager(module.context, pipeline_elements(pipeline), results, print_ir_after_all, on_pass)
     pm.run(module.operation)
     return results

@@ -23,6 +23,8 @@ _TORCH_DTYPES = {
 }
 #: The dtypes a compiled module may take and return (what the runtime can pass to IREE).
 DTYPES = tuple(_TORCH_DTYPES.values())
+#: The IREE parameter scope a module's weights are read from (`#stream.parameter.named<"model"::NAME>`).
+PARAMETER_SCOPE = "model"
 
 
 def dtype_name(mlir_type: str) -> str:

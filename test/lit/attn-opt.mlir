@@ -7,9 +7,9 @@
 // LIST: --annotate-lowering
 //
 // RUN: attn-opt --print-pipeline=cpu | FileCheck %s --check-prefix=PIPELINE-CPU
-// PIPELINE-CPU: builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,unbatch-matmuls,canonicalize,cse,canonicalize-layouts,pretranspose-keys,causal-split,annotate-lowering{target=cpu})
+// PIPELINE-CPU: builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,unbatch-matmuls,canonicalize,cse,canonicalize-layouts,pretranspose-keys,causal-split,annotate-lowering{target=cpu},externalize-parameters)
 // RUN: attn-opt --print-pipeline=cuda:sm_90 | FileCheck %s --check-prefix=PIPELINE-SM90
-// PIPELINE-SM90: canonicalize-layouts,dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-gemms{target=cuda:sm_90},mask-dynamic-keys,annotate-lowering{target=cuda:sm_90})
+// PIPELINE-SM90: canonicalize-layouts,dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-gemms{target=cuda:sm_90},mask-dynamic-keys,annotate-lowering{target=cuda:sm_90},externalize-parameters)
 //
 // RUN: attn-opt --pass-pipeline='builtin.module(raise-softmax,canonicalize,cse)' - < %S/Inputs/softmax.mlir | FileCheck %s --check-prefix=PIPE
 // PIPE: linalg.softmax dimension(2)
