@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from flashlift.cpu import compiled_for, missing
+from flashlift.errors import InputError
+from flashlift.parameters import Parameters, table_entry
+from flashlift.progress import stage
 from flashlift.report import Report, site_from_location
 from flashlift.runtime import FORMAT, VERSION, CompiledModel
 
@@ -15,12 +18,12 @@ def import_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[di
     locations that name the PyTorch module path and the source line of each op."""
     from flashlift.compiler.importer import import_model as _import
 
-    return _import(model, example_args, kwargs=kwargs, dynamic_shapes=dynamic_shapes).text
+    return _import(model, example_args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, parameters="inline").text
 
 
 def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[dict] = None, target: str = "cpu",
                   raise_attention: bool = True, dynamic_shapes: Optional[Any] = None,
-                  use_kernels: bool = True) -> CompiledModel:
+                  use_kernels: bool = True, parameters: str = "archive") -> CompiledModel:
     """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
 
     The model is run with inference semantics: eval mode, every dropout the identity.
@@ -40,12 +43,18 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     from flashlift.compiler.importer import check_example_args, check_example_kwargs, import_model as _import
     from flashlift.compiler.targets import parse_target
 
+    if parameters not in PARAMETER_MODES:
+        raise InputError(f"parameters={parameters!r}: expected one of {', '.join(map(repr, PARAMETER_MODES))}")
     tgt = parse_target(target)
     args, kwargs = check_example_args(example_args), check_example_kwargs(kwargs)
-    imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes)
-    lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
-                           use_kernels=use_kernels)
-    vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
+    name = type(model).__name__
+    with stage(f"import {name} (torch.export, torch-mlir)"):
+        imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, parameters=parameters)
+    with stage(f"passes for {tgt.name}") as step:
+        lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
+                               use_kernels=use_kernels, on_pass=step)
+    with stage(f"iree-compile for {tgt.name} ({len(lowered.text) >> 10} KiB of IR)"):
+        vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
     report = Report(target=tgt.name, raise_attention=raise_attention,
                     dropouts=[vars(d) for d in imported.dropouts], notes=list(imported.notes))
     paths = list(lowered.paths)
@@ -71,6 +80,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         "constants": imported.constants, "output_tree": imported.outputs,
         "report": report.to_dict(),
     }
+    used = {p.name: imported.parameters[p.name] for p in lowered.parameters}
+    if used:
+        meta["parameters"] = [table_entry(name, t) for name, t in used.items()]
     if tgt.kind == "cpu":
         meta["cpu"] = compiled_for(vmfb)
     for spec, dims, names in zip(meta["inputs"], imported.input_dims, imported.inputs):
@@ -78,10 +90,14 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         if any(isinstance(d, str) for d in dims):
             spec["symbols"] = [d if isinstance(d, str) else None for d in dims]
     _check_description(meta, vmfb)
-    compiled = CompiledModel(vmfb, meta)
+    compiled = CompiledModel(vmfb, meta, parameters=Parameters.from_tensors(used) if used else None)
     if dynamic_shapes is not None and tgt.runs_here and not missing(meta.get("cpu")):
         _verify_dynamic(compiled, model, args, kwargs)
     return compiled
+
+
+#: compile_model's parameters= choices (see its doc).
+PARAMETER_MODES = ("archive", "inline")
 
 
 def _has_f64(signature: dict) -> bool:

@@ -1,9 +1,11 @@
 """The .flashlift container: a zip archive of the description and the compiled module.
 
-Two entries, both stored (not compressed): `flashlift.json` (the description, plain data)
-and `module.vmfb` (what iree-compile wrote), whose data starts at a multiple of 64 bytes
+Entries, all stored (not compressed): `flashlift.json` (the description, plain data),
+`module.vmfb` (what iree-compile wrote), whose data starts at a multiple of 64 bytes
 (an alignment extra field, as Android's zipalign writes) so that `read` maps it from the
-file and IREE uses it in place. Other entries are ignored (never extracted or executed).
+file and IREE uses it in place, and for a module that reads its weights as parameters
+`parameters.irpa` (an IREE parameter archive, IREE's own format), at a multiple of 4096
+bytes, likewise mapped. Other entries are ignored (never extracted or executed).
 
 `write` is atomic: a temporary file in the destination's folder, flushed and fsynced,
 renamed over the destination; on any failure the temporary file is removed, the previous
@@ -29,10 +31,15 @@ from flashlift.errors import InputError, ModuleFormatError, SaveError
 
 META_NAME = "flashlift.json"
 VMFB_NAME = "module.vmfb"
+PARAMETERS_NAME = "parameters.irpa"
 #: The largest description `read` accepts (a real one, report included, is a few KB to MB).
 MAX_DESCRIPTION_BYTES = 16 << 20
 #: Where the module's data starts in the file: what IREE needs to use it in place.
 MODULE_ALIGNMENT = 64
+#: Where the parameters start: a page, so that IREE can use the mapped weights in place.
+PARAMETERS_ALIGNMENT = 4096
+#: How much of the parameter archive save copies at a time.
+_CHUNK = 16 << 20
 
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # signature ... name length, extra length (30 bytes)
 _ALIGN_EXTRA_ID = 0xD935  # zipalign's extra field: 2 bytes of alignment, then padding
@@ -42,10 +49,12 @@ class Contents(NamedTuple):
     description: bytes  # flashlift.json's bytes
     module: object  # module.vmfb: a memoryview of the mapped file (bytes if it is not aligned)
     module_crc: int  # the CRC-32 the archive records for module.vmfb
+    parameters: object = None  # parameters.irpa: a memoryview of the mapped file, or None
 
 
-def write(path: str, description: bytes, module) -> None:
-    """Writes the archive to `path` atomically (see the module doc)."""
+def write(path: str, description: bytes, module, parameters: str = None) -> None:
+    """Writes the archive to `path` atomically (see the module doc); `parameters` is the path
+    of a parameter archive to copy in as parameters.irpa."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
@@ -56,7 +65,7 @@ def write(path: str, description: bytes, module) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 step = "write the module"
-                _write_zip(f, description, module)
+                _write_zip(f, description, module, parameters)
                 step = "flush it to disk"
                 f.flush()
                 os.fsync(f.fileno())
@@ -71,21 +80,30 @@ def write(path: str, description: bytes, module) -> None:
     _sync_folder(folder)
 
 
-def _write_zip(f, description: bytes, module) -> None:
+def _write_zip(f, description: bytes, module, parameters) -> None:
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr(zipfile.ZipInfo(META_NAME, date_time=(1980, 1, 1, 0, 0, 0)), description)
         info = zipfile.ZipInfo(VMFB_NAME, date_time=(1980, 1, 1, 0, 0, 0))
-        info.extra = _alignment_extra(f.tell(), info, len(module))
+        info.extra = _alignment_extra(f.tell(), info, len(module), MODULE_ALIGNMENT)
         z.writestr(info, module)
+        if parameters is not None:
+            with open(parameters, "rb") as src:
+                size = os.fstat(src.fileno()).st_size
+                info = zipfile.ZipInfo(PARAMETERS_NAME, date_time=(1980, 1, 1, 0, 0, 0))
+                info.extra = _alignment_extra(f.tell(), info, size, PARAMETERS_ALIGNMENT)
+                info.file_size = size
+                with z.open(info, "w") as dest:  # (streamed: a multi-GB archive is never in memory)
+                    while chunk := src.read(_CHUNK):
+                        dest.write(chunk)
 
 
-def _alignment_extra(header_offset: int, info: zipfile.ZipInfo, size: int) -> bytes:
-    """An extra field that makes the entry's data start at a multiple of MODULE_ALIGNMENT
+def _alignment_extra(header_offset: int, info: zipfile.ZipInfo, size: int, alignment: int) -> bytes:
+    """An extra field that makes the entry's data start at a multiple of `alignment`
     (zipfile appends a 20-byte zip64 record to large entries: counted in)."""
     zip64 = 20 if size * 1.05 > zipfile.ZIP64_LIMIT else 0
     start = header_offset + _LOCAL_HEADER.size + len(info.filename.encode("utf-8")) + zip64 + 6
-    padding = -start % MODULE_ALIGNMENT
-    return struct.pack("<HHH", _ALIGN_EXTRA_ID, 2 + padding, MODULE_ALIGNMENT) + bytes(padding)
+    padding = -start % alignment
+    return struct.pack("<HHH", _ALIGN_EXTRA_ID, 2 + padding, min(alignment, 0xFFFF)) + bytes(padding)
 
 
 def _remove(path: str) -> None:
@@ -134,8 +152,13 @@ def read(path: str) -> Contents:
             description = _read_bounded(z, z.getinfo(META_NAME), path)
             info = z.getinfo(VMFB_NAME)
             offset = _stored_offset(f, info, size, path)
-        module = _map(f, offset, info.file_size)
-    return Contents(description, module, info.CRC)
+            params = z.getinfo(PARAMETERS_NAME) if PARAMETERS_NAME in names else None
+            params_offset = _stored_offset(f, params, size, path) if params is not None else None
+        module = _map(f, offset, info.file_size, MODULE_ALIGNMENT)
+        parameters = None
+        if params is not None:
+            parameters = _map(f, params_offset, params.file_size, PARAMETERS_ALIGNMENT, copy=False)
+    return Contents(description, module, info.CRC, parameters)
 
 
 def _read_bounded(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> bytes:
@@ -176,13 +199,13 @@ def _stored_offset(f, info: zipfile.ZipInfo, size: int, path: str) -> int:
     return offset
 
 
-def _map(f, offset: int, length: int):
-    """The module's bytes: a read-only memoryview of the mapped file where the data is
-    aligned for IREE, else a copy (an archive rewritten by another zip tool)."""
+def _map(f, offset: int, length: int, alignment: int, copy: bool = True):
+    """An entry's bytes: a read-only memoryview of the mapped file where the data is aligned
+    for IREE, else (copy=True) a copy (an archive rewritten by another zip tool)."""
     if length == 0:
         return b""
     mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     view = memoryview(mapped)[offset:offset + length]
-    if offset % MODULE_ALIGNMENT:
+    if offset % alignment and copy:
         return bytes(view)
     return view

@@ -85,6 +85,17 @@ def _check_description(meta: dict) -> None:
         _check_tree(meta["output_tree"], "output_tree", len(outputs), 0)
     if meta.get("cpu") is not None:
         _check_cpu(meta["cpu"])
+    names = set()
+    for i, spec in enumerate(_optional(meta, "parameters", list, "") or []):
+        _check_tensor(spec, f"parameters[{i}]")
+        if None in spec["shape"]:
+            raise _Bad(f"parameters[{i}].shape has a dynamic size: a parameter's shape is static")
+        name = _need(spec, "name", str, f"parameters[{i}]")
+        if name in names:
+            raise _Bad(f"parameters[{i}].name {name!r} is listed twice")
+        names.add(name)
+        if not _is_int(_need(spec, "bytes", int, f"parameters[{i}]"), 0):
+            raise _Bad(f"parameters[{i}].bytes is {spec['bytes']!r}, expected a size in bytes (an int >= 0)")
     _check_report(_optional(meta, "report", dict, "") or {})
 
 

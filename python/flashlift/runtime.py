@@ -1,9 +1,11 @@
 """The compiled-model object and its file format. Needs only iree-base-runtime and numpy.
 
-A saved module (`.flashlift`) is a zip archive (flashlift.archive) with two members:
+A saved module (`.flashlift`) is a zip archive (flashlift.archive) with two or three members:
 `module.vmfb`, what iree-compile wrote, which holds executable code (native code for the
 CPU, PTX or a cubin for CUDA, SPIR-V for Vulkan) that the IREE runtime runs on the first
-call; and `flashlift.json`, the description: plain data (no Python code, no pickle).
+call; `flashlift.json`, the description: plain data (no Python code, no pickle); and for
+modules compiled with parameters="archive" (the default), `parameters.irpa`: the weights,
+an IREE parameter archive (plain data: named byte ranges), mapped at load, not read.
 Trust a `.flashlift` from elsewhere as you would trust a shared library.
 
 `load` checks, before it returns: the archive's bounds (flashlift.archive), every key of
@@ -19,7 +21,9 @@ The description's keys: "function", "target", "driver", "name" (the model's clas
 "outputs": per function result its shape and dtype; "output_tree": how the results nest in
 what the model returns (flashlift.structure); "report"; "module_sha256": the hex SHA-256 of
 module.vmfb; "cpu": for CPU modules, the target's {"arch", "name", "features"} (null: no
-native code). Files without "output_tree" or input names (written before they existed)
+native code); "parameters": the weights the module reads as IREE parameters, per entry
+its "name" (state-dict name, the key in parameters.irpa), "shape", "dtype" and "bytes"
+(flashlift.parameters). Files without "output_tree" or input names (written before they existed)
 return a tensor or a tuple and take positional inputs; files without "module_sha256" or
 "cpu" are checked against the archive's CRC-32 and not for CPU features.
 """
@@ -30,13 +34,15 @@ import functools
 import hashlib
 import json
 import os
+import tempfile
 import zlib
 from typing import Any, Optional
 
 from flashlift import archive, cpu, description
 from flashlift.archive import META_NAME, VMFB_NAME  # noqa: F401 (the file's member names)
-from flashlift.errors import InputError, ModuleFormatError, TargetError
+from flashlift.errors import InputError, ModuleFormatError, SaveError, TargetError
 from flashlift.module_abi import declared_signature, dtype_name, open_module, signature_mismatches  # noqa: F401
+from flashlift.parameters import Parameters
 from flashlift.report import Report
 
 FORMAT = "flashlift-module"
@@ -48,9 +54,12 @@ class CompiledModel:
 
     `vmfb` is the module's bytes, or a memoryview of them mapped from a file (`load`)."""
 
-    def __init__(self, vmfb, meta: dict, device: Optional[str] = None):
+    def __init__(self, vmfb, meta: dict, device: Optional[str] = None, parameters: Optional[Parameters] = None):
         self._vmfb = vmfb
         self.meta = meta
+        self.parameters = parameters  # the weights the module reads (None: it has them inline)
+        if meta.get("parameters") and parameters is not None:
+            parameters.check(meta["parameters"], f"{meta.get('name', 'the model')}'s module")
         self.device = device or meta.get("driver", "local-task")
         self.report = Report.from_dict(meta.get("report", {}))
         self._fn = None
@@ -76,6 +85,11 @@ class CompiledModel:
             except Exception as e:
                 raise InputError(f"IREE runtime device '{self.device}' is not available here: {e}") from None
             ctx = rt.SystemContext(config=config)
+            if self.meta.get("parameters"):
+                if self.parameters is None:
+                    raise InputError(f"{self.meta.get('name', 'the model')}'s module reads {len(self.meta['parameters'])} "
+                                     "parameters and none were given: use flashlift.load, or with_parameters()")
+                ctx.add_vm_module(self.parameters.module(ctx.instance))
             ctx.add_vm_module(open_module(ctx.instance, self._vmfb, VMFB_NAME))
             self._ctx = ctx
             self._fn = ctx.modules.module[self.meta["function"]]
@@ -322,12 +336,31 @@ class CompiledModel:
             memory_type=rt.MemoryType.DEVICE_LOCAL, allowed_usage=rt.BufferUsage.DEFAULT,
             device=device, buffer=host, element_type=element)
 
+    def with_parameters(self, parameters) -> "CompiledModel":
+        """The same compiled module with other weights of the same structure (a fine-tuned
+        state dict, an .irpa path, a Parameters); no recompiling. A ModuleFormatError names
+        the entries that are missing or of another size, shape or dtype."""
+        if not self.meta.get("parameters"):
+            raise InputError(f"{self.meta.get('name', 'the model')}'s module has its weights inline (compiled with "
+                             "parameters='inline'): it takes no parameters")
+        return CompiledModel(self._vmfb, self.meta, self.device, Parameters.from_source(parameters))
+
     def save(self, path: str) -> None:
-        """Writes the compiled module and its description, with the module's SHA-256 (see the
-        module doc), atomically: on failure a SaveError says why and a previous file at
-        `path` is left as it was."""
+        """Writes the compiled module, its description (with the module's SHA-256) and its
+        parameters (see the module doc), atomically: on failure a SaveError says why and a
+        previous file at `path` is left as it was."""
         meta = dict(self.meta, module_sha256=hashlib.sha256(self._vmfb).hexdigest())
-        archive.write(path, json.dumps(meta, indent=2).encode("utf-8"), self._vmfb)
+        description = json.dumps(meta, indent=2).encode("utf-8")
+        if not meta.get("parameters"):
+            archive.write(path, description, self._vmfb)
+            return
+        if self.parameters is None:
+            raise SaveError(f"cannot save {path}: the module reads parameters and this CompiledModel has none")
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        with tempfile.TemporaryDirectory(prefix=".flashlift-save-", dir=folder) as tmp:
+            irpa = os.path.join(tmp, archive.PARAMETERS_NAME)
+            self.parameters.write(irpa)
+            archive.write(path, description, self._vmfb, parameters=irpa)
 
 
 def _label(i: int, spec: dict) -> str:
@@ -405,13 +438,15 @@ def _make_device(driver: str):
     return rt.get_driver(driver).create_default_device(allocators=["caching"])
 
 
-def load(path: str, device: Optional[str] = None) -> CompiledModel:
+def load(path: str, device: Optional[str] = None, parameters=None) -> CompiledModel:
     """Loads a module written by CompiledModel.save; needs only the IREE runtime.
 
     `device` is an IREE runtime driver ("local-task", "local-sync", "cuda", "hip", "vulkan");
-    by default the one the module was compiled for. Everything the module doc lists is
-    checked first: a file that fails a check is refused with a ModuleFormatError (a
-    TargetError for a CPU module this machine cannot run), naming the file and the check.
+    by default the one the module was compiled for. `parameters`: other weights for the
+    module (an .irpa path or a state dict, as CompiledModel.with_parameters takes); by default
+    the file's own, mapped from it. Everything the module doc lists is checked first: a file
+    that fails a check is refused with a ModuleFormatError (a TargetError for a CPU module
+    this machine cannot run), naming the file and the check.
     """
     path = os.fspath(path)
     contents = archive.read(path)
@@ -424,7 +459,19 @@ def load(path: str, device: Optional[str] = None) -> CompiledModel:
     _check_integrity(meta, contents, path)
     check_module(meta, contents.module, path, ModuleFormatError)
     check_machine(meta, path)
-    return CompiledModel(contents.module, meta, device)
+    weights = None
+    if meta.get("parameters"):
+        if parameters is not None:
+            weights = Parameters.from_source(parameters)
+        elif contents.parameters is None:
+            raise ModuleFormatError(f"{path}: the module reads {len(meta['parameters'])} parameters and the file has no "
+                                    f"{archive.PARAMETERS_NAME} (give them with parameters=)")
+        else:
+            weights = Parameters.from_memory(contents.parameters, f"{path}: {archive.PARAMETERS_NAME}")
+    elif parameters is not None:
+        raise InputError(f"{path}: the module has its weights inline (compiled with parameters='inline'): it takes no "
+                         "parameters")
+    return CompiledModel(contents.module, meta, device, weights)
 
 
 def _check_integrity(meta: dict, contents: archive.Contents, path: str) -> None:

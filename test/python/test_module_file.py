@@ -265,7 +265,7 @@ def test_a_full_disk_leaves_the_previous_file_and_says_so(saved, tmp_path, monke
     before = path.read_bytes()
     model = flashlift.load(str(path))
 
-    def full_disk(f, description, module):
+    def full_disk(f, description, module, parameters=None):
         f.write(b"PK\x03\x04 part of an archive")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -297,7 +297,7 @@ def test_a_save_killed_halfway_leaves_the_previous_file(saved, tmp_path):
         import flashlift
         from flashlift import archive
         model = flashlift.load({str(path)!r})
-        def killed(f, description, module):
+        def killed(f, description, module, parameters=None):
             f.write(bytes(1000))
             f.flush()
             os.kill(os.getpid(), signal.SIGKILL)

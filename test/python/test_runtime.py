@@ -118,7 +118,7 @@ def test_await_blocks_after_the_spin_budget(monkeypatch):
     monkeypatch.setattr(runtime, "SPIN_SECONDS", 0.001)
     sem = Semaphore()
     runtime._await(sem, 1, Fence())
-    assert Fence.waited and sem.polls > 1
+    assert Fence.waited and sem.polls >= 1  # (one poll can outlast 1 ms on a loaded machine)
 
 
 def test_await_returns_once_the_semaphore_is_reached():
