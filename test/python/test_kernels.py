@@ -5,6 +5,9 @@ numerics tests at the end run on a CUDA device and skip cleanly without one.
 """
 
 import math
+import os
+import subprocess
+import sys
 from typing import Optional
 
 import numpy as np
@@ -20,7 +23,9 @@ from flashlift.compiler.importer import import_model  # noqa: E402
 from flashlift.compiler.kernel_dispatch import NotCovered, causal_kind  # noqa: E402
 from flashlift.compiler.kernels import triton_fa, triton_fa_tma  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
-from conftest import rel_err  # noqa: E402
+from conftest import ROOT, rel_err  # noqa: E402
+
+INTERP_CHECK = os.path.join(ROOT, "tools", "kernels", "interp_check.py")  # a developer tool, not in the package
 
 ENTRY = b"_fa_fwd_kernel"  # the Triton kernel's PTX .entry / cubin symbol
 
@@ -751,15 +756,10 @@ def test_build_kernel_with_key_padding_mask():
 
 
 def test_kernel_semantics_in_triton_interpreter():
-    """compiler/kernels/interp_check.py: the kernel under TRITON_INTERPRET=1 (CPU) against torch,
+    """tools/kernels/interp_check.py: the kernel under TRITON_INTERPRET=1 (CPU) against torch,
     with and without key-padding masks (~10 s; a subprocess, since the interpreter is chosen when
     the kernel is decorated)."""
-    import os
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
-    r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, INTERP_CHECK], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert r.stdout.count(" ok") >= 18 and "FAIL" not in r.stdout
 
@@ -767,12 +767,7 @@ def test_kernel_semantics_in_triton_interpreter():
 def test_tma_kernel_semantics_in_triton_interpreter():
     """interp_check.py tma: triton_fa_tma's kernel (GQA, causal both alignments, rows that see
     no key, sequence-major operands) under TRITON_INTERPRET=1 against torch."""
-    import os
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
-    r = subprocess.run([sys.executable, script, "tma"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, INTERP_CHECK, "tma"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout  # 9 cases, per-tile and persistent
 
@@ -781,12 +776,7 @@ def test_empty_and_floor_rows_in_triton_interpreter():
     """interp_check.py empty: both kernels, both empty_rows variants, on rows whose every key
     is -inf (0, or NaN as torch's softmax gives) and rows whose every key is FLOOR (uniform,
     FLOOR * log2(e) is finite), with (B, Skv) and (B, Sq, Skv) masks, causal too."""
-    import os
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
-    r = subprocess.run([sys.executable, script, "empty"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, INTERP_CHECK, "empty"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout
     assert r.stdout.count("empty_rows=nan") == r.stdout.count("empty_rows=zero") == 9
