@@ -26,13 +26,11 @@ Records one entry per linalg.matmul, in program order:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Optional
 
-from flashlift.compiler.kernel_dispatch import (PTX_VERSION, ModuleSplicer, NotCovered, build_failure, kernel_sites,
-                                                object_kind)
-
-_KERNEL_CACHE: dict = {}
+from flashlift.compiler.kernel_build import gemm_kernel
+from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_sites
+from flashlift.compiler.kernel_splice import ModuleSplicer
 
 
 def kernel_path(kernel_arch: str) -> str:
@@ -61,7 +59,7 @@ def dispatch_gemms(module, target) -> list[dict]:
     for op, record in zip(ops, records):
         try:
             plan = analyze(op)
-            kb = build_kernel(plan.spec, sm)
+            kb = gemm_kernel(plan.spec, sm)
         except NotCovered as e:
             record["reason"] = str(e)
             continue
@@ -259,31 +257,18 @@ def _weight(value) -> tuple:
 # --- rewriting --------------------------------------------------------------------------------
 
 
-def build_kernel(spec, sm: int):
-    from flashlift.compiler.kernels import triton_gemm
-
-    key = (spec, sm)
-    if key not in _KERNEL_CACHE:
-        _KERNEL_CACHE[key] = triton_gemm.build_gemm(spec, sm, ptx_version=PTX_VERSION)
-    return _KERNEL_CACHE[key]
-
-
-def replace(splicer: "ModuleSplicer", plan: GemmPlan, kb) -> None:
+def replace(splicer: ModuleSplicer, plan: GemmPlan, kb) -> None:
     from iree.compiler import ir
 
     from flashlift.compiler.kernels import iree_dispatch
     from flashlift.passes.ir import erase_dead
 
-    kind = object_kind(kb.arch)
     operands = [plan.a, plan.w] + ([plan.bias] if plan.bias is not None else [])
     types = [str(v.type) for v in operands]
     rtype = plan.result.type
     last = plan.chain[-1]
     with splicer.module.context, ir.Location.unknown():
-        digest = hashlib.sha1(repr(sorted(kb.config.items())).encode() + kind.encode()).hexdigest()[:10]
-        sym = splicer.executable(f"flashlift_gemm_sm{kb.arch}_{digest}",
-                                 lambda name: iree_dispatch.executable_source(kb, name, object_kind=kind,
-                                                                              object_label=f"{name}.{kind}"))
+        sym = splicer.kernel_executable("gemm", kb)
         helper = splicer.helper((sym, tuple(types), str(rtype)), f"{sym}_call",
                                 lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype)))
     with splicer.module.context, last.location, ir.InsertionPoint(last):
