@@ -12,9 +12,10 @@ results are joined with tensor.concat along the query dim. With n chunks the wor
 
 Matches: an iree_linalg_ext.attention with a mask whose value is known at compile time
 and is causal, with static shapes, every operand indexed by plain loop dims, and a query
-length over CHUNK. The mask is evaluated and classified with kernel_dispatch's functions
-(evaluate_constants: the mask's backward slice compiled and run with IREE; mask_as_2d;
-causal_kind: exactly 0 or <= -1e4 in the causal pattern, no query row without a key).
+length over CHUNK. The mask is evaluated and classified as for the attention kernel
+(mask_consteval.evaluate_constants: the mask's backward slice compiled and run with IREE;
+attention_masks.mask_as_2d and causal_kind: exactly 0 or <= -1e4 in the causal pattern, no
+query row without a key; attention_coverage.mask_roles).
 Left alone: masks read from function arguments, biases, padding masks, masks that differ
 between batch entries, masks that hide every key from some query, dynamic shapes.
 
@@ -26,10 +27,14 @@ afterwards (lowering.annotate).
 from __future__ import annotations
 
 import math
-import types
 
 from iree.compiler import ir
 
+from flashlift.compiler.attention_coverage import mask_roles as mask_roles_of
+from flashlift.compiler.attention_masks import causal_kind, mask_as_2d
+from flashlift.compiler.kernel_sites import NotCovered
+from flashlift.compiler.lowering import roles
+from flashlift.compiler.mask_consteval import MAX_MASK_ELEMENTS, evaluate_constants
 from flashlift.passes import ir as irx
 
 
@@ -57,8 +62,6 @@ def _dims(amap):
 def _candidate(op, chunk: int):
     """(mask roles, M, K2, loop dims of each operand's map, m dim, k2 dim) for an op this
     pass may split, else None."""
-    from flashlift.compiler.lowering import roles
-
     operation = op.operation
     maps = [a.value for a in operation.attributes["indexing_maps"]]
     operands = list(operation.operands)
@@ -84,9 +87,7 @@ def _candidate(op, chunk: int):
     if m not in mask_dims or k2 not in mask_dims:
         return None  # a mask that does not vary along both queries and keys is not causal
     q_batch = [d for d in r["q"] if d not in (m, r["k1"][0])]
-    from flashlift.compiler.kernel_dispatch import mask_roles as roles_of
-
-    mask_roles = roles_of(mask_dims, m, k2, q_batch)
+    mask_roles = mask_roles_of(mask_dims, m, k2, q_batch)
     if mask_roles is None:
         return None
     if sizes[m] <= chunk:
@@ -162,8 +163,6 @@ def _split(op, kind: str, dims: list, m: int, k2: int, M: int, K2: int, chunk: i
 def split_causal(module, chunk: int = 0) -> int:
     """Splits every causal attention op under `module` (see the module doc) into query
     chunks of `chunk` rows (0: CHUNK); returns how many ops were split."""
-    from flashlift.compiler import kernel_dispatch as kd
-
     chunk = chunk or CHUNK
 
     found = []
@@ -174,15 +173,15 @@ def split_causal(module, chunk: int = 0) -> int:
     if not found:
         return 0
     found = [(op, c) for op, c in found
-             if math.prod(ir.RankedTensorType(op.operation.operands[4].type).shape) <= kd.MAX_MASK_ELEMENTS]
-    values = kd.evaluate_constants([op.operation.operands[4] for op, _ in found], module) if found else []
+             if math.prod(ir.RankedTensorType(op.operation.operands[4].type).shape) <= MAX_MASK_ELEMENTS]
+    values = evaluate_constants([op.operation.operands[4] for op, _ in found], module) if found else []
     count = 0
     for (op, (mask_roles, M, K2, dims, m, k2)), value in zip(found, values):
         if isinstance(value, str) or value is None:
             continue
         try:
-            kind = kd.causal_kind(kd.mask_as_2d(value, types.SimpleNamespace(mask_roles=mask_roles, sq=M, skv=K2)))
-        except kd.NotCovered:
+            kind = causal_kind(mask_as_2d(value, mask_roles, M, K2))
+        except NotCovered:
             continue
         if not kind:
             continue

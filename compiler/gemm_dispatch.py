@@ -26,13 +26,15 @@ Records one entry per linalg.matmul, in program order:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Optional
 
-from flashlift.compiler.kernel_dispatch import (PTX_VERSION, ModuleSplicer, NotCovered, build_failure, kernel_sites,
-                                                object_kind)
+from iree.compiler import ir
 
-_KERNEL_CACHE: dict = {}
+from flashlift.compiler.kernel_build import gemm_kernel
+from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_sites
+from flashlift.compiler.kernel_splice import ModuleSplicer
+from flashlift.compiler.kernels import iree_dispatch
+from flashlift.passes.ir import constant_value, erase_dead, fill_constant, is_identity, producer
 
 
 def kernel_path(kernel_arch: str) -> str:
@@ -61,7 +63,7 @@ def dispatch_gemms(module, target) -> list[dict]:
     for op, record in zip(ops, records):
         try:
             plan = analyze(op)
-            kb = build_kernel(plan.spec, sm)
+            kb = gemm_kernel(plan.spec, sm)
         except NotCovered as e:
             record["reason"] = str(e)
             continue
@@ -83,10 +85,8 @@ def dispatch_gemms(module, target) -> list[dict]:
 
 def analyze(matmul) -> GemmPlan:
     """The chain from `matmul` to the value the kernel replaces, or NotCovered (why not)."""
-    from iree.compiler import ir
-
+    # here: triton_gemm needs Triton, optional (kernel_sites found it before any op is analyzed)
     from flashlift.compiler.kernels.triton_gemm import IN_DTYPES, GemmSpec
-    from flashlift.passes.ir import fill_constant, producer
 
     op = matmul.operation
     if "indexing_maps" in op.attributes and str(op.attributes["indexing_maps"]) != _DEFAULT_MAPS:
@@ -146,8 +146,6 @@ def _only_user(value):
 def _elementwise_op(op) -> Optional[str]:
     """The one scalar op of an all-parallel, identity-mapped linalg.generic whose body applies
     it to the block's input arguments (in order) and yields it; None for anything else."""
-    from flashlift.passes.ir import is_identity
-
     if op.name != "linalg.generic" or len(op.results) != 1:
         return None
     if not all(is_identity(m.value) for m in op.attributes["indexing_maps"]):
@@ -169,8 +167,6 @@ def _body_op(op, n_inputs: int, commutative: bool = False) -> Optional[str]:
 
 def _is_bias_add(op, value, n: int) -> bool:
     """`op` adds a [N] vector broadcast along rows to the M x N `value`, into f32."""
-    from iree.compiler import ir
-
     if op.name != "linalg.generic" or len(op.operands) != 3 or len(op.results) != 1:
         return False
     if value not in list(op.operands)[:2]:
@@ -193,10 +189,6 @@ def _gelu_user(value):
     """The erf-GELU linalg.generic that is the single user of `value` (or of its single-use
     tensor.expand_shape), or None. The body must be torch-mlir's lowering of `F.gelu(x)`:
     y = x * ((erf(x / sqrt(2)) + 1) * 0.5), the commutative operands in either order."""
-    from iree.compiler import ir
-
-    from flashlift.passes.ir import constant_value, is_identity
-
     user = _only_user(value)
     if user is not None and user.name == "tensor.expand_shape":
         user = _only_user(user.results[0])
@@ -234,8 +226,6 @@ def _gelu_user(value):
 def _unextended(value):
     """The f16/bf16 tensor `value` extends to f32 (through an elementwise arith.extf), or
     `value` itself."""
-    from flashlift.passes.ir import producer
-
     p = producer(value)
     if p is not None and _elementwise_op(p.operation) == "arith.extf":
         return p.operation.operands[0]
@@ -245,8 +235,6 @@ def _unextended(value):
 def _weight(value) -> tuple:
     """(W, w_nk) for the matmul's right operand: transpose(W) of an N x K W (nn.Linear),
     possibly extended before or after the transpose, or a K x N W itself."""
-    from flashlift.passes.ir import producer
-
     v = _unextended(value)
     p = producer(v)
     if p is not None and p.operation.name == "linalg.transpose":
@@ -259,31 +247,13 @@ def _weight(value) -> tuple:
 # --- rewriting --------------------------------------------------------------------------------
 
 
-def build_kernel(spec, sm: int):
-    from flashlift.compiler.kernels import triton_gemm
-
-    key = (spec, sm)
-    if key not in _KERNEL_CACHE:
-        _KERNEL_CACHE[key] = triton_gemm.build_gemm(spec, sm, ptx_version=PTX_VERSION)
-    return _KERNEL_CACHE[key]
-
-
-def replace(splicer: "ModuleSplicer", plan: GemmPlan, kb) -> None:
-    from iree.compiler import ir
-
-    from flashlift.compiler.kernels import iree_dispatch
-    from flashlift.passes.ir import erase_dead
-
-    kind = object_kind(kb.arch)
+def replace(splicer: ModuleSplicer, plan: GemmPlan, kb) -> None:
     operands = [plan.a, plan.w] + ([plan.bias] if plan.bias is not None else [])
     types = [str(v.type) for v in operands]
     rtype = plan.result.type
     last = plan.chain[-1]
     with splicer.module.context, ir.Location.unknown():
-        digest = hashlib.sha1(repr(sorted(kb.config.items())).encode() + kind.encode()).hexdigest()[:10]
-        sym = splicer.executable(f"flashlift_gemm_sm{kb.arch}_{digest}",
-                                 lambda name: iree_dispatch.executable_source(kb, name, object_kind=kind,
-                                                                              object_label=f"{name}.{kind}"))
+        sym = splicer.kernel_executable("gemm", kb)
         helper = splicer.helper((sym, tuple(types), str(rtype)), f"{sym}_call",
                                 lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype)))
     with splicer.module.context, last.location, ir.InsertionPoint(last):

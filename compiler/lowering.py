@@ -11,6 +11,15 @@ import contextlib
 import contextvars
 from typing import Optional
 
+from iree.compiler import ir
+
+from flashlift.compiler import tuning
+from flashlift.compiler.lowering_cpu import cpu_attention_attrs
+from flashlift.compiler.lowering_gpu import gpu_attention_attrs
+from flashlift.compiler.tuning import CPU_KNOBS, GPU_KNOBS
+from flashlift.errors import InputError
+from flashlift.passes.ir import collect, float_constant, tensor_dim
+
 # What `override` set for the current context: {"knobs": dict | None, "use_db": bool}.
 _OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("flashlift_lowering_override", default=None)
 
@@ -41,8 +50,6 @@ def override(knobs: Optional[dict] = None, *, use_db: bool = True):
 
 
 def _dims(amap) -> list:
-    from iree.compiler import ir
-
     return [e.position for e in amap.results if isinstance(e, ir.AffineDimExpr)]
 
 
@@ -105,8 +112,6 @@ def dispatch_roles(maps: list, sizes: list) -> list:
 
 def attention_shape(op) -> dict:
     """{"batch": [...], "m", "n", "k1", "k2", "elem_type", "has_mask"} of an attention op."""
-    from iree.compiler import ir
-
     maps = [a.value for a in op.attributes["indexing_maps"]]
     operands = list(op.operands)
     n_loops = maps[0].n_dims
@@ -159,8 +164,6 @@ def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bo
     if knobs is not None:
         return {} if knobs.get("iree_default") else _heuristic(shape, target, knobs)
     if use_db and not dynamic and target.kind in ("cpu", "cuda", "rocm"):
-        from flashlift.compiler import tuning
-
         tuned = tuning.lookup(shape, target)
         if tuned:
             attrs = _heuristic(shape, target, tuned)
@@ -170,24 +173,16 @@ def configs_for(shape: dict, target, knobs: Optional[dict] = None, *, use_db: bo
 
 
 def _heuristic(shape: dict, target, knobs: dict) -> dict:
-    from flashlift.compiler.tuning import CPU_KNOBS, GPU_KNOBS
-
     allowed = CPU_KNOBS if target.kind == "cpu" else GPU_KNOBS
     unknown = sorted(set(knobs) - set(allowed))
     if unknown:
-        from flashlift.errors import InputError
-
         raise InputError(f"unknown lowering knob(s) {', '.join(unknown)} for target {target.name}; "
                          f"known: {', '.join(allowed)}")
     if target.kind == "cpu":
-        from flashlift.compiler.lowering_cpu import cpu_attention_attrs
-
         return cpu_attention_attrs(shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"], shape["elem_type"],
                                    k_transposed=bool(shape.get("k_transposed")),
                                    dispatch_roles=shape.get("dispatch_roles"), **knobs)
     if target.kind in ("cuda", "rocm"):
-        from flashlift.compiler.lowering_gpu import gpu_attention_attrs
-
         return gpu_attention_attrs(target.arch, shape["batch"], shape["m"], shape["k1"], shape["k2"], shape["n"],
                                    shape["elem_type"], shape["has_mask"], mask_batch_dims=shape["mask_batch_dims"],
                                    **knobs)
@@ -196,10 +191,6 @@ def _heuristic(shape: dict, target, knobs: dict) -> dict:
 
 def annotate(module, target) -> list:
     """Sets the chosen attributes on every iree_linalg_ext.attention; returns what was set."""
-    from iree.compiler import ir
-
-    from flashlift.passes.ir import collect
-
     chosen = []
     for op in collect(module, "iree_linalg_ext.attention"):
         shape = attention_shape(op.operation)
@@ -210,7 +201,7 @@ def annotate(module, target) -> list:
         for name, text in attrs.items():
             op.operation.attributes[name] = ir.Attribute.parse(text, module.context)
         if attrs:  # keep IREE from folding a transpose or mask producer into this dispatch
-            from flashlift.compiler.layout import fence
+            from flashlift.compiler.layout import fence  # here: layout imports this module (a cycle)
 
             with module.context:
                 fence(op)
@@ -225,10 +216,6 @@ def mask_dynamic_keys(module) -> int:
     ("Padding OnlineAttention without existing mask is not yet supported"); without one it
     falls back to a pipeline that computed wrong results on an H200. The zero mask ([k2],
     f32) changes nothing in the math and lets the padded keys be masked out."""
-    from iree.compiler import ir
-
-    from flashlift.passes.ir import collect, float_constant, tensor_dim
-
     count = 0
     for op in collect(module, "iree_linalg_ext.attention"):
         maps = [a.value for a in op.operation.attributes["indexing_maps"]]

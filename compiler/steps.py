@@ -52,7 +52,8 @@ def pretranspose_keys(module, results: list) -> None:
 def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_90", kernels: str = "on") -> None:
     """CUDA: attention ops flashlift's FlashAttention kernel covers become its dispatches;
     kernels=off keeps IREE's codegen for all (and records say so)."""
-    from flashlift.compiler.kernel_dispatch import CODEGEN, dispatch_kernels
+    from flashlift.compiler.kernel_dispatch import dispatch_kernels
+    from flashlift.compiler.kernel_sites import CODEGEN
     from flashlift.passes.ir import collect
 
     if kernels == "off":

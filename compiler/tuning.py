@@ -42,6 +42,8 @@ import platform
 import re
 from typing import Optional
 
+from flashlift.compiler.lowering_gpu import effective_batch_rank  # pure Python
+
 __all__ = [
     "DB_PATH", "GPU_KNOBS", "CPU_KNOBS", "db_path", "load", "save", "lookup", "record",
     "shape_key", "target_key", "mask_kind", "bucket", "host_cpu_class", "knobs_from_attrs",
@@ -156,8 +158,6 @@ def mask_kind(shape: dict) -> str:
 
 
 def batch_rank(shape: dict) -> Optional[int]:
-    from flashlift.compiler.lowering_gpu import effective_batch_rank  # pure Python
-
     return effective_batch_rank(shape["batch"], shape.get("has_mask", False), shape.get("mask_batch_dims"))
 
 

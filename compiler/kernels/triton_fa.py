@@ -353,7 +353,7 @@ from flashlift.compiler.kernels.aot import MAX_SHARED_OPTIN, KernelBinary, Kerne
 def default_config(head_dim: int, arch: int) -> dict:
     """Tile config when TUNED_CONFIGS has no entry (sm_80: not tuned on a GPU;
     every choice has 0 register spills with ptxas 12.8). CANDIDATE_CONFIGS
-    lists the alternatives build_spike.py also builds."""
+    lists the alternatives tools/kernels/build_spike.py also builds."""
     return dict(CANDIDATE_CONFIGS[(arch, 64 if head_dim <= 64 else 128)][0])
 
 
@@ -395,7 +395,7 @@ _D64_CAUSAL = dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=3, FOLD_SCALE
 _D128_CAUSAL = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, REVERSE_M=True)
 # Non-causal: the persistent TMA + warp-specialised kernel (triton_fa_tma.py, TMA_TILE, a
 # program per SM) where it applies, the pointer tile where it does not. Kernel alone vs
-# cuDNN's SDPA (compare_kernels.py, H200, 2026-11-29), persistent TMA / pointer kernel:
+# cuDNN's SDPA (tools/kernels/compare_kernels.py, H200, 2026-11-29), persistent TMA / pointer kernel:
 # d128 0.84-0.95x / 0.75-0.86x; d64 0.95-0.98x / 0.91-0.96x; with a run-time (B, Sq, Skv)
 # mask 1.05-1.19x / 0.72-0.95x of SDPA-with-that-mask; with a (B, Skv) key-padding mask
 # d128 1.14x / 1.00x but d64 1.06x / 1.20x, so TMA_MASKS lists the run-time masks that
@@ -482,7 +482,7 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
                    out_seq_major: bool = False, in_seq_major: tuple = (False, False, False),
                    empty_rows: str = "zero"):
     """triton.compile of one static shape; returns (CompiledKernel, cfg, consts).
-    Shared by build_ptx and tune_on_gpu.py (which launches the CompiledKernel
+    Shared by build_ptx and tools/kernels/tune_on_gpu.py (which launches the CompiledKernel
     directly: ck[grid](q, k, v, kpm, o, *consts.values()), kpm None without a
     key-padding mask). empty_rows: what a query row that sees no key (every key
     masked by -inf, or causal bottom-right with Sq > Skv) gets: "zero" (what

@@ -144,7 +144,7 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
     # only the tiles the diagonal crosses (128 threads, 1292 bytes of spills at head dim 128,
     # ptxas 12.8, 2026-11-29). So with a causal mask every tile takes the mask, a compare
     # and a select per score: 0.81-0.87x of cuDNN where the pointer kernel
-    # reaches 0.88-0.91x (compare_kernels.py, H200), hence tuned off for causal.
+    # reaches 0.88-0.91x (tools/kernels/compare_kernels.py, H200), hence tuned off for causal.
     if CAUSAL:
         if BOTTOM_RIGHT:
             DIAG: tl.constexpr = SKV - SQ

@@ -5,6 +5,9 @@ numerics tests at the end run on a CUDA device and skip cleanly without one.
 """
 
 import math
+import os
+import subprocess
+import sys
 from typing import Optional
 
 import numpy as np
@@ -15,12 +18,16 @@ import torch.nn.functional as F
 pytest.importorskip("triton")
 
 import flashlift  # noqa: E402
-from flashlift.compiler import driver, kernel_dispatch  # noqa: E402
+from flashlift.compiler import attention_coverage, attention_fusion, driver, kernel_dispatch, mask_consteval  # noqa: E402
+from flashlift.compiler.attention_masks import causal_kind  # noqa: E402
 from flashlift.compiler.importer import import_model  # noqa: E402
-from flashlift.compiler.kernel_dispatch import NotCovered, causal_kind  # noqa: E402
+from flashlift.compiler.kernel_build import PTX_VERSION  # noqa: E402
+from flashlift.compiler.kernel_sites import NotCovered  # noqa: E402
 from flashlift.compiler.kernels import triton_fa, triton_fa_tma  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
-from conftest import rel_err  # noqa: E402
+from conftest import ROOT, rel_err  # noqa: E402
+
+INTERP_CHECK = os.path.join(ROOT, "tools", "kernels", "interp_check.py")  # a developer tool, not in the package
 
 ENTRY = b"_fa_fwd_kernel"  # the Triton kernel's PTX .entry / cubin symbol
 
@@ -183,7 +190,7 @@ def test_targets_kernel_arch():
 ])
 def test_build_kernel(arch, dtype, head_dim, causal, kv_heads):
     kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=kv_heads, sq=96, skv=160, head_dim=head_dim,
-                             dtype=dtype, causal=causal, arch=arch, ptx_version=kernel_dispatch.PTX_VERSION)
+                             dtype=dtype, causal=causal, arch=arch, ptx_version=PTX_VERSION)
     assert kb.name == ENTRY.decode()
     assert kb.ptx_target == ("sm_90a" if arch == 90 else "sm_80")
     assert [p.name for p in kb.params] == ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
@@ -198,7 +205,7 @@ TMA_ENTRY = b"_fa_fwd_tma_kernel"  # triton_fa_tma's kernel (Hopper: TMA + warp 
 
 def _build(**kw):
     args = dict(batch=2, heads=4, kv_heads=4, sq=256, skv=384, head_dim=128, dtype="f16", arch=90,
-                ptx_version=kernel_dispatch.PTX_VERSION)
+                ptx_version=PTX_VERSION)
     return triton_fa.build_ptx(**{**args, **kw})
 
 
@@ -396,7 +403,7 @@ def test_mask_evaluation_is_cached(monkeypatch):
     def fail(modules):
         raise AssertionError("mask evaluated again")
 
-    monkeypatch.setattr(kernel_dispatch, "_run_funcs", fail)
+    monkeypatch.setattr(mask_consteval, "_run_funcs", fail)
     assert lowered(Causal(bottom_right=True), args).paths[0]["kernel"]["causal"] == "bottom_right"
 
 
@@ -700,8 +707,8 @@ def test_row_guard_near_misses_keep_the_guard():
         run_pipeline(module, RAISE_PIPELINE)
         with module.context, ir.Location.unknown():
             [op] = _ops(module)
-            plan = kernel_dispatch.analyze(op)
-            select, red = kernel_dispatch.row_guard(plan)
+            plan = attention_coverage.analyze(op)
+            select, red = attention_fusion.row_guard(plan)
             if edit == "one":
                 block = select.regions[0].blocks[0]
                 sel = list(block.operations)[-2]
@@ -715,7 +722,7 @@ def test_row_guard_near_misses_keep_the_guard():
                     attributes={"value": ir.DenseElementsAttr.get_splat(
                         plan.mask.type, ir.FloatAttr.get(ir.F32Type.get(), 0.0))},
                     ip=ir.InsertionPoint(red)).results[0]
-            assert kernel_dispatch.row_guard(plan) == [], edit
+            assert attention_fusion.row_guard(plan) == [], edit
             [rec] = kernel_dispatch.dispatch_kernels(module, parse_target("cuda:sm_90"), evaluate_masks=False)
             assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["empty_rows"] == "NaN", (edit, rec)
             assert _guard_left(module.operation.get_asm()), edit
@@ -730,7 +737,7 @@ def _ops(module):
 def test_build_kernel_with_full_mask():
     for arch, batched in ((80, True), (90, False)):
         kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=96, skv=160, head_dim=64, dtype="f16",
-                                 arch=arch, ptx_version=kernel_dispatch.PTX_VERSION, mask_dtype="f32",
+                                 arch=arch, ptx_version=PTX_VERSION, mask_dtype="f32",
                                  mask_batched=batched)
         assert [p.name for p in kb.params] == ["q", "k", "v", "mask", "o", "global_scratch", "profile_scratch"]
         assert kb.config["mask"] == "fp32" and kb.config["mask_batched"] == batched and ENTRY in kb.cubin
@@ -742,7 +749,7 @@ def test_build_kernel_with_full_mask():
 def test_build_kernel_with_key_padding_mask():
     for arch in (80, 90):
         kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=96, skv=160, head_dim=64, dtype="f16",
-                                 arch=arch, ptx_version=kernel_dispatch.PTX_VERSION,
+                                 arch=arch, ptx_version=PTX_VERSION,
                                  key_padding_mask_dtype="f32")
         assert [p.name for p in kb.params] == ["q", "k", "v", "key_padding_mask", "o",
                                                "global_scratch", "profile_scratch"]
@@ -751,15 +758,10 @@ def test_build_kernel_with_key_padding_mask():
 
 
 def test_kernel_semantics_in_triton_interpreter():
-    """compiler/kernels/interp_check.py: the kernel under TRITON_INTERPRET=1 (CPU) against torch,
+    """tools/kernels/interp_check.py: the kernel under TRITON_INTERPRET=1 (CPU) against torch,
     with and without key-padding masks (~10 s; a subprocess, since the interpreter is chosen when
     the kernel is decorated)."""
-    import os
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
-    r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, INTERP_CHECK], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert r.stdout.count(" ok") >= 18 and "FAIL" not in r.stdout
 
@@ -767,12 +769,7 @@ def test_kernel_semantics_in_triton_interpreter():
 def test_tma_kernel_semantics_in_triton_interpreter():
     """interp_check.py tma: triton_fa_tma's kernel (GQA, causal both alignments, rows that see
     no key, sequence-major operands) under TRITON_INTERPRET=1 against torch."""
-    import os
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
-    r = subprocess.run([sys.executable, script, "tma"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, INTERP_CHECK, "tma"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout  # 9 cases, per-tile and persistent
 
@@ -781,12 +778,7 @@ def test_empty_and_floor_rows_in_triton_interpreter():
     """interp_check.py empty: both kernels, both empty_rows variants, on rows whose every key
     is -inf (0, or NaN as torch's softmax gives) and rows whose every key is FLOOR (uniform,
     FLOOR * log2(e) is finite), with (B, Skv) and (B, Sq, Skv) masks, causal too."""
-    import os
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(triton_fa.__file__), "interp_check.py")
-    r = subprocess.run([sys.executable, script, "empty"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, INTERP_CHECK, "empty"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
     assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout
     assert r.stdout.count("empty_rows=nan") == r.stdout.count("empty_rows=zero") == 9

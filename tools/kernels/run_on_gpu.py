@@ -4,9 +4,9 @@ Needs only: python, numpy, torch (CUDA build), iree-base-runtime (3.13).
 No IREE compiler, no triton: the Triton kernel is inside each .vmfb (as PTX
 or cubin) and is launched by IREE's CUDA HAL.
 
-    python run_on_gpu.py build/gpu_spike            # everything this GPU can load
-    python run_on_gpu.py build/gpu_spike --filter sm90 --iters 50
-    python run_on_gpu.py build/gpu_spike --all      # also try "incompatible" ones
+    python tools/kernels/run_on_gpu.py build/gpu_spike            # everything this GPU can load
+    python tools/kernels/run_on_gpu.py build/gpu_spike --filter sm90 --iters 50
+    python tools/kernels/run_on_gpu.py build/gpu_spike --all      # also try "incompatible" ones
 
 For every manifest entry: load the vmfb with iree.runtime (cuda driver), run
 `attn(q, k, v)` on random inputs (N(0,1), rounded to the entry's dtype), compare

@@ -1,9 +1,9 @@
 """CPU check of the Triton kernels' semantics with TRITON_INTERPRET=1.
 
-    .venv/bin/python compiler/kernels/interp_check.py        # the FA kernel
-    .venv/bin/python compiler/kernels/interp_check.py gemm   # the GEMM kernel (triton_gemm.py)
-    .venv/bin/python compiler/kernels/interp_check.py tma    # the Hopper kernel (triton_fa_tma.py)
-    .venv/bin/python compiler/kernels/interp_check.py empty  # both kernels, rows that see no key
+    .venv/bin/python tools/kernels/interp_check.py        # the FA kernel
+    .venv/bin/python tools/kernels/interp_check.py gemm   # the GEMM kernel (triton_gemm.py)
+    .venv/bin/python tools/kernels/interp_check.py tma    # the Hopper kernel (triton_fa_tma.py)
+    .venv/bin/python tools/kernels/interp_check.py empty  # both kernels, rows that see no key
                                                              # (empty_rows "zero" / "nan") and FLOOR rows
 
 Covers GQA, causal top-left / bottom-right, ragged Sq/Skv, Sq > Skv (rows with
@@ -19,15 +19,17 @@ import math
 import os
 import sys
 
-os.environ["TRITON_INTERPRET"] = "1"
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: the kernels are decorated for the interpreter
 
 import torch  # noqa: E402
 import triton  # noqa: E402
 import triton.runtime.interpreter as _interp  # noqa: E402
 
-import triton_fa  # noqa: E402
-import triton_gemm  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import flashlift  # noqa: E402
+
+flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
+from flashlift.compiler.kernels import triton_fa, triton_fa_tma, triton_gemm  # noqa: E402
 
 _orig_patch = _interp._patch_lang_tensor
 
@@ -213,8 +215,6 @@ EMPTY_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, mask kind (None,
 def main_empty_rows():
     """Both variants (empty_rows "zero" and "nan") of both kernels on rows that see no key
     and rows whose every key is FLOOR, against torch (NaN rows kept for "nan")."""
-    import triton_fa_tma
-
     import warnings
 
     warnings.filterwarnings("ignore", "invalid value encountered in divide")  # 0/0: the NaN rows
@@ -271,8 +271,6 @@ TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v
 def main_tma():
     """triton_fa_tma's kernel (TMA descriptors; warp specialisation is a no-op here), with a
     program per tile and persistent (3 programs striding over the tiles)."""
-    import triton_fa_tma
-
     torch.manual_seed(0)
     ok = True
     for (B, H, KVH, Sq, Skv, D, causal, br, seq, *masks), persistent in (

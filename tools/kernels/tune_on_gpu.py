@@ -6,8 +6,8 @@ GPU's arch, every shape constexpr, 16-byte aligned pointers) and runs the
 CompiledKernel directly. Compiles happen in a process pool first (they fill the
 Triton cache; the timing process then only loads them).
 
-    python compiler/kernels/tune_on_gpu.py --out $OUT            # full sweep
-    python compiler/kernels/tune_on_gpu.py --out $OUT --table     # only the
+    python tools/kernels/tune_on_gpu.py --out $OUT            # full sweep
+    python tools/kernels/tune_on_gpu.py --out $OUT --table     # only the
         # configs triton_fa.tuned_config picks (verification / final table)
 
 Phases of the sweep (all f16 unless said):
@@ -41,9 +41,11 @@ import sys
 import time
 import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import flashlift  # noqa: E402
 
-import triton_fa  # noqa: E402
+flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
+from flashlift.compiler.kernels import triton_fa  # noqa: E402
 
 SHAPES = [  # B, H, S, D  (Sq == Skv, kv_heads == H)
     (4, 16, 4096, 64),
@@ -344,7 +346,7 @@ def main(argv=None):
                          "{causal, not} with the tuned sm_90 configs into DIR, then exit")
     args = ap.parse_args(argv)
     if args.build_iree:
-        import build_spike
+        import build_spike  # tools/kernels/build_spike.py, next to this script (needs iree-compile)
         build_spike.CONFIGS = [
             (case_name(shape_case(s, c), dt), s[0], s[1], s[1], s[2], s[2], s[3], dt,
              "top_left" if c else False)

@@ -4,10 +4,10 @@ each exactly as build_ptx compiles it, against torch SDPA.
 
 Needs a CUDA GPU with torch and Triton 3.6 (the GPU machine; no IREE):
 
-    PYTHONPATH=$PWD/python:$PWD python3 compiler/kernels/compare_kernels.py [--json FILE]
+    PYTHONPATH=$PWD/python:$PWD python3 tools/kernels/compare_kernels.py [--json FILE]
     # under Nsight Compute: each kernel of case 0, f16, launched 3 times, no timing
     ncu --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats \
-        python3 compiler/kernels/compare_kernels.py --cases 0 --dtypes f16 --ncu
+        python3 tools/kernels/compare_kernels.py --cases 0 --dtypes f16 --ncu
 
 Kernel alone: Triton launches of triton_fa.compile_kernel's CompiledKernel with the tile
 build_ptx settles on (global scratch from torch through triton.set_allocator), triton.testing.do_bench medians (L2 flushed), the

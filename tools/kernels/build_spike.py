@@ -2,7 +2,7 @@
 
 Runs on the CPU-only build machine (needs triton + iree-compile, no GPU):
 
-    .venv/bin/python compiler/kernels/build_spike.py build/gpu_spike
+    .venv/bin/python tools/kernels/build_spike.py build/gpu_spike
 
 For every shape config and arch (sm_80, sm_90) it builds
   * <id>_sm<arch>_<tile>_ptx.vmfb   -- PTX object, JIT-compiled by the driver
@@ -25,10 +25,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import flashlift  # noqa: E402
 
-import iree_dispatch  # noqa: E402
-import triton_fa  # noqa: E402
+flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
+from flashlift.compiler.kernels import iree_dispatch, triton_fa  # noqa: E402
 
 # id, batch, heads, kv_heads, sq, skv, head_dim, dtype, causal
 CONFIGS = [

@@ -1,0 +1,46 @@
+"""What flashlift's kernel rewrites share: the sites, their records, and why an op is not taken.
+
+Both rewrites (kernel_dispatch.py for attention, gemm_dispatch.py for linear layers) start
+from `kernel_sites`: the ops of one name in program order, one record each,
+{"location": str(op.location), "path": "iree-codegen", "reason": ""}, and the kernel
+architecture as an int (80, 90), or None when the target has no flashlift kernels or Triton
+is missing (every record then says which). An op a rewrite does not take keeps IREE's
+codegen: the message of `NotCovered` (the op is not what the kernel computes) or of
+`build_failure` (the kernel did not build for it) is its record's reason.
+"""
+
+from __future__ import annotations
+
+from flashlift.passes.ir import collect
+
+CODEGEN = "iree-codegen"  # the path of an op left to IREE's codegen
+
+
+class NotCovered(Exception):
+    """The kernel does not compute this op; the message says why."""
+
+
+def kernel_sites(module, op_name: str, target) -> tuple:
+    """(ops named `op_name` in program order, one record each with path "iree-codegen", the
+    kernel architecture as an int or None). None, with each record's reason said, when
+    `target` has no flashlift kernels or Triton is missing; shared by the kernel rewrites."""
+    ops = collect(module, op_name)
+    records = [{"location": str(op.operation.location), "path": CODEGEN, "reason": ""} for op in ops]
+    arch = getattr(target, "kernel_arch", "")
+    reason = None
+    if target.kind != "cuda" or not arch:
+        reason = f"no flashlift kernels for target {target.name}"
+    else:
+        try:
+            import triton  # noqa: F401  (kernels are built with it; optional: flashlift[cuda])
+        except ImportError as e:
+            reason = f"kernels unavailable ({e}); install flashlift[cuda]"
+    for r in records:
+        r["reason"] = reason or ""
+    return ops, records, (None if reason or not ops else int(arch.replace("sm_", "")))
+
+
+def build_failure(e: Exception) -> str:
+    """A record's reason for a kernel that did not build: the error's first line."""
+    text = str(e).strip()
+    return f"kernel build failed: {text.splitlines()[0][:200] if text else type(e).__name__}"

@@ -1,0 +1,93 @@
+"""Splicing kernel executables and their call helpers into a module.
+
+A kernel rewrite replaces an op by a `func.call` of a private helper function holding a
+`flow.dispatch` of the kernel's `hal.executable.source` (compiler/kernels/iree_dispatch.py
+writes their text). `ModuleSplicer` adds each executable, helper and global to the module
+once, under a name no symbol of the module has, parsing the text in the module's context:
+`kernel_executable` for a KernelBinary (named flashlift_<family>_sm<arch>_<digest of its
+config>, embedding the cubin on sm_90 and the PTX on sm_80, `object_kind`), `helper` for a
+call helper, `global_` for a module global (the TMA kernels' scratch buffer). Shared by the
+attention rewrite (kernel_dispatch.py) and the GEMM rewrite (gemm_dispatch.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from iree.compiler import ir
+
+from flashlift.compiler.kernels import iree_dispatch
+
+
+def object_kind(sm: int) -> str:
+    """sm_90a: the cubin (no JIT at load; it only loads on cc 9.0 anyway). sm_80: the PTX,
+    which the driver JIT-compiles for whatever GPU >= 8.0 it runs on."""
+    return "cubin" if sm == 90 else "ptx"
+
+
+class ModuleSplicer:
+    """Adds kernel executables and their call helpers to a module, each once, under names
+    no symbol of the module has (shared by the attention and GEMM kernel rewrites)."""
+
+    def __init__(self, module):
+        self.module = module  # an ir.Module or its builtin.module op
+        self.body = module.body if hasattr(module, "body") else module.regions[0].blocks[0]
+        self.executables: dict = {}  # key -> executable symbol
+        self.helpers: dict = {}  # key -> helper function name
+        self.taken = _symbols(self.body)
+
+    def _unique(self, base: str) -> str:
+        name, i = base, 0
+        while name in self.taken:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+    def executable(self, base: str, text_of) -> str:
+        """The symbol of the executable named after `base`; `text_of(symbol)` gives its
+        text the first time."""
+        return self._once(self.executables, base, base, text_of)
+
+    def kernel_executable(self, family: str, kb) -> str:
+        """The symbol of the executable embedding KernelBinary `kb` (flashlift_<family>_sm<arch>_
+        <digest of kb's config and object kind>; one per distinct kernel)."""
+        kind = object_kind(kb.arch)
+        digest = hashlib.sha1(repr(sorted(kb.config.items())).encode() + kind.encode()).hexdigest()[:10]
+        return self.executable(f"flashlift_{family}_sm{kb.arch}_{digest}",
+                               lambda name: iree_dispatch.executable_source(kb, name, object_kind=kind,
+                                                                            object_label=f"{name}.{kind}"))
+
+    def helper(self, key, base: str, text_of, uses: str = "") -> str:
+        """The name of the helper function for `key` (text_of(name) the first time). `uses`:
+        the text of module symbols the helper refers to (already added), for parsing it."""
+        return self._once(self.helpers, key, base, text_of, uses)
+
+    def global_(self, key, base: str, text_of) -> str:
+        """The name of the module global for `key` (text_of(name) the first time). Globals go
+        first in the module: IREE 3.13's conversion to streams fails on a util.global.store
+        it meets before the global's declaration ("failed to legalize ... marked illegal")."""
+        return self._once(self.helpers, key, base, text_of, first=True)
+
+    def _once(self, table: dict, key, base: str, text_of, uses: str = "", first: bool = False) -> str:
+        if key not in table:
+            name = table[key] = self._unique(base)
+            # `uses` is parsed with the text (so that it verifies) but not added again
+            known = len(list(ir.Module.parse("module {\n" + uses + "}\n", self.module.context).body.operations))
+            parsed = ir.Module.parse("module {\n" + uses + text_of(name) + "}\n", self.module.context)
+            anchor = list(self.body.operations)[0] if first and list(self.body.operations) else None
+            for op in list(parsed.body.operations)[known:]:
+                op.operation.detach_from_parent()
+                if anchor is not None:
+                    ir.InsertionPoint(anchor).insert(op.operation)
+                else:
+                    self.body.append(op.operation)
+        return table[key]
+
+
+def _symbols(body) -> set:
+    names = set()
+    for op in body.operations:
+        if "sym_name" in op.operation.attributes:
+            names.add(ir.StringAttr(op.operation.attributes["sym_name"]).value)
+    return names
