@@ -137,17 +137,18 @@ def load_manifest(modules_dir: str) -> tuple[dict, str]:
     return manifest, device
 
 
-def flashlift_candidates(modules_dir: str, modules: dict, args: tuple, public_call: bool = True) -> dict:
-    """variant -> (run, result -> torch tensor or None) for each saved module. On the GPU a run
-    is the compiled model called on the CUDA tensors, as users call it (no copies,
-    synchronous); public_call=False imports them once (`prepare`: a model's weights). On the
-    CPU, a call on inputs uploaded once."""
+def flashlift_candidates(modules_dir: str, modules: dict, args: tuple, public_call: bool = True,
+                         parameters=None) -> dict:
+    """variant -> (run, result -> torch tensor or None) for each saved module (loaded with
+    `parameters`, a state dict, where given). On the GPU a run is the compiled model called on
+    the CUDA tensors, as users call it (no copies, synchronous); public_call=False imports
+    them once (`prepare`). On the CPU, a call on inputs uploaded once."""
     import flashlift
     from flashlift.runtime import _to_torch
 
     candidates = {}
     for variant, name in modules.items():
-        compiled = flashlift.load(os.path.join(modules_dir, name))
+        compiled = flashlift.load(os.path.join(modules_dir, name), parameters=parameters)
         if args[0].is_cuda:
             candidates[variant] = ((lambda m=compiled: m(*args)) if public_call else compiled.prepare(*args), None)
             continue

@@ -6,13 +6,15 @@ Models (Hugging Face transformers, eager attention, built from config, random we
     causal, rotary embeddings, grouped-query attention;
   * llama_d128: the same with LLaMA-7B's head dim 128 (hidden 2048, 16 heads, 4 KV heads,
     SwiGLU 5632); its causal + padding mask reaches the attention kernel at run time.
-flashlift's weights are *inputs* of the compiled function (so modules stay small enough to
-carry to the GPU machine, and every candidate runs the very same weights), imported once.
+Every candidate is the model as users hold it (its own parameters, called directly with the
+hidden states and the padding mask). flashlift's modules hold no weights (they are IREE
+parameters, saved apart with `save(parameters=False)` so that modules stay small enough to
+carry); the GPU machine builds the same model from the same seed and loads each module with
+that model's state dict, so every candidate runs the very same weights.
 Candidates: flashlift on the eager-attention model; `flashlift_sdpa`, flashlift on the model with
 transformers' default attention (SDPA, raised from its decomposition); `iree_unraised`, IREE
-alone. The torch peers are the model as users hold it (its own parameters, SDPA attention,
-called directly) under every configuration a user would pick: eager, torch.compile default,
-`max-autotune-no-cudagraphs` and `reduce-overhead` (CUDA graphs, the strongest).
+alone. The torch peers are the SDPA model under every configuration a user would pick: eager,
+torch.compile default, `max-autotune-no-cudagraphs` and `reduce-overhead` (CUDA graphs, the strongest).
 
     python bench/models.py build --target cuda:sm_90 --out build/bench/models   # here
     python bench/models.py run --modules build/bench/models --out-dir $OUT       # GPU machine
@@ -67,33 +69,20 @@ def make_model(name: str, layers: int, attn: str = "eager"):
     return model.eval()
 
 
-class WeightsAsInputs(torch.nn.Module):
-    """forward(hidden, mask?, *weights) -> last hidden state, via torch.func.functional_call."""
-
-    def __init__(self, name: str, model):
-        super().__init__()
-        self.name, self.model = name, model
-        self.names = [n for n, _ in model.named_parameters()]
-
-    def forward(self, hidden, mask, *weights):
-        params = dict(zip(self.names, weights))
-        if self.name == "bert":
-            ext = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-            out = torch.func.functional_call(self.model, params, (hidden,), {"attention_mask": ext})
-            return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        out = torch.func.functional_call(self.model, params, (), {"inputs_embeds": hidden, "attention_mask": mask})
-        return out.last_hidden_state
-
-
-def inputs_for(name: str, model, batch: int, seq: int, dtype, device="cpu"):
+def inputs_for(name: str, batch: int, seq: int, dtype, device="cpu"):
+    """The hidden states [B, S, hidden] and the padding mask [B, S] (int64, 1 = a token)."""
     hidden_size = SPECS[name][0]["hidden_size"]
     g = torch.Generator().manual_seed(1)
     hidden = torch.randn(batch, seq, hidden_size, generator=g).to(dtype).to(device)
     mask = torch.ones(batch, seq, dtype=torch.int64)
     if name == "bert":
         mask[batch // 2:, seq * 3 // 4:] = 0  # half the batch is padded
-    weights = [p.detach().to(dtype).to(device) for p in model.parameters()]
-    return hidden, mask.to(device), weights
+    return hidden, mask.to(device)
+
+
+def user_model(name: str, layers: int, dtype, attn: str = "eager", device: str = "cpu"):
+    """The model as its users hold it, in `dtype` on `device` (the same weights on every call)."""
+    return AsUsersHold(name, make_model(name, layers, attn).to(dtype)).to(device).eval()
 
 
 def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple = ()) -> None:
@@ -107,21 +96,18 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
             continue
         if small:
             batch, seq, layers = SMALL[name]
-        model = make_model(name, layers).to(dtype)
-        hidden, mask, weights = inputs_for(name, model, batch, seq, dtype)
-        wrapper = WeightsAsInputs(name, model)
+        hidden, mask = inputs_for(name, batch, seq, dtype)
         entry = {"name": name, "batch": batch, "seq": seq, "layers": layers, "dtype": dtype_name, "modules": {}}
         # the peer is IREE on its own: no raising and none of flashlift's kernels (attention, GEMM);
         # flashlift_sdpa is the same model with transformers' default attention (SDPA), which
         # must reach the same kernels at the same speed
-        sdpa_wrapper = WeightsAsInputs(name, make_model(name, layers, "sdpa").to(dtype))
-        for variant, raise_attention, model_of in (("flashlift", True, wrapper), ("iree_unraised", False, wrapper),
-                                                   ("flashlift_sdpa", True, sdpa_wrapper)):
+        for variant, raise_attention, attn in (("flashlift", True, "eager"), ("iree_unraised", False, "eager"),
+                                               ("flashlift_sdpa", True, "sdpa")):
             t0 = time.time()
-            compiled = flashlift.compile_model(model_of, (hidden, mask, *weights), target=target,
+            compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
                                                raise_attention=raise_attention, use_kernels=raise_attention)
             path = os.path.join(out_dir, f"{name}.{variant}.flashlift")
-            compiled.save(path)
+            compiled.save(path, parameters=False)  # the run builds the same weights from the seed
             entry["modules"][variant] = os.path.basename(path)
             print(f"{name} {variant}: {time.time() - t0:.1f}s, raised {len(compiled.report.raised)} "
                   f"of {layers} layers, {os.path.getsize(path) / 1e6:.1f} MB", flush=True)
@@ -133,10 +119,10 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
 
 
 class AsUsersHold(torch.nn.Module):
-    """forward(hidden, mask) -> last hidden state: the model with its own parameters and
-    transformers' default attention (SDPA), called as its users call it. The same function as
-    WeightsAsInputs computes, without functional_call in the way (which inflated torch's
-    times: BERT's SDPA model 6.09 ms through it, 2.19 ms called directly, at d325afe)."""
+    """forward(hidden, mask) -> last hidden state: the model with its own parameters, called
+    as its users call it. (The earlier WeightsAsInputs wrapper passed the weights as inputs
+    through functional_call, which inflated torch's times: BERT's SDPA model 6.09 ms through
+    it, 2.19 ms called directly, at d325afe.)"""
 
     def __init__(self, name: str, model):
         super().__init__()
@@ -157,7 +143,7 @@ TORCH_PEERS = {"eager": None, "compile": "default", "max_autotune": "max-autotun
 
 def torch_peers(name: str, layers: int, dtype, device: str, hidden, mask, peers: list[str]) -> dict:
     """peer -> (run, None) for the SDPA model as users hold it, under each torch mode asked for."""
-    user = AsUsersHold(name, make_model(name, layers, "sdpa").to(dtype).to(device))
+    user = user_model(name, layers, dtype, "sdpa", device)
     cands = {}
     for peer in peers:
         if peer not in TORCH_PEERS or (peer == "cudagraphs" and device != "cuda"):
@@ -183,15 +169,14 @@ def run(modules_dir: str, out_dir: str, peers: list[str], names: tuple = (), tag
         if names and e["name"] not in names:
             continue
         dtype = DTYPES[e["dtype"]]
-        model = make_model(e["name"], e["layers"]).to(dtype).to(device)
-        hidden, mask, weights = inputs_for(e["name"], model, e["batch"], e["seq"], dtype, device)
-        with torch.no_grad():
-            ref = WeightsAsInputs(e["name"], make_model(e["name"], e["layers"]).to(device))(
-                hidden.float(), mask, *[w.float() for w in weights])
+        hidden, mask = inputs_for(e["name"], e["batch"], e["seq"], dtype, device)
+        weights = user_model(e["name"], e["layers"], dtype).state_dict()  # the build's weights, from the seed
+        with torch.no_grad():  # the reference: the same (rounded) weights in f32
+            ref = user_model(e["name"], e["layers"], dtype).float().to(device)(hidden.float(), mask)
         row = {"model": e["name"], "shape": f"B={e['batch']} S={e['seq']} layers={e['layers']}",
                "dtype": e["dtype"], "ms": {}, "err": {}}
-        # weights imported once, as a deployed model's parameters would be (zero-copy on CUDA)
-        cands = flashlift_candidates(modules_dir, e["modules"], (hidden, mask, *weights), public_call=False)
+        # each module loaded with the model's weights as its parameters, called as users call it
+        cands = flashlift_candidates(modules_dir, e["modules"], (hidden, mask), parameters=weights)
         with torch.no_grad():
             cands.update(torch_peers(e["name"], e["layers"], dtype, device, hidden, mask, peers))
             measure(row, cands, ref, device, e["name"])
@@ -206,7 +191,7 @@ def _write(rows, manifest, device, out_dir, tag=""):
     text = results_markdown(
         f"End-to-end benchmark: {name}",
         [f"flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
-         "median ms of 30 warm calls per peer, timed in interleaved rounds; flashlift's weights are inputs, imported once (on CUDA the torch tensors themselves, zero-copy; the result comes back as a CUDA tensor); torch peers: the SDPA model with its own parameters, called directly; err vs the f32 model",
+         "median ms of 30 warm calls per peer, timed in interleaved rounds; every candidate is the model with its own weights, called directly on the inputs (flashlift: the module loaded with the model's state dict as its IREE parameters; on CUDA the inputs are the torch tensors, zero-copy, and the result comes back as a CUDA tensor); torch peers: the SDPA model; err vs the model in f32",
          f"IREE runtime flags: {os.environ.get('FLASHLIFT_IREE_FLAGS') or 'defaults'}"],
         ["model", "shape", "dtype"], rows, lambda r: [r["model"], r["shape"], r["dtype"]],
         lambda r, p: f"{p} ms" if r is None else (f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail"))

@@ -34,7 +34,7 @@ def run(modules_dir: str, iters: int, peers: list, models: list, trace: str, pla
     from torch.profiler import ProfilerActivity, profile, record_function
 
     from attention import DTYPES, flashlift_candidates, load_manifest
-    from models import inputs_for, make_model, torch_peers
+    from models import inputs_for, torch_peers, user_model
 
     manifest, device = load_manifest(modules_dir)
     work = []
@@ -42,9 +42,10 @@ def run(modules_dir: str, iters: int, peers: list, models: list, trace: str, pla
         if models and e["name"] not in models:
             continue
         dtype = DTYPES[e["dtype"]]
-        model = make_model(e["name"], e["layers"]).to(dtype).to(device)
-        hidden, mask, weights = inputs_for(e["name"], model, e["batch"], e["seq"], dtype, device)
-        cands = {k: fn for k, (fn, _) in flashlift_candidates(modules_dir, e["modules"], (hidden, mask, *weights)).items()}
+        hidden, mask = inputs_for(e["name"], e["batch"], e["seq"], dtype, device)
+        weights = user_model(e["name"], e["layers"], dtype).state_dict()
+        cands = {k: fn for k, (fn, _) in flashlift_candidates(modules_dir, e["modules"], (hidden, mask),
+                                                              parameters=weights).items()}
         with torch.no_grad():
             cands.update({k: fn for k, (fn, _) in torch_peers(e["name"], e["layers"], dtype, device, hidden, mask,
                                                               peers).items()})

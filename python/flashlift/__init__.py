@@ -12,9 +12,10 @@ and torch-mlir lazily.
 
 from flashlift.errors import (CompileError, FlashliftError, ImportError_, InputError, ModuleFormatError, SaveError,
                               TargetError)
+from flashlift.parameters import Parameters, save_parameters
 from flashlift.runtime import CompiledModel, load
 
-__all__ = ["compile_model", "import_model", "load", "CompiledModel", "FlashliftError", "InputError",
+__all__ = ["compile_model", "import_model", "load", "CompiledModel", "Parameters", "save_parameters", "FlashliftError", "InputError",
            "CompileError", "ImportError_", "ModuleFormatError", "SaveError", "TargetError"]
 
 

@@ -345,13 +345,15 @@ class CompiledModel:
                              "parameters='inline'): it takes no parameters")
         return CompiledModel(self._vmfb, self.meta, self.device, Parameters.from_source(parameters))
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, *, parameters: bool = True) -> None:
         """Writes the compiled module, its description (with the module's SHA-256) and its
         parameters (see the module doc), atomically: on failure a SaveError says why and a
-        previous file at `path` is left as it was."""
+        previous file at `path` is left as it was. `parameters=False` leaves the weights out
+        (shipped apart, e.g. as the model's own checkpoint): `load(path, parameters=...)`
+        then takes them."""
         meta = dict(self.meta, module_sha256=hashlib.sha256(self._vmfb).hexdigest())
         description = json.dumps(meta, indent=2).encode("utf-8")
-        if not meta.get("parameters"):
+        if not meta.get("parameters") or not parameters:
             archive.write(path, description, self._vmfb)
             return
         if self.parameters is None:

@@ -30,7 +30,7 @@
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(no-such-pass)' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: attn-opt: error: unknown pass or bad pipeline element 'no-such-pass'
-// UNKNOWN-SAME: flashlift passes: annotate-lowering, canonicalize-layouts, causal-split, dispatch-attention, dispatch-gemms, fold-broadcasts, fold-reshapes, mask-dynamic-keys, pretranspose-keys, raise-attention, raise-softmax, unbatch-matmuls, unify-dims
+// UNKNOWN-SAME: flashlift passes: annotate-lowering, canonicalize-layouts, causal-split, dispatch-attention, dispatch-gemms, externalize-parameters, fold-broadcasts, fold-reshapes, mask-dynamic-keys, pretranspose-keys, raise-attention, raise-softmax, unbatch-matmuls, unify-dims
 // UNKNOWN-NOT: Traceback
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(dispatch-gemms{tile=64})' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=OPTION

@@ -161,6 +161,18 @@ def test_save_writes_the_parameters_in_the_file_and_load_maps_them(compiled, tmp
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
 
 
+def test_save_without_parameters_writes_the_program_alone(compiled, tmp_path):
+    """save(parameters=False): the weights travel apart and load takes them."""
+    model, c = compiled
+    path = tmp_path / "program.flashlift"
+    c.save(path, parameters=False)
+    assert archive.read(str(path)).parameters is None
+    with pytest.raises(flashlift.ModuleFormatError, match="has no parameters.irpa .give them with parameters=."):
+        flashlift.load(path)
+    ids, mask = _inputs()
+    assert _rel(flashlift.load(path, parameters=model.state_dict())(ids, mask), model(ids, mask)) < 1e-5
+
+
 def test_an_archive_that_does_not_fit_names_the_entries(compiled, tmp_path):
     model, c = compiled
     sd = dict(model.state_dict())
