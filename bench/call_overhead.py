@@ -82,34 +82,17 @@ def with_spin(model, seconds: float):
 
 
 def steps(model, args, calls: int = 200) -> dict:
-    """Median microseconds of each host step of a repeated zero-copy call (coarse-fences ABI)."""
-    import iree.runtime as rt
-
-    from flashlift import runtime
-
+    """Median microseconds of each host step of a repeated zero-copy call (the runtime's own
+    CompiledModel.timed_call), and the harness's device sync after it."""
     model(*args)
-    views, fn = model._repeat_views(args), model._function()
     stamps = []
     for _ in range(calls):
-        t = [time.perf_counter()]
-        model._sync_torch()
-        t.append(time.perf_counter())
-        arg_list, signal = model._arguments(views)
-        ret = rt.VmVariantList(1)
-        t.append(time.perf_counter())
-        model._ctx.vm_context.invoke(fn.vm_function, arg_list, ret)
-        t.append(time.perf_counter())
-        runtime._await(model._semaphore, model._calls, signal)
-        t.append(time.perf_counter())
-        out = model._export(ret.get_as_object(0, rt.HalBufferView))
-        t.append(time.perf_counter())
+        out, seconds = model.timed_call(*args)
+        t0 = time.perf_counter()
         del out
         torch.cuda.synchronize()
-        t.append(time.perf_counter())
-        stamps.append([(b - a) * 1e6 for a, b in zip(t, t[1:])])
-    labels = ["sync torch's stream", "argument lists, fences", "VM call (submits)", "await the signal",
-              "export the result", "device sync (harness)"]
-    return {label: statistics.median(s[i] for s in stamps) for i, label in enumerate(labels)}
+        stamps.append(dict(seconds, **{"device sync (harness)": time.perf_counter() - t0}))
+    return {label: statistics.median(s.get(label, 0.0) for s in stamps) * 1e6 for label in stamps[0]}
 
 
 def timeline(model, args, out_dir: str, label: str) -> dict:

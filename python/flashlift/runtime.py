@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import zlib
 from typing import Any, Optional
 
@@ -178,18 +179,40 @@ class CompiledModel:
         host, and the result is returned where the first argument lives."""
         return self._structured(self._call(self.flat_args(args, kwargs)))
 
-    def _call(self, args: tuple) -> list:
-        """The function's results (torch tensors) on its inputs, in order."""
+    def timed_call(self, *args: Any, **kwargs: Any) -> tuple:
+        """Calls the module as `__call__` does and returns `(result, steps)`: the host seconds
+        spent in each step of this call, in order, for benchmarks and profiles:
+
+            "inputs"      the arguments checked and handed to IREE (imported or uploaded)
+            "sync torch"  waiting for torch's stream (CUDA tensors, zero-copy calls only)
+            "submit"      IREE's VM call (for a synchronous module: the whole run)
+            "wait"        until the result is ready (modules with the async ABI)
+            "outputs"     the results as torch tensors, nested as the model returns them
+
+        The steps are those of `__call__` itself, measured by the same code path."""
+        steps = Steps()
+        result = self._structured(self._call(self.flat_args(args, kwargs), steps))
+        steps("outputs")
+        return result, steps.seconds
+
+    def _call(self, args: tuple, step=None) -> list:
+        """The function's results (torch tensors) on its inputs, in order; `step(name)` marks
+        the end of each step (see timed_call)."""
+        step = step or _no_step
         views = self._repeat_views(args)
         if views is not None:
-            return self._run_zero_copy(views)
+            step("inputs")
+            return self._run_zero_copy(views, step)
         self.check_args(args)
         if self._zero_copy(args):
-            return self._call_zero_copy(args)
+            return self._call_zero_copy(args, step)
+        buffers = [self._upload(a) for a in args]
+        step("inputs")
         if self.is_async:
-            outs = [self._export(v).cpu() for v in self._invoke([self._upload(a) for a in args])]
+            outs = [self._export(v).cpu() for v in self._invoke(buffers, step)]
         else:
-            result = self._function()(*[self._upload(a) for a in args])
+            result = self._function()(*buffers)
+            step("submit")
             results = result if isinstance(result, (list, tuple)) else [result]
             outs = [_to_torch(r, spec["dtype"]) for r, spec in zip(results, self.meta["outputs"])]
         where = args[0].device if args else None
@@ -231,7 +254,7 @@ class CompiledModel:
         return (self.device == "cuda" and bool(args)
                 and all(a.is_cuda and (a.device.index or 0) == 0 for a in args))
 
-    def _call_zero_copy(self, args: tuple):
+    def _call_zero_copy(self, args: tuple, step):
         """Imports cost ~8 us a tensor in IREE 3.13's bindings: the last call's imports are kept
         and reused for the same memory (pointer, shape, strides, dtype). A kept view holds its
         tensor alive, so the memory cannot be given to another tensor meanwhile; the cost is
@@ -241,7 +264,8 @@ class CompiledModel:
         last = {k: v for k, v in zip(*self._last_call) if k is not None}
         views = [last[k] if k in last else self._import(a) for k, a in zip(keys, args)]
         self._last_call = (keys, views)
-        return self._run_zero_copy(views)
+        step("inputs")
+        return self._run_zero_copy(views, step)
 
     def _repeat_views(self, args: tuple):
         """The last call's imports if `args` are the very tensors it was given (memory, shape,
@@ -255,12 +279,14 @@ class CompiledModel:
         except AttributeError:  # not a tensor: check_args says what is wrong
             return None
 
-    def _run_zero_copy(self, views: list):
+    def _run_zero_copy(self, views: list, step=None):
         # IREE runs on its own CUDA stream and 3.13's CUDA driver cannot import a CUDA event
         # as a wait: finish torch's pending work on the inputs first. The call itself is
         # synchronous, so the results are complete when it returns.
+        step = step or _no_step
         self._sync_torch()
-        return [self._export(v) for v in self._invoke(views)]
+        step("sync torch")
+        return [self._export(v) for v in self._invoke(views, step)]
 
     def _export(self, view):
         """A torch tensor over result `view`'s memory on the module's device (no copy)."""
@@ -284,18 +310,21 @@ class CompiledModel:
 
         return self._device().from_dlpack_capsule(torch.utils.dlpack.to_dlpack(t.detach().contiguous()))
 
-    def _invoke(self, views: list) -> list:
+    def _invoke(self, views: list, step=None) -> list:
         """Calls the module's function on buffer views and waits for it; returns its result
         buffer views. An async function gets an empty wait fence (its inputs are ready) and
         a signal fence on this model's semaphore, which is then awaited."""
         import iree.runtime as rt
 
+        step = step or _no_step
         fn = self._function()
         arg_list, signal = self._arguments(views)
         ret_list = rt.VmVariantList(len(self.meta["outputs"]))
         self._ctx.vm_context.invoke(fn.vm_function, arg_list, ret_list)
+        step("submit")
         if signal is not None:
             _await(self._semaphore, self._calls, signal)
+            step("wait")
         return [ret_list.get_as_object(i, rt.HalBufferView) for i in range(ret_list.size)]
 
     def _arguments(self, views: list) -> tuple:
@@ -363,6 +392,24 @@ class CompiledModel:
             irpa = os.path.join(tmp, archive.PARAMETERS_NAME)
             self.parameters.write(irpa)
             archive.write(path, description, self._vmfb, parameters=irpa)
+
+
+class Steps:
+    """`step(name)` adds the time since the previous mark (or since creation) to
+    `seconds[name]`; the marks of CompiledModel.timed_call."""
+
+    def __init__(self):
+        self.seconds: dict = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def _no_step(name: str) -> None:
+    """The step marker of an untimed call."""
 
 
 def _label(i: int, spec: dict) -> str:

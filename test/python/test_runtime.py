@@ -84,6 +84,18 @@ def test_async_and_sync_modules_give_the_same_answers(dtype):
     assert rel_err(o2, MaskedTwoOutputs()(q2, k, v, keep)[0]) < tol
 
 
+@pytest.mark.parametrize("async_abi", [False, True])
+def test_timed_call_gives_the_answer_and_the_time_of_each_step(async_abi):
+    """timed_call: the same result as a call, and a positive time per step of this ABI's path."""
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 8, 16) for _ in range(3))
+    model = compiled_cpu(PlainAttention(), (q, k, v), async_abi=async_abi)
+    out, steps = model.timed_call(q, k, v)
+    assert torch.equal(out, model(q, k, v))
+    want = ["inputs", "submit", "wait", "outputs"] if async_abi else ["inputs", "submit", "outputs"]
+    assert list(steps) == want and all(t > 0 for t in steps.values()), steps
+
+
 def test_async_prepare_runs_repeatedly():
     torch.manual_seed(2)
     q, k, v = (torch.randn(2, 8, 16) for _ in range(3))
