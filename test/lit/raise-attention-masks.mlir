@@ -146,7 +146,7 @@ module {
 // CHECK:           arith.select
 // CHECK:         tensor.collapse_shape %[[ZEROED]]
 // CHECK-NOT:     linalg.softmax
-// REMARK: raise-attention-masks.mlir:230:11: remark: raised to iree_linalg_ext.attention ({{.*}}mask=[2, 4])
+// REMARK: raise-attention-masks.mlir:231:11: remark: raised to iree_linalg_ext.attention ({{.*}}mask=[2, 4])
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0, d1, d2, d3) -> ()>
@@ -272,7 +272,7 @@ module {
 // CHECK-SAME:      %[[MASK]] : {{.*}}, tensor<2x4x4xf32>)
 // CHECK:         %[[ALL:.+]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[MASK]] : tensor<2x4x4xf32>) outs(%{{.+}} : tensor<2x4xi1>)
 // CHECK:         linalg.generic {{.*}} ins(%[[ALL]], %[[O]] : tensor<2x4xi1>, tensor<2x2x4x8xf32>)
-// REMARK: raise-attention-masks.mlir:346:11: remark: raised to iree_linalg_ext.attention ({{.*}}mask=[2, 4, 4])
+// REMARK: raise-attention-masks.mlir:348:11: remark: raised to iree_linalg_ext.attention ({{.*}}mask=[2, 4, 4])
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>
@@ -387,7 +387,7 @@ module {
 // CHECK:         %[[O:.+]] = iree_linalg_ext.attention
 // CHECK-SAME:      %[[MASK]] : {{.*}}, tensor<2x4xf32>) outs(%{{.+}} : tensor<2x2x2x8xf32>)
 // CHECK:         linalg.generic {{.*}} ins(%[[MASK]] : tensor<2x4xf32>) outs(%{{.+}} : tensor<2xi1>)
-// REMARK: raise-attention-masks.mlir:507:11: remark: raised to iree_linalg_ext.attention (batch=[2, 2], m=2, k2=4{{.*}}mask=[2, 4])
+// REMARK: raise-attention-masks.mlir:510:11: remark: raised to iree_linalg_ext.attention (batch=[2, 2], m=2, k2=4{{.*}}mask=[2, 4])
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0) -> (d0)>
@@ -551,7 +551,7 @@ module {
 // CHECK:         %[[QG:.+]] = tensor.expand_shape %[[Q]] {{\[\[}}0], [1, 2], [3], [4]]
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]],
 // CHECK-SAME:      ins(%[[QG]], %[[K]], %[[V]],
-// REMARK: raise-attention-masks.mlir:629:11: remark: raised to iree_linalg_ext.attention (batch=[2, 2, 2]
+// REMARK: raise-attention-masks.mlir:633:11: remark: raised to iree_linalg_ext.attention (batch=[2, 2, 2]
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
@@ -677,7 +677,7 @@ module {
 // CHECK:           %[[FORCED:.+]] = arith.ori %[[ABSORBED]], %[[HIDE]] : i1
 // CHECK:           arith.select %[[FORCED]], %{{.+}}, %{{.+}} : f32
 // CHECK:         iree_linalg_ext.attention
-// REMARK: raise-attention-masks.mlir:739:11: remark: raised to iree_linalg_ext.attention ({{.*}}mask=[2, 4])
+// REMARK: raise-attention-masks.mlir:744:11: remark: raised to iree_linalg_ext.attention ({{.*}}mask=[2, 4])
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0, d1, d2, d3) -> (d0, 0, 0, d3)>
@@ -768,7 +768,7 @@ module {
 // CHECK:           arith.cmpf ole, %[[B]], %[[LIMIT]] : f32
 // CHECK:         iree_linalg_ext.attention
 // CHECK-SAME:      tensor<2x4xf32>) outs(%{{.+}} : tensor<2x2x4x8xf16>)
-// REMARK: raise-attention-masks.mlir:840:11: remark: raised to iree_linalg_ext.attention
+// REMARK: raise-attention-masks.mlir:846:11: remark: raised to iree_linalg_ext.attention
 
 #map = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
 #map1 = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
@@ -876,7 +876,7 @@ module {
 // CHECK-NOT:     iree_linalg_ext.attention
 // CHECK:         linalg.softmax
 // CHECK:         linalg.batch_matmul
-// REMARK: raise-attention-masks.mlir:936:11: remark: attention not raised: a select() replaces scores by something other than -inf / a very negative fill
+// REMARK: raise-attention-masks.mlir:943:11: remark: attention not raised: a select() replaces scores by something other than -inf / a very negative fill
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0, d1, d2, d3) -> (d0, 0, 0, d3)>
@@ -962,7 +962,7 @@ module {
 // CHECK-LABEL: func.func @near_miss_guard_fills_one(
 // CHECK-NOT:     iree_linalg_ext.attention
 // CHECK:         linalg.batch_matmul
-// REMARK: raise-attention-masks.mlir:1039:11: remark: attention not raised: {{.+}}
+// REMARK: raise-attention-masks.mlir:1047:11: remark: attention not raised: {{.+}}
 
 #map = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #map1 = affine_map<(d0, d1, d2, d3) -> ()>

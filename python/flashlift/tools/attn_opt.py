@@ -12,7 +12,7 @@ import re
 import sys
 from typing import Optional
 
-SPLIT_MARKER = re.compile(r"^// -----\s*$", re.MULTILINE)
+SPLIT_MARKER = re.compile(r"^// -----[ \t]*$", re.MULTILINE)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,10 +49,11 @@ def _chunks(text: str, split: bool) -> list[str]:
     """Chunks padded with blank lines so that line numbers match the whole file."""
     if not split:
         return [text]
-    out, line = [], 0
-    for piece in SPLIT_MARKER.split(text):
-        out.append("\n" * line + piece)
-        line += piece.count("\n")
+    out, start = [], 0
+    for marker in list(SPLIT_MARKER.finditer(text)) + [None]:
+        end = marker.start() if marker else len(text)
+        out.append("\n" * text.count("\n", 0, start) + text[start:end])
+        start = marker.end() if marker else end
     return out
 
 
@@ -65,11 +66,20 @@ def format_location(loc: str, source: str) -> str:
     return f"{file}:{m.group(2)}:{m.group(3)}"
 
 
-def remark_lines(outcomes: list, source: str) -> list[str]:
+def remark_lines(results: list, source: str) -> list[str]:
+    """One remark per site decision the passes recorded: raise-attention's outcomes, and the
+    codegen path each dispatch step chose (parameter records have no site and give none)."""
+    from flashlift.compiler.steps import SiteRecord
+    from flashlift.passes.externalize_parameters import Parameter
+
     lines = []
-    for o in outcomes:
+    for o in results:
+        if isinstance(o, Parameter):
+            continue
         where = format_location(o.location, source)
-        if o.raised:
+        if isinstance(o, SiteRecord):
+            lines.append(f"{where}: remark: {o.kind} takes {o.path}" + (f": {o.reason}" if o.reason else ""))
+        elif o.raised:
             lines.append(f"{where}: remark: raised to iree_linalg_ext.attention {describe(o.info)}")
         else:
             lines.append(f"{where}: remark: attention not raised: {o.reason}")

@@ -1,0 +1,85 @@
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cuda:sm_90 kernels=on})' %s | FileCheck %s
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cuda:sm_90 kernels=on})' --remarks %s 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cuda:sm_90 kernels=off})' %s | FileCheck %s --check-prefix=OFF
+//
+// dispatch-attention (CUDA): an attention op flashlift's FlashAttention kernel covers becomes a
+// flow.dispatch of that kernel (its cubin embedded in a hal.executable.source); anything else
+// stays an iree_linalg_ext.attention for IREE's codegen. Each site's path is a remark.
+// kernels=off leaves every op to IREE.
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// Static f16, Sq = 16 != Skv = 128: a call of the kernel's wrapper, then the kernel's
+// executable (its cubin inline), then the wrapper's flow.dispatch.
+// CHECK-LABEL: func.func @covered(
+// CHECK-SAME:    %[[Q:[a-z0-9]+]]: tensor<4x16x64xf16>, %[[K:[a-z0-9]+]]: tensor<4x128x64xf16>, %[[V:[a-z0-9]+]]: tensor<4x128x64xf16>
+// CHECK-NOT:     iree_linalg_ext.attention
+// CHECK:         %[[R:.+]] = call @[[EXE:flashlift_fa_sm90_[0-9a-f]+]]_call(%[[Q]], %[[K]], %[[V]])
+// CHECK:         return %[[R]]
+// CHECK:       hal.executable.source private @[[EXE]] <objects =
+// CHECK-SAME:    #hal.executable.object<{path = "[[EXE]].cubin", data = dense<"0x7F454C46
+// CHECK:       func.func private @[[EXE]]_call(
+// CHECK:         flow.dispatch @[[EXE]]::@_fa_fwd_kernel(
+// REMARK:      dispatch-attention.mlir:34:8: remark: attention takes triton-fa sm_90
+// OFF-LABEL:   func.func @covered(
+// OFF-NOT:       flow.dispatch
+// OFF:           iree_linalg_ext.attention
+func.func @covered(%q: tensor<4x16x64xf16>, %k: tensor<4x128x64xf16>, %v: tensor<4x128x64xf16>) -> tensor<4x16x64xf16> {
+  %scale = arith.constant 0.125 : f16
+  %init = tensor.empty() : tensor<4x16x64xf16>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<4x16x64xf16>, tensor<4x128x64xf16>, tensor<4x128x64xf16>, f16) outs(%init : tensor<4x16x64xf16>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<4x16x64xf16>
+  return %r : tensor<4x16x64xf16>
+}
+
+// -----
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// A dynamic key length: left to IREE, and the remark says why.
+// CHECK-LABEL: func.func @dynamic_keys(
+// CHECK-NOT:     flow.dispatch
+// CHECK:         iree_linalg_ext.attention
+// REMARK:      dispatch-attention.mlir:57:8: remark: attention takes iree-codegen: dynamic shape of K (tensor<4x?x64xf16>)
+func.func @dynamic_keys(%q: tensor<4x16x64xf16>, %k: tensor<4x?x64xf16>, %v: tensor<4x?x64xf16>) -> tensor<4x16x64xf16> {
+  %scale = arith.constant 0.125 : f16
+  %init = tensor.empty() : tensor<4x16x64xf16>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<4x16x64xf16>, tensor<4x?x64xf16>, tensor<4x?x64xf16>, f16) outs(%init : tensor<4x16x64xf16>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<4x16x64xf16>
+  return %r : tensor<4x16x64xf16>
+}
+
+// -----
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// f32 (the kernel takes f16 and bf16): left to IREE.
+// CHECK-LABEL: func.func @f32(
+// CHECK-NOT:     flow.dispatch
+// CHECK:         iree_linalg_ext.attention
+// REMARK:      dispatch-attention.mlir:80:8: remark: attention takes iree-codegen: {{.*}}f32
+func.func @f32(%q: tensor<4x16x64xf32>, %k: tensor<4x128x64xf32>, %v: tensor<4x128x64xf32>) -> tensor<4x16x64xf32> {
+  %scale = arith.constant 0.125 : f32
+  %init = tensor.empty() : tensor<4x16x64xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<4x16x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>, f32) outs(%init : tensor<4x16x64xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<4x16x64xf32>
+  return %r : tensor<4x16x64xf32>
+}
