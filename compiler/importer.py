@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from flashlift.errors import ImportError_, InputError
+from flashlift.progress import stage
 
 #: Held while a model is exported and lowered: torch.export (non-strict) patches torch's
 #: module hierarchy and dispatch modes process-wide, so two exports at once fail each other.
@@ -211,7 +212,8 @@ def import_model(model, example_args: Sequence[Any], *, kwargs: Optional[dict] =
 
     parameters="archive": the model's parameters (and floating buffers of at least
     BUFFER_PARAMETER_BYTES) stay out of the IR, as `dense_resource<"flashlift_param.NAME">`
-    handles without data (flashlift.compiler.parameters); "inline": every tensor is a constant
+    handles without data (flashlift.compiler.literals), which the externalize-parameters pass
+    makes IREE parameters; "inline": every tensor is a constant
     in the IR (its bytes printed in the text)."""
     import torch
 
@@ -228,6 +230,18 @@ def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes
     """import_model's work, under IMPORT_LOCK."""
     import torch
 
+    tensors = _unaliased(args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)))
+    args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
+    model.eval()
+    name = type(model).__name__
+    with stage(f"torch.export of {name}"):
+        ep = _export(model, args, kwargs, dynamic_shapes)
+    with stage("torch-mlir import to linalg"):
+        return _import_exported(ep, model, notes, func_name, dynamic_shapes, parameters)
+
+
+def _import_exported(ep, model, notes: list, func_name: str, dynamic_shapes, parameters: str) -> Imported:
+    """import_model's second half: the exported program to linalg on tensors."""
     from torch_mlir import fx
     from torch_mlir import ir as tm_ir
     from torch_mlir.dialects import torch as torch_d
@@ -236,14 +250,10 @@ def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes
 
     from flashlift.compiler.literals import LiteralHooks
 
-    tensors = _unaliased(args + tuple(v for v in kwargs.values() if isinstance(v, torch.Tensor)))
-    args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
-    model.eval()
-    ep = _export(model, args, kwargs, dynamic_shapes)
-    _refuse_data_dependent_sizes(ep, type(model).__name__)
+    name = type(model).__name__
+    _refuse_data_dependent_sizes(ep, name)
     dropouts = _remove_dropout(ep)
     _views_as_reshapes(ep)
-    name = type(model).__name__
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)

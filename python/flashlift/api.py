@@ -47,9 +47,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         raise InputError(f"parameters={parameters!r}: expected one of {', '.join(map(repr, PARAMETER_MODES))}")
     tgt = parse_target(target)
     args, kwargs = check_example_args(example_args), check_example_kwargs(kwargs)
-    name = type(model).__name__
-    with stage(f"import {name} (torch.export, torch-mlir)"):
-        imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, parameters=parameters)
+    imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, parameters=parameters)
     with stage(f"passes for {tgt.name}") as step:
         lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
                                use_kernels=use_kernels, on_pass=step)

@@ -25,7 +25,7 @@ def test_stages_are_logged_with_their_times(caplog):
     with caplog.at_level(logging.INFO, logger="flashlift"):
         _compile()
     messages = [r.getMessage() for r in caplog.records if r.name == "flashlift"]
-    for stage in ("import PlainAttention", "passes for cpu", "iree-compile for cpu"):
+    for stage in ("torch.export of PlainAttention", "torch-mlir import to linalg", "passes for cpu", "iree-compile for cpu"):
         assert any(m.startswith(stage) and m.endswith(" s") for m in messages), (stage, messages)
 
 
