@@ -31,8 +31,8 @@ from iree.compiler import ir
 
 from flashlift.compiler.attention_masks import full_mask_type, key_padding_mask_type
 from flashlift.compiler.kernel_sites import NotCovered
-from flashlift.compiler.lowering import query_dim, roles_of
 from flashlift.compiler.mask_consteval import MAX_MASK_ELEMENTS
+from flashlift.passes.attention_op import AttentionOp
 
 KERNEL_DTYPES = ("f16", "bf16")
 HEAD_DIMS = (64, 128)
@@ -72,30 +72,26 @@ class Plan:
 def analyze(op) -> Plan:
     """The static checks: element types, shapes, layouts, scale, region. Raises NotCovered."""
     operation = op.operation
-    maps = [a.value for a in operation.attributes["indexing_maps"]]
-    operands = list(operation.operands)
-    if len(maps) not in (5, 6) or len(operands) != len(maps):
+    if len(operation.attributes["indexing_maps"]) not in (5, 6) or len(operation.operands) not in (5, 6):
         raise NotCovered("unexpected attention op form")
-    q, k, v, scale = operands[:4]
-    mask = operands[4] if len(maps) == 6 else None
-    result = operation.results[0]
-    tensors = {"Q": (q, maps[0]), "K": (k, maps[1]), "V": (v, maps[2]), "O": (result, maps[-1])}
+    view = AttentionOp.of(op)
+    scale, mask = view.values["scale"], view.values.get("mask")
+    names = {"Q": "q", "K": "k", "V": "v", "O": "o"}
     if mask is not None:
-        tensors["mask"] = (mask, maps[4])
+        names["mask"] = "mask"
     dims = {}
-    for name, (value, amap) in tensors.items():
+    for name, key in names.items():
+        value = view.values[key]
         if not isinstance(value.type, ir.RankedTensorType):
             raise NotCovered(f"{name} is not a ranked tensor")
         t = ir.RankedTensorType(value.type)
         if not t.has_static_shape:
             raise NotCovered(f"dynamic shape of {name} ({t})")
-        ds = []
-        for expr in amap.results:
-            if not isinstance(expr, ir.AffineDimExpr):
-                raise NotCovered(f"{name} is indexed by {expr}, not a loop dim")
-            ds.append(expr.position)
-        dims[name] = ds
-    elt = {n: str(ir.RankedTensorType(tensors[n][0].type).element_type) for n in ("Q", "K", "V", "O")}
+        if None in view.dims[key]:
+            expr = view.maps[{"q": 0, "k": 1, "v": 2, "mask": 4, "o": -1}[key]].results[view.dims[key].index(None)]
+            raise NotCovered(f"{name} is indexed by {expr}, not a loop dim")
+        dims[name] = view.dims[key]
+    elt = {n: view.element_type(names[n]) for n in ("Q", "K", "V", "O")}
     if elt["Q"] not in KERNEL_DTYPES:
         raise NotCovered(f"element type {elt['Q']} (kernel: f16, bf16)")
     if elt["K"] != elt["Q"] or elt["V"] != elt["Q"]:
@@ -104,14 +100,14 @@ def analyze(op) -> Plan:
         raise NotCovered(f"result element type {elt['O']} for {elt['Q']} inputs")
 
     qd, kd, vd, od = dims["Q"], dims["K"], dims["V"], dims["O"]
-    r = roles_of(qd, kd, vd, od)
+    r = view.roles
     if not (len(r["k1"]) == len(r["k2"]) == len(r["n"]) == 1) or len(qd) < 2:
         raise NotCovered("the op's maps do not have exactly one k1, k2 and n dim")
     k1, k2, n = r["k1"][0], r["k2"][0], r["n"][0]
     # For the kernel the other m dims (a grouped-query group r) are query batch dims.
     if not r["m"]:
         raise NotCovered("the op's maps have no query dim")
-    m = query_dim(qd, r["m"])
+    m = view.query_dim()
     q_batch = qd[:-2]
     kv_batch = kd[:-2]
     if qd[-2:] != [m, k1]:
@@ -127,11 +123,7 @@ def analyze(op) -> Plan:
     if q_batch[:len(kv_batch)] != kv_batch:
         raise NotCovered("K/V batch dims are not leading batch dims of Q (kv head = q head // ratio)")
 
-    sizes = {}
-    for name in ("Q", "K", "V", "O"):
-        t = ir.RankedTensorType(tensors[name][0].type)
-        for pos, d in enumerate(dims[name]):
-            sizes.setdefault(d, t.shape[pos])
+    sizes = view.sizes
     if sizes[k1] != sizes[n]:
         raise NotCovered(f"head dims differ (k1={sizes[k1]}, n={sizes[n]})")
     if sizes[k1] not in HEAD_DIMS:

@@ -33,9 +33,9 @@ from iree.compiler import ir
 from flashlift.compiler.attention_coverage import mask_roles as mask_roles_of
 from flashlift.compiler.attention_masks import causal_kind, mask_as_2d
 from flashlift.compiler.kernel_sites import NotCovered
-from flashlift.compiler.lowering import roles
 from flashlift.compiler.mask_consteval import MAX_MASK_ELEMENTS, evaluate_constants
 from flashlift.passes import ir as irx
+from flashlift.passes.attention_op import AttentionOp
 
 
 # Query rows per chunk: a multiple of the CPU configs' key step (32), so every chunk's key
@@ -49,40 +49,20 @@ CHUNK = 32
 MIN_TAIL = 8
 
 
-def _dims(amap):
-    """The loop dim of each result of `amap`, or None where a result is not a plain dim."""
-    out = []
-    for e in amap.results:
-        if not isinstance(e, ir.AffineDimExpr):
-            return None
-        out.append(e.position)
-    return out
-
-
 def _candidate(op, chunk: int):
     """(mask roles, M, K2, loop dims of each operand's map, m dim, k2 dim) for an op this
     pass may split, else None."""
-    operation = op.operation
-    maps = [a.value for a in operation.attributes["indexing_maps"]]
-    operands = list(operation.operands)
-    if len(maps) != 6 or len(operands) != 6:
+    view = AttentionOp.of(op)
+    if not view.has_mask:
         return None  # no mask
-    dims = [_dims(m) for m in maps]
-    if any(d is None for d in dims[:3] + dims[4:]):
+    if not view.plain or not view.static():
         return None
-    values = operands[:3] + [None] + operands[4:] + [operation.results[0]]
-    for v in values:
-        if v is not None and not (isinstance(v.type, ir.RankedTensorType) and ir.RankedTensorType(v.type).has_static_shape):
-            return None
-    r = roles(maps)
+    r = view.roles
     if not all(len(r[x]) == 1 for x in ("m", "k2", "k1", "n")):
         return None
     m, k2 = r["m"][0], r["k2"][0]
-    sizes = {}
-    for v, ds in zip(values, dims):
-        if v is not None:
-            for pos, d in enumerate(ds):
-                sizes.setdefault(d, ir.RankedTensorType(v.type).shape[pos])
+    sizes = view.sizes
+    dims = [view.dims["q"], view.dims["k"], view.dims["v"], [], view.dims["mask"], view.dims["o"]]
     mask_dims = dims[4]
     if m not in mask_dims or k2 not in mask_dims:
         return None  # a mask that does not vary along both queries and keys is not causal

@@ -34,7 +34,8 @@ import contextlib
 from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
-from flashlift.compiler.lowering import attention_shape, query_dim, roles_of
+from flashlift.compiler.lowering import attention_shape
+from flashlift.passes.attention_op import AttentionOp
 from flashlift.passes import masks
 from flashlift.passes.ir import collect, tensor_dim
 
@@ -46,10 +47,6 @@ def _maps(op) -> list:
 def _set_maps(op, maps) -> None:
     with op.operation.context:
         op.operation.attributes["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
-
-
-def _dims(amap) -> list:
-    return [e.position if isinstance(e, ir.AffineDimExpr) else None for e in amap.results]
 
 
 FENCES = masks.FENCES
@@ -124,13 +121,13 @@ def canonicalize_layouts(module) -> int:
     """Makes Q, K, V and O canonical for every attention op; returns how many were changed."""
     changed = 0
     for op in collect(module, "iree_linalg_ext.attention"):
-        maps = _maps(op)
-        q, k, v, o = _dims(maps[0]), _dims(maps[1]), _dims(maps[2]), _dims(maps[-1])
+        view = AttentionOp.of(op)
+        maps = view.maps
+        q, k, v, o = (view.dims[x] for x in ("q", "k", "v", "o"))
         if None in q + k + v + o:
             continue
-        r = roles_of(q, k, v, o)
-        k1, k2, n = r["k1"], r["k2"], r["n"]
-        m = [query_dim(q, r["m"])] if r["m"] else []
+        k1, k2, n = view.roles["k1"], view.roles["k2"], view.roles["n"]
+        m = [view.query_dim()] if view.roles["m"] else []
         if not all(len(x) == 1 for x in (k1, k2, m, n)):
             continue
         batch = [d for d in o if d not in m + n]

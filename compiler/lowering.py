@@ -18,6 +18,7 @@ from flashlift.compiler.lowering_cpu import cpu_attention_attrs
 from flashlift.compiler.lowering_gpu import gpu_attention_attrs
 from flashlift.compiler.tuning import CPU_KNOBS, GPU_KNOBS
 from flashlift.errors import InputError
+from flashlift.passes.attention_op import AttentionOp, map_loop_dims, roles_of_maps
 from flashlift.passes.ir import collect, float_constant, tensor_dim
 
 # What `override` set for the current context: {"knobs": dict | None, "use_db": bool}.
@@ -49,34 +50,6 @@ def override(knobs: Optional[dict] = None, *, use_db: bool = True):
         _OVERRIDE.reset(token)
 
 
-def _dims(amap) -> list:
-    return [e.position for e in amap.results if isinstance(e, ir.AffineDimExpr)]
-
-
-def roles(maps: list) -> dict:
-    """The loop dims of an attention op by role, from its indexing maps (see roles_of)."""
-    return roles_of(_dims(maps[0]), _dims(maps[1]), _dims(maps[2]), _dims(maps[-1]))
-
-
-def roles_of(q: list, k: list, v: list, o: list) -> dict:
-    """The loop dims of an attention op by role, from the dims q, k, v and o read: k1 (Q.K
-    contraction), k2 (keys), m (queries), n (V's head dim), batch (the other dims of O)."""
-    m = [d for d in q if d in o and d not in k]
-    n = [d for d in v if d in o and d not in k]
-    return {"q": q, "k": k, "v": v, "o": o,
-            "k1": [d for d in q if d in k and d not in o], "k2": [d for d in k if d in v and d not in q],
-            "m": m, "n": n, "batch": [d for d in o if d not in m and d not in n]}
-
-
-def query_dim(q: list, m: list) -> int:
-    """The query sequence dim among the m dims: IREE also counts a grouped-query group dim r
-    (in Q and O, not in K/V) as an m dim. It is the one before k1 in Q, else the last; the
-    others are query batch dims."""
-    if len(m) == 1:
-        return m[0]
-    return q[-2] if q[-2] in m else m[-1]
-
-
 def dispatch_roles(maps: list, sizes: list) -> list:
     """The role of each dim of the attention op as IREE's codegen sees it, after its dispatch
     formation drops unit dims and collapses dims that every operand reads together:
@@ -86,8 +59,8 @@ def dispatch_roles(maps: list, sizes: list) -> list:
     tile lists have one entry per element; they are attached to the op as emitted and IREE
     copies them verbatim, so this rank must be exact (a shifted list tiles k1 and computes a
     wrong softmax)."""
-    r = roles(maps)
-    operand_dims = [_dims(m) for m in maps if len(m.results)]
+    r = roles_of_maps(maps)
+    operand_dims = [[d for d in map_loop_dims(m) if d is not None] for m in maps if len(m.results)]
     role_of = {}
     for role in ("batch", "m", "n", "k1", "k2"):
         for d in r[role]:
@@ -112,30 +85,20 @@ def dispatch_roles(maps: list, sizes: list) -> list:
 
 def attention_shape(op) -> dict:
     """{"batch": [...], "m", "n", "k1", "k2", "elem_type", "has_mask"} of an attention op."""
-    maps = [a.value for a in op.attributes["indexing_maps"]]
-    operands = list(op.operands)
-    n_loops = maps[0].n_dims
-    sizes = [None] * n_loops
-    for value, amap in zip(operands[:3] + operands[4:], maps[:3] + maps[4:]):
-        if not isinstance(value.type, ir.RankedTensorType):
-            continue
-        t = ir.RankedTensorType(value.type)
-        for pos, expr in enumerate(amap.results):
-            if isinstance(expr, ir.AffineDimExpr) and not t.is_dynamic_dim(pos):
-                sizes[expr.position] = t.shape[pos]
-    r = roles(maps)
+    view = AttentionOp.of(op)
+    sizes, r = view.sizes, view.roles
     q, k, v, o, k1, k2, m, n, batch = (r[x] for x in ("q", "k", "v", "o", "k1", "k2", "m", "n", "batch"))
     one = lambda ds: sizes[ds[0]] if len(ds) == 1 else None
-    mask_batch = [batch.index(d) for d in _dims(maps[4]) if d in batch] if len(maps) == 6 else []
+    mask_batch = [batch.index(d) for d in view.dims["mask"] if d in batch] if view.has_mask else []
     canonical = (q == batch + m + k1 and k[: len(batch)] == batch and k[len(batch):] in (k2 + k1, k1 + k2)
                  and v == batch + k2 + n and o == batch + m + n)
     return {
-        "dispatch_roles": dispatch_roles(maps, sizes),
+        "dispatch_roles": dispatch_roles(view.maps, sizes),
         "canonical": canonical,  # Q, K, V, O
         "k_transposed": k[len(batch):] == k1 + k2,
         "batch": [sizes[d] for d in batch], "m": one(m), "n": one(n), "k1": one(k1), "k2": one(k2),
-        "elem_type": str(ir.RankedTensorType(operands[0].type).element_type),
-        "has_mask": len(maps) == 6,
+        "elem_type": view.element_type("q"),
+        "has_mask": view.has_mask,
         "mask_batch_dims": mask_batch,
     }
 
@@ -218,18 +181,17 @@ def mask_dynamic_keys(module) -> int:
     f32) changes nothing in the math and lets the padded keys be masked out."""
     count = 0
     for op in collect(module, "iree_linalg_ext.attention"):
-        maps = [a.value for a in op.operation.attributes["indexing_maps"]]
-        if len(maps) != 5:
+        view = AttentionOp.of(op)
+        if view.has_mask:
             continue
-        k = op.operation.operands[1]
-        r = roles(maps)
-        k2 = r["k2"]
-        if len(k2) != 1 or not ir.RankedTensorType(k.type).is_dynamic_dim(r["k"].index(k2[0])):
+        k, k2 = view.values["k"], view.one("k2")
+        if k2 is None or not ir.RankedTensorType(k.type).is_dynamic_dim(view.dims["k"].index(k2)):
             continue
         if len(op.operation.regions[0].blocks[0].operations) != 1:  # a score region of its own
             continue
+        maps = view.maps
         with ir.InsertionPoint(op), op.operation.location:
-            size = tensor_dim(k, r["k"].index(k2[0]))
+            size = tensor_dim(k, view.dims["k"].index(k2))
             f32 = ir.F32Type.get()
             mtype = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size()], f32)
             empty = ir.Operation.create("tensor.empty", results=[mtype], operands=[size]).results[0]
@@ -242,7 +204,7 @@ def mask_dynamic_keys(module) -> int:
                 ir.Operation.create("linalg.yield", operands=[block.arguments[0]])
         operands = list(op.operation.operands)
         with op.operation.location:
-            new_maps = maps[:4] + [ir.AffineMap.get(maps[0].n_dims, 0, [ir.AffineDimExpr.get(k2[0])])] + maps[4:]
+            new_maps = maps[:4] + [ir.AffineMap.get(view.n_loops, 0, [ir.AffineDimExpr.get(k2)])] + maps[4:]
         attrs = {name: op.operation.attributes[name] for name in op.operation.attributes}
         attrs["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in new_maps])
         with ir.InsertionPoint(op), op.operation.location:
