@@ -10,10 +10,22 @@ Everything between import and the runtime happens here, in this order:
 
 from __future__ import annotations
 
+import ctypes
 import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 
+from iree.compiler import ir
+from iree.compiler.tools.binaries import find_tool
+
+from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
+from flashlift.compiler.pipeline import pipeline_for, run_pipeline
+from flashlift.compiler.steps import SiteRecord
 from flashlift.errors import CompileError
+from flashlift.module_abi import dtype_name
+from flashlift.passes.externalize_parameters import Parameter
 
 
 @dataclass
@@ -27,10 +39,6 @@ class Lowered:
 
 
 def function_signature(module, func_name: str) -> dict:
-    from iree.compiler import ir
-
-    from flashlift.runtime import dtype_name
-
     for op in module.body.operations:
         if op.operation.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == func_name:
             ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
@@ -48,12 +56,6 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
 
     use_kernels=False keeps IREE's codegen for every attention op (the records then say so).
     """
-    from iree.compiler import ir
-
-    from flashlift.compiler.pipeline import pipeline_for, run_pipeline
-    from flashlift.compiler.steps import SiteRecord
-    from flashlift.passes.externalize_parameters import Parameter
-
     ctx = ir.Context()
     try:
         module = ir.Module.parse(text, ctx)
@@ -93,8 +95,6 @@ def compile_flags(target, *, async_abi: bool = None, keep_f64: bool = False) -> 
     function with the coarse-fences ABI; keep_f64 for a model that takes or returns float64."""
     flags = list(target.flags) + (list(KEEP_F64_FLAGS) if keep_f64 else [])
     if target.kind == "cpu":
-        from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
-
         flags += CPU_COMPILE_FLAGS
     if target.kind == "cuda" if async_abi is None else async_abi:
         flags += ASYNC_ABI_FLAGS
@@ -106,11 +106,6 @@ def iree_compile(text: str, target, *, async_abi: bool = None, keep_f64: bool = 
 
     iree-compile runs as a child that ends with this process (a compile killed by SIGTERM
     or SIGKILL leaves no iree-compile running), in a private temporary folder."""
-    import subprocess
-    import tempfile
-
-    from iree.compiler.tools.binaries import find_tool
-
     args = ["--iree-input-type=auto", "--iree-vm-bytecode-module-output-format=flatbuffer-binary",
             "--mlir-print-debuginfo", "--mlir-print-op-on-diagnostic=false", *compile_flags(target, async_abi=async_abi, keep_f64=keep_f64)]
     with tempfile.TemporaryDirectory(prefix="flashlift-compile-") as tmp:
@@ -130,9 +125,6 @@ def iree_compile(text: str, target, *, async_abi: bool = None, keep_f64: bool = 
 
 
 def _parent_death_signal():
-    import ctypes
-    import sys
-
     return ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 
 

@@ -8,12 +8,15 @@ flashlift's Python passes run as real passes next to any pass the IREE bindings 
 
 from __future__ import annotations
 
+import inspect
+
 from iree.compiler import ir
 from iree.compiler.passmanager import PassManager
 
 from flashlift.errors import InputError
 from flashlift import passes
 from flashlift.compiler import steps
+from flashlift.compiler.targets import parse_target
 
 #: Every pass attn-opt and the pipelines know: the raising passes, then the codegen steps.
 REGISTRY = {**passes.REGISTRY, **steps.STEPS}
@@ -33,8 +36,6 @@ RAISE_PIPELINE = "builtin.module(" + ",".join(RAISING) + ")"
 def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. One element per step, in order:"""
-    from flashlift.compiler.targets import parse_target
-
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
@@ -129,8 +130,6 @@ def pass_options(element: str) -> dict:
 
 
 def _as_pass(run, results, options: dict, announce=None):
-    import inspect
-
     accepted = inspect.signature(run).parameters
     takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
     for key in options:

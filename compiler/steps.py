@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flashlift.compiler import gemm_dispatch, layout, lowering
+from flashlift.compiler.causal_split import split_causal
+from flashlift.compiler.kernel_dispatch import dispatch_kernels
+from flashlift.compiler.kernel_sites import CODEGEN
+from flashlift.compiler.targets import parse_target
+from flashlift.passes.ir import collect
+
 
 @dataclass
 class SiteRecord:
@@ -27,24 +34,14 @@ def _records(kind: str, dicts: list) -> list:
                        {k: v for k, v in d.items() if k not in ("location", "path", "reason")}) for d in dicts]
 
 
-def _target(spec: str):
-    from flashlift.compiler.targets import parse_target
-
-    return parse_target(spec)
-
-
 def canonicalize_layouts(module, results: list) -> None:
     """Q, K, V and O of every attention op with its batch dims leading, in one order."""
-    from flashlift.compiler import layout
-
     with module.context:
         layout.canonicalize_layouts(module)
 
 
 def pretranspose_keys(module, results: list) -> None:
     """CPU: K as (batch.., k1, k2), what the CPU configs are tuned for."""
-    from flashlift.compiler import layout
-
     with module.context:
         layout.pretranspose_keys(module)
 
@@ -52,28 +49,20 @@ def pretranspose_keys(module, results: list) -> None:
 def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_90", kernels: str = "on") -> None:
     """CUDA: attention ops flashlift's FlashAttention kernel covers become its dispatches;
     kernels=off keeps IREE's codegen for all (and records say so)."""
-    from flashlift.compiler.kernel_dispatch import dispatch_kernels
-    from flashlift.compiler.kernel_sites import CODEGEN
-    from flashlift.passes.ir import collect
-
     if kernels == "off":
         results.extend(SiteRecord("attention", str(op.operation.location), CODEGEN, "use_kernels=False")
                        for op in collect(module, "iree_linalg_ext.attention"))
         return
-    results.extend(_records("attention", dispatch_kernels(module, _target(target or f"cuda:{arch}"))))
+    results.extend(_records("attention", dispatch_kernels(module, parse_target(target or f"cuda:{arch}"))))
 
 
 def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90") -> None:
     """CUDA: f16/bf16 linear layers flashlift's GEMM kernel covers become its dispatches."""
-    from flashlift.compiler import gemm_dispatch
-
-    results.extend(_records("gemm", gemm_dispatch.dispatch_gemms(module, _target(target or f"cuda:{arch}"))))
+    results.extend(_records("gemm", gemm_dispatch.dispatch_gemms(module, parse_target(target or f"cuda:{arch}"))))
 
 
 def mask_dynamic_keys(module, results: list) -> None:
     """GPU: a zero [k2] mask on mask-less ops with a dynamic key length (IREE pads through it)."""
-    from flashlift.compiler import lowering
-
     with module.context:
         lowering.mask_dynamic_keys(module)
 
@@ -81,15 +70,11 @@ def mask_dynamic_keys(module, results: list) -> None:
 def annotate_lowering(module, results: list, target: str = "cpu") -> None:
     """The lowering configuration (tuning database, then heuristics) of each attention op left
     to IREE's codegen; runs last, after the kernels took theirs."""
-    from flashlift.compiler import lowering
-
-    lowering.annotate(module, _target(target))
+    lowering.annotate(module, parse_target(target))
 
 
 def causal_split(module, results: list) -> None:
     """CPU: a causal op known at compile time becomes one op per query chunk."""
-    from flashlift.compiler.causal_split import split_causal
-
     split_causal(module)
 
 

@@ -6,6 +6,7 @@ indexing maps of this structured op", "the shape of this tensor".
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Optional
 
 from iree.compiler import ir
@@ -182,8 +183,6 @@ def reassociation_attr(groups: list) -> ir.ArrayAttr:
 
 def collapse(value: ir.Value, groups: list, loc=None) -> ir.Value:
     """tensor.collapse_shape of `value` by `groups` (its result type inferred)."""
-    import math
-
     t = tensor_type(value)
     dims = shape(value)
     sizes = [ir.ShapedType.get_dynamic_size() if any(dims[k] is None for k in g) else math.prod(dims[k] for k in g)

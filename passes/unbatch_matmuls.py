@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Optional
 
 from iree.compiler import ir
+from iree.compiler.dialects import linalg
 
 from . import ir as irx
 
@@ -67,8 +68,6 @@ def rewrite(op) -> bool:
     loc = op.operation.location
     with ir.InsertionPoint(op), loc:
         flat = irx.collapse(a, [[0, 1], [2]], loc)
-        from iree.compiler.dialects import linalg
-
         zero = irx.float_constant(float(fill), out_type.element_type)
         acc = linalg.fill(zero, outs=[_rows_empty(flat, irx.shape(w)[1], out_type.element_type)])
         result = _expand_rows(linalg.matmul(flat, w, outs=[acc]), a, out_type)
