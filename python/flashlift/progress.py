@@ -1,16 +1,16 @@
 """What compile_model is doing, while it does it: its stages with their elapsed times.
 
-Everything goes through Python's `logging`, logger "flashlift": each stage logs "NAME ..."
-when it starts (DEBUG) and "NAME: 3.2 s" when it ends (INFO), and a stage with a count (the
-kernels built per site) logs its steps at DEBUG. Turn it up or off as any logger:
+Two outputs, both off by the `flashlift` logger's level as any library's:
 
-    logging.getLogger("flashlift").setLevel(logging.WARNING)   # quiet
-    logging.getLogger("flashlift").setLevel(logging.DEBUG)     # every start and step
-
-When nobody has configured logging (the root logger has no handlers) and stderr is a
-terminal, `TerminalHandler` shows the stages on stderr: the running stage on one line
-("flashlift: iree-compile ... 12 s" with a bar where the stage has a count), replaced by
-its elapsed time when it ends. Not interactive (a pipe, a file, CI): nothing is printed.
+* Python's `logging`, logger "flashlift": each stage logs "NAME ..." when it starts (DEBUG)
+  and "NAME: 3.2 s" when it ends (INFO), and a stage with a count (the passes) logs its
+  steps at DEBUG. As a library should, flashlift sets no level: the records reach your
+  handlers when you ask for them (`logging.getLogger("flashlift").setLevel(logging.INFO)`).
+* A status line on an interactive stderr (`Terminal`), shown when nobody has configured
+  logging (the root logger has no handlers) and the flashlift logger's level is unset or
+  INFO and below: the running stage on one line ("flashlift: iree-compile ... " with a bar
+  where the stage has a count), replaced by its elapsed time when it ends. Not interactive
+  (a pipe, a file, CI) or `setLevel(logging.WARNING)`: nothing is printed.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import time
 log = logging.getLogger("flashlift")
 
 
-class TerminalHandler(logging.Handler):
-    """Shows the stages on an interactive stderr (see the module doc): `running` puts the
-    running stage on the current line; an emitted record (a stage's end, a warning) replaces
-    it with a line of its own."""
+class Terminal:
+    """The status line on an interactive stderr (see the module doc): `running` puts the
+    running stage on the current line, `finished` replaces it with a line of its own."""
 
     def __init__(self, stream=None):
-        super().__init__(logging.INFO)
         self.stream = stream
         self._open = False  # a "running" line without its newline yet
 
@@ -38,16 +36,17 @@ class TerminalHandler(logging.Handler):
 
     def active(self) -> bool:
         out = self._out()
-        return not logging.getLogger().handlers and hasattr(out, "isatty") and out.isatty()
+        shown = log.level == logging.NOTSET or log.level <= logging.INFO
+        return shown and not logging.getLogger().handlers and hasattr(out, "isatty") and out.isatty()
 
     def running(self, text: str) -> None:
-        if log.isEnabledFor(logging.INFO) and self.active():
+        if self.active():
             self._write("\r\033[K" + "flashlift: " + text)
             self._open = True
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def finished(self, text: str) -> None:
         if self.active():
-            self._write(("\r\033[K" if self._open else "") + "flashlift: " + record.getMessage() + "\n")
+            self._write(("\r\033[K" if self._open else "") + "flashlift: " + text + "\n")
             self._open = False
 
     def _write(self, text: str) -> None:
@@ -59,10 +58,7 @@ class TerminalHandler(logging.Handler):
             pass
 
 
-_HANDLER = TerminalHandler()
-log.addHandler(_HANDLER)
-if log.level == logging.NOTSET:
-    log.setLevel(logging.INFO)
+TERMINAL = Terminal()
 
 
 @contextlib.contextmanager
@@ -70,17 +66,22 @@ def stage(name: str):
     """Times the block as stage `name`; yields a `step(i, n, what)` for stages with a count."""
     start = time.perf_counter()
     log.debug("%s ...", name)
-    _HANDLER.running(f"{name} ...")
+    TERMINAL.running(f"{name} ...")
 
     def step(i: int, n: int, what: str = "") -> None:
         width = 20
         done = width * i // max(n, 1)
         log.debug("%s: %d/%d %s", name, i, n, what)
-        _HANDLER.running(f"{name} [{'#' * done}{'.' * (width - done)}] {i}/{n} {what}")
+        TERMINAL.running(f"{name} [{'#' * done}{'.' * (width - done)}] {i}/{n} {what}")
 
     try:
         yield step
     except BaseException:
-        log.info("%s: failed after %.1f s", name, time.perf_counter() - start)
+        _end("%s: failed after %.1f s", name, time.perf_counter() - start)
         raise
-    log.info("%s: %.1f s", name, time.perf_counter() - start)
+    _end("%s: %.1f s", name, time.perf_counter() - start)
+
+
+def _end(fmt: str, *args) -> None:
+    log.info(fmt, *args)
+    TERMINAL.finished(fmt % args)

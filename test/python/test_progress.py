@@ -32,12 +32,12 @@ def test_stages_are_logged_with_their_times(caplog):
 def test_a_terminal_shows_the_stages_and_a_pipe_shows_nothing(monkeypatch):
     tty, pipe = Terminal(), io.StringIO()
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # nobody configured logging
-    monkeypatch.setattr(progress._HANDLER, "stream", tty)
+    monkeypatch.setattr(progress.TERMINAL, "stream", tty)
     _compile()
     shown = tty.getvalue()
     assert "flashlift: passes for cpu [" in shown  # the running stage, with its pass count
     assert "\r\033[Kflashlift: iree-compile for cpu" in shown and shown.endswith(" s\n")
-    monkeypatch.setattr(progress._HANDLER, "stream", pipe)
+    monkeypatch.setattr(progress.TERMINAL, "stream", pipe)
     _compile()
     assert pipe.getvalue() == ""
 
@@ -45,7 +45,7 @@ def test_a_terminal_shows_the_stages_and_a_pipe_shows_nothing(monkeypatch):
 def test_the_logger_silences_it(monkeypatch):
     tty = Terminal()
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
-    monkeypatch.setattr(progress._HANDLER, "stream", tty)
+    monkeypatch.setattr(progress.TERMINAL, "stream", tty)
     logger = logging.getLogger("flashlift")
     level = logger.level
     logger.setLevel(logging.WARNING)
@@ -64,3 +64,27 @@ def test_a_failed_stage_says_so(caplog):
         except RuntimeError:
             pass
     assert any(r.getMessage().startswith("demo: failed after") for r in caplog.records)
+
+
+def test_a_configured_root_logger_gets_no_info_unless_asked(monkeypatch):
+    """flashlift sets no level of its own: an application logging at WARNING (or a library's
+    implicit basicConfig) sees no stage records; asking the flashlift logger for INFO does."""
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [Collect()])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    root.manager._clear_cache()
+    _compile()
+    assert not [m for m in seen if "iree-compile" in m], seen
+    logger = logging.getLogger("flashlift")
+    logger.setLevel(logging.INFO)
+    try:
+        _compile()
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert any(m.startswith("iree-compile for cpu") for m in seen), seen
