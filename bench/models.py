@@ -101,11 +101,15 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # the peer is IREE on its own: no raising and none of flashlift's kernels (attention, GEMM);
         # flashlift_sdpa is the same model with transformers' default attention (SDPA), which
         # must reach the same kernels at the same speed
-        for variant, raise_attention, attn in (("flashlift", True, "eager"), ("iree_unraised", False, "eager"),
-                                               ("flashlift_sdpa", True, "sdpa")):
+        # flashlift_unfused: the same without fuse-linears (each projection its own GEMM)
+        for variant, raise_attention, attn, fuse in (("flashlift", True, "eager", True),
+                                                     ("iree_unraised", False, "eager", False),
+                                                     ("flashlift_sdpa", True, "sdpa", True),
+                                                     ("flashlift_unfused", True, "eager", False)):
             t0 = time.time()
             compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
-                                               raise_attention=raise_attention, use_kernels=raise_attention)
+                                               raise_attention=raise_attention, use_kernels=raise_attention,
+                                               fuse_linears=fuse)
             path = os.path.join(out_dir, f"{name}.{variant}.flashlift")
             compiled.save(path, parameters=False)  # the run builds the same weights from the seed
             entry["modules"][variant] = os.path.basename(path)

@@ -26,6 +26,7 @@ from flashlift.compiler.steps import SiteRecord
 from flashlift.errors import CompileError
 from flashlift.module_abi import dtype_name
 from flashlift.passes.externalize_parameters import Parameter
+from flashlift.passes.fuse_linears import Fusion
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Lowered:
     paths: list = field(default_factory=list)  # kernel_dispatch records: location, path, reason
     gemms: list = field(default_factory=list)  # gemm_dispatch records, one per linalg.matmul
     parameters: list = field(default_factory=list)  # externalize_parameters.Parameter, one per global
+    fusions: list = field(default_factory=list)  # fuse_linears.Fusion, one per fused group
 
 
 def function_signature(module, func_name: str) -> dict:
@@ -51,7 +53,7 @@ def function_signature(module, func_name: str) -> dict:
 
 
 def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "main",
-          use_kernels: bool = True, on_pass=None) -> Lowered:
+          use_kernels: bool = True, fuse_linears: bool = True, on_pass=None) -> Lowered:
     """Steps 1-3: returns the IR text for iree-compile and what the passes decided.
 
     use_kernels=False keeps IREE's codegen for every attention op (the records then say so).
@@ -61,10 +63,12 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
         module = ir.Module.parse(text, ctx)
     except ir.MLIRError as e:
         raise CompileError(f"the imported module does not parse: {e}") from None
-    results = run_pipeline(module, pipeline_for(target, raise_attention=raise_attention, use_kernels=use_kernels),
+    results = run_pipeline(module, pipeline_for(target, raise_attention=raise_attention, use_kernels=use_kernels,
+                                                    fuse_linears=fuse_linears),
                            on_pass=on_pass)
     parameters = [r for r in results if isinstance(r, Parameter)]
-    outcomes = [r for r in results if not isinstance(r, (SiteRecord, Parameter))]
+    fusions = [r for r in results if isinstance(r, Fusion)]
+    outcomes = [r for r in results if not isinstance(r, (SiteRecord, Parameter, Fusion))]
 
     def records(kind):
         return [dict(r.details, location=r.location, path=r.path, reason=r.reason)
@@ -72,7 +76,8 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
 
     paths, gemms = records("attention"), records("gemm")
     signature = function_signature(module, func_name)
-    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms, parameters)
+    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms, parameters,
+                   fusions)
 
 
 #: CUDA modules take a wait and a signal fence after their tensors (IREE's coarse-fences ABI):

@@ -33,12 +33,16 @@ RAISING = ["unify-dims", "fold-reshapes", "fold-broadcasts", "raise-attention", 
 RAISE_PIPELINE = "builtin.module(" + ",".join(RAISING) + ")"
 
 
-def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True) -> str:
+def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True, fuse_linears: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
+    if raise_attention and fuse_linears:
+        # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:
+        # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue
+        elements.insert(elements.index("unbatch-matmuls") + 1, "fuse-linears")
     if raise_attention and t.raise_attention:
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
         elements.append("canonicalize-layouts")

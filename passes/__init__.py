@@ -7,7 +7,8 @@ helpers here, never compiler/.
 see (what was raised, what was left alone and why) append Outcome records to `results`.
 """
 
-from . import externalize_parameters, fold_broadcasts, fold_reshapes, raise_attention, raise_softmax, unbatch_matmuls, unify_dims
+from . import (externalize_parameters, fold_broadcasts, fold_reshapes, fuse_linears, raise_attention, raise_softmax,
+               unbatch_matmuls, unify_dims)
 
 
 def _raise_attention_with_softmax(module, results):
@@ -23,5 +24,6 @@ REGISTRY = {
     raise_softmax.NAME: (raise_softmax.SUMMARY, raise_softmax.run),
     raise_attention.NAME: (raise_attention.SUMMARY, _raise_attention_with_softmax),
     unbatch_matmuls.NAME: (unbatch_matmuls.SUMMARY, unbatch_matmuls.run),
+    fuse_linears.NAME: (fuse_linears.SUMMARY, fuse_linears.run),
     externalize_parameters.NAME: (externalize_parameters.SUMMARY, externalize_parameters.run),
 }

@@ -210,6 +210,24 @@ def generic(inputs: list, init: ir.Value, maps: list, iterators: list, body) -> 
     return op.results[0]
 
 
+def clone_body(op, args: list) -> ir.Value:
+    """Clones `op`'s region body at the insertion point, its block arguments replaced by
+    `args`; returns what it yields."""
+    block = op.operation.regions[0].blocks[0]
+    mapping = {block.arguments[i]: a for i, a in enumerate(args)}
+    ops = list(block.operations)
+    for inner in ops[:-1]:
+        clone = inner.operation.clone()
+        for i, operand in enumerate(clone.operands):
+            for old, new in mapping.items():
+                if operand == old:
+                    clone.operands[i] = new
+        for old, new in zip(inner.operation.results, clone.results):
+            mapping[old] = new
+    yielded = ops[-1].operation.operands[0]
+    return next((new for old, new in mapping.items() if old == yielded), yielded)
+
+
 def location_text(op) -> str:
     return str(op.operation.location)
 

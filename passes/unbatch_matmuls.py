@@ -131,29 +131,11 @@ def _sink_expand(expanded: ir.Value) -> Optional[ir.Value]:
                 inputs.append(value)
         out_type = irx.tensor_type(irx.result(user))
         empty = _rows_empty(flat, out_type.shape[2], out_type.element_type)
-        new = irx.generic(inputs, empty, row_maps, ["parallel"] * 2, lambda args: _clone_body(user, args))
+        new = irx.generic(inputs, empty, row_maps, ["parallel"] * 2, lambda args: irx.clone_body(user, args))
         result = _expand_rows(new, expanded, out_type)
     irx.result(user).replace_all_uses_with(result)
     irx.erase_dead([user])
     return result
-
-
-def _clone_body(op, args: list) -> ir.Value:
-    """Clones `op`'s region body at the insertion point, its block arguments replaced by
-    `args`; returns what it yields."""
-    block = op.operation.regions[0].blocks[0]
-    mapping = {block.arguments[i]: a for i, a in enumerate(args)}
-    ops = list(block.operations)
-    for inner in ops[:-1]:
-        clone = inner.operation.clone()
-        for i, operand in enumerate(clone.operands):
-            for old, new in mapping.items():
-                if operand == old:
-                    clone.operands[i] = new
-        for old, new in zip(inner.operation.results, clone.results):
-            mapping[old] = new
-    yielded = ops[-1].operation.operands[0]
-    return next((new for old, new in mapping.items() if old == yielded), yielded)
 
 
 def run(module, results: list) -> None:

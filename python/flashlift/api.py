@@ -23,7 +23,7 @@ def import_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[di
 
 def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[dict] = None, target: str = "cpu",
                   raise_attention: bool = True, dynamic_shapes: Optional[Any] = None,
-                  use_kernels: bool = True, parameters: str = "archive") -> CompiledModel:
+                  use_kernels: bool = True, parameters: str = "archive", fuse_linears: bool = True) -> CompiledModel:
     """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
 
     The model is run with inference semantics: eval mode, every dropout the identity.
@@ -38,6 +38,10 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     ("cuda", "cuda:sm_80", "cuda:sm_90") "triton-fa sm_XX" where flashlift's FlashAttention
     kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
     ("triton-gemm sm_XX": flashlift's GEMM kernel). use_kernels=False: IREE codegen everywhere.
+    Linear layers that read one input (Q/K/V, gate/up) run as one GEMM over their concatenated
+    weights (`.report.fused` lists each group); fuse_linears=False keeps them apart.
+    parameters="archive" (default) keeps the weights out of the module as IREE parameters
+    (any size; see flashlift.parameters), "inline" compiles them in as constants.
     """
     from flashlift.compiler import driver
     from flashlift.compiler.importer import check_example_args, check_example_kwargs, import_model as _import
@@ -50,7 +54,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, parameters=parameters)
     with stage(f"passes for {tgt.name}") as step:
         lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
-                               use_kernels=use_kernels, on_pass=step)
+                               use_kernels=use_kernels, fuse_linears=fuse_linears, on_pass=step)
     with stage(f"iree-compile for {tgt.name} ({len(lowered.text) >> 10} KiB of IR)"):
         vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
     report = Report(target=tgt.name, raise_attention=raise_attention,
@@ -70,6 +74,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     report.linears = [site_from_location(r["location"], path=r["path"], path_reason=r["reason"],
                                          details={k: r[k] for k in ("shape", "kernel") if k in r})
                       for r in lowered.gemms]
+    for f in lowered.fusions:
+        sites = [site_from_location(loc) for loc in f.locations]
+        report.fused.append({"layers": [s.module_path for s in sites], "source": sites[0].source, "shape": f.shape})
     report.notes += _dtype_notes(lowered.signature)
     meta = {
         "format": FORMAT, "version": VERSION, "name": type(model).__name__,

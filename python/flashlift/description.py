@@ -172,6 +172,7 @@ def _check_cpu(cpu) -> None:
 
 _SITE_KEYS = {"module_path": str, "source": str, "reason": str, "details": dict, "path": str, "path_reason": str}
 _DROPOUT_KEYS = {"module_path": str, "p": (int, float), "training": bool, "source": str, "how": str}
+_FUSED_KEYS = {"layers": list, "source": str, "shape": list}
 
 
 def _check_report(report: dict) -> None:
@@ -183,6 +184,12 @@ def _check_report(report: dict) -> None:
             _check_record(site, _SITE_KEYS, ("module_path", "source"), f"report.{key}[{i}]")
     for i, d in enumerate(_optional(report, "dropouts", list, "report") or []):
         _check_record(d, _DROPOUT_KEYS, ("module_path", "p", "training", "source"), f"report.dropouts[{i}]")
+    for i, f in enumerate(_optional(report, "fused", list, "report") or []):
+        _check_record(f, _FUSED_KEYS, ("layers", "source", "shape"), f"report.fused[{i}]")
+        for j, layer in enumerate(f["layers"]):
+            _type(layer, str, f"report.fused[{i}].layers[{j}]")
+        for j, n in enumerate(f["shape"]):
+            _type(n, int, f"report.fused[{i}].shape[{j}]")
     for i, note in enumerate(_optional(report, "notes", list, "report") or []):
         _type(note, str, f"report.notes[{i}]")
 

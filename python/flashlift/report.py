@@ -29,6 +29,7 @@ class Report:
     dropouts: list = field(default_factory=list)  # dicts: module_path, p, training, source
     raise_attention: bool = True
     linears: list = field(default_factory=list)  # Sites of matmuls on targets with flashlift's GEMM kernel
+    fused: list = field(default_factory=list)  # dicts: layers (module paths), source, shape [M, K, N] of the one GEMM
     notes: list = field(default_factory=list)  # what the import chose for the user (e.g. use_cache=False)
 
     def __str__(self) -> str:
@@ -52,6 +53,12 @@ class Report:
             for s in self.linears:
                 if s.path == "iree-codegen":
                     lines.append(f"    {s.where()}: iree-codegen: {s.path_reason}")
+        if self.fused:
+            lines.append(f"  {len(self.fused)} group{'s' if len(self.fused) != 1 else ''} of linear layers reading one "
+                         "input fused into one GEMM each:")
+            for f in self.fused:
+                m, k, n = f["shape"]
+                lines.append(f"    {_layer_names(f['layers'])} -> one GEMM [{m} x {k}] x [{k} x {n}] ({_short(f['source'])})")
         active = [d for d in self.dropouts if d["p"] > 0]
         if active:
             lines.append("  dropout removed (inference semantics):")
@@ -76,6 +83,7 @@ class Report:
             dropouts=list(data.get("dropouts", [])),
             raise_attention=data.get("raise_attention", True),
             linears=[Site(**s) for s in data.get("linears", [])],
+            fused=[dict(f) for f in data.get("fused", [])],
             notes=list(data.get("notes", [])),
         )
 
@@ -86,6 +94,17 @@ def site_from_location(loc: str, **kwargs) -> Site:
     file = re.search(r'"([^"]*)":(\d+):\d+', loc)
     source = f"{file.group(1)}:{file.group(2)}" if file else "unknown"
     return Site(module_path=name.group(1) if name else "", source=source, **kwargs)
+
+
+def _layer_names(paths: list) -> str:
+    """["a.self.query", "a.self.key"] -> "a.self.{query, key}"."""
+    parts = [p.split(".") for p in paths]
+    common = 0
+    while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    if not common:
+        return ", ".join(paths)
+    return ".".join(parts[0][:common]) + ".{" + ", ".join(".".join(p[common:]) for p in parts) + "}"
 
 
 def _short(source: str) -> str:

@@ -71,10 +71,16 @@ def remark_lines(results: list, source: str) -> list[str]:
     codegen path each dispatch step chose (parameter records have no site and give none)."""
     from flashlift.compiler.steps import SiteRecord
     from flashlift.passes.externalize_parameters import Parameter
+    from flashlift.passes.fuse_linears import Fusion
 
     lines = []
     for o in results:
         if isinstance(o, Parameter):
+            continue
+        if isinstance(o, Fusion):
+            m, k, n = o.shape
+            lines.append(f"{format_location(o.locations[0], source)}: remark: {len(o.locations)} linear layers "
+                         f"fused into one GEMM [{m} x {k}] x [{k} x {n}] (widths {', '.join(map(str, o.widths))})")
             continue
         where = format_location(o.location, source)
         if isinstance(o, SiteRecord):

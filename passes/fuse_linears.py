@@ -1,0 +1,223 @@
+"""fuse-linears: sibling linear layers that read the same input -> one matmul, split after.
+
+Matches two or more of torch-mlir's linear layers in one block that read the same `X`
+(the Q, K and V projections of an attention layer, LLaMA's gate and up projections; a
+grouped-query K/V narrower than Q included), each
+
+    Y_i = matmul(ext?(X) [M, K], ext?(transpose(W_i)) [K, N_i]) into fill(0)   W_i constant [N_i, K]
+    [Y_i = addf(Y_i, ext?(b_i)[n])]                                          b_i constant [N_i]
+    [Y_i = truncf(Y_i)]
+
+(ext: the f16/bf16 -> f32 extension torch-mlir writes around a half-precision linear), all of
+the same form, and produces the same chain once over the concatenated weights and biases:
+
+    W = concat(W_1, ..., W_n) [sum N_i, K]      b = concat(b_1, ..., b_n) [sum N_i]
+    Y = truncf?(addf?(matmul(ext?(X), ext?(transpose(W))), ext?(b)))      [M, sum N_i]
+    Y_i = extract_slice Y[0, offset_i] [M, N_i]
+
+so the input is read once and one GEMM with its epilogue runs instead of n (on CUDA
+dispatch-gemms then gives it flashlift's GEMM kernel with the bias and the rounding in its
+epilogue). The weights and biases are constants (or the importer's parameter handles): IREE
+hoists their concatenation into the module's initializer, so it runs once, when the module is
+loaded. Exact: every output element is computed by the same ops on the same values.
+Appends one `Fusion` record per group (the layers' locations, which name their module paths,
+and the fused GEMM's [M, K, N]). Leaves alone layers with another input, weights or biases
+that are not constants, differing forms, element types or K, and ops with other users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from iree.compiler import ir
+from iree.compiler.dialects import linalg
+
+from . import ir as irx
+
+NAME = "fuse-linears"
+SUMMARY = "Fuse linear layers that read the same input into one matmul over their concatenated weights"
+
+
+@dataclass
+class Fusion:
+    """Sibling linear layers fused into one GEMM."""
+
+    locations: list  # each layer's matmul location, in program order
+    shape: list  # the fused GEMM's [M, K, sum N]
+    widths: list = field(default_factory=list)  # N_i of each layer
+
+
+@dataclass
+class _Linear:
+    matmul: object
+    x: ir.Value  # the input before any extension
+    lhs: ir.Value  # the matmul's left operand (x or ext(x))
+    w: ir.Value  # the weight constant [N, K]
+    rhs_ext: Optional[object]  # the extension generic after the transpose, if any
+    add: Optional[object] = None  # the bias generic
+    bias: Optional[ir.Value] = None  # the bias constant [N]
+    bias_ext: Optional[object] = None  # its extension generic, if any
+    trunc: Optional[object] = None
+    out: Optional[ir.Value] = None  # the chain's last value
+
+    def form(self) -> tuple:
+        """What must agree within a group."""
+        et = lambda v: str(irx.element_type(v))  # noqa: E731
+        return (et(self.lhs), et(self.w), self.rhs_ext is not None, self.add is not None,
+                self.bias_ext is not None, self.trunc is not None, et(self.out), irx.shape(self.w)[1])
+
+
+def _cast_source(value: ir.Value, cast: str) -> Optional[object]:
+    """The linalg.generic producing `value` when it only applies `cast` elementwise to one input."""
+    op = irx.producer(value)
+    if not irx.is_op(op, "linalg.generic") or len(irx.ins(op)) != 1:
+        return None
+    if not all(irx.is_identity(m) for m in irx.indexing_maps(op)):
+        return None
+    body = list(op.operation.regions[0].blocks[0].operations)
+    if len(body) != 2 or body[0].operation.name != cast:
+        return None
+    return op
+
+
+def _constant(value: ir.Value) -> bool:
+    return irx.is_op(irx.producer(value), "arith.constant")
+
+
+def _single_user(value: ir.Value) -> Optional[object]:
+    return irx.users(value)[0].opview if irx.num_uses(value) == 1 else None
+
+
+def _linear(op) -> Optional[_Linear]:
+    """The matched chain from linalg.matmul `op` (see the module doc), else None."""
+    lhs, rhs = irx.ins(op)
+    if irx.fill_constant(irx.outs(op)[0]) != 0.0:
+        return None
+    lhs_ext = _cast_source(lhs, "arith.extf")
+    x = irx.ins(lhs_ext)[0] if lhs_ext is not None else lhs
+    rhs_ext = _cast_source(rhs, "arith.extf")
+    t = irx.producer(irx.ins(rhs_ext)[0] if rhs_ext is not None else rhs)
+    if not irx.is_op(t, "linalg.transpose") or list(t.operation.attributes["permutation"]) != [1, 0]:
+        return None
+    w = t.operation.operands[0]
+    if not _constant(w) or not all(irx.tensor_type(v).has_static_shape for v in (x, w, irx.result(op))):
+        return None
+    if rhs_ext is not None and irx.num_uses(rhs) != 1:
+        return None
+    found = _Linear(op, x, lhs, w, rhs_ext, out=irx.result(op))
+    add = _single_user(found.out)
+    if _is_bias_add(add, found.out):
+        bias = irx.ins(add)[1]
+        found.bias_ext = _cast_source(bias, "arith.extf")
+        found.bias = irx.ins(found.bias_ext)[0] if found.bias_ext is not None else bias
+        if not _constant(found.bias):
+            return None
+        found.add, found.out = add, irx.result(add)
+    trunc = _single_user(found.out)
+    if irx.is_op(trunc, "linalg.generic") and _cast_source(irx.result(trunc), "arith.truncf") is not None:
+        found.trunc, found.out = trunc, irx.result(trunc)
+    return found
+
+
+def _is_bias_add(op, value: ir.Value) -> bool:
+    """`op` is addf(value[m, n], bias[n]) into a [m, n] tensor."""
+    if not irx.is_op(op, "linalg.generic") or len(irx.ins(op)) != 2 or irx.ins(op)[0] != value:
+        return False
+    maps = [irx.map_dims(m) for m in irx.indexing_maps(op)]
+    body = list(op.operation.regions[0].blocks[0].operations)
+    return maps == [[0, 1], [1], [0, 1]] and len(body) == 2 and body[0].operation.name == "arith.addf"
+
+
+def _groups(module) -> list:
+    """Lists of >= 2 linears, in program order, that read one X in one form, in one block."""
+    by_input: dict = {}
+    for op in irx.collect(module, "linalg.matmul"):
+        found = _linear(op)
+        if found is not None:
+            by_input.setdefault((found.x, found.form()), []).append(found)
+    return [g for g in by_input.values() if len(g) > 1 and _placeable(g)]
+
+
+def _placeable(group: list) -> bool:
+    """All in one block, with X's extension and every constant defined before the first
+    matmul (the fused chain goes there)."""
+    first = group[0].matmul.operation
+    if any(f.matmul.operation.block != first.block for f in group):
+        return False
+    before = set()
+    for op in first.block.operations:
+        if op.operation == first:
+            break
+        before.add(op.operation)
+    needed = [f.w for f in group] + [f.bias for f in group if f.bias is not None]
+    if group[0].lhs != group[0].x:
+        needed.append(group[0].lhs)
+    return all(irx.producer(v) is not None and irx.producer(v).operation in before for v in needed)
+
+
+def _concat(values: list, dim_size: list) -> ir.Value:
+    t = irx.tensor_type(values[0])
+    return ir.Operation.create(
+        "tensor.concat", results=[ir.RankedTensorType.get(dim_size, t.element_type)], operands=values,
+        attributes={"dim": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 0)}).results[0]
+
+
+def _empty(shape: list, etype) -> ir.Value:
+    return ir.Operation.create("tensor.empty", results=[ir.RankedTensorType.get(shape, etype)]).results[0]
+
+
+def _regeneric(op, inputs: list, shape: list) -> ir.Value:
+    """`op` (an elementwise linalg.generic) again on `inputs`, into a new `shape` tensor."""
+    init = _empty(shape, irx.element_type(irx.result(op)))
+    iterators = [str(a).split("<")[1].rstrip(">") for a in op.operation.attributes["iterator_types"]]
+    return irx.generic(inputs, init, irx.indexing_maps(op), iterators, lambda args: irx.clone_body(op, args))
+
+
+def _value(built) -> ir.Value:
+    """The result of what a dialect builder returned (an op or its value)."""
+    if isinstance(built, ir.Value):
+        return built
+    results = built.results if hasattr(built, "results") else built
+    return results[0]
+
+
+def _fuse(group: list) -> Fusion:
+    first = group[0]
+    m, k = irx.shape(first.lhs)
+    widths = [irx.shape(f.w)[0] for f in group]
+    total = sum(widths)
+    acc_type = irx.element_type(irx.result(first.matmul))
+    with ir.InsertionPoint(first.matmul), first.matmul.operation.location:
+        wt = _empty([k, total], irx.element_type(first.w))
+        rhs = _value(linalg.transpose(_concat([f.w for f in group], [total, k]), outs=[wt], permutation=[1, 0]))
+        if first.rhs_ext is not None:
+            rhs = _regeneric(first.rhs_ext, [rhs], [k, total])
+        acc = _value(linalg.fill(irx.float_constant(0.0, acc_type), outs=[_empty([m, total], acc_type)]))
+        out = _value(linalg.matmul(first.lhs, rhs, outs=[acc]))
+        if first.add is not None:
+            bias = _concat([f.bias for f in group], [total])
+            if first.bias_ext is not None:
+                bias = _regeneric(first.bias_ext, [bias], [total])
+            out = _regeneric(first.add, [out, bias], [m, total])
+        if first.trunc is not None:
+            out = _regeneric(first.trunc, [out], [m, total])
+        offset = 0
+        for f, n in zip(group, widths):
+            part = ir.Operation.create(
+                "tensor.extract_slice", results=[f.out.type], operands=[out],
+                attributes={"static_offsets": ir.DenseI64ArrayAttr.get([0, offset]),
+                            "static_sizes": ir.DenseI64ArrayAttr.get([m, n]),
+                            "static_strides": ir.DenseI64ArrayAttr.get([1, 1]),
+                            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])}).results[0]
+            f.out.replace_all_uses_with(part)
+            offset += n
+    record = Fusion([str(f.matmul.operation.location) for f in group], [m, k, total], widths)
+    irx.erase_dead([op for f in group for op in (f.trunc, f.add, f.matmul) if op is not None])
+    return record
+
+
+def run(module, results: list) -> None:
+    with module.context:
+        for group in _groups(module):
+            results.append(_fuse(group))
