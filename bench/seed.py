@@ -29,6 +29,8 @@ sys.path[:0] = [os.path.join(ROOT, "python"), os.path.join(ROOT, "bench"), os.pa
 from attention import DTYPES, commit, device_name, flashlift_candidates, load_manifest, measure, results_markdown  # noqa: E402
 from slapo_attention import Attention  # noqa: E402
 
+from flashlift.reference import dropout_disabled  # noqa: E402
+
 HIDDEN, HEADS = 1024, 16
 SHAPES = {"cpu": (2, 128), "gpu": (8, 512)}  # batch, seq
 
@@ -93,7 +95,9 @@ def run(modules_dir: str, out_dir: str) -> None:
     dtype = DTYPES[manifest["dtype"]]
     x = seed_input(manifest["batch"], manifest["seq"], dtype, device)
     model = seed_model(dtype, device)
-    with torch.no_grad():
+    # every torch peer runs with inference semantics, as flashlift compiles: the module's
+    # F.dropout(p, 0.1) keeps training=True as written, so it is patched to the identity
+    with torch.no_grad(), dropout_disabled():
         ref = seed_model(dtype).float().to(device)(x.float())
         cands = flashlift_candidates(modules_dir, manifest["modules"], (x,),
                                      parameters=seed_model(dtype).state_dict())
