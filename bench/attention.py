@@ -253,6 +253,18 @@ def results_markdown(title: str, notes: list[str], key_headers: list[str], rows:
     return "\n".join(lines) + "\n"
 
 
+def write_model_table(title: str, notes: list[str], rows: list[dict], path: str) -> str:
+    """A results file of model rows (model, shape, dtype, each peer's ms) at `path`; returns its text."""
+    text = results_markdown(
+        title, notes, ["model", "shape", "dtype"], rows, lambda r: [r["model"], r["shape"], r["dtype"]],
+        lambda r, p: f"{p} ms" if r is None else (f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)
+    return text
+
+
 def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     name = device_name(device)

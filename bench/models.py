@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from attention import (DTYPES, commit, device_name, flashlift_candidates, load_manifest,  # noqa: E402
-                       measure, results_markdown)
+                       measure, write_model_table)
 
 SPECS = {
     # name: (config kwargs, batch, seq, layers)
@@ -192,16 +192,12 @@ def run(modules_dir: str, out_dir: str, peers: list[str], names: tuple = (), tag
 def _write(rows, manifest, device, out_dir, tag=""):
     os.makedirs(out_dir, exist_ok=True)
     name = device_name(device)
-    text = results_markdown(
+    write_model_table(
         f"End-to-end benchmark: {name}",
         [f"flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
          "median ms of 30 warm calls per peer, timed in interleaved rounds; every candidate is the model with its own weights, called directly on the inputs (flashlift: the module loaded with the model's state dict as its IREE parameters; on CUDA the inputs are the torch tensors, zero-copy, and the result comes back as a CUDA tensor); torch peers: the SDPA model; err vs the model in f32",
          f"IREE runtime flags: {os.environ.get('FLASHLIFT_IREE_FLAGS') or 'defaults'}"],
-        ["model", "shape", "dtype"], rows, lambda r: [r["model"], r["shape"], r["dtype"]],
-        lambda r, p: f"{p} ms" if r is None else (f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail"))
-    with open(os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}{tag}.md"), "w") as f:
-        f.write(text)
-    print(text)
+        rows, os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}{tag}.md"))
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "python"), os.path.join(ROOT, "bench"), os.path.join(ROOT, "examples")]
 
-from attention import DTYPES, commit, device_name, flashlift_candidates, load_manifest, measure, results_markdown  # noqa: E402
+from attention import DTYPES, commit, device_name, flashlift_candidates, load_manifest, measure, write_model_table  # noqa: E402
 from slapo_attention import Attention  # noqa: E402
 
 from flashlift.reference import dropout_disabled  # noqa: E402
@@ -112,18 +112,13 @@ def run(modules_dir: str, out_dir: str) -> None:
         row = {"model": "seed Attention", "shape": f"B={manifest['batch']} S={manifest['seq']} hidden={HIDDEN}",
                "dtype": manifest["dtype"], "ms": {}, "err": {}}
         measure(row, cands, ref, device, "seed")
-    text = results_markdown(
+    write_model_table(
         f"Seed module (Slapo tutorial's Attention): {device_name(device)}",
         [f"flashlift commit: {manifest['commit']} (target `{manifest['target']}`); torch {torch.__version__}",
          "median ms of 30 warm calls per peer, interleaved rounds; flashlift: the module loaded with the model's "
          "state dict as its parameters (flashlift_unfused: without fuse-linears); hand_schedule: the tutorial's "
          "fused QKV + SDPA + torch.compile'd bias/residual/LayerNorm; err vs the module in f32"],
-        ["model", "shape", "dtype"], [row], lambda r: [r["model"], r["shape"], r["dtype"]],
-        lambda r, p: f"{p} ms" if r is None else (f"{r['ms'][p]:.3f}" if r["ms"].get(p) else "fail"))
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"seed-{'gpu' if device == 'cuda' else 'cpu'}.md"), "w") as f:
-        f.write(text)
-    print(text)
+        [row], os.path.join(out_dir, f"seed-{'gpu' if device == 'cuda' else 'cpu'}.md"))
 
 
 def main() -> int:

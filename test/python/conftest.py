@@ -16,6 +16,20 @@ def load_example(name):
     return module
 
 
+def runtime_only(*also: str) -> str:
+    """The start of a script for a child process that may use only the runtime: any import
+    of the IREE compiler, torch-mlir (or the modules `also` names) fails loudly."""
+    blocked = ("iree.compiler", "torch_mlir") + also
+    return f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith({blocked!r}):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
 def rel_err(out, ref) -> float:
     out, ref = out.float(), ref.float()
     assert not torch.isnan(out).any(), "output has NaN"

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import flashlift
+from conftest import runtime_only
 from flashlift import archive
 from flashlift.compiler import driver
 from flashlift.compiler.importer import import_model
@@ -141,13 +142,7 @@ def test_save_writes_the_parameters_in_the_file_and_load_maps_them(compiled, tmp
     assert set(index) == {p["name"] for p in c.meta["parameters"]}
     ids, mask = _inputs()
     torch.save((ids, mask, model(ids, mask)), tmp_path / "io.pt")
-    script = textwrap.dedent(f"""
-        import sys
-        class Block:  # any import of the compiler or torch-mlir fails loudly
-            def find_spec(self, name, path=None, target=None):
-                if name.startswith(("iree.compiler", "torch_mlir")):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+    script = runtime_only() + textwrap.dedent(f"""
         import torch, flashlift
         ids, mask, want = torch.load({str(tmp_path / "io.pt")!r})
         got = flashlift.load({str(path)!r})(ids, mask)

@@ -8,6 +8,7 @@ import textwrap
 import torch
 
 import flashlift
+from conftest import runtime_only
 from test_foundation import PlainAttention
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -20,13 +21,7 @@ def test_save_then_load_in_a_process_without_the_compiler(tmp_path):
     path = tmp_path / "attn.flashlift"
     compiled.save(str(path))
     torch.save((q, k, v, PlainAttention()(q, k, v)), tmp_path / "io.pt")
-    script = textwrap.dedent(f"""
-        import sys
-        class Block:  # any import of the compiler or torch-mlir fails loudly
-            def find_spec(self, name, path=None, target=None):
-                if name.startswith(("iree.compiler", "torch_mlir")):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+    script = runtime_only() + textwrap.dedent(f"""
         import torch, flashlift
         q, k, v, ref = torch.load({str(tmp_path / 'io.pt')!r})
         model = flashlift.load({str(path)!r})
@@ -61,13 +56,7 @@ def test_saved_model_output_without_transformers_where_it_runs(tmp_path):
     here = flashlift.load(str(path))(pixel_values=x, attention_mask=m)
     assert type(here) is BaseModelOutputWithPooling and torch.allclose(here.pooler_output, (x * m[..., None]).mean(1))
     torch.save((x, m, here.last_hidden_state, here.pooler_output), tmp_path / "io.pt")
-    script = textwrap.dedent(f"""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.startswith(("iree.compiler", "torch_mlir", "transformers")):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+    script = runtime_only("transformers") + textwrap.dedent(f"""
         import torch, flashlift
         from flashlift.structure import OutputDict
         x, m, h, p = torch.load({str(tmp_path / 'io.pt')!r})
