@@ -39,9 +39,11 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
-    if raise_attention and fuse_linears:
+    if raise_attention and fuse_linears and t.kind == "cpu":
         # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:
-        # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue
+        # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue.
+        # Not on CUDA: on an H200 the fused models ran 0.60-0.88x the unfused ones
+        # (bench/results/seed-gpu-h200.md, models-gpu-h200.md)
         elements.insert(elements.index("unbatch-matmuls") + 1, "fuse-linears")
     if raise_attention and t.raise_attention:
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order

@@ -38,8 +38,8 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     ("cuda", "cuda:sm_80", "cuda:sm_90") "triton-fa sm_XX" where flashlift's FlashAttention
     kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
     ("triton-gemm sm_XX": flashlift's GEMM kernel). use_kernels=False: IREE codegen everywhere.
-    Linear layers that read one input (Q/K/V, gate/up) run as one GEMM over their concatenated
-    weights (`.report.fused` lists each group); fuse_linears=False keeps them apart.
+    On the CPU, linear layers that read one input (Q/K/V, gate/up) run as one GEMM over their
+    concatenated weights (`.report.fused` lists each group); fuse_linears=False keeps them apart.
     parameters="archive" (default) keeps the weights out of the module as IREE parameters
     (any size; see flashlift.parameters), "inline" compiles them in as constants.
     """
