@@ -35,6 +35,7 @@ from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_si
 from flashlift.compiler.kernel_splice import ModuleSplicer
 from flashlift.compiler.kernels import iree_dispatch
 from flashlift.passes.ir import constant_value, erase_dead, fill_constant, is_identity, producer
+from flashlift.passes.linears import elementwise_op, is_bias_add, only_user, unextended
 
 
 def kernel_path(kernel_arch: str) -> str:
@@ -100,7 +101,7 @@ def analyze(matmul) -> GemmPlan:
     fill = producer(init)
     if fill is None or fill.operation.name != "linalg.fill" or fill_constant(init) != 0.0:
         raise NotCovered("the accumulator does not start at zero")
-    a = _unextended(a_in)
+    a = unextended(a_in)
     w, w_nk = _weight(b_in)
     dtype = str(ir.RankedTensorType(a.type).element_type)
     if dtype not in IN_DTYPES:
@@ -112,15 +113,15 @@ def analyze(matmul) -> GemmPlan:
 
     chain = [op]
     value, bias = op.results[0], None
-    user = _only_user(value)
-    if user is not None and _is_bias_add(user, value, n):
+    user = only_user(value)
+    if user is not None and is_bias_add(user, value, n):
         bias_in = [v for v in user.operands[:2] if v != value][0]
-        bias = _unextended(bias_in)
+        bias = unextended(bias_in)
         value = user.results[0]
         chain.append(user)
-        user = _only_user(value)
+        user = only_user(value)
     gelu = None
-    if user is not None and _elementwise_op(user) == "arith.truncf":
+    if user is not None and elementwise_op(user) == "arith.truncf":
         value = user.results[0]
         chain.append(user)
         gelu = _gelu_user(value)
@@ -138,60 +139,13 @@ _DEFAULT_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2)
                  "affine_map<(d0, d1, d2) -> (d0, d1)>]")
 
 
-def _only_user(value):
-    uses = list(value.uses)
-    return uses[0].owner if len(uses) == 1 else None
-
-
-def _elementwise_op(op) -> Optional[str]:
-    """The one scalar op of an all-parallel, identity-mapped linalg.generic whose body applies
-    it to the block's input arguments (in order) and yields it; None for anything else."""
-    if op.name != "linalg.generic" or len(op.results) != 1:
-        return None
-    if not all(is_identity(m.value) for m in op.attributes["indexing_maps"]):
-        return None
-    return _body_op(op, len(op.operands) - 1)
-
-
-def _body_op(op, n_inputs: int, commutative: bool = False) -> Optional[str]:
-    block = op.regions[0].blocks[0]
-    body = [o for o in block.operations]
-    if len(body) != 2 or body[1].name != "linalg.yield" or list(body[1].operands) != [body[0].results[0]]:
-        return None
-    args = list(block.arguments)[:n_inputs]
-    operands = list(body[0].operands)
-    if operands != args and not (commutative and operands == args[::-1]):
-        return None
-    return body[0].name
-
-
-def _is_bias_add(op, value, n: int) -> bool:
-    """`op` adds a [N] vector broadcast along rows to the M x N `value`, into f32."""
-    if op.name != "linalg.generic" or len(op.operands) != 3 or len(op.results) != 1:
-        return False
-    if value not in list(op.operands)[:2]:
-        return False
-    if str(ir.RankedTensorType(op.results[0].type).element_type) != "f32":
-        return False
-    maps = [str(m.value) for m in op.attributes["indexing_maps"]]
-    ident, row = "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)"
-    pos = list(op.operands).index(value)
-    want = [ident, row, ident] if pos == 0 else [row, ident, ident]
-    if maps != want:
-        return False
-    other = op.operands[1 - pos]
-    if ir.RankedTensorType(other.type).shape != [n]:
-        return False
-    return _body_op(op, 2, commutative=True) == "arith.addf"
-
-
 def _gelu_user(value):
     """The erf-GELU linalg.generic that is the single user of `value` (or of its single-use
     tensor.expand_shape), or None. The body must be torch-mlir's lowering of `F.gelu(x)`:
     y = x * ((erf(x / sqrt(2)) + 1) * 0.5), the commutative operands in either order."""
-    user = _only_user(value)
+    user = only_user(value)
     if user is not None and user.name == "tensor.expand_shape":
-        user = _only_user(user.results[0])
+        user = only_user(user.results[0])
     if user is None or user.name != "linalg.generic" or len(user.operands) != 2:
         return None
     if not all(is_identity(m.value) for m in user.attributes["indexing_maps"]):
@@ -223,24 +177,15 @@ def _gelu_user(value):
         and list(ops[-1].operands) == [mul.results[0]]) else None
 
 
-def _unextended(value):
-    """The f16/bf16 tensor `value` extends to f32 (through an elementwise arith.extf), or
-    `value` itself."""
-    p = producer(value)
-    if p is not None and _elementwise_op(p.operation) == "arith.extf":
-        return p.operation.operands[0]
-    return value
-
-
 def _weight(value) -> tuple:
     """(W, w_nk) for the matmul's right operand: transpose(W) of an N x K W (nn.Linear),
     possibly extended before or after the transpose, or a K x N W itself."""
-    v = _unextended(value)
+    v = unextended(value)
     p = producer(v)
     if p is not None and p.operation.name == "linalg.transpose":
         if str(p.operation.attributes["permutation"]) != "array<i64: 1, 0>":
             raise NotCovered("the weight's transpose is not [1, 0]")
-        return _unextended(p.operation.operands[0]), True
+        return unextended(p.operation.operands[0]), True
     return v, False
 
 

@@ -34,6 +34,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import linalg
 
 from . import ir as irx
+from .linears import elementwise_op, is_bias_add, only_user, unextended
 
 NAME = "fuse-linears"
 SUMMARY = "Fuse linear layers that read the same input into one matmul over their concatenated weights"
@@ -68,25 +69,14 @@ class _Linear:
                 self.bias_ext is not None, self.trunc is not None, et(self.out), irx.shape(self.w)[1])
 
 
-def _cast_source(value: ir.Value, cast: str) -> Optional[object]:
-    """The linalg.generic producing `value` when it only applies `cast` elementwise to one input."""
+def _cast(value: ir.Value, cast: str):
+    """The elementwise linalg.generic producing `value` when it only applies `cast`, else None."""
     op = irx.producer(value)
-    if not irx.is_op(op, "linalg.generic") or len(irx.ins(op)) != 1:
-        return None
-    if not all(irx.is_identity(m) for m in irx.indexing_maps(op)):
-        return None
-    body = list(op.operation.regions[0].blocks[0].operations)
-    if len(body) != 2 or body[0].operation.name != cast:
-        return None
-    return op
+    return op if op is not None and elementwise_op(op.operation) == cast else None
 
 
 def _constant(value: ir.Value) -> bool:
     return irx.is_op(irx.producer(value), "arith.constant")
-
-
-def _single_user(value: ir.Value) -> Optional[object]:
-    return irx.users(value)[0].opview if irx.num_uses(value) == 1 else None
 
 
 def _linear(op) -> Optional[_Linear]:
@@ -94,9 +84,8 @@ def _linear(op) -> Optional[_Linear]:
     lhs, rhs = irx.ins(op)
     if irx.fill_constant(irx.outs(op)[0]) != 0.0:
         return None
-    lhs_ext = _cast_source(lhs, "arith.extf")
-    x = irx.ins(lhs_ext)[0] if lhs_ext is not None else lhs
-    rhs_ext = _cast_source(rhs, "arith.extf")
+    x = unextended(lhs)
+    rhs_ext = _cast(rhs, "arith.extf")
     t = irx.producer(irx.ins(rhs_ext)[0] if rhs_ext is not None else rhs)
     if not irx.is_op(t, "linalg.transpose") or list(t.operation.attributes["permutation"]) != [1, 0]:
         return None
@@ -106,27 +95,19 @@ def _linear(op) -> Optional[_Linear]:
     if rhs_ext is not None and irx.num_uses(rhs) != 1:
         return None
     found = _Linear(op, x, lhs, w, rhs_ext, out=irx.result(op))
-    add = _single_user(found.out)
-    if _is_bias_add(add, found.out):
+    add = only_user(found.out)
+    # (the accumulator first: the fused add is rebuilt with its operands in that order)
+    if add is not None and is_bias_add(add, found.out, irx.shape(w)[0]) and irx.ins(add)[0] == found.out:
         bias = irx.ins(add)[1]
-        found.bias_ext = _cast_source(bias, "arith.extf")
-        found.bias = irx.ins(found.bias_ext)[0] if found.bias_ext is not None else bias
+        found.bias_ext = _cast(bias, "arith.extf")
+        found.bias = unextended(bias)
         if not _constant(found.bias):
             return None
         found.add, found.out = add, irx.result(add)
-    trunc = _single_user(found.out)
-    if irx.is_op(trunc, "linalg.generic") and _cast_source(irx.result(trunc), "arith.truncf") is not None:
+    trunc = only_user(found.out)
+    if trunc is not None and elementwise_op(trunc) == "arith.truncf":
         found.trunc, found.out = trunc, irx.result(trunc)
     return found
-
-
-def _is_bias_add(op, value: ir.Value) -> bool:
-    """`op` is addf(value[m, n], bias[n]) into a [m, n] tensor."""
-    if not irx.is_op(op, "linalg.generic") or len(irx.ins(op)) != 2 or irx.ins(op)[0] != value:
-        return False
-    maps = [irx.map_dims(m) for m in irx.indexing_maps(op)]
-    body = list(op.operation.regions[0].blocks[0].operations)
-    return maps == [[0, 1], [1], [0, 1]] and len(body) == 2 and body[0].operation.name == "arith.addf"
 
 
 def _groups(module) -> list:
