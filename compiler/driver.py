@@ -22,22 +22,22 @@ from iree.compiler.tools.binaries import find_tool
 
 from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
 from flashlift.compiler.pipeline import pipeline_for, run_pipeline
-from flashlift.compiler.steps import SiteRecord
 from flashlift.errors import CompileError
 from flashlift.module_abi import dtype_name
 from flashlift.passes.externalize_parameters import Parameter
-from flashlift.passes.fuse_linears import Fusion
+from flashlift.passes.records import SiteRecord
 
 
 @dataclass
 class Lowered:
     text: str  # the IR handed to iree-compile
-    outcomes: list = field(default_factory=list)  # raise-attention Outcome records
+    records: list = field(default_factory=list)  # the passes' SiteRecords (passes/records.py), in order
     signature: dict = field(default_factory=dict)  # {"inputs": [...], "outputs": [...]}
-    paths: list = field(default_factory=list)  # kernel_dispatch records: location, path, reason
-    gemms: list = field(default_factory=list)  # gemm_dispatch records, one per linalg.matmul
     parameters: list = field(default_factory=list)  # externalize_parameters.Parameter, one per global
-    fusions: list = field(default_factory=list)  # fuse_linears.Fusion, one per fused group
+
+    def of(self, stage: str) -> list:
+        """The records one pass appended ("raise-attention", "dispatch-gemms", ...)."""
+        return [r for r in self.records if r.stage == stage]
 
 
 def function_signature(module, func_name: str) -> dict:
@@ -67,17 +67,9 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
                                                     fuse_linears=fuse_linears),
                            on_pass=on_pass)
     parameters = [r for r in results if isinstance(r, Parameter)]
-    fusions = [r for r in results if isinstance(r, Fusion)]
-    outcomes = [r for r in results if not isinstance(r, (SiteRecord, Parameter, Fusion))]
-
-    def records(kind):
-        return [dict(r.details, location=r.location, path=r.path, reason=r.reason)
-                for r in results if isinstance(r, SiteRecord) and r.kind == kind]
-
-    paths, gemms = records("attention"), records("gemm")
-    signature = function_signature(module, func_name)
-    return Lowered(module.operation.get_asm(enable_debug_info=True), outcomes, signature, paths, gemms, parameters,
-                   fusions)
+    records = [r for r in results if isinstance(r, SiteRecord)]
+    return Lowered(module.operation.get_asm(enable_debug_info=True), records, function_signature(module, func_name),
+                   parameters)
 
 
 #: CUDA modules take a wait and a signal fence after their tensors (IREE's coarse-fences ABI):

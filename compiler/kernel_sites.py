@@ -2,7 +2,8 @@
 
 Both rewrites (kernel_dispatch.py for attention, gemm_dispatch.py for linear layers) start
 from `kernel_sites`: the ops of one name in program order, one record each,
-{"location": str(op.location), "path": "iree-codegen", "reason": ""}, and the kernel
+{"location": str(op.location), "site": its raise-attention site id or None, "path":
+"iree-codegen", "reason": ""}, and the kernel
 architecture as an int (80, 90), or None when the target has no flashlift kernels or Triton
 is missing (every record then says which). An op a rewrite does not take keeps IREE's
 codegen: the message of `NotCovered` (the op is not what the kernel computes) or of
@@ -12,6 +13,7 @@ codegen: the message of `NotCovered` (the op is not what the kernel computes) or
 from __future__ import annotations
 
 from flashlift.passes.ir import collect
+from flashlift.passes.records import site_of
 
 CODEGEN = "iree-codegen"  # the path of an op left to IREE's codegen
 
@@ -25,7 +27,8 @@ def kernel_sites(module, op_name: str, target) -> tuple:
     kernel architecture as an int or None). None, with each record's reason said, when
     `target` has no flashlift kernels or Triton is missing; shared by the kernel rewrites."""
     ops = collect(module, op_name)
-    records = [{"location": str(op.operation.location), "path": CODEGEN, "reason": ""} for op in ops]
+    records = [{"location": str(op.operation.location), "site": site_of(op), "path": CODEGEN, "reason": ""}
+               for op in ops]
     arch = getattr(target, "kernel_arch", "")
     reason = None
     if target.kind != "cuda" or not arch:

@@ -59,6 +59,7 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
     if t.kind in ("cuda", "rocm"):
         elements.append("mask-dynamic-keys")  # IREE's GPU codegen pads a dynamic k2 only through a mask
     elements.append(f"annotate-lowering{spec}")  # only ops left to IREE get a config
+    elements.append("drop-site-ids")  # the records are written: IREE gets none of flashlift's attributes
     elements.append("externalize-parameters")  # last: every step before sees weights as constants
     return "builtin.module(" + ",".join(elements) + ")"
 
@@ -152,7 +153,8 @@ def _as_pass(run, results, options: dict, announce=None):
 
 def run_pipeline(module: ir.Module, pipeline: str = RAISE_PIPELINE, print_ir_after_all: bool = False,
                  on_pass=None) -> list:
-    """Runs `pipeline` on `module` in place; returns the passes' Outcome records."""
+    """Runs `pipeline` on `module` in place; returns what the passes appended to their one
+    results list (SiteRecords, externalize-parameters' Parameters)."""
     results: list = []
     pm = build_pass_manager(module.context, pipeline_elements(pipeline), results, print_ir_after_all, on_pass)
     pm.run(module.operation)

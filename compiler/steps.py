@@ -3,12 +3,11 @@
 The raising passes (passes/) decide *what* is computed; these decide *how* for a target:
 layouts the lowering configs and kernels expect, flashlift's kernels where they cover an op,
 and the lowering configuration of the ops left to IREE. compiler/pipeline.py lists them per
-target. Steps that decide something per site append one `SiteRecord` each to `results`.
+target. Steps that decide something per site append one `SiteRecord` (passes/records.py)
+each to `results`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 from flashlift.compiler import gemm_dispatch, layout, lowering
 from flashlift.compiler.causal_split import split_causal
@@ -16,22 +15,14 @@ from flashlift.compiler.kernel_dispatch import dispatch_kernels
 from flashlift.compiler.kernel_sites import CODEGEN
 from flashlift.compiler.targets import parse_target
 from flashlift.passes.ir import collect
+from flashlift.passes.records import SiteRecord, site_of
 
 
-@dataclass
-class SiteRecord:
-    """One codegen decision about one op: which path it takes and why (the report's source)."""
-
-    kind: str  # "attention" (an iree_linalg_ext.attention) | "gemm" (a linalg.matmul)
-    location: str
-    path: str
-    reason: str = ""
-    details: dict = field(default_factory=dict)
-
-
-def _records(kind: str, dicts: list) -> list:
-    return [SiteRecord(kind, d["location"], d["path"], d.get("reason", ""),
-                       {k: v for k, v in d.items() if k not in ("location", "path", "reason")}) for d in dicts]
+def _records(stage: str, kind: str, dicts: list) -> list:
+    """A dispatch rewrite's records ({"location", "site", "path", "reason", details...}) as SiteRecords."""
+    own = ("location", "site", "path", "reason")
+    return [SiteRecord(stage, kind, d["location"], d["path"], d.get("reason", ""),
+                       {k: v for k, v in d.items() if k not in own}, d.get("site")) for d in dicts]
 
 
 def canonicalize_layouts(module, results: list) -> None:
@@ -50,15 +41,16 @@ def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_
     """CUDA: attention ops flashlift's FlashAttention kernel covers become its dispatches;
     kernels=off keeps IREE's codegen for all (and records say so)."""
     if kernels == "off":
-        results.extend(SiteRecord("attention", str(op.operation.location), CODEGEN, "use_kernels=False")
+        results.extend(SiteRecord("dispatch-attention", "attention", str(op.operation.location), CODEGEN,
+                                  "use_kernels=False", site=site_of(op))
                        for op in collect(module, "iree_linalg_ext.attention"))
         return
-    results.extend(_records("attention", dispatch_kernels(module, parse_target(target or f"cuda:{arch}"))))
+    results.extend(_records("dispatch-attention", "attention", dispatch_kernels(module, parse_target(target or f"cuda:{arch}"))))
 
 
 def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90") -> None:
     """CUDA: f16/bf16 linear layers flashlift's GEMM kernel covers become its dispatches."""
-    results.extend(_records("gemm", gemm_dispatch.dispatch_gemms(module, parse_target(target or f"cuda:{arch}"))))
+    results.extend(_records("dispatch-gemms", "gemm", gemm_dispatch.dispatch_gemms(module, parse_target(target or f"cuda:{arch}"))))
 
 
 def mask_dynamic_keys(module, results: list) -> None:

@@ -4,17 +4,18 @@ for CUDA) live in compiler/; compiler/pipeline.py registers both. Passes import 
 helpers here, never compiler/.
 
 `run(module_op, results)` rewrites the IR in place; passes that make decisions a user should
-see (what was raised, what was left alone and why) append Outcome records to `results`.
+see (what was raised, what was left alone and why) append SiteRecords (passes/records.py) to
+`results`.
 """
 
-from . import (externalize_parameters, fold_broadcasts, fold_reshapes, fuse_linears, raise_attention, raise_softmax,
+from . import (drop_site_ids, externalize_parameters, fold_broadcasts, fold_reshapes, fuse_linears, raise_attention, raise_softmax,
                unbatch_matmuls, unify_dims)
 
 
 def _raise_attention_with_softmax(module, results):
     # raise-attention works on what torch-mlir emits: it brings in the softmax raising.
     raise_softmax.run(module, results)
-    results.extend(raise_attention.run(module, results))
+    raise_attention.run(module, results)
 
 
 REGISTRY = {
@@ -26,4 +27,5 @@ REGISTRY = {
     unbatch_matmuls.NAME: (unbatch_matmuls.SUMMARY, unbatch_matmuls.run),
     fuse_linears.NAME: (fuse_linears.SUMMARY, fuse_linears.run),
     externalize_parameters.NAME: (externalize_parameters.SUMMARY, externalize_parameters.run),
+    drop_site_ids.NAME: (drop_site_ids.SUMMARY, drop_site_ids.run),
 }

@@ -33,6 +33,7 @@ class Builder:
         self.order = site.info["batch"] + [r["m"], r["n"], r["k1"], r["k2"]]
         self.loc = site.softmax.operation.location
         self.sized_dims: dict = {}  # leaf -> (value, dim) where a root holds that leaf alone
+        self.op = None  # the iree_linalg_ext.attention, once built
 
     def dim_of(self, leaf: int) -> ir.AffineExpr:
         return ir.AffineDimExpr.get(self.order.index(leaf))
@@ -192,6 +193,7 @@ class Builder:
             op = ir.Operation.create(
                 "iree_linalg_ext.attention", results=[init.type], operands=operands + [init],
                 attributes={"indexing_maps": ir.ArrayAttr.get(maps)}, regions=1, loc=self.loc)
+            self.op = op  # the attention op itself (the value built may be a guard after it)
             block = op.regions[0].blocks.append(ir.F32Type.get())
             with ir.InsertionPoint(block):
                 ir.Operation.create("iree_linalg_ext.yield", operands=[block.arguments[0]])

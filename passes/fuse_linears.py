@@ -20,14 +20,14 @@ dispatch-gemms then gives it flashlift's GEMM kernel with the bias and the round
 epilogue). The weights and biases are constants (or the importer's parameter handles): IREE
 hoists their concatenation into the module's initializer, so it runs once, when the module is
 loaded. Exact: every output element is computed by the same ops on the same values.
-Appends one `Fusion` record per group (the layers' locations, which name their module paths,
-and the fused GEMM's [M, K, N]). Leaves alone layers with another input, weights or biases
+Appends one SiteRecord per group (kind "linears", outcome "fused"; details: the layers'
+locations, which name their module paths, the fused GEMM's [M, K, N] and each layer's N). Leaves alone layers with another input, weights or biases
 that are not constants, differing forms, element types or K, and ops with other users.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from iree.compiler import ir
@@ -35,18 +35,10 @@ from iree.compiler.dialects import linalg
 
 from . import ir as irx
 from .linears import elementwise_op, is_bias_add, only_user, unextended
+from .records import FUSED, SiteRecord
 
 NAME = "fuse-linears"
 SUMMARY = "Fuse linear layers that read the same input into one matmul over their concatenated weights"
-
-
-@dataclass
-class Fusion:
-    """Sibling linear layers fused into one GEMM."""
-
-    locations: list  # each layer's matmul location, in program order
-    shape: list  # the fused GEMM's [M, K, sum N]
-    widths: list = field(default_factory=list)  # N_i of each layer
 
 
 @dataclass
@@ -163,7 +155,7 @@ def _value(built) -> ir.Value:
     return results[0]
 
 
-def _fuse(group: list) -> Fusion:
+def _fuse(group: list) -> SiteRecord:
     first = group[0]
     m, k = irx.shape(first.lhs)
     widths = [irx.shape(f.w)[0] for f in group]
@@ -193,7 +185,9 @@ def _fuse(group: list) -> Fusion:
                             "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])}).results[0]
             f.out.replace_all_uses_with(part)
             offset += n
-    record = Fusion([str(f.matmul.operation.location) for f in group], [m, k, total], widths)
+    locations = [str(f.matmul.operation.location) for f in group]
+    record = SiteRecord(NAME, "linears", locations[0], FUSED,
+                        details={"locations": locations, "shape": [m, k, total], "widths": widths})
     irx.erase_dead([op for f in group for op in (f.trunc, f.add, f.matmul) if op is not None])
     return record
 

@@ -42,6 +42,7 @@ from . import ir as irx
 from .attention_builder import Builder
 from .dims import Atoms
 from .matchers import Contraction, NoMatch, body, is_elementwise, require
+from .records import LEFT, RAISED, SiteRecord, mark_site
 from .scores import MaskTerm, Scale, slope
 from .tracing import (find_scores, follow_probabilities, forward_layout, loop_sizes, match_row_guard, narrowing_cast,
                       permutation, trace_operand)
@@ -199,52 +200,46 @@ def _check_roots(site: Site) -> None:
 # --- the pass -------------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    raised: bool
-    location: str
-    reason: str = ""
-    info: dict = field(default_factory=dict)
-
-
-def run(module: ir.Module, ctx) -> list[Outcome]:
-    """Raises every attention it can; returns one Outcome per softmax candidate.
+def run(module: ir.Module, results: list) -> None:
+    """Raises every attention it can; appends one SiteRecord per softmax candidate (a raised
+    op carries its record's index as `flashlift.site`).
 
     Sites are visited once, in program order (a raise only erases its own site's ops).
     """
-    outcomes = []
     for softmax in irx.collect(module, "linalg.softmax"):
         if irx.alive(softmax):
-            outcome = raise_site(softmax)
-            if outcome is not None:
-                outcomes.append(outcome)
-    return outcomes
+            record = raise_site(softmax, len(results))
+            if record is not None:
+                results.append(record)
 
 
-def raise_site(softmax) -> Optional[Outcome]:
-    """Raises one candidate, or leaves it exactly as written and says why. A failure of the
-    pass itself (an exception, or IR that does not verify) is reported on the site and
-    rolled back: it never takes the compile down."""
+def raise_site(softmax, index: int = 0) -> Optional[SiteRecord]:
+    """Raises one candidate (the attention op gets site id `index`), or leaves it exactly as
+    written and says why. A failure of the pass itself (an exception, or IR that does not
+    verify) is reported on the site and rolled back: it never takes the compile down."""
     loc = irx.location_text(softmax)
+    left = lambda reason: SiteRecord(NAME, "attention", loc, LEFT, reason)  # noqa: E731
     try:
         site = analyze(softmax)
     except NoMatch as e:
-        return Outcome(False, loc, str(e)) if _looks_like_attention(softmax) else None
+        return left(str(e)) if _looks_like_attention(softmax) else None
     except Exception as e:  # a bug in the analysis: nothing was changed
-        return Outcome(False, loc, _internal_error(e))
+        return left(_internal_error(e))
     with ir.InsertionPoint(site.c2.op), site.c2.op.operation.location:
         marker = irx.index_constant(0).owner.operation  # the new ops go between the marker and P.V
     try:
-        new_value = Builder(site).build()
+        builder = Builder(site)
+        new_value = builder.build()
         irx.verify_slice(new_value, marker)
     except Exception as e:
         irx.erase_between(marker, site.c2.op.operation)
         marker.erase()
-        return Outcome(False, loc, str(e) if isinstance(e, NoMatch) else _internal_error(e))
+        return left(str(e) if isinstance(e, NoMatch) else _internal_error(e))
     marker.erase()
+    mark_site(builder.op, index)
     irx.result(site.replaced).replace_all_uses_with(new_value)
     irx.erase_dead(site.matched)
-    return Outcome(True, loc, info=site.info)
+    return SiteRecord(NAME, "attention", loc, RAISED, details=site.info, site=index)
 
 
 def _internal_error(e: Exception) -> str:

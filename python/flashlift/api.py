@@ -59,24 +59,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
         vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
     report = Report(target=tgt.name, raise_attention=raise_attention,
                     dropouts=[vars(d) for d in imported.dropouts], notes=list(imported.notes))
-    paths = list(lowered.paths)
-    for o in lowered.outcomes:
-        if o.raised:
-            rec = next((r for r in paths if r["location"] == o.location), None)
-            if rec is not None:
-                paths.remove(rec)
-            details = dict(o.info, kernel=rec["kernel"]) if rec and "kernel" in rec else o.info
-            report.raised.append(site_from_location(
-                o.location, details=details, path=rec["path"] if rec else "iree-codegen",
-                path_reason=rec["reason"] if rec else ""))
-        else:
-            report.rejected.append(site_from_location(o.location, reason=o.reason))
-    report.linears = [site_from_location(r["location"], path=r["path"], path_reason=r["reason"],
-                                         details={k: r[k] for k in ("shape", "kernel") if k in r})
-                      for r in lowered.gemms]
-    for f in lowered.fusions:
-        sites = [site_from_location(loc) for loc in f.locations]
-        report.fused.append({"layers": [s.module_path for s in sites], "source": sites[0].source, "shape": f.shape})
+    _add_decisions(report, lowered.records)
     report.notes += _dtype_notes(lowered.signature)
     meta = {
         "format": FORMAT, "version": VERSION, "name": type(model).__name__,
@@ -103,6 +86,28 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
 
 #: compile_model's parameters= choices (see its doc).
 PARAMETER_MODES = ("archive", "inline")
+
+
+def _add_decisions(report: Report, records: list) -> None:
+    """The report's sites from the passes' SiteRecords (passes/records.py): each raised
+    attention with the path its dispatch record (same site id) chose, the sites left as
+    written, the matmuls' paths, the fused groups."""
+    paths = {r.site: r for r in records if r.stage == "dispatch-attention" and r.site is not None}
+    for r in records:
+        if r.stage == "raise-attention" and r.outcome == "raised":
+            d = paths.get(r.site)
+            details = dict(r.details, kernel=d.details["kernel"]) if d and "kernel" in d.details else r.details
+            report.raised.append(site_from_location(r.location, details=details, path=d.outcome if d else "iree-codegen",
+                                                    path_reason=d.reason if d else ""))
+        elif r.stage == "raise-attention":
+            report.rejected.append(site_from_location(r.location, reason=r.reason))
+        elif r.kind == "gemm":
+            report.linears.append(site_from_location(r.location, path=r.outcome, path_reason=r.reason,
+                                                     details={k: r.details[k] for k in ("shape", "kernel") if k in r.details}))
+        elif r.kind == "linears":
+            sites = [site_from_location(loc) for loc in r.details["locations"]]
+            report.fused.append({"layers": [s.module_path for s in sites], "source": sites[0].source,
+                                 "shape": r.details["shape"]})
 
 
 def _has_f64(signature: dict) -> bool:

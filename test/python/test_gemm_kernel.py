@@ -94,8 +94,8 @@ def test_uncovered_matmuls_are_reported_with_the_reason():
 
 def test_other_targets_and_use_kernels_false_keep_iree_codegen():
     args = (torch.randn(2, 16, 64, dtype=torch.float16),)
-    assert lowered(MLP().half(), args, target="cpu").gemms == []
-    assert lowered(MLP().half(), args, use_kernels=False).gemms == []
+    assert lowered(MLP().half(), args, target="cpu").of("dispatch-gemms") == []
+    assert lowered(MLP().half(), args, use_kernels=False).of("dispatch-gemms") == []
     assert "linalg.matmul" in lowered(MLP().half(), args, use_kernels=False).text
     assert str(flashlift.compile_model(MLP().half(), args).report).count("matmul") == 0
 
@@ -104,8 +104,8 @@ def test_other_targets_and_use_kernels_false_keep_iree_codegen():
 def test_every_projection_of_a_transformer_takes_the_kernel(build):
     model, args, _ = build("f16")
     low = lowered(model, args)
-    covered = [r for r in low.gemms if r["path"] == "triton-gemm sm_90"]
-    assert low.gemms and len(covered) == len(low.gemms), [r["reason"] for r in low.gemms if r not in covered]
+    covered = [r for r in low.of("dispatch-gemms") if r.outcome == "triton-gemm sm_90"]
+    assert low.of("dispatch-gemms") and len(covered) == len(low.of("dispatch-gemms")), [r.reason for r in low.of("dispatch-gemms") if r not in covered]
     assert "linalg.matmul" not in low.text
 
 

@@ -279,8 +279,8 @@ def test_tma_kernel_scratch_is_a_module_global():
             return attention(attention(q, k, v), k, v)
 
     low = lowered(Two(), tuple(rand(1, 2, 256, 128) for _ in range(3)))
-    assert [r["path"] for r in low.paths] == ["triton-fa sm_90"] * 2
-    assert {r["kernel"]["name"] for r in low.paths} == {TMA_ENTRY.decode()}
+    assert [r.outcome for r in low.of("dispatch-attention")] == ["triton-fa sm_90"] * 2
+    assert {r.details["kernel"]["name"] for r in low.of("dispatch-attention")} == {TMA_ENTRY.decode()}
     assert low.text.count("util.global private mutable @flashlift_scratch") == 1
     [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
     operands = line[line.index("(") + 1:line.index(")")].split(", ")
@@ -302,8 +302,8 @@ def test_llama_d128_mask_takes_the_tma_kernel_with_its_binding_order():
     kernel's parameters are (q, k, v, mask, o, global scratch, profile scratch)."""
     args = (rand(2, 8, 256, 128), rand(2, 2, 256, 128), rand(2, 256, 2, 128), llama_mask(2, 256))
     low = lowered(LlamaMasked(), args)
-    [rec] = low.paths
-    assert rec["kernel"]["name"] == TMA_ENTRY.decode() and rec["kernel"]["tile"][:2] == [128, 64], rec
+    [rec] = low.of("dispatch-attention")
+    assert rec.details["kernel"]["name"] == TMA_ENTRY.decode() and rec.details["kernel"]["tile"][:2] == [128, 64], rec
     [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
     operands = line[line.index("(") + 1:line.index(")")].split(", ")
     assert len(operands) == 7 and operands[6] == operands[0] and "scratch" in operands[5], line
@@ -332,7 +332,7 @@ def test_tma_kernels_share_one_scratch_global_of_the_largest_size():
 
     args = tuple(rand(1, 2, 256, 128) for _ in range(3)) + (rand(2, 4, 512, 128),)
     low = lowered(TwoShapes(), args)
-    assert [r["kernel"]["name"] for r in low.paths] == [TMA_ENTRY.decode()] * 2
+    assert [r.details["kernel"]["name"] for r in low.of("dispatch-attention")] == [TMA_ENTRY.decode()] * 2
     largest = max(_build(batch=b, heads=h, kv_heads=h, sq=s, skv=s).scratch_bytes for b, h, s in ((1, 2, 256), (2, 4, 512)))
     assert low.text.count("util.global private mutable") == 1
     assert f"util.global private mutable @flashlift_scratch = dense<0> : tensor<{largest}xi8>" in low.text
@@ -390,21 +390,21 @@ def test_classify_none_and_others():
 def test_causal_mask_evaluated_at_compile_time(bottom_right):
     args = (rand(1, 2, 64, 64), rand(1, 2, 128, 64), rand(1, 2, 128, 64))  # Sq != Skv
     low = lowered(Causal(bottom_right=bottom_right), args)
-    [rec] = low.paths
-    assert rec["path"] == "triton-fa sm_90", rec
-    assert rec["kernel"]["causal"] == ("bottom_right" if bottom_right else "top_left")
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
+    assert rec.details["kernel"]["causal"] == ("bottom_right" if bottom_right else "top_left")
     assert "iree_linalg_ext.attention" not in low.text and "flow.dispatch @flashlift_fa_sm90" in low.text
 
 
 def test_mask_evaluation_is_cached(monkeypatch):
     args = (rand(1, 2, 32, 64), rand(1, 2, 48, 64), rand(1, 2, 48, 64))
-    assert lowered(Causal(bottom_right=True), args).paths[0]["kernel"]["causal"] == "bottom_right"
+    assert lowered(Causal(bottom_right=True), args).of("dispatch-attention")[0].details["kernel"]["causal"] == "bottom_right"
 
     def fail(modules):
         raise AssertionError("mask evaluated again")
 
     monkeypatch.setattr(mask_consteval, "_run_funcs", fail)
-    assert lowered(Causal(bottom_right=True), args).paths[0]["kernel"]["causal"] == "bottom_right"
+    assert lowered(Causal(bottom_right=True), args).of("dispatch-attention")[0].details["kernel"]["causal"] == "bottom_right"
 
 
 # --- coverage rules on lowered modules -------------------------------------------------------
@@ -412,19 +412,19 @@ def test_mask_evaluation_is_cached(monkeypatch):
 
 def test_grouped_query_is_covered():
     low = lowered(GroupedQuery(), (rand(2, 8, 128, 128), rand(2, 2, 128, 128), rand(2, 2, 128, 128)))
-    [rec] = low.paths
-    assert rec["path"] == "triton-fa sm_90", rec
-    assert rec["kernel"]["causal"] == "top_left"
-    assert rec["kernel"]["grid"][1] == 16  # B * H query heads
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
+    assert rec.details["kernel"]["causal"] == "top_left"
+    assert rec.details["kernel"]["grid"][1] == 16  # B * H query heads
 
 
 def test_seq_first_layout_is_read_in_place_by_the_kernel():
     """(B, S, H, D) models: compiler/layout.py copies Q/K/V into (B, H, S, D) (and O back) for
     IREE's codegen; the kernel reads and writes (B, S, H, D) itself, so no copy is left."""
     low = lowered(SeqFirst(), tuple(rand(2, 128, 4, 64) for _ in range(3)))
-    [rec] = low.paths
-    assert rec["path"] == "triton-fa sm_90", rec
-    assert rec["kernel"]["layout"] == "Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D), O (B, S, H, D)"
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
+    assert rec.details["kernel"]["layout"] == "Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D), O (B, S, H, D)"
     assert "linalg.transpose" not in low.text and "compute_barrier" not in low.text
 
 
@@ -445,9 +445,9 @@ def test_projection_layouts_are_read_in_place():
 
     args = (rand(2, 128, 256), bert_mask(2, 128, -65504.0))
     low = lowered(Block().half(), args)
-    [rec] = low.paths
-    assert rec["path"] == "triton-fa sm_90", rec
-    assert rec["kernel"]["layout"] == "Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D), O (B, S, H, D)"
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
+    assert rec.details["kernel"]["layout"] == "Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D), O (B, S, H, D)"
     assert "permutation = [0, 2, 1, 3]" not in low.text
 
 
@@ -459,7 +459,7 @@ def test_layout_fences_keep_one_command_buffer(use_kernels):
     from iree.compiler.tools import compile_str
 
     low = lowered(SeqFirst(), tuple(rand(2, 128, 4, 64) for _ in range(3)), use_kernels=use_kernels)
-    assert low.paths[0]["path"] == ("triton-fa sm_90" if use_kernels else "iree-codegen")
+    assert low.of("dispatch-attention")[0].outcome == ("triton-fa sm_90" if use_kernels else "iree-codegen")
     assert "util.optimization_barrier" not in low.text
     assert ("iree_tensor_ext.compute_barrier" in low.text) == (not use_kernels)  # the kernel reads through
     stream = compile_str(low.text, extra_args=list(driver.compile_flags(parse_target("cuda:sm_90"))) +
@@ -470,9 +470,9 @@ def test_layout_fences_keep_one_command_buffer(use_kernels):
 
 def test_use_kernels_false_and_other_targets():
     args = tuple(rand(1, 2, 64, 64) for _ in range(3))
-    [rec] = lowered(Plain(), args, use_kernels=False).paths
-    assert rec == {"location": rec["location"], "path": "iree-codegen", "reason": "use_kernels=False"}
-    assert lowered(Plain(), args, target="cuda:sm_86").paths == []
+    [rec] = lowered(Plain(), args, use_kernels=False).of("dispatch-attention")
+    assert (rec.stage, rec.outcome, rec.reason, rec.details, rec.site) == ("dispatch-attention", "iree-codegen", "use_kernels=False", {}, 0)
+    assert lowered(Plain(), args, target="cuda:sm_86").of("dispatch-attention") == []
     records = kernel_dispatch.dispatch_kernels(_module_with_attention(args), parse_target("rocm"))
     assert [r["path"] for r in records] == ["iree-codegen"] and "no flashlift kernels" in records[0]["reason"]
 
@@ -506,8 +506,8 @@ def test_bert_padding_mask_is_covered(target, fill):
 def test_padding_mask_dispatch_binding_order():
     args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), bert_mask(2, 128, -65504.0))
     low = lowered(BertPadded(), args)
-    [rec] = low.paths
-    assert rec["path"] == "triton-fa sm_90", rec
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
     assert "iree_linalg_ext.attention" not in low.text
     # the mask is the 4th dispatch operand: binding 3, before O (binding 4, tied), as the kernel's
     # params; the two scratch pointers are bound to q again (bindings 5 and 6)
@@ -527,8 +527,8 @@ def test_padding_mask_not_on_the_leading_batch_dim_falls_back():
             return attention(q, k, v, m[None, :, None, :])
 
     args = (rand(2, 4, 64, 64), rand(2, 4, 64, 64), rand(2, 4, 64, 64), torch.zeros(4, 64, dtype=torch.float16))
-    [rec] = lowered(PerHead(), args).paths
-    assert rec["path"] == "iree-codegen" and "run time" in rec["reason"], rec
+    [rec] = lowered(PerHead(), args).of("dispatch-attention")
+    assert rec.outcome == "iree-codegen" and "run time" in rec.reason, rec
 
 
 def test_llama_runtime_mask_is_covered():
@@ -537,10 +537,10 @@ def test_llama_runtime_mask_is_covered():
     for head dim 64 too), which also binds its scratch global."""
     args = (rand(2, 8, 128, 64), rand(2, 2, 128, 64), rand(2, 128, 2, 64), llama_mask(2, 128))
     low = lowered(LlamaMasked(), args)
-    [rec] = low.paths
-    assert rec["path"] == "triton-fa sm_90", rec
-    assert rec["kernel"]["mask"] == "additive [2, 128, 128] f32 (run time)" and rec["kernel"]["grid"][1] == 16
-    assert rec["kernel"]["layout"] == "Q (B, H, S, D), K (B, H, S, D), V (B, S, H, D), O (B, H, S, D)"
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
+    assert rec.details["kernel"]["mask"] == "additive [2, 128, 128] f32 (run time)" and rec.details["kernel"]["grid"][1] == 16
+    assert rec.details["kernel"]["layout"] == "Q (B, H, S, D), K (B, H, S, D), V (B, S, H, D), O (B, H, S, D)"
     [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm90" in ln]
     assert "@_fa_fwd_tma_kernel(%arg0, %arg1, %arg2, %arg3, %0, %flashlift_scratch, %arg0)" in line, line
     assert "tensor<2x128x2x64xf16>, tensor<2x128x128xf32>, tensor<2x2x4x128x64xf16>, " in line, line
@@ -554,17 +554,17 @@ def test_shared_runtime_mask_is_covered():
             return attention(q, k, v, m)
 
     args = (rand(2, 4, 64, 64), rand(2, 4, 96, 64), rand(2, 4, 96, 64), torch.zeros(64, 96, dtype=torch.float16))
-    [rec] = lowered(Shared(), args).paths
-    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["mask"] == "additive [64, 96] f32 (run time)", rec
+    [rec] = lowered(Shared(), args).of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90" and rec.details["kernel"]["mask"] == "additive [64, 96] f32 (run time)", rec
 
 
 def test_constant_mask_hiding_a_row_takes_the_nan_kernel():
     """Sq > Skv bottom-right causal by masked_fill(-inf) and a plain softmax: the first
     queries see no key, NaN in the op (and PyTorch); the kernel built with empty_rows="nan"."""
     args = (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))
-    [rec] = lowered(Causal(bottom_right=True), args).paths
-    assert rec["path"] == "triton-fa sm_90", rec
-    assert rec["kernel"]["causal"] == "bottom_right" and rec["kernel"]["empty_rows"] == "NaN", rec
+    [rec] = lowered(Causal(bottom_right=True), args).of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
+    assert rec.details["kernel"]["causal"] == "bottom_right" and rec.details["kernel"]["empty_rows"] == "NaN", rec
 
 
 def test_constant_mask_hiding_a_row_by_a_finite_fill_is_added_at_run_time():
@@ -577,9 +577,9 @@ def test_constant_mask_hiding_a_row_by_a_finite_fill_is_added_at_run_time():
             fill = torch.finfo(torch.float16).min  # an f16 model adds it: s - 65504 == -65504 (FLOOR)
             return attention(q, k, v, torch.zeros(96, 64, dtype=torch.float16).masked_fill(~keep, fill))
 
-    [rec] = lowered(MinFill(), (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))).paths
-    assert rec["path"] == "triton-fa sm_90", rec
-    assert rec["kernel"]["mask"] == "additive [96, 64] f32 (run time)", rec
+    [rec] = lowered(MinFill(), (rand(1, 2, 96, 64), rand(1, 2, 64, 64), rand(1, 2, 64, 64))).of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90", rec
+    assert rec.details["kernel"]["mask"] == "additive [96, 64] f32 (run time)", rec
 
 
 # --- raise-attention's row guard (torch's _safe_softmax) and the kernel's empty rows ----------
@@ -628,9 +628,9 @@ def test_row_guard_is_folded_into_the_kernel(target):
     args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), keep)
     assert _guard_left(lowered(SdpaBool(), args, use_kernels=False).text)  # (the guard is there)
     low = lowered(SdpaBool(), args, target=target)
-    [rec] = low.paths
-    assert rec["path"] == f"triton-fa {target.split(':')[1]}", rec
-    assert rec["kernel"]["empty_rows"] == "0 (row guard folded in)" and rec["kernel"]["mask"].startswith("key-padding")
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == f"triton-fa {target.split(':')[1]}", rec
+    assert rec.details["kernel"]["empty_rows"] == "0 (row guard folded in)" and rec.details["kernel"]["mask"].startswith("key-padding")
     assert not _guard_left(low.text) and "iree_linalg_ext.attention" not in low.text
 
 
@@ -643,8 +643,8 @@ def test_guard_truncation_and_transpose_fold_into_the_kernel():
     unfolded = lowered(SdpaBool(transpose_out=True), args, use_kernels=False).text
     assert "tensor<2x4x128x64xf32>" not in unfolded and "linalg.transpose" in unfolded
     low = lowered(SdpaBool(transpose_out=True), args)
-    [rec] = low.paths
-    assert rec["kernel"]["layout"].endswith("O (B, S, H, D)") and rec["kernel"]["empty_rows"].startswith("0"), rec
+    [rec] = low.of("dispatch-attention")
+    assert rec.details["kernel"]["layout"].endswith("O (B, S, H, D)") and rec.details["kernel"]["empty_rows"].startswith("0"), rec
     assert "linalg.transpose" not in low.text and "tensor<2x4x128x64xf32>" not in low.text
     assert "arith.truncf" not in low.text and not _guard_left(low.text)
 
@@ -652,8 +652,8 @@ def test_guard_truncation_and_transpose_fold_into_the_kernel():
 def test_without_a_guard_the_kernel_gives_nan_rows():
     """A hand-written softmax (no guard): the op's NaN rows, empty_rows="nan"."""
     args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), bert_mask(2, 128, float("-inf")))
-    [rec] = lowered(BertPadded(), args).paths
-    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["empty_rows"] == "NaN", rec
+    [rec] = lowered(BertPadded(), args).of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90" and rec.details["kernel"]["empty_rows"] == "NaN", rec
 
 
 def test_the_two_variants_are_two_executables():
@@ -666,7 +666,7 @@ def test_the_two_variants_are_two_executables():
     args = (rand(2, 4, 128, 64), rand(2, 4, 128, 64), rand(2, 4, 128, 64), torch.ones(2, 128, dtype=torch.bool),
             torch.zeros(2, 128, dtype=torch.float16))
     low = lowered(Both(), args)
-    assert [r["kernel"]["empty_rows"] for r in low.paths] == ["0 (row guard folded in)", "NaN"], low.paths
+    assert [r.details["kernel"]["empty_rows"] for r in low.of("dispatch-attention")] == ["0 (row guard folded in)", "NaN"], low.of("dispatch-attention")
     assert low.text.count("hal.executable.source private @flashlift_fa_sm90") == 2
 
 
@@ -675,20 +675,20 @@ def test_row_guard_on_a_full_mask_and_on_a_causal_mask():
     args = (rand(b, 4, s, 128), rand(b, 4, s, 128), rand(b, 4, s, 128), torch.ones(b, 1, s, s, dtype=torch.bool),
             rand(b, 1, s, s), torch.zeros(b, 1, s, 1, dtype=torch.bool))
     low = lowered(SdpaFloat(), args)
-    [rec] = low.paths
-    assert rec["path"] == "triton-fa sm_90" and rec["kernel"]["mask"] == f"additive [{b}, {s}, {s}] f32 (run time)", rec
-    assert rec["kernel"]["empty_rows"] == "0 (row guard folded in)" and not _guard_left(low.text)
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "triton-fa sm_90" and rec.details["kernel"]["mask"] == f"additive [{b}, {s}, {s}] f32 (run time)", rec
+    assert rec.details["kernel"]["empty_rows"] == "0 (row guard folded in)" and not _guard_left(low.text)
     low = lowered(SdpaCausal(), tuple(rand(b, 4, s, 64) for _ in range(3)))
-    [rec] = low.paths
-    assert rec["kernel"]["causal"] == "top_left" and rec["kernel"]["empty_rows"] == "0 (row guard folded in)", rec
+    [rec] = low.of("dispatch-attention")
+    assert rec.details["kernel"]["causal"] == "top_left" and rec.details["kernel"]["empty_rows"] == "0 (row guard folded in)", rec
     assert not _guard_left(low.text)
 
 
 def test_row_guard_stays_where_the_kernel_is_not_taken():
     args = (rand(2, 4, 64, 80), rand(2, 4, 64, 80), rand(2, 4, 64, 80), torch.ones(2, 64, dtype=torch.bool))
     low = lowered(SdpaBool(), args)
-    [rec] = low.paths
-    assert rec["path"] == "iree-codegen" and "head dim 80" in rec["reason"], rec
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == "iree-codegen" and "head dim 80" in rec.reason, rec
     assert _guard_left(low.text)
 
 

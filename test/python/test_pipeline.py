@@ -50,12 +50,24 @@ def test_attn_opt_pipeline_reproduces_compile_model(target):
                              capture_output=True, text=True, check=True).stdout
     assert out == lowered
     assert "iree_linalg_ext.attention" in lowered or "flow.dispatch @flashlift_fa" in lowered
+    assert "flashlift.site" not in lowered  # the records' site ids stay with flashlift
 
 
 def test_pipelines_list_their_steps():
-    assert pipeline_for("cpu").endswith("canonicalize-layouts,pretranspose-keys,causal-split,annotate-lowering{target=cpu},externalize-parameters)")
+    assert pipeline_for("cpu").endswith("canonicalize-layouts,pretranspose-keys,causal-split,annotate-lowering{target=cpu},drop-site-ids,externalize-parameters)")
     sm90 = pipeline_for("cuda:sm_90")
     assert "dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-gemms{target=cuda:sm_90}" in sm90
     assert "kernels=off" in pipeline_for("cuda:sm_90", use_kernels=False)
     assert "raise-attention" not in pipeline_for("cpu", raise_attention=False)
     assert "canonicalize-layouts" not in pipeline_for("vulkan")  # raised, then decomposed by IREE for SPIR-V
+
+
+def test_dispatch_records_name_the_raise_record_they_came_from():
+    """On CUDA the raised op's dispatch record carries the raise record's index (its site id),
+    so the report joins them by number, not by location text."""
+    q, k, v = (torch.randn(2, 1, 128, 64).half() for _ in range(3))
+    mask = torch.zeros(2, 1, 1, 128).half()
+    lowered = driver.lower(import_model(Block().half(), (q, k, v, mask)).text, parse_target("cuda:sm_90"))
+    raised = [r.site for r in lowered.of("raise-attention") if r.outcome == "raised"]
+    dispatched = lowered.of("dispatch-attention")
+    assert raised == [0] and [r.site for r in dispatched] == raised

@@ -67,28 +67,26 @@ def format_location(loc: str, source: str) -> str:
 
 
 def remark_lines(results: list, source: str) -> list[str]:
-    """One remark per site decision the passes recorded: raise-attention's outcomes, and the
-    codegen path each dispatch step chose (parameter records have no site and give none)."""
-    from flashlift.compiler.steps import SiteRecord
-    from flashlift.passes.externalize_parameters import Parameter
-    from flashlift.passes.fuse_linears import Fusion
+    """One remark per site decision the passes recorded (their SiteRecords: what raise-attention
+    raised or left, the groups fuse-linears fused, the codegen path each dispatch chose);
+    externalize-parameters' Parameter records are no site decisions and give none."""
+    from flashlift.passes.records import FUSED, LEFT, RAISED, SiteRecord
 
     lines = []
-    for o in results:
-        if isinstance(o, Parameter):
+    for r in results:
+        if not isinstance(r, SiteRecord):
             continue
-        if isinstance(o, Fusion):
-            m, k, n = o.shape
-            lines.append(f"{format_location(o.locations[0], source)}: remark: {len(o.locations)} linear layers "
-                         f"fused into one GEMM [{m} x {k}] x [{k} x {n}] (widths {', '.join(map(str, o.widths))})")
-            continue
-        where = format_location(o.location, source)
-        if isinstance(o, SiteRecord):
-            lines.append(f"{where}: remark: {o.kind} takes {o.path}" + (f": {o.reason}" if o.reason else ""))
-        elif o.raised:
-            lines.append(f"{where}: remark: raised to iree_linalg_ext.attention {describe(o.info)}")
+        where = format_location(r.location, source)
+        if r.outcome == RAISED:
+            lines.append(f"{where}: remark: raised to iree_linalg_ext.attention {describe(r.details)}")
+        elif r.outcome == LEFT:
+            lines.append(f"{where}: remark: attention not raised: {r.reason}")
+        elif r.outcome == FUSED:
+            m, k, n = r.details["shape"]
+            lines.append(f"{where}: remark: {len(r.details['locations'])} linear layers fused into one GEMM "
+                         f"[{m} x {k}] x [{k} x {n}] (widths {', '.join(map(str, r.details['widths']))})")
         else:
-            lines.append(f"{where}: remark: attention not raised: {o.reason}")
+            lines.append(f"{where}: remark: {r.kind} takes {r.outcome}" + (f": {r.reason}" if r.reason else ""))
     return lines
 
 
