@@ -101,11 +101,13 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # the peer is IREE on its own: no raising and none of flashlift's kernels (attention, GEMM);
         # flashlift_sdpa is the same model with transformers' default attention (SDPA), which
         # must reach the same kernels at the same speed
-        # flashlift_unfused: the same without fuse-linears (each projection its own GEMM)
-        for variant, raise_attention, attn, fuse in (("flashlift", True, "eager", True),
+        # flashlift and flashlift_sdpa: fuse-linears where the target runs it by default (the CPU);
+        # the last variant flips it (flashlift_unfused on the CPU, flashlift_fused on GPUs)
+        flipped = ("flashlift_unfused", True, "eager", False) if target == "cpu" else ("flashlift_fused", True, "eager", True)
+        for variant, raise_attention, attn, fuse in (("flashlift", True, "eager", None),
                                                      ("iree_unraised", False, "eager", False),
-                                                     ("flashlift_sdpa", True, "sdpa", True),
-                                                     ("flashlift_unfused", True, "eager", False)):
+                                                     ("flashlift_sdpa", True, "sdpa", None),
+                                                     flipped):
             t0 = time.time()
             compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
                                                raise_attention=raise_attention, use_kernels=raise_attention,

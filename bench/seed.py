@@ -1,7 +1,7 @@
 """The seed workload: the Slapo tutorial's `Attention` module against its hand schedule.
 
 The module (examples/slapo_attention.py, hidden 1024, 16 heads) as written, compiled by
-flashlift with its passes (fuse-linears on: one QKV GEMM) and without fuse-linears, against,
+flashlift with its default passes (fuse-linears on the CPU: one QKV GEMM) and with fuse-linears flipped, against,
 in the same process on the same inputs: torch eager, torch.compile (default; on CUDA also
 `reduce-overhead`), and the tutorial's hand schedule written as a torch module
 (`HandSchedule`: its FusedQKV linear, SDPA for the core, the bias + dropout + residual +
@@ -79,7 +79,9 @@ def build(target: str, out_dir: str, dtype_name: str) -> None:
     batch, seq = SHAPES["cpu" if target == "cpu" else "gpu"]
     x = seed_input(batch, seq, dtype)
     modules = {}
-    for variant, fuse in (("flashlift", True), ("flashlift_unfused", False)):
+    # flashlift: fuse-linears where the target runs it by default (the CPU); the other flips it
+    flipped = ("flashlift_unfused", False) if target == "cpu" else ("flashlift_fused", True)
+    for variant, fuse in (("flashlift", None), flipped):
         compiled = flashlift.compile_model(seed_model(dtype), (x,), target=target, fuse_linears=fuse)
         path = os.path.join(out_dir, f"seed.{variant}.flashlift")
         compiled.save(path, parameters=False)  # the run builds the same weights from the seed
@@ -116,7 +118,7 @@ def run(modules_dir: str, out_dir: str) -> None:
         f"Seed module (Slapo tutorial's Attention): {device_name(device)}",
         [f"flashlift commit: {manifest['commit']} (target `{manifest['target']}`); torch {torch.__version__}",
          "median ms of 30 warm calls per peer, interleaved rounds; flashlift: the module loaded with the model's "
-         "state dict as its parameters (flashlift_unfused: without fuse-linears); hand_schedule: the tutorial's "
+         "state dict as its parameters (fuse-linears on the CPU, off on GPUs; flashlift_unfused / flashlift_fused flip it); hand_schedule: the tutorial's "
          "fused QKV + SDPA + torch.compile'd bias/residual/LayerNorm; err vs the module in f32"],
         [row], os.path.join(out_dir, f"seed-{'gpu' if device == 'cuda' else 'cpu'}.md"))
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from typing import Optional
 
 from iree.compiler import ir
 from iree.compiler.tools.binaries import find_tool
@@ -53,7 +54,7 @@ def function_signature(module, func_name: str) -> dict:
 
 
 def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "main",
-          use_kernels: bool = True, fuse_linears: bool = True, on_pass=None) -> Lowered:
+          use_kernels: bool = True, fuse_linears: Optional[bool] = None, on_pass=None) -> Lowered:
     """Steps 1-3: returns the IR text for iree-compile and what the passes decided.
 
     use_kernels=False keeps IREE's codegen for every attention op (the records then say so).

@@ -9,6 +9,7 @@ flashlift's Python passes run as real passes next to any pass the IREE bindings 
 from __future__ import annotations
 
 import inspect
+from typing import Optional
 
 from iree.compiler import ir
 from iree.compiler.passmanager import PassManager
@@ -33,16 +34,20 @@ RAISING = ["unify-dims", "fold-reshapes", "fold-broadcasts", "raise-attention", 
 RAISE_PIPELINE = "builtin.module(" + ",".join(RAISING) + ")"
 
 
-def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True, fuse_linears: bool = True) -> str:
+def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True,
+                 fuse_linears: Optional[bool] = None) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
-    iree-compile, as `attn-opt --pipeline=<target>` runs it. One element per step, in order:"""
+    iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
+    measured faster (the CPU); True/False: on/off on any target. One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
-    if raise_attention and fuse_linears and t.kind == "cpu":
+    if fuse_linears is None:
+        fuse_linears = t.kind == "cpu"
+    if raise_attention and fuse_linears:
         # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:
         # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue.
-        # Not on CUDA: on an H200 the fused models ran 0.60-0.88x the unfused ones
+        # By default not on GPUs: on an H200 the fused models ran 0.60-0.88x the unfused ones
         # (bench/results/seed-gpu-h200.md, models-gpu-h200.md)
         elements.insert(elements.index("unbatch-matmuls") + 1, "fuse-linears")
     if raise_attention and t.raise_attention:

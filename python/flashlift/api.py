@@ -23,7 +23,8 @@ def import_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[di
 
 def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[dict] = None, target: str = "cpu",
                   raise_attention: bool = True, dynamic_shapes: Optional[Any] = None,
-                  use_kernels: bool = True, parameters: str = "archive", fuse_linears: bool = True) -> CompiledModel:
+                  use_kernels: bool = True, parameters: str = "archive",
+                  fuse_linears: Optional[bool] = None) -> CompiledModel:
     """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
 
     The model is run with inference semantics: eval mode, every dropout the identity.
@@ -39,7 +40,8 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
     ("triton-gemm sm_XX": flashlift's GEMM kernel). use_kernels=False: IREE codegen everywhere.
     On the CPU, linear layers that read one input (Q/K/V, gate/up) run as one GEMM over their
-    concatenated weights (`.report.fused` lists each group); fuse_linears=False keeps them apart.
+    concatenated weights (`.report.fused` lists each group); fuse_linears=False keeps them apart,
+    True fuses them on GPU targets too (off there by default: it measured slower on an H200).
     parameters="archive" (default) keeps the weights out of the module as IREE parameters
     (any size; see flashlift.parameters), "inline" compiles them in as constants.
     """

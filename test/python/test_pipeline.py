@@ -60,6 +60,10 @@ def test_pipelines_list_their_steps():
     assert "kernels=off" in pipeline_for("cuda:sm_90", use_kernels=False)
     assert "raise-attention" not in pipeline_for("cpu", raise_attention=False)
     assert "canonicalize-layouts" not in pipeline_for("vulkan")  # raised, then decomposed by IREE for SPIR-V
+    # fuse-linears: by default on the CPU only (it measured slower on an H200); either way on request
+    assert "fuse-linears" in pipeline_for("cpu") and "fuse-linears" not in sm90
+    assert "fuse-linears" in pipeline_for("cuda:sm_90", fuse_linears=True)
+    assert "fuse-linears" not in pipeline_for("cpu", fuse_linears=False)
 
 
 def test_dispatch_records_name_the_raise_record_they_came_from():
