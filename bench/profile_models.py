@@ -36,9 +36,11 @@ def run(modules_dir: str, iters: int, peers: list, models: list, trace: str, pla
     from attention import DTYPES, flashlift_candidates, load_manifest
     from models import inputs_for, torch_peers, user_model
 
+    from flashlift.reference import dropout_disabled
+
     manifest, device = load_manifest(modules_dir)
-    work = []
-    for e in manifest["models"]:
+    work = [] if "models" in manifest else _seed_work(modules_dir, manifest, device)
+    for e in manifest.get("models", []):
         if models and e["name"] not in models:
             continue
         dtype = DTYPES[e["dtype"]]
@@ -58,7 +60,7 @@ def run(modules_dir: str, iters: int, peers: list, models: list, trace: str, pla
     import contextlib
 
     profiler = contextlib.nullcontext() if plain else profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
-    with torch.no_grad(), profiler as prof:
+    with torch.no_grad(), dropout_disabled(), profiler as prof:  # the seed's F.dropout(training=True) too
         for model, name, fn in work:
             walls = []
             for _ in range(iters):
@@ -71,6 +73,32 @@ def run(modules_dir: str, iters: int, peers: list, models: list, trace: str, pla
             print(f"{model} {name}: wall median {walls[len(walls) // 2]:.3f} ms (profiled)", flush=True)
     if not plain:
         prof.export_chrome_trace(trace)
+
+
+def _seed_work(modules_dir: str, manifest: dict, device) -> list:
+    """A bench/seed.py build's candidates (flashlift's modules, torch eager and compiled), warmed."""
+    import torch
+
+    from attention import DTYPES, flashlift_candidates
+    from seed import seed_input, seed_model
+
+    from flashlift.reference import dropout_disabled
+
+    dtype = DTYPES[manifest["dtype"]]
+    x = seed_input(manifest["batch"], manifest["seq"], dtype, device)
+    model = seed_model(dtype, device)
+    cands = {k: fn for k, (fn, _) in flashlift_candidates(modules_dir, manifest["modules"], (x,),
+                                                          parameters=seed_model(dtype).state_dict()).items()}
+    graphs = torch.compile(seed_model(dtype, device), mode="reduce-overhead")
+    cands.update(torch_eager=lambda: model(x), torch_cudagraphs=lambda: (torch.compiler.cudagraph_mark_step_begin(), graphs(x))[1])
+    work = []
+    with torch.no_grad(), dropout_disabled():
+        for name, fn in cands.items():
+            for _ in range(3):
+                fn()
+            torch.cuda.synchronize()
+            work.append(("seed", name, fn))
+    return work
 
 
 def _short(name: str) -> str:
