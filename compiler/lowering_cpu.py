@@ -178,51 +178,11 @@ def cpu_attention_attrs(
       attr dict: ``iree_linalg_ext.attention <{indexing_maps = [...]}>
       {compilation_info = ...} ins(...)``.  ``{}`` means "use IREE's default".
     """
-    if elem_type not in ("f32", "f16", "bf16"):
+    if not _shape_supported(elem_type, batch_dims, m, k1, k2, n):
         return {}
-    # Dynamic batch, m and k2 (torch.export dynamic shapes) take the same tiles as
-    # large static ones: IREE tiles a dynamic dim with remainder handling, and never
-    # folds it away as a unit dim. The head dims must be static.
-    if not isinstance(k1, int) or not isinstance(n, int):
-        return {}
-    sizes = [*batch_dims, m, k1, k2, n]
-    if any(s is not None and s <= 0 for s in sizes):
-        return {}
-    # IREE folds unit m/n/k1/k2 dims before codegen, which would shift our
-    # tile lists; decode-style (m == 1) attention is also not what this
-    # tuning targets.
-    if min(s for s in (m, k1, k2, n) if s is not None) < 2:
-        return {}
-    if k1 > _MAX_HEAD_DIM or n > _MAX_HEAD_DIM:
-        return {}
-
-    if k_transposed:
-        # Outer-product QK with K^T rows contiguous: 4 query rows x 32 keys.
-        m_vec_pref, k2_vec_pref = 4, 32
-    else:
-        # Natural K layout: every step transposes the K tile in registers;
-        # 8 rows x 8 keys was the best trade-off measured (~1.1-1.3x slower
-        # than the pre-transposed variant; 8*8*64 also stays under the
-        # large-vector limit, so it needs no flag).
-        m_vec_pref, k2_vec_pref = 8, 8
-
-    # Non-multiple sizes are fine: IREE handles the remainder tiles (checked
-    # numerically on S=197: 5.9 ms vs 95 ms default, f32, 1 core), so we
-    # do not shrink tiles to divisors -- only clamp them to the dim size.
     if any(o is not None and (not isinstance(o, int) or o <= 0) for o in (m_vec, k2_vec, m_dist)):
         return {}
-    m_vec = min(m_vec or m_vec_pref, m or _DIST_M)
-    k2_vec = min(k2_vec or k2_vec_pref, k2 or k2_vec_pref)
-    if not allow_large_vectors:
-        # Keep the QK (m x k2 x k1) and PV (m x n x k2) contractions
-        # strictly below 32 KiB of f32 (8192 elements).
-        while k2_vec > 1 and m_vec * k2_vec * max(k1, n) >= 8192:
-            k2_vec //= 2
-    default_dist = _DIST_M_SMALL if m is not None and m <= _SMALL_M else _DIST_M
-    m_dist = min(m_dist or default_dist, m or _DIST_M)
-    # Keep the distribution tile a multiple of the vector tile.
-    m_dist = max(m_vec, (m_dist // m_vec) * m_vec)
-
+    m_vec, k2_vec, m_dist = _vector_tiles(m, k1, k2, n, k_transposed, allow_large_vectors, m_vec, k2_vec, m_dist)
     # Dispatch-level rank: IREE collapses all batch dims into one, and drops
     # it entirely when the batch product is 1.
     if dispatch_roles is None:
@@ -248,3 +208,48 @@ def cpu_attention_attrs(
             f"lowering_config = {lowering}, translation_info = {_PIPELINE}>"
         )
     }
+
+
+def _shape_supported(elem_type: str, batch_dims, m, k1, k2, n) -> bool:
+    """Shapes the tiles are made for: f32/f16/bf16 with static head dims up to the maximum,
+    no unit m/k1/k2/n (IREE folds those before codegen, which would shift the tile lists; nor
+    is decode-style m == 1 what this tuning targets). Dynamic batch, m and k2 (torch.export
+    dynamic shapes) take the same tiles as large static ones: IREE tiles a dynamic dim with
+    remainder handling, and never folds it away as a unit dim."""
+    if elem_type not in ("f32", "f16", "bf16"):
+        return False
+    if not isinstance(k1, int) or not isinstance(n, int):
+        return False
+    if any(s is not None and s <= 0 for s in [*batch_dims, m, k1, k2, n]):
+        return False
+    if min(s for s in (m, k1, k2, n) if s is not None) < 2:
+        return False
+    return k1 <= _MAX_HEAD_DIM and n <= _MAX_HEAD_DIM
+
+
+def _vector_tiles(m, k1, k2, n, k_transposed: bool, allow_large_vectors: bool,
+                  m_vec, k2_vec, m_dist) -> tuple[int, int, int]:
+    """(query rows per vector tile, keys per online-softmax step, query rows per workgroup):
+    the overrides or the measured defaults, clamped to the dim sizes. Non-multiple sizes are
+    fine: IREE handles the remainder tiles (checked numerically on S=197: 5.9 ms vs 95 ms
+    default, f32, 1 core), so tiles are not shrunk to divisors."""
+    if k_transposed:
+        # Outer-product QK with K^T rows contiguous: 4 query rows x 32 keys.
+        m_vec_pref, k2_vec_pref = 4, 32
+    else:
+        # Natural K layout: every step transposes the K tile in registers;
+        # 8 rows x 8 keys was the best trade-off measured (~1.1-1.3x slower
+        # than the pre-transposed variant; 8*8*64 also stays under the
+        # large-vector limit, so it needs no flag).
+        m_vec_pref, k2_vec_pref = 8, 8
+    m_vec = min(m_vec or m_vec_pref, m or _DIST_M)
+    k2_vec = min(k2_vec or k2_vec_pref, k2 or k2_vec_pref)
+    if not allow_large_vectors:
+        # Keep the QK (m x k2 x k1) and PV (m x n x k2) contractions
+        # strictly below 32 KiB of f32 (8192 elements).
+        while k2_vec > 1 and m_vec * k2_vec * max(k1, n) >= 8192:
+            k2_vec //= 2
+    default_dist = _DIST_M_SMALL if m is not None and m <= _SMALL_M else _DIST_M
+    m_dist = min(m_dist or default_dist, m or _DIST_M)
+    # Keep the distribution tile a multiple of the vector tile.
+    return m_vec, k2_vec, max(m_vec, (m_dist // m_vec) * m_vec)

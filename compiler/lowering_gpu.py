@@ -39,24 +39,10 @@ Compile-verified only.
 
 Where the attributes go
 -----------------------
-The returned dict can hold two entries and they are spelled differently in
-the op's custom assembly:
-
-* ``decomposition_config`` is an *inherent* attribute (an op property).  It
-  must go inside ``<{ ... }>`` next to ``indexing_maps``; IREE 3.13 rejects it
-  in the trailing attr-dict ("cannot be parsed from attr-dict when strict
-  properties in assembly format is enabled").
-* ``compilation_info`` is a *discardable* attribute.  It goes in an attr-dict
-  ``{ ... }`` placed between the properties and ``ins(``.
-
-Through the Python bindings (``op.attributes[name] = ir.Attribute.parse(t)``
-inside ``with ctx:``) MLIR routes ``decomposition_config`` to the property by
-itself, so the split only matters when emitting text.
-:func:`split_attention_attrs` does that split; for example::
-
-    %r = iree_linalg_ext.attention <{indexing_maps = [...],
-           decomposition_config = {...}}> {compilation_info = #iree_codegen...}
-           ins(%q, %k, %v, %scale : ...) outs(%e : ...) { ... } -> ...
+``decomposition_config`` is an *inherent* attribute (an op property, inside ``<{...}>`` in the
+op's assembly) and ``compilation_info`` a *discardable* one; annotate-lowering sets both through
+the Python bindings (``op.attributes[name] = ir.Attribute.parse(text)``), which route each to
+its place.
 
 Which iteration space the attributes describe
 ---------------------------------------------
@@ -81,17 +67,13 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 __all__ = [
     "gpu_attention_attrs",
-    "split_attention_attrs",
     "effective_batch_rank",
-    "INHERENT_ATTRS",
 ]
-
-#: Attribute names that are op properties (must go inside ``<{...}>``).
-INHERENT_ATTRS = frozenset({"decomposition_config"})
 
 # Streaming multiprocessor counts used only to decide between the 128 and 64
 # query-row tiles (we want at least 2 workgroups per SM).  H100/H200 are
@@ -273,149 +255,137 @@ def gpu_attention_attrs(target_arch: str, batch_dims: list[int], m: int,
       shapes), for decode-like ``m < 16``, head dims that are not multiples
       of 16 or larger than 256, or unknown targets / element types.
     """
+    dev = _device(target_arch, elem_type)
+    if dev is None or not _shape_supported(batch_dims, m, k1, k2, n, allow_non_pow2_head):
+        return {}
+    batch = math.prod(batch_dims) if batch_dims else 1
+    choice = _choose_tiles(dev, batch, m, k1, k2, n, m_tile, k2_tile)
+    if choice is None:
+        return {}
+    m_tile, k2_tile = choice
+    # Subgroups all split the query rows (each owns m_tile/sg rows).
+    sg = num_subgroups or max(1, min(4, m_tile // dev.rows_min))
+    if m_tile % sg or (m_tile // sg) % dev.rows_min:
+        return {}
+    nb = effective_batch_rank(batch_dims, has_mask, mask_batch_dims)
+    if nb is None:
+        return {}
+    non_pow2 = not (_is_pow2(k1) and _is_pow2(n))
+    return {"compilation_info": _compilation_info(dev, nb, m_tile, n, k2_tile, sg),
+            "decomposition_config": _decomposition_config(dev, nb, sg, non_pow2)}
+
+
+@dataclass(frozen=True)
+class _Device:
+    """What the tile choice needs to know about a GPU target and element type."""
+
+    family: str  # "cuda" | "rocm"
+    mma: tuple[str, str]  # (QK^T intrinsic, PV intrinsic) as attribute text
+    subgroup_size: int
+    num_units: int  # SMs / CUs: the m tile shrinks to keep >= 2 workgroups on each
+    smem_limit: int  # shared memory (LDS) per workgroup, bytes
+    rows_min: int  # query rows per subgroup (the MMA's M)
+    promote_q: bool  # Q staged in shared memory (ROCm keeps it out, as IREE's MI300 specs do)
+
+
+def _device(target_arch: str, elem_type: str) -> Optional[_Device]:
     family, arch = _parse_arch(target_arch)
     if family == "cuda":
         sm = int(arch[3:])
         mma = _cuda_mma(sm, elem_type)
-        subgroup_size = 32
-        num_units = _NUM_SMS.get(sm, 108)
-        smem_limit = _SMEM_BYTES.get(sm, 101376)
+        facts = (32, _NUM_SMS.get(sm, 108), _SMEM_BYTES.get(sm, 101376), 16, True)
     elif family == "rocm":
+        # No "amdgpu-waves-per-eu" hint (the MI300 specs use 2): with these tiles LDS, not
+        # VGPRs, bounds occupancy for D <= 64 and the backend only warns that it missed it.
         mma = _rocm_mma(arch, elem_type)
-        subgroup_size = 64
-        num_units = _ROCM_NUM_CUS.get(arch, 304)
-        smem_limit = _ROCM_SMEM_BYTES.get(arch, 65536)
-        # No "amdgpu-waves-per-eu" hint (the MI300 specs use 2): with these
-        # tiles LDS, not VGPRs, bounds occupancy for D <= 64 and the backend
-        # only warns that it missed the target.
+        facts = (64, _ROCM_NUM_CUS.get(arch, 304), _ROCM_SMEM_BYTES.get(arch, 65536), 32, False)
     else:
-        return {}
-    if mma is None:
-        return {}
+        return None
+    return None if mma is None else _Device(family, mma, *facts)
+
+
+def _shape_supported(batch_dims: Sequence[int], m: int, k1: int, k2: int, n: int, allow_non_pow2_head: bool) -> bool:
+    """Static sizes the MMA path takes: m, k2 and the head dims multiples of 16 (no decode-like
+    m < 16), head dims at most 256, powers of two unless allowed."""
     if any(d <= 0 for d in list(batch_dims) + [m, k1, k2, n]):
-        return {}  # dynamic / unknown sizes: leave it to IREE
-    if m < 16 or m % 16 or k2 % 16 or k1 % 16 or n % 16:
-        return {}
-    if k1 > 256 or n > 256:
-        return {}
-    non_pow2 = not (_is_pow2(k1) and _is_pow2(n))
-    if non_pow2 and not allow_non_pow2_head:
-        return {}
+        return False  # dynamic / unknown sizes: leave it to IREE
+    if m < 16 or m % 16 or k2 % 16 or k1 % 16 or n % 16 or k1 > 256 or n > 256:
+        return False
+    return allow_non_pow2_head or (_is_pow2(k1) and _is_pow2(n))
 
-    batch = math.prod(batch_dims) if batch_dims else 1
-    rows_min = 32 if family == "rocm" else 16  # rows per subgroup (MMA M)
-    head = max(n, k1)
 
-    # Preferred (query-row tile, k2 reduction tile).  CUDA: picked so that
-    # ptxas (-arch=sm_90, -v) reports no register spills for f16/bf16 with
-    # and without masks (m=128/k2=64 at D=64 spills: 255 regs + 32 B;
-    # m=128/k2=32 at D=128 spills; m=64/k2=32 at D=128 uses 163 regs).
-    if family == "cuda":
-        if head <= 32:
-            pref_m, pref_k = 128, 64
-        elif head <= 64:
-            pref_m, pref_k = 128, 32
-        elif head <= 128:
-            pref_m, pref_k = 64, 32
-        else:
-            pref_m, pref_k = 64, 16
-    else:  # rocm: IREE MI300 tuning-spec shape, k2=32 above D=64 for LDS
-        pref_m, pref_k = 128, (64 if head <= 64 else 32)
+def _preferred_tiles(family: str, head: int) -> tuple[int, int]:
+    """(query-row tile, k2 reduction tile). CUDA: picked so that ptxas (-arch=sm_90, -v) reports
+    no register spills for f16/bf16 with and without masks (m=128/k2=64 at D=64 spills: 255 regs
+    + 32 B; m=128/k2=32 at D=128 spills; m=64/k2=32 at D=128 uses 163 regs). ROCm: IREE's MI300
+    tuning-spec shape, k2=32 above D=64 for LDS."""
+    if family == "rocm":
+        return 128, (64 if head <= 64 else 32)
+    for limit, tiles in ((32, (128, 64)), (64, (128, 32)), (128, (64, 32))):
+        if head <= limit:
+            return tiles
+    return 64, 16
 
+
+def _choose_tiles(dev: _Device, batch: int, m: int, k1: int, k2: int, n: int,
+                  m_tile: Optional[int], k2_tile: Optional[int]) -> Optional[tuple[int, int]]:
+    """The first (m tile, k2 tile) in preference order that fits shared memory; an override
+    (m_tile / k2_tile) is the only candidate for its dim. None: nothing fits or divides."""
+    pref_m, pref_k = _preferred_tiles(dev.family, max(n, k1))
     if m_tile is None:
-        m_cands = [t for t in (128, 64, 32, 16)
-                   if t <= pref_m and m % t == 0 and t % rows_min == 0]
-        if not m_cands:
-            return {}
+        m_cands = [t for t in (128, 64, 32, 16) if t <= pref_m and m % t == 0 and t % dev.rows_min == 0]
         # Keep >= 2 workgroups per SM/CU if a smaller tile allows it.
-        while (len(m_cands) > 1 and m_cands[0] > 64
-               and batch * (m // m_cands[0]) < 2 * num_units):
+        while len(m_cands) > 1 and m_cands[0] > 64 and batch * (m // m_cands[0]) < 2 * dev.num_units:
             m_cands = m_cands[1:]
-    elif m % m_tile or m_tile % rows_min:
-        return {}
+    elif m % m_tile or m_tile % dev.rows_min:
+        return None
     else:
         m_cands = [m_tile]
-
     if k2_tile is None:
         k_cands = [pref_k] + [t for t in (64, 32, 16) if t != pref_k]
-        if family == "rocm":
-            k_cands = [t for t in k_cands if t >= 32]
-        k_cands = [t for t in k_cands if k2 % t == 0]
+        k_cands = [t for t in k_cands if k2 % t == 0 and (dev.family != "rocm" or t >= 32)]
     elif k2 % k2_tile or k2_tile % 16:
-        return {}
+        return None
     else:
         k_cands = [k2_tile]
+    return next(((mt, kt) for mt in m_cands for kt in k_cands
+                 if _smem_estimate(mt, kt, k1, n, dev.promote_q) <= dev.smem_limit), None)
 
-    # ROCm follows IREE's MI300 attention tuning specs and keeps Q out of
-    # LDS (op-level promotion of K and V only).
-    promote_q = family != "rocm"
-    # First (m_tile, k2_tile) in preference order that fits shared memory.
-    choice = next(((mt, kt) for mt in m_cands for kt in k_cands
-                   if _smem_estimate(mt, kt, k1, n, promote_q) <= smem_limit),
-                  None)
-    if choice is None:
-        return {}
-    m_tile, k2_tile = choice
 
-    # Subgroups all split the query rows (each owns m_tile/sg rows).
-    sg = num_subgroups or max(1, min(4, m_tile // rows_min))
-    if m_tile % sg or (m_tile // sg) % rows_min:
-        return {}
-
-    nb = effective_batch_rank(batch_dims, has_mask, mask_batch_dims)
-    if nb is None:
-        return {}
-    # Iteration space after dispatch formation: (batch.., m, n, k1, k2).
+def _compilation_info(dev: _Device, nb: int, m_tile: int, n: int, k2_tile: int, sg: int) -> str:
+    """The op's tiles over (batch.., m, n, k1, k2) as the dispatch has them: one workgroup per
+    (batch, m tile) covering the whole head dim n, k2 the reduction loop; op-level promotion."""
     workgroup = [1] * nb + [m_tile, n, 0, 0]
     reduction = [0] * nb + [0, 0, 0, k2_tile]
+    promoted = [0, 1, 2] if dev.promote_q else [1, 2]
+    return ("#iree_codegen.compilation_info<"
+            "lowering_config = #iree_gpu.lowering_config<{"
+            f"workgroup = {_fmt(workgroup)}, reduction = {_fmt(reduction)}, {_promotion(promoted)}"
+            "}>, "
+            "translation_info = #iree_codegen.translation_info<"
+            "pipeline = #iree_gpu.pipeline<VectorDistribute> "
+            f"workgroup_size = [{sg * dev.subgroup_size}, 1, 1] "
+            f"subgroup_size = {dev.subgroup_size}, {_DENORMAL}>>")
 
+
+def _decomposition_config(dev: _Device, nb: int, sg: int, non_pow2: bool) -> str:
+    """The two matmuls' intrinsics, promotion and subgroup layout. Non-power-of-two head dims
+    promote nothing per matmul (IREE 3.13 cannot derive their promoted layouts)."""
+    qk_promoted = [] if non_pow2 else ([0, 1] if dev.promote_q else [1])
+    pv_promoted = [] if non_pow2 else [1]
+    qk_mma, pv_mma = dev.mma
+    return ("{qk_attrs = {attention_qk_matmul, "
+            "lowering_config = #iree_gpu.lowering_config<{"
+            f"mma_kind = {qk_mma}, {_promotion(qk_promoted)}, "
+            f"subgroup_basis = {_subgroup_basis(nb, sg, qk=True)}}}>}}, "
+            "pv_attrs = {attention_pv_matmul, "
+            "lowering_config = #iree_gpu.lowering_config<{"
+            f"mma_kind = {pv_mma}, {_promotion(pv_promoted)}, "
+            f"subgroup_basis = {_subgroup_basis(nb, sg, qk=False)}}}>}}}}")
+
+
+def _promotion(operands: list[int]) -> str:
+    if not operands:
+        return "promote_operands = []"
     dt = "#iree_gpu.derived_thread_config"
-    op_promote = ("promote_operands = [0, 1, 2], "
-                  f"promotion_types = [{dt}, {dt}, {dt}]")
-    if not promote_q:
-        op_promote = f"promote_operands = [1, 2], promotion_types = [{dt}, {dt}]"
-    if non_pow2:
-        qk_promote = "promote_operands = []"
-        pv_promote = "promote_operands = []"
-    elif not promote_q:
-        qk_promote = f"promote_operands = [1], promotion_types = [{dt}]"
-        pv_promote = f"promote_operands = [1], promotion_types = [{dt}]"
-    else:
-        qk_promote = f"promote_operands = [0, 1], promotion_types = [{dt}, {dt}]"
-        pv_promote = f"promote_operands = [1], promotion_types = [{dt}]"
-    compilation_info = (
-        "#iree_codegen.compilation_info<"
-        "lowering_config = #iree_gpu.lowering_config<{"
-        f"workgroup = {_fmt(workgroup)}, reduction = {_fmt(reduction)}, "
-        f"{op_promote}"
-        "}>, "
-        "translation_info = #iree_codegen.translation_info<"
-        "pipeline = #iree_gpu.pipeline<VectorDistribute> "
-        f"workgroup_size = [{sg * subgroup_size}, 1, 1] "
-        f"subgroup_size = {subgroup_size}, {_DENORMAL}>>")
-
-    qk_mma, pv_mma = mma
-    decomposition_config = (
-        "{qk_attrs = {attention_qk_matmul, "
-        "lowering_config = #iree_gpu.lowering_config<{"
-        f"mma_kind = {qk_mma}, {qk_promote}, "
-        f"subgroup_basis = {_subgroup_basis(nb, sg, qk=True)}}}>}}, "
-        "pv_attrs = {attention_pv_matmul, "
-        "lowering_config = #iree_gpu.lowering_config<{"
-        f"mma_kind = {pv_mma}, {pv_promote}, "
-        f"subgroup_basis = {_subgroup_basis(nb, sg, qk=False)}}}>}}}}")
-
-    return {"compilation_info": compilation_info,
-            "decomposition_config": decomposition_config}
-
-
-def split_attention_attrs(attrs: dict[str, str]) -> tuple[str, str]:
-    """Split attrs into the text to append inside ``<{indexing_maps = [...]``
-    (leading ``", "`` included, or ``""``) and the attr-dict text
-    (``" {name = value, ...}"`` or ``""``) that goes before ``ins(``.
-    """
-    props = [f"{k} = {v}" for k, v in attrs.items() if k in INHERENT_ATTRS]
-    other = [f"{k} = {v}" for k, v in attrs.items() if k not in INHERENT_ATTRS]
-    prop_text = "".join(", " + p for p in props)
-    dict_text = (" {" + ", ".join(other) + "}") if other else ""
-    return prop_text, dict_text
+    return f"promote_operands = {_fmt(operands)}, promotion_types = [{', '.join([dt] * len(operands))}]"
