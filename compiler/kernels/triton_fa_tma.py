@@ -115,7 +115,10 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
                  V_SEQ_MAJOR: tl.constexpr, HAS_KPM: tl.constexpr, HAS_MASK: tl.constexpr,
                  MASK_BATCHED: tl.constexpr, OUT_DTYPE: tl.constexpr, KEY_LOOP_WS: tl.constexpr,
                  EMPTY_ROWS_NAN: tl.constexpr):
-    """Query tile start_m of (batch, head) off_bh: the online softmax over its key tiles."""
+    """Query tile start_m of (batch, head) off_bh: the online softmax over its key tiles.
+    Longer than ~60 lines on purpose: one row/column offset per operand, then one loop kept
+    whole, since Triton 3.6's warp specialisation of it breaks on what a split would add
+    (see the comment above the loop)."""
     off_b = off_bh // H
     off_h = off_bh % H
     KVH: tl.constexpr = H // KV_RATIO
@@ -216,7 +219,7 @@ def grid(cfg: dict, batch: int, heads: int, sq: int) -> tuple:
     return (tiles, batch * heads, 1)
 
 
-def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, kv_heads: int, sq: int,
+def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, heads: int, kv_heads: int, sq: int,
                    skv: int, head_dim: int, scale: float, causal: bool, bottom_right: bool,
                    out_seq_major: bool, in_seq_major: tuple, mask: str = "", mask_dtype: str = "",
                    mask_batched: bool = True, empty_rows: str = "zero"):
@@ -224,7 +227,8 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, batch: int, heads: int, k
     options, num_warps and num_stages among them); returns (CompiledKernel, consts).
     mask: "" (KPM is None), "key_padding" ((B, Skv)) or "full" ((B, Sq, Skv), or (Sq, Skv)
     with mask_batched=False), of Triton type mask_dtype ("fp32", "fp16", "bf16"). empty_rows:
-    "zero" or "nan", what a row that sees no key gets (see triton_fa.compile_kernel)."""
+    "zero" or "nan", what a row that sees no key gets (see triton_fa.compile_kernel).
+    arch: 90 (the only one covers() admits)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 

@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import flashlift  # noqa: E402
 
 flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
-from flashlift.compiler.kernels import iree_dispatch, triton_fa  # noqa: E402
+from flashlift.compiler.kernels import fa_configs, iree_dispatch, triton_fa  # noqa: E402
 
 # id, batch, heads, kv_heads, sq, skv, head_dim, dtype, causal
 CONFIGS = [
@@ -63,7 +62,7 @@ def main(argv=None):
         if only and cid not in only:
             continue
         for arch in archs:
-            cands = triton_fa.CANDIDATE_CONFIGS[(arch, 64 if d <= 64 else 128)]
+            cands = fa_configs.CANDIDATE_CONFIGS[(arch, 64 if d <= 64 else 128)]
             if args.no_alt_tiles:
                 cands = cands[:1]
             for ti, tile in enumerate(cands):

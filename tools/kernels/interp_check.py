@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 import flashlift  # noqa: E402
 
 flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
-from flashlift.compiler.kernels import triton_fa, triton_fa_tma, triton_gemm  # noqa: E402
+from flashlift.compiler.kernels import triton_fa_ptr, triton_fa_tma, triton_gemm  # noqa: E402
 
 _orig_patch = _interp._patch_lang_tensor
 
@@ -139,7 +139,7 @@ def main():
         if fm:
             cfg.update(HAS_MASK=True, MASK_BATCHED=fm[2], MASK_SKIP=fm[3])
         grid = (triton.cdiv(Sq, cfg["BLOCK_M"]), B * H, 1)
-        triton_fa._fa_fwd_kernel[grid](
+        triton_fa_ptr._fa_fwd_kernel[grid](
             *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq_in)),
             kpm if mask is None else mask, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
             SQ=Sq, SKV=Skv, HEAD_DIM=D, CAUSAL=causal, BOTTOM_RIGHT=br,
@@ -235,7 +235,7 @@ def main_empty_rows():
                   CAUSAL=causal, BOTTOM_RIGHT=br, HAS_KPM=kind == "kpm", HAS_MASK=kind == "full",
                   EMPTY_ROWS_NAN=nan, O_SEQ_MAJOR=False, Q_SEQ_MAJOR=False, K_SEQ_MAJOR=False, V_SEQ_MAJOR=False)
         if kernel == "pointer":
-            triton_fa._fa_fwd_kernel[(triton.cdiv(Sq, 64), B * H, 1)](q, k, v, m, o, BLOCK_M=64, BLOCK_N=32, **kw)
+            triton_fa_ptr._fa_fwd_kernel[(triton.cdiv(Sq, 64), B * H, 1)](q, k, v, m, o, BLOCK_M=64, BLOCK_N=32, **kw)
         else:
             persistent = kernel == "tma-persistent"
             triton_fa_tma._fa_fwd_tma_kernel[(3, 1, 1) if persistent else (Sq // 32, B * H, 1)](

@@ -8,7 +8,7 @@ Triton cache; the timing process then only loads them).
 
     python tools/kernels/tune_on_gpu.py --out $OUT            # full sweep
     python tools/kernels/tune_on_gpu.py --out $OUT --table     # only the
-        # configs triton_fa.tuned_config picks (verification / final table)
+        # configs fa_configs.tuned_config picks (verification / final table)
 
 Phases of the sweep (all f16 unless said):
   A  tile sweep (BLOCK_M, BLOCK_N, num_warps, num_stages), FOLD_SCALE on; plus the
@@ -45,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 import flashlift  # noqa: E402
 
 flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
-from flashlift.compiler.kernels import triton_fa  # noqa: E402
+from flashlift.compiler.kernels import fa_configs, triton_fa  # noqa: E402
 
 SHAPES = [  # B, H, S, D  (Sq == Skv, kv_heads == H)
     (4, 16, 4096, 64),
@@ -66,7 +66,7 @@ TILES = {
 }
 SMEM_LIMIT = 232448 - 2048   # sm_90 opt-in limit minus barriers / slack
 TOL = {"fp16": 2e-3, "bf16": 8e-3}
-FLAG_NAMES = triton_fa.VARIANT_FLAGS
+FLAG_NAMES = fa_configs.VARIANT_FLAGS
 
 
 def _t(bm, bn, w, s, **flags):
@@ -318,7 +318,7 @@ def case_name(case, dtype=None):
 
 def class_key(case, dtype):
     b, h, kvh, sq, skv, d, causal, br = case
-    return f"d{d}_{'causal' if causal else 'full'}_{dtype}_{triton_fa.length_class(sq, skv)}"
+    return f"d{d}_{'causal' if causal else 'full'}_{dtype}_{fa_configs.length_class(sq, skv)}"
 
 
 # --------------------------------------------------------------------------
@@ -439,7 +439,7 @@ def main(argv=None):
             for dt in ("fp16", "bf16"):
                 seen = set()
                 for combo in REFINE[c[5]]:
-                    rc = triton_fa.resolve_config(head_dim=c[5], arch=bench.arch_build, causal=c[6],
+                    rc = fa_configs.resolve_config(head_dim=c[5], arch=bench.arch_build, causal=c[6],
                                                   dtype=dt, sq=c[3], skv=c[4], scale=1.0, config=combo)
                     if combo_key(rc) in seen:
                         continue
@@ -452,7 +452,7 @@ def main(argv=None):
     elif args.table:
         for c in cases:
             for dt in ("fp16", "bf16"):
-                chosen[(c, dt)] = triton_fa.resolve_config(
+                chosen[(c, dt)] = fa_configs.resolve_config(
                     head_dim=c[5], arch=bench.arch_build, causal=c[6], dtype=dt, sq=c[3], skv=c[4],
                     scale=1.0)
     else:
@@ -463,7 +463,7 @@ def main(argv=None):
             jobs = []
             for c in cases:
                 d = c[5]
-                orig = dict(triton_fa.CANDIDATE_CONFIGS[(bench.arch_build, d)][0])
+                orig = dict(fa_configs.CANDIDATE_CONFIGS[(bench.arch_build, d)][0])
                 orig.update(FOLD_SCALE=False, EXP16=False, KTRANS=False, REVERSE_M=False)
                 jobs.append((c, "fp16", orig))
                 for t in tile_configs(d) + [e for e in extra if e.get("d", d) == d]:
