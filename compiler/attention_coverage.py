@@ -76,63 +76,17 @@ def analyze(op) -> Plan:
         raise NotCovered("unexpected attention op form")
     view = AttentionOp.of(op)
     scale, mask = view.values["scale"], view.values.get("mask")
-    names = {"Q": "q", "K": "k", "V": "v", "O": "o"}
-    if mask is not None:
-        names["mask"] = "mask"
-    dims = {}
-    for name, key in names.items():
-        value = view.values[key]
-        if not isinstance(value.type, ir.RankedTensorType):
-            raise NotCovered(f"{name} is not a ranked tensor")
-        t = ir.RankedTensorType(value.type)
-        if not t.has_static_shape:
-            raise NotCovered(f"dynamic shape of {name} ({t})")
-        if None in view.dims[key]:
-            expr = view.maps[{"q": 0, "k": 1, "v": 2, "mask": 4, "o": -1}[key]].results[view.dims[key].index(None)]
-            raise NotCovered(f"{name} is indexed by {expr}, not a loop dim")
-        dims[name] = view.dims[key]
-    elt = {n: view.element_type(names[n]) for n in ("Q", "K", "V", "O")}
-    if elt["Q"] not in KERNEL_DTYPES:
-        raise NotCovered(f"element type {elt['Q']} (kernel: f16, bf16)")
-    if elt["K"] != elt["Q"] or elt["V"] != elt["Q"]:
-        raise NotCovered(f"mixed element types Q {elt['Q']}, K {elt['K']}, V {elt['V']}")
-    if elt["O"] not in (elt["Q"], "f32"):
-        raise NotCovered(f"result element type {elt['O']} for {elt['Q']} inputs")
-
-    qd, kd, vd, od = dims["Q"], dims["K"], dims["V"], dims["O"]
-    r = view.roles
-    if not (len(r["k1"]) == len(r["k2"]) == len(r["n"]) == 1) or len(qd) < 2:
-        raise NotCovered("the op's maps do not have exactly one k1, k2 and n dim")
-    k1, k2, n = r["k1"][0], r["k2"][0], r["n"][0]
-    # For the kernel the other m dims (a grouped-query group r) are query batch dims.
-    if not r["m"]:
-        raise NotCovered("the op's maps have no query dim")
-    m = view.query_dim()
-    q_batch = qd[:-2]
-    kv_batch = kd[:-2]
-    if qd[-2:] != [m, k1]:
-        raise NotCovered(f"Q layout {_layout(qd, m, n, k1, k2)}: the kernel needs (batch..., m, k1) contiguous")
-    if kd[-2:] != [k2, k1]:
-        raise NotCovered(f"K layout {_layout(kd, m, n, k1, k2)}: the kernel needs (batch..., k2, k1) contiguous")
-    if vd[-2:] != [k2, n]:
-        raise NotCovered(f"V layout {_layout(vd, m, n, k1, k2)}: the kernel needs (batch..., k2, n) contiguous")
-    if od != q_batch + [m, n]:
-        raise NotCovered(f"O layout {_layout(od, m, n, k1, k2)} does not follow Q's (batch..., m, n)")
-    if vd[:-2] != kv_batch:
-        raise NotCovered("K and V have different batch dims")
-    if q_batch[:len(kv_batch)] != kv_batch:
-        raise NotCovered("K/V batch dims are not leading batch dims of Q (kv head = q head // ratio)")
-
+    dims = _static_dims(view)
+    dtype = _element_type(view)
+    m, k1, k2, n, q_batch, kv_batch = _kernel_layout(view, dims)
     sizes = view.sizes
     if sizes[k1] != sizes[n]:
         raise NotCovered(f"head dims differ (k1={sizes[k1]}, n={sizes[n]})")
     if sizes[k1] not in HEAD_DIMS:
         raise NotCovered(f"head dim {sizes[k1]} (kernel: 64 or 128)")
-
     scale_value = _constant_float(scale)
     if scale_value is None:
         raise NotCovered("the scale is not a compile-time constant")
-
     region = operation.regions[0].blocks[0]
     body = list(region.operations)
     if len(body) != 1 or len(body[0].operands) != 1 or body[0].operands[0] != region.arguments[0]:
@@ -146,21 +100,80 @@ def analyze(op) -> Plan:
         batch, heads, kv_heads = qb[0], math.prod(qb[1:]), math.prod(kvb[1:])
     else:
         batch, heads, kv_heads = 1, math.prod(qb), math.prod(kvb)
-
-    plan = Plan(op=op, location=str(operation.location), dtype=elt["Q"], batch=batch, heads=heads,
+    plan = Plan(op=op, location=str(operation.location), dtype=dtype, batch=batch, heads=heads,
                 kv_heads=kv_heads, sq=sizes[m], skv=sizes[k2], head_dim=sizes[k1], scale=scale_value,
                 q_batch_sizes=qb, kv_batch_len=len(kvb))
     if mask is not None:
         plan.mask = mask
-        roles = mask_roles(dims["mask"], m, k2, q_batch)
-        if roles is None:
+        plan.mask_roles = mask_roles(dims["mask"], m, k2, q_batch)
+        if plan.mask_roles is None:
             raise NotCovered("the mask varies along a dim that is not batch, m or k2")
-        plan.mask_roles = roles
-        if key_padding_mask_type(plan) is not None or full_mask_type(plan) is not None:
-            return plan  # usable at run time whatever its size
-        if math.prod(ir.RankedTensorType(mask.type).shape) > MAX_MASK_ELEMENTS:
-            raise NotCovered("mask too large to evaluate at compile time")
+        if key_padding_mask_type(plan) is None and full_mask_type(plan) is None \
+                and math.prod(ir.RankedTensorType(mask.type).shape) > MAX_MASK_ELEMENTS:
+            raise NotCovered("mask too large to evaluate at compile time")  # (a run-time mask: any size)
     return plan
+
+
+def _static_dims(view: AttentionOp) -> dict:
+    """Per operand ("Q", "K", "V", "O", "mask"): the loop dim of each of its dims, for
+    ranked, static operands indexed by loop dims only."""
+    names = {"Q": "q", "K": "k", "V": "v", "O": "o"}
+    if view.values.get("mask") is not None:
+        names["mask"] = "mask"
+    dims = {}
+    for name, key in names.items():
+        value = view.values[key]
+        if not isinstance(value.type, ir.RankedTensorType):
+            raise NotCovered(f"{name} is not a ranked tensor")
+        t = ir.RankedTensorType(value.type)
+        if not t.has_static_shape:
+            raise NotCovered(f"dynamic shape of {name} ({t})")
+        if None in view.dims[key]:
+            expr = view.maps[{"q": 0, "k": 1, "v": 2, "mask": 4, "o": -1}[key]].results[view.dims[key].index(None)]
+            raise NotCovered(f"{name} is indexed by {expr}, not a loop dim")
+        dims[name] = view.dims[key]
+    return dims
+
+
+def _element_type(view: AttentionOp) -> str:
+    """The kernel's element type: Q's, which K and V share; O in it or in f32."""
+    elt = {n: view.element_type(n.lower()) for n in ("Q", "K", "V", "O")}
+    if elt["Q"] not in KERNEL_DTYPES:
+        raise NotCovered(f"element type {elt['Q']} (kernel: f16, bf16)")
+    if elt["K"] != elt["Q"] or elt["V"] != elt["Q"]:
+        raise NotCovered(f"mixed element types Q {elt['Q']}, K {elt['K']}, V {elt['V']}")
+    if elt["O"] not in (elt["Q"], "f32"):
+        raise NotCovered(f"result element type {elt['O']} for {elt['Q']} inputs")
+    return elt["Q"]
+
+
+def _kernel_layout(view: AttentionOp, dims: dict) -> tuple:
+    """The loop dims m, k1, k2, n and Q's and K's batch dims, where the operands are laid out
+    as the kernel reads them: Q (batch..., m, k1), K (kv batch..., k2, k1), V (kv batch...,
+    k2, n), O (batch..., m, n), K's batch dims leading Q's (the other m dims of a
+    grouped-query op, its group, are query batch dims)."""
+    qd, kd, vd, od = dims["Q"], dims["K"], dims["V"], dims["O"]
+    r = view.roles
+    if not (len(r["k1"]) == len(r["k2"]) == len(r["n"]) == 1) or len(qd) < 2:
+        raise NotCovered("the op's maps do not have exactly one k1, k2 and n dim")
+    k1, k2, n = r["k1"][0], r["k2"][0], r["n"][0]
+    if not r["m"]:
+        raise NotCovered("the op's maps have no query dim")
+    m = view.query_dim()
+    q_batch, kv_batch = qd[:-2], kd[:-2]
+    if qd[-2:] != [m, k1]:
+        raise NotCovered(f"Q layout {_layout(qd, m, n, k1, k2)}: the kernel needs (batch..., m, k1) contiguous")
+    if kd[-2:] != [k2, k1]:
+        raise NotCovered(f"K layout {_layout(kd, m, n, k1, k2)}: the kernel needs (batch..., k2, k1) contiguous")
+    if vd[-2:] != [k2, n]:
+        raise NotCovered(f"V layout {_layout(vd, m, n, k1, k2)}: the kernel needs (batch..., k2, n) contiguous")
+    if od != q_batch + [m, n]:
+        raise NotCovered(f"O layout {_layout(od, m, n, k1, k2)} does not follow Q's (batch..., m, n)")
+    if vd[:-2] != kv_batch:
+        raise NotCovered("K and V have different batch dims")
+    if q_batch[:len(kv_batch)] != kv_batch:
+        raise NotCovered("K/V batch dims are not leading batch dims of Q (kv head = q head // ratio)")
+    return m, k1, k2, n, q_batch, kv_batch
 
 
 def mask_roles(mask_dims: list, m: int, k2: int, q_batch: list) -> Optional[list]:

@@ -79,85 +79,22 @@ class Site:
 
 
 def analyze(softmax) -> Site:
+    """The candidate at `softmax` as a Site, or NoMatch with the reason, in four steps:
+    the scores from Q.K to the softmax, which dims are the query and key dims, the
+    probabilities to P.V, and Q, K and V to their roots."""
     atoms = Atoms()
-    x = softmax.operation.operands[0]
     dim = int(softmax.operation.attributes["dimension"].value)
-    c1, path = find_scores(x)
+    c1, path = find_scores(softmax.operation.operands[0])
     matched = [c1.op, softmax]
-
-    # Loops of Q.K -> atoms; follow the scores forward to the softmax.
     loop_atoms = [atoms.new(s) for s in loop_sizes(c1)]
-    layout = [[loop_atoms[d]] for d in irx.map_dims(c1.maps[2])]
-    scale = Scale()
-    mask: Optional[MaskTerm] = None
-    value = irx.result(c1.op)
-    for op, operand in path:
-        n = irx.num_uses(value)
-        require(n == 1, f"the attention scores have {n} uses")
-        if irx.is_op(op, "tensor.collapse_shape", "tensor.expand_shape") or permutation(op) is not None:
-            layout = forward_layout(op, layout, atoms)
-        else:
-            e = body(op)
-            scale = scale.times(slope(e, operand, op))
-            mask = MaskTerm(op, e, operand, list(layout), mask)
-        matched.append(op)
-        value = irx.result(op)
+    layout, scale, mask, value = _follow_scores(c1, path, loop_atoms, atoms, matched)
     guard = match_row_guard(value, softmax, dim)
     require(irx.num_uses(value) == 1 or (guard is not None and irx.num_uses(value) == 2),
             "the softmax input has another use")
-
-    # The softmax must reduce one of the two free dims of the scores: that one is k2.
-    key = atoms.leaves(layout[dim])
-    lhs_loop, rhs_loop, red_loop = c1.loop_of("lhs")[0], c1.loop_of("rhs")[0], c1.loop_of("red")[0]
-    if key == atoms.leaves([loop_atoms[rhs_loop]]):
-        q_side, k_side = 0, 1
-    elif key == atoms.leaves([loop_atoms[lhs_loop]]):
-        q_side, k_side = 1, 0
-    else:
-        raise NoMatch(f"softmax is over dim {dim}, which is not the key dim of Q.K^T")
-    m_atom = loop_atoms[lhs_loop if q_side == 0 else rhs_loop]
-    k2_atom, k1_atom = loop_atoms[rhs_loop if q_side == 0 else lhs_loop], loop_atoms[red_loop]
-
-    # Follow P to the second matmul, which must contract exactly k2.
-    c2, p_index, p_layout = follow_probabilities(irx.result(softmax), layout, atoms, matched, guard)
-    matched.append(c2.op)
-    c2_atoms: list = [None] * c2.maps[0].n_dims
-    for pos, d in enumerate(irx.map_dims(c2.maps[p_index])):
-        require(isinstance(d, int) and d >= 0, "the second matmul reads the probabilities at a constant")
-        c2_atoms[d] = p_layout[pos]
-    red2 = c2.loop_of("red")[0]
-    require(atoms.leaves(c2_atoms[red2]) == atoms.leaves([k2_atom]),
-            f"softmax is over dim {dim} of the scores, but the second matmul contracts another dim")
-    p_free = c2.loop_of("lhs" if p_index == 0 else "rhs")[0]
-    require(atoms.leaves(c2_atoms[p_free]) == atoms.leaves([m_atom]),
-            "the second matmul does not keep the query dim of the probabilities")
-    v_free = c2.loop_of("rhs" if p_index == 0 else "lhs")[0]
-    n_atom = atoms.new(loop_sizes(c2)[v_free])
-    c2_atoms[v_free] = [n_atom]
-    v_value = c2.rhs if p_index == 0 else c2.lhs
-    v_map = c2.maps[1 if p_index == 0 else 0]
-    v_layout = [c2_atoms[d] for d in irx.map_dims(v_map)]
-    out_layout = [c2_atoms[d] for d in irx.map_dims(c2.maps[2])]
-
-    # Trace Q, K, V to their roots (scales on Q or K fold into the scale).
-    q_scales: list = []
-    c1_operands = [(c1.lhs, c1.maps[0]), (c1.rhs, c1.maps[1])]
-    def trace_all(widen: bool) -> dict:
-        q_scales.clear()
-        v_scales.clear()
-        roots = {}
-        for key_name, (operand, amap) in zip(("q", "k"), [c1_operands[q_side], c1_operands[k_side]]):
-            op_layout = [[loop_atoms[d]] for d in irx.map_dims(amap)]
-            roots[key_name] = trace_operand(operand, op_layout, atoms, q_scales, widen)
-        roots["v"] = trace_operand(v_value, v_layout, atoms, v_scales, widen)
-        return roots
-
-    v_scales: list = []
-    roots = trace_all(widen=True)
-    if len({str(irx.element_type(v)) for v, _ in roots.values()}) != 1:
-        roots = trace_all(widen=False)  # mixed precisions: read what the matmuls read
-    require(not v_scales or all(s.factors == [] and s.constant == 1.0 for s in v_scales),
-            "V is scaled before the second matmul")
+    q_side, m_atom, k2_atom, k1_atom = _key_dims(c1, layout, dim, loop_atoms, atoms)
+    c2, v_value, v_layout, out_layout, n_atom = _follow_to_pv(softmax, layout, atoms, matched, guard, dim,
+                                                              m_atom, k2_atom)
+    roots, q_scales = _trace_roots(c1, q_side, loop_atoms, v_value, v_layout, atoms)
     for s in q_scales:
         scale = scale.times(s)
 
@@ -176,6 +113,92 @@ def analyze(softmax) -> Site:
     return site
 
 
+def _follow_scores(c1, path, loop_atoms, atoms, matched):
+    """The scores from Q.K along `path` to the softmax: their layout (atoms per dim), the
+    scale (alpha) and mask terms (beta) of the elementwise ops, the value the softmax reads."""
+    layout = [[loop_atoms[d]] for d in irx.map_dims(c1.maps[2])]
+    scale = Scale()
+    mask: Optional[MaskTerm] = None
+    value = irx.result(c1.op)
+    for op, operand in path:
+        n = irx.num_uses(value)
+        require(n == 1, f"the attention scores have {n} uses")
+        if irx.is_op(op, "tensor.collapse_shape", "tensor.expand_shape") or permutation(op) is not None:
+            layout = forward_layout(op, layout, atoms)
+        else:
+            e = body(op)
+            scale = scale.times(slope(e, operand, op))
+            mask = MaskTerm(op, e, operand, list(layout), mask)
+        matched.append(op)
+        value = irx.result(op)
+    return layout, scale, mask, value
+
+
+def _key_dims(c1, layout, dim: int, loop_atoms, atoms):
+    """The softmax must reduce one of the two free dims of the scores: that one is k2 (the
+    keys), the other m (the queries). Returns which operand of Q.K is Q (0 or 1) and the
+    m, k2 and k1 atoms."""
+    key = atoms.leaves(layout[dim])
+    lhs_loop, rhs_loop, red_loop = c1.loop_of("lhs")[0], c1.loop_of("rhs")[0], c1.loop_of("red")[0]
+    if key == atoms.leaves([loop_atoms[rhs_loop]]):
+        q_side = 0
+    elif key == atoms.leaves([loop_atoms[lhs_loop]]):
+        q_side = 1
+    else:
+        raise NoMatch(f"softmax is over dim {dim}, which is not the key dim of Q.K^T")
+    m_atom = loop_atoms[lhs_loop if q_side == 0 else rhs_loop]
+    k2_atom = loop_atoms[rhs_loop if q_side == 0 else lhs_loop]
+    return q_side, m_atom, k2_atom, loop_atoms[red_loop]
+
+
+def _follow_to_pv(softmax, layout, atoms, matched, guard, dim: int, m_atom, k2_atom):
+    """P from the softmax to the second matmul, which must contract exactly k2 and keep m.
+    Returns the matmul, V with its layout, the output layout and the new n (value dim) atom."""
+    c2, p_index, p_layout = follow_probabilities(irx.result(softmax), layout, atoms, matched, guard)
+    matched.append(c2.op)
+    c2_atoms: list = [None] * c2.maps[0].n_dims
+    for pos, d in enumerate(irx.map_dims(c2.maps[p_index])):
+        require(isinstance(d, int) and d >= 0, "the second matmul reads the probabilities at a constant")
+        c2_atoms[d] = p_layout[pos]
+    red2 = c2.loop_of("red")[0]
+    require(atoms.leaves(c2_atoms[red2]) == atoms.leaves([k2_atom]),
+            f"softmax is over dim {dim} of the scores, but the second matmul contracts another dim")
+    p_free = c2.loop_of("lhs" if p_index == 0 else "rhs")[0]
+    require(atoms.leaves(c2_atoms[p_free]) == atoms.leaves([m_atom]),
+            "the second matmul does not keep the query dim of the probabilities")
+    v_free = c2.loop_of("rhs" if p_index == 0 else "lhs")[0]
+    n_atom = atoms.new(loop_sizes(c2)[v_free])
+    c2_atoms[v_free] = [n_atom]
+    v_value = c2.rhs if p_index == 0 else c2.lhs
+    v_layout = [c2_atoms[d] for d in irx.map_dims(c2.maps[1 if p_index == 0 else 0])]
+    out_layout = [c2_atoms[d] for d in irx.map_dims(c2.maps[2])]
+    return c2, v_value, v_layout, out_layout, n_atom
+
+
+def _trace_roots(c1, q_side: int, loop_atoms, v_value, v_layout, atoms):
+    """Q, K and V traced to the tensors the attention op reads ("q"/"k"/"v" -> (value,
+    layout)), and the scales found on Q or K on the way (they fold into the op's scale; one
+    on V is refused). Mixed precisions: the roots are what the matmuls read, not wider."""
+    c1_operands = [(c1.lhs, c1.maps[0]), (c1.rhs, c1.maps[1])]
+    q_scales: list = []
+    v_scales: list = []
+
+    def trace_all(widen: bool) -> dict:
+        q_scales.clear()
+        v_scales.clear()
+        roots = {}
+        for name, (operand, amap) in zip(("q", "k"), [c1_operands[q_side], c1_operands[1 - q_side]]):
+            op_layout = [[loop_atoms[d]] for d in irx.map_dims(amap)]
+            roots[name] = trace_operand(operand, op_layout, atoms, q_scales, widen)
+        roots["v"] = trace_operand(v_value, v_layout, atoms, v_scales, widen)
+        return roots
+
+    roots = trace_all(widen=True)
+    if len({str(irx.element_type(v)) for v, _ in roots.values()}) != 1:
+        roots = trace_all(widen=False)
+    require(not v_scales or all(s.factors == [] and s.constant == 1.0 for s in v_scales),
+            "V is scaled before the second matmul")
+    return roots, q_scales
 
 
 def _check_roots(site: Site) -> None:

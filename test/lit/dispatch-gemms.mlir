@@ -10,15 +10,16 @@
 #vec = affine_map<(d0) -> (d0)>
 // nn.Linear(64, 96) in f16, as torch-mlir lowers it: everything extended to f32.
 // CHECK-LABEL: func.func @linear_bias
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[B:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.matmul
-// CHECK:         %[[R:.+]] = call @[[HELPER:flashlift_gemm_sm90_[0-9a-f]+_call]](%arg0, %arg1, %arg2) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>) -> tensor<16x96xf16>
+// CHECK:         %[[R:.+]] = call @[[HELPER:flashlift_gemm_sm90_[0-9a-f]+_call]](%[[X]], %[[W]], %[[B]]) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>) -> tensor<16x96xf16>
 // CHECK-NEXT:    return %[[R]]
 // CHECK:       hal.executable.source private @[[EXE:flashlift_gemm_sm90_[0-9a-f]+]]
 // CHECK-SAME:    path = "flashlift_gemm_sm90_{{[0-9a-f]+}}.cubin"
 // CHECK:         hal.executable.export public @_gemm_kernel
 // CHECK:       func.func private @[[HELPER]]
 // CHECK:         %[[OUT:.+]] = tensor.empty() : tensor<16x96xf16>
-// CHECK-NEXT:    flow.dispatch @[[EXE]]::@_gemm_kernel(%arg0, %arg1, %arg2, %[[OUT]], %arg0, %arg0) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>, tensor<16x96xf16>, tensor<16x64xf16>, tensor<16x64xf16>) -> %[[OUT]]
+// CHECK-NEXT:    flow.dispatch @[[EXE]]::@_gemm_kernel(%[[X]], %[[W]], %[[B]], %[[OUT]], %[[X]], %[[X]]) : (tensor<16x64xf16>, tensor<96x64xf16>, tensor<96xf16>, tensor<16x96xf16>, tensor<16x64xf16>, tensor<16x64xf16>) -> %[[OUT]]
 // SM80-LABEL:  func.func @linear_bias
 // SM80:          call @flashlift_gemm_sm80_
 // SM80:        hal.executable.source private @flashlift_gemm_sm80_
@@ -67,9 +68,10 @@ func.func @linear_bias(%x: tensor<16x64xf16>, %w: tensor<96x64xf16>, %b: tensor<
 #id = affine_map<(d0, d1) -> (d0, d1)>
 // A LLaMA projection: bf16 operands straight into an f32 accumulator, no bias.
 // CHECK-LABEL: func.func @projection_no_bias
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.matmul
-// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<128x256xbf16>, tensor<64x256xbf16>) -> tensor<128x64xbf16>
-// CHECK:       flow.dispatch {{.*}}(%arg0, %arg1, %[[OUT:.+]], %arg0, %arg0) : ({{.*}}, tensor<128x64xbf16>, {{.*}}) -> %[[OUT]]
+// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]]) : (tensor<128x256xbf16>, tensor<64x256xbf16>) -> tensor<128x64xbf16>
+// CHECK:       flow.dispatch {{.*}}(%[[X]], %[[W]], %[[OUT:.+]], %[[X]], %[[X]]) : ({{.*}}, tensor<128x64xbf16>, {{.*}}) -> %[[OUT]]
 func.func @projection_no_bias(%x: tensor<128x256xbf16>, %w: tensor<64x256xbf16>) -> tensor<128x64xbf16> {
   %zero = arith.constant 0.0 : f32
   %e0 = tensor.empty() : tensor<256x64xbf16>
@@ -91,8 +93,9 @@ func.func @projection_no_bias(%x: tensor<128x256xbf16>, %w: tensor<64x256xbf16>)
 // `x @ w` with w stored K x N (no transpose), and an f32 result that nothing truncates:
 // the kernel reads W as it is and writes f32.
 // CHECK-LABEL: func.func @x_at_w_f32_result
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.matmul
-// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
+// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]]) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
 func.func @x_at_w_f32_result(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> tensor<32x80xf32> {
   %zero = arith.constant 0.0 : f32
   %e = tensor.empty() : tensor<32x80xf32>
@@ -108,8 +111,9 @@ func.func @x_at_w_f32_result(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> te
 // Near miss: the "bias" is broadcast along columns (one value per row), which the kernel's
 // epilogue does not add: the matmul alone is dispatched and the add stays.
 // CHECK-LABEL: func.func @column_bias
-// CHECK:         %[[MM:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
-// CHECK:         linalg.generic {{.*}} ins(%[[MM]], %arg2 : tensor<32x80xf32>, tensor<32xf32>)
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[B:[a-zA-Z0-9_]+]]:
+// CHECK:         %[[MM:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]]) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
+// CHECK:         linalg.generic {{.*}} ins(%[[MM]], %[[B]] : tensor<32x80xf32>, tensor<32xf32>)
 // CHECK:         arith.addf
 func.func @column_bias(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>, %b: tensor<32xf32>) -> tensor<32x80xf32> {
   %zero = arith.constant 0.0 : f32
@@ -174,7 +178,8 @@ func.func @dynamic_rows(%x: tensor<?x48xf16>, %w: tensor<48x80xf16>) -> tensor<?
 // The matmul's result has a second reader: the truncf cannot take its place, so the kernel
 // writes the f32 result both readers use.
 // CHECK-LABEL: func.func @two_readers
-// CHECK:         %[[MM:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]:
+// CHECK:         %[[MM:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]]) : (tensor<32x48xf16>, tensor<48x80xf16>) -> tensor<32x80xf32>
 // CHECK:         arith.truncf
 // CHECK:         return {{.*}}, %[[MM]]
 func.func @two_readers(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> (tensor<32x80xf16>, tensor<32x80xf32>) {
@@ -198,8 +203,9 @@ func.func @two_readers(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> (tensor<
 // F.gelu (erf form) of the rounded result, behind the model's expand_shape, as torch-mlir
 // writes it: the kernel applies it; readers of the GELU read the expand_shape of the call.
 // CHECK-LABEL: func.func @gelu_epilogue
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     math.erf
-// CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
 // CHECK:         %[[E:.+]] = tensor.expand_shape %[[C]] {{\[\[}}0, 1], [2]]
 // CHECK:         return %[[E]]
 func.func @gelu_epilogue(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor<2x16x80xf16> {
@@ -239,7 +245,8 @@ func.func @gelu_epilogue(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor
 // Near miss for the epilogue: erf(x / sqrt(2)) scaled by 0.6, not 0.5 (not GELU). The
 // linear layer still takes the kernel; the elementwise op stays.
 // CHECK-LABEL: func.func @not_gelu
-// CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%arg0, %arg1)
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]:
+// CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]])
 // CHECK:         linalg.generic {{.*}} ins(%[[C]] : tensor<32x80xf16>)
 // CHECK:         math.erf
 func.func @not_gelu(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor<32x80xf16> {

@@ -6,7 +6,8 @@
 // (B, 4, S, 8) -> (B*4, S, 8), sizes written the way torch-mlir infers a -1 size:
 // select(n < 0, ...) where n is a size is never taken.
 // CHECK-LABEL: func.func @collapse_inferred(
-// CHECK:         %[[C:.+]] = tensor.collapse_shape %arg0 {{\[}}[0, 1], [2], [3]] : tensor<?x4x?x8xf32> into tensor<?x?x8xf32>
+// CHECK-SAME:    %[[X:[a-zA-Z0-9_]+]]:
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2], [3]] : tensor<?x4x?x8xf32> into tensor<?x?x8xf32>
 // CHECK-NOT:     tensor.reshape
 // CHECK:         return %[[C]]
 func.func @collapse_inferred(%x: tensor<?x4x?x8xf32>) -> tensor<?x?x8xf32> {
@@ -63,7 +64,8 @@ func.func @expand(%x: tensor<?x?x?xf32>, %q: tensor<?x4x?x8xf32>) -> tensor<?x4x
 
 // Both at once: (B, S, 64) -> (B*S, 4, 16) is a collapse followed by an expand.
 // CHECK-LABEL: func.func @collapse_then_expand(
-// CHECK:         %[[C:.+]] = tensor.collapse_shape %arg0 {{\[}}[0, 1], [2]] : tensor<?x?x64xf32> into tensor<?x64xf32>
+// CHECK-SAME:    %[[X:[a-zA-Z0-9_]+]]:
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<?x?x64xf32> into tensor<?x64xf32>
 // CHECK:         %[[E:.+]] = tensor.expand_shape %[[C]] {{\[}}[0], [1, 2]] output_shape [%{{.+}}, 4, 16] : tensor<?x64xf32> into tensor<?x4x16xf32>
 // CHECK:         return %[[E]]
 func.func @collapse_then_expand(%x: tensor<?x?x64xf32>) -> tensor<?x4x16xf32> {

@@ -12,11 +12,12 @@
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
 // CHECK-LABEL: func.func @attention_4d_f32(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 0.353553385 : f32
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]] : tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>, f32)
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]] : tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>, f32)
 // CHECK-SAME:      outs(%{{.+}} : tensor<2x2x4x8xf32>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -102,11 +103,12 @@ module {
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2)>
 // CHECK-LABEL: func.func @attention_3d_f32(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 0.353553385 : f32
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]] : tensor<4x4x8xf32>, tensor<4x6x8xf32>, tensor<4x6x8xf32>, f32)
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]] : tensor<4x4x8xf32>, tensor<4x6x8xf32>, tensor<4x6x8xf32>, f32)
 // CHECK-SAME:      outs(%{{.+}} : tensor<4x4x8xf32>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -185,11 +187,12 @@ module {
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2)>
 // CHECK-LABEL: func.func @attention_3d_f16(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 3.535160e-01 : f16
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]] : tensor<4x4x8xf16>, tensor<4x4x8xf16>, tensor<4x4x8xf16>, f16)
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]] : tensor<4x4x8xf16>, tensor<4x4x8xf16>, tensor<4x4x8xf16>, f16)
 // CHECK-SAME:      outs(%{{.+}} : tensor<4x4x8xf16>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -291,11 +294,12 @@ module {
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
 // CHECK-LABEL: func.func @attention_4d_f16(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 3.535160e-01 : f16
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]] : tensor<2x2x4x8xf16>, tensor<2x2x4x8xf16>, tensor<2x2x4x8xf16>, f16)
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]] : tensor<2x2x4x8xf16>, tensor<2x2x4x8xf16>, tensor<2x2x4x8xf16>, f16)
 // CHECK-SAME:      outs(%{{.+}} : tensor<2x2x4x8xf16>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -405,11 +409,12 @@ module {
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2)>
 // CHECK-LABEL: func.func @bmm_3d_mul_scale(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 5.000000e-01 : f32
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]]
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]]
 // CHECK-SAME:      outs(%{{.+}} : tensor<4x4x8xf32>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -487,11 +492,12 @@ module {
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2)>
 // CHECK-LABEL: func.func @no_scale(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 1.000000e+00 : f32
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]]
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]]
 // CHECK-SAME:      outs(%{{.+}} : tensor<2x4x8xf32>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -563,11 +569,12 @@ module {
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2)>
 // CHECK-LABEL: func.func @scale_on_q(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 5.000000e-01 : f32
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]]
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]]
 // CHECK-SAME:      outs(%{{.+}} : tensor<2x4x8xf32>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -645,11 +652,12 @@ module {
 // CHECK-DAG:   #[[$S:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> ()>
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
 // CHECK-LABEL: func.func @bshd_layout(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.batch_matmul
 // CHECK-NOT:     linalg.softmax
 // CHECK:         %[[SCALE:.+]] = arith.constant 2.500000e-01 : f32
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %[[SCALE]] : tensor<2x4x2x16xf32>, tensor<2x4x2x16xf32>, tensor<2x4x2x16xf32>, f32)
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %[[SCALE]] : tensor<2x4x2x16xf32>, tensor<2x4x2x16xf32>, tensor<2x4x2x16xf32>, f32)
 // CHECK-SAME:      outs(%{{.+}} : tensor<2x2x4x16xf32>)
 // CHECK:           iree_linalg_ext.yield
 // CHECK-NOT:     linalg.batch_matmul
@@ -740,12 +748,13 @@ module {
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
 // CHECK-DAG:   #[[$M:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d5)>
 // CHECK-LABEL: func.func @padding_mask(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[PAD:[a-zA-Z0-9_]+]]:
 // CHECK:         %[[MASK:.+]] = linalg.generic
-// CHECK-SAME:      ins(%arg3 : tensor<2x1x1x4xf32>)
+// CHECK-SAME:      ins(%[[PAD]] : tensor<2x1x1x4xf32>)
 // CHECK:           arith.addf
 // CHECK:         } -> tensor<2x4xf32>
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$M]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %{{.+}}, %[[MASK]] : {{.*}}, f32, tensor<2x4xf32>)
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %{{.+}}, %[[MASK]] : {{.*}}, f32, tensor<2x4xf32>)
 // CHECK-NOT:     linalg.softmax
 // REMARK: remark: raised to iree_linalg_ext.attention
 
@@ -834,11 +843,12 @@ module {
 // CHECK-DAG:   #[[$O:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
 // CHECK-DAG:   #[[$M:.+]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d2, d5)>
 // CHECK-LABEL: func.func @causal_index(
+// CHECK-SAME:    %[[Q:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[K:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[V:[a-zA-Z0-9_]+]]:
 // CHECK:         %[[MASK:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<4x4xf32>)
 // CHECK:           arith.select
 // CHECK:         } -> tensor<4x4xf32>
 // CHECK:         iree_linalg_ext.attention <indexing_maps = [#[[$Q]], #[[$K]], #[[$V]], #[[$S]], #[[$M]], #[[$O]]]>
-// CHECK-SAME:      ins(%arg0, %arg1, %arg2, %{{.+}}, %[[MASK]] : {{.*}}, f32, tensor<4x4xf32>)
+// CHECK-SAME:      ins(%[[Q]], %[[K]], %[[V]], %{{.+}}, %[[MASK]] : {{.*}}, f32, tensor<4x4xf32>)
 // CHECK-NOT:     linalg.softmax
 // REMARK: remark: raised to iree_linalg_ext.attention
 

@@ -4,7 +4,8 @@
 
 // F.softmax over the last dim: torch-mlir's five generics.
 // CHECK-LABEL: func.func @softmax_only(
-// CHECK:         %[[R:.+]] = linalg.softmax dimension(2) ins(%arg0 : tensor<2x3x8xf32>)
+// CHECK-SAME:    %[[X:[a-zA-Z0-9_]+]]:
+// CHECK:         %[[R:.+]] = linalg.softmax dimension(2) ins(%[[X]] : tensor<2x3x8xf32>)
 // CHECK-NOT:     linalg.generic
 // CHECK:         return %[[R]]
 
@@ -61,7 +62,8 @@ module {
 
 // Softmax over dim 0 is a softmax too (raise-attention decides whether it is attention).
 // CHECK-LABEL: func.func @softmax_dim0(
-// CHECK:         linalg.softmax dimension(0) ins(%arg0 : tensor<2x3x8xf32>)
+// CHECK-SAME:    %[[X:[a-zA-Z0-9_]+]]:
+// CHECK:         linalg.softmax dimension(0) ins(%[[X]] : tensor<2x3x8xf32>)
 // CHECK-NOT:     linalg.generic
 
 #map = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
@@ -117,7 +119,8 @@ module {
 
 // A hand-written stable softmax: (x - amax).exp() / sum.
 // CHECK-LABEL: func.func @stable_by_hand(
-// CHECK:         linalg.softmax dimension(2) ins(%arg0 : tensor<2x3x8xf32>)
+// CHECK-SAME:    %[[X:[a-zA-Z0-9_]+]]:
+// CHECK:         linalg.softmax dimension(2) ins(%[[X]] : tensor<2x3x8xf32>)
 // CHECK-NOT:     linalg.generic
 
 #map = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
