@@ -15,8 +15,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 
+from flashlift.compiler.kernels import aot
 from flashlift.compiler.kernels.fa_configs import VARIANT_FLAGS
 
 LOG2E = tl.constexpr(1.4426950408889634)  # (a constexpr: the kernel reads it)
@@ -27,6 +27,23 @@ def _exp2_f16(x):
     """2**x for an f16 tensor, two lanes per MUFU op (ex2.approx.f16x2)."""
     return tl.inline_asm_elementwise(
         "ex2.approx.f16x2 $0, $1;", "=r,r", [x], dtype=tl.float16, is_pure=True, pack=2)
+
+
+@triton.jit
+def _accumulate(x, alpha, l_i, acc, v, EXP16: tl.constexpr):
+    """p = 2**x (x: the base-2 scores less the new row max); the row sums and the output
+    accumulator rescaled by alpha = 2**(m_old - m_new), then p @ v added."""
+    if EXP16:
+        p16 = _exp2_f16(x.to(tl.float16))
+        l_i = l_i * alpha + tl.sum(p16.to(tl.float32), 1)
+        p = p16.to(v.dtype)
+    else:
+        p32 = tl.math.exp2(x)
+        l_i = l_i * alpha + tl.sum(p32, 1)
+        p = p32.to(v.dtype)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p, v, acc)
+    return l_i, acc
 
 
 @triton.jit
@@ -42,16 +59,7 @@ def _online_step(qk, m_i, l_i, acc, v, SM_SCALE_LOG2: tl.constexpr,
         m_ij = tl.maximum(m_i, tl.max(qk, 1))
         x = qk - m_ij[:, None]
     alpha = tl.math.exp2(m_i - m_ij)
-    if EXP16:
-        p16 = _exp2_f16(x.to(tl.float16))
-        l_i = l_i * alpha + tl.sum(p16.to(tl.float32), 1)
-        p = p16.to(v.dtype)
-    else:
-        p32 = tl.math.exp2(x)
-        l_i = l_i * alpha + tl.sum(p32, 1)
-        p = p32.to(v.dtype)
-    acc = acc * alpha[:, None]
-    acc = tl.dot(p, v, acc)
+    l_i, acc = _accumulate(x, alpha, l_i, acc, v, EXP16)
     return m_ij, l_i, acc
 
 
@@ -63,16 +71,7 @@ def _masked_step(qk, m_i, l_i, acc, v, EXP16: tl.constexpr):
     m_ij = tl.maximum(m_i, tl.max(qk, 1))
     m_safe = tl.where(m_ij == float("-inf"), 0.0, m_ij)
     alpha = tl.math.exp2(m_i - m_safe)
-    if EXP16:
-        p16 = _exp2_f16((qk - m_safe[:, None]).to(tl.float16))
-        l_i = l_i * alpha + tl.sum(p16.to(tl.float32), 1)
-        p = p16.to(v.dtype)
-    else:
-        p32 = tl.math.exp2(qk - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p32, 1)
-        p = p32.to(v.dtype)
-    acc = acc * alpha[:, None]
-    acc = tl.dot(p, v, acc)
+    l_i, acc = _accumulate(qk - m_safe[:, None], alpha, l_i, acc, v, EXP16)
     return m_ij, l_i, acc
 
 
@@ -299,12 +298,5 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         MASK_SKIP=bool(cfg.get("MASK_SKIP", False)), O_SEQ_MAJOR=bool(out_seq_major),
         Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]),
         EMPTY_ROWS_NAN=empty_rows == "nan")
-    sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{mask_dtype}" if mask else "constexpr",
-           "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
-    # 16-byte alignment of all base pointers (IREE bindings are at least 64-byte aligned)
-    # enables vectorized / async-copy loads. Argument indices: Q 0, K 1, V 2, KPM 3, O 4.
-    pointers = (0, 1, 2, 3, 4) if mask else (0, 1, 2, 4)
-    attrs = {(i,): [["tt.divisibility", 16]] for i in pointers}
-    src = ASTSource(fn=_fa_fwd_kernel, signature=sig, constexprs=consts if mask else {**consts, "KPM": None},
-                    attrs=attrs)
+    src = aot.attention_source(_fa_fwd_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype)
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=opts), consts

@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+from triton.backends.compiler import GPUTarget
+
+from flashlift.compiler.kernels import aot
 
 # SMs of an H100 SXM / H200: the persistent kernel's program count. On a GPU with fewer SMs
 # (H100 PCIe: 114) the extra programs wait for a free SM: correct, a little slower.
@@ -229,9 +232,6 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
     with mask_batched=False), of Triton type mask_dtype ("fp32", "fp16", "bf16"). empty_rows:
     "zero" or "nan", what a row that sees no key gets (see triton_fa.compile_kernel).
     arch: 90 (the only one covers() admits)."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     consts = dict(
         SM_SCALE_LOG2=float(scale) * 1.4426950408889634,
         B=batch, H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
@@ -242,12 +242,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         PERSISTENT=bool(cfg.get("PERSISTENT", False)),
         NUM_PROGS=grid(cfg, batch, heads, sq)[0] if cfg.get("PERSISTENT") else 1,
         EMPTY_ROWS_NAN=empty_rows == "nan")
-    sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{mask_dtype}" if mask else "constexpr",
-           "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
-    pointers = (0, 1, 2, 3, 4) if mask else (0, 1, 2, 4)
-    attrs = {(i,): [["tt.divisibility", 16]] for i in pointers}
-    src = ASTSource(fn=_fa_fwd_tma_kernel, signature=sig, constexprs=consts if mask else {**consts, "KPM": None},
-                    attrs=attrs)
+    src = aot.attention_source(_fa_fwd_tma_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype)
     # Triton's own PTX version: with `.version 8.4` (what triton_fa asks for, so that older
     # drivers can JIT its PTX) this kernel computes NaN on an H200 (measured 2026-11-22,
     # Triton launch and driver launch alike). sm_90 modules carry the cubin, never JIT-ed.
