@@ -47,8 +47,9 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
     if raise_attention and fuse_linears:
         # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:
         # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue.
-        # By default not on GPUs: on an H200 the fused models ran 0.60-0.88x the unfused ones
-        # (bench/results/seed-gpu-h200.md, models-gpu-h200.md)
+        # By default not on GPUs: on an H200 the fused models ran 0.60-0.88x the unfused ones, as
+        # the slices of the fused GEMM's result become IREE slow_memcpy copies in front of the
+        # attention kernel (122 us of the seed's 391; bench/results/seed-gpu-h200.md)
         elements.insert(elements.index("unbatch-matmuls") + 1, "fuse-linears")
     if raise_attention and t.raise_attention:
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
