@@ -1,12 +1,15 @@
 """Attention benchmark: flashlift against its peers, same run, same inputs.
 
 Peers: IREE without raising (`raise_attention=False`), torch eager on the hand-written
-module, `torch.compile` of it, and torch SDPA. Every output is checked against an f32
+module, `torch.compile` of it, and torch SDPA (in the row's dtype; `sdpa_f32`: SDPA on f32
+copies of the inputs, the fastest choice on CPUs without half-precision matmul units).
+`--threads N` runs torch and IREE's task system on N threads each. Every output is checked against an f32
 reference (SDPA on upcast inputs); the table gives milliseconds, TFLOP/s
 (4*B*H*Sq*Skv*D / t, half for causal) and flashlift's speed-up over each peer.
 
-    # the CPU machine: compile and run in one go
-    python bench/attention.py all --target cpu
+    # the CPU machine: compile and run in one go (2 threads, then 1)
+    python bench/attention.py all --target cpu --dtypes f32,f16,bf16 --peers eager,compile,sdpa,sdpa_f32
+    python bench/attention.py run --target cpu --threads 1 --peers eager,compile,sdpa,sdpa_f32
     # GPU: compile here (needs the IREE compiler) ...
     python bench/attention.py build --target cuda --out build/bench/cuda
     # ... run there (needs only torch + iree-base-runtime)
@@ -183,7 +186,7 @@ def measure(row: dict, candidates: dict, ref, device: str, label: str, rounds: i
         torch.cuda.empty_cache()
 
 
-def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
+def run(modules_dir: str, out_dir: str, peers: list[str], threads: int = 0) -> list[dict]:
     manifest, device = load_manifest(modules_dir)
     rows = []
     for c in manifest["configs"]:
@@ -205,11 +208,15 @@ def run(modules_dir: str, out_dir: str, peers: list[str]) -> list[dict]:
             candidates["torch_compile"] = (lambda: compiled_model(q, k, v), None)
         if "sdpa" in peers:
             candidates["torch_sdpa"] = (lambda: F.scaled_dot_product_attention(q, k, v, is_causal=c["causal"]), None)
+        if "sdpa_f32" in peers and dtype != torch.float32:
+            q32, k32, v32 = q.float(), k.float(), v.float()
+            candidates["torch_sdpa_f32"] = (lambda: F.scaled_dot_product_attention(q32, k32, v32, is_causal=c["causal"]),
+                                            None)
         measure(row, candidates, ref, device, key(c))
         row["tflops"] = {k_: (flops / (ms * 1e-3) / 1e12 if ms else None) for k_, ms in row["ms"].items()}
         rows.append(row)
         print(_line(row), flush=True)
-    write_results(rows, manifest, device, out_dir)
+    write_results(rows, manifest, device, out_dir, threads)
     return rows
 
 
@@ -265,9 +272,9 @@ def write_model_table(title: str, notes: list[str], rows: list[dict], path: str)
     return text
 
 
-def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -> str:
+def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str, threads: int = 0) -> str:
     os.makedirs(out_dir, exist_ok=True)
-    name = device_name(device)
+    name = device_name(device) + (f", {threads} thread{'s' if threads > 1 else ''} (torch and IREE)" if threads else "")
 
     def cell(r, p):
         if r is None:
@@ -284,7 +291,7 @@ def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str) -
          "TFLOP/s = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs"],
         ["shape (B,H,S,D)", "dtype", "causal"], rows,
         lambda r: [f"{r['b']},{r['h']},{r['s']},{r['d']}", r["dtype"], "yes" if r["causal"] else "no"], cell)
-    stem = "gpu" if device == "cuda" else "cpu"
+    stem = "gpu" if device == "cuda" else f"cpu{f'-{threads}t' if threads else ''}"
     path = os.path.join(out_dir, f"attention-{stem}.md")
     with open(path, "w") as f:
         f.write(text)
@@ -303,13 +310,19 @@ def main() -> int:
     p.add_argument("--modules", default=None, help="where run reads modules")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--peers", default="eager,compile,sdpa")
+    p.add_argument("--threads", type=int, default=0, help="CPU: threads for torch and for IREE's task system")
     args = p.parse_args()
+    if args.threads:
+        import iree.runtime
+
+        torch.set_num_threads(args.threads)
+        iree.runtime.flags.parse_flags(f"--task_topology_group_count={args.threads}")
     dtypes = (args.dtypes or ("f32,f16" if args.target == "cpu" else "f16,bf16")).split(",")
     modules = args.modules or args.out or os.path.join(ROOT, "build", "bench", args.target.replace(":", "_"))
     if args.mode in ("build", "all"):
         build(args.target, modules, dtypes)
     if args.mode in ("run", "all"):
-        run(modules, args.out_dir, args.peers.split(","))
+        run(modules, args.out_dir, args.peers.split(","), args.threads)
     return 0
 
 

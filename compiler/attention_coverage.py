@@ -69,21 +69,23 @@ class Plan:
     kernel: object = None  # triton_fa.KernelBinary
 
 
-def analyze(op) -> Plan:
-    """The static checks: element types, shapes, layouts, scale, region. Raises NotCovered."""
+def analyze(op, dtypes: tuple = KERNEL_DTYPES, head_dims=HEAD_DIMS, head_dims_text: str = "64 or 128") -> Plan:
+    """The static checks: element types, shapes, layouts, scale, region. Raises NotCovered.
+    dtypes, head_dims: what the kernel takes (the CUDA kernel's by default; the CPU
+    kernel's are cpu_dispatch.py's)."""
     operation = op.operation
     if len(operation.attributes["indexing_maps"]) not in (5, 6) or len(operation.operands) not in (5, 6):
         raise NotCovered("unexpected attention op form")
     view = AttentionOp.of(op)
     scale, mask = view.values["scale"], view.values.get("mask")
     dims = _static_dims(view)
-    dtype = _element_type(view)
+    dtype = _element_type(view, dtypes)
     m, k1, k2, n, q_batch, kv_batch = _kernel_layout(view, dims)
     sizes = view.sizes
     if sizes[k1] != sizes[n]:
         raise NotCovered(f"head dims differ (k1={sizes[k1]}, n={sizes[n]})")
-    if sizes[k1] not in HEAD_DIMS:
-        raise NotCovered(f"head dim {sizes[k1]} (kernel: 64 or 128)")
+    if sizes[k1] not in head_dims:
+        raise NotCovered(f"head dim {sizes[k1]} (kernel: {head_dims_text})")
     scale_value = _constant_float(scale)
     if scale_value is None:
         raise NotCovered("the scale is not a compile-time constant")
@@ -135,11 +137,11 @@ def _static_dims(view: AttentionOp) -> dict:
     return dims
 
 
-def _element_type(view: AttentionOp) -> str:
+def _element_type(view: AttentionOp, dtypes: tuple) -> str:
     """The kernel's element type: Q's, which K and V share; O in it or in f32."""
     elt = {n: view.element_type(n.lower()) for n in ("Q", "K", "V", "O")}
-    if elt["Q"] not in KERNEL_DTYPES:
-        raise NotCovered(f"element type {elt['Q']} (kernel: f16, bf16)")
+    if elt["Q"] not in dtypes:
+        raise NotCovered(f"element type {elt['Q']} (kernel: {', '.join(dtypes)})")
     if elt["K"] != elt["Q"] or elt["V"] != elt["Q"]:
         raise NotCovered(f"mixed element types Q {elt['Q']}, K {elt['K']}, V {elt['V']}")
     if elt["O"] not in (elt["Q"], "f32"):

@@ -63,32 +63,7 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
         except NotCovered as e:
             records[i]["reason"] = str(e)
 
-    masked = [i for i, p in enumerate(plans) if p is not None and p.mask is not None]
-    if masked:
-        small = [i for i in masked if math.prod(ir.RankedTensorType(plans[i].mask.type).shape) <= MAX_MASK_ELEMENTS]
-        if evaluate_masks:
-            evaluated = dict(zip(small, evaluate_constants([plans[i].mask for i in small], module)))
-        else:
-            evaluated = {i: "compile-time mask evaluation is off" for i in small}
-        values = [evaluated.get(i, "too large to evaluate at compile time") for i in masked]
-        for i, value in zip(masked, values):
-            try:
-                if isinstance(value, str):
-                    raise NotCovered(f"mask: {value}")
-                plans[i].causal = causal_kind(mask_as_2d(value, plans[i].mask_roles, plans[i].sq, plans[i].skv))
-            except NotCovered as e:
-                # the kernel adds the mask operand itself at run time
-                kpm = key_padding_mask_type(plans[i])
-                full = full_mask_type(plans[i]) if kpm is None else None
-                if kpm is not None:
-                    plans[i].key_padding_mask = kpm
-                    plans[i].causal = False
-                elif full is not None:
-                    plans[i].full_mask, plans[i].full_mask_batched = full
-                    plans[i].causal = False
-                else:
-                    plans[i] = None
-                    records[i]["reason"] = str(e)
+    resolve_masks(module, plans, records, evaluate_masks)
 
     for i, plan in enumerate(plans):
         if plan is None:
@@ -110,6 +85,40 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
             records[i]["path"] = kernel_path(arch)
             records[i]["kernel"] = _kernel_summary(plan)
     return records
+
+
+def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = True, run_time: bool = True) -> None:
+    """How each plan's kernel takes its op's mask, in place: the mask's value computed at
+    compile time and classified as causal (plan.causal), else (run_time) read by the kernel
+    at run time as a key-padding or a full mask, else the plan is dropped (None) and its
+    record says why. Shared by the CUDA and the CPU dispatch (whose kernel reads no mask)."""
+    masked = [i for i, p in enumerate(plans) if p is not None and p.mask is not None]
+    if not masked:
+        return
+    small = [i for i in masked if math.prod(ir.RankedTensorType(plans[i].mask.type).shape) <= MAX_MASK_ELEMENTS]
+    if evaluate_masks:
+        evaluated = dict(zip(small, evaluate_constants([plans[i].mask for i in small], module)))
+    else:
+        evaluated = {i: "compile-time mask evaluation is off" for i in small}
+    for i in masked:
+        value = evaluated.get(i, "too large to evaluate at compile time")
+        try:
+            if isinstance(value, str):
+                raise NotCovered(f"mask: {value}")
+            plans[i].causal = causal_kind(mask_as_2d(value, plans[i].mask_roles, plans[i].sq, plans[i].skv))
+        except NotCovered as e:
+            # the kernel adds the mask operand itself at run time
+            kpm = key_padding_mask_type(plans[i]) if run_time else None
+            full = full_mask_type(plans[i]) if run_time and kpm is None else None
+            if kpm is not None:
+                plans[i].key_padding_mask = kpm
+                plans[i].causal = False
+            elif full is not None:
+                plans[i].full_mask, plans[i].full_mask_batched = full
+                plans[i].causal = False
+            else:
+                plans[i] = None
+                records[i]["reason"] = str(e) if run_time else f"{e} (the CPU kernel reads no mask at run time)"
 
 
 def _kernel_summary(plan: Plan) -> dict:

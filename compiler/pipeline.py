@@ -55,6 +55,9 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
         elements.append("canonicalize-layouts")
         if t.kind == "cpu":
+            # flashlift's CPU kernel takes the ops it covers (f32, no run-time mask), before the
+            # steps that shape the rest for IREE's codegen
+            elements.append(f"dispatch-attention{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
             elements.append("pretranspose-keys")  # the CPU tiles are tuned for K as (b, k1, k2)
             elements.append("causal-split")       # causal ops known at compile time: no masked blocks
     if t.kernel_arch:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flashlift.compiler import gemm_dispatch, layout, lowering
 from flashlift.compiler.causal_split import split_causal
+from flashlift.compiler.cpu_dispatch import dispatch_cpu_kernels
 from flashlift.compiler.kernel_dispatch import dispatch_kernels
 from flashlift.compiler.kernel_sites import CODEGEN
 from flashlift.compiler.targets import parse_target
@@ -38,14 +39,16 @@ def pretranspose_keys(module, results: list) -> None:
 
 
 def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_90", kernels: str = "on") -> None:
-    """CUDA: attention ops flashlift's FlashAttention kernel covers become its dispatches;
-    kernels=off keeps IREE's codegen for all (and records say so)."""
+    """CUDA and CPU: attention ops flashlift's FlashAttention kernel for the target covers
+    become its dispatches; kernels=off keeps IREE's codegen for all (and records say so)."""
     if kernels == "off":
         results.extend(SiteRecord("dispatch-attention", "attention", str(op.operation.location), CODEGEN,
                                   "use_kernels=False", site=site_of(op))
                        for op in collect(module, "iree_linalg_ext.attention"))
         return
-    results.extend(_records("dispatch-attention", "attention", dispatch_kernels(module, parse_target(target or f"cuda:{arch}"))))
+    t = parse_target(target or f"cuda:{arch}")
+    dispatch = dispatch_cpu_kernels if t.kind == "cpu" else dispatch_kernels
+    results.extend(_records("dispatch-attention", "attention", dispatch(module, t)))
 
 
 def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90") -> None:
@@ -74,7 +77,7 @@ STEPS = {
     "canonicalize-layouts": ("Make attention operands' batch dims leading and ordered", canonicalize_layouts),
     "pretranspose-keys": ("CPU: pre-transpose K to (batch, k1, k2) for the CPU configs", pretranspose_keys),
     "causal-split": ("CPU: split causal attention into query chunks (no masked key blocks)", causal_split),
-    "dispatch-attention": ("CUDA: attention -> flashlift's FlashAttention kernel where it covers the op",
+    "dispatch-attention": ("CUDA, CPU: attention -> flashlift's FlashAttention kernel where it covers the op",
                            dispatch_attention),
     "dispatch-gemms": ("CUDA: linear layers -> flashlift's GEMM kernel where it covers them", dispatch_gemms),
     "mask-dynamic-keys": ("GPU: zero mask over a dynamic key length (IREE pads through it)", mask_dynamic_keys),

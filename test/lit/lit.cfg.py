@@ -22,3 +22,16 @@ config.substitutions.append(("FileCheck", filecheck))
 for var in ("PYTHONPATH", "HOME", "TMPDIR"):
     if var in os.environ:
         config.environment[var] = os.environ[var]
+
+# The CPU kernel's tests need what it runs on: x86-64 with AVX2 and FMA, and a C compiler.
+def _cpu_kernel_available():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    except OSError:
+        return False
+    return {"avx2", "fma", "f16c"} <= set(flags) and any(shutil.which(c) for c in ("cc", "gcc", "clang"))
+
+
+if _cpu_kernel_available():
+    config.available_features.add("cpu-kernel")

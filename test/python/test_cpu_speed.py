@@ -1,5 +1,7 @@
 """The CPU speed rewrites keep PyTorch's answer: causal-split (compiler/causal_split.py) and
-the CPU tile choice (compiler/lowering_cpu.py).
+the CPU tile choice (compiler/lowering_cpu.py). Both shape the ops IREE's codegen compiles:
+what flashlift's CPU kernel does not take (f16, run-time masks, other CPUs), and every op with
+use_kernels=False, which these tests compile with (test_cpu_kernel.py tests the kernel).
 
 Random inputs; tolerance: relative error under 1e-5 in f32 and 2e-3 in f16 against
 PyTorch (reference() with f32 softmax, as the models write it). Small shapes (query
@@ -54,7 +56,7 @@ class Banded(Causal):
 
 def _lowered_text(module, inputs) -> str:
     imported = import_model(module, check_example_args(inputs))
-    return driver.lower(imported.text, parse_target("cpu"), func_name=imported.func_name).text
+    return driver.lower(imported.text, parse_target("cpu"), func_name=imported.func_name, use_kernels=False).text
 
 
 def _check(module, inputs, ops: int):
@@ -63,7 +65,7 @@ def _check(module, inputs, ops: int):
     text = _lowered_text(module, inputs)
     assert text.count("iree_linalg_ext.attention") == ops, text
     assert ("tensor.concat" in text) == (ops > 1)
-    compiled = flashlift.compile_model(module, inputs)
+    compiled = flashlift.compile_model(module, inputs, use_kernels=False)
     assert len(compiled.report.raised) == 1, str(compiled.report)
     out, ref = compiled(*inputs), reference(module, *inputs)
     assert out.shape == ref.shape and out.dtype == ref.dtype

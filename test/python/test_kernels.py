@@ -818,10 +818,18 @@ def test_compile_model_report_and_vmfb(target):
     assert flashlift.CompiledModel(compiled.vmfb, compiled.meta).report.raised[0].path == f"triton-fa {arch}"
 
 
-def test_cpu_report_path_is_codegen():
-    compiled = flashlift.compile_model(Plain(), tuple(torch.randn(1, 2, 16, 64) for _ in range(3)))
-    assert [s.path for s in compiled.report.raised] == ["iree-codegen"]
-    assert compiled.report.raised[0].path_reason == ""
+def test_cpu_report_path():
+    """On the CPU an f32 site takes flashlift's CPU kernel where this machine runs it
+    (test_cpu_kernel.py), else IREE's codegen with the reason; with use_kernels=False, codegen."""
+    from flashlift.compiler.cpu_dispatch import unavailable
+    from flashlift.compiler.targets import parse_target
+
+    inputs = tuple(torch.randn(1, 2, 16, 64) for _ in range(3))
+    site = flashlift.compile_model(Plain(), inputs).report.raised[0]
+    why = unavailable(parse_target("cpu"))
+    assert (site.path, site.path_reason) == (("iree-codegen", why) if why else ("flashlift-cpu avx2", ""))
+    site = flashlift.compile_model(Plain(), inputs, use_kernels=False).report.raised[0]
+    assert (site.path, site.path_reason) == ("iree-codegen", "use_kernels=False")
 
 
 # --- numerics on a CUDA device (skipped without one) ---------------------------------------------

@@ -54,7 +54,8 @@ def test_attn_opt_pipeline_reproduces_compile_model(target):
 
 
 def test_pipelines_list_their_steps():
-    assert pipeline_for("cpu").endswith("canonicalize-layouts,pretranspose-keys,causal-split,annotate-lowering{target=cpu},drop-site-ids,externalize-parameters)")
+    assert pipeline_for("cpu").endswith("canonicalize-layouts,dispatch-attention{target=cpu kernels=on},pretranspose-keys,"
+                                        "causal-split,annotate-lowering{target=cpu},drop-site-ids,externalize-parameters)")
     sm90 = pipeline_for("cuda:sm_90")
     assert "dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-gemms{target=cuda:sm_90}" in sm90
     assert "kernels=off" in pipeline_for("cuda:sm_90", use_kernels=False)

@@ -1,0 +1,132 @@
+"""Dispatch flashlift's CPU FlashAttention kernel for the attention ops it covers.
+
+The CPU target's `dispatch-attention` step (steps.py), after canonicalize-layouts and before
+the steps that prepare ops for IREE's codegen (pretranspose-keys, causal-split). For each
+`iree_linalg_ext.attention`, in program order, `dispatch_cpu_kernels`:
+
+  1. checks the op is one the kernel (compiler/kernels/cpu/fa_avx2.c) computes exactly:
+     attention_coverage.analyze with the CPU kernel's element types (f32, f16, bf16; O the
+     same or f32) and head dims
+     (multiples of 16 up to 128), the same layouts as the CUDA kernel;
+  2. classifies its mask at compile time (kernel_dispatch.resolve_masks): none or causal
+     (top-left or bottom-right, built into the kernel); the kernel reads no mask at run time;
+  3. replaces the op by a call of a private function holding a `flow.dispatch` of the
+     kernel's executable (cpu_fa.executable_source: the object and the shim IREE compiles).
+
+Only where the target CPU runs the kernel: x86-64 with AVX2, FMA and F16C (the host, when it has
+them, with F16C, or cpu:x86-64-v3 / -v4), and a C compiler to build it is found. Everything else keeps
+IREE's codegen and its record says why. One record per attention op, in program order, as
+kernel_dispatch.py's: {"location", "site", "path": "flashlift-cpu avx2" | "iree-codegen",
+"reason", "kernel": {...}}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from iree.compiler import ir
+
+from flashlift.compiler.attention_coverage import analyze
+from flashlift.compiler.kernel_dispatch import resolve_masks
+from flashlift.compiler.kernel_sites import CODEGEN, NotCovered
+from flashlift.compiler.kernel_splice import ModuleSplicer
+from flashlift.compiler.kernels import cpu_fa
+from flashlift.cpu import host_arch, host_flags
+from flashlift.passes.ir import collect, erase_dead
+from flashlift.passes.records import site_of
+
+HEAD_DIMS = range(cpu_fa.HEAD_DIM_MULTIPLE, cpu_fa.MAX_HEAD_DIM + 1, cpu_fa.HEAD_DIM_MULTIPLE)
+AVX2_LEVELS = ("x86-64-v3", "x86-64-v4")
+CAUSAL = {False: 0, "top_left": 1, "bottom_right": 2}
+
+
+def kernel_path(isa: str) -> str:
+    return f"flashlift-cpu {isa}"
+
+
+def unavailable(target) -> str:
+    """Why the CPU kernel cannot run on `target` ("" if it can)."""
+    if target.kind != "cpu":
+        return f"no flashlift CPU kernel for target {target.name}"
+    if target.arch == "host":
+        if host_arch() != "x86_64":
+            return f"the CPU kernel is x86-64 only (this machine: {host_arch()})"
+        missing = [f for f in ("avx2", "fma", "f16c") if f not in (host_flags() or ())]
+        return f"this CPU has no {' or '.join(missing)} (the CPU kernel needs AVX2, FMA, F16C)" if missing else ""
+    if target.arch not in AVX2_LEVELS:
+        return f"target {target.name} does not promise AVX2, FMA and F16C (the CPU kernel needs them: cpu, cpu:x86-64-v3)"
+    return ""
+
+
+def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list[dict]:
+    """Replaces every attention op the CPU kernel covers by its dispatch (in place); returns
+    one record per iree_linalg_ext.attention op."""
+    ops = collect(module, "iree_linalg_ext.attention")
+    records = [{"location": str(op.operation.location), "site": site_of(op), "path": CODEGEN, "reason": ""}
+               for op in ops]
+    reason = unavailable(target) if ops else ""
+    kernel = None
+    if ops and not reason:
+        try:
+            kernel = cpu_fa.build_object("avx2")
+        except cpu_fa.BuildError as e:
+            reason = f"CPU kernel not built: {e}"
+    if reason:
+        for r in records:
+            r["reason"] = reason
+        return records
+
+    plans: list = [None] * len(ops)
+    for i, op in enumerate(ops):
+        try:
+            plans[i] = analyze(op, cpu_fa.DTYPES, HEAD_DIMS, f"a multiple of {cpu_fa.HEAD_DIM_MULTIPLE} up to "
+                                                     f"{cpu_fa.MAX_HEAD_DIM}")
+        except NotCovered as e:
+            records[i]["reason"] = str(e)
+    resolve_masks(module, plans, records, evaluate_masks, run_time=False)
+
+    splicer = ModuleSplicer(module)
+    for i, plan in enumerate(plans):
+        if plan is None:
+            continue
+        out_dtype = _element_type(plan.op.operation.results[0])
+        try:
+            _replace(splicer, kernel, plan, out_dtype)
+        except Exception as e:  # a bug here: the op is left as written (the call is made last)
+            records[i]["reason"] = f"CPU kernel dispatch failed ({type(e).__name__}: {str(e)[:200]})"
+            continue
+        records[i]["path"] = kernel_path(kernel.isa)
+        records[i]["kernel"] = {"name": kernel.symbol(plan.dtype, out_dtype),
+                                "block_m": cpu_fa.BLOCK_M, "causal": plan.causal or "none",
+                                "workgroups": list(cpu_fa.workgroups(plan.batch * plan.heads, plan.sq))}
+    return records
+
+
+def _element_type(value) -> str:
+    return str(ir.ShapedType(value.type).element_type)
+
+
+def _replace(splicer: ModuleSplicer, kernel, plan, out_dtype: str) -> None:
+    op = plan.op.operation
+    with splicer.module.context, op.location:
+        q, k, v = list(op.operands)[:3]
+        result = op.results[0]
+        types = (str(q.type), str(k.type), str(v.type), str(result.type))
+        count = lambda value: math.prod(ir.ShapedType(value.type).shape)  # noqa: E731
+        shape = {"batch_heads": plan.batch * plan.heads, "heads": plan.heads,
+                 "kv_ratio": plan.heads // plan.kv_heads, "sq": plan.sq, "skv": plan.skv,
+                 "head_dim": plan.head_dim, "causal": CAUSAL[plan.causal], "scale": plan.scale,
+                 "in_dtype": plan.dtype, "out_dtype": out_dtype,
+                 "q": count(q), "kv": count(k), "o": count(result)}
+        key = (kernel.digest, tuple(sorted(shape.items())))
+        sym = splicer.executable(f"flashlift_fa_cpu_{kernel.isa}_{hashlib.sha1(repr(key).encode()).hexdigest()[:10]}",
+                                 lambda name: cpu_fa.executable_source(kernel, name, shape))
+        helper = splicer.helper((sym, types), f"{sym}_call", lambda name: cpu_fa.dispatch_func(sym, name, types))
+        with ir.InsertionPoint(op):
+            call = ir.Operation.create("func.call", results=[result.type], operands=[q, k, v],
+                                       attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
+        result.replace_all_uses_with(call.results[0])
+        producers = [o.owner.operation for o in op.operands if not isinstance(o.owner, ir.Block)]
+        op.erase()
+        erase_dead(producers)

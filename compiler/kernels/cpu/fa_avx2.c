@@ -1,0 +1,249 @@
+// flashlift's CPU FlashAttention forward, AVX2 + FMA (+ F16C): one (query block, head) per call.
+// Q, K, V in f32, f16 or bf16, O in their type or f32; every product and sum in f32.
+//
+// Called by the shim IREE compiles around it (compiler/kernels/cpu_fa.py), once per workgroup
+// (x: query block, y: batch * head), from IREE's task system, which spreads workgroups over
+// its worker threads. Q, O: (B, H, Sq, D) contiguous; K, V: (B, KVH, Skv, D) contiguous, kv
+// head = head / (H / KVH). D a multiple of 16, at most FL_DMAX. Half-precision inputs are
+// converted to f32 as they are read: Q once, each K and V block into one buffer.
+//
+// Scores are computed transposed, keys x queries (st[j][i]), so that the online softmax runs
+// down the columns: every max, exp and sum is a vertical op over 8 queries, none horizontal.
+// Each key block of FL_BN keys: st = K_blk . Q^T (6 keys x 16 queries a step, 12
+// accumulators), the masked online-softmax update per 8 queries, then acc += P . V_blk
+// (6 queries x 16 columns a step: 12 accumulators, enough to cover the FMA latency).
+// Scores are base 2 (Q is scaled by scale * log2(e) once), exp2 a degree-6 polynomial with
+// the exponent built in the float's bits; it is exactly 0 at or below -126.5, so -inf scores
+// (hidden keys) weigh 0. A row that sees no key ends with l = 0 and its output is 0 / 0 =
+// NaN, as the attention op defines it. Causal (1: top-left, 2: bottom-right, key j visible
+// to query i iff j <= i + diag): key blocks past a query block's last visible key are not
+// visited, only blocks that cross the diagonal are masked.
+//
+// Embedded-ELF rules (IREE links this object into its executable): no libc, no globals
+// written, no thread-local storage; stack only (about 64 KB with half-precision inputs, under
+// IREE's 128 KB worker stacks).
+#include <immintrin.h>
+#include <stddef.h>
+
+#define FL_BM 32   // queries per block (4 vectors of 8)
+#define FL_BN 48   // keys per block (8 steps of 6)
+#define FL_DMAX 128
+
+static inline __m256 exp2_ps(__m256 x) {
+  // 2^x = 2^n * 2^f, n = round(x), f in [-0.5, 0.5]: degree-6 Taylor series of e^(f ln 2)
+  // (relative error below 2e-7); n <= -127 gives a zero exponent field: exactly 0
+  x = _mm256_max_ps(x, _mm256_set1_ps(-127.0f));
+  __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 f = _mm256_sub_ps(x, n);
+  __m256 p = _mm256_set1_ps(1.5403530393381606e-4f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6181291076284772e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5504108664821580e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022650695910071e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718055994531e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// st[j][0:FL_BM] = sum_d k[j][d] * qt[d][0:FL_BM] for j < keys
+static inline void scores(const float* k, int d_len, const float* qt, float* st, int keys) {
+  int j = 0;
+  for (; j + 6 <= keys; j += 6)
+    for (int c = 0; c < FL_BM; c += 16) {
+      __m256 a[6][2];
+      for (int x = 0; x < 6; ++x) a[x][0] = a[x][1] = _mm256_setzero_ps();
+      const float* kj = k + j * d_len;
+      for (int d = 0; d < d_len; ++d) {
+        __m256 q0 = _mm256_load_ps(qt + d * FL_BM + c), q1 = _mm256_load_ps(qt + d * FL_BM + c + 8);
+        for (int x = 0; x < 6; ++x) {
+          __m256 kv = _mm256_broadcast_ss(kj + x * d_len + d);
+          a[x][0] = _mm256_fmadd_ps(kv, q0, a[x][0]);
+          a[x][1] = _mm256_fmadd_ps(kv, q1, a[x][1]);
+        }
+      }
+      for (int x = 0; x < 6; ++x) {
+        _mm256_store_ps(st + (j + x) * FL_BM + c, a[x][0]);
+        _mm256_store_ps(st + (j + x) * FL_BM + c + 8, a[x][1]);
+      }
+    }
+  for (; j < keys; ++j)
+    for (int c = 0; c < FL_BM; c += 8) {
+      __m256 a = _mm256_setzero_ps();
+      for (int d = 0; d < d_len; ++d)
+        a = _mm256_fmadd_ps(_mm256_broadcast_ss(k + j * d_len + d), _mm256_load_ps(qt + d * FL_BM + c), a);
+      _mm256_store_ps(st + j * FL_BM + c, a);
+    }
+}
+
+// acc[i][c:c+16] += sum_j pt[j][i] * v[j][c:c+16] for R queries from i
+#define PV_STEP(R)                                                                             \
+  {                                                                                            \
+    __m256 a[R][2];                                                                            \
+    for (int r = 0; r < R; ++r)                                                                \
+      for (int x = 0; x < 2; ++x) a[r][x] = _mm256_load_ps(acc + (i + r) * FL_DMAX + c + 8 * x); \
+    for (int j = 0; j < keys; ++j) {                                                           \
+      const float* vj = v + j * d_len + c;                                                     \
+      __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);                           \
+      for (int r = 0; r < R; ++r) {                                                            \
+        __m256 p = _mm256_broadcast_ss(pt + j * FL_BM + i + r);                                \
+        a[r][0] = _mm256_fmadd_ps(p, v0, a[r][0]);                                             \
+        a[r][1] = _mm256_fmadd_ps(p, v1, a[r][1]);                                             \
+      }                                                                                        \
+    }                                                                                          \
+    for (int r = 0; r < R; ++r)                                                                \
+      for (int x = 0; x < 2; ++x) _mm256_store_ps(acc + (i + r) * FL_DMAX + c + 8 * x, a[r][x]); \
+  }
+
+static inline void accumulate(const float* pt, const float* v, int d_len, float* acc, int rows, int keys) {
+  for (int c = 0; c < d_len; c += 16) {
+    int i = 0;
+    for (; i + 6 <= rows; i += 6) PV_STEP(6)
+    for (; i < rows; i += 2) PV_STEP(2)
+  }
+}
+
+// The online-softmax update of queries c..c+7 with the block's scores st[0:keys][c:c+8]
+// (replaced by their weights p); hidden keys (causal, past i + diag) are masked first.
+static inline void softmax_update(float* st, int keys, int c, long first_key, long last_seen, int masked,
+                                  float* m, float* l, float* acc, int d_len, int rescale) {
+  const __m256 neg_inf = _mm256_set1_ps(-__builtin_inff());
+  __m256i seen = _mm256_add_epi32(_mm256_set1_epi32((int)last_seen), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 m_old = _mm256_load_ps(m + c), mx = m_old;
+  for (int j = 0; j < keys; ++j) {
+    __m256 s = _mm256_load_ps(st + j * FL_BM + c);
+    if (masked) {
+      __m256 hide = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)(first_key + j)), seen));
+      s = _mm256_blendv_ps(s, neg_inf, hide);
+      _mm256_store_ps(st + j * FL_BM + c, s);
+    }
+    mx = _mm256_max_ps(mx, s);
+  }
+  // rows that have seen no key keep m = -inf: subtract 0 there (no -inf - -inf)
+  __m256 m_sub = _mm256_blendv_ps(mx, _mm256_setzero_ps(), _mm256_cmp_ps(mx, neg_inf, _CMP_EQ_OQ));
+  __m256 alpha = exp2_ps(_mm256_sub_ps(m_old, m_sub)), sum = _mm256_setzero_ps();
+  for (int j = 0; j < keys; ++j) {
+    __m256 p = exp2_ps(_mm256_sub_ps(_mm256_load_ps(st + j * FL_BM + c), m_sub));
+    _mm256_store_ps(st + j * FL_BM + c, p);
+    sum = _mm256_add_ps(sum, p);
+  }
+  _mm256_store_ps(l + c, _mm256_fmadd_ps(_mm256_load_ps(l + c), alpha, sum));
+  _mm256_store_ps(m + c, mx);
+  int changed = rescale ? _mm256_movemask_ps(_mm256_cmp_ps(alpha, _mm256_set1_ps(1.0f), _CMP_NEQ_UQ)) : 0;
+  float al[8] __attribute__((aligned(32)));
+  _mm256_store_ps(al, alpha);
+  for (; changed; changed &= changed - 1) {
+    int i = __builtin_ctz(changed);
+    __m256 a = _mm256_set1_ps(al[i]);
+    float* row = acc + (c + i) * FL_DMAX;
+    for (int d = 0; d < d_len; d += 8) _mm256_store_ps(row + d, _mm256_mul_ps(a, _mm256_load_ps(row + d)));
+  }
+}
+
+enum { F32, F16, BF16 };
+
+// n (a multiple of 8) elements of kind `kind` at src as f32 at dst
+static inline void to_f32(const void* src, float* dst, int n, int kind) {
+  for (int x = 0; x < n; x += 8) {
+    __m256 f;
+    if (kind == F16) {
+      f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)((const unsigned short*)src + x)));
+    } else if (kind == BF16) {
+      __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)((const unsigned short*)src + x)));
+      f = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    } else {
+      f = _mm256_loadu_ps((const float*)src + x);
+    }
+    _mm256_store_ps(dst + x, f);
+  }
+}
+
+// n (a multiple of 8) f32 at src stored as `kind` at dst, rounded to nearest even
+static inline void from_f32(const float* src, void* dst, int n, int kind) {
+  for (int x = 0; x < n; x += 8) {
+    __m256 f = _mm256_loadu_ps(src + x);
+    if (kind == F16) {
+      _mm_storeu_si128((__m128i*)((unsigned short*)dst + x), _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT));
+    } else if (kind == BF16) {
+      __m256i u = _mm256_castps_si256(f);
+      __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
+      __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+      r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
+      __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+      _mm_storeu_si128((__m128i*)((unsigned short*)dst + x), packed);
+    } else {
+      _mm256_storeu_ps((float*)dst + x, f);
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void attention(
+    const char* q, const char* k, const char* v, char* o, int in_kind, int out_kind, size_t block_m, size_t bh,
+    size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal, float scale) {
+  float qt[FL_DMAX * FL_BM] __attribute__((aligned(32)));
+  float st[FL_BN * FL_BM] __attribute__((aligned(32)));
+  float acc[FL_BM * FL_DMAX] __attribute__((aligned(32)));
+  float kv_block[in_kind == F32 ? 8 : FL_BN * FL_DMAX] __attribute__((aligned(32)));  // K or V as f32
+  float m[FL_BM] __attribute__((aligned(32))), l[FL_BM] __attribute__((aligned(32)));
+  const int d_len = (int)d, in_size = in_kind == F32 ? 4 : 2, out_size = out_kind == F32 ? 4 : 2;
+  const size_t kv_heads = heads / kv_ratio, kv = (bh / heads) * kv_heads + (bh % heads) / kv_ratio;
+  const long m0 = (long)(block_m * FL_BM);
+  const int rows = (int)((long)sq - m0 < FL_BM ? (long)sq - m0 : FL_BM);
+  const char* qp = q + ((long)bh * sq + m0) * d_len * in_size;
+  const char* kp = k + kv * skv * d_len * in_size;
+  const char* vp = v + kv * skv * d_len * in_size;
+  char* op = o + ((long)bh * sq + m0) * d_len * out_size;
+  const float qscale = scale * 1.4426950408889634f;  // base-2 scores
+  for (int i = 0; i < FL_BM; ++i) {
+    float row[FL_DMAX] __attribute__((aligned(32)));
+    if (i < rows) to_f32(qp + (long)i * d_len * in_size, row, d_len, in_kind);
+    for (int x = 0; x < d_len; ++x) {
+      qt[x * FL_BM + i] = i < rows ? row[x] * qscale : 0.0f;
+      acc[i * FL_DMAX + x] = 0.0f;
+    }
+    m[i] = -__builtin_inff();
+    l[i] = 0.0f;
+  }
+  const long diag = causal == 2 ? (long)skv - (long)sq : 0;
+  long end = (long)skv;  // keys < end are seen by some query of the block
+  if (causal && m0 + rows + diag < end) end = m0 + rows + diag;
+  for (long j0 = 0; j0 < end; j0 += FL_BN) {
+    const int keys = (int)(end - j0 < FL_BN ? end - j0 : FL_BN);
+    const float* kb = (const float*)(kp + j0 * d_len * in_size);
+    if (in_kind != F32) to_f32(kp + j0 * d_len * in_size, kv_block, keys * d_len, in_kind), kb = kv_block;
+    scores(kb, d_len, qt, st, keys);
+    const int masked = causal && j0 + keys - 1 > m0 + diag;  // the block crosses the diagonal
+    for (int c = 0; c < FL_BM; c += 8)
+      softmax_update(st, keys, c, j0, m0 + c + diag, masked, m, l, acc, d_len, j0 > 0);
+    const float* vb = (const float*)(vp + j0 * d_len * in_size);
+    if (in_kind != F32) to_f32(vp + j0 * d_len * in_size, kv_block, keys * d_len, in_kind), vb = kv_block;
+    accumulate(st, vb, d_len, acc, rows, keys);
+  }
+  for (int i = 0; i < rows; ++i) {
+    float row[FL_DMAX] __attribute__((aligned(32)));
+    __m256 inv = _mm256_set1_ps(1.0f / l[i]);  // l = 0: no key seen, 0 * inf = NaN
+    for (int x = 0; x < d_len; x += 8) _mm256_store_ps(row + x, _mm256_mul_ps(inv, _mm256_load_ps(acc + i * FL_DMAX + x)));
+    from_f32(row, op + (long)i * d_len * out_size, d_len, out_kind);
+  }
+}
+
+// The entry points: IN_OUT names the element types of Q, K, V and of O. Each memref the
+// shim passes is (base, aligned, offset, size, stride); the aligned pointer plus the offset
+// (in elements) is the tensor.
+#define ENTRY(NAME, IN_T, IN_KIND, OUT_T, OUT_KIND)                                                       \
+  void NAME(const IN_T* q_base, const IN_T* q, size_t q_off, size_t q_size, size_t q_stride,               \
+            const IN_T* k_base, const IN_T* k, size_t k_off, size_t k_size, size_t k_stride,               \
+            const IN_T* v_base, const IN_T* v, size_t v_off, size_t v_size, size_t v_stride,               \
+            OUT_T* o_base, OUT_T* o, size_t o_off, size_t o_size, size_t o_stride, size_t block_m,         \
+            size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,      \
+            float scale) {                                                                               \
+    attention((const char*)(q + q_off), (const char*)(k + k_off), (const char*)(v + v_off),              \
+              (char*)(o + o_off), IN_KIND, OUT_KIND, block_m, bh, heads, kv_ratio, sq, skv, d, causal, scale); \
+  }
+
+ENTRY(flashlift_attention_f32_f32_avx2, float, F32, float, F32)
+ENTRY(flashlift_attention_f16_f16_avx2, unsigned short, F16, unsigned short, F16)
+ENTRY(flashlift_attention_f16_f32_avx2, unsigned short, F16, float, F32)
+ENTRY(flashlift_attention_bf16_bf16_avx2, unsigned short, BF16, unsigned short, BF16)
+ENTRY(flashlift_attention_bf16_f32_avx2, unsigned short, BF16, float, F32)

@@ -1,0 +1,176 @@
+"""flashlift's CPU FlashAttention kernel: build its object, and the IREE executable around it.
+
+The kernel is C with AVX2 + FMA intrinsics (cpu/fa_avx2.c: what it computes, how, and the
+embedded-ELF rules it keeps). `build_object` compiles it with the machine's C compiler (cc,
+gcc or clang; the compile is cached per source and flags, in-process) to a relocatable
+object, kept in flashlift's cache folder ($FLASHLIFT_CACHE_DIR, else $XDG_CACHE_HOME/flashlift
+or ~/.cache/flashlift; written atomically, named by a digest of source and flags), since
+IREE 3.13's llvm-cpu linker takes an object by path only (an object given as data is not
+linked). IREE links it into the module's CPU executable: `executable_source` writes an
+`hal.executable.source` naming the object and a shim function, compiled by
+IREE's llvm-cpu backend, that calls the kernel once per workgroup (x: query block of
+BLOCK_M rows, y: batch * head) with the shape as constants. `dispatch_func` wraps a
+`flow.dispatch` of it in a private function `(q, k, v) -> o` on the attention op's own
+tensor types: a binding is its tensor's dense row-major memory, so no reshape is needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu")
+BLOCK_M = 32  # FL_BM in the source: the query rows of one workgroup
+MAX_HEAD_DIM = 128  # FL_DMAX
+HEAD_DIM_MULTIPLE = 16
+ISAS = {"avx2": ("fa_avx2.c", ("-mavx2", "-mfma", "-mf16c"))}  # isa -> source, its flags
+DTYPES = ("f32", "f16", "bf16")  # Q, K, V; O is the same or f32
+CFLAGS = ("-O3", "-std=c11", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fPIC",
+          "-fno-asynchronous-unwind-tables", "-fno-exceptions", "-fno-tree-loop-distribute-patterns",
+          "-fno-plt")  # no libc calls (memset/memcpy), no unwind tables, position independent
+GENERIC_CPU_TARGET = '#hal.executable.target<"llvm-cpu", "embedded-elf-x86_64">'
+
+
+class BuildError(Exception):
+    """The kernel object could not be built here (no C compiler, or it failed)."""
+
+
+@dataclass(frozen=True)
+class CpuKernel:
+    isa: str
+    path: str  # the object file, holding one entry point per (input, output) element type
+    digest: str
+
+    def symbol(self, in_dtype: str, out_dtype: str) -> str:
+        return f"flashlift_attention_{in_dtype}_{out_dtype}_{self.isa}"
+
+
+def cache_dir() -> str:
+    """Where flashlift keeps what it builds for reuse ($FLASHLIFT_CACHE_DIR, else
+    $XDG_CACHE_HOME/flashlift or ~/.cache/flashlift)."""
+    if os.environ.get("FLASHLIFT_CACHE_DIR"):
+        return os.environ["FLASHLIFT_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "flashlift")
+
+
+def _keep(data: bytes, name: str) -> str:
+    """`data` as the file `name` in the cache folder (written atomically; an existing file
+    with the same bytes is reused), or in a temporary folder where the cache is not writable."""
+    for folder in (os.path.join(cache_dir(), "kernels"), None):
+        try:
+            folder = folder or tempfile.mkdtemp(prefix="flashlift-kernels-")
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and os.path.getsize(path) == len(data):
+                with open(path, "rb") as f:
+                    if f.read() == data:
+                        return path
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=name + ".")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            return path
+        except OSError as e:
+            error = e
+    raise BuildError(f"could not write the kernel object: {error}")
+
+
+def compiler() -> str:
+    """The C compiler flashlift builds its CPU kernel with ($CC, else cc, gcc, clang)."""
+    for name in (os.environ.get("CC", ""), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    raise BuildError("no C compiler found (tried $CC, cc, gcc, clang)")
+
+
+@functools.lru_cache(maxsize=None)
+def build_object(isa: str = "avx2") -> CpuKernel:
+    """The kernel for `isa` compiled to a relocatable x86-64 ELF object (BuildError if not)."""
+    source, isa_flags = ISAS[isa]
+    path = os.path.join(SOURCE_DIR, source)
+    with open(path, "rb") as f:
+        text = f.read()
+    cc = compiler()
+    with tempfile.TemporaryDirectory(prefix="flashlift-cpu-") as tmp:
+        out = os.path.join(tmp, "kernel.o")
+        cmd = [cc, *CFLAGS, *isa_flags, "-c", path, "-o", out]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BuildError(f"{os.path.basename(cc)} failed to run: {e}") from None
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["(no message)"])[0]
+            raise BuildError(f"{os.path.basename(cc)} could not compile {source}: {first[:200]}")
+        with open(out, "rb") as f:
+            data = f.read()
+    digest = hashlib.sha1(text + " ".join(CFLAGS + isa_flags).encode() + data).hexdigest()[:10]
+    return CpuKernel(isa, _keep(data, f"flashlift_attention_{isa}-{digest}.o"), digest)
+
+
+def workgroups(batch_heads: int, sq: int) -> tuple:
+    return ((sq + BLOCK_M - 1) // BLOCK_M, batch_heads, 1)
+
+
+def executable_source(kernel: CpuKernel, sym_name: str, shape: dict) -> str:
+    """`hal.executable.source` with the kernel object and the shim that calls it; shape:
+    batch_heads, heads, kv_ratio, sq, skv, head_dim, causal (0 none, 1 top-left,
+    2 bottom-right), scale, the element types in_dtype (Q, K, V) and out_dtype (O), and
+    the element counts q, kv, o of the four bindings."""
+    s = shape
+    gx, gy, _ = workgroups(s["batch_heads"], s["sq"])
+    symbol = kernel.symbol(s["in_dtype"], s["out_dtype"])
+    mem = {n: f"memref<{s[n]}x{s['out_dtype' if n == 'o' else 'in_dtype']}>" for n in ("q", "kv", "o")}
+    types = [mem["q"], mem["kv"], mem["kv"], mem["o"]]
+    decl = ", ".join(types + ["index"] * 8 + ["f32"])
+    bindings = ", ".join(["#hal.pipeline.binding<storage_buffer, ReadOnly>"] * 3 + ["#hal.pipeline.binding<storage_buffer>"])
+    layout = f"#hal.pipeline.layout<bindings = [{bindings}]>"
+    subspans = "\n".join(f"        %b{i} = hal.interface.binding.subspan layout({layout}) binding({i}) alignment(64)"
+                         f" offset(%c0) : {t}" for i, t in enumerate(types))
+    consts = "\n".join(f"        %{n} = arith.constant {s[k]} : index" for n, k in
+                       (("h", "heads"), ("r", "kv_ratio"), ("sq", "sq"), ("skv", "skv"), ("d", "head_dim"),
+                        ("cz", "causal")))
+    obj = f'#hal.executable.object<{{path = "{kernel.path}"}}>'
+    return f"""  hal.executable.source private @{sym_name} <objects = #hal.executable.objects<{{
+      {GENERIC_CPU_TARGET} = [{obj}]}}>> {{
+    hal.executable.export public @{sym_name} ordinal(0) layout({layout})
+        count(%device: !hal.device) -> (index, index, index) {{
+      %x = arith.constant {gx} : index
+      %y = arith.constant {gy} : index
+      %c1 = arith.constant 1 : index
+      hal.return %x, %y, %c1 : index, index, index
+    }}
+    builtin.module {{
+      func.func private @{symbol}({decl}) attributes {{hal.import.static}}
+      func.func @{sym_name}() {{
+        %c0 = arith.constant 0 : index
+        %wm = hal.interface.workgroup.id[0] : index
+        %wb = hal.interface.workgroup.id[1] : index
+{subspans}
+{consts}
+        %scale = arith.constant {float(s["scale"])!r} : f32
+        func.call @{symbol}(%b0, %b1, %b2, %b3, %wm, %wb, %h, %r, %sq, %skv, %d, %cz, %scale) : ({decl}) -> ()
+        return
+      }}
+    }}
+  }}
+"""
+
+
+def dispatch_func(sym: str, name: str, types: tuple) -> str:
+    """A private `func.func @name(q, k, v) -> o` of one flow.dispatch of `sym`'s export (named
+    as the executable: IREE links every executable's functions into one, so the names of
+    the shims must differ); types: the (q, k, v, o) tensor types."""
+    q, k, v, o = types
+    return f"""  func.func private @{name}(%q: {q}, %k: {k}, %v: {v}) -> {o} {{
+    %o = flow.dispatch @{sym}::@{sym}(%q, %k, %v) : ({q}, {k}, {v}) -> {o}
+    return %o : {o}
+  }}
+"""

@@ -1,0 +1,137 @@
+// REQUIRES: cpu-kernel
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu kernels=on})' %s | FileCheck %s
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu kernels=on})' --remarks %s 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu:generic kernels=on})' --remarks %s 2>&1 >/dev/null | FileCheck %s --check-prefix=GENERIC
+//
+// dispatch-attention (CPU): an attention op flashlift's CPU kernel covers (f32, f16, bf16) becomes a
+// flow.dispatch of an executable that links the kernel's object (by path) and calls it from a
+// shim, once per (query block, batch * head) workgroup; anything else stays an
+// iree_linalg_ext.attention for IREE's codegen, and the remark says why. A target that does
+// not promise AVX2, FMA and F16C (cpu:generic) keeps IREE's codegen for every op.
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// f32, Sq = 40 != Skv = 100: two query blocks of 32 rows per (batch * head), 4 of those.
+// CHECK-LABEL: func.func @covered(
+// CHECK-SAME:    %[[Q:[a-z0-9]+]]: tensor<4x40x64xf32>, %[[K:[a-z0-9]+]]: tensor<4x100x64xf32>, %[[V:[a-z0-9]+]]: tensor<4x100x64xf32>
+// CHECK-NOT:     iree_linalg_ext.attention
+// CHECK:         %[[R:.+]] = call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(%[[Q]], %[[K]], %[[V]])
+// CHECK:         return %[[R]]
+// CHECK:       hal.executable.source private @[[EXE]] <objects =
+// CHECK-SAME:    #hal.executable.object<{path = "{{.*}}flashlift_attention_avx2-{{[0-9a-f]+}}.o"}>
+// CHECK:         hal.executable.export public @[[EXE]]
+// CHECK-DAG:       %[[X:.+]] = arith.constant 2 : index
+// CHECK-DAG:       %[[Y:.+]] = arith.constant 4 : index
+// CHECK:           hal.return %[[X]], %[[Y]]
+// CHECK:         func.func private @flashlift_attention_f32_f32_avx2(memref<10240xf32>, memref<25600xf32>, memref<25600xf32>, memref<10240xf32>
+// CHECK-SAME:      attributes {hal.import.static}
+// CHECK:         call @flashlift_attention_f32_f32_avx2(
+// CHECK:       func.func private @[[EXE]]_call(
+// CHECK:         flow.dispatch @[[EXE]]::@[[EXE]](
+// REMARK:      dispatch-attention-cpu.mlir:40:8: remark: attention takes flashlift-cpu avx2
+// GENERIC:     dispatch-attention-cpu.mlir:40:8: remark: attention takes iree-codegen: target cpu:generic does not promise AVX2, FMA and F16C
+func.func @covered(%q: tensor<4x40x64xf32>, %k: tensor<4x100x64xf32>, %v: tensor<4x100x64xf32>) -> tensor<4x40x64xf32> {
+  %scale = arith.constant 0.125 : f32
+  %init = tensor.empty() : tensor<4x40x64xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<4x40x64xf32>, tensor<4x100x64xf32>, tensor<4x100x64xf32>, f32) outs(%init : tensor<4x40x64xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<4x40x64xf32>
+  return %r : tensor<4x40x64xf32>
+}
+
+// -----
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// f64: the CPU kernel reads f32, f64 and bf64.
+// CHECK-LABEL: func.func @double(
+// CHECK-NOT:     flow.dispatch
+// CHECK:         iree_linalg_ext.attention
+// REMARK:      dispatch-attention-cpu.mlir:63:8: remark: attention takes iree-codegen: element type f64 (kernel: f32, f16, bf16)
+func.func @double(%q: tensor<4x16x64xf64>, %k: tensor<4x128x64xf64>, %v: tensor<4x128x64xf64>) -> tensor<4x16x64xf64> {
+  %scale = arith.constant 0.125 : f64
+  %init = tensor.empty() : tensor<4x16x64xf64>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<4x16x64xf64>, tensor<4x128x64xf64>, tensor<4x128x64xf64>, f64) outs(%init : tensor<4x16x64xf64>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<4x16x64xf64>
+  return %r : tensor<4x16x64xf64>
+}
+
+// -----
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// Head dim 40: not a multiple of 16.
+// CHECK-LABEL: func.func @head_dim_40(
+// CHECK-NOT:     flow.dispatch
+// CHECK:         iree_linalg_ext.attention
+// REMARK:      dispatch-attention-cpu.mlir:86:8: remark: attention takes iree-codegen: head dim 40 (kernel: a multiple of 16 up to 128)
+func.func @head_dim_40(%q: tensor<4x16x40xf32>, %k: tensor<4x128x40xf32>, %v: tensor<4x128x40xf32>) -> tensor<4x16x40xf32> {
+  %scale = arith.constant 0.125 : f32
+  %init = tensor.empty() : tensor<4x16x40xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<4x16x40xf32>, tensor<4x128x40xf32>, tensor<4x128x40xf32>, f32) outs(%init : tensor<4x16x40xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<4x16x40xf32>
+  return %r : tensor<4x16x40xf32>
+}
+
+// -----
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#m = affine_map<(b, m, n, k1, k2) -> (b, k2)>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// A run-time key-padding mask (a function argument): the CPU kernel reads no mask.
+// CHECK-LABEL: func.func @runtime_mask(
+// CHECK-NOT:     flow.dispatch
+// CHECK:         iree_linalg_ext.attention
+// REMARK:      dispatch-attention-cpu.mlir:110:8: remark: attention takes iree-codegen: mask: {{.*}}(the CPU kernel reads no mask at run time)
+func.func @runtime_mask(%q: tensor<4x16x64xf32>, %k: tensor<4x128x64xf32>, %v: tensor<4x128x64xf32>, %mask: tensor<4x128xf32>) -> tensor<4x16x64xf32> {
+  %scale = arith.constant 0.125 : f32
+  %init = tensor.empty() : tensor<4x16x64xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #m, #o]}> ins(%q, %k, %v, %scale, %mask : tensor<4x16x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>, f32, tensor<4x128xf32>) outs(%init : tensor<4x16x64xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<4x16x64xf32>
+  return %r : tensor<4x16x64xf32>
+}
+
+// -----
+
+#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+
+// bf16 inputs with an f32 result: the kernel's bf16 -> f32 entry point, bindings in those types.
+// CHECK-LABEL: func.func @bf16_in_f32_out(
+// CHECK:         call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(
+// CHECK:         func.func private @flashlift_attention_bf16_f32_avx2(memref<2048xbf16>, memref<8192xbf16>, memref<8192xbf16>, memref<2048xf32>
+func.func @bf16_in_f32_out(%q: tensor<2x16x64xbf16>, %k: tensor<2x64x64xbf16>, %v: tensor<2x64x64xbf16>) -> tensor<2x16x64xf32> {
+  %scale = arith.constant 0.125 : bf16
+  %init = tensor.empty() : tensor<2x16x64xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<2x16x64xbf16>, tensor<2x64x64xbf16>, tensor<2x64x64xbf16>, bf16) outs(%init : tensor<2x16x64xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<2x16x64xf32>
+  return %r : tensor<2x16x64xf32>
+}

@@ -1,0 +1,149 @@
+"""flashlift's CPU FlashAttention kernel (compiler/kernels/cpu/fa_avx2.c, dispatched by
+compiler/cpu_dispatch.py) computes what the model computes, and is chosen where it applies.
+
+Random inputs; tolerance: relative error against PyTorch in f64 under 1e-5 for f32 (the kernel
+accumulates in f32 with a polynomial exp2 of relative error below 2e-7), 2e-3 for f16 and
+1e-2 for bf16 inputs (their own rounding: bf16 keeps 8 bits). NaN must be exactly
+where PyTorch has NaN (rows that see no key: the attention op's 0/0). The shapes stress the
+kernel's edges: query blocks of 32 rows (Sq 1, 31, 33, 100), key blocks of 48 (Skv 47, 49),
+head dims 16 and 128, grouped-query heads, batch 1 with one head, Sq != Skv both ways.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import flashlift
+from flashlift.compiler import cpu_dispatch
+from flashlift.compiler.targets import parse_target
+
+pytestmark = pytest.mark.skipif(cpu_dispatch.unavailable(parse_target("cpu")) != "",
+                                reason=cpu_dispatch.unavailable(parse_target("cpu")) or "")
+TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+class Attention(torch.nn.Module):
+    """softmax(Q K^T * scale [masked]) V, written by hand; mask: None, "top_left" (key j
+    hidden iff j > i), "bottom_right" (iff j > i + Skv - Sq), "pad" (a run-time key mask)."""
+
+    def __init__(self, mask=None, scale=None, groups=1):
+        super().__init__()
+        self.mask, self.scale, self.groups = mask, scale, groups
+
+    def forward(self, q, k, v, pad=None):
+        if self.groups > 1:  # grouped-query: each K/V head serves `groups` query heads
+            k, v = k.repeat_interleave(self.groups, dim=1), v.repeat_interleave(self.groups, dim=1)
+        sq, skv = q.shape[-2], k.shape[-2]
+        s = q @ k.transpose(-2, -1) * (self.scale or 1 / math.sqrt(q.shape[-1]))
+        if self.mask in ("top_left", "bottom_right"):
+            keep = torch.ones(sq, skv, dtype=torch.bool).tril(0 if self.mask == "top_left" else skv - sq)
+            s = s.masked_fill(~keep, float("-inf"))
+        if pad is not None:
+            s = s + pad[:, None, None, :]
+        return torch.softmax(s, dim=-1) @ v
+
+
+def _run(module, *inputs, **kw):
+    compiled = flashlift.compile_model(module, inputs, **kw)
+    out = compiled(*inputs)
+    with torch.no_grad():
+        ref = module(*(t.double() for t in inputs)).float()
+    return compiled, out, ref
+
+
+def _check(out, ref, dtype=torch.float32):
+    out = out.float()
+    nan = torch.isnan(ref)
+    assert torch.equal(torch.isnan(out), nan), "NaN where PyTorch has none, or none where it has"
+    err = ((out[~nan] - ref[~nan]).norm() / ref[~nan].norm()).item()
+    assert err < TOL[dtype], err
+
+
+CASES = {
+    # name: (q shape, kv length, mask, groups)
+    "plain": ((2, 4, 100, 64), 100, None, 1),
+    "one_head_few_rows": ((1, 1, 3, 64), 47, None, 1),
+    "sq_31_skv_49": ((1, 2, 31, 16), 49, None, 1),
+    "d128": ((1, 2, 33, 128), 97, None, 1),
+    "gqa": ((1, 8, 64, 32), 64, None, 4),
+    "causal": ((2, 2, 100, 64), 100, "top_left", 1),
+    "causal_bottom_right_short_queries": ((1, 2, 33, 64), 130, "bottom_right", 1),
+    "causal_top_left_long_queries": ((1, 2, 130, 64), 33, "top_left", 1),
+    # Sq > Skv, bottom-right: the first 97 query rows see no key (NaN, as in PyTorch)
+    "causal_bottom_right_empty_rows": ((1, 2, 130, 64), 33, "bottom_right", 1),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_matches_pytorch(case):
+    shape, skv, mask, groups = CASES[case]
+    torch.manual_seed(0)
+    b, h, sq, d = shape
+    q = torch.randn(b, h, sq, d)
+    k, v = torch.randn(b, h // groups, skv, d), torch.randn(b, h // groups, skv, d)
+    compiled, out, ref = _run(Attention(mask, groups=groups), q, k, v)
+    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    _check(out, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("mask", [None, "top_left"])
+def test_half_precision_inputs(dtype, mask):
+    """f16 and bf16 models: converted to f32 as the kernel reads them, the result rounded back."""
+    torch.manual_seed(4)
+    q, k, v = (torch.randn(2, 2, 70, 64).to(dtype) for _ in range(3))
+    compiled, out, ref = _run(Attention(mask), q, k, v)
+    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    assert out.dtype == dtype
+    _check(out, ref, dtype)
+
+
+def test_large_scores_keep_their_softmax():
+    """Scores far below 0 everywhere (a row max of about -2000 in base 2): the online softmax
+    must normalise by the row's own max, not by a floor."""
+    torch.manual_seed(1)
+    q, k, v = torch.randn(1, 2, 40, 16), torch.randn(1, 2, 50, 16), torch.randn(1, 2, 50, 16)
+    k = k - 30 * q.mean(dim=(2,), keepdim=True).sign()  # pushes most scores negative
+    compiled, out, ref = _run(Attention(scale=40.0), q, k, v)
+    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"]
+    _check(out, ref)
+
+
+def test_sdpa_causal_takes_the_kernel():
+    """F.scaled_dot_product_attention(is_causal=True), as models call it: raised, then the kernel."""
+
+    class Sdpa(torch.nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(2, 3, 70, 32) for _ in range(3))
+    compiled, out, ref = _run(Sdpa(), q, k, v)
+    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    _check(out, ref)
+
+
+def test_what_the_kernel_does_not_take_keeps_iree_codegen():
+    """A run-time mask and use_kernels=False: IREE's codegen, each with its reason."""
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 2, 40, 64) for _ in range(3))
+    pad = torch.zeros(2, 40)
+    pad[1, 30:] = float("-inf")
+    compiled, out, ref = _run(Attention(), q, k, v, pad)
+    site = compiled.report.raised[0]
+    assert site.path == "iree-codegen" and "reads no mask at run time" in site.path_reason, str(compiled.report)
+    _check(out, ref)
+    compiled = flashlift.compile_model(Attention(), (q, k, v), use_kernels=False)
+    assert compiled.report.raised[0].path_reason == "use_kernels=False"
+    assert "[flashlift-cpu avx2]" not in str(compiled.report)
+
+
+def test_the_path_follows_the_target():
+    """The kernel needs AVX2, FMA and F16C: cpu (this host has them) and cpu:x86-64-v3 take it,
+    cpu:generic and cpu:x86-64-v2 do not promise them."""
+    assert cpu_dispatch.unavailable(parse_target("cpu:x86-64-v3")) == ""
+    for level in ("generic", "x86-64-v2"):
+        assert "does not promise AVX2" in cpu_dispatch.unavailable(parse_target(f"cpu:{level}"))
+    assert "no flashlift CPU kernel" in cpu_dispatch.unavailable(parse_target("cuda"))
