@@ -276,11 +276,15 @@ def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str, t
     os.makedirs(out_dir, exist_ok=True)
     name = device_name(device) + (f", {threads} thread{'s' if threads > 1 else ''} (torch and IREE)" if threads else "")
 
+    unit, scale = ("TFLOP/s", 1) if device == "cuda" else ("GFLOP/s", 1e3)
+
     def cell(r, p):
         if r is None:
-            return f"{p} ms (TFLOP/s)"
+            return f"{p} ms ({unit})"
+        if p not in r["ms"]:
+            return "-"  # not a peer of this row (sdpa_f32 on f32 rows)
         ms, tf = r["ms"].get(p), r["tflops"].get(p)
-        return f"{ms:.3f} ({tf:.1f})" if ms else "fail"
+        return f"{ms:.3f} ({tf * scale:.1f})" if ms else "fail"
 
     text = results_markdown(
         f"Attention benchmark: {name}",
@@ -288,7 +292,8 @@ def write_results(rows: list[dict], manifest: dict, device: str, out_dir: str, t
          f"device: {name}; torch {torch.__version__}",
          "time: median ms of 30 warm calls per peer, timed in interleaved rounds, each call followed by a device sync (flashlift and IREE: the compiled "
          "model called on device-resident tensors, synchronous; on CUDA the torch tensors themselves, zero-copy); "
-         "TFLOP/s = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs"],
+         f"{unit} = 4*B*H*S*S*D/t (half for causal); err = ||out - ref|| / ||ref|| vs SDPA on f32 inputs",
+         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"],
         ["shape (B,H,S,D)", "dtype", "causal"], rows,
         lambda r: [f"{r['b']},{r['h']},{r['s']},{r['d']}", r["dtype"], "yes" if r["causal"] else "no"], cell)
     stem = "gpu" if device == "cuda" else f"cpu{f'-{threads}t' if threads else ''}"
