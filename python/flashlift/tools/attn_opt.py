@@ -57,6 +57,45 @@ def _chunks(text: str, split: bool) -> list[str]:
     return out
 
 
+def parse_errors(text: str, chunks: list, source: str, split: bool) -> list:
+    """Per chunk, the errors `iree-opt` reports parsing and verifying it (`file:line:col: error:
+    ...`, line numbers of the whole file), or None where it parses. After some parse errors (a
+    truncated `linalg.transpose`, seen with iree-base-compiler 3.13) MLIR crashes once it has
+    reported them; in the Python bindings that is this process, so every input is checked by
+    iree-opt first, in a child. A child that crashed checked the chunks up to its last error:
+    the chunks after it are checked again. Where iree-opt cannot run, None for all: the
+    in-process parser reports."""
+    import subprocess
+
+    try:
+        from iree.compiler.tools.binaries import find_tool
+
+        tool = find_tool("iree-opt")
+    except Exception:
+        return [None] * len(chunks)
+    offsets = [0] + [m.end() for m in SPLIT_MARKER.finditer(text)] if split else [0]
+    starts = [text.count("\n", 0, o) + 1 for o in offsets]  # each chunk's first line
+    found: list = [None] * len(chunks)
+    first = 0
+    while first < len(chunks):
+        rest = "\n" * (starts[first] - 1) + text[offsets[first]:]  # line numbers kept
+        try:
+            done = subprocess.run([tool, *(["--split-input-file"] if split else []), "-", "-o", "/dev/null"],
+                                  input=rest, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired):
+            return found
+        last = None
+        for m in re.finditer(r"^<stdin>:(\d+):(\d+): error: (.*)$", done.stderr, re.MULTILINE):
+            n = int(m.group(1))
+            i = max([j for j in range(first, len(chunks)) if starts[j] <= n] or [first])
+            found[i] = (found[i] or []) + [f"{source}:{n}:{m.group(2)}: error: {m.group(3)}"]
+            last = i if last is None else max(last, i)
+        if done.returncode in (0, 1) or last is None:
+            return found  # every chunk checked (or a crash that reported nothing: the parser decides)
+        first = last + 1  # crashed after `last`'s errors: the rest is unchecked
+    return found
+
+
 def format_location(loc: str, source: str) -> str:
     """loc("name"("file":l:c)) or loc("file":l:c) -> file:l:c."""
     m = re.search(r'"([^"]*)":(\d+):(\d+)', loc)
@@ -162,8 +201,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"attn-opt: error: '{args.input}' is not a text .mlir file", file=sys.stderr)
         return 1
     outputs, errors = [], []
+    chunks = _chunks(text, args.split_input_file)
     try:
-        for chunk in _chunks(text, args.split_input_file):
+        for chunk, bad in zip(chunks, parse_errors(text, chunks, source, args.split_input_file)):
+            if bad:
+                errors.extend(bad)
+                continue
             out = _process(chunk, args, source, errors)
             if out is not None:
                 outputs.append(out)
