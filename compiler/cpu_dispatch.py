@@ -8,8 +8,9 @@ the steps that prepare ops for IREE's codegen (pretranspose-keys, causal-split).
      attention_coverage.analyze with the CPU kernel's element types (f32, f16, bf16; O the
      same or f32) and head dims
      (multiples of 16 up to 128), the same layouts as the CUDA kernel;
-  2. classifies its mask at compile time (kernel_dispatch.resolve_masks): none or causal
-     (top-left or bottom-right, built into the kernel); the kernel reads no mask at run time;
+  2. decides how the kernel takes its mask (kernel_dispatch.resolve_masks): none or causal
+     (top-left or bottom-right, evaluated at compile time and built into the kernel), else read
+     at run time as an f32 [B, Skv] key-padding or [B, Sq, Skv] / [Sq, Skv] additive mask;
   3. replaces the op by a call of a private function holding a `flow.dispatch` of the
      kernel's executable (cpu_fa.executable_source: the object and the shim IREE compiles).
 
@@ -84,7 +85,12 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
                                                      f"{cpu_fa.MAX_HEAD_DIM}")
         except NotCovered as e:
             records[i]["reason"] = str(e)
-    resolve_masks(module, plans, records, evaluate_masks, run_time=False)
+    resolve_masks(module, plans, records, evaluate_masks)
+    for i, plan in enumerate(plans):  # a run-time mask: the kernel reads f32 ones
+        dtype = plan and (plan.key_padding_mask or plan.full_mask)
+        if dtype and dtype != "f32":
+            plans[i] = None
+            records[i]["reason"] = f"run-time mask in {dtype} (the CPU kernel reads f32 masks)"
 
     splicer = ModuleSplicer(module)
     for i, plan in enumerate(plans):
@@ -99,8 +105,20 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
         records[i]["path"] = kernel_path(kernel.isa)
         records[i]["kernel"] = {"name": kernel.symbol(plan.dtype, out_dtype),
                                 "block_m": cpu_fa.BLOCK_M, "causal": plan.causal or "none",
+                                "mask": ("key-padding (run time)" if plan.key_padding_mask else
+                                         "additive (run time)" if plan.full_mask else "none"),
                                 "workgroups": list(cpu_fa.workgroups(plan.batch * plan.heads, plan.sq))}
     return records
+
+
+def _mask_kind(plan) -> int:
+    """The kernel's mask_kind: 0 none (or causal, built in), 1 [B, Skv] key padding,
+    2 [B, Sq, Skv], 3 [Sq, Skv]."""
+    if plan.key_padding_mask:
+        return 1
+    if plan.full_mask:
+        return 2 if plan.full_mask_batched else 3
+    return 0
 
 
 def _element_type(value) -> str:
@@ -111,12 +129,14 @@ def _replace(splicer: ModuleSplicer, kernel, plan, out_dtype: str) -> None:
     op = plan.op.operation
     with splicer.module.context, op.location:
         q, k, v = list(op.operands)[:3]
+        mask = plan.mask if plan.key_padding_mask or plan.full_mask else None
         result = op.results[0]
-        types = (str(q.type), str(k.type), str(v.type), str(result.type))
+        types = (str(q.type), str(k.type), str(v.type), str(mask.type) if mask is not None else None, str(result.type))
         count = lambda value: math.prod(ir.ShapedType(value.type).shape)  # noqa: E731
         shape = {"batch_heads": plan.batch * plan.heads, "heads": plan.heads,
                  "kv_ratio": plan.heads // plan.kv_heads, "sq": plan.sq, "skv": plan.skv,
-                 "head_dim": plan.head_dim, "causal": CAUSAL[plan.causal], "scale": plan.scale,
+                 "head_dim": plan.head_dim, "causal": CAUSAL[plan.causal], "mask_kind": _mask_kind(plan),
+                 "mask": count(mask) if mask is not None else 0, "scale": plan.scale,
                  "in_dtype": plan.dtype, "out_dtype": out_dtype,
                  "q": count(q), "kv": count(k), "o": count(result)}
         key = (kernel.digest, tuple(sorted(shape.items())))
@@ -124,7 +144,8 @@ def _replace(splicer: ModuleSplicer, kernel, plan, out_dtype: str) -> None:
                                  lambda name: cpu_fa.executable_source(kernel, name, shape))
         helper = splicer.helper((sym, types), f"{sym}_call", lambda name: cpu_fa.dispatch_func(sym, name, types))
         with ir.InsertionPoint(op):
-            call = ir.Operation.create("func.call", results=[result.type], operands=[q, k, v],
+            call = ir.Operation.create("func.call", results=[result.type],
+                                       operands=[q, k, v] + ([mask] if mask is not None else []),
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
         result.replace_all_uses_with(call.results[0])
         producers = [o.owner.operation for o in op.operands if not isinstance(o.owner, ir.Block)]

@@ -87,11 +87,11 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
     return records
 
 
-def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = True, run_time: bool = True) -> None:
+def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = True) -> None:
     """How each plan's kernel takes its op's mask, in place: the mask's value computed at
-    compile time and classified as causal (plan.causal), else (run_time) read by the kernel
+    compile time and classified as causal (plan.causal), else read by the kernel
     at run time as a key-padding or a full mask, else the plan is dropped (None) and its
-    record says why. Shared by the CUDA and the CPU dispatch (whose kernel reads no mask)."""
+    record says why. Shared by the CUDA and the CPU dispatch."""
     masked = [i for i, p in enumerate(plans) if p is not None and p.mask is not None]
     if not masked:
         return
@@ -108,8 +108,8 @@ def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = Tru
             plans[i].causal = causal_kind(mask_as_2d(value, plans[i].mask_roles, plans[i].sq, plans[i].skv))
         except NotCovered as e:
             # the kernel adds the mask operand itself at run time
-            kpm = key_padding_mask_type(plans[i]) if run_time else None
-            full = full_mask_type(plans[i]) if run_time and kpm is None else None
+            kpm = key_padding_mask_type(plans[i])
+            full = full_mask_type(plans[i]) if kpm is None else None
             if kpm is not None:
                 plans[i].key_padding_mask = kpm
                 plans[i].causal = False
@@ -118,7 +118,7 @@ def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = Tru
                 plans[i].causal = False
             else:
                 plans[i] = None
-                records[i]["reason"] = str(e) if run_time else f"{e} (the CPU kernel reads no mask at run time)"
+                records[i]["reason"] = str(e)
 
 
 def _kernel_summary(plan: Plan) -> dict:

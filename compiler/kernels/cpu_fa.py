@@ -122,21 +122,24 @@ def workgroups(batch_heads: int, sq: int) -> tuple:
 def executable_source(kernel: CpuKernel, sym_name: str, shape: dict) -> str:
     """`hal.executable.source` with the kernel object and the shim that calls it; shape:
     batch_heads, heads, kv_ratio, sq, skv, head_dim, causal (0 none, 1 top-left,
-    2 bottom-right), scale, the element types in_dtype (Q, K, V) and out_dtype (O), and
-    the element counts q, kv, o of the four bindings."""
+    2 bottom-right), mask_kind (0 none, 1 [B, Skv] key padding, 2 [B, Sq, Skv], 3 [Sq, Skv];
+    an f32 mask), scale, the element types in_dtype (Q, K, V) and out_dtype (O), and the
+    element counts q, kv, mask, o of the five bindings (without a mask the fourth is Q again,
+    never read)."""
     s = shape
     gx, gy, _ = workgroups(s["batch_heads"], s["sq"])
     symbol = kernel.symbol(s["in_dtype"], s["out_dtype"])
     mem = {n: f"memref<{s[n]}x{s['out_dtype' if n == 'o' else 'in_dtype']}>" for n in ("q", "kv", "o")}
-    types = [mem["q"], mem["kv"], mem["kv"], mem["o"]]
-    decl = ", ".join(types + ["index"] * 8 + ["f32"])
-    bindings = ", ".join(["#hal.pipeline.binding<storage_buffer, ReadOnly>"] * 3 + ["#hal.pipeline.binding<storage_buffer>"])
+    mem["mask"] = f"memref<{s['mask']}xf32>" if s["mask_kind"] else mem["q"]
+    types = [mem["q"], mem["kv"], mem["kv"], mem["mask"], mem["o"]]
+    decl = ", ".join(types + ["index"] * 9 + ["f32"])
+    bindings = ", ".join(["#hal.pipeline.binding<storage_buffer, ReadOnly>"] * 4 + ["#hal.pipeline.binding<storage_buffer>"])
     layout = f"#hal.pipeline.layout<bindings = [{bindings}]>"
     subspans = "\n".join(f"        %b{i} = hal.interface.binding.subspan layout({layout}) binding({i}) alignment(64)"
                          f" offset(%c0) : {t}" for i, t in enumerate(types))
     consts = "\n".join(f"        %{n} = arith.constant {s[k]} : index" for n, k in
                        (("h", "heads"), ("r", "kv_ratio"), ("sq", "sq"), ("skv", "skv"), ("d", "head_dim"),
-                        ("cz", "causal")))
+                        ("cz", "causal"), ("mk", "mask_kind")))
     obj = f'#hal.executable.object<{{path = "{kernel.path}"}}>'
     return f"""  hal.executable.source private @{sym_name} <objects = #hal.executable.objects<{{
       {GENERIC_CPU_TARGET} = [{obj}]}}>> {{
@@ -156,7 +159,7 @@ def executable_source(kernel: CpuKernel, sym_name: str, shape: dict) -> str:
 {subspans}
 {consts}
         %scale = arith.constant {float(s["scale"])!r} : f32
-        func.call @{symbol}(%b0, %b1, %b2, %b3, %wm, %wb, %h, %r, %sq, %skv, %d, %cz, %scale) : ({decl}) -> ()
+        func.call @{symbol}(%b0, %b1, %b2, %b3, %b4, %wm, %wb, %h, %r, %sq, %skv, %d, %cz, %mk, %scale) : ({decl}) -> ()
         return
       }}
     }}
@@ -165,12 +168,15 @@ def executable_source(kernel: CpuKernel, sym_name: str, shape: dict) -> str:
 
 
 def dispatch_func(sym: str, name: str, types: tuple) -> str:
-    """A private `func.func @name(q, k, v) -> o` of one flow.dispatch of `sym`'s export (named
-    as the executable: IREE links every executable's functions into one, so the names of
-    the shims must differ); types: the (q, k, v, o) tensor types."""
-    q, k, v, o = types
-    return f"""  func.func private @{name}(%q: {q}, %k: {k}, %v: {v}) -> {o} {{
-    %o = flow.dispatch @{sym}::@{sym}(%q, %k, %v) : ({q}, {k}, {v}) -> {o}
+    """A private `func.func @name(q, k, v[, mask]) -> o` of one flow.dispatch of `sym`'s export
+    (named as the executable: IREE links every executable's functions into one, so the names
+    of the shims must differ); types: the (q, k, v, mask or None, o) tensor types. Without a
+    mask, Q is bound again in the mask's place (never read)."""
+    q, k, v, m, o = types
+    params = f"%q: {q}, %k: {k}, %v: {v}" + (f", %m: {m}" if m else "")
+    operands, operand_types = ("%q, %k, %v, %m", f"{q}, {k}, {v}, {m}") if m else ("%q, %k, %v, %q", f"{q}, {k}, {v}, {q}")
+    return f"""  func.func private @{name}({params}) -> {o} {{
+    %o = flow.dispatch @{sym}::@{sym}({operands}) : ({operand_types}) -> {o}
     return %o : {o}
   }}
 """

@@ -27,7 +27,7 @@
 // CHECK-DAG:       %[[X:.+]] = arith.constant 2 : index
 // CHECK-DAG:       %[[Y:.+]] = arith.constant 4 : index
 // CHECK:           hal.return %[[X]], %[[Y]]
-// CHECK:         func.func private @flashlift_attention_f32_f32_avx2(memref<10240xf32>, memref<25600xf32>, memref<25600xf32>, memref<10240xf32>
+// CHECK:         func.func private @flashlift_attention_f32_f32_avx2(memref<10240xf32>, memref<25600xf32>, memref<25600xf32>, memref<10240xf32>, memref<10240xf32>
 // CHECK-SAME:      attributes {hal.import.static}
 // CHECK:         call @flashlift_attention_f32_f32_avx2(
 // CHECK:       func.func private @[[EXE]]_call(
@@ -92,26 +92,52 @@ func.func @head_dim_40(%q: tensor<4x16x40xf32>, %k: tensor<4x128x40xf32>, %v: te
 
 // -----
 
-#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
-#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
-#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
-#s = affine_map<(b, m, n, k1, k2) -> ()>
-#m = affine_map<(b, m, n, k1, k2) -> (b, k2)>
-#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+#q = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k1)>
+#k = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, k1)>
+#v = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, n)>
+#s = affine_map<(b, h, m, n, k1, k2) -> ()>
+#m = affine_map<(b, h, m, n, k1, k2) -> (b, k2)>
+#o = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
 
-// A run-time key-padding mask (a function argument): the CPU kernel reads no mask.
+// A run-time [B, K2] key-padding mask (a function argument): the kernel reads it, as the
+// fourth of five bindings.
 // CHECK-LABEL: func.func @runtime_mask(
-// CHECK-NOT:     flow.dispatch
-// CHECK:         iree_linalg_ext.attention
-// REMARK:      dispatch-attention-cpu.mlir:110:8: remark: attention takes iree-codegen: mask: {{.*}}(the CPU kernel reads no mask at run time)
-func.func @runtime_mask(%q: tensor<4x16x64xf32>, %k: tensor<4x128x64xf32>, %v: tensor<4x128x64xf32>, %mask: tensor<4x128xf32>) -> tensor<4x16x64xf32> {
+// CHECK-SAME:    %[[M:[a-z0-9]+]]: tensor<2x128xf32>
+// CHECK:         call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(%{{.+}}, %{{.+}}, %{{.+}}, %[[M]])
+// CHECK:         func.func private @flashlift_attention_f32_f32_avx2(memref<4096xf32>, memref<32768xf32>, memref<32768xf32>, memref<256xf32>, memref<4096xf32>
+// REMARK:      dispatch-attention-cpu.mlir:112:8: remark: attention takes flashlift-cpu avx2
+func.func @runtime_mask(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x64xf32>, %v: tensor<2x2x128x64xf32>, %mask: tensor<2x128xf32>) -> tensor<2x2x16x64xf32> {
   %scale = arith.constant 0.125 : f32
-  %init = tensor.empty() : tensor<4x16x64xf32>
-  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #m, #o]}> ins(%q, %k, %v, %scale, %mask : tensor<4x16x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>, f32, tensor<4x128xf32>) outs(%init : tensor<4x16x64xf32>) {
+  %init = tensor.empty() : tensor<2x2x16x64xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #m, #o]}> ins(%q, %k, %v, %scale, %mask : tensor<2x2x16x64xf32>, tensor<2x2x128x64xf32>, tensor<2x2x128x64xf32>, f32, tensor<2x128xf32>) outs(%init : tensor<2x2x16x64xf32>) {
   ^bb0(%x: f32):
     iree_linalg_ext.yield %x : f32
-  } -> tensor<4x16x64xf32>
-  return %r : tensor<4x16x64xf32>
+  } -> tensor<2x2x16x64xf32>
+  return %r : tensor<2x2x16x64xf32>
+}
+
+// -----
+
+#q = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k1)>
+#k = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, k1)>
+#v = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, n)>
+#s = affine_map<(b, h, m, n, k1, k2) -> ()>
+#m = affine_map<(b, h, m, n, k1, k2) -> (b, k2)>
+#o = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
+
+// The same mask in f16: the kernel reads f32 masks only.
+// CHECK-LABEL: func.func @runtime_mask_f16(
+// CHECK-NOT:     flow.dispatch
+// CHECK:         iree_linalg_ext.attention
+// REMARK:      dispatch-attention-cpu.mlir:136:8: remark: attention takes iree-codegen: run-time mask in f16 (the CPU kernel reads f32 masks)
+func.func @runtime_mask_f16(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x64xf32>, %v: tensor<2x2x128x64xf32>, %mask: tensor<2x128xf16>) -> tensor<2x2x16x64xf32> {
+  %scale = arith.constant 0.125 : f32
+  %init = tensor.empty() : tensor<2x2x16x64xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #m, #o]}> ins(%q, %k, %v, %scale, %mask : tensor<2x2x16x64xf32>, tensor<2x2x128x64xf32>, tensor<2x2x128x64xf32>, f32, tensor<2x128xf16>) outs(%init : tensor<2x2x16x64xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<2x2x16x64xf32>
+  return %r : tensor<2x2x16x64xf32>
 }
 
 // -----
@@ -125,7 +151,7 @@ func.func @runtime_mask(%q: tensor<4x16x64xf32>, %k: tensor<4x128x64xf32>, %v: t
 // bf16 inputs with an f32 result: the kernel's bf16 -> f32 entry point, bindings in those types.
 // CHECK-LABEL: func.func @bf16_in_f32_out(
 // CHECK:         call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(
-// CHECK:         func.func private @flashlift_attention_bf16_f32_avx2(memref<2048xbf16>, memref<8192xbf16>, memref<8192xbf16>, memref<2048xf32>
+// CHECK:         func.func private @flashlift_attention_bf16_f32_avx2(memref<2048xbf16>, memref<8192xbf16>, memref<8192xbf16>, memref<2048xbf16>, memref<2048xf32>
 func.func @bf16_in_f32_out(%q: tensor<2x16x64xbf16>, %k: tensor<2x64x64xbf16>, %v: tensor<2x64x64xbf16>) -> tensor<2x16x64xf32> {
   %scale = arith.constant 0.125 : bf16
   %init = tensor.empty() : tensor<2x16x64xf32>

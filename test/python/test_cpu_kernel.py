@@ -125,16 +125,40 @@ def test_sdpa_causal_takes_the_kernel():
     _check(out, ref)
 
 
-def test_what_the_kernel_does_not_take_keeps_iree_codegen():
-    """A run-time mask and use_kernels=False: IREE's codegen, each with its reason."""
+class Masked(torch.nn.Module):
+    """softmax(Q K^T / sqrt(d) + mask) V with a run-time mask: [B, Skv] (BERT's padding, as
+    [B, 1, 1, Skv]) or [B, Sq, Skv] (LLaMA's causal + padding, as [B, 1, Sq, Skv])."""
+
+    def forward(self, q, k, v, mask):
+        s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        s = s + (mask[:, None, None, :] if mask.dim() == 2 else mask[:, None])
+        return torch.softmax(s, dim=-1) @ v
+
+
+@pytest.mark.parametrize("kind", ["key_padding", "full"])
+def test_run_time_masks(kind):
+    """A mask from the inputs, read by the kernel: rows whose every key is -inf give NaN (as in
+    PyTorch), rows whose every key is at float32's min are uniform (as in PyTorch)."""
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 2, 70, 32) for _ in range(3))
+    if kind == "key_padding":
+        mask = torch.zeros(2, 70)
+        mask[0, 60:] = torch.finfo(torch.float32).min
+        mask[1, 50:] = float("-inf")
+    else:
+        mask = torch.randn(2, 70, 70)
+        mask[0, 5, :] = float("-inf")
+        mask[1, 7, :] = torch.finfo(torch.float32).min
+    compiled, out, ref = _run(Masked(), q, k, v, mask)
+    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    if kind == "full":
+        assert torch.isnan(ref).any() and not torch.isnan(ref[1]).any()
+    _check(out, ref)
+
+
+def test_use_kernels_false_keeps_iree_codegen():
     torch.manual_seed(3)
     q, k, v = (torch.randn(2, 2, 40, 64) for _ in range(3))
-    pad = torch.zeros(2, 40)
-    pad[1, 30:] = float("-inf")
-    compiled, out, ref = _run(Attention(), q, k, v, pad)
-    site = compiled.report.raised[0]
-    assert site.path == "iree-codegen" and "reads no mask at run time" in site.path_reason, str(compiled.report)
-    _check(out, ref)
     compiled = flashlift.compile_model(Attention(), (q, k, v), use_kernels=False)
     assert compiled.report.raised[0].path_reason == "use_kernels=False"
     assert "[flashlift-cpu avx2]" not in str(compiled.report)

@@ -17,7 +17,10 @@
 // (hidden keys) weigh 0. A row that sees no key ends with l = 0 and its output is 0 / 0 =
 // NaN, as the attention op defines it. Causal (1: top-left, 2: bottom-right, key j visible
 // to query i iff j <= i + diag): key blocks past a query block's last visible key are not
-// visited, only blocks that cross the diagonal are masked.
+// visited, only blocks that cross the diagonal are masked. A run-time additive mask (f32:
+// [B, Skv] key padding, [B, Sq, Skv] or [Sq, Skv]) is added to each block's scores; a row
+// every key of which is masked by a finite value (the -2^126 floor flashlift clamps masks at)
+// sees every key, uniformly, as in PyTorch.
 //
 // Embedded-ELF rules (IREE links this object into its executable): no libc, no globals
 // written, no thread-local storage; stack only (about 64 KB with half-precision inputs, under
@@ -178,9 +181,26 @@ static inline void from_f32(const float* src, void* dst, int n, int kind) {
   }
 }
 
+// Adds a run-time additive mask (f32, in base 2) to the block's scores st[0:keys][0:rows]:
+// mask_kind 1: a key-padding row mask[j] (the batch entry's [Skv] row), 2: mask rows
+// mask[i][j] (the query block's first row of a [Sq, Skv] mask), 0: none.
+static inline void add_mask(float* st, const float* mask, int mask_kind, long skv, int rows, int keys) {
+  const float log2e = 1.4426950408889634f;
+  if (mask_kind == 1) {
+    for (int j = 0; j < keys; ++j) {
+      __m256 add = _mm256_set1_ps(mask[j] * log2e);
+      for (int c = 0; c < FL_BM; c += 8) _mm256_store_ps(st + j * FL_BM + c, _mm256_add_ps(add, _mm256_load_ps(st + j * FL_BM + c)));
+    }
+  } else if (mask_kind == 2) {
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < keys; ++j) st[j * FL_BM + i] += mask[i * skv + j] * log2e;
+  }
+}
+
 static inline __attribute__((always_inline)) void attention(
-    const char* q, const char* k, const char* v, char* o, int in_kind, int out_kind, size_t block_m, size_t bh,
-    size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal, float scale) {
+    const char* q, const char* k, const char* v, const float* mask, char* o, int in_kind, int out_kind,
+    size_t block_m, size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,
+    size_t mask_kind, float scale) {
   float qt[FL_DMAX * FL_BM] __attribute__((aligned(32)));
   float st[FL_BN * FL_BM] __attribute__((aligned(32)));
   float acc[FL_BM * FL_DMAX] __attribute__((aligned(32)));
@@ -194,6 +214,11 @@ static inline __attribute__((always_inline)) void attention(
   const char* kp = k + kv * skv * d_len * in_size;
   const char* vp = v + kv * skv * d_len * in_size;
   char* op = o + ((long)bh * sq + m0) * d_len * out_size;
+  // mask_kind 1: [B, Skv] key padding; 2: [B, Sq, Skv]; 3: [Sq, Skv], the same for every batch entry
+  const long b = (long)(bh / heads);
+  const float* mp = mask_kind == 1 ? mask + b * skv
+                    : mask_kind == 2 ? mask + (b * (long)sq + m0) * skv
+                    : mask_kind == 3 ? mask + m0 * (long)skv : mask;
   const float qscale = scale * 1.4426950408889634f;  // base-2 scores
   for (int i = 0; i < FL_BM; ++i) {
     float row[FL_DMAX] __attribute__((aligned(32)));
@@ -213,6 +238,7 @@ static inline __attribute__((always_inline)) void attention(
     const float* kb = (const float*)(kp + j0 * d_len * in_size);
     if (in_kind != F32) to_f32(kp + j0 * d_len * in_size, kv_block, keys * d_len, in_kind), kb = kv_block;
     scores(kb, d_len, qt, st, keys);
+    if (mask_kind) add_mask(st, mp + j0, mask_kind == 1 ? 1 : 2, (long)skv, rows, keys);
     const int masked = causal && j0 + keys - 1 > m0 + diag;  // the block crosses the diagonal
     for (int c = 0; c < FL_BM; c += 8)
       softmax_update(st, keys, c, j0, m0 + c + diag, masked, m, l, acc, d_len, j0 > 0);
@@ -230,16 +256,19 @@ static inline __attribute__((always_inline)) void attention(
 
 // The entry points: IN_OUT names the element types of Q, K, V and of O. Each memref the
 // shim passes is (base, aligned, offset, size, stride); the aligned pointer plus the offset
-// (in elements) is the tensor.
+// (in elements) is the tensor. The mask binding is an f32 mask (mask_kind 1-3), or any
+// binding, never read (mask_kind 0).
 #define ENTRY(NAME, IN_T, IN_KIND, OUT_T, OUT_KIND)                                                       \
   void NAME(const IN_T* q_base, const IN_T* q, size_t q_off, size_t q_size, size_t q_stride,               \
             const IN_T* k_base, const IN_T* k, size_t k_off, size_t k_size, size_t k_stride,               \
             const IN_T* v_base, const IN_T* v, size_t v_off, size_t v_size, size_t v_stride,               \
+            const float* m_base, const float* m, size_t m_off, size_t m_size, size_t m_stride,             \
             OUT_T* o_base, OUT_T* o, size_t o_off, size_t o_size, size_t o_stride, size_t block_m,         \
             size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,      \
-            float scale) {                                                                               \
-    attention((const char*)(q + q_off), (const char*)(k + k_off), (const char*)(v + v_off),              \
-              (char*)(o + o_off), IN_KIND, OUT_KIND, block_m, bh, heads, kv_ratio, sq, skv, d, causal, scale); \
+            size_t mask_kind, float scale) {                                                             \
+    attention((const char*)(q + q_off), (const char*)(k + k_off), (const char*)(v + v_off), m + m_off,    \
+              (char*)(o + o_off), IN_KIND, OUT_KIND, block_m, bh, heads, kv_ratio, sq, skv, d, causal,    \
+              mask_kind, scale);                                                                         \
   }
 
 ENTRY(flashlift_attention_f32_f32_avx2, float, F32, float, F32)
