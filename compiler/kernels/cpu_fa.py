@@ -11,7 +11,8 @@ linked). IREE links it into the module's CPU executable: `executable_source` wri
 IREE's llvm-cpu backend, that calls the kernel once per workgroup (x: query block of
 BLOCK_M rows, y: batch * head) with the shape as constants. `dispatch_func` wraps a
 `flow.dispatch` of it in a private function `(q, k, v) -> o` on the attention op's own
-tensor types: a binding is its tensor's dense row-major memory, so no reshape is needed.
+tensor types (and the mask's, where the kernel reads one): a binding is its tensor's dense
+row-major memory, so no reshape is needed.
 """
 
 from __future__ import annotations
