@@ -3,7 +3,9 @@
 IREE copies the lists verbatim onto the op after dropping unit dims and collapsing dims every
 operand reads together; a list of the wrong rank tiles the wrong dims (a shifted list once
 tiled k1 and gave LLaMA a wrong softmax). A padding mask over (b, k2) keeps b and h apart;
-a grouped-query group r that a [B, M, K2] mask does not read stays apart from m.
+a grouped-query group r that a [B, M, K2] mask does not read stays apart from m. These are
+IREE codegen's configs: compiled with use_kernels=False (flashlift's CPU kernel takes these
+f32 ops otherwise).
 """
 
 import math
@@ -30,7 +32,7 @@ class GroupedMasked(torch.nn.Module):
 
 
 def _config(model, args) -> str:
-    low = driver.lower(import_model(model, args).text, parse_target("cpu"))
+    low = driver.lower(import_model(model, args).text, parse_target("cpu"), use_kernels=False)
     [line] = [l for l in low.text.splitlines() if l.startswith("#config")]
     return line
 
