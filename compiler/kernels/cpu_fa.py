@@ -1,10 +1,10 @@
 """flashlift's CPU FlashAttention kernel: build its object, and the IREE executable around it.
 
 The kernel is C with AVX2 + FMA intrinsics (cpu/fa_avx2.c: what it computes, how, and the
-embedded-ELF rules it keeps). `build_object` compiles it with the machine's C compiler (cc,
-gcc or clang; the compile is cached per source and flags, in-process) to a relocatable
-object, kept in flashlift's cache folder ($FLASHLIFT_CACHE_DIR, else $XDG_CACHE_HOME/flashlift
-or ~/.cache/flashlift; written atomically, named by a digest of source and flags), since
+embedded-ELF rules it keeps). `build_object` gives it as a relocatable object, compiled once
+with the machine's C compiler (cc, gcc or clang) and kept in flashlift's cache folder
+($FLASHLIFT_CACHE_DIR, else $XDG_CACHE_HOME/flashlift or ~/.cache/flashlift), written
+atomically under a digest of source, flags and compiler, so that later processes reuse it:
 IREE 3.13's llvm-cpu linker takes an object by path only (an object given as data is not
 linked). IREE links it into the module's CPU executable: `executable_source` writes an
 `hal.executable.source` naming the object and a shim function, compiled by
@@ -29,6 +29,7 @@ SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu")
 BLOCK_M = 32  # FL_BM in the source: the query rows of one workgroup
 MAX_HEAD_DIM = 128  # FL_DMAX
 HEAD_DIM_MULTIPLE = 16
+MAX_OBJECT_BYTES = 16 << 20  # a kept object larger than this is not ours: rebuilt
 ISAS = {"avx2": ("fa_avx2.c", ("-mavx2", "-mfma", "-mf16c"))}  # isa -> source, its flags
 DTYPES = ("f32", "f16", "bf16")  # Q, K, V; O is the same or f32
 CFLAGS = ("-O3", "-std=c11", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fPIC",
@@ -60,30 +61,6 @@ def cache_dir() -> str:
     return os.path.join(base, "flashlift")
 
 
-def _keep(data: bytes, name: str) -> str:
-    """`data` as the file `name` in the cache folder (written atomically; an existing file
-    with the same bytes is reused), or in a temporary folder where the cache is not writable."""
-    for folder in (os.path.join(cache_dir(), "kernels"), None):
-        try:
-            folder = folder or tempfile.mkdtemp(prefix="flashlift-kernels-")
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, name)
-            if os.path.isfile(path) and os.path.getsize(path) == len(data):
-                with open(path, "rb") as f:
-                    if f.read() == data:
-                        return path
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=name + ".")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            return path
-        except OSError as e:
-            error = e
-    raise BuildError(f"could not write the kernel object: {error}")
-
-
 def compiler() -> str:
     """The C compiler flashlift builds its CPU kernel with ($CC, else cc, gcc, clang)."""
     for name in (os.environ.get("CC", ""), "cc", "gcc", "clang"):
@@ -92,28 +69,71 @@ def compiler() -> str:
     raise BuildError("no C compiler found (tried $CC, cc, gcc, clang)")
 
 
+def _compiler_id(cc: str) -> str:
+    """The compiler's path and version line: part of the object's digest."""
+    try:
+        done = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BuildError(f"{os.path.basename(cc)} failed to run: {e}") from None
+    return f"{os.path.realpath(cc)} {(done.stdout.strip().splitlines() or [''])[0]}"
+
+
+def _is_object(path: str) -> bool:
+    """A file there that reads as an ELF object of a plausible size (a kept build)."""
+    try:
+        if not 0 < os.path.getsize(path) <= MAX_OBJECT_BYTES:
+            return False
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _compile(cc: str, flags: tuple, source: str, out: str) -> None:
+    """`source` compiled to `out`, atomically: into a temporary file beside it, flushed to
+    disk, then renamed (a reader sees no object or the whole one)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=os.path.basename(out) + ".")
+    os.close(fd)
+    try:
+        try:
+            done = subprocess.run([cc, *flags, "-c", source, "-o", tmp], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BuildError(f"{os.path.basename(cc)} failed to run: {e}") from None
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["(no message)"])[0]
+            raise BuildError(f"{os.path.basename(cc)} could not compile {os.path.basename(source)}: {first[:200]}")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 @functools.lru_cache(maxsize=None)
 def build_object(isa: str = "avx2") -> CpuKernel:
-    """The kernel for `isa` compiled to a relocatable x86-64 ELF object (BuildError if not)."""
+    """The kernel for `isa` as a relocatable x86-64 ELF object (BuildError if it cannot be
+    built): the one kept in the cache folder under the digest of its source, flags and
+    compiler, else compiled there (or, where the cache is not writable, in a temporary folder)."""
     source, isa_flags = ISAS[isa]
     path = os.path.join(SOURCE_DIR, source)
     with open(path, "rb") as f:
         text = f.read()
     cc = compiler()
-    with tempfile.TemporaryDirectory(prefix="flashlift-cpu-") as tmp:
-        out = os.path.join(tmp, "kernel.o")
-        cmd = [cc, *CFLAGS, *isa_flags, "-c", path, "-o", out]
+    flags = (*CFLAGS, *isa_flags)
+    digest = hashlib.sha1(text + " ".join(flags).encode() + _compiler_id(cc).encode()).hexdigest()[:10]
+    name = f"flashlift_attention_{isa}-{digest}.o"
+    for folder in (os.path.join(cache_dir(), "kernels"), None):
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise BuildError(f"{os.path.basename(cc)} failed to run: {e}") from None
-        if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["(no message)"])[0]
-            raise BuildError(f"{os.path.basename(cc)} could not compile {source}: {first[:200]}")
-        with open(out, "rb") as f:
-            data = f.read()
-    digest = hashlib.sha1(text + " ".join(CFLAGS + isa_flags).encode() + data).hexdigest()[:10]
-    return CpuKernel(isa, _keep(data, f"flashlift_attention_{isa}-{digest}.o"), digest)
+            folder = folder or tempfile.mkdtemp(prefix="flashlift-kernels-")
+            os.makedirs(folder, exist_ok=True)
+            out = os.path.join(folder, name)
+            if not _is_object(out):
+                _compile(cc, flags, path, out)
+            return CpuKernel(isa, out, digest)
+        except OSError as e:
+            error = e
+    raise BuildError(f"could not write the kernel object: {error}")
 
 
 def workgroups(batch_heads: int, sq: int) -> tuple:
