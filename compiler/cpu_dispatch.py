@@ -6,17 +6,16 @@ the steps that prepare ops for IREE's codegen (pretranspose-keys, causal-split).
 
   1. checks the op is one the kernel (compiler/kernels/cpu/fa_avx2.c) computes exactly:
      attention_coverage.analyze with the CPU kernel's element types (f32, f16, bf16; O the
-     same or f32) and head dims
-     (multiples of 16 up to 128), the same layouts as the CUDA kernel;
+     same or f32) and head dims (multiples of 16 up to 128), the CUDA kernel's layouts;
   2. decides how the kernel takes its mask (kernel_dispatch.resolve_masks): none or causal
      (top-left or bottom-right, evaluated at compile time and built into the kernel), else read
      at run time as an f32 [B, Skv] key-padding or [B, Sq, Skv] / [Sq, Skv] additive mask;
   3. replaces the op by a call of a private function holding a `flow.dispatch` of the
      kernel's executable (cpu_fa.executable_source: the object and the shim IREE compiles).
 
-Only where the target CPU runs the kernel: x86-64 with AVX2, FMA and F16C (the host, when it has
-them, with F16C, or cpu:x86-64-v3 / -v4), and a C compiler to build it is found. Everything else keeps
-IREE's codegen and its record says why. One record per attention op, in program order, as
+Only where the target CPU runs the kernel, x86-64 with AVX2, FMA and F16C (the host when it
+has them, or cpu:x86-64-v3 / -v4), and a C compiler builds it. Everything else keeps IREE's
+codegen and its record says why. One record per attention op, in program order, as
 kernel_dispatch.py's: {"location", "site", "path": "flashlift-cpu avx2" | "iree-codegen",
 "reason", "kernel": {...}}.
 """
@@ -30,12 +29,11 @@ from iree.compiler import ir
 
 from flashlift.compiler.attention_coverage import analyze
 from flashlift.compiler.kernel_dispatch import resolve_masks
-from flashlift.compiler.kernel_sites import CODEGEN, NotCovered
+from flashlift.compiler.kernel_sites import NotCovered, site_records
 from flashlift.compiler.kernel_splice import ModuleSplicer
 from flashlift.compiler.kernels import cpu_fa
 from flashlift.cpu import host_arch, host_flags
 from flashlift.passes.ir import collect, erase_dead
-from flashlift.passes.records import site_of
 
 HEAD_DIMS = range(cpu_fa.HEAD_DIM_MULTIPLE, cpu_fa.MAX_HEAD_DIM + 1, cpu_fa.HEAD_DIM_MULTIPLE)
 AVX2_LEVELS = ("x86-64-v3", "x86-64-v4")
@@ -64,8 +62,7 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
     """Replaces every attention op the CPU kernel covers by its dispatch (in place); returns
     one record per iree_linalg_ext.attention op."""
     ops = collect(module, "iree_linalg_ext.attention")
-    records = [{"location": str(op.operation.location), "site": site_of(op), "path": CODEGEN, "reason": ""}
-               for op in ops]
+    records = site_records(ops)
     reason = unavailable(target) if ops else ""
     kernel = None
     if ops and not reason:

@@ -27,8 +27,7 @@ def kernel_sites(module, op_name: str, target) -> tuple:
     kernel architecture as an int or None). None, with each record's reason said, when
     `target` has no flashlift kernels or Triton is missing; shared by the kernel rewrites."""
     ops = collect(module, op_name)
-    records = [{"location": str(op.operation.location), "site": site_of(op), "path": CODEGEN, "reason": ""}
-               for op in ops]
+    records = site_records(ops)
     arch = getattr(target, "kernel_arch", "")
     reason = None
     if target.kind != "cuda" or not arch:
@@ -41,6 +40,12 @@ def kernel_sites(module, op_name: str, target) -> tuple:
     for r in records:
         r["reason"] = reason or ""
     return ops, records, (None if reason or not ops else int(arch.replace("sm_", "")))
+
+
+def site_records(ops: list) -> list[dict]:
+    """One record per op, in order, each on IREE's codegen until a rewrite takes the op."""
+    return [{"location": str(op.operation.location), "site": site_of(op), "path": CODEGEN, "reason": ""}
+            for op in ops]
 
 
 def build_failure(e: Exception) -> str:

@@ -55,7 +55,7 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
         elements.append("canonicalize-layouts")
         if t.kind == "cpu":
-            # flashlift's CPU kernel takes the ops it covers (f32, no run-time mask), before the
+            # flashlift's CPU kernel takes the ops it covers (docs/cpu-kernel.md), before the
             # steps that shape the rest for IREE's codegen
             elements.append(f"dispatch-attention{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
             elements.append("pretranspose-keys")  # the CPU tiles are tuned for K as (b, k1, k2)
