@@ -65,6 +65,7 @@ class Plan:
     narrow: object = None  # the truncf of an f32 result back to the kernel's type, folded into O
     out_transpose: list = dataclasses.field(default_factory=list)  # [collapse_shape?, transpose] folded into O
     in_sources: list = dataclasses.field(default_factory=lambda: [None] * 3)  # Q/K/V read before a transpose
+    in_rows: list = dataclasses.field(default_factory=lambda: [False] * 3)  # their fa_layouts entries
     kv_batch_len: int = 0
     kernel: object = None  # triton_fa.KernelBinary
 

@@ -19,7 +19,10 @@ neighbour whose work the kernel does itself, so the rewrite (kernel_dispatch.py)
     head dims): the kernel writes O in that layout (one pass over O less).
   * `seq_major_source`: a (B, S, heads, D) tensor transposed into Q, K or V (possibly behind
     a fence, e.g. layout.py's canonical copy): the kernel reads it there and the copy
-    disappears.
+    disappears. `seq_major_input` goes one step further where that tensor is a column slice
+    of a fused QKV projection's [B * S, width] result (fuse-linears' extract_slice, expanded):
+    the kernel reads the projection's result at the slice's column offset, so neither the
+    slice's copy nor the transpose runs.
 
 `kernel_result` is the value the kernel's output stands for once these are folded in.
 """
@@ -40,8 +43,10 @@ FENCES = masks.FENCES  # the copies' fences the kernel reads through (and the re
 
 def seq_major_source(plan: Plan, index: int):
     """The (B, S, heads, D) tensor operand `index` (Q, K or V) is a transpose of (possibly
-    behind a fence, e.g. layout.py's canonical copy), or None. The kernel reads it there
-    (in_seq_major) and the copy disappears, so the projection's epilogue can stay fused."""
+    behind a fence, e.g. layout.py's canonical copy), or None; a grouped-query Q
+    (B, G, R, S, D) from (B, S, G, R, D), the same memory as (B, S, G*R, D). The kernel reads
+    it there (in_seq_major) and the copy disappears, so the projection's epilogue can stay
+    fused."""
     value = plan.op.operation.operands[index]
     owner = value.owner
     if isinstance(owner, ir.Block):
@@ -51,13 +56,59 @@ def seq_major_source(plan: Plan, index: int):
         owner = value.owner
         if isinstance(owner, ir.Block):
             return None
-    if owner.name != "linalg.transpose" or str(owner.attributes["permutation"]) != "array<i64: 0, 2, 1, 3>":
+    if owner.name != "linalg.transpose":
+        return None
+    shape = list(ir.RankedTensorType(value.type).shape)  # (B, heads..., S, D): heads (g, r) in a grouped Q
+    rank = len(shape)
+    moved = [0] + list(range(2, rank - 1)) + [1, rank - 1]  # from (B, S, heads..., D)
+    if rank < 4 or list(ir.DenseI64ArrayAttr(owner.attributes["permutation"])) != moved:
         return None
     heads = plan.heads if index == 0 else plan.kv_heads
     seq = plan.sq if index == 0 else plan.skv
-    if list(ir.RankedTensorType(value.type).shape) != [plan.batch, heads, seq, plan.head_dim]:
-        return None  # e.g. a grouped-query Q (b, g, r, m, k1)
+    if shape[0] != plan.batch or math.prod(shape[1:-2]) != heads or shape[-2:] != [seq, plan.head_dim]:
+        return None
     return owner.operands[0]
+
+
+def seq_major_input(plan: Plan, index: int) -> tuple:
+    """(the value the kernel reads for operand `index`, its fa_layouts entry): the fused
+    projection's result and (width, col0); the (B, S, heads, D) source and True; or
+    (None, False), the operand itself, head-major."""
+    value = seq_major_source(plan, index)
+    if value is None:
+        return None, False
+    fused = fused_columns(value, plan.head_dim)
+    return fused if fused is not None else (value, True)
+
+
+def fused_columns(value, head_dim: int):
+    """(source, (width, col0)) when `value` (B, S, heads..., D) is expand_shape
+    [[0, 1], [2, ...]] of a static unit-stride column slice [0, col0] [B*S, heads*D] of a
+    row-major [B*S, width] tensor; else None. width and col0 multiples of 8 (16-byte rows
+    and tile starts for 2-byte elements: what TMA requires)."""
+    owner = value.owner
+    shape = list(ir.RankedTensorType(value.type).shape)
+    groups = [[0, 1], list(range(2, len(shape)))]
+    if isinstance(owner, ir.Block) or owner.name != "tensor.expand_shape" \
+            or str(owner.attributes["reassociation"]) != str(groups):
+        return None
+    sliced = owner.operands[0]
+    op = sliced.owner
+    if isinstance(op, ir.Block) or op.name != "tensor.extract_slice" or len(op.operands) != 1:
+        return None  # (dynamic offsets, sizes or strides are operands)
+    source = op.operands[0]
+    b, s, columns = shape[0], shape[1], math.prod(shape[2:])
+    src = ir.RankedTensorType(source.type)
+    if src.rank != 2 or not src.has_static_shape or shape[-1] != head_dim:
+        return None
+    offsets, sizes, strides = (list(ir.DenseI64ArrayAttr(op.attributes[k]))
+                               for k in ("static_offsets", "static_sizes", "static_strides"))
+    rows, width = src.shape
+    if offsets[0] != 0 or sizes != [b * s, columns] or strides != [1, 1] or rows != b * s:
+        return None
+    if width % 8 or offsets[1] % 8:
+        return None
+    return source, (width, offsets[1])
 
 
 def seq_major_consumer(plan: Plan) -> list:

@@ -10,7 +10,11 @@ the steps that prepare ops for IREE's codegen (pretranspose-keys, causal-split).
   2. decides how the kernel takes its mask (kernel_dispatch.resolve_masks): none or causal
      (top-left or bottom-right, evaluated at compile time and built into the kernel), else read
      at run time as an f32 [B, Skv] key-padding or [B, Sq, Skv] / [Sq, Skv] additive mask;
-  3. replaces the op by a call of a private function holding a `flow.dispatch` of the
+  3. reads Q, K, V where the model's projections leave them and writes O where the model's
+     transpose back puts it (attention_fusion.seq_major_input / seq_major_consumer: a
+     (B, S, heads, D) tensor, or a fused QKV projection's result at each one's columns), so
+     neither the transposes nor the slices' copies run;
+  4. replaces the op by a call of a private function holding a `flow.dispatch` of the
      kernel's executable (cpu_fa.executable_source: the object and the shim IREE compiles).
 
 Only where the target CPU runs the kernel, x86-64 with AVX2, FMA and F16C (the host when it
@@ -28,12 +32,13 @@ import math
 from iree.compiler import ir
 
 from flashlift.compiler.attention_coverage import analyze
-from flashlift.compiler.kernel_dispatch import resolve_masks
+from flashlift.compiler.attention_fusion import kernel_result, row_guard, seq_major_consumer, seq_major_input
+from flashlift.compiler.kernel_dispatch import erase_fences, layout_summary, resolve_masks
 from flashlift.compiler.kernel_sites import NotCovered, site_records
 from flashlift.compiler.kernel_splice import ModuleSplicer
-from flashlift.compiler.kernels import cpu_fa
+from flashlift.compiler.kernels import cpu_build, cpu_fa, fa_layouts
 from flashlift.cpu import host_arch, host_flags
-from flashlift.passes.ir import collect, erase_dead
+from flashlift.passes.ir import collect
 
 HEAD_DIMS = range(cpu_fa.HEAD_DIM_MULTIPLE, cpu_fa.MAX_HEAD_DIM + 1, cpu_fa.HEAD_DIM_MULTIPLE)
 AVX2_LEVELS = ("x86-64-v3", "x86-64-v4")
@@ -67,8 +72,8 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
     kernel = None
     if ops and not reason:
         try:
-            kernel = cpu_fa.build_object("avx2")
-        except cpu_fa.BuildError as e:
+            kernel = cpu_build.build_object("attention", "avx2")
+        except cpu_build.BuildError as e:
             reason = f"CPU kernel not built: {e}"
     if reason:
         for r in records:
@@ -104,7 +109,9 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
                                 "block_m": cpu_fa.BLOCK_M, "causal": plan.causal or "none",
                                 "mask": ("key-padding (run time)" if plan.key_padding_mask else
                                          "additive (run time)" if plan.full_mask else "none"),
-                                "workgroups": list(cpu_fa.workgroups(plan.batch * plan.heads, plan.sq))}
+                                "empty_rows": "0 (row guard folded in)" if plan.guard else "NaN",
+                                "workgroups": list(cpu_fa.workgroups(plan.batch * plan.heads, plan.sq)),
+                                "layout": layout_summary(plan)}
     return records
 
 
@@ -122,12 +129,23 @@ def _element_type(value) -> str:
     return str(ir.ShapedType(value.type).element_type)
 
 
+def _rows(entry, heads: int, head_dim: int) -> tuple:
+    """The kernel's (width, col0) of an fa_layouts entry (width 0: head-major)."""
+    seq, width, col0 = fa_layouts.rows(entry, heads, head_dim)
+    return (width, col0) if seq else (0, 0)
+
+
 def _replace(splicer: ModuleSplicer, kernel, plan, out_dtype: str) -> None:
     op = plan.op.operation
     with splicer.module.context, op.location:
-        q, k, v = list(op.operands)[:3]
+        # the row guard after the op, and the model's transposes around it, are computed,
+        # read and written through by the kernel (attention_fusion)
+        plan.guard = row_guard(plan)
+        plan.in_sources, plan.in_rows = (list(x) for x in zip(*(seq_major_input(plan, i) for i in range(3))))
+        plan.out_transpose = seq_major_consumer(plan) if out_dtype == plan.dtype else []
+        q, k, v = (src if src is not None else orig for src, orig in zip(plan.in_sources, list(op.operands)[:3]))
         mask = plan.mask if plan.key_padding_mask or plan.full_mask else None
-        result = op.results[0]
+        result = plan.out_transpose[-1].results[0] if plan.out_transpose else kernel_result(plan)
         types = (str(q.type), str(k.type), str(v.type), str(mask.type) if mask is not None else None, str(result.type))
         count = lambda value: math.prod(ir.ShapedType(value.type).shape)  # noqa: E731
         shape = {"batch_heads": plan.batch * plan.heads, "heads": plan.heads,
@@ -135,7 +153,10 @@ def _replace(splicer: ModuleSplicer, kernel, plan, out_dtype: str) -> None:
                  "head_dim": plan.head_dim, "causal": CAUSAL[plan.causal], "mask_kind": _mask_kind(plan),
                  "mask": count(mask) if mask is not None else 0, "scale": plan.scale,
                  "in_dtype": plan.dtype, "out_dtype": out_dtype,
-                 "q": count(q), "kv": count(k), "o": count(result)}
+                 "q": count(q), "k": count(k), "v": count(v), "o": count(result),
+                 "empty_zero": bool(plan.guard),
+                 "rows": [_rows(e, n, plan.head_dim) for e, n in
+                          zip(plan.in_rows + [bool(plan.out_transpose)], (plan.heads, plan.kv_heads, plan.kv_heads, plan.heads))]}
         key = (kernel.digest, tuple(sorted(shape.items())))
         sym = splicer.executable(f"flashlift_fa_cpu_{kernel.isa}_{hashlib.sha1(repr(key).encode()).hexdigest()[:10]}",
                                  lambda name: cpu_fa.executable_source(kernel, name, shape))
@@ -145,6 +166,9 @@ def _replace(splicer: ModuleSplicer, kernel, plan, out_dtype: str) -> None:
                                        operands=[q, k, v] + ([mask] if mask is not None else []),
                                        attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
         result.replace_all_uses_with(call.results[0])
+        for absorbed in reversed(plan.guard[:1] + plan.out_transpose):
+            absorbed.erase()
         producers = [o.owner.operation for o in op.operands if not isinstance(o.owner, ir.Block)]
+        producers += plan.guard[1:]  # the guard's row reduction (maybe shared with other guards)
         op.erase()
-        erase_dead(producers)
+        erase_fences(producers)

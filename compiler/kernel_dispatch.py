@@ -31,7 +31,7 @@ from iree.compiler import ir
 
 from flashlift.compiler.attention_coverage import Plan, analyze
 from flashlift.compiler.attention_fusion import (FENCES, kernel_result, narrowing_consumer, row_guard,
-                                                 seq_major_consumer, seq_major_source)
+                                                 seq_major_consumer, seq_major_input)
 from flashlift.compiler.attention_masks import causal_kind, full_mask_type, key_padding_mask_type, mask_as_2d
 from flashlift.compiler.kernel_build import attention_kernel
 from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_sites
@@ -71,7 +71,7 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
         plan.guard = row_guard(plan)  # first: the model's transpose may follow the guard
         plan.narrow = narrowing_consumer(plan)
         plan.out_transpose = seq_major_consumer(plan)
-        plan.in_sources = [seq_major_source(plan, i) for i in range(3)]
+        plan.in_sources, plan.in_rows = (list(x) for x in zip(*(seq_major_input(plan, i) for i in range(3))))
         try:
             plan.kernel = attention_kernel(plan, sm)
         except Exception as e:  # the kernel does not build / fit for this shape
@@ -132,8 +132,22 @@ def _kernel_summary(plan: Plan) -> dict:
                       f" {plan.full_mask} (run time)") if plan.full_mask else ("causal" if plan.causal else "none")),
             "empty_rows": "0 (row guard folded in)" if plan.guard else "NaN",
             "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")],
-            "layout": ", ".join(f"{n} {'(B, S, H, D)' if seq else '(B, H, S, D)'}" for n, seq in
-                                zip("QKVO", [s is not None for s in plan.in_sources] + [bool(plan.out_transpose)]))}
+            "layout": layout_summary(plan)}
+
+
+def layout_summary(plan: Plan) -> str:
+    """'Q (B, S, H, D), K ..., O (B, H, S, D)'; a fused projection's column: 'Q cols 0:1024 of [4096, 3072]'."""
+    def one(name, entry, source):
+        if entry is False:
+            return f"{name} (B, H, S, D)"
+        if entry is True:
+            return f"{name} (B, S, H, D)"
+        width, col0 = entry
+        heads = plan.heads if name == "Q" else plan.kv_heads
+        rows = ir.RankedTensorType(source.type).shape[0]
+        return f"{name} cols {col0}:{col0 + heads * plan.head_dim} of [{rows}, {width}]"
+    return ", ".join([one(n, e, src) for n, e, src in zip("QKV", plan.in_rows, plan.in_sources)]
+                     + [f"O {'(B, S, H, D)' if plan.out_transpose else '(B, H, S, D)'}"])
 
 
 class AttentionRewriter(ModuleSplicer):
@@ -187,10 +201,16 @@ class AttentionRewriter(ModuleSplicer):
         producers = [o.owner.operation for o in operation.operands if not isinstance(o.owner, ir.Block)]
         producers += plan.guard[1:]  # the guard's row reduction (other guards on the same mask may share it)
         operation.erase()
-        for i, p in enumerate(producers):  # fences of the copies the kernel reads through
-            if p.name in FENCES and p.operands and not list(p.results[0].uses):
-                inner = p.operands[0].owner
-                p.erase()
-                producers[i] = inner.operation if not isinstance(inner, ir.Block) else None
-        producers = [p for p in producers if p is not None]
-        erase_dead(producers)
+        erase_fences(producers)
+
+
+def erase_fences(producers: list) -> None:
+    """Erases the replaced op's now unused producers: the fences of the copies the kernel
+    reads through (which erase_dead leaves, as it leaves every non-tensor op), then what
+    only they read."""
+    for i, p in enumerate(producers):
+        if p.name in FENCES and p.operands and not list(p.results[0].uses):
+            inner = p.operands[0].owner
+            p.erase()
+            producers[i] = inner.operation if not isinstance(inner, ir.Block) else None
+    erase_dead([p for p in producers if p is not None])

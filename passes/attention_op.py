@@ -48,12 +48,20 @@ def roles_of_maps(maps: list) -> dict:
     return roles_of(*[_plain(map_loop_dims(maps[i])) for i in (0, 1, 2, -1)])
 
 
-def query_dim(q: list, m: list) -> int:
+def query_dim(q: list, m: list, o: Optional[list] = None, mask: Optional[list] = None) -> int:
     """The query sequence dim among the m dims: IREE also counts a grouped-query group dim r
-    (in Q and O, not in K/V) as an m dim. It is the one before k1 in Q, else the last; the
-    others are query batch dims."""
+    (in Q and O, not in K/V) as an m dim. It is the only m dim the mask is indexed by (a
+    causal or padding mask never varies along r), else the one before n in O (the P.V
+    matmul's rows: raise-attention's O is (batch..., m, n) whatever Q's layout, where Q in
+    (B, S, G, R, D) has the group dim before k1), else the one before k1 in Q, else the
+    last; the others are query batch dims."""
     if len(m) == 1:
         return m[0]
+    in_mask = [d for d in (mask or []) if d in m]
+    if len(in_mask) == 1:
+        return in_mask[0]
+    if o and len(o) >= 2 and o[-2] in m:
+        return o[-2]
     return q[-2] if q[-2] in m else m[-1]
 
 
@@ -126,7 +134,11 @@ class AttentionOp:
 
     def query_dim(self) -> Optional[int]:
         """The query sequence dim (query_dim), or None without an m dim."""
-        return query_dim(self.roles["q"], self.roles["m"]) if self.roles["m"] else None
+        if not self.roles["m"]:
+            return None
+        r = self.roles
+        o = r["o"] if r["o"] and r["o"][-1] in r["n"] else None
+        return query_dim(r["q"], r["m"], o, _plain(self.dims.get("mask") or []))
 
     def element_type(self, name: str) -> str:
         return str(ir.ShapedType(self.values[name].type).element_type)

@@ -31,7 +31,8 @@ Kernel ABI (every shape is a compile-time constant, so only pointers remain):
     Built with out_seq_major (O_SEQ_MAJOR), O is (B, Sq, H, D): the kernel
     writes what a model's `.transpose(1, 2)` of the attention output reads,
     and the transpose dispatch disappears. Likewise in_seq_major reads Q, K
-    and/or V as (B, S, heads, D), where the model's projections leave them.
+    and/or V as (B, S, heads, D), where the model's projections leave them,
+    or at their columns of a fused QKV projection's result (fa_layouts.py).
 
   * Q, O: (B, H,   Sq,  D) contiguous, dtype f16/bf16
   * K, V: (B, KVH, Skv, D) contiguous, same dtype; kv head = q head // (H//KVH)
@@ -76,7 +77,7 @@ import inspect
 import math
 from typing import Optional
 
-from flashlift.compiler.kernels import aot, triton_fa_ptr, triton_fa_tma
+from flashlift.compiler.kernels import aot, fa_layouts, triton_fa_ptr, triton_fa_tma
 from flashlift.compiler.kernels.aot import MAX_SHARED_OPTIN, KernelBinary
 from flashlift.compiler.kernels.fa_configs import KPM_DTYPE, TL_DTYPE, resolve_config, smaller_tiles
 
@@ -148,8 +149,10 @@ def build_ptx(**kwargs) -> KernelBinary:
     mask hides from the whole query tile (a data-dependent branch: slower on
     an H200 for LLaMA's causal mask at S=1024, 106 vs 82 us per layer).
     out_seq_major: O is written as (B, Sq, H, D) instead of (B, H, Sq, D).
-    in_seq_major: (q, k, v) flags, each read as (B, S, heads, D) instead of
-    (B, heads, S, D) (where a model's projection leaves it).
+    in_seq_major: (q, k, v) entries, each False (read as (B, heads, S, D)), True
+    (as (B, S, heads, D), where a model's projection leaves it) or (width,
+    col0): sequence rows of `width` elements, the heads from column col0 (Q, K
+    and V side by side in a fused QKV projection's result; fa_layouts.py).
     empty_rows: "zero" (default) or "nan", the output of a query row that sees
     no key (see compile_kernel); the config says which ("empty_rows"), so the
     two variants never share an executable.
@@ -192,7 +195,7 @@ def build_ptx(**kwargs) -> KernelBinary:
     if a["out_seq_major"]:
         cfg_out["out_layout"] = "bshd"
     if any(in_seq_major):
-        cfg_out["in_layout"] = ["bshd" if x else "bhsd" for x in in_seq_major]
+        cfg_out["in_layout"] = [fa_layouts.describe(x) for x in in_seq_major]
     return aot.binary(ck, a["arch"], names, roles, grid, cfg_out)
 
 

@@ -18,6 +18,7 @@ from triton.backends.compiler import GPUTarget
 
 from flashlift.compiler.kernels import aot
 from flashlift.compiler.kernels.fa_configs import VARIANT_FLAGS
+from flashlift.compiler.kernels.fa_layouts import layout_consts
 
 LOG2E = tl.constexpr(1.4426950408889634)  # (a constexpr: the kernel reads it)
 
@@ -188,9 +189,11 @@ def _fa_fwd_kernel(
     MASK_BATCHED: tl.constexpr = True, # HAS_MASK: False = one (SQ, SKV) mask for every batch entry
     MASK_SKIP: tl.constexpr = False,   # HAS_MASK: skip key tiles the mask hides from every row
     O_SEQ_MAJOR: tl.constexpr = False, # O as (B, SQ, H, D) (a model's .transpose(1, 2) folded in)
-    Q_SEQ_MAJOR: tl.constexpr = False, # Q as (B, SQ, H, D) (read where the projection left it)
-    K_SEQ_MAJOR: tl.constexpr = False, # K as (B, SKV, KVH, D)
-    V_SEQ_MAJOR: tl.constexpr = False, # V as (B, SKV, KVH, D)
+    Q_SEQ_MAJOR: tl.constexpr = False, # Q as sequence rows (read where the projection left it):
+    K_SEQ_MAJOR: tl.constexpr = False, # row s of batch b at (b*S + s)*ROW_W + COL0, head h at
+    V_SEQ_MAJOR: tl.constexpr = False, # + h*D (fa_layouts.py; (B, S, heads, D): ROW_W heads*D)
+    Q_ROW_W: tl.constexpr = 0, K_ROW_W: tl.constexpr = 0, V_ROW_W: tl.constexpr = 0,
+    Q_COL0: tl.constexpr = 0, K_COL0: tl.constexpr = 0, V_COL0: tl.constexpr = 0,
     EMPTY_ROWS_NAN: tl.constexpr = False,  # a row that sees no key: NaN (0/0, the attention op's
                                        # answer) instead of 0 (the op followed by _safe_softmax's guard)
 ):
@@ -208,28 +211,29 @@ def _fa_fwd_kernel(
     off_kvh = off_h // KV_RATIO
     KVH: tl.constexpr = H // KV_RATIO
 
-    # int64 base offsets: B*H*S*D can exceed 2^31 elements. Sequence-major operands are
-    # (B, S, heads, D): one row of a head every heads * D elements.
+    # int64 base offsets: B*H*S*D can exceed 2^31 elements. Sequence-major operands: one row
+    # of a head every ROW_W elements, from column COL0 + head * D.
     q_base = off_bh.to(tl.int64) * (SQ * HEAD_DIM)
     kv_base = (off_b.to(tl.int64) * KVH + off_kvh) * (SKV * HEAD_DIM)
-    kv_seq = off_b.to(tl.int64) * (SKV * KVH * HEAD_DIM) + off_kvh * HEAD_DIM
+    k_seq = off_b.to(tl.int64) * (SKV * K_ROW_W) + K_COL0 + off_kvh * HEAD_DIM
+    v_seq = off_b.to(tl.int64) * (SKV * V_ROW_W) + V_COL0 + off_kvh * HEAD_DIM
     if Q_SEQ_MAJOR:
-        q_in = off_b.to(tl.int64) * (SQ * H * HEAD_DIM) + off_h * HEAD_DIM
+        q_in = off_b.to(tl.int64) * (SQ * Q_ROW_W) + Q_COL0 + off_h * HEAD_DIM
     else:
         q_in = q_base
-    Q_ROW: tl.constexpr = H * HEAD_DIM if Q_SEQ_MAJOR else HEAD_DIM
-    K_ROW: tl.constexpr = KVH * HEAD_DIM if K_SEQ_MAJOR else HEAD_DIM
-    V_ROW: tl.constexpr = KVH * HEAD_DIM if V_SEQ_MAJOR else HEAD_DIM
+    Q_ROW: tl.constexpr = Q_ROW_W if Q_SEQ_MAJOR else HEAD_DIM
+    K_ROW: tl.constexpr = K_ROW_W if K_SEQ_MAJOR else HEAD_DIM
+    V_ROW: tl.constexpr = V_ROW_W if V_SEQ_MAJOR else HEAD_DIM
 
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     q_ptrs = Q + q_in + offs_m[:, None] * Q_ROW + offs_d[None, :]
     if KTRANS:  # a (BLOCK_N, D) tile, transposed by tl.trans; else K read as a (D, BLOCK_N) tile
-        k_ptrs = K + (kv_seq if K_SEQ_MAJOR else kv_base) + offs_n[:, None] * K_ROW + offs_d[None, :]
+        k_ptrs = K + (k_seq if K_SEQ_MAJOR else kv_base) + offs_n[:, None] * K_ROW + offs_d[None, :]
     else:
-        k_ptrs = K + (kv_seq if K_SEQ_MAJOR else kv_base) + offs_n[None, :] * K_ROW + offs_d[:, None]
-    v_ptrs = V + (kv_seq if V_SEQ_MAJOR else kv_base) + offs_n[:, None] * V_ROW + offs_d[None, :]
+        k_ptrs = K + (k_seq if K_SEQ_MAJOR else kv_base) + offs_n[None, :] * K_ROW + offs_d[:, None]
+    v_ptrs = V + (v_seq if V_SEQ_MAJOR else kv_base) + offs_n[:, None] * V_ROW + offs_d[None, :]
     if SQ % BLOCK_M == 0:
         q = tl.load(q_ptrs)
     else:
@@ -296,7 +300,6 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         **{f: cfg[f] for f in VARIANT_FLAGS if f != "TMA"},  # (TMA: a choice of kernel, not a flag of this one)
         HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched),
         MASK_SKIP=bool(cfg.get("MASK_SKIP", False)), O_SEQ_MAJOR=bool(out_seq_major),
-        Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]),
-        EMPTY_ROWS_NAN=empty_rows == "nan")
+        **layout_consts(in_seq_major, heads, kv_heads, head_dim), EMPTY_ROWS_NAN=empty_rows == "nan")
     src = aot.attention_source(_fa_fwd_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype)
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=opts), consts

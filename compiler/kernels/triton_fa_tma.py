@@ -32,6 +32,7 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 
 from flashlift.compiler.kernels import aot
+from flashlift.compiler.kernels.fa_layouts import layout_consts
 
 # SMs of an H100 SXM / H200: the persistent kernel's program count. On a GPU with fewer SMs
 # (H100 PCIe: 114) the extra programs wait for a free SM: correct, a little slower.
@@ -48,6 +49,8 @@ def _fa_fwd_tma_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     O_SEQ_MAJOR: tl.constexpr, Q_SEQ_MAJOR: tl.constexpr,
     K_SEQ_MAJOR: tl.constexpr, V_SEQ_MAJOR: tl.constexpr,
+    Q_ROW_W: tl.constexpr, K_ROW_W: tl.constexpr, V_ROW_W: tl.constexpr,  # sequence-major rows
+    Q_COL0: tl.constexpr, K_COL0: tl.constexpr, V_COL0: tl.constexpr,     # (fa_layouts.py)
     HAS_KPM: tl.constexpr = False,      # scores[b, :, :, j] += KPM[b, j] ((B, SKV) mask)
     HAS_MASK: tl.constexpr = False,     # scores[b, :, i, j] += KPM[b, i, j] ((B, SQ, SKV) mask)
     MASK_BATCHED: tl.constexpr = True,  # HAS_MASK: False = one (SQ, SKV) mask for every batch entry
@@ -56,10 +59,10 @@ def _fa_fwd_tma_kernel(
     EMPTY_ROWS_NAN: tl.constexpr = False,  # a row that sees no key: NaN (0/0), else 0
 ):
     KVH: tl.constexpr = H // KV_RATIO
-    # Each operand as a 2-D (rows, columns) view: (B*heads*S, D) head-major, or (B*S, heads*D)
-    # sequence-major, where a head's tile sits at column head*D.
+    # Each operand as a 2-D (rows, columns) view: (B*heads*S, D) head-major, or (B*S, ROW_W)
+    # sequence-major, where a head's tile sits at column COL0 + head*D.
     if Q_SEQ_MAJOR:
-        desc_q = tl.make_tensor_descriptor(Q, shape=[B * SQ, H * HEAD_DIM], strides=[H * HEAD_DIM, 1],
+        desc_q = tl.make_tensor_descriptor(Q, shape=[B * SQ, Q_ROW_W], strides=[Q_ROW_W, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
     else:
         desc_q = tl.make_tensor_descriptor(Q, shape=[B * H * SQ, HEAD_DIM], strides=[HEAD_DIM, 1],
@@ -71,13 +74,13 @@ def _fa_fwd_tma_kernel(
         desc_o = tl.make_tensor_descriptor(O, shape=[B * H * SQ, HEAD_DIM], strides=[HEAD_DIM, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
     if K_SEQ_MAJOR:
-        desc_k = tl.make_tensor_descriptor(K, shape=[B * SKV, KVH * HEAD_DIM], strides=[KVH * HEAD_DIM, 1],
+        desc_k = tl.make_tensor_descriptor(K, shape=[B * SKV, K_ROW_W], strides=[K_ROW_W, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
     else:
         desc_k = tl.make_tensor_descriptor(K, shape=[B * KVH * SKV, HEAD_DIM], strides=[HEAD_DIM, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
     if V_SEQ_MAJOR:
-        desc_v = tl.make_tensor_descriptor(V, shape=[B * SKV, KVH * HEAD_DIM], strides=[KVH * HEAD_DIM, 1],
+        desc_v = tl.make_tensor_descriptor(V, shape=[B * SKV, V_ROW_W], strides=[V_ROW_W, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
     else:
         desc_v = tl.make_tensor_descriptor(V, shape=[B * KVH * SKV, HEAD_DIM], strides=[HEAD_DIM, 1],
@@ -100,12 +103,12 @@ def _fa_fwd_tma_kernel(
         for tile in tl.range(tl.program_id(0), B * H * M_TILES, NUM_PROGS, warp_specialize=True):
             _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, tile % M_TILES, tile // M_TILES,
                          SM_SCALE_LOG2, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, BOTTOM_RIGHT, BLOCK_M, BLOCK_N,
-                         O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, HAS_KPM, HAS_MASK, MASK_BATCHED,
+                         O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, Q_COL0, K_COL0, V_COL0, HAS_KPM, HAS_MASK, MASK_BATCHED,
                          O.dtype.element_ty, False, EMPTY_ROWS_NAN)
     else:
         _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, tl.program_id(0), tl.program_id(1),
                      SM_SCALE_LOG2, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, BOTTOM_RIGHT, BLOCK_M, BLOCK_N,
-                     O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, HAS_KPM, HAS_MASK, MASK_BATCHED,
+                     O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, Q_COL0, K_COL0, V_COL0, HAS_KPM, HAS_MASK, MASK_BATCHED,
                      O.dtype.element_ty, True, EMPTY_ROWS_NAN)
 
 
@@ -115,7 +118,8 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
                  SQ: tl.constexpr, SKV: tl.constexpr, HEAD_DIM: tl.constexpr,
                  CAUSAL: tl.constexpr, BOTTOM_RIGHT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  O_SEQ_MAJOR: tl.constexpr, Q_SEQ_MAJOR: tl.constexpr, K_SEQ_MAJOR: tl.constexpr,
-                 V_SEQ_MAJOR: tl.constexpr, HAS_KPM: tl.constexpr, HAS_MASK: tl.constexpr,
+                 V_SEQ_MAJOR: tl.constexpr, Q_COL0: tl.constexpr, K_COL0: tl.constexpr, V_COL0: tl.constexpr,
+                 HAS_KPM: tl.constexpr, HAS_MASK: tl.constexpr,
                  MASK_BATCHED: tl.constexpr, OUT_DTYPE: tl.constexpr, KEY_LOOP_WS: tl.constexpr,
                  EMPTY_ROWS_NAN: tl.constexpr):
     """Query tile start_m of (batch, head) off_bh: the online softmax over its key tiles.
@@ -127,13 +131,13 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
     KVH: tl.constexpr = H // KV_RATIO
     off_kvh = off_h // KV_RATIO
     q_row = (off_b * SQ if Q_SEQ_MAJOR else off_bh * SQ) + start_m * BLOCK_M
-    q_col = off_h * HEAD_DIM if Q_SEQ_MAJOR else 0
+    q_col = Q_COL0 + off_h * HEAD_DIM if Q_SEQ_MAJOR else 0
     o_row = (off_b * SQ if O_SEQ_MAJOR else off_bh * SQ) + start_m * BLOCK_M
     o_col = off_h * HEAD_DIM if O_SEQ_MAJOR else 0
     k_row = off_b * SKV if K_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
-    k_col = off_kvh * HEAD_DIM if K_SEQ_MAJOR else 0
+    k_col = K_COL0 + off_kvh * HEAD_DIM if K_SEQ_MAJOR else 0
     v_row = off_b * SKV if V_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
-    v_col = off_kvh * HEAD_DIM if V_SEQ_MAJOR else 0
+    v_col = V_COL0 + off_kvh * HEAD_DIM if V_SEQ_MAJOR else 0
     if HAS_MASK:
         mask_row = (off_b * SQ if MASK_BATCHED else 0) + start_m * BLOCK_M
     MASKED: tl.constexpr = CAUSAL or HAS_KPM or HAS_MASK
@@ -237,8 +241,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         B=batch, H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], O_SEQ_MAJOR=bool(out_seq_major),
-        Q_SEQ_MAJOR=bool(in_seq_major[0]), K_SEQ_MAJOR=bool(in_seq_major[1]), V_SEQ_MAJOR=bool(in_seq_major[2]),
-        HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched),
+        **layout_consts(in_seq_major, heads, kv_heads, head_dim), HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched),
         PERSISTENT=bool(cfg.get("PERSISTENT", False)),
         NUM_PROGS=grid(cfg, batch, heads, sq)[0] if cfg.get("PERSISTENT") else 1,
         EMPTY_ROWS_NAN=empty_rows == "nan")

@@ -52,7 +52,7 @@ func.func @covered(%q: tensor<4x40x64xf32>, %k: tensor<4x100x64xf32>, %v: tensor
 #s = affine_map<(b, m, n, k1, k2) -> ()>
 #o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
 
-// f64: the CPU kernel reads f32, f64 and bf64.
+// f64: the CPU kernel reads f32, f16 and bf16.
 // CHECK-LABEL: func.func @double(
 // CHECK-NOT:     flow.dispatch
 // CHECK:         iree_linalg_ext.attention
@@ -160,4 +160,92 @@ func.func @bf16_in_f32_out(%q: tensor<2x16x64xbf16>, %k: tensor<2x64x64xbf16>, %
     iree_linalg_ext.yield %x : f32
   } -> tensor<2x16x64xf32>
   return %r : tensor<2x16x64xf32>
+}
+
+// -----
+
+#q4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k1)>
+#k4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, k1)>
+#v4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, n)>
+#s4 = affine_map<(b, h, m, n, k1, k2) -> ()>
+#o4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
+// A fused QKV projection's result [B*S, 3*H*D] = [16, 96] whose column slices, expanded to
+// (B, S, H, D) and transposed, are Q, K and V; the output transposed back. The kernel reads
+// the projection's result at columns 0, 32 and 64 of its 96 (the widths and columns of Q, K,
+// V, then O's: 32 wide from 0; then 0: empty rows stay NaN) and writes (B, S, H, D): no slice
+// copy, no transpose is left.
+// CHECK-LABEL: func.func @fused_qkv_columns(
+// CHECK-SAME:    %[[QKV:[a-z0-9]+]]: tensor<16x96xf32>
+// CHECK-NOT:     tensor.extract_slice
+// CHECK-NOT:     linalg.transpose
+// CHECK:         %[[R:.+]] = call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(%[[QKV]], %[[QKV]], %[[QKV]]) : ({{.*}}) -> tensor<2x8x2x16xf32>
+// CHECK-NOT:     linalg.transpose
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[R]]
+// CHECK-NEXT:    return %[[C]]
+// CHECK:         func.func private @flashlift_attention_f32_f32_avx2(memref<1536xf32>, memref<1536xf32>, memref<1536xf32>, memref<1536xf32>, memref<512xf32>
+// CHECK:           call @flashlift_attention_f32_f32_avx2({{.*}}, %cst, %{{c96[_0-9]*}}, %{{c0[_0-9]*}}, %{{c96[_0-9]*}}, %{{c32[_0-9]*}}, %{{c96[_0-9]*}}, %{{c64[_0-9]*}}, %{{c32[_0-9]*}}, %{{c0[_0-9]*}}, %{{c0[_0-9]*}})
+// REMARK:      dispatch-attention-cpu.mlir:{{[0-9]+}}:8: remark: attention takes flashlift-cpu avx2
+func.func @fused_qkv_columns(%qkv: tensor<16x96xf32>) -> tensor<16x32xf32> {
+  %scale = arith.constant 0.25 : f32
+  %qs = tensor.extract_slice %qkv[0, 0] [16, 32] [1, 1] : tensor<16x96xf32> to tensor<16x32xf32>
+  %ks = tensor.extract_slice %qkv[0, 32] [16, 32] [1, 1] : tensor<16x96xf32> to tensor<16x32xf32>
+  %vs = tensor.extract_slice %qkv[0, 64] [16, 32] [1, 1] : tensor<16x96xf32> to tensor<16x32xf32>
+  %qe = tensor.expand_shape %qs [[0, 1], [2, 3]] output_shape [2, 8, 2, 16] : tensor<16x32xf32> into tensor<2x8x2x16xf32>
+  %ke = tensor.expand_shape %ks [[0, 1], [2, 3]] output_shape [2, 8, 2, 16] : tensor<16x32xf32> into tensor<2x8x2x16xf32>
+  %ve = tensor.expand_shape %vs [[0, 1], [2, 3]] output_shape [2, 8, 2, 16] : tensor<16x32xf32> into tensor<2x8x2x16xf32>
+  %e = tensor.empty() : tensor<2x2x8x16xf32>
+  %q = linalg.transpose ins(%qe : tensor<2x8x2x16xf32>) outs(%e : tensor<2x2x8x16xf32>) permutation = [0, 2, 1, 3]
+  %k = linalg.transpose ins(%ke : tensor<2x8x2x16xf32>) outs(%e : tensor<2x2x8x16xf32>) permutation = [0, 2, 1, 3]
+  %v = linalg.transpose ins(%ve : tensor<2x8x2x16xf32>) outs(%e : tensor<2x2x8x16xf32>) permutation = [0, 2, 1, 3]
+  %a = iree_linalg_ext.attention <{indexing_maps = [#q4, #k4, #v4, #s4, #o4]}> ins(%q, %k, %v, %scale : tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, f32) outs(%e : tensor<2x2x8x16xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<2x2x8x16xf32>
+  %e2 = tensor.empty() : tensor<2x8x2x16xf32>
+  %t = linalg.transpose ins(%a : tensor<2x2x8x16xf32>) outs(%e2 : tensor<2x8x2x16xf32>) permutation = [0, 2, 1, 3]
+  %c = tensor.collapse_shape %t [[0, 1], [2, 3]] : tensor<2x8x2x16xf32> into tensor<16x32xf32>
+  return %c : tensor<16x32xf32>
+}
+
+// -----
+
+#q4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k1)>
+#k4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, k1)>
+#v4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, n)>
+#s4 = affine_map<(b, h, m, n, k1, k2) -> ()>
+#o4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
+// Near miss: the slices take 16 of the [24, 96] tensor's rows (Q rows 8..24), so it is not a
+// [B*S, width] projection result. The kernel reads Q, K and V where the expand_shapes leave
+// them, (B, S, H, D): the slices stay (copies), the transposes go.
+// CHECK-LABEL: func.func @row_slice(
+// CHECK-SAME:    %[[QKV:[a-z0-9]+]]: tensor<24x96xf32>
+// CHECK:         %[[QS:.+]] = tensor.extract_slice %[[QKV]][8, 0] [16, 32] [1, 1]
+// CHECK:         %[[KS:.+]] = tensor.extract_slice %[[QKV]][0, 32] [16, 32] [1, 1]
+// CHECK:         %[[VS:.+]] = tensor.extract_slice %[[QKV]][0, 64] [16, 32] [1, 1]
+// CHECK:         %[[QE:.+]] = tensor.expand_shape %[[QS]]
+// CHECK:         %[[KE:.+]] = tensor.expand_shape %[[KS]]
+// CHECK:         %[[VE:.+]] = tensor.expand_shape %[[VS]]
+// CHECK-NOT:     linalg.transpose
+// CHECK:         call @{{flashlift_fa_cpu_avx2_[0-9a-f]+}}_call(%[[QE]], %[[KE]], %[[VE]]) : (tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>, tensor<2x8x2x16xf32>) -> tensor<2x8x2x16xf32>
+// REMARK:      dispatch-attention-cpu.mlir:{{[0-9]+}}:8: remark: attention takes flashlift-cpu avx2
+func.func @row_slice(%qkv: tensor<24x96xf32>) -> tensor<16x32xf32> {
+  %scale = arith.constant 0.25 : f32
+  %qs = tensor.extract_slice %qkv[8, 0] [16, 32] [1, 1] : tensor<24x96xf32> to tensor<16x32xf32>
+  %ks = tensor.extract_slice %qkv[0, 32] [16, 32] [1, 1] : tensor<24x96xf32> to tensor<16x32xf32>
+  %vs = tensor.extract_slice %qkv[0, 64] [16, 32] [1, 1] : tensor<24x96xf32> to tensor<16x32xf32>
+  %qe = tensor.expand_shape %qs [[0, 1], [2, 3]] output_shape [2, 8, 2, 16] : tensor<16x32xf32> into tensor<2x8x2x16xf32>
+  %ke = tensor.expand_shape %ks [[0, 1], [2, 3]] output_shape [2, 8, 2, 16] : tensor<16x32xf32> into tensor<2x8x2x16xf32>
+  %ve = tensor.expand_shape %vs [[0, 1], [2, 3]] output_shape [2, 8, 2, 16] : tensor<16x32xf32> into tensor<2x8x2x16xf32>
+  %e = tensor.empty() : tensor<2x2x8x16xf32>
+  %q = linalg.transpose ins(%qe : tensor<2x8x2x16xf32>) outs(%e : tensor<2x2x8x16xf32>) permutation = [0, 2, 1, 3]
+  %k = linalg.transpose ins(%ke : tensor<2x8x2x16xf32>) outs(%e : tensor<2x2x8x16xf32>) permutation = [0, 2, 1, 3]
+  %v = linalg.transpose ins(%ve : tensor<2x8x2x16xf32>) outs(%e : tensor<2x2x8x16xf32>) permutation = [0, 2, 1, 3]
+  %a = iree_linalg_ext.attention <{indexing_maps = [#q4, #k4, #v4, #s4, #o4]}> ins(%q, %k, %v, %scale : tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, f32) outs(%e : tensor<2x2x8x16xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<2x2x8x16xf32>
+  %e2 = tensor.empty() : tensor<2x8x2x16xf32>
+  %t = linalg.transpose ins(%a : tensor<2x2x8x16xf32>) outs(%e2 : tensor<2x8x2x16xf32>) permutation = [0, 2, 1, 3]
+  %c = tensor.collapse_shape %t [[0, 1], [2, 3]] : tensor<2x8x2x16xf32> into tensor<16x32xf32>
+  return %c : tensor<16x32xf32>
 }

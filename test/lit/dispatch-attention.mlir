@@ -83,3 +83,45 @@ func.func @f32(%q: tensor<4x16x64xf32>, %k: tensor<4x128x64xf32>, %v: tensor<4x1
   } -> tensor<4x16x64xf32>
   return %r : tensor<4x16x64xf32>
 }
+
+// -----
+
+#q4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k1)>
+#k4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, k1)>
+#v4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, n)>
+#s4 = affine_map<(b, h, m, n, k1, k2) -> ()>
+#o4 = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
+// A fused QKV projection's f16 result [B*S, 3*H*D] = [256, 384] whose column slices, expanded
+// to (B, S, H, D) and transposed, are Q, K and V; the output transposed back. The kernel reads
+// the projection's result at columns 0, 128 and 256 (fa_layouts.py) and writes (B, S, H, D):
+// no slice copy and no transpose is left, the one tensor is bound as Q, K and V.
+// CHECK-LABEL: func.func @fused_qkv_columns(
+// CHECK-SAME:    %[[QKV:[a-z0-9]+]]: tensor<256x384xf16>
+// CHECK-NOT:     tensor.extract_slice
+// CHECK-NOT:     linalg.transpose
+// CHECK:         %[[R:.+]] = call @[[EXE:flashlift_fa_sm90_[0-9a-f]+]]_call(%[[QKV]], %[[QKV]], %[[QKV]]) : ({{.*}}) -> tensor<2x128x2x64xf16>
+// CHECK-NOT:     linalg.transpose
+// CHECK:         %[[C:.+]] = tensor.collapse_shape %[[R]]
+// CHECK-NEXT:    return %[[C]]
+// REMARK:      dispatch-attention.mlir:{{[0-9]+}}:8: remark: attention takes triton-fa sm_90
+func.func @fused_qkv_columns(%qkv: tensor<256x384xf16>) -> tensor<256x128xf16> {
+  %scale = arith.constant 0.125 : f16
+  %qs = tensor.extract_slice %qkv[0, 0] [256, 128] [1, 1] : tensor<256x384xf16> to tensor<256x128xf16>
+  %ks = tensor.extract_slice %qkv[0, 128] [256, 128] [1, 1] : tensor<256x384xf16> to tensor<256x128xf16>
+  %vs = tensor.extract_slice %qkv[0, 256] [256, 128] [1, 1] : tensor<256x384xf16> to tensor<256x128xf16>
+  %qe = tensor.expand_shape %qs [[0, 1], [2, 3]] output_shape [2, 128, 2, 64] : tensor<256x128xf16> into tensor<2x128x2x64xf16>
+  %ke = tensor.expand_shape %ks [[0, 1], [2, 3]] output_shape [2, 128, 2, 64] : tensor<256x128xf16> into tensor<2x128x2x64xf16>
+  %ve = tensor.expand_shape %vs [[0, 1], [2, 3]] output_shape [2, 128, 2, 64] : tensor<256x128xf16> into tensor<2x128x2x64xf16>
+  %e = tensor.empty() : tensor<2x2x128x64xf16>
+  %q = linalg.transpose ins(%qe : tensor<2x128x2x64xf16>) outs(%e : tensor<2x2x128x64xf16>) permutation = [0, 2, 1, 3]
+  %k = linalg.transpose ins(%ke : tensor<2x128x2x64xf16>) outs(%e : tensor<2x2x128x64xf16>) permutation = [0, 2, 1, 3]
+  %v = linalg.transpose ins(%ve : tensor<2x128x2x64xf16>) outs(%e : tensor<2x2x128x64xf16>) permutation = [0, 2, 1, 3]
+  %a = iree_linalg_ext.attention <{indexing_maps = [#q4, #k4, #v4, #s4, #o4]}> ins(%q, %k, %v, %scale : tensor<2x2x128x64xf16>, tensor<2x2x128x64xf16>, tensor<2x2x128x64xf16>, f16) outs(%e : tensor<2x2x128x64xf16>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<2x2x128x64xf16>
+  %e2 = tensor.empty() : tensor<2x128x2x64xf16>
+  %t = linalg.transpose ins(%a : tensor<2x2x128x64xf16>) outs(%e2 : tensor<2x128x2x64xf16>) permutation = [0, 2, 1, 3]
+  %c = tensor.collapse_shape %t [[0, 1], [2, 3]] : tensor<2x128x2x64xf16> into tensor<256x128xf16>
+  return %c : tensor<256x128xf16>
+}

@@ -9,6 +9,7 @@ kernel's edges: query blocks of 32 rows (Sq 1, 31, 33, 100), key blocks of 48 (S
 head dims 16 and 128, grouped-query heads, batch 1 with one head, Sq != Skv both ways.
 """
 
+import copy
 import math
 
 import pytest
@@ -171,3 +172,51 @@ def test_the_path_follows_the_target():
     for level in ("generic", "x86-64-v2"):
         assert "does not promise AVX2" in cpu_dispatch.unavailable(parse_target(f"cpu:{level}"))
     assert "no flashlift CPU kernel" in cpu_dispatch.unavailable(parse_target("cuda"))
+
+
+class Projected(torch.nn.Module):
+    """A self-attention layer as models write it: Q, K, V projections of one input (K/V of
+    `kv_heads` heads, grouped-query when fewer than `heads`), viewed as (B, S, heads, D) and
+    transposed, the output transposed back and merged; causal or not."""
+
+    def __init__(self, hidden=96, heads=6, kv_heads=6, causal=False):
+        super().__init__()
+        self.heads, self.kv_heads, self.d, self.causal = heads, kv_heads, hidden // heads, causal
+        self.q = torch.nn.Linear(hidden, hidden)
+        self.k = torch.nn.Linear(hidden, kv_heads * self.d)
+        self.v = torch.nn.Linear(hidden, kv_heads * self.d)
+
+    def forward(self, x):
+        b, s, _ = x.shape
+        q = self.q(x).view(b, s, self.heads, self.d).transpose(1, 2)
+        k = self.k(x).view(b, s, self.kv_heads, self.d).transpose(1, 2)
+        v = self.v(x).view(b, s, self.kv_heads, self.d).transpose(1, 2)
+        if self.heads != self.kv_heads:  # as Hugging Face's repeat_kv
+            k, v = (t.repeat_interleave(self.heads // self.kv_heads, dim=1) for t in (k, v))
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return o.transpose(1, 2).reshape(b, s, -1)
+
+
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused_qkv", "separate"])
+@pytest.mark.parametrize("shape", [dict(), dict(heads=8, kv_heads=2, hidden=128, causal=True)], ids=["mha", "gqa_causal"])
+def test_kernel_reads_projections_in_place(fuse, shape):
+    """Q, K, V read where the projections leave them: with fuse-linears at their columns of the
+    one QKV GEMM's result (no slice copy), without it as (B, S, heads, D); O written as the
+    model's transpose back has it. S = 40: a partial query block and a partial key block."""
+    torch.manual_seed(5)
+    module = Projected(**shape).eval()
+    x = torch.randn(2, 40, module.q.in_features)
+    compiled = flashlift.compile_model(module, (x,), fuse_linears=fuse)
+    out = compiled(x)
+    with torch.no_grad():
+        ref = copy.deepcopy(module).double()(x.double()).float()
+    (site,) = compiled.report.raised
+    assert site.path == "flashlift-cpu avx2", str(compiled.report)
+    width = module.q.out_features + 2 * module.k.out_features
+    layout = site.details["kernel"]["layout"]
+    if fuse:
+        assert layout.startswith(f"Q cols 0:{module.q.out_features} of [80, {width}]"), layout
+    else:
+        assert layout.startswith("Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D)"), layout
+    assert layout.endswith("O (B, S, H, D)"), layout
+    _check(out, ref)

@@ -3,9 +3,11 @@
 //
 // Called by the shim IREE compiles around it (compiler/kernels/cpu_fa.py), once per workgroup
 // (x: query block, y: batch * head), from IREE's task system, which spreads workgroups over
-// its worker threads. Q, O: (B, H, Sq, D) contiguous; K, V: (B, KVH, Skv, D) contiguous, kv
-// head = head / (H / KVH). D a multiple of 16, at most FL_DMAX. Half-precision inputs are
-// converted to f32 as they are read: Q once, each K and V block into one buffer.
+// its worker threads. Q, O: (B, H, Sq, D); K, V: (B, KVH, Skv, D), kv head = head / (H / KVH),
+// each contiguous or as sequence rows (rows_at: a (B, S, heads, D) tensor, or its columns of
+// a fused QKV projection's [B * S, width] result). D a multiple of 16, at most FL_DMAX.
+// Half-precision inputs are converted to f32 as they are read: Q once, each K and V block
+// into one buffer.
 //
 // Scores are computed transposed, keys x queries (st[j][i]), so that the online softmax runs
 // down the columns: every max, exp and sum is a vertical op over 8 queries, none horizontal.
@@ -15,7 +17,8 @@
 // Scores are base 2 (Q is scaled by scale * log2(e) once), exp2 a degree-6 polynomial with
 // the exponent built in the float's bits; it is exactly 0 at or below -126.5, so -inf scores
 // (hidden keys) weigh 0. A row that sees no key ends with l = 0 and its output is 0 / 0 =
-// NaN, as the attention op defines it. Causal (1: top-left, 2: bottom-right, key j visible
+// NaN, as the attention op defines it (0 where the shim says the row guard after the op is
+// folded in: empty_zero, attention_fusion.row_guard). Causal (1: top-left, 2: bottom-right, key j visible
 // to query i iff j <= i + diag): key blocks past a query block's last visible key are not
 // visited, only blocks that cross the diagonal are masked. A run-time additive mask (f32:
 // [B, Skv] key padding, [B, Sq, Skv] or [Sq, Skv]) is added to each block's scores; a row
@@ -49,18 +52,18 @@ static inline __m256 exp2_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-// st[j][0:FL_BM] = sum_d k[j][d] * qt[d][0:FL_BM] for j < keys
-static inline void scores(const float* k, int d_len, const float* qt, float* st, int keys) {
+// st[j][0:FL_BM] = sum_d k[j][d] * qt[d][0:FL_BM] for j < keys (key j's row at k + j * ld)
+static inline void scores(const float* k, long ld, int d_len, const float* qt, float* st, int keys) {
   int j = 0;
   for (; j + 6 <= keys; j += 6)
     for (int c = 0; c < FL_BM; c += 16) {
       __m256 a[6][2];
       for (int x = 0; x < 6; ++x) a[x][0] = a[x][1] = _mm256_setzero_ps();
-      const float* kj = k + j * d_len;
+      const float* kj = k + j * ld;
       for (int d = 0; d < d_len; ++d) {
         __m256 q0 = _mm256_load_ps(qt + d * FL_BM + c), q1 = _mm256_load_ps(qt + d * FL_BM + c + 8);
         for (int x = 0; x < 6; ++x) {
-          __m256 kv = _mm256_broadcast_ss(kj + x * d_len + d);
+          __m256 kv = _mm256_broadcast_ss(kj + x * ld + d);
           a[x][0] = _mm256_fmadd_ps(kv, q0, a[x][0]);
           a[x][1] = _mm256_fmadd_ps(kv, q1, a[x][1]);
         }
@@ -74,19 +77,19 @@ static inline void scores(const float* k, int d_len, const float* qt, float* st,
     for (int c = 0; c < FL_BM; c += 8) {
       __m256 a = _mm256_setzero_ps();
       for (int d = 0; d < d_len; ++d)
-        a = _mm256_fmadd_ps(_mm256_broadcast_ss(k + j * d_len + d), _mm256_load_ps(qt + d * FL_BM + c), a);
+        a = _mm256_fmadd_ps(_mm256_broadcast_ss(k + j * ld + d), _mm256_load_ps(qt + d * FL_BM + c), a);
       _mm256_store_ps(st + j * FL_BM + c, a);
     }
 }
 
-// acc[i][c:c+16] += sum_j pt[j][i] * v[j][c:c+16] for R queries from i
+// acc[i][c:c+16] += sum_j pt[j][i] * v[j][c:c+16] for R queries from i (v[j] at v + j * ld)
 #define PV_STEP(R)                                                                             \
   {                                                                                            \
     __m256 a[R][2];                                                                            \
     for (int r = 0; r < R; ++r)                                                                \
       for (int x = 0; x < 2; ++x) a[r][x] = _mm256_load_ps(acc + (i + r) * FL_DMAX + c + 8 * x); \
     for (int j = 0; j < keys; ++j) {                                                           \
-      const float* vj = v + j * d_len + c;                                                     \
+      const float* vj = v + j * ld + c;                                                        \
       __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8);                           \
       for (int r = 0; r < R; ++r) {                                                            \
         __m256 p = _mm256_broadcast_ss(pt + j * FL_BM + i + r);                                \
@@ -98,7 +101,7 @@ static inline void scores(const float* k, int d_len, const float* qt, float* st,
       for (int x = 0; x < 2; ++x) _mm256_store_ps(acc + (i + r) * FL_DMAX + c + 8 * x, a[r][x]); \
   }
 
-static inline void accumulate(const float* pt, const float* v, int d_len, float* acc, int rows, int keys) {
+static inline void accumulate(const float* pt, const float* v, long ld, int d_len, float* acc, int rows, int keys) {
   for (int c = 0; c < d_len; c += 16) {
     int i = 0;
     for (; i + 6 <= rows; i += 6) PV_STEP(6)
@@ -197,32 +200,61 @@ static inline void add_mask(float* st, const float* mask, int mask_kind, long sk
   }
 }
 
+// Where row s of head h of batch entry b of an operand starts (in elements): head-major
+// (B, heads, S, D) contiguous when width is 0, else sequence rows of `width` elements with
+// the heads from column col0: (b * S + s) * width + col0 + h * D. Returns the row stride.
+static inline long rows_at(long b, long h, long s0, long heads, long seq, long d, long width, long col0, long* start) {
+  if (!width) {
+    *start = ((b * heads + h) * seq + s0) * d;
+    return d;
+  }
+  *start = (b * seq + s0) * width + col0 + h * d;
+  return width;
+}
+
+// K or V rows [j0, j0 + keys) as f32 rows of ld floats: the operand itself (f32), or
+// converted into buf (rows of d_len)
+static inline const float* kv_rows(const char* p, long ld, long j0, int keys, int d_len, int in_kind, float* buf,
+                                   long* ld_out) {
+  const int in_size = in_kind == F32 ? 4 : 2;
+  if (in_kind == F32) {
+    *ld_out = ld;
+    return (const float*)(p + j0 * ld * in_size);
+  }
+  for (int j = 0; j < keys; ++j) to_f32(p + (j0 + j) * ld * in_size, buf + j * d_len, d_len, in_kind);
+  *ld_out = d_len;
+  return buf;
+}
+
 static inline __attribute__((always_inline)) void attention(
     const char* q, const char* k, const char* v, const float* mask, char* o, int in_kind, int out_kind,
     size_t block_m, size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,
-    size_t mask_kind, float scale) {
+    size_t mask_kind, float scale, const size_t* widths, const size_t* cols, size_t empty_zero) {
   float qt[FL_DMAX * FL_BM] __attribute__((aligned(32)));
   float st[FL_BN * FL_BM] __attribute__((aligned(32)));
   float acc[FL_BM * FL_DMAX] __attribute__((aligned(32)));
   float kv_block[in_kind == F32 ? 8 : FL_BN * FL_DMAX] __attribute__((aligned(32)));  // K or V as f32
   float m[FL_BM] __attribute__((aligned(32))), l[FL_BM] __attribute__((aligned(32)));
   const int d_len = (int)d, in_size = in_kind == F32 ? 4 : 2, out_size = out_kind == F32 ? 4 : 2;
-  const size_t kv_heads = heads / kv_ratio, kv = (bh / heads) * kv_heads + (bh % heads) / kv_ratio;
+  const size_t kv_heads = heads / kv_ratio;
   const long m0 = (long)(block_m * FL_BM);
   const int rows = (int)((long)sq - m0 < FL_BM ? (long)sq - m0 : FL_BM);
-  const char* qp = q + ((long)bh * sq + m0) * d_len * in_size;
-  const char* kp = k + kv * skv * d_len * in_size;
-  const char* vp = v + kv * skv * d_len * in_size;
-  char* op = o + ((long)bh * sq + m0) * d_len * out_size;
+  const long b = (long)(bh / heads), h = (long)(bh % heads), kvh = h / (long)kv_ratio;
+  long q0, k0, v0, o0;  // widths, cols: Q, K, V, O (rows_at)
+  const long q_ld = rows_at(b, h, m0, heads, sq, d_len, widths[0], cols[0], &q0);
+  const long k_ld = rows_at(b, kvh, 0, kv_heads, skv, d_len, widths[1], cols[1], &k0);
+  const long v_ld = rows_at(b, kvh, 0, kv_heads, skv, d_len, widths[2], cols[2], &v0);
+  const long o_ld = rows_at(b, h, m0, heads, sq, d_len, widths[3], cols[3], &o0);
+  const char *qp = q + q0 * in_size, *kp = k + k0 * in_size, *vp = v + v0 * in_size;
+  char* op = o + o0 * out_size;
   // mask_kind 1: [B, Skv] key padding; 2: [B, Sq, Skv]; 3: [Sq, Skv], the same for every batch entry
-  const long b = (long)(bh / heads);
   const float* mp = mask_kind == 1 ? mask + b * skv
                     : mask_kind == 2 ? mask + (b * (long)sq + m0) * skv
                     : mask_kind == 3 ? mask + m0 * (long)skv : mask;
   const float qscale = scale * 1.4426950408889634f;  // base-2 scores
   for (int i = 0; i < FL_BM; ++i) {
     float row[FL_DMAX] __attribute__((aligned(32)));
-    if (i < rows) to_f32(qp + (long)i * d_len * in_size, row, d_len, in_kind);
+    if (i < rows) to_f32(qp + (long)i * q_ld * in_size, row, d_len, in_kind);
     for (int x = 0; x < d_len; ++x) {
       qt[x * FL_BM + i] = i < rows ? row[x] * qscale : 0.0f;
       acc[i * FL_DMAX + x] = 0.0f;
@@ -235,22 +267,22 @@ static inline __attribute__((always_inline)) void attention(
   if (causal && m0 + rows + diag < end) end = m0 + rows + diag;
   for (long j0 = 0; j0 < end; j0 += FL_BN) {
     const int keys = (int)(end - j0 < FL_BN ? end - j0 : FL_BN);
-    const float* kb = (const float*)(kp + j0 * d_len * in_size);
-    if (in_kind != F32) to_f32(kp + j0 * d_len * in_size, kv_block, keys * d_len, in_kind), kb = kv_block;
-    scores(kb, d_len, qt, st, keys);
+    long ld;
+    const float* kb = kv_rows(kp, k_ld, j0, keys, d_len, in_kind, kv_block, &ld);
+    scores(kb, ld, d_len, qt, st, keys);
     if (mask_kind) add_mask(st, mp + j0, mask_kind == 1 ? 1 : 2, (long)skv, rows, keys);
     const int masked = causal && j0 + keys - 1 > m0 + diag;  // the block crosses the diagonal
     for (int c = 0; c < FL_BM; c += 8)
       softmax_update(st, keys, c, j0, m0 + c + diag, masked, m, l, acc, d_len, j0 > 0);
-    const float* vb = (const float*)(vp + j0 * d_len * in_size);
-    if (in_kind != F32) to_f32(vp + j0 * d_len * in_size, kv_block, keys * d_len, in_kind), vb = kv_block;
-    accumulate(st, vb, d_len, acc, rows, keys);
+    const float* vb = kv_rows(vp, v_ld, j0, keys, d_len, in_kind, kv_block, &ld);
+    accumulate(st, vb, ld, d_len, acc, rows, keys);
   }
   for (int i = 0; i < rows; ++i) {
     float row[FL_DMAX] __attribute__((aligned(32)));
-    __m256 inv = _mm256_set1_ps(1.0f / l[i]);  // l = 0: no key seen, 0 * inf = NaN
+    // l = 0: no key seen, 0 * inf = NaN (the op's answer), or 0 with the row guard folded in
+    __m256 inv = _mm256_set1_ps(l[i] == 0.0f && empty_zero ? 0.0f : 1.0f / l[i]);
     for (int x = 0; x < d_len; x += 8) _mm256_store_ps(row + x, _mm256_mul_ps(inv, _mm256_load_ps(acc + i * FL_DMAX + x)));
-    from_f32(row, op + (long)i * d_len * out_size, d_len, out_kind);
+    from_f32(row, op + (long)i * o_ld * out_size, d_len, out_kind);
   }
 }
 
@@ -265,10 +297,12 @@ static inline __attribute__((always_inline)) void attention(
             const float* m_base, const float* m, size_t m_off, size_t m_size, size_t m_stride,             \
             OUT_T* o_base, OUT_T* o, size_t o_off, size_t o_size, size_t o_stride, size_t block_m,         \
             size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,      \
-            size_t mask_kind, float scale) {                                                             \
+            size_t mask_kind, float scale, size_t q_w, size_t q_c, size_t k_w, size_t k_c, size_t v_w,    \
+            size_t v_c, size_t o_w, size_t o_c, size_t empty_zero) {                                     \
+    const size_t widths[4] = {q_w, k_w, v_w, o_w}, cols[4] = {q_c, k_c, v_c, o_c};                       \
     attention((const char*)(q + q_off), (const char*)(k + k_off), (const char*)(v + v_off), m + m_off,    \
               (char*)(o + o_off), IN_KIND, OUT_KIND, block_m, bh, heads, kv_ratio, sq, skv, d, causal,    \
-              mask_kind, scale);                                                                         \
+              mask_kind, scale, widths, cols, empty_zero);                                               \
   }
 
 ENTRY(flashlift_attention_f32_f32_avx2, float, F32, float, F32)
