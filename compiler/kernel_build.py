@@ -2,7 +2,8 @@
 
 `attention_kernel(plan, sm)` runs triton_fa.build_ptx for an attention Plan (shape, dtype,
 causal kind, run-time mask kinds, the layouts and the empty-row answer the rewrite folded
-in); `gemm_kernel(spec, sm)` runs triton_gemm.build_gemm for a GemmSpec. Each returns an
+in); `gemm_kernel(spec, sm)` runs triton_gemm.build_gemm for a GemmSpec, `norm_kernel`
+triton_norm.build_layer_norm for a NormSpec. Each returns an
 aot.KernelBinary (PTX and cubin, grid, block, shared memory, parameters), cached in-process
 by the build's arguments (Triton also caches its compiles on disk). Both build PTX
 `.version` PTX_VERSION. A build error propagates: the caller records it
@@ -13,15 +14,16 @@ from __future__ import annotations
 
 try:  # Triton is optional (flashlift[cuda]): without it kernel_sites keeps every op on IREE's
     # codegen and nothing here is called
-    from flashlift.compiler.kernels import triton_fa, triton_gemm
+    from flashlift.compiler.kernels import triton_fa, triton_gemm, triton_norm
 except ImportError:
-    triton_fa = triton_gemm = None
+    triton_fa = triton_gemm = triton_norm = None
 
 PTX_VERSION = 84  # `.version 8.4`: JIT-able by CUDA >= 12.4 drivers (Triton's default 8.7 needs R570+)
 
 # Built kernels, keyed by build_ptx's / build_gemm's arguments.
 _ATTENTION_CACHE: dict = {}
 _GEMM_CACHE: dict = {}
+_NORM_CACHE: dict = {}
 
 
 def attention_kernel(plan, sm: int):
@@ -52,3 +54,11 @@ def gemm_kernel(spec, sm: int):
     if key not in _GEMM_CACHE:
         _GEMM_CACHE[key] = triton_gemm.build_gemm(spec, sm, ptx_version=PTX_VERSION)
     return _GEMM_CACHE[key]
+
+
+def norm_kernel(spec, sm: int):
+    """triton_norm.build_layer_norm for a NormSpec (cached in-process)."""
+    key = (spec, sm)
+    if key not in _NORM_CACHE:
+        _NORM_CACHE[key] = triton_norm.build_layer_norm(spec, sm, ptx_version=PTX_VERSION)
+    return _NORM_CACHE[key]

@@ -35,22 +35,27 @@ RAISE_PIPELINE = "builtin.module(" + ",".join(RAISING) + ")"
 
 
 def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True,
-                 fuse_linears: Optional[bool] = None) -> str:
+                 fuse_linears: Optional[bool] = None, fuse_norms: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
-    measured faster (the CPU); True/False: on/off on any target. One element per step, in order:"""
+    measured faster (the CPU); True/False: on/off on any target. fuse_norms: the LayerNorm
+    kernel where the target has one (False: IREE's). One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
+    fuse = "fuse-linears"
     if fuse_linears is None:
-        fuse_linears = t.kind == "cpu"
+        # by default on GPUs with flashlift's kernels only the Q/K/V groups the attention kernel
+        # reads in place (its columns of the one result): on an H200 the seed module ran 0.183
+        # vs 0.197 ms so, while LLaMA's gate/up and rotary Q/K slices (IREE copies) ran 0.94x
+        # (bench/results/seed-gpu-h200.md, models-gpu-h200.md); elsewhere only on the CPU
+        fuse_linears = t.kind == "cpu" or bool(t.kernel_arch and use_kernels)
+        if t.kind != "cpu":
+            fuse = "fuse-linears{reads=attention}"
     if raise_attention and fuse_linears:
         # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:
-        # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue.
-        # By default not on GPUs: on an H200 the fused models ran 0.60-0.88x the unfused ones, as
-        # the slices of the fused GEMM's result become IREE slow_memcpy copies in front of the
-        # attention kernel (122 us of the seed's 391; bench/results/seed-gpu-h200.md)
-        elements.insert(elements.index("unbatch-matmuls") + 1, "fuse-linears")
+        # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue
+        elements.insert(elements.index("unbatch-matmuls") + 1, fuse)
     if raise_attention and t.raise_attention:
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
         elements.append("canonicalize-layouts")
@@ -58,12 +63,20 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
             # flashlift's CPU kernel takes the ops it covers (docs/cpu-kernel.md), before the
             # steps that shape the rest for IREE's codegen
             elements.append(f"dispatch-attention{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
+            # the residual add + LayerNorm after a projection as one kernel (its bias stays
+            # in the GEMM's dispatch, where IREE fuses it)
+            if fuse_norms:
+                elements.append(f"dispatch-norms{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
             elements.append("pretranspose-keys")  # the CPU tiles are tuned for K as (b, k1, k2)
             elements.append("causal-split")       # causal ops known at compile time: no masked blocks
     if t.kernel_arch:
         # flashlift's kernels take the ops they cover; the rest stays with IREE's codegen
         elements.append(f"dispatch-attention{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
         if use_kernels:
+            # before the GEMMs: the residual add + LayerNorm after a projection as one kernel,
+            # the projection's bias then stays in the GEMM kernel's epilogue
+            if fuse_norms:
+                elements.append(f"dispatch-norms{spec}")
             elements.append(f"dispatch-gemms{spec}")
     if t.kind in ("cuda", "rocm"):
         elements.append("mask-dynamic-keys")  # IREE's GPU codegen pads a dynamic k2 only through a mask

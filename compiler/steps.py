@@ -9,7 +9,7 @@ each to `results`.
 
 from __future__ import annotations
 
-from flashlift.compiler import gemm_dispatch, layout, lowering
+from flashlift.compiler import gemm_dispatch, layout, lowering, norm_dispatch
 from flashlift.compiler.causal_split import split_causal
 from flashlift.compiler.cpu_dispatch import dispatch_cpu_kernels
 from flashlift.compiler.kernel_dispatch import dispatch_kernels
@@ -56,6 +56,12 @@ def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90")
     results.extend(_records("dispatch-gemms", "gemm", gemm_dispatch.dispatch_gemms(module, parse_target(target or f"cuda:{arch}"))))
 
 
+def dispatch_norms(module, results: list, target: str = "cpu", kernels: str = "on") -> None:
+    """CPU, CUDA: each LayerNorm (with the residual add before it) -> flashlift's kernel."""
+    records = norm_dispatch.dispatch_norms(module, parse_target(target), use_kernels=kernels != "off")
+    results.extend(_records("dispatch-norms", "norm", records))
+
+
 def mask_dynamic_keys(module, results: list) -> None:
     """GPU: a zero [k2] mask on mask-less ops with a dynamic key length (IREE pads through it)."""
     with module.context:
@@ -79,6 +85,7 @@ STEPS = {
     "causal-split": ("CPU: split causal attention into query chunks (no masked key blocks)", causal_split),
     "dispatch-attention": ("CUDA, CPU: attention -> flashlift's FlashAttention kernel where it covers the op",
                            dispatch_attention),
+    "dispatch-norms": ("CPU, CUDA: residual add + LayerNorm -> flashlift's LayerNorm kernel", dispatch_norms),
     "dispatch-gemms": ("CUDA: linear layers -> flashlift's GEMM kernel where it covers them", dispatch_gemms),
     "mask-dynamic-keys": ("GPU: zero mask over a dynamic key length (IREE pads through it)", mask_dynamic_keys),
     "annotate-lowering": ("Attach the chosen lowering config to each attention op left to IREE", annotate_lowering),

@@ -143,7 +143,7 @@ def shim_source(kernel: CpuKernel, sym_name: str, symbol: str, bindings: list, g
     decl = ", ".join(list(bindings) + ["index"] * len(ids) + [kind for kind, _ in args])
     lines = [f"        %b{i} = hal.interface.binding.subspan layout({layout}) binding({i}) alignment(64)"
              f" offset(%c0) : {t}" for i, t in enumerate(bindings)]
-    text = lambda kind, v: repr(float(v)) if kind == "f32" else str(int(v))  # noqa: E731
+    text = lambda kind, v: _float_literal(v) if kind == "f32" else str(int(v))  # noqa: E731
     lines += [f"        %a{i} = arith.constant {text(kind, v)} : {kind}" for i, (kind, v) in enumerate(args)]
     operands = ", ".join([f"%b{i}" for i in range(len(bindings))] + ids + [f"%a{i}" for i in range(len(args))])
     gx, gy = (list(grid) + [1])[:2]
@@ -171,6 +171,14 @@ def shim_source(kernel: CpuKernel, sym_name: str, symbol: str, bindings: list, g
     }}
   }}
 """
+
+
+def _float_literal(v) -> str:
+    """An MLIR float literal of v: repr's digits, with the point MLIR needs (1e-05 -> 1.0e-05)."""
+    text = repr(float(v))
+    if "e" in text and "." not in text:
+        text = text.replace("e", ".0e")
+    return text
 
 
 def dispatch_source(sym: str, name: str, params: list, operands: list, result: str) -> str:

@@ -24,7 +24,7 @@ def import_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[di
 def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[dict] = None, target: str = "cpu",
                   raise_attention: bool = True, dynamic_shapes: Optional[Any] = None,
                   use_kernels: bool = True, parameters: str = "archive",
-                  fuse_linears: Optional[bool] = None) -> CompiledModel:
+                  fuse_linears: Optional[bool] = None, fuse_norms: bool = True) -> CompiledModel:
     """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
 
     The model is run with inference semantics: eval mode, every dropout the identity.
@@ -42,6 +42,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     On the CPU, linear layers that read one input (Q/K/V, gate/up) run as one GEMM over their
     concatenated weights (`.report.fused` lists each group); fuse_linears=False keeps them apart,
     True fuses them on GPU targets too (off there by default: it measured slower on an H200).
+    With kernels (CPU with AVX2, CUDA), each LayerNorm runs as one kernel with the residual
+    add before it (`.report.epilogues`, the projection's bias staying in its GEMM);
+    fuse_norms=False leaves them to IREE.
     parameters="archive" (default) keeps the weights out of the module as IREE parameters
     (any size; see flashlift.parameters), "inline" compiles them in as constants.
     """
@@ -56,7 +59,8 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     imported = _import(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, parameters=parameters)
     with stage(f"passes for {tgt.name}") as step:
         lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
-                               use_kernels=use_kernels, fuse_linears=fuse_linears, on_pass=step)
+                               use_kernels=use_kernels, fuse_linears=fuse_linears,
+                               fuse_norms=fuse_norms, on_pass=step)
     with stage(f"iree-compile for {tgt.name} ({len(lowered.text) >> 10} KiB of IR)"):
         vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
     report = Report(target=tgt.name, raise_attention=raise_attention,
@@ -106,6 +110,11 @@ def _add_decisions(report: Report, records: list) -> None:
         elif r.kind == "gemm":
             report.linears.append(site_from_location(r.location, path=r.outcome, path_reason=r.reason,
                                                      details={k: r.details[k] for k in ("shape", "kernel") if k in r.details}))
+        elif r.kind == "norm":
+            report.epilogues.append(site_from_location(
+                r.location, path=r.outcome, path_reason=r.reason,
+                details={"shape": r.details.get("shape"), "residual": r.details.get("residual", False),
+                         "linear": site_from_location(r.details["linear"]).module_path if r.details.get("linear") else None}))
         elif r.kind == "linears":
             sites = [site_from_location(loc) for loc in r.details["locations"]]
             report.fused.append({"layers": [s.module_path for s in sites], "source": sites[0].source,

@@ -30,6 +30,7 @@ class Report:
     raise_attention: bool = True
     linears: list = field(default_factory=list)  # Sites of matmuls on targets with flashlift's GEMM kernel
     fused: list = field(default_factory=list)  # dicts: layers (module paths), source, shape [M, K, N] of the one GEMM
+    epilogues: list = field(default_factory=list)  # Sites of LayerNorms (details: shape, residual, linear)
     notes: list = field(default_factory=list)  # what the import chose for the user (e.g. use_cache=False)
 
     def __str__(self) -> str:
@@ -59,6 +60,12 @@ class Report:
             for f in self.fused:
                 m, k, n = f["shape"]
                 lines.append(f"    {_layer_names(f['layers'])} -> one GEMM [{m} x {k}] x [{k} x {n}] ({_short(f['source'])})")
+        if self.epilogues:
+            fused = [s for s in self.epilogues if s.path != "iree-codegen"]
+            lines.append(f"  {len(fused)} of {len(self.epilogues)} LayerNorm{'s' if len(self.epilogues) != 1 else ''} "
+                         "fused with the residual add before it into one kernel:")
+            for s in self.epilogues:
+                lines.append(f"    {_epilogue(s)}  [{s.path}{': ' + s.path_reason if s.path_reason else ''}]")
         active = [d for d in self.dropouts if d["p"] > 0]
         if active:
             lines.append("  dropout removed (inference semantics):")
@@ -84,6 +91,7 @@ class Report:
             raise_attention=data.get("raise_attention", True),
             linears=[Site(**s) for s in data.get("linears", [])],
             fused=[dict(f) for f in data.get("fused", [])],
+            epilogues=[Site(**s) for s in data.get("epilogues", [])],
             notes=list(data.get("notes", [])),
         )
 
@@ -94,6 +102,15 @@ def site_from_location(loc: str, **kwargs) -> Site:
     file = re.search(r'"([^"]*)":(\d+):\d+', loc)
     source = f"{file.group(1)}:{file.group(2)}" if file else "unknown"
     return Site(module_path=name.group(1) if name else "", source=source, **kwargs)
+
+
+def _epilogue(s: Site) -> str:
+    """'proj.dense (bias in its GEMM) + residual + proj.layer_norm [256 x 1024] (file:line)'."""
+    d = s.details
+    parts = [f"{d['linear']} (bias in its GEMM)"] if d.get("linear") else []
+    parts += ["residual"] * bool(d.get("residual")) + [s.module_path or "<top>"]
+    size = f" [{d['shape'][0]} x {d['shape'][1]}]" if d.get("shape") else ""
+    return " + ".join(parts) + f"{size} ({_short(s.source)})"
 
 
 def _layer_names(paths: list) -> str:
