@@ -15,7 +15,9 @@ the same form, and produces the same chain once over the concatenated weights an
     Y = truncf?(addf?(matmul(ext?(X), ext?(transpose(W))), ext?(b)))      [M, sum N_i]
     Y_i = extract_slice Y[0, offset_i] [M, N_i]
 
-so the input is read once and one GEMM with its epilogue runs instead of n (on CUDA
+(with reads=attention, only groups whose results only attention ops read, as Q, K and V,
+through reshapes and transposes), so the input is read once and one GEMM with its epilogue
+runs instead of n (on CUDA
 dispatch-gemms then gives it flashlift's GEMM kernel with the bias and the rounding in its
 epilogue). The weights and biases are constants (or the importer's parameter handles): IREE
 hoists their concatenation into the module's initializer, so it runs once, when the module is
@@ -192,7 +194,30 @@ def _fuse(group: list) -> SiteRecord:
     return record
 
 
-def run(module, results: list) -> None:
+READS_THROUGH = ("tensor.expand_shape", "tensor.collapse_shape", "linalg.transpose",
+                 "iree_tensor_ext.compute_barrier.start", "util.optimization_barrier")
+
+
+def _read_by_attention(value: ir.Value) -> bool:
+    """Every use of `value` is, through reshapes, transposes and fences, Q, K or V of an
+    iree_linalg_ext.attention (which a kernel reads in place, at its columns of the fused
+    result: no slice copy)."""
+    uses = list(value.uses)
+    for use in uses:
+        owner = use.owner
+        if owner.name == "iree_linalg_ext.attention" and use.operand_number < 3:
+            continue
+        if owner.name not in READS_THROUGH or not _read_by_attention(owner.results[0]):
+            return False
+    return bool(uses)
+
+
+def run(module, results: list, reads: str = "any") -> None:
+    """reads=attention: only groups whose every result only the attention reads (Q, K, V of
+    one layer; not LLaMA's gate/up, nor Q/K behind rotary embeddings, whose slices would be
+    copies)."""
     with module.context:
         for group in _groups(module):
+            if reads == "attention" and not all(_read_by_attention(f.out) for f in group):
+                continue
             results.append(_fuse(group))

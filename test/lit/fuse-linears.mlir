@@ -1,5 +1,12 @@
 // RUN: attn-opt --split-input-file --fuse-linears %s | FileCheck %s
 // RUN: attn-opt --split-input-file --fuse-linears --remarks %s 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(fuse-linears{reads=attention})' %s | FileCheck %s --check-prefix=ATTN
+//
+// With reads=attention (the GPU default) only groups whose results attention ops alone read
+// are fused; no layer here feeds an attention op, so nothing is (the positive case:
+// test_fuse_linears.py, test_gpu_default_fuses_only_what_the_attention_reads_in_place).
+// ATTN-NOT:    tensor.concat
+// ATTN-NOT:    tensor.extract_slice
 //
 // fuse-linears: linear layers (torch-mlir's matmul(X, transpose(W)) into a zero fill, maybe
 // a bias add and, in half precision, the extensions and the rounding around it) that read
@@ -28,7 +35,7 @@
 // CHECK:         %[[V:.+]] = tensor.extract_slice %[[Y]][0, 24] [8, 8] [1, 1]
 // CHECK-NOT:     linalg.matmul
 // CHECK:         return %[[Q]], %[[K]], %[[V]]
-// REMARK:      fuse-linears.mlir:44:9: remark: 3 linear layers fused into one GEMM [8 x 16] x [16 x 32] (widths 16, 8, 8)
+// REMARK:      fuse-linears.mlir:51:9: remark: 3 linear layers fused into one GEMM [8 x 16] x [16 x 32] (widths 16, 8, 8)
 func.func @qkv(%x: tensor<8x16xf32>) -> (tensor<8x16xf32>, tensor<8x8xf32>, tensor<8x8xf32>) {
   %zero = arith.constant 0.0 : f32
   %wq = arith.constant dense<1.0> : tensor<16x16xf32>

@@ -87,3 +87,37 @@ def test_the_seed_module_report_shows_the_fused_qkv():
     from flashlift.reference import reference
 
     assert _rel(compiled(x), reference(model, x)) < 1e-5
+
+
+class AttentionAndMLP(torch.nn.Module):
+    """Q, K, V projections read only by the attention, and a SwiGLU MLP on the same input."""
+
+    def __init__(self, d=128, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v = (torch.nn.Linear(d, d) for _ in range(3))
+        self.gate, self.up = torch.nn.Linear(d, d, bias=False), torch.nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        b, s, d = x.shape
+        q, k, v = (p(x).view(b, s, self.heads, -1).transpose(1, 2) for p in (self.q, self.k, self.v))
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, s, d)
+        return o + torch.nn.functional.silu(self.gate(x)) * self.up(x)
+
+
+def test_gpu_default_fuses_only_what_the_attention_reads_in_place():
+    """cuda:sm_90 by default (fuse-linears{reads=attention}): Q, K, V become one GEMM whose result
+    the attention kernel reads at its columns; gate/up (read by the SwiGLU, whose slices would be
+    copies) stay two GEMMs. fuse_linears=True fuses both groups."""
+    pytest.importorskip("triton")
+    from flashlift.compiler import driver
+    from flashlift.compiler.importer import import_model
+
+    x = torch.randn(2, 64, 128).half()
+    text = import_model(AttentionAndMLP().eval().half(), (x,), parameters="archive").text
+    for fuse, groups in ((None, 1), (True, 2)):
+        lowered = driver.lower(text, "cuda:sm_90", fuse_linears=fuse)
+        fused = [r for r in lowered.records if r.kind == "linears"]
+        assert len(fused) == groups, fused
+        (att,) = [r for r in lowered.records if r.stage == "dispatch-attention"]
+        assert att.outcome == "triton-fa sm_90" and "Q cols 0:128 of [128, 384]" in att.details["kernel"]["layout"], att
