@@ -774,6 +774,14 @@ def test_tma_kernel_semantics_in_triton_interpreter():
     assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout  # 9 cases, per-tile and persistent
 
 
+def test_fused_qkv_columns_in_triton_interpreter():
+    """interp_check.py fused: both kernels read Q, K, V at their columns of one fused QKV buffer
+    [B * S, width] (fa_layouts.py; none at column 0), grouped-query and causal, against torch."""
+    r = subprocess.run([sys.executable, INTERP_CHECK, "fused"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    assert r.stdout.count(" ok") == 4 and "FAIL" not in r.stdout
+
+
 def test_empty_and_floor_rows_in_triton_interpreter():
     """interp_check.py empty: both kernels, both empty_rows variants, on rows whose every key
     is -inf (0, or NaN as torch's softmax gives) and rows whose every key is FLOOR (uniform,

@@ -33,18 +33,22 @@ def build(out_dir: str, target: str, prefix: str = "") -> None:
     import flashlift
     import test_gemm_kernel
     import test_kernels
+    import test_norm_kernel
     from test_gemm_kernel import fresh_inputs_and_reference
 
     os.makedirs(out_dir, exist_ok=True)
-    cases = [(c, c, test_gemm_kernel.gpu_case, "linears", True) for c in test_gemm_kernel.GPU_CASES]
-    cases += [(f"attn_{c}", c, test_kernels.gpu_case, "raised", True) for c in test_kernels.GPU_CASES]
-    cases += [(f"mask_{c}{'' if kernels else '_codegen'}", c, test_kernels.mask_gpu_case, "raised", kernels)
+    with_kwargs = lambda gpu_case: (lambda c: gpu_case(c) + ({},))  # noqa: E731  (no compile_model kwargs)
+    cases = [(c, c, with_kwargs(test_gemm_kernel.gpu_case), "linears", True) for c in test_gemm_kernel.GPU_CASES]
+    cases += [(f"attn_{c}", c, with_kwargs(test_kernels.gpu_case), "raised", True) for c in test_kernels.GPU_CASES]
+    cases += [(f"mask_{c}{'' if kernels else '_codegen'}", c, with_kwargs(test_kernels.mask_gpu_case), "raised", kernels)
               for c in test_kernels.MASK_GPU_CASES for kernels in (True, False)]
+    cases += [(c, c, test_norm_kernel.gpu_case, "epilogues" if c.startswith("norm") else "raised", True)
+              for c in test_norm_kernel.GPU_CASES]
     for name, case, gpu_case, sites, use_kernels in cases:
         if prefix and not name.startswith(tuple(prefix.split(","))):
             continue
-        model, args, tol = gpu_case(case)
-        compiled = flashlift.compile_model(model, args, target=target, use_kernels=use_kernels)
+        model, args, tol, kwargs = gpu_case(case)
+        compiled = flashlift.compile_model(model, args, target=target, use_kernels=use_kernels, **kwargs)
         paths = sorted({s.path + (f" ({s.details['kernel']['name']}" + (f", empty rows {s.details['kernel']['empty_rows']}"
                                                                       if "empty_rows" in s.details["kernel"] else "")
                                   + ")" if "kernel" in s.details else "")

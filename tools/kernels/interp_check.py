@@ -30,6 +30,7 @@ import flashlift  # noqa: E402
 
 flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
 from flashlift.compiler.kernels import triton_fa_ptr, triton_fa_tma, triton_gemm  # noqa: E402
+from flashlift.compiler.kernels.fa_layouts import layout_consts  # noqa: E402
 
 _orig_patch = _interp._patch_lang_tensor
 
@@ -143,8 +144,7 @@ def main():
             *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq_in)),
             kpm if mask is None else mask, o, SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH,
             SQ=Sq, SKV=Skv, HEAD_DIM=D, CAUSAL=causal, BOTTOM_RIGHT=br,
-            HAS_KPM=kpm is not None, O_SEQ_MAJOR=bshd, Q_SEQ_MAJOR=seq_in[0], K_SEQ_MAJOR=seq_in[1],
-            V_SEQ_MAJOR=seq_in[2], **cfg)
+            HAS_KPM=kpm is not None, O_SEQ_MAJOR=bshd, **layout_consts(seq_in, H, KVH, D), **cfg)
         if bshd:
             o = o.transpose(1, 2)
         r = reference(q, k, v, causal, br, scale, kpm, mask)
@@ -233,7 +233,7 @@ def main_empty_rows():
         scale = 1 / math.sqrt(D)
         kw = dict(SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH, SQ=Sq, SKV=Skv, HEAD_DIM=D,
                   CAUSAL=causal, BOTTOM_RIGHT=br, HAS_KPM=kind == "kpm", HAS_MASK=kind == "full",
-                  EMPTY_ROWS_NAN=nan, O_SEQ_MAJOR=False, Q_SEQ_MAJOR=False, K_SEQ_MAJOR=False, V_SEQ_MAJOR=False)
+                  EMPTY_ROWS_NAN=nan, O_SEQ_MAJOR=False, **layout_consts((False,) * 3, H, KVH, D))
         if kernel == "pointer":
             triton_fa_ptr._fa_fwd_kernel[(triton.cdiv(Sq, 64), B * H, 1)](q, k, v, m, o, BLOCK_M=64, BLOCK_N=32, **kw)
         else:
@@ -287,8 +287,8 @@ def main_tma():
             *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq)),
             kpm if mask is None else mask, o,
             SM_SCALE_LOG2=scale * 1.4426950408889634, B=B, H=H, KV_RATIO=H // KVH, SQ=Sq, SKV=Skv, HEAD_DIM=D,
-            CAUSAL=causal, BOTTOM_RIGHT=br, BLOCK_M=32, BLOCK_N=32, O_SEQ_MAJOR=seq[3], Q_SEQ_MAJOR=seq[0],
-            K_SEQ_MAJOR=seq[1], V_SEQ_MAJOR=seq[2], HAS_KPM=kpm is not None, HAS_MASK=mask is not None,
+            CAUSAL=causal, BOTTOM_RIGHT=br, BLOCK_M=32, BLOCK_N=32, O_SEQ_MAJOR=seq[3],
+            **layout_consts(seq[:3], H, KVH, D), HAS_KPM=kpm is not None, HAS_MASK=mask is not None,
             MASK_BATCHED=bool(fm and fm[2]), PERSISTENT=persistent, NUM_PROGS=3)
         if seq[3]:
             o = o.transpose(1, 2)
@@ -336,6 +336,37 @@ def main_gemm():
     return 0 if ok else 1
 
 
+def main_fused():
+    """Q, K, V read from one fused QKV buffer [B * S, width] at their columns (fa_layouts.py),
+    by both kernels: 8 spare columns first, so that no operand starts at column 0."""
+    torch.manual_seed(3)
+    ok = True
+    for B, H, KVH, S, D, causal, kernel in ((2, 4, 2, 64, 64, False, "pointer"), (2, 4, 4, 64, 64, True, "pointer"),
+                                            (1, 4, 2, 64, 64, False, "tma"), (2, 2, 2, 64, 64, True, "tma")):
+        pad, width = 8, 8 + (H + 2 * KVH) * D
+        buf = torch.randn(B * S, width).half()
+        cols = [pad, pad + H * D, pad + (H + KVH) * D]
+        q, k, v = (buf[:, c:c + n * D].reshape(B, S, n, D).transpose(1, 2) for c, n in zip(cols, (H, KVH, KVH)))
+        o = torch.full((B, H, S, D), float("nan")).half()
+        scale = 1 / math.sqrt(D)
+        rows = tuple((width, c) for c in cols)
+        kw = dict(SM_SCALE_LOG2=scale * 1.4426950408889634, H=H, KV_RATIO=H // KVH, SQ=S, SKV=S, HEAD_DIM=D,
+                  CAUSAL=causal, BOTTOM_RIGHT=False, HAS_KPM=False, O_SEQ_MAJOR=False, **layout_consts(rows, H, KVH, D))
+        if kernel == "pointer":
+            triton_fa_ptr._fa_fwd_kernel[(triton.cdiv(S, 32), B * H, 1)](buf, buf, buf, None, o, BLOCK_M=32, BLOCK_N=32, **kw)
+        else:
+            triton_fa_tma._fa_fwd_tma_kernel[(S // 32, B * H, 1)](buf, buf, buf, None, o, B=B, BLOCK_M=32, BLOCK_N=32,
+                                                                 HAS_MASK=False, MASK_BATCHED=False, PERSISTENT=False,
+                                                                 NUM_PROGS=1, **kw)
+        r = reference(q.contiguous(), k.contiguous(), v.contiguous(), causal, False, scale)
+        err = ((o.float() - r).norm() / r.norm()).item()
+        good = err < 2e-3 and not o.isnan().any()
+        ok &= good
+        print(f"FUSED {kernel} B={B} H={H} KVH={KVH} S={S} D={D} causal={causal} width={width} cols={cols}: "
+              f"relerr={err:.2e} {'ok' if good else 'FAIL'}")
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
-    sys.exit({"gemm": main_gemm, "tma": main_tma, "empty": main_empty_rows}.get(sys.argv[1] if sys.argv[1:] else "",
+    sys.exit({"gemm": main_gemm, "tma": main_tma, "empty": main_empty_rows, "fused": main_fused}.get(sys.argv[1] if sys.argv[1:] else "",
                                                                                  main)())
