@@ -97,6 +97,35 @@ def test_attn_opt_errors_are_diagnostics(tmp_path, capsys):
     assert "not a text .mlir file" in capsys.readouterr().err
 
 
+def test_attn_opt_input_that_crashes_the_verifier(tmp_path, capsys):
+    """An attention op whose region's block label follows its terminator crashes IREE 3.13's
+    verifier without a diagnostic (in a child: iree-opt; in-process it would take attn-opt
+    down): that chunk gets an error naming it, the other chunk is processed."""
+    from flashlift.tools.attn_opt import main
+
+    good = "func.func @ok(%x: f32) -> f32 {\n  return %x : f32\n}\n"
+    crash = """#q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
+#k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
+#v = affine_map<(b, m, n, k1, k2) -> (b, k2, n)>
+#s = affine_map<(b, m, n, k1, k2) -> ()>
+#o = affine_map<(b, m, n, k1, k2) -> (b, m, n)>
+func.func @f(%q: tensor<4x16x64xf16>, %k: tensor<4x8x64xf16>, %v: tensor<4x8x64xf16>) -> tensor<4x16x64xf16> {
+  %scale = arith.constant 0.125 : f16
+  %init = tensor.empty() : tensor<4x16x64xf16>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #o]}> ins(%q, %k, %v, %scale : tensor<4x16x64xf16>, tensor<4x8x64xf16>, tensor<4x8x64xf16>, f16) outs(%init : tensor<4x16x64xf16>) {
+  } -> tensor<4x16x64xf16>
+    iree_linalg_ext.yield %x : f32
+  ^bb0(%x: f32):
+  return %r : tensor<4x16x64xf16>
+}
+"""
+    path = tmp_path / "crash.mlir"
+    path.write_text(good + "// -----\n" + crash)
+    assert main([str(path), "--split-input-file", "--raise-attention", "-o", str(tmp_path / "out.mlir")]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:4:1: error: this input crashes MLIR's parser or verifier" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("where", ["args", "kwargs"])
 def test_zero_size_example_input_is_refused_by_name(where):
     """torch-mlir's lowering divides by a 0 dim (the process died of SIGFPE): refused first."""

@@ -76,9 +76,10 @@ def parse_errors(text: str, chunks: list, source: str, split: bool) -> list:
     offsets = [0] + [m.end() for m in SPLIT_MARKER.finditer(text)] if split else [0]
     starts = [text.count("\n", 0, o) + 1 for o in offsets]  # each chunk's first line
     found: list = [None] * len(chunks)
-    first = 0
+    first, alone = 0, False  # alone: one chunk per child (after a crash that named no chunk)
     while first < len(chunks):
-        rest = "\n" * (starts[first] - 1) + text[offsets[first]:]  # line numbers kept
+        end = offsets[first + 1] if alone and first + 1 < len(chunks) else len(text)
+        rest = "\n" * (starts[first] - 1) + text[offsets[first]:end]  # line numbers kept
         try:
             done = subprocess.run([tool, *(["--split-input-file"] if split else []), "-", "-o", "/dev/null"],
                                   input=rest, capture_output=True, text=True, timeout=300)
@@ -90,9 +91,18 @@ def parse_errors(text: str, chunks: list, source: str, split: bool) -> list:
             i = max([j for j in range(first, len(chunks)) if starts[j] <= n] or [first])
             found[i] = (found[i] or []) + [f"{source}:{n}:{m.group(2)}: error: {m.group(3)}"]
             last = i if last is None else max(last, i)
-        if done.returncode in (0, 1) or last is None:
-            return found  # every chunk checked (or a crash that reported nothing: the parser decides)
-        first = last + 1  # crashed after `last`'s errors: the rest is unchecked
+        if done.returncode in (0, 1):
+            if not alone:
+                return found  # every chunk checked
+            first += 1
+        elif last is not None:
+            first = last + 1  # crashed after `last`'s errors: the rest is unchecked
+        elif alone:  # this chunk alone crashes MLIR's parser or verifier, saying nothing
+            found[first] = [f"{source}:{starts[first]}:1: error: this input crashes MLIR's parser or verifier "
+                            f"(iree-opt exit status {done.returncode}, no diagnostic); fix it by hand"]
+            first += 1
+        else:
+            alone = True  # a crash that named no chunk: find it, one chunk at a time
     return found
 
 
