@@ -101,17 +101,20 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # the peer is IREE on its own: no raising and none of flashlift's kernels (attention, GEMM);
         # flashlift_sdpa is the same model with transformers' default attention (SDPA), which
         # must reach the same kernels at the same speed
-        # flashlift and flashlift_sdpa: fuse-linears where the target runs it by default (the CPU);
-        # the last variant flips it (flashlift_unfused on the CPU, flashlift_fused on GPUs)
-        flipped = ("flashlift_unfused", True, "eager", False) if target == "cpu" else ("flashlift_fused", True, "eager", True)
-        for variant, raise_attention, attn, fuse in (("flashlift", True, "eager", None),
-                                                     ("iree_unraised", False, "eager", False),
-                                                     ("flashlift_sdpa", True, "sdpa", None),
-                                                     flipped):
+        # flashlift and flashlift_sdpa: fuse-linears where the target runs it by default (the CPU),
+        # the LayerNorm kernel; flashlift_unfused / flashlift_fused flip fuse-linears (CPU / GPUs),
+        # flashlift_no_norm_kernel leaves the residual add + LayerNorm to IREE
+        flipped = ("flashlift_unfused", True, "eager", False, True) if target == "cpu" else \
+            ("flashlift_fused", True, "eager", True, True)
+        for variant, raise_attention, attn, fuse, norms in (("flashlift", True, "eager", None, True),
+                                                            ("iree_unraised", False, "eager", False, False),
+                                                            ("flashlift_sdpa", True, "sdpa", None, True),
+                                                            flipped,
+                                                            ("flashlift_no_norm_kernel", True, "eager", None, False)):
             t0 = time.time()
             compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
                                                raise_attention=raise_attention, use_kernels=raise_attention,
-                                               fuse_linears=fuse)
+                                               fuse_linears=fuse, fuse_norms=norms)
             path = os.path.join(out_dir, f"{name}.{variant}.flashlift")
             compiled.save(path, parameters=False)  # the run builds the same weights from the seed
             entry["modules"][variant] = os.path.basename(path)

@@ -1,7 +1,8 @@
 """The seed workload: the Slapo tutorial's `Attention` module against its hand schedule.
 
 The module (examples/slapo_attention.py, hidden 1024, 16 heads) as written, compiled by
-flashlift with its default passes (fuse-linears on the CPU: one QKV GEMM) and with fuse-linears flipped, against,
+flashlift with its default passes (fuse-linears on the CPU: one QKV GEMM; the residual add +
+LayerNorm kernel) and with each of the two fusions on and off, against,
 in the same process on the same inputs: torch eager, torch.compile (default; on CUDA also
 `reduce-overhead`), and the tutorial's hand schedule written as a torch module
 (`HandSchedule`: its FusedQKV linear, SDPA for the core, the bias + dropout + residual +
@@ -73,16 +74,21 @@ def seed_input(batch: int, seq: int, dtype, device="cpu"):
 
 def build(target: str, out_dir: str, dtype_name: str) -> None:
     import flashlift
+    from flashlift.compiler.pipeline import pipeline_for
 
     os.makedirs(out_dir, exist_ok=True)
     dtype = DTYPES[dtype_name]
     batch, seq = SHAPES["cpu" if target == "cpu" else "gpu"]
     x = seed_input(batch, seq, dtype)
     modules = {}
-    # flashlift: fuse-linears where the target runs it by default (the CPU); the other flips it
-    flipped = ("flashlift_unfused", False) if target == "cpu" else ("flashlift_fused", True)
-    for variant, fuse in (("flashlift", None), flipped):
-        compiled = flashlift.compile_model(seed_model(dtype), (x,), target=target, fuse_linears=fuse)
+    # flashlift with its defaults, then each fusion's own share: the other three of
+    # fuse-linears (one QKV GEMM) x dispatch-norms (residual add + LayerNorm as one kernel)
+    default_qkv = "fuse-linears" in pipeline_for(target)
+    variants = [("flashlift", None, True)] + [
+        (f"flashlift_qkv_{'on' if qkv else 'off'}_norm_{'on' if norm else 'off'}", qkv, norm)
+        for qkv in (True, False) for norm in (True, False) if (qkv, norm) != (default_qkv, True)]
+    for variant, fuse, norms in variants:
+        compiled = flashlift.compile_model(seed_model(dtype), (x,), target=target, fuse_linears=fuse, fuse_norms=norms)
         path = os.path.join(out_dir, f"seed.{variant}.flashlift")
         compiled.save(path, parameters=False)  # the run builds the same weights from the seed
         modules[variant] = os.path.basename(path)
@@ -118,7 +124,8 @@ def run(modules_dir: str, out_dir: str) -> None:
         f"Seed module (Slapo tutorial's Attention): {device_name(device)}",
         [f"flashlift commit: {manifest['commit']} (target `{manifest['target']}`); torch {torch.__version__}",
          "median ms of 30 warm calls per peer, interleaved rounds; flashlift: the module loaded with the model's "
-         "state dict as its parameters (fuse-linears on the CPU, off on GPUs; flashlift_unfused / flashlift_fused flip it); hand_schedule: the tutorial's "
+         "state dict as its parameters, its default passes (fuse-linears on the CPU, off on GPUs; the LayerNorm kernel "
+         "on both); flashlift_qkv_X_norm_Y: fuse-linears (one QKV GEMM) X, the residual add + LayerNorm kernel Y; hand_schedule: the tutorial's "
          "fused QKV + SDPA + torch.compile'd bias/residual/LayerNorm; err vs the module in f32"],
         [row], os.path.join(out_dir, f"seed-{'gpu' if device == 'cuda' else 'cpu'}.md"))
 
