@@ -43,19 +43,18 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
-    fuse = "fuse-linears"
     if fuse_linears is None:
-        # by default on GPUs with flashlift's kernels only the Q/K/V groups the attention kernel
-        # reads in place (its columns of the one result): on an H200 the seed module ran 0.183
-        # vs 0.197 ms so, while LLaMA's gate/up and rotary Q/K slices (IREE copies) ran 0.94x
-        # (bench/results/seed-gpu-h200.md, models-gpu-h200.md); elsewhere only on the CPU
-        fuse_linears = t.kind == "cpu" or bool(t.kernel_arch and use_kernels)
-        if t.kind != "cpu":
-            fuse = "fuse-linears{reads=attention}"
+        # by default on the CPU only. On an H200 (bench/results/seed-gpu-h200.md), with the
+        # attention kernel reading Q/K/V at their columns of the fused result, the seed's kernel
+        # time is the same fused or not (98 us: the GEMMs 2.4 us less, the attention 1.7 more)
+        # and its calls 0.90-0.96x in 3 of 4 runs; LLaMA's gate/up and rotary Q/K (slices
+        # copied) 0.94x (models-gpu-h200.md). fuse-linears{reads=attention} fuses only what
+        # the attention reads in place.
+        fuse_linears = t.kind == "cpu"
     if raise_attention and fuse_linears:
         # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:
         # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue
-        elements.insert(elements.index("unbatch-matmuls") + 1, fuse)
+        elements.insert(elements.index("unbatch-matmuls") + 1, "fuse-linears")
     if raise_attention and t.raise_attention:
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
         elements.append("canonicalize-layouts")

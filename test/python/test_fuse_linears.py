@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import flashlift
+from flashlift.compiler.pipeline import pipeline_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -105,19 +106,23 @@ class AttentionAndMLP(torch.nn.Module):
         return o + torch.nn.functional.silu(self.gate(x)) * self.up(x)
 
 
-def test_gpu_default_fuses_only_what_the_attention_reads_in_place():
-    """cuda:sm_90 by default (fuse-linears{reads=attention}): Q, K, V become one GEMM whose result
-    the attention kernel reads at its columns; gate/up (read by the SwiGLU, whose slices would be
-    copies) stay two GEMMs. fuse_linears=True fuses both groups."""
+def test_reads_attention_fuses_only_what_the_attention_reads_in_place():
+    """fuse-linears{reads=attention}: Q, K, V become one GEMM whose result the CUDA attention
+    kernel reads at its columns; gate/up (read by the SwiGLU, whose slices would be copies) stay
+    two GEMMs. fuse_linears=True (every group) fuses both."""
     pytest.importorskip("triton")
-    from flashlift.compiler import driver
+    from iree.compiler import ir
+
     from flashlift.compiler.importer import import_model
+    from flashlift.compiler.pipeline import run_pipeline
 
     x = torch.randn(2, 64, 128).half()
     text = import_model(AttentionAndMLP().eval().half(), (x,), parameters="archive").text
-    for fuse, groups in ((None, 1), (True, 2)):
-        lowered = driver.lower(text, "cuda:sm_90", fuse_linears=fuse)
-        fused = [r for r in lowered.records if r.kind == "linears"]
+    default = pipeline_for("cuda:sm_90")
+    only_attention = default.replace("unbatch-matmuls,", "unbatch-matmuls,fuse-linears{reads=attention},")
+    for pipeline, groups in ((only_attention, 1), (pipeline_for("cuda:sm_90", fuse_linears=True), 2)):
+        records = [r for r in run_pipeline(ir.Module.parse(text, ir.Context()), pipeline) if hasattr(r, "kind")]
+        fused = [r for r in records if r.kind == "linears"]
         assert len(fused) == groups, fused
-        (att,) = [r for r in lowered.records if r.stage == "dispatch-attention"]
+        (att,) = [r for r in records if r.stage == "dispatch-attention"]
         assert att.outcome == "triton-fa sm_90" and "Q cols 0:128 of [128, 384]" in att.details["kernel"]["layout"], att
