@@ -47,7 +47,7 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
         # by default on the CPU only. On an H200 (bench/results/seed-gpu-h200.md), with the
         # attention kernel reading Q/K/V at their columns of the fused result, the seed's kernel
         # time is the same fused or not (98 us: the GEMMs 2.4 us less, the attention 1.7 more)
-        # and its calls 0.90-0.96x in 3 of 4 runs; LLaMA's gate/up and rotary Q/K (slices
+        # and its calls 0.90-0.93x in 3 of 4 runs; LLaMA's gate/up and rotary Q/K (slices
         # copied) 0.94x (models-gpu-h200.md). fuse-linears{reads=attention} fuses only what
         # the attention reads in place.
         fuse_linears = t.kind == "cpu"
