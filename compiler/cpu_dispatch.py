@@ -18,19 +18,25 @@ the steps that prepare ops for IREE's codegen (pretranspose-keys, causal-split).
      kernel's executable (cpu_fa.executable_source: the object and the shim IREE compiles).
 
 Only where the target CPU runs the kernel, x86-64 with AVX2, FMA and F16C (the host when it
-has them, or cpu:x86-64-v3 / -v4), and a C compiler builds it. Everything else keeps IREE's
+has them, or cpu:x86-64-v3 / -v4), and a C compiler builds it. Which build of the kernel
+(`choose_isa`): the best instruction set the target promises (`target_isas`: the host's
+flags, or the level's), bf16 inputs on `avx512bf16` (bf16 products) where the CPU has it, a
+tuning-database entry for the CPU class and shape overriding. Everything else keeps IREE's
 codegen and its record says why. One record per attention op, in program order, as
-kernel_dispatch.py's: {"location", "site", "path": "flashlift-cpu avx2" | "iree-codegen",
+kernel_dispatch.py's: {"location", "site", "path": "flashlift-cpu <isa>" | "iree-codegen",
 "reason", "kernel": {...}}.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import math
 
 from iree.compiler import ir
 
+from flashlift.compiler import tuning
 from flashlift.compiler.attention_coverage import analyze
 from flashlift.compiler.attention_fusion import kernel_result, row_guard, seq_major_consumer, seq_major_input
 from flashlift.compiler.kernel_dispatch import erase_fences, layout_summary, resolve_masks
@@ -41,7 +47,8 @@ from flashlift.cpu import host_arch, host_flags
 from flashlift.passes.ir import collect
 
 HEAD_DIMS = range(cpu_fa.HEAD_DIM_MULTIPLE, cpu_fa.MAX_HEAD_DIM + 1, cpu_fa.HEAD_DIM_MULTIPLE)
-AVX2_LEVELS = ("x86-64-v3", "x86-64-v4")
+#: what each x86-64 level promises of the kernel's builds (cpu_build.ISA_CPU_FLAGS), best first
+LEVEL_ISAS = {"x86-64-v3": ("avx2",), "x86-64-v4": ("avx512", "avx2")}
 CAUSAL = {False: 0, "top_left": 1, "bottom_right": 2}
 
 
@@ -58,9 +65,67 @@ def unavailable(target) -> str:
             return f"the CPU kernel is x86-64 only (this machine: {host_arch()})"
         missing = [f for f in ("avx2", "fma", "f16c") if f not in (host_flags() or ())]
         return f"this CPU has no {' or '.join(missing)} (the CPU kernel needs AVX2, FMA, F16C)" if missing else ""
-    if target.arch not in AVX2_LEVELS:
+    if target.arch not in LEVEL_ISAS:
         return f"target {target.name} does not promise AVX2, FMA and F16C (the CPU kernel needs them: cpu, cpu:x86-64-v3)"
     return ""
+
+
+_FORCED_ISA: contextvars.ContextVar = contextvars.ContextVar("flashlift_cpu_kernel_isa", default="")
+
+
+@contextlib.contextmanager
+def force_isa(isa: str):
+    """Every attention op the CPU kernel takes inside the block takes the `isa` build, where
+    the target runs it (attn-tune --cpu-kernel compiles its candidates so)."""
+    token = _FORCED_ISA.set(isa)
+    try:
+        yield
+    finally:
+        _FORCED_ISA.reset(token)
+
+
+def target_isas(target) -> list:
+    """The kernel builds `target` runs (cpu_build.ISA_CPU_FLAGS), best first ([] if none)."""
+    if unavailable(target):
+        return []
+    return cpu_build.host_isas() if target.arch == "host" else list(LEVEL_ISAS[target.arch])
+
+
+def choose_isa(isas: list, dtype: str, tuned: str = "") -> str:
+    """The build for an op with `dtype` inputs: a forced (force_isa) or tuned choice the
+    target runs, else the best of `isas` for the dtype (avx512bf16 differs from avx512 in
+    bf16 inputs only)."""
+    for choice in (_FORCED_ISA.get(), tuned):
+        if choice in isas:
+            return choice
+    best = [isa for isa in isas if isa != "avx512bf16" or dtype == "bf16"]
+    return best[0]
+
+
+def kernel_shape(plan) -> dict:
+    """The tuning database's shape of a planned op (tuning.shape_key)."""
+    batched = bool(plan.key_padding_mask or (plan.full_mask and plan.full_mask_batched))
+    return {"batch": [plan.batch, plan.heads], "m": plan.sq, "n": plan.head_dim, "k1": plan.head_dim,
+            "k2": plan.skv, "elem_type": plan.dtype, "has_mask": bool(plan.causal or plan.key_padding_mask or plan.full_mask),
+            "mask_batch_dims": [0] if batched else []}
+
+
+def tuned_isa(family: str, plan) -> str:
+    """The build the tuning database records for the op's shape on the `family` of CPUs (the
+    best build they run; "" if none)."""
+    return tuning.lookup_kernel(kernel_shape(plan), family) or ""
+
+
+def _build(isas: list, isa: str):
+    """The kernel object for `isa`, else for the next build down `isas` that compiles here
+    (cpu_build keeps them: each is compiled once per machine); BuildError if none does."""
+    errors = []
+    for candidate in isas[isas.index(isa):]:
+        try:
+            return cpu_build.build_object("attention", candidate)
+        except cpu_build.BuildError as e:
+            errors.append(f"{candidate}: {e}")
+    raise cpu_build.BuildError("; ".join(errors))
 
 
 def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list[dict]:
@@ -69,12 +134,6 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
     ops = collect(module, "iree_linalg_ext.attention")
     records = site_records(ops)
     reason = unavailable(target) if ops else ""
-    kernel = None
-    if ops and not reason:
-        try:
-            kernel = cpu_build.build_object("attention", "avx2")
-        except cpu_build.BuildError as e:
-            reason = f"CPU kernel not built: {e}"
     if reason:
         for r in records:
             r["reason"] = reason
@@ -94,11 +153,16 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
             plans[i] = None
             records[i]["reason"] = f"run-time mask in {dtype} (the CPU kernel reads f32 masks)"
 
-    splicer = ModuleSplicer(module)
+    splicer, isas = ModuleSplicer(module), target_isas(target)
     for i, plan in enumerate(plans):
         if plan is None:
             continue
         out_dtype = _element_type(plan.op.operation.results[0])
+        try:
+            kernel = _build(isas, choose_isa(isas, plan.dtype, tuned_isa(isas[0], plan)))
+        except cpu_build.BuildError as e:
+            records[i]["reason"] = f"CPU kernel not built: {e}"
+            continue
         try:
             _replace(splicer, kernel, plan, out_dtype)
         except Exception as e:  # a bug here: the op is left as written (the call is made last)

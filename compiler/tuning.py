@@ -26,6 +26,12 @@ reports the shapes it saw), so layout rewrites before lowering are accounted for
 
 Knobs: GPU ``m_tile``, ``k2_tile``, ``num_subgroups`` (:func:`lowering_gpu.gpu_attention_attrs`);
 CPU ``m_vec``, ``k2_vec``, ``m_dist`` (:func:`lowering_cpu.cpu_attention_attrs`).
+
+flashlift's CPU kernel (compiler/cpu_dispatch.py) is chosen per shape too: which build of it
+(``isa``: ``avx2``, ``avx512``, ``avx512bf16``) runs an op, under the key
+``cpu-kernel:<family>/<dtype>/...`` (:func:`kernel_key`), the family being the best build the
+CPU runs (so an AVX2-only CPU and an AVX-512 one with BF16 have their own entries);
+``attn-tune --cpu-kernel`` measures and records them.
 ``lowering.configs_for`` looks the op up here first and falls back to the heuristics when
 there is no entry (or the entry's knobs are not valid for the exact shape).
 
@@ -47,12 +53,14 @@ from flashlift.compiler.lowering_gpu import effective_batch_rank  # pure Python
 __all__ = [
     "DB_PATH", "GPU_KNOBS", "CPU_KNOBS", "db_path", "load", "save", "lookup", "record",
     "shape_key", "target_key", "mask_kind", "bucket", "host_cpu_class", "knobs_from_attrs",
+    "CPU_KERNEL_KNOBS", "kernel_key", "lookup_kernel",
 ]
 
 DB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuning_db.json")
 VERSION = 1
 GPU_KNOBS = ("m_tile", "k2_tile", "num_subgroups")
 CPU_KNOBS = ("m_vec", "k2_vec", "m_dist")
+CPU_KERNEL_KNOBS = ("isa",)
 
 _cache: dict = {}
 
@@ -199,6 +207,19 @@ def lookup(shape: dict, target, path: Optional[str] = None) -> Optional[dict]:
     allowed = GPU_KNOBS if target.kind in ("cuda", "rocm") else CPU_KNOBS
     knobs = {k: v for k, v in entry.get("knobs", {}).items() if k in allowed}
     return knobs or None
+
+
+def kernel_key(shape: dict, family: str) -> Optional[str]:
+    """The key of the CPU kernel's build for `shape` on CPUs whose best build is `family`."""
+    return shape_key(shape, f"cpu-kernel:{family}")
+
+
+def lookup_kernel(shape: dict, family: str, path: Optional[str] = None) -> Optional[str]:
+    """The CPU kernel build recorded for `shape` on the `family` of CPUs, or None."""
+    key = kernel_key(shape, family)
+    entry = load(path)["entries"].get(key) if key else None
+    isa = (entry or {}).get("knobs", {}).get("isa")
+    return isa if isinstance(isa, str) else None
 
 
 def record(key: str, knobs: dict, provenance: dict, path: Optional[str] = None) -> dict:

@@ -1,7 +1,9 @@
 """Building flashlift's CPU kernels: C objects IREE links into a module's CPU executable.
 
-Each kernel is C with AVX2 + FMA intrinsics in cpu/ (fa_avx2.c: FlashAttention; norm_avx2.c:
-residual add + LayerNorm), written for IREE's embedded ELF (no libc, no globals written).
+Each kernel is C with vector intrinsics in cpu/, one source per instruction set (fa_avx2.c,
+fa_avx512.c: FlashAttention, sharing fa_common.h; norm_avx2.c: residual add + LayerNorm),
+written for IREE's embedded ELF (no libc, no globals written). `SOURCES` says which source
+(and defines) builds a kernel for an ISA, `ISA_CPU_FLAGS` what a CPU must have to run it.
 `build_object(kernel, isa)` gives one as a relocatable object, compiled once with the
 machine's C compiler (cc, gcc or clang) and kept in flashlift's cache folder
 ($FLASHLIFT_CACHE_DIR, else $XDG_CACHE_HOME/flashlift or ~/.cache/flashlift), written
@@ -20,10 +22,27 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from flashlift.cpu import host_flags
+
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu")
 MAX_OBJECT_BYTES = 16 << 20  # a kept object larger than this is not ours: rebuilt
-SOURCES = {"attention": "fa_avx2.c", "layer_norm": "norm_avx2.c"}  # kernel -> its source (isa avx2)
-ISA_FLAGS = {"avx2": ("-mavx2", "-mfma", "-mf16c")}
+#: (kernel, isa) -> (its source in cpu/, the defines it is built with)
+SOURCES = {
+    ("attention", "avx2"): ("fa_avx2.c", ()),
+    ("attention", "avx512"): ("fa_avx512.c", ()),
+    ("attention", "avx512bf16"): ("fa_avx512.c", ("-DFL_DPBF16",)),  # bf16 products (VDPBF16PS)
+    ("layer_norm", "avx2"): ("norm_avx2.c", ()),
+}
+HEADERS = ("fa_common.h",)  # included by the sources: part of every object's digest
+_AVX2 = ("-mavx2", "-mfma", "-mf16c")
+_AVX512 = (*_AVX2, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl")
+ISA_FLAGS = {"avx2": _AVX2, "avx512": _AVX512, "avx512bf16": (*_AVX512, "-mavx512bf16")}
+#: isa -> the /proc/cpuinfo flags a CPU needs to run its objects; best first
+ISA_CPU_FLAGS = {
+    "avx512bf16": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"),
+    "avx512": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl"),
+    "avx2": ("avx2", "fma", "f16c"),
+}
 CFLAGS = ("-O3", "-std=c11", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fPIC",
           "-fno-asynchronous-unwind-tables", "-fno-exceptions", "-fno-tree-loop-distribute-patterns",
           "-fno-plt")  # no libc calls (memset/memcpy), no unwind tables, position independent
@@ -104,18 +123,37 @@ def _compile(cc: str, flags: tuple, source: str, out: str) -> None:
             os.remove(tmp)
 
 
+def runnable_isas(cpu_flags, kernel: str = "attention") -> list:
+    """The ISAs `kernel` is built for that a CPU with `cpu_flags` runs, best first."""
+    flags = set(cpu_flags or ())
+    return [isa for isa, need in ISA_CPU_FLAGS.items() if (kernel, isa) in SOURCES and flags.issuperset(need)]
+
+
+def host_isas(kernel: str = "attention") -> list:
+    """runnable_isas of this machine's CPU."""
+    return runnable_isas(host_flags(), kernel)
+
+
+def source_of(kernel: str, isa: str) -> tuple:
+    """(source file name in cpu/, defines) of `kernel` for `isa`; KeyError if there is none."""
+    return SOURCES[(kernel, isa)]
+
+
 @functools.lru_cache(maxsize=None)
 def build_object(kernel: str = "attention", isa: str = "avx2") -> CpuKernel:
     """`kernel` for `isa` as a relocatable x86-64 ELF object (BuildError if it cannot be
     built): the one kept in the cache folder under the digest of its source, flags and
     compiler, else compiled there (or, where the cache is not writable, in a temporary folder)."""
-    source, isa_flags = SOURCES[kernel], ISA_FLAGS[isa]
+    source, defines = source_of(kernel, isa)
     path = os.path.join(SOURCE_DIR, source)
-    with open(path, "rb") as f:
-        text = f.read()
+    text = b""
+    for name in (source, *HEADERS):
+        with open(os.path.join(SOURCE_DIR, name), "rb") as f:
+            text += f.read()
     cc = compiler()
-    flags = (*CFLAGS, *isa_flags)
+    flags = (*CFLAGS, *ISA_FLAGS[isa], *defines)
     digest = hashlib.sha1(text + " ".join(flags).encode() + _compiler_id(cc).encode()).hexdigest()[:10]
+    flags += ("-I", SOURCE_DIR)
     name = f"flashlift_{kernel}_{isa}-{digest}.o"
     for folder in (os.path.join(cache_dir(), "kernels"), None):
         try:

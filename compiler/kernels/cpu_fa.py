@@ -1,8 +1,10 @@
 """flashlift's CPU FlashAttention kernel: the IREE executable around its object.
 
-The kernel is C with AVX2 + FMA intrinsics (cpu/fa_avx2.c: what it computes, how, and the
-embedded-ELF rules it keeps), built by cpu_build.build_object("attention"). IREE links it
-into the module's CPU executable: `executable_source` writes an
+The kernel is C with vector intrinsics, one build per instruction set (cpu/fa_avx2.c,
+cpu/fa_avx512.c: what it computes, how, and the embedded-ELF rules it keeps; fa_common.h:
+the entry points every build has), built by cpu_build.build_object("attention", isa). Both
+sources take 32-row query blocks (BLOCK_M), so the grid is the same. IREE links it into the
+module's CPU executable: `executable_source` writes an
 `hal.executable.source` naming the object and a shim function, compiled by
 IREE's llvm-cpu backend, that calls the kernel once per workgroup (x: query block of
 BLOCK_M rows, y: batch * head) with the shape as constants. `dispatch_func` wraps a

@@ -1,13 +1,15 @@
 // REQUIRES: cpu-kernel
-// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu kernels=on})' %s | FileCheck %s
-// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu kernels=on})' --remarks %s 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu:x86-64-v3 kernels=on})' %s | FileCheck %s
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu:x86-64-v3 kernels=on})' --remarks %s 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu:x86-64-v4 kernels=on})' %s | FileCheck %s --check-prefix=AVX512
 // RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-attention{target=cpu:generic kernels=on})' --remarks %s 2>&1 >/dev/null | FileCheck %s --check-prefix=GENERIC
 //
 // dispatch-attention (CPU): an attention op flashlift's CPU kernel covers (f32, f16, bf16) becomes a
 // flow.dispatch of an executable that links the kernel's object (by path) and calls it from a
 // shim, once per (query block, batch * head) workgroup; anything else stays an
 // iree_linalg_ext.attention for IREE's codegen, and the remark says why. A target that does
-// not promise AVX2, FMA and F16C (cpu:generic) keeps IREE's codegen for every op.
+// not promise AVX2, FMA and F16C (cpu:generic) keeps IREE's codegen for every op. The build of
+// the kernel is the best the target promises: avx2 for cpu:x86-64-v3, avx512 for -v4 (AVX512).
 
 #q = affine_map<(b, m, n, k1, k2) -> (b, m, k1)>
 #k = affine_map<(b, m, n, k1, k2) -> (b, k2, k1)>
@@ -32,8 +34,12 @@
 // CHECK:         call @flashlift_attention_f32_f32_avx2(
 // CHECK:       func.func private @[[EXE]]_call(
 // CHECK:         flow.dispatch @[[EXE]]::@[[EXE]](
-// REMARK:      dispatch-attention-cpu.mlir:40:8: remark: attention takes flashlift-cpu avx2
-// GENERIC:     dispatch-attention-cpu.mlir:40:8: remark: attention takes iree-codegen: target cpu:generic does not promise AVX2, FMA and F16C
+// AVX512-LABEL: func.func @covered(
+// AVX512:         call @[[EXE:flashlift_fa_cpu_avx512_[0-9a-f]+]]_call(
+// AVX512:         #hal.executable.object<{path = "{{.*}}flashlift_attention_avx512-{{[0-9a-f]+}}.o"}>
+// AVX512:         call @flashlift_attention_f32_f32_avx512(
+// REMARK:      dispatch-attention-cpu.mlir:46:8: remark: attention takes flashlift-cpu avx2
+// GENERIC:     dispatch-attention-cpu.mlir:46:8: remark: attention takes iree-codegen: target cpu:generic does not promise AVX2, FMA and F16C
 func.func @covered(%q: tensor<4x40x64xf32>, %k: tensor<4x100x64xf32>, %v: tensor<4x100x64xf32>) -> tensor<4x40x64xf32> {
   %scale = arith.constant 0.125 : f32
   %init = tensor.empty() : tensor<4x40x64xf32>
@@ -56,7 +62,7 @@ func.func @covered(%q: tensor<4x40x64xf32>, %k: tensor<4x100x64xf32>, %v: tensor
 // CHECK-LABEL: func.func @double(
 // CHECK-NOT:     flow.dispatch
 // CHECK:         iree_linalg_ext.attention
-// REMARK:      dispatch-attention-cpu.mlir:63:8: remark: attention takes iree-codegen: element type f64 (kernel: f32, f16, bf16)
+// REMARK:      dispatch-attention-cpu.mlir:69:8: remark: attention takes iree-codegen: element type f64 (kernel: f32, f16, bf16)
 func.func @double(%q: tensor<4x16x64xf64>, %k: tensor<4x128x64xf64>, %v: tensor<4x128x64xf64>) -> tensor<4x16x64xf64> {
   %scale = arith.constant 0.125 : f64
   %init = tensor.empty() : tensor<4x16x64xf64>
@@ -79,7 +85,7 @@ func.func @double(%q: tensor<4x16x64xf64>, %k: tensor<4x128x64xf64>, %v: tensor<
 // CHECK-LABEL: func.func @head_dim_40(
 // CHECK-NOT:     flow.dispatch
 // CHECK:         iree_linalg_ext.attention
-// REMARK:      dispatch-attention-cpu.mlir:86:8: remark: attention takes iree-codegen: head dim 40 (kernel: a multiple of 16 up to 128)
+// REMARK:      dispatch-attention-cpu.mlir:92:8: remark: attention takes iree-codegen: head dim 40 (kernel: a multiple of 16 up to 128)
 func.func @head_dim_40(%q: tensor<4x16x40xf32>, %k: tensor<4x128x40xf32>, %v: tensor<4x128x40xf32>) -> tensor<4x16x40xf32> {
   %scale = arith.constant 0.125 : f32
   %init = tensor.empty() : tensor<4x16x40xf32>
@@ -105,7 +111,7 @@ func.func @head_dim_40(%q: tensor<4x16x40xf32>, %k: tensor<4x128x40xf32>, %v: te
 // CHECK-SAME:    %[[M:[a-z0-9]+]]: tensor<2x128xf32>
 // CHECK:         call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(%{{.+}}, %{{.+}}, %{{.+}}, %[[M]])
 // CHECK:         func.func private @flashlift_attention_f32_f32_avx2(memref<4096xf32>, memref<32768xf32>, memref<32768xf32>, memref<256xf32>, memref<4096xf32>
-// REMARK:      dispatch-attention-cpu.mlir:112:8: remark: attention takes flashlift-cpu avx2
+// REMARK:      dispatch-attention-cpu.mlir:118:8: remark: attention takes flashlift-cpu avx2
 func.func @runtime_mask(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x64xf32>, %v: tensor<2x2x128x64xf32>, %mask: tensor<2x128xf32>) -> tensor<2x2x16x64xf32> {
   %scale = arith.constant 0.125 : f32
   %init = tensor.empty() : tensor<2x2x16x64xf32>
@@ -129,7 +135,7 @@ func.func @runtime_mask(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x64xf32>, %
 // CHECK-LABEL: func.func @runtime_mask_f16(
 // CHECK-NOT:     flow.dispatch
 // CHECK:         iree_linalg_ext.attention
-// REMARK:      dispatch-attention-cpu.mlir:136:8: remark: attention takes iree-codegen: run-time mask in f16 (the CPU kernel reads f32 masks)
+// REMARK:      dispatch-attention-cpu.mlir:142:8: remark: attention takes iree-codegen: run-time mask in f16 (the CPU kernel reads f32 masks)
 func.func @runtime_mask_f16(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x64xf32>, %v: tensor<2x2x128x64xf32>, %mask: tensor<2x128xf16>) -> tensor<2x2x16x64xf32> {
   %scale = arith.constant 0.125 : f32
   %init = tensor.empty() : tensor<2x2x16x64xf32>
@@ -151,6 +157,8 @@ func.func @runtime_mask_f16(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x64xf32
 // bf16 inputs with an f32 result: the kernel's bf16 -> f32 entry point, bindings in those types.
 // CHECK-LABEL: func.func @bf16_in_f32_out(
 // CHECK:         call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(
+// AVX512-LABEL: func.func @bf16_in_f32_out(
+// AVX512:         func.func private @flashlift_attention_bf16_f32_avx512(memref<2048xbf16>
 // CHECK:         func.func private @flashlift_attention_bf16_f32_avx2(memref<2048xbf16>, memref<8192xbf16>, memref<8192xbf16>, memref<2048xbf16>, memref<2048xf32>
 func.func @bf16_in_f32_out(%q: tensor<2x16x64xbf16>, %k: tensor<2x64x64xbf16>, %v: tensor<2x64x64xbf16>) -> tensor<2x16x64xf32> {
   %scale = arith.constant 0.125 : bf16

@@ -1,5 +1,8 @@
-"""flashlift's CPU FlashAttention kernel (compiler/kernels/cpu/fa_avx2.c, dispatched by
-compiler/cpu_dispatch.py) computes what the model computes, and is chosen where it applies.
+"""flashlift's CPU FlashAttention kernel (compiler/kernels/cpu/fa_avx2.c, fa_avx512.c, dispatched
+by compiler/cpu_dispatch.py) computes what the model computes, and is chosen where it applies.
+Every build this machine runs is checked (TARGETS: cpu:x86-64-v3 takes the AVX2 build,
+cpu:x86-64-v4 the AVX-512 one, `cpu` the best for the dtype: bf16 products where the CPU has
+AVX512_BF16).
 
 Random inputs; tolerance: relative error against PyTorch in f64 under 1e-5 for f32 (the kernel
 accumulates in f32 with a polynomial exp2 of relative error below 2e-7), 2e-3 for f16 and
@@ -18,11 +21,22 @@ import torch.nn.functional as F
 
 import flashlift
 from flashlift.compiler import cpu_dispatch
+from flashlift.compiler.kernels import cpu_build
 from flashlift.compiler.targets import parse_target
 
 pytestmark = pytest.mark.skipif(cpu_dispatch.unavailable(parse_target("cpu")) != "",
                                 reason=cpu_dispatch.unavailable(parse_target("cpu")) or "")
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+HOST_ISAS = cpu_build.host_isas()
+# a target per kernel build this machine runs
+TARGETS = ["cpu:x86-64-v3"] + (["cpu:x86-64-v4"] if "avx512" in HOST_ISAS else [])
+DTYPE_NAMES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+
+
+def expected_path(target: str, dtype=torch.float32) -> str:
+    """The report's path of an op in `dtype` compiled for `target` (a tuned choice aside)."""
+    isas = cpu_dispatch.target_isas(parse_target(target))
+    return cpu_dispatch.kernel_path(cpu_dispatch.choose_isa(isas, DTYPE_NAMES[dtype]))
 
 
 class Attention(torch.nn.Module):
@@ -47,6 +61,7 @@ class Attention(torch.nn.Module):
 
 
 def _run(module, *inputs, **kw):
+    """Compiled (for the host unless kw names a target), its output, PyTorch's in f64."""
     compiled = flashlift.compile_model(module, inputs, **kw)
     out = compiled(*inputs)
     with torch.no_grad():
@@ -77,26 +92,31 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("case", CASES)
-def test_kernel_matches_pytorch(case):
+def test_kernel_matches_pytorch(case, target):
     shape, skv, mask, groups = CASES[case]
     torch.manual_seed(0)
     b, h, sq, d = shape
     q = torch.randn(b, h, sq, d)
     k, v = torch.randn(b, h // groups, skv, d), torch.randn(b, h // groups, skv, d)
-    compiled, out, ref = _run(Attention(mask, groups=groups), q, k, v)
-    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    compiled, out, ref = _run(Attention(mask, groups=groups), q, k, v, target=target)
+    assert [s.path for s in compiled.report.raised] == [expected_path(target)], str(compiled.report)
     _check(out, ref)
 
 
+@pytest.mark.parametrize("target", TARGETS + ["cpu"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("mask", [None, "top_left"])
-def test_half_precision_inputs(dtype, mask):
-    """f16 and bf16 models: converted to f32 as the kernel reads them, the result rounded back."""
+def test_half_precision_inputs(dtype, mask, target):
+    """f16 and bf16 models: f16 converted to f32 as the kernel reads it; bf16 too, or multiplied
+    in bf16 with f32 sums (avx512bf16: the weights P rounded to bf16, as GPU kernels do); the
+    result rounded back. Sq = 70, Skv = 75: odd key counts (the bf16 products take keys in pairs),
+    head dim 48 (a partial 64-column step of P . V)."""
     torch.manual_seed(4)
-    q, k, v = (torch.randn(2, 2, 70, 64).to(dtype) for _ in range(3))
-    compiled, out, ref = _run(Attention(mask), q, k, v)
-    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    q, k, v = torch.randn(2, 2, 70, 48).to(dtype), torch.randn(2, 2, 75, 48).to(dtype), torch.randn(2, 2, 75, 48).to(dtype)
+    compiled, out, ref = _run(Attention(mask), q, k, v, target=target)
+    assert [s.path for s in compiled.report.raised] == [expected_path(target, dtype)], str(compiled.report)
     assert out.dtype == dtype
     _check(out, ref, dtype)
 
@@ -108,7 +128,7 @@ def test_large_scores_keep_their_softmax():
     q, k, v = torch.randn(1, 2, 40, 16), torch.randn(1, 2, 50, 16), torch.randn(1, 2, 50, 16)
     k = k - 30 * q.mean(dim=(2,), keepdim=True).sign()  # pushes most scores negative
     compiled, out, ref = _run(Attention(scale=40.0), q, k, v)
-    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"]
+    assert [s.path for s in compiled.report.raised] == [expected_path("cpu")]
     _check(out, ref)
 
 
@@ -122,7 +142,7 @@ def test_sdpa_causal_takes_the_kernel():
     torch.manual_seed(2)
     q, k, v = (torch.randn(2, 3, 70, 32) for _ in range(3))
     compiled, out, ref = _run(Sdpa(), q, k, v)
-    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    assert [s.path for s in compiled.report.raised] == [expected_path("cpu")], str(compiled.report)
     _check(out, ref)
 
 
@@ -136,8 +156,9 @@ class Masked(torch.nn.Module):
         return torch.softmax(s, dim=-1) @ v
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("kind", ["key_padding", "full"])
-def test_run_time_masks(kind):
+def test_run_time_masks(kind, target):
     """A mask from the inputs, read by the kernel: rows whose every key is -inf give NaN (as in
     PyTorch), rows whose every key is at float32's min are uniform (as in PyTorch)."""
     torch.manual_seed(3)
@@ -150,8 +171,8 @@ def test_run_time_masks(kind):
         mask = torch.randn(2, 70, 70)
         mask[0, 5, :] = float("-inf")
         mask[1, 7, :] = torch.finfo(torch.float32).min
-    compiled, out, ref = _run(Masked(), q, k, v, mask)
-    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    compiled, out, ref = _run(Masked(), q, k, v, mask, target=target)
+    assert [s.path for s in compiled.report.raised] == [expected_path(target)], str(compiled.report)
     if kind == "full":
         assert torch.isnan(ref).any() and not torch.isnan(ref[1]).any()
     _check(out, ref)
@@ -162,7 +183,7 @@ def test_use_kernels_false_keeps_iree_codegen():
     q, k, v = (torch.randn(2, 2, 40, 64) for _ in range(3))
     compiled = flashlift.compile_model(Attention(), (q, k, v), use_kernels=False)
     assert compiled.report.raised[0].path_reason == "use_kernels=False"
-    assert "[flashlift-cpu avx2]" not in str(compiled.report)
+    assert "[flashlift-cpu" not in str(compiled.report)
 
 
 def test_the_path_follows_the_target():
@@ -172,6 +193,40 @@ def test_the_path_follows_the_target():
     for level in ("generic", "x86-64-v2"):
         assert "does not promise AVX2" in cpu_dispatch.unavailable(parse_target(f"cpu:{level}"))
     assert "no flashlift CPU kernel" in cpu_dispatch.unavailable(parse_target("cuda"))
+
+
+def test_the_build_follows_the_cpu():
+    """The best build the target promises: v3 the AVX2 one, v4 the AVX-512 one, the host its
+    best (bf16 products only for bf16 inputs); a tuned choice the target runs overrides, one
+    it does not is ignored."""
+    assert cpu_dispatch.target_isas(parse_target("cpu:x86-64-v3")) == ["avx2"]
+    assert cpu_dispatch.target_isas(parse_target("cpu:x86-64-v4")) == ["avx512", "avx2"]
+    assert cpu_dispatch.target_isas(parse_target("cpu")) == HOST_ISAS
+    assert cpu_build.runnable_isas({"avx2", "fma", "f16c"}) == ["avx2"]
+    assert cpu_build.runnable_isas({"avx2", "fma"}) == []
+    full = cpu_build.ISA_CPU_FLAGS["avx512bf16"]
+    assert cpu_build.runnable_isas(full) == ["avx512bf16", "avx512", "avx2"]
+    isas = ["avx512bf16", "avx512", "avx2"]
+    assert [cpu_dispatch.choose_isa(isas, dt) for dt in ("f32", "f16", "bf16")] == ["avx512", "avx512", "avx512bf16"]
+    assert cpu_dispatch.choose_isa(isas, "f32", tuned="avx2") == "avx2"
+    assert cpu_dispatch.choose_isa(["avx2"], "bf16", tuned="avx512bf16") == "avx2"
+
+
+def test_a_tuned_build_is_taken(tmp_path, monkeypatch):
+    """A tuning-database entry for the shape on this CPU family picks the build, and the report
+    names it: here the AVX2 build for an f32 op on an AVX-512 machine."""
+    if "avx512" not in HOST_ISAS:
+        pytest.skip("needs a CPU with more than one build of the kernel")
+    from flashlift.compiler import tuning
+    db = tmp_path / "db.json"
+    monkeypatch.setenv("FLASHLIFT_TUNING_DB", str(db))
+    shape = tuning.bhsd_shape(1, 2, 40, 32, "f32", False)
+    tuning.record(tuning.kernel_key(shape, HOST_ISAS[0]), {"isa": "avx2"}, {"device": "test", "ms": 1.0, "rel_err": 0.0})
+    torch.manual_seed(6)
+    q, k, v = (torch.randn(1, 2, 40, 32) for _ in range(3))
+    compiled, out, ref = _run(Attention(), q, k, v)
+    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx2"], str(compiled.report)
+    _check(out, ref)
 
 
 class Projected(torch.nn.Module):
@@ -211,7 +266,7 @@ def test_kernel_reads_projections_in_place(fuse, shape):
     with torch.no_grad():
         ref = copy.deepcopy(module).double()(x.double()).float()
     (site,) = compiled.report.raised
-    assert site.path == "flashlift-cpu avx2", str(compiled.report)
+    assert site.path == expected_path("cpu"), str(compiled.report)
     width = module.q.out_features + 2 * module.k.out_features
     layout = site.details["kernel"]["layout"]
     if fuse:

@@ -829,13 +829,14 @@ def test_compile_model_report_and_vmfb(target):
 def test_cpu_report_path():
     """On the CPU an f32 site takes flashlift's CPU kernel where this machine runs it
     (test_cpu_kernel.py), else IREE's codegen with the reason; with use_kernels=False, codegen."""
-    from flashlift.compiler.cpu_dispatch import unavailable
+    from flashlift.compiler.cpu_dispatch import choose_isa, kernel_path, target_isas, unavailable
     from flashlift.compiler.targets import parse_target
 
     inputs = tuple(torch.randn(1, 2, 16, 64) for _ in range(3))
     site = flashlift.compile_model(Plain(), inputs).report.raised[0]
     why = unavailable(parse_target("cpu"))
-    assert (site.path, site.path_reason) == (("iree-codegen", why) if why else ("flashlift-cpu avx2", ""))
+    best = "" if why else kernel_path(choose_isa(target_isas(parse_target("cpu")), "f32"))
+    assert (site.path, site.path_reason) == (("iree-codegen", why) if why else (best, ""))
     site = flashlift.compile_model(Plain(), inputs, use_kernels=False).report.raised[0]
     assert (site.path, site.path_reason) == ("iree-codegen", "use_kernels=False")
 

@@ -3,9 +3,9 @@
 //
 // Called by the shim IREE compiles around it (compiler/kernels/cpu_fa.py), once per workgroup
 // (x: query block, y: batch * head), from IREE's task system, which spreads workgroups over
-// its worker threads. Q, O: (B, H, Sq, D); K, V: (B, KVH, Skv, D), kv head = head / (H / KVH),
-// each contiguous or as sequence rows (rows_at: a (B, S, heads, D) tensor, or its columns of
-// a fused QKV projection's [B * S, width] result). D a multiple of 16, at most FL_DMAX.
+// its worker threads; where the operands lie: fa_common.h (Q, O: (B, H, Sq, D); K, V:
+// (B, KVH, Skv, D), each contiguous or as sequence rows: a (B, S, heads, D) tensor, or its
+// columns of a fused QKV projection's [B * S, width] result). D a multiple of 16, at most FL_DMAX.
 // Half-precision inputs are converted to f32 as they are read: Q once, each K and V block
 // into one buffer.
 //
@@ -30,6 +30,8 @@
 // IREE's 128 KB worker stacks).
 #include <immintrin.h>
 #include <stddef.h>
+
+#include "fa_common.h"
 
 #define FL_BM 32   // queries per block (4 vectors of 8)
 #define FL_BN 48   // keys per block (8 steps of 6)
@@ -146,8 +148,6 @@ static inline void softmax_update(float* st, int keys, int c, long first_key, lo
   }
 }
 
-enum { F32, F16, BF16 };
-
 // n (a multiple of 8) elements of kind `kind` at src as f32 at dst
 static inline void to_f32(const void* src, float* dst, int n, int kind) {
   for (int x = 0; x < n; x += 8) {
@@ -200,23 +200,11 @@ static inline void add_mask(float* st, const float* mask, int mask_kind, long sk
   }
 }
 
-// Where row s of head h of batch entry b of an operand starts (in elements): head-major
-// (B, heads, S, D) contiguous when width is 0, else sequence rows of `width` elements with
-// the heads from column col0: (b * S + s) * width + col0 + h * D. Returns the row stride.
-static inline long rows_at(long b, long h, long s0, long heads, long seq, long d, long width, long col0, long* start) {
-  if (!width) {
-    *start = ((b * heads + h) * seq + s0) * d;
-    return d;
-  }
-  *start = (b * seq + s0) * width + col0 + h * d;
-  return width;
-}
-
 // K or V rows [j0, j0 + keys) as f32 rows of ld floats: the operand itself (f32), or
 // converted into buf (rows of d_len)
 static inline const float* kv_rows(const char* p, long ld, long j0, int keys, int d_len, int in_kind, float* buf,
                                    long* ld_out) {
-  const int in_size = in_kind == F32 ? 4 : 2;
+  const int in_size = kind_size(in_kind);
   if (in_kind == F32) {
     *ld_out = ld;
     return (const float*)(p + j0 * ld * in_size);
@@ -226,35 +214,19 @@ static inline const float* kv_rows(const char* p, long ld, long j0, int keys, in
   return buf;
 }
 
-static inline __attribute__((always_inline)) void attention(
-    const char* q, const char* k, const char* v, const float* mask, char* o, int in_kind, int out_kind,
-    size_t block_m, size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,
-    size_t mask_kind, float scale, const size_t* widths, const size_t* cols, size_t empty_zero) {
+static inline __attribute__((always_inline)) void attention(const fl_block* blk, int in_kind, int out_kind, float scale,
+                                                            size_t empty_zero) {
   float qt[FL_DMAX * FL_BM] __attribute__((aligned(32)));
   float st[FL_BN * FL_BM] __attribute__((aligned(32)));
   float acc[FL_BM * FL_DMAX] __attribute__((aligned(32)));
   float kv_block[in_kind == F32 ? 8 : FL_BN * FL_DMAX] __attribute__((aligned(32)));  // K or V as f32
   float m[FL_BM] __attribute__((aligned(32))), l[FL_BM] __attribute__((aligned(32)));
-  const int d_len = (int)d, in_size = in_kind == F32 ? 4 : 2, out_size = out_kind == F32 ? 4 : 2;
-  const size_t kv_heads = heads / kv_ratio;
-  const long m0 = (long)(block_m * FL_BM);
-  const int rows = (int)((long)sq - m0 < FL_BM ? (long)sq - m0 : FL_BM);
-  const long b = (long)(bh / heads), h = (long)(bh % heads), kvh = h / (long)kv_ratio;
-  long q0, k0, v0, o0;  // widths, cols: Q, K, V, O (rows_at)
-  const long q_ld = rows_at(b, h, m0, heads, sq, d_len, widths[0], cols[0], &q0);
-  const long k_ld = rows_at(b, kvh, 0, kv_heads, skv, d_len, widths[1], cols[1], &k0);
-  const long v_ld = rows_at(b, kvh, 0, kv_heads, skv, d_len, widths[2], cols[2], &v0);
-  const long o_ld = rows_at(b, h, m0, heads, sq, d_len, widths[3], cols[3], &o0);
-  const char *qp = q + q0 * in_size, *kp = k + k0 * in_size, *vp = v + v0 * in_size;
-  char* op = o + o0 * out_size;
-  // mask_kind 1: [B, Skv] key padding; 2: [B, Sq, Skv]; 3: [Sq, Skv], the same for every batch entry
-  const float* mp = mask_kind == 1 ? mask + b * skv
-                    : mask_kind == 2 ? mask + (b * (long)sq + m0) * skv
-                    : mask_kind == 3 ? mask + m0 * (long)skv : mask;
+  const int d_len = blk->d, rows = blk->rows, in_size = kind_size(in_kind), out_size = kind_size(out_kind);
+  const long m0 = blk->m0;
   const float qscale = scale * 1.4426950408889634f;  // base-2 scores
   for (int i = 0; i < FL_BM; ++i) {
     float row[FL_DMAX] __attribute__((aligned(32)));
-    if (i < rows) to_f32(qp + (long)i * q_ld * in_size, row, d_len, in_kind);
+    if (i < rows) to_f32(blk->q + (long)i * blk->q_ld * in_size, row, d_len, in_kind);
     for (int x = 0; x < d_len; ++x) {
       qt[x * FL_BM + i] = i < rows ? row[x] * qscale : 0.0f;
       acc[i * FL_DMAX + x] = 0.0f;
@@ -262,19 +234,16 @@ static inline __attribute__((always_inline)) void attention(
     m[i] = -__builtin_inff();
     l[i] = 0.0f;
   }
-  const long diag = causal == 2 ? (long)skv - (long)sq : 0;
-  long end = (long)skv;  // keys < end are seen by some query of the block
-  if (causal && m0 + rows + diag < end) end = m0 + rows + diag;
-  for (long j0 = 0; j0 < end; j0 += FL_BN) {
-    const int keys = (int)(end - j0 < FL_BN ? end - j0 : FL_BN);
+  for (long j0 = 0; j0 < blk->end; j0 += FL_BN) {
+    const int keys = (int)(blk->end - j0 < FL_BN ? blk->end - j0 : FL_BN);
     long ld;
-    const float* kb = kv_rows(kp, k_ld, j0, keys, d_len, in_kind, kv_block, &ld);
+    const float* kb = kv_rows(blk->k, blk->k_ld, j0, keys, d_len, in_kind, kv_block, &ld);
     scores(kb, ld, d_len, qt, st, keys);
-    if (mask_kind) add_mask(st, mp + j0, mask_kind == 1 ? 1 : 2, (long)skv, rows, keys);
-    const int masked = causal && j0 + keys - 1 > m0 + diag;  // the block crosses the diagonal
+    if (blk->mask_kind) add_mask(st, blk->mask + j0, blk->mask_kind, blk->skv, rows, keys);
+    const int masked = blk->causal && j0 + keys - 1 > m0 + blk->diag;  // the block crosses the diagonal
     for (int c = 0; c < FL_BM; c += 8)
-      softmax_update(st, keys, c, j0, m0 + c + diag, masked, m, l, acc, d_len, j0 > 0);
-    const float* vb = kv_rows(vp, v_ld, j0, keys, d_len, in_kind, kv_block, &ld);
+      softmax_update(st, keys, c, j0, m0 + c + blk->diag, masked, m, l, acc, d_len, j0 > 0);
+    const float* vb = kv_rows(blk->v, blk->v_ld, j0, keys, d_len, in_kind, kv_block, &ld);
     accumulate(st, vb, ld, d_len, acc, rows, keys);
   }
   for (int i = 0; i < rows; ++i) {
@@ -282,31 +251,8 @@ static inline __attribute__((always_inline)) void attention(
     // l = 0: no key seen, 0 * inf = NaN (the op's answer), or 0 with the row guard folded in
     __m256 inv = _mm256_set1_ps(l[i] == 0.0f && empty_zero ? 0.0f : 1.0f / l[i]);
     for (int x = 0; x < d_len; x += 8) _mm256_store_ps(row + x, _mm256_mul_ps(inv, _mm256_load_ps(acc + i * FL_DMAX + x)));
-    from_f32(row, op + (long)i * o_ld * out_size, d_len, out_kind);
+    from_f32(row, blk->o + (long)i * blk->o_ld * out_size, d_len, out_kind);
   }
 }
 
-// The entry points: IN_OUT names the element types of Q, K, V and of O. Each memref the
-// shim passes is (base, aligned, offset, size, stride); the aligned pointer plus the offset
-// (in elements) is the tensor. The mask binding is an f32 mask (mask_kind 1-3), or any
-// binding, never read (mask_kind 0).
-#define ENTRY(NAME, IN_T, IN_KIND, OUT_T, OUT_KIND)                                                       \
-  void NAME(const IN_T* q_base, const IN_T* q, size_t q_off, size_t q_size, size_t q_stride,               \
-            const IN_T* k_base, const IN_T* k, size_t k_off, size_t k_size, size_t k_stride,               \
-            const IN_T* v_base, const IN_T* v, size_t v_off, size_t v_size, size_t v_stride,               \
-            const float* m_base, const float* m, size_t m_off, size_t m_size, size_t m_stride,             \
-            OUT_T* o_base, OUT_T* o, size_t o_off, size_t o_size, size_t o_stride, size_t block_m,         \
-            size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,      \
-            size_t mask_kind, float scale, size_t q_w, size_t q_c, size_t k_w, size_t k_c, size_t v_w,    \
-            size_t v_c, size_t o_w, size_t o_c, size_t empty_zero) {                                     \
-    const size_t widths[4] = {q_w, k_w, v_w, o_w}, cols[4] = {q_c, k_c, v_c, o_c};                       \
-    attention((const char*)(q + q_off), (const char*)(k + k_off), (const char*)(v + v_off), m + m_off,    \
-              (char*)(o + o_off), IN_KIND, OUT_KIND, block_m, bh, heads, kv_ratio, sq, skv, d, causal,    \
-              mask_kind, scale, widths, cols, empty_zero);                                               \
-  }
-
-ENTRY(flashlift_attention_f32_f32_avx2, float, F32, float, F32)
-ENTRY(flashlift_attention_f16_f16_avx2, unsigned short, F16, unsigned short, F16)
-ENTRY(flashlift_attention_f16_f32_avx2, unsigned short, F16, float, F32)
-ENTRY(flashlift_attention_bf16_bf16_avx2, unsigned short, BF16, unsigned short, BF16)
-ENTRY(flashlift_attention_bf16_f32_avx2, unsigned short, BF16, float, F32)
+FL_ENTRIES(avx2)

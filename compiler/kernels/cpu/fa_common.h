@@ -1,0 +1,107 @@
+// What flashlift's CPU FlashAttention kernels share, whatever their vector ISA (fa_avx2.c,
+// fa_avx512.c): where one workgroup's rows of Q, K, V, O and the mask lie, which keys its
+// queries see, and the entry points the shim calls (compiler/kernels/cpu_fa.py).
+//
+// A workgroup is one query block (block_m: FL_BM rows from m0) of one (batch entry, head).
+// Q, O: (B, H, Sq, D); K, V: (B, KVH, Skv, D), kv head = head / (H / KVH), each contiguous
+// or as sequence rows (rows_at). Each kernel file defines FL_BM and
+//     attention(const fl_block*, int in_kind, int out_kind, float scale, size_t empty_zero)
+// and then expands FL_ENTRIES(isa).
+#ifndef FLASHLIFT_FA_COMMON_H
+#define FLASHLIFT_FA_COMMON_H
+
+#include <stddef.h>
+
+enum { F32, F16, BF16 };
+
+static inline int kind_size(int kind) { return kind == F32 ? 4 : 2; }
+
+// Where row s0 of head h of batch entry b of an operand starts (in elements): head-major
+// (B, heads, S, D) contiguous when width is 0, else sequence rows of `width` elements with
+// the heads from column col0: (b * S + s0) * width + col0 + h * D. Returns the row stride.
+static inline long rows_at(long b, long h, long s0, long heads, long seq, long d, long width, long col0, long* start) {
+  if (!width) {
+    *start = ((b * heads + h) * seq + s0) * d;
+    return d;
+  }
+  *start = (b * seq + s0) * width + col0 + h * d;
+  return width;
+}
+
+// One workgroup's operands: the first row of each (q, k, v, o: bytes; mask: f32 elements)
+// and its row stride in elements; the query block's rows [m0, m0 + rows); the keys it
+// visits, [0, end); causal: 0 none, 1 top-left, 2 bottom-right (key j visible to query i
+// iff j <= i + diag); mask_kind: 0 none, 1 a [Skv] key-padding row (mask points at the batch
+// entry's), 2 rows of Skv (mask points at the block's first query row).
+typedef struct {
+  const char *q, *k, *v;
+  char* o;
+  const float* mask;
+  long q_ld, k_ld, v_ld, o_ld;
+  long m0, diag, end, skv;
+  int rows, d, causal, mask_kind;
+} fl_block;
+
+// The workgroup (block_m, bh) of the call: mask_kind as the shim passes it (1 [B, Skv],
+// 2 [B, Sq, Skv], 3 [Sq, Skv] shared by the batch), widths/cols per Q, K, V, O (rows_at).
+static inline fl_block fl_locate(const char* q, const char* k, const char* v, const float* mask, char* o,
+                                 int in_kind, int out_kind, long block_m, long bh, long heads, long kv_ratio,
+                                 long sq, long skv, long d, long causal, long mask_kind, const size_t* widths,
+                                 const size_t* cols, long bm) {
+  fl_block blk;
+  const long kv_heads = heads / kv_ratio, b = bh / heads, h = bh % heads, kvh = h / kv_ratio;
+  const int in_size = kind_size(in_kind), out_size = kind_size(out_kind);
+  long q0, k0, v0, o0;
+  blk.m0 = block_m * bm;
+  blk.rows = (int)(sq - blk.m0 < bm ? sq - blk.m0 : bm);
+  blk.q_ld = rows_at(b, h, blk.m0, heads, sq, d, (long)widths[0], (long)cols[0], &q0);
+  blk.k_ld = rows_at(b, kvh, 0, kv_heads, skv, d, (long)widths[1], (long)cols[1], &k0);
+  blk.v_ld = rows_at(b, kvh, 0, kv_heads, skv, d, (long)widths[2], (long)cols[2], &v0);
+  blk.o_ld = rows_at(b, h, blk.m0, heads, sq, d, (long)widths[3], (long)cols[3], &o0);
+  blk.q = q + q0 * in_size;
+  blk.k = k + k0 * in_size;
+  blk.v = v + v0 * in_size;
+  blk.o = o + o0 * out_size;
+  blk.mask = mask_kind == 1 ? mask + b * skv
+             : mask_kind == 2 ? mask + (b * sq + blk.m0) * skv
+             : mask_kind == 3 ? mask + blk.m0 * skv : mask;
+  blk.mask_kind = mask_kind == 0 ? 0 : mask_kind == 1 ? 1 : 2;
+  blk.diag = causal == 2 ? skv - sq : 0;
+  blk.end = skv;  // keys < end are seen by some query of the block
+  if (causal && blk.m0 + blk.rows + blk.diag < blk.end) blk.end = blk.m0 + blk.rows + blk.diag;
+  blk.skv = skv;
+  blk.d = (int)d;
+  blk.causal = (int)causal;
+  return blk;
+}
+
+// The entry points: flashlift_attention_<in>_<out>_<isa>, in and out the element types of
+// Q, K, V and of O. Each memref the shim passes is (base, aligned, offset, size, stride); the
+// aligned pointer plus the offset (in elements) is the tensor. The mask binding is an f32
+// mask (mask_kind 1-3), or any binding, never read (mask_kind 0).
+#define FL_ENTRY(NAME, IN_T, IN_KIND, OUT_T, OUT_KIND)                                                    \
+  void NAME(const IN_T* q_base, const IN_T* q, size_t q_off, size_t q_size, size_t q_stride,               \
+            const IN_T* k_base, const IN_T* k, size_t k_off, size_t k_size, size_t k_stride,               \
+            const IN_T* v_base, const IN_T* v, size_t v_off, size_t v_size, size_t v_stride,               \
+            const float* m_base, const float* m, size_t m_off, size_t m_size, size_t m_stride,             \
+            OUT_T* o_base, OUT_T* o, size_t o_off, size_t o_size, size_t o_stride, size_t block_m,         \
+            size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,      \
+            size_t mask_kind, float scale, size_t q_w, size_t q_c, size_t k_w, size_t k_c, size_t v_w,    \
+            size_t v_c, size_t o_w, size_t o_c, size_t empty_zero) {                                     \
+    const size_t widths[4] = {q_w, k_w, v_w, o_w}, cols[4] = {q_c, k_c, v_c, o_c};                       \
+    const fl_block blk = fl_locate((const char*)(q + q_off), (const char*)(k + k_off),                    \
+                                   (const char*)(v + v_off), m + m_off, (char*)(o + o_off), IN_KIND,       \
+                                   OUT_KIND, (long)block_m, (long)bh, (long)heads, (long)kv_ratio,         \
+                                   (long)sq, (long)skv, (long)d, (long)causal, (long)mask_kind, widths,    \
+                                   cols, FL_BM);                                                           \
+    attention(&blk, IN_KIND, OUT_KIND, scale, empty_zero);                                                 \
+  }
+
+#define FL_ENTRIES(ISA)                                                                         \
+  FL_ENTRY(flashlift_attention_f32_f32_##ISA, float, F32, float, F32)                           \
+  FL_ENTRY(flashlift_attention_f16_f16_##ISA, unsigned short, F16, unsigned short, F16)         \
+  FL_ENTRY(flashlift_attention_f16_f32_##ISA, unsigned short, F16, float, F32)                  \
+  FL_ENTRY(flashlift_attention_bf16_bf16_##ISA, unsigned short, BF16, unsigned short, BF16)     \
+  FL_ENTRY(flashlift_attention_bf16_f32_##ISA, unsigned short, BF16, float, F32)
+
+#endif

@@ -1,0 +1,119 @@
+"""flashlift's CPU attention kernels alone, without IREE: correctness and speed per core.
+
+Builds each kernel source (compiler/kernels/cpu/fa_*.c) with the flags cpu_build uses plus
+`-shared`, calls its entry point over the workgroup grid from one thread with ctypes, as
+the shim IREE compiles would, and compares the output with torch (an f64 reference) and
+the time with torch SDPA on one thread. For working on the kernels: the numbers that count
+are bench/attention.py's, through IREE.
+
+    .venv/bin/python tools/kernels/cpu_fa_bench.py [--isa avx2,avx512,avx512bf16] [--dtypes f32,bf16] [--reps 5]
+    .venv/bin/python tools/kernels/cpu_fa_bench.py --isa avx512,avx512@/tmp/variant.c -D avx512@/tmp/variant.c:FL_KS=12
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+
+from flashlift.compiler.kernels import cpu_build, cpu_fa  # noqa: E402
+
+SHAPES = [(1, 8, 1024, 64, False), (1, 8, 1024, 64, True), (1, 8, 512, 64, False), (2, 4, 256, 64, False),
+          (1, 12, 128, 64, False), (1, 4, 300, 128, False), (1, 2, 77, 48, True)]
+TYPES = {"f32": (torch.float32, "f32"), "f16": (torch.float16, "f16"), "bf16": (torch.bfloat16, "bf16")}
+
+
+def shared_library(isa: str, extra: tuple = (), source: str = "") -> ctypes.CDLL:
+    """The kernel source for `isa` (or another file: a variant being tried) built as a shared
+    library (cpu_build's flags + `extra`)."""
+    own, defines = cpu_build.source_of("attention", isa)
+    out = os.path.join(tempfile.mkdtemp(prefix="fa-bench-"), f"fa_{isa}.so")
+    cmd = [cpu_build.compiler(), *cpu_build.CFLAGS, *cpu_build.ISA_FLAGS[isa], *defines, *extra, "-shared",
+           "-I", cpu_build.SOURCE_DIR, source or os.path.join(cpu_build.SOURCE_DIR, own), "-o", out]
+    subprocess.run(cmd, check=True)
+    return ctypes.CDLL(out)
+
+
+def call(lib, isa: str, q, k, v, causal: bool, scale: float):
+    """O = the kernel's attention of (B, H, S, D) contiguous q, k, v, one workgroup at a time."""
+    b, h, sq, d = q.shape
+    skv = k.shape[2]
+    dtype = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[q.dtype]
+    o = torch.empty_like(q)
+    fn = getattr(lib, f"flashlift_attention_{dtype}_{dtype}_{isa}")
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    size = ctypes.c_size_t
+    memref = lambda t: [ptr(t), ptr(t), size(0), size(t.numel()), size(1)]  # noqa: E731
+    fixed = memref(q) + memref(k) + memref(v) + memref(q) + memref(o)
+    grid = cpu_fa.workgroups(b * h, sq)
+    tail = [size(h), size(1), size(sq), size(skv), size(d), size(1 if causal else 0), size(0),
+            ctypes.c_float(scale)] + [size(0)] * 8 + [size(0)]
+
+    def run():
+        for y in range(grid[1]):
+            for x in range(grid[0]):
+                fn(*fixed, size(x), size(y), *tail)
+    return o, run
+
+
+def median_ms(fn, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--isa", default=",".join(cpu_build.host_isas()),
+                   help="builds to run, comma list; ISA@FILE builds a variant source for that ISA")
+    p.add_argument("--dtypes", default="f32,f16,bf16")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--shapes", default="", help="indices into SHAPES, comma list (default: all)")
+    p.add_argument("-D", dest="defines", action="append", default=[],
+                   help="a define for the build (e.g. -D FL_KS=12: another block shape); repeatable, "
+                        "'isa:NAME=V' for one ISA's build only")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    libs = {}
+    for isa in args.isa.split(","):
+        label, _, source = isa.partition("@")  # avx512@FILE: a variant of the avx512 source
+        extra = tuple(f"-D{d.split(':', 1)[1] if ':' in d else d}" for d in args.defines
+                      if ":" not in d or d.split(":", 1)[0] == isa)
+        libs[isa] = (label, shared_library(label, extra, source))
+    shapes = [SHAPES[int(i)] for i in args.shapes.split(",")] if args.shapes else SHAPES
+    print(f"{'shape':<22} {'dtype':<5} {'isa':<11} {'ms':>8} {'GFLOP/s':>8} {'sdpa ms':>8} {'vs sdpa':>8} {'err':>8}")
+    for b, h, s, d, causal in shapes:
+        for name in args.dtypes.split(","):
+            dtype = TYPES[name][0]
+            q, k, v = (torch.randn(b, h, s, d).to(dtype) for _ in range(3))
+            scale = 1 / math.sqrt(d)
+            ref = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), is_causal=causal)
+            sdpa_ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), args.reps)
+            flops = 4 * b * h * s * s * d / (2 if causal else 1)
+            for isa, (label, lib) in libs.items():
+                o, run = call(lib, label, q, k, v, causal, scale)
+                ms = median_ms(run, args.reps)
+                err = ((o.double() - ref).norm() / ref.norm()).item()
+                print(f"{f'{b}x{h}x{s}x{d}' + (' causal' if causal else ''):<22} {name:<5} {isa:<11} {ms:8.3f} "
+                      f"{flops / ms / 1e6:8.1f} {sdpa_ms:8.3f} {sdpa_ms / ms:8.2f} {err:8.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
