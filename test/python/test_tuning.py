@@ -33,7 +33,11 @@ def test_packaged_database_is_valid():
     db = tuning.load(tuning.DB_PATH)
     for key, entry in db["entries"].items():
         assert key.count("/") in (6, 7), key
-        assert entry["knobs"] and set(entry["knobs"]) <= set(tuning.CPU_KNOBS + tuning.GPU_KNOBS)
+        assert entry["knobs"] and set(entry["knobs"]) <= set(tuning.CPU_KNOBS + tuning.GPU_KNOBS + tuning.CPU_KERNEL_KNOBS)
+        if key.startswith("cpu-kernel:"):  # a build of flashlift's CPU kernel, for a family of CPUs
+            from flashlift.compiler.kernels import cpu_build
+            assert key.split("/")[0][len("cpu-kernel:"):] in cpu_build.ISA_FLAGS, key
+            assert entry["knobs"]["isa"] in cpu_build.ISA_FLAGS, key
         for field in ("device", "date", "ms", "rel_err"):
             assert field in entry["provenance"], (key, field)
 
@@ -191,3 +195,23 @@ def test_ingest_gpu_results(db, tmp_path, capsys):
     assert attn_tune.main(["ingest", str(path)]) == 0
     assert tuning.load()["entries"][key]["knobs"]["m_tile"] == 128
     assert "m_tile=128" in capsys.readouterr().out
+
+
+def test_attn_tune_cpu_kernel_builds(tmp_path):
+    """attn-tune --cpu-kernel: one candidate per build of flashlift's CPU kernel this CPU runs
+    (the default first), measured and checked; the winner goes under the CPU family's key."""
+    from flashlift.compiler import cpu_dispatch
+
+    isas = cpu_dispatch.target_isas(CPU)
+    if not isas:
+        pytest.skip(cpu_dispatch.unavailable(CPU))
+    db, results = str(tmp_path / "db.json"), str(tmp_path / "results.json")
+    assert attn_tune.main(["--cpu-kernel", "--shape", "1,2,40,32", "--dtype", "bf16", "--rounds", "1", "--reps", "1",
+                           "--db", db, "--results", results]) == 0
+    with open(results) as f:
+        (case,) = json.load(f)["cases"]
+    assert [r["knobs"]["isa"] for r in case["results"]] == isas, case  # bf16: every build
+    assert case["results"][0]["heuristic"] and all(r["rel_err"] < 1e-2 for r in case["results"])
+    key = f"cpu-kernel:{isas[0]}/bf16/d32/m64/k64/mask-none/b1"
+    assert case["db_key"] == key and list(tuning.load(db)["entries"]) == [key]
+    assert tuning.lookup_kernel(tuning.bhsd_shape(1, 2, 40, 32, "bf16", False), isas[0], db) == attn_tune.pick(case)["knobs"]["isa"]

@@ -8,6 +8,8 @@
     PYTHONPATH=python python -m flashlift.tools.attn_tune run-gpu build/tune/cuda --out results.json
     # ... and bring the results back into the database here
     attn-tune ingest results.json
+    # flashlift's CPU kernel: which of its builds (avx2, avx512, avx512bf16) runs each shape here
+    attn-tune --cpu-kernel --shape 1,12,128,64 --dtype f32,bf16 --causal both
 
 Each candidate is the hand-written attention module (softmax(Q K^T / sqrt(d) [+ causal mask]) V)
 compiled by ``flashlift.compile_model`` with its knobs forced (``lowering.override``); the
@@ -15,6 +17,9 @@ first candidate is what the heuristic picks. Candidates that fail to compile, or
 is off the f32 PyTorch reference (rel. err >= 1e-4 f32, 2e-3 f16, 1e-2 bf16), are dropped and
 reported. The winner (fastest; the heuristic unless another candidate is faster by
 --min-gain, 5%) goes into compiler/tuning_db.json under the shape's class key with its provenance.
+With ``--cpu-kernel`` the candidates are the builds of flashlift's CPU kernel this CPU runs
+(``cpu_dispatch.force_isa``; the default choice first) and the key the CPU family's
+(``tuning.kernel_key``).
 
 ``run-gpu`` and the measuring half of the CPU mode import only torch, the IREE runtime and
 flashlift's runtime part, never the compiler.
@@ -106,6 +111,7 @@ def knob_text(knobs: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in knobs.items()) or "-"
 
 
+
 # --------------------------------------------------------------------------
 # Build: candidates -> compiled modules + manifest (needs the compiler)
 # --------------------------------------------------------------------------
@@ -146,6 +152,53 @@ def _first_error(message: str) -> str:
     return (lines[0] if lines else message.strip().splitlines()[-1] if message.strip() else "failed")[:300]
 
 
+def _manifest(target, out_dir: str, target_key: str) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    return {"format": "attn-tune-manifest", "version": 1, "target": target.name, "target_key": target_key,
+            "commit": _commit(), "built": _now(), "built_on": _machine(), "cases": []}
+
+
+def _write_manifest(manifest: dict, out_dir: str) -> dict:
+    with open(os.path.join(out_dir, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=1)
+    return manifest
+
+
+def build_cpu_kernel(cases: list, target_spec: str, out_dir: str, *, log=print) -> dict:
+    """Compiles each case once per build of flashlift's CPU kernel the target runs (the one
+    cpu_dispatch would choose first, as the heuristic) into `out_dir`; writes and returns the manifest."""
+    import flashlift
+    from flashlift.compiler import cpu_dispatch, tuning
+    from flashlift.compiler.targets import parse_target
+
+    target = parse_target(target_spec)
+    isas = cpu_dispatch.target_isas(target)
+    if not isas:
+        raise SystemExit(f"attn-tune: no flashlift CPU kernel for {target.name}: {cpu_dispatch.unavailable(target)}")
+    manifest = _manifest(target, out_dir, f"cpu-kernel:{isas[0]}")
+    for case in cases:
+        shape = tuning.bhsd_shape(case["b"], case["h"], case["s"], case["d"], case["dtype"], case["causal"])
+        entry = dict(case, name=case_name(case), db_key=tuning.kernel_key(shape, isas[0]), candidates=[], dropped=[])
+        default = cpu_dispatch.choose_isa(isas, case["dtype"])
+        choices = [default] + [isa for isa in isas if isa != default and (isa != "avx512bf16" or case["dtype"] == "bf16")]
+        for i, isa in enumerate(choices):
+            t0 = time.time()
+            with cpu_dispatch.force_isa(isa):
+                compiled = flashlift.compile_model(attention_module(case["causal"]), make_inputs(case), target=target.name)
+            paths = [s.path for s in compiled.report.raised]
+            if paths != [cpu_dispatch.kernel_path(isa)]:
+                entry["dropped"].append({"knobs": {"isa": isa}, "stage": "compile", "reason": f"took {paths}"})
+                log(f"{entry['name']} [isa={isa}]: not taken ({paths})")
+                continue
+            module = f"{entry['name']}.c{i}.flashlift"
+            compiled.save(os.path.join(out_dir, module))
+            entry["candidates"].append({"id": f"c{i}", "knobs": {"isa": isa}, "heuristic": isa == default,
+                                        "module": module, "compile_s": round(time.time() - t0, 2)})
+            log(f"{entry['name']} [isa={isa}]{' (default)' if isa == default else ''}: compiled in {time.time() - t0:.1f}s")
+        manifest["cases"].append(entry)
+    return _write_manifest(manifest, out_dir)
+
+
 def build(cases: list, target_spec: str, out_dir: str, *, limit: int = 6, extra: Optional[list] = None,
           log=print) -> dict:
     """Compiles every candidate of every case into `out_dir`; writes and returns the manifest."""
@@ -154,10 +207,7 @@ def build(cases: list, target_spec: str, out_dir: str, *, limit: int = 6, extra:
     from flashlift.compiler.targets import parse_target
 
     target = parse_target(target_spec)
-    os.makedirs(out_dir, exist_ok=True)
-    manifest = {"format": "attn-tune-manifest", "version": 1, "target": target.name,
-                "target_key": tuning.target_key(target), "commit": _commit(),
-                "built": _now(), "built_on": _machine(), "cases": []}
+    manifest = _manifest(target, out_dir, tuning.target_key(target))
     for case in cases:
         shape = tuning.bhsd_shape(case["b"], case["h"], case["s"], case["d"], case["dtype"], case["causal"])
         # Predicted key; replaced below by the key of the op as lowering saw it.
@@ -201,9 +251,7 @@ def build(cases: list, target_spec: str, out_dir: str, *, limit: int = 6, extra:
             log(f"{entry['name']} [{knob_text(knobs)}]{' (heuristic)' if is_heuristic else ''}: "
                 f"compiled in {time.time() - t0:.1f}s")
         manifest["cases"].append(entry)
-    with open(os.path.join(out_dir, MANIFEST), "w") as f:
-        json.dump(manifest, f, indent=1)
-    return manifest
+    return _write_manifest(manifest, out_dir)
 
 
 # --------------------------------------------------------------------------
@@ -435,6 +483,8 @@ def _tune_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--results", default=None, help="also write the results JSON here")
     p.add_argument("--dry-run", action="store_true", help="measure and report, do not write the database")
+    p.add_argument("--cpu-kernel", action="store_true",
+                   help="CPU: choose between the builds of flashlift's CPU kernel (avx2, avx512, ...) instead of IREE's knobs")
     return p
 
 
@@ -506,7 +556,10 @@ def main(argv: Optional[list] = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="attn-tune-") as tmp:
         folder = a.out or tmp
-        build(cases, target.name, folder, limit=a.candidates, extra=a.knobs)
+        if a.cpu_kernel:
+            build_cpu_kernel(cases, target.name, folder)
+        else:
+            build(cases, target.name, folder, limit=a.candidates, extra=a.knobs)
         results = measure(folder, driver=a.driver, rounds=a.rounds, reps=a.reps, workers=a.workers)
     if a.results:
         _write_json(a.results, results)
