@@ -3,7 +3,7 @@
 `attention_kernel(plan, sm)` runs triton_fa.build_ptx for an attention Plan (shape, dtype,
 causal kind, run-time mask kinds, the layouts and the empty-row answer the rewrite folded
 in); `gemm_kernel(spec, sm)` runs triton_gemm.build_gemm for a GemmSpec, `norm_kernel`
-triton_norm.build_layer_norm for a NormSpec. Each returns an
+triton_norm.build_norm for a NormSpec. Each returns an
 aot.KernelBinary (PTX and cubin, grid, block, shared memory, parameters), cached in-process
 by the build's arguments (Triton also caches its compiles on disk). Both build PTX
 `.version` PTX_VERSION. A build error propagates: the caller records it
@@ -57,8 +57,8 @@ def gemm_kernel(spec, sm: int):
 
 
 def norm_kernel(spec, sm: int):
-    """triton_norm.build_layer_norm for a NormSpec (cached in-process)."""
+    """triton_norm.build_norm for a NormSpec (cached in-process)."""
     key = (spec, sm)
     if key not in _NORM_CACHE:
-        _NORM_CACHE[key] = triton_norm.build_layer_norm(spec, sm, ptx_version=PTX_VERSION)
+        _NORM_CACHE[key] = triton_norm.build_norm(spec, sm, ptx_version=PTX_VERSION)
     return _NORM_CACHE[key]

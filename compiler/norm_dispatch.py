@@ -1,23 +1,25 @@
-"""Dispatch flashlift's residual add + LayerNorm kernel: the epilogue after a linear layer.
+"""Dispatch flashlift's residual add + norm kernel: the epilogue after a linear layer.
 
 The Slapo tutorial's third step, automatically: after a projection, its bias, the
 (inference, identity) dropout, the residual add and the LayerNorm run as few kernels as the
 target allows. The bias stays with the GEMM (flashlift's GEMM kernel adds it in its epilogue
 on CUDA; IREE's CPU dispatch formation fuses it into the matmul's); this step takes the rest,
-the residual add and the LayerNorm, as one kernel: `dispatch_norms` finds each LayerNorm
-torch-mlir decomposed (passes/norms.py: match_layer_norm from its rsqrt), absorbs the
-residual add that produces its input when nothing else reads the sum, and replaces them by
-one dispatch of
+the residual add and the norm, as one kernel: `dispatch_norms` finds each LayerNorm and
+RMSNorm (LLaMA's) torch-mlir decomposed (passes/norms.py: match_norm from its rsqrt),
+absorbs the residual add that produces its input when nothing else reads the sum (a
+pre-norm model's sum is also the next residual: the kernel then reads the sum), and
+replaces them by one dispatch of
 
   * CUDA (targets with kernels): compiler/kernels/triton_norm.py, one row per program;
   * CPU (x86-64 with AVX2, as the attention kernel): compiler/kernels/cpu/norm_avx2.c.
 
 Exact up to the variance's accumulation: the kernels compute it in f32 (two passes, centred),
 the decomposition in f64 truncated to f32 (they differ by rounding, ~1e-7 relative, far
-below f16's 5e-4). One record per LayerNorm candidate (an rsqrt generic), in program order:
-{"location": the LayerNorm's, "path": "flashlift-cpu avx2" | "triton-norm sm_XX" |
-"iree-codegen", "reason", "shape": [rows, n], "residual": bool, "linear": the location of
-the linear layer whose output is normalised (or "")}.
+below f16's 5e-4). One record per norm candidate (an rsqrt generic), in program order:
+{"location": the norm's, "path": "flashlift-cpu avx2" | "triton-norm sm_XX" |
+"iree-codegen", "reason", "norm": "LayerNorm" | "RMSNorm", "shape": [rows, n], "residual":
+bool, "linear": the location of the linear layer whose output is normalised (or ""),
+"linear_bias": whether its bias add is on the way}.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def kernel_path(target) -> str:
 
 
 def dispatch_norms(module, target, *, use_kernels: bool = True) -> list[dict]:
-    """Replaces every LayerNorm the target's kernel covers (with its residual add) by a kernel
-    dispatch, in place; returns one record per candidate."""
+    """Replaces every LayerNorm and RMSNorm the target's kernel covers (with its residual add)
+    by a kernel dispatch, in place; returns one record per candidate."""
     records = []
     unavailable = _unavailable(target, use_kernels)
     splicer = ModuleSplicer(module)
@@ -52,7 +54,7 @@ def dispatch_norms(module, target, *, use_kernels: bool = True) -> list[dict]:
         try:
             _take(splicer, rsqrt, record, target, unavailable)
         except NoMatch as e:
-            record["reason"] = f"not a LayerNorm over the last dim: {e}"
+            record["reason"] = str(e)
         except NotCovered as e:
             record["reason"] = str(e)
         except Exception as e:  # the kernel did not build, or a bug here: the ops stay as written
@@ -61,17 +63,21 @@ def dispatch_norms(module, target, *, use_kernels: bool = True) -> list[dict]:
 
 
 def _take(splicer: ModuleSplicer, rsqrt, record: dict, target, unavailable: str) -> None:
-    """The LayerNorm of `rsqrt` replaced by the kernel's dispatch, `record` filled in; raises
+    """The norm of `rsqrt` replaced by the kernel's dispatch, `record` filled in; raises
     NoMatch / NotCovered (why not) before anything is changed."""
-    ln = norms.match_layer_norm(rsqrt)
+    ln = norms.match_norm(rsqrt)
     a, r = _inputs(ln)
     dims = shape(ln.x)
-    record.update(location=_norm_location(ln), residual=r is not None,
-                  linear=_linear_location(a) or (_linear_location(r) if r is not None else ""))
+    linear, bias = _linear_location(a)
+    if not linear and r is not None:
+        linear, bias = _linear_location(r)
+    record.update(location=_norm_location(ln), norm="RMSNorm" if ln.kind == "rms" else "LayerNorm",
+                  residual=r is not None, linear=linear, linear_bias=bias)
     if any(d == DYNAMIC for d in dims):
         raise NotCovered(f"dynamic shape {ln.x.type}")
     spec = NormSpec(rows=math.prod(dims[:-1]), n=dims[-1], dtype=_dtype(ln.x), out_dtype=_dtype(ln.out),
-                    eps=ln.eps, residual=r is not None, weight=ln.weight is not None, bias=ln.bias is not None)
+                    eps=ln.eps, residual=r is not None, weight=ln.weight is not None, bias=ln.bias is not None,
+                    kind=ln.kind, weight_rounded=ln.weight_rounded)
     record["shape"] = [spec.rows, spec.n]
     if unavailable:
         raise NotCovered(unavailable)
@@ -81,14 +87,14 @@ def _take(splicer: ModuleSplicer, rsqrt, record: dict, target, unavailable: str)
 
 
 def _unavailable(target, use_kernels: bool) -> str:
-    """Why no LayerNorm kernel runs on `target` ("" if one does)."""
+    """Why no norm kernel runs on `target` ("" if one does)."""
     if not use_kernels:
         return "use_kernels=False"
     if target.kind == "cpu":
         from flashlift.compiler.cpu_dispatch import unavailable
         return unavailable(target)
     if target.kind != "cuda" or not target.kernel_arch:
-        return f"no flashlift LayerNorm kernel for target {target.name}"
+        return f"no flashlift norm kernel for target {target.name}"
     try:
         import triton  # noqa: F401
     except ImportError as e:
@@ -97,8 +103,8 @@ def _unavailable(target, use_kernels: bool) -> str:
 
 
 def _inputs(ln) -> tuple:
-    """(a, r): the residual add's operands when the LayerNorm's input is that sum and only
-    the LayerNorm reads it, else (x, None)."""
+    """(a, r): the residual add's operands when the norm's input is that sum and only the
+    norm reads it, else (x, None)."""
     pair = norms.residual_add(ln.x)
     ids = [o.operation for o in ln.ops]
     if pair is None or not all(any(u == o for o in ids) for u in [use.owner for use in ln.x.uses]):
@@ -132,7 +138,7 @@ def _replace(splicer: ModuleSplicer, ln, a, r, spec: NormSpec, target) -> None:
     rtype = ln.out.type
     with splicer.module.context, ir.Location.unknown():
         if target.kind == "cpu":
-            kernel = cpu_build.build_object("layer_norm", "avx2")
+            kernel = cpu_build.build_object("norm", "avx2")
             key = (kernel.digest, spec)
             sym = splicer.executable(f"flashlift_norm_cpu_avx2_{hashlib.sha1(repr(key).encode()).hexdigest()[:10]}",
                                      lambda name: cpu_norm.executable_source(kernel, name, spec))
@@ -158,21 +164,26 @@ def _dtype(value) -> str:
 
 
 def _norm_location(ln) -> str:
-    """The LayerNorm's location: its normalising op's (the module path of the nn.LayerNorm)."""
+    """The norm's location: its normalising op's (the module path of the nn.LayerNorm, or of
+    the model's RMSNorm module)."""
     return str(ln.ops[0].operation.location)
 
 
-def _linear_location(value) -> str:
-    """The location of the linear layer (a linalg.matmul, or a kernel call replacing one) whose
-    result `value` is, through reshapes, its bias add and rounding; "" if none."""
+def _linear_location(value) -> tuple:
+    """(location, bias) of the linear layer (a linalg.matmul, or a kernel call replacing one)
+    whose result `value` is, through reshapes, its bias add and rounding, and whether a bias
+    add was on the way; ("", False) if none."""
+    bias = False
     for _ in range(6):
         p = producer(value)
         if p is None:
-            return ""
+            return "", False
         name = p.operation.name
         if name in ("linalg.matmul", "func.call"):
-            return str(p.operation.location)
+            return str(p.operation.location), bias
         if name not in ("tensor.expand_shape", "tensor.collapse_shape", "linalg.generic"):
-            return ""
+            return "", False
+        if name == "linalg.generic" and any(str(m.value).endswith("-> (d1)") for m in p.operation.attributes["indexing_maps"]):
+            bias = True  # a [N] row vector broadcast over the rows: the bias add
         value = p.operation.operands[0]
-    return ""
+    return "", False

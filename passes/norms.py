@@ -1,4 +1,5 @@
-"""torch-mlir's LayerNorm, read back from its decomposition (and the residual add before it).
+"""torch-mlir's LayerNorm and RMSNorm, read back from their decompositions (and the residual
+add before them).
 
 `match_layer_norm(rsqrt)` takes the `math.rsqrt` generic of a decomposed
 `aten.layer_norm` / `nn.LayerNorm` over the last dim and returns the LayerNorm it computes,
@@ -12,6 +13,17 @@ to f32 first, x32 = ext(x)):
     [y   = y * ext(weight)[n]]  [y = y + ext(bias)[n]]  [y = trunc(y)]
 
 i.e. y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias, the biased variance, in f32.
+`match_rms_norm(rsqrt)` takes the rsqrt of an RMSNorm written out (LLaMA, Mistral, Qwen2,
+T5; torch's nn.RMSNorm decomposes the same way):
+
+    ms   = sum(x32^2, -1) / N                               (x32^2: fpowi(x32, 2) or x32 * x32)
+    y    = x32 * rsqrt(ms + eps)
+    then [y = trunc(y)] [y = y * weight[n]] [y = trunc(y)]
+
+the weight multiplying either in f32 before the rounding, or (LLaMA's `weight *
+y.to(input_dtype)`) in the model's type after it (`weight_rounded`). `match_norm(rsqrt)`
+reads whichever of the two the rsqrt belongs to.
+
 `residual_add(x)`: x = a + b (one elementwise addf of two tensors of x's shape) when the
 sum has no use outside the norm, else None (the sum is then read by whoever else needs it).
 Passes read ops through here; the rewrite is the codegen step's (compiler/norm_dispatch.py).
@@ -25,7 +37,7 @@ from typing import Optional
 from iree.compiler import ir
 
 from . import ir as irx
-from .matchers import body, broadcast_operand, is_elementwise, is_op_expr, match_reduction, require
+from .matchers import NoMatch, body, broadcast_operand, is_elementwise, is_op_expr, match_reduction, require
 
 
 @dataclass
@@ -36,10 +48,19 @@ class LayerNorm:
     eps: float
     out: ir.Value  # the result (the truncation's, where there is one)
     ops: list = field(default_factory=list)  # the decomposition's ops, x's consumers to out
+    kind = "layer"
+    weight_rounded = False
 
     @property
     def n(self) -> int:
         return irx.shape(self.x)[-1]
+
+
+@dataclass
+class RMSNorm(LayerNorm):
+    """x * rsqrt(mean(x^2) + eps) [* weight]: LayerNorm's fields, bias always None."""
+    weight_rounded: bool = False  # the weight multiplies y rounded to x's type, in that type
+    kind = "rms"
 
 
 def _same(a, b) -> bool:
@@ -134,21 +155,27 @@ def _variance(value, x32, n: int, ops: list) -> None:
 
 
 def _row_vector(op, y, name: str):
-    """The [N] operand of an elementwise name(y, vector[n]) (its own type: through an extf in
-    the body), or None."""
-    if not is_elementwise(op) or len(irx.ins(op)) != 2 or irx.ins(op)[0] != y:
+    """The [N] operand of an elementwise name(y, vector[n]) or name(vector[n], y) (name a
+    commutative mulf / addf; the vector in its own type: through an extf in the body), or None."""
+    if not is_elementwise(op) or len(irx.ins(op)) != 2 or y not in list(irx.ins(op)):
         return None
+    i = list(irx.ins(op)).index(y)
     maps = irx.indexing_maps(op)
     n_loops = maps[-1].n_dims
-    if not irx.is_identity(maps[0]) or irx.map_dims(maps[1]) != [n_loops - 1]:
+    if not irx.is_identity(maps[i]) or irx.map_dims(maps[1 - i]) != [n_loops - 1]:
         return None
     e = body(op)
-    if not (is_op_expr(e, name) and _expr_arg(e.args[0], 0)):
+    if not (is_op_expr(e, name) and len(e.args) == 2):
         return None
-    other = e.args[1]
-    while is_op_expr(other, "arith.extf") and len(other.args) == 1:
-        other = other.args[0]
-    return irx.ins(op)[1] if _expr_arg(other, 1) else None
+    args = [strip_ext(a) for a in e.args]
+    return irx.ins(op)[1 - i] if {(a.kind, a.value) for a in args} == {("arg", 0), ("arg", 1)} else None
+
+
+def strip_ext(e):
+    """e through arith.extf casts."""
+    while is_op_expr(e, "arith.extf") and len(e.args) == 1:
+        e = e.args[0]
+    return e
 
 
 def _only_users(value, ops: list) -> bool:
@@ -203,6 +230,83 @@ def match_layer_norm(rsqrt) -> LayerNorm:
     for v in [irx.result(o) for o in ops if irx.result(o) != y]:
         require(_only_users(v, ops), "a value inside the LayerNorm is used outside it")
     return LayerNorm(x=x, weight=weight, bias=bias, eps=eps, out=y, ops=ops)
+
+
+def _squares(value, x32, ops: list) -> None:
+    """`value` = x32 squared, elementwise: fpowi(x32, 2), x32 * x32 (one operand or two)."""
+    sq = irx.producer(value)
+    require(sq is not None and is_elementwise(sq), "the mean is not of squares")
+    ins, e = list(irx.ins(sq)), body(sq)
+    require(all(v == x32 for v in ins), "squares another tensor than the one normalised")
+    square = (is_op_expr(e, "math.fpowi", "math.powf") and len(e.args) == 2 and _expr_arg(e.args[0], 0)
+              and _const(e.args[1]) == 2.0)
+    square = square or (is_op_expr(e, "arith.mulf") and all(a.kind == "arg" for a in e.args))
+    require(square, "the mean is not of squares")
+    ops.append(sq)
+
+
+def match_rms_norm(rsqrt) -> RMSNorm:
+    """The RMSNorm whose rsqrt(mean(x^2) + eps) is `rsqrt` (a linalg.generic), or NoMatch."""
+    ms_eps = _unary(rsqrt, "math.rsqrt")
+    require(ms_eps is not None, "not an elementwise rsqrt")
+    ops = [rsqrt]
+    add = irx.producer(ms_eps)
+    require(add is not None, "rsqrt of an argument")
+    ms, eps = _scalar_op(add, "arith.addf")
+    ops.append(add)
+    users = irx.users(irx.result(rsqrt))
+    require(len(users) == 1, "rsqrt has more than one use")
+    mul = users[0].opview
+    require(is_elementwise(mul) and len(irx.ins(mul)) == 2 and irx.ins(mul)[1] == irx.result(rsqrt),
+            "rsqrt is not used as the normalising factor")
+    x32, _ = _binary_bcast(mul, "arith.mulf")
+    ops.append(mul)
+    _squares(_mean(ms, irx.shape(x32)[-1], ops), x32, ops)
+
+    y, weight, truncated, weight_rounded = irx.result(mul), None, False, False
+    for step in ("trunc", "weight", "trunc"):
+        users = irx.users(y)
+        if len(users) != 1:
+            break
+        op = users[0].opview
+        if step == "trunc" and _same(_unary(op, "arith.truncf"), y):
+            truncated = True
+        elif step == "weight" and (vec := _row_vector(op, y, "arith.mulf")) is not None:
+            weight, weight_rounded = vec, truncated
+        else:
+            continue
+        ops.append(op)
+        y = irx.result(op)
+    x = _cast_source(x32, "arith.extf")
+    if x != x32:
+        ops.append(irx.producer(x32))
+    for v in [irx.result(o) for o in ops if irx.result(o) != y]:
+        require(_only_users(v, ops), "a value inside the RMSNorm is used outside it")
+    return RMSNorm(x=x, weight=weight, bias=None, eps=eps, out=y, ops=ops, weight_rounded=weight_rounded)
+
+
+def match_norm(rsqrt) -> LayerNorm:
+    """The LayerNorm or RMSNorm `rsqrt` belongs to, or NoMatch with the reason of the one it
+    is shaped as (rows centred before the rsqrt scales them: a LayerNorm)."""
+    try:
+        return match_layer_norm(rsqrt)
+    except NoMatch as layer:
+        if _scales_centred_rows(rsqrt):
+            raise NoMatch(f"not a LayerNorm over the last dim: {layer}") from None
+    try:
+        return match_rms_norm(rsqrt)
+    except NoMatch as rms:
+        early = str(rms).startswith(("not an elementwise rsqrt", "rsqrt "))
+        raise NoMatch(f"not {'a LayerNorm or ' if early else 'an '}RMSNorm over the last dim: {rms}") from None
+
+
+def _scales_centred_rows(rsqrt) -> bool:
+    """rsqrt's one use multiplies a difference (x - mean), as a LayerNorm's does."""
+    users = irx.users(irx.result(rsqrt))
+    if len(users) != 1 or not irx.ins(users[0].opview):
+        return False
+    sub = irx.producer(irx.ins(users[0].opview)[0])
+    return sub is not None and is_elementwise(sub) and is_op_expr(body(sub), "arith.subf")
 
 
 def residual_add(x) -> Optional[tuple]:

@@ -31,7 +31,7 @@ SOURCES = {
     ("attention", "avx2"): ("fa_avx2.c", ()),
     ("attention", "avx512"): ("fa_avx512.c", ()),
     ("attention", "avx512bf16"): ("fa_avx512.c", ("-DFL_DPBF16",)),  # bf16 products (VDPBF16PS)
-    ("layer_norm", "avx2"): ("norm_avx2.c", ()),
+    ("norm", "avx2"): ("norm_avx2.c", ()),
 }
 HEADERS = ("fa_common.h",)  # included by the sources: part of every object's digest
 _AVX2 = ("-mavx2", "-mfma", "-mf16c")
@@ -55,7 +55,7 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class CpuKernel:
-    kernel: str  # "attention", "layer_norm"
+    kernel: str  # "attention", "norm"
     isa: str
     path: str  # the object file, holding one entry point per (input, output) element type
     digest: str

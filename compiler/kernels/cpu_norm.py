@@ -1,7 +1,7 @@
-"""flashlift's CPU residual add + LayerNorm kernel: the IREE executable around its object.
+"""flashlift's CPU residual add + LayerNorm / RMSNorm kernel: the IREE executable around its object.
 
 The kernel is C with AVX2 intrinsics (cpu/norm_avx2.c), built by
-cpu_build.build_object("layer_norm"); `executable_source` is the executable that calls it
+cpu_build.build_object("norm"); `executable_source` is the executable that calls it
 once per workgroup (a block of ROWS rows) for a NormSpec, `dispatch_func` the function
 `(a[, r][, weight][, bias]) -> y` of one flow.dispatch of it on the op's own tensor types.
 """
@@ -29,7 +29,8 @@ def executable_source(kernel: CpuKernel, sym_name: str, spec: NormSpec) -> str:
     bindings = [a, a, vec if spec.weight else a, vec if spec.bias else a,
                 f"memref<{total}x{spec.out_dtype}>"]
     args = [("index", spec.rows), ("index", spec.n), ("f32", spec.eps),
-            ("index", int(spec.residual)), ("index", int(spec.weight)), ("index", int(spec.bias))]
+            ("index", int(spec.residual)), ("index", int(spec.weight)), ("index", int(spec.bias)),
+            ("index", int(spec.kind == "rms")), ("index", int(spec.weight_rounded))]
     return shim_source(kernel, sym_name, kernel.symbol(spec.dtype, spec.out_dtype), bindings, workgroups(spec), args)
 
 

@@ -1,7 +1,9 @@
-"""Triton residual add + LayerNorm kernel for CUDA, AOT-compiled to PTX/cubin for IREE.
+"""Triton residual add + LayerNorm / RMSNorm kernel for CUDA, AOT-compiled to PTX/cubin for IREE.
 
 Computes a NormSpec (norm_spec.py): x = a [+ r] rounded to the input type, then
-y = (x - mean) / sqrt(var + eps) [* weight] [+ bias] in f32, stored in the output type.
+y = (x - mean) / sqrt(var + eps) [* weight] [+ bias] (LayerNorm) or x / sqrt(mean(x^2) + eps)
+[* weight] (RMSNorm; WEIGHT_ROUNDED: y rounded to the input type before the weight) in f32,
+stored in the output type.
 Why a kernel after the GEMM rather than in its epilogue: a LayerNorm reduces over the whole
 output row (n = 1024 in BERT-base and the seed), while a GEMM tile covers 64-256 columns of
 it; a tile as wide as the row (64 x 1024 f32 accumulators, 256 KB) does not fit one CTA's
@@ -27,8 +29,9 @@ _TL = {"f16": "fp16", "bf16": "bf16", "f32": "fp32"}
 
 
 @triton.jit
-def _layer_norm_kernel(A, R, W, B, Y, N: tl.constexpr, BLOCK_N: tl.constexpr, EPS: tl.constexpr,
-                       HAS_R: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr):
+def _norm_kernel(A, R, W, B, Y, N: tl.constexpr, BLOCK_N: tl.constexpr, EPS: tl.constexpr,
+                 HAS_R: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, RMS: tl.constexpr,
+                 WEIGHT_ROUNDED: tl.constexpr):
     row = tl.program_id(0).to(tl.int64) * N
     cols = tl.arange(0, BLOCK_N)
     inside = cols < N
@@ -36,10 +39,14 @@ def _layer_norm_kernel(A, R, W, B, Y, N: tl.constexpr, BLOCK_N: tl.constexpr, EP
     if HAS_R:  # the model's sum, in its own type
         r = tl.load(R + row + cols, mask=inside, other=0.0).to(tl.float32)
         x = (x + r).to(A.dtype.element_ty).to(tl.float32)
-    mean = tl.sum(x, axis=0) / N
-    centred = tl.where(inside, x - mean, 0.0)
+    if RMS:  # around 0: the mean of squares
+        centred = x
+    else:
+        centred = tl.where(inside, x - tl.sum(x, axis=0) / N, 0.0)
     var = tl.sum(centred * centred, axis=0) / N
     y = centred * (1.0 / tl.sqrt_rn(var + EPS))
+    if WEIGHT_ROUNDED:  # LLaMA's weight * y.to(dtype): the product in dtype
+        y = y.to(A.dtype.element_ty).to(tl.float32)
     if HAS_W:
         y = y * tl.load(W + cols, mask=inside, other=0.0).to(tl.float32)
     if HAS_B:
@@ -52,7 +59,7 @@ def num_warps(n: int) -> int:
     return max(4, min(16, triton.next_power_of_2(n) // 512))
 
 
-def build_layer_norm(spec: NormSpec, arch: int, ptx_version=None) -> "aot.KernelBinary":
+def build_norm(spec: NormSpec, arch: int, ptx_version=None) -> "aot.KernelBinary":
     """AOT-compiles the kernel for one NormSpec (ValueError if it does not cover it)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -63,12 +70,13 @@ def build_layer_norm(spec: NormSpec, arch: int, ptx_version=None) -> "aot.Kernel
     sig = {name: (f"*{t}" if have else "constexpr") for name, have in present.items()}
     sig["Y"] = f"*{o}"
     consts = dict(N=spec.n, BLOCK_N=triton.next_power_of_2(spec.n), EPS=float(spec.eps),
-                  HAS_R=spec.residual, HAS_W=spec.weight, HAS_B=spec.bias)
+                  HAS_R=spec.residual, HAS_W=spec.weight, HAS_B=spec.bias, RMS=spec.kind == "rms",
+                  WEIGHT_ROUNDED=spec.weight_rounded)
     sig.update({k: "constexpr" for k in consts})
     consts.update({name: None for name, have in present.items() if not have})
     ptrs = [i for i, name in enumerate(["A", "R", "W", "B", "Y"]) if name == "Y" or present[name]]
     attrs = {(i,): [["tt.divisibility", 16]] for i in ptrs}  # IREE bindings are 64-byte aligned
-    src = ASTSource(fn=_layer_norm_kernel, signature=sig, constexprs=consts, attrs=attrs)
+    src = ASTSource(fn=_norm_kernel, signature=sig, constexprs=consts, attrs=attrs)
     opts = dict(num_warps=num_warps(spec.n), num_stages=1)
     if ptx_version is not None:
         opts["ptx_version"] = ptx_version
@@ -76,4 +84,4 @@ def build_layer_norm(spec: NormSpec, arch: int, ptx_version=None) -> "aot.Kernel
     names = [n for n, have in (("a", True), ("r", spec.residual), ("weight", spec.weight), ("bias", spec.bias)) if have]
     roles = ["input"] * len(names) + ["output"]
     return aot.binary(ck, arch, names + ["y"], roles, (spec.rows, 1, 1),
-                      dict(spec.__dict__, kind="layer_norm", num_warps=opts["num_warps"]))
+                      dict(spec.__dict__, kernel="norm", num_warps=opts["num_warps"]))

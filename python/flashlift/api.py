@@ -42,9 +42,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     On the CPU, linear layers that read one input (Q/K/V, gate/up) run as one GEMM over their
     concatenated weights (`.report.fused` lists each group); fuse_linears=False keeps them apart,
     True fuses them on GPU targets too (off there by default: it measured slower on an H200).
-    With kernels (CPU with AVX2, CUDA), each LayerNorm runs as one kernel with the residual
-    add before it (`.report.epilogues`, the projection's bias staying in its GEMM);
-    fuse_norms=False leaves them to IREE.
+    With kernels (CPU with AVX2, CUDA), each LayerNorm and RMSNorm runs as one kernel with the
+    residual add before it where only the norm reads the sum (`.report.epilogues`, the
+    projection's bias staying in its GEMM); fuse_norms=False leaves them to IREE.
     parameters="archive" (default) keeps the weights out of the module as IREE parameters
     (any size; see flashlift.parameters), "inline" compiles them in as constants.
     """
@@ -113,7 +113,8 @@ def _add_decisions(report: Report, records: list) -> None:
         elif r.kind == "norm":
             report.epilogues.append(site_from_location(
                 r.location, path=r.outcome, path_reason=r.reason,
-                details={"shape": r.details.get("shape"), "residual": r.details.get("residual", False),
+                details={"norm": r.details.get("norm"), "shape": r.details.get("shape"),
+                         "residual": r.details.get("residual", False), "linear_bias": r.details.get("linear_bias", False),
                          "linear": site_from_location(r.details["linear"]).module_path if r.details.get("linear") else None}))
         elif r.kind == "linears":
             sites = [site_from_location(loc) for loc in r.details["locations"]]

@@ -30,7 +30,7 @@ class Report:
     raise_attention: bool = True
     linears: list = field(default_factory=list)  # Sites of matmuls on targets with flashlift's GEMM kernel
     fused: list = field(default_factory=list)  # dicts: layers (module paths), source, shape [M, K, N] of the one GEMM
-    epilogues: list = field(default_factory=list)  # Sites of LayerNorms (details: shape, residual, linear)
+    epilogues: list = field(default_factory=list)  # Sites of LayerNorms / RMSNorms (details: norm, shape, residual, linear)
     notes: list = field(default_factory=list)  # what the import chose for the user (e.g. use_cache=False)
 
     def __str__(self) -> str:
@@ -62,8 +62,10 @@ class Report:
                 lines.append(f"    {_layer_names(f['layers'])} -> one GEMM [{m} x {k}] x [{k} x {n}] ({_short(f['source'])})")
         if self.epilogues:
             fused = [s for s in self.epilogues if s.path != "iree-codegen"]
-            lines.append(f"  {len(fused)} of {len(self.epilogues)} LayerNorm{'s' if len(self.epilogues) != 1 else ''} "
-                         "fused with the residual add before it into one kernel:")
+            kinds = sorted({s.details["norm"] for s in self.epilogues if s.details.get("norm")})
+            lines.append(f"  {len(fused)} of {len(self.epilogues)} norm{'s' if len(self.epilogues) != 1 else ''}"
+                         + (f" ({', '.join(kinds)})" if kinds else "") + " run as one kernel each, with the "
+                         "residual add before it where only the norm reads the sum:")
             for s in self.epilogues:
                 lines.append(f"    {_epilogue(s)}  [{s.path}{': ' + s.path_reason if s.path_reason else ''}]")
         active = [d for d in self.dropouts if d["p"] > 0]
@@ -105,10 +107,12 @@ def site_from_location(loc: str, **kwargs) -> Site:
 
 
 def _epilogue(s: Site) -> str:
-    """'proj.dense (bias in its GEMM) + residual + proj.layer_norm [256 x 1024] (file:line)'."""
+    """'proj.dense (bias in its GEMM) + residual + proj.layer_norm [256 x 1024] (file:line)'
+    (an RMSNorm's module path followed by "(RMSNorm)")."""
     d = s.details
-    parts = [f"{d['linear']} (bias in its GEMM)"] if d.get("linear") else []
-    parts += ["residual"] * bool(d.get("residual")) + [s.module_path or "<top>"]
+    parts = [d["linear"] + (" (bias in its GEMM)" if d.get("linear_bias", True) else "")] if d.get("linear") else []
+    norm = (s.module_path or "<top>") + (" (RMSNorm)" if d.get("norm") == "RMSNorm" else "")
+    parts += ["residual"] * bool(d.get("residual")) + [norm]
     size = f" [{d['shape'][0]} x {d['shape'][1]}]" if d.get("shape") else ""
     return " + ".join(parts) + f"{size} ({_short(s.source)})"
 

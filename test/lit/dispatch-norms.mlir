@@ -18,8 +18,8 @@
 // CHECK:         %[[R:.+]] = call @[[EXE:flashlift_norm_cpu_avx2_[0-9a-f]+]]_call(%[[A]], %[[X]], %[[W]], %[[B]])
 // CHECK-NEXT:    return %[[R]]
 // CHECK:       hal.executable.source private @[[EXE]] <objects =
-// CHECK-SAME:    #hal.executable.object<{path = "{{.*}}flashlift_layer_norm_avx2-{{[0-9a-f]+}}.o"}>
-// CHECK:         func.func private @flashlift_layer_norm_f32_f32_avx2(memref<128xf32>, memref<128xf32>, memref<16xf32>, memref<16xf32>, memref<128xf32>
+// CHECK-SAME:    #hal.executable.object<{path = "{{.*}}flashlift_norm_avx2-{{[0-9a-f]+}}.o"}>
+// CHECK:         func.func private @flashlift_norm_f32_f32_avx2(memref<128xf32>, memref<128xf32>, memref<16xf32>, memref<16xf32>, memref<128xf32>
 // CHECK:       func.func private @[[EXE]]_call(
 // CHECK:         flow.dispatch @[[EXE]]::@[[EXE]](
 // REMARK:      dispatch-norms.mlir:{{[0-9]+}}:{{[0-9]+}}: remark: norm takes flashlift-cpu avx2

@@ -1,4 +1,4 @@
-"""flashlift's residual add + LayerNorm kernel (compiler/norm_dispatch.py; on the CPU
+"""flashlift's residual add + LayerNorm / RMSNorm kernel (compiler/norm_dispatch.py; on the CPU
 compiler/kernels/cpu/norm_avx2.c) computes what the model computes, and is chosen where it applies.
 
 Random inputs; tolerance: relative error against PyTorch in f64 under 1e-5 for f32 (the
@@ -7,7 +7,11 @@ rounding of the sum and the result). The cases stress what the matcher must get 
 residual add absorbed only when nothing else reads the sum, a LayerNorm without weight or
 bias, rows not a multiple of the kernel's 8-row blocks, constant rows (variance 0), a row
 length the kernel does not take (left to IREE, the answer unchanged), a normalisation over
-another dim (not a LayerNorm over the last dim: left alone).
+another dim (not a LayerNorm over the last dim: left alone). RMSNorms as LLaMA (the weight
+multiplying in the model's type, after the rounding) and torch's nn.RMSNorm write them, after
+a residual add only the norm reads (one kernel) or that is also the next residual (pre-norm:
+the kernel reads the sum), a zero row (mean of squares 0: y = 0, not NaN), and Gemma's
+weight in f32 with bf16 inputs (left to IREE, with the reason).
 """
 
 import copy
@@ -109,6 +113,70 @@ def test_normalisation_over_another_dim_is_left_alone():
     assert all("not a LayerNorm over the last dim" in s.path_reason for s in report.epilogues), str(report)
 
 
+class LlamaRMSNorm(torch.nn.Module):
+    """Hugging Face's LlamaRMSNorm, as written there; `gemma`: Gemma's (the weight as 1 + w,
+    multiplying in f32 before the rounding)."""
+
+    def __init__(self, n, eps=1e-6, gemma=False):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(n) * 0.1 + (0.0 if gemma else 1.0))
+        self.eps, self.gemma = eps, gemma
+
+    def forward(self, x):
+        dtype = x.dtype
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.gemma:
+            return (h * (1.0 + self.weight.float())).to(dtype)
+        return self.weight * h.to(dtype)
+
+
+class PreNormBlock(torch.nn.Module):
+    """x + o_proj(h), then the norm: `keep_sum` returns the sum too (LLaMA's decoder layers,
+    where it is the next residual); `torch_rms`: torch's own nn.RMSNorm."""
+
+    def __init__(self, n=64, keep_sum=False, torch_rms=False, gemma=False):
+        super().__init__()
+        self.o_proj = torch.nn.Linear(n, n, bias=False)
+        self.norm = torch.nn.RMSNorm(n, eps=1e-6) if torch_rms else LlamaRMSNorm(n, gemma=gemma)
+        self.keep_sum = keep_sum
+
+    def forward(self, h, x):
+        s = x + self.o_proj(h)
+        y = self.norm(s)
+        return (s, y) if self.keep_sum else y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("keep_sum", [False, True], ids=["sum_in_kernel", "sum_kept"])
+def test_rms_norm_after_a_residual_add(dtype, keep_sum):
+    torch.manual_seed(6)
+    report = _check(PreNormBlock(keep_sum=keep_sum), [torch.randn(3, 7, 64), torch.randn(3, 7, 64)], dtype)
+    (site,) = report.epilogues
+    assert site.path == KERNEL and site.details["norm"] == "RMSNorm", str(report)
+    assert site.details["residual"] == (not keep_sum) and site.module_path == "norm", site
+    assert "norm (RMSNorm) [21 x 64]" in str(report) and "(LayerNorm, RMSNorm)" not in str(report)
+
+
+def test_torch_rms_norm_and_a_zero_row():
+    """torch's nn.RMSNorm; a row of zeros normalises to zeros (mean of squares 0, eps > 0)."""
+    torch.manual_seed(7)
+    h, x = torch.randn(2, 9, 32), torch.randn(2, 9, 32)
+    module = PreNormBlock(n=32, torch_rms=True)
+    with torch.no_grad():
+        module.o_proj.weight.zero_()
+    x[1, 3] = 0.0
+    report = _check(module, [h, x])
+    assert [(s.path, s.details["norm"]) for s in report.epilogues] == [(KERNEL, "RMSNorm")], str(report)
+
+
+def test_gemma_rms_norm_weight_in_f32_stays_with_iree():
+    torch.manual_seed(8)
+    report = _check(PreNormBlock(gemma=True), [torch.randn(2, 8, 64), torch.randn(2, 8, 64)], torch.bfloat16)
+    (site,) = report.epilogues
+    assert site.path == "iree-codegen" and site.path_reason == "weight in f32, the input in bf16", str(report)
+
+
 def test_use_kernels_false_keeps_iree_codegen():
     torch.manual_seed(5)
     module = AddNorm().eval()
@@ -122,16 +190,21 @@ def test_use_kernels_false_keeps_iree_codegen():
 
 # --- GPU numerics cases (built by test/tools/gpu_numerics.py, run on the GPU machine) ----------
 
-GPU_CASES = ["norm_f16", "norm_bf16", "norm_keep_sum_f16", "norm_no_affine_f16", "qkv_fused_f16", "qkv_fused_gqa_causal_bf16"]
+GPU_CASES = ["norm_f16", "norm_bf16", "norm_keep_sum_f16", "norm_no_affine_f16", "rms_norm_f16", "rms_norm_keep_sum_bf16",
+             "qkv_fused_f16", "qkv_fused_gqa_causal_bf16"]
 
 
 def gpu_case(case: str):
     """(model, example args, tolerance vs the f32 model, compile_model kwargs) of a GPU case:
-    the LayerNorm kernel after flashlift's GEMM (BERT's rows of 768, 2 x 64 tokens),
-    and attention reading a fused QKV GEMM's result at its columns."""
+    the norm kernel after flashlift's GEMM (BERT's LayerNorm rows of 768, LLaMA's RMSNorm rows
+    of 2048, 2 x 64 tokens), and attention reading a fused QKV GEMM's result at its columns."""
     torch.manual_seed(0)
     dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
     tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
+    if case.startswith("rms_norm"):
+        module = PreNormBlock(n=2048, keep_sum="keep_sum" in case)
+        args = (torch.randn(2, 64, 2048), torch.randn(2, 64, 2048))
+        return module.eval().to(dtype), tuple(t.to(dtype) for t in args), tol, {}
     if case.startswith("norm"):
         module = AddNorm(n=768, affine="no_affine" not in case, keep_sum="keep_sum" in case, eps=1e-12)
         args = (torch.randn(2, 64, 768), torch.randn(2, 64, 768))

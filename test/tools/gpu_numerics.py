@@ -42,7 +42,7 @@ def build(out_dir: str, target: str, prefix: str = "") -> None:
     cases += [(f"attn_{c}", c, with_kwargs(test_kernels.gpu_case), "raised", True) for c in test_kernels.GPU_CASES]
     cases += [(f"mask_{c}{'' if kernels else '_codegen'}", c, with_kwargs(test_kernels.mask_gpu_case), "raised", kernels)
               for c in test_kernels.MASK_GPU_CASES for kernels in (True, False)]
-    cases += [(c, c, test_norm_kernel.gpu_case, "epilogues" if c.startswith("norm") else "raised", True)
+    cases += [(c, c, test_norm_kernel.gpu_case, "epilogues" if c.startswith(("norm", "rms_norm")) else "raised", True)
               for c in test_norm_kernel.GPU_CASES]
     for name, case, gpu_case, sites, use_kernels in cases:
         if prefix and not name.startswith(tuple(prefix.split(","))):

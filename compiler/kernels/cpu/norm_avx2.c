@@ -1,10 +1,14 @@
-// flashlift's CPU residual add + LayerNorm, AVX2 + FMA (+ F16C): FL_ROWS rows per call.
+// flashlift's CPU residual add + LayerNorm or RMSNorm, AVX2 + FMA (+ F16C): FL_ROWS rows per call.
 //
 // Row i of x (n elements, in f32, f16 or bf16) is a[i] (+ r[i], rounded to the input type:
-// the model adds in it), then, all in f32, as torch-mlir's decomposition of a LayerNorm
-// over the last dim computes it (passes/norms.py):
-//     mean = sum(x) / n,  var = sum((x - mean)^2) / n   (biased, centred: two passes)
-//     y = ((x - mean) * (1 / sqrt(var + eps))) [* w] [+ b]
+// the model adds in it), then, all in f32, as torch-mlir's decompositions of the norms over
+// the last dim compute them (passes/norms.py):
+//     LayerNorm:  mean = sum(x) / n,  var = sum((x - mean)^2) / n   (biased, centred: two passes)
+//                 y = ((x - mean) * (1 / sqrt(var + eps))) [* w] [+ b]
+//     RMSNorm:    ms = sum(x * x) / n,  y = x * (1 / sqrt(ms + eps)) [* w]
+//                 (weight_rounded: y rounded to the input type first, as LLaMA's
+//                 `weight * y.to(dtype)`; the product of two such values is exact in f32, so
+//                 rounding it once more is the input type's own multiply)
 // each product and sum rounded as the decomposition's ops round them (no contraction into
 // FMAs), y stored in the output type (round to nearest even). The variance is accumulated in
 // f32 (the decomposition's is in f64, truncated: they differ by rounding, ~1e-7 relative).
@@ -65,9 +69,10 @@ static inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-static inline __attribute__((always_inline)) void layer_norm(
+static inline __attribute__((always_inline)) void norm(
     const char* a, const char* r, const char* w, const char* b, char* y, int in_kind, int out_kind,
-    size_t block, size_t rows, size_t n, float eps, size_t has_r, size_t has_w, size_t has_b) {
+    size_t block, size_t rows, size_t n, float eps, size_t has_r, size_t has_w, size_t has_b, size_t rms,
+    size_t weight_rounded) {
   float x[FL_NMAX] __attribute__((aligned(32)));
   const long len = (long)n;
   for (size_t i = block * FL_ROWS; i < rows && i < (block + 1) * FL_ROWS; ++i) {
@@ -79,7 +84,8 @@ static inline __attribute__((always_inline)) void layer_norm(
       _mm256_store_ps(x + c, v);
       sum = _mm256_add_ps(sum, v);
     }
-    const __m256 mean = _mm256_set1_ps(hsum(sum) / (float)len);
+    // RMSNorm: the mean of squares, around 0
+    const __m256 mean = rms ? _mm256_setzero_ps() : _mm256_set1_ps(hsum(sum) / (float)len);
     __m256 squares = _mm256_setzero_ps();
     for (long c = 0; c < len; c += 8) {
       __m256 d = _mm256_sub_ps(_mm256_load_ps(x + c), mean);
@@ -89,6 +95,7 @@ static inline __attribute__((always_inline)) void layer_norm(
     const __m256 rstd = _mm256_set1_ps(1.0f / _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(var + eps))));
     for (long c = 0; c < len; c += 8) {
       __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_load_ps(x + c), mean), rstd);
+      if (weight_rounded) v = round_to(v, in_kind);
       if (has_w) v = _mm256_mul_ps(v, load8(w, c, in_kind));
       if (has_b) v = _mm256_add_ps(v, load8(b, c, in_kind));
       store8(y, row + c, v, out_kind);
@@ -105,14 +112,15 @@ static inline __attribute__((always_inline)) void layer_norm(
             const IN_T* w_base, const IN_T* w, size_t w_off, size_t w_size, size_t w_stride,               \
             const IN_T* b_base, const IN_T* b, size_t b_off, size_t b_size, size_t b_stride,               \
             OUT_T* y_base, OUT_T* y, size_t y_off, size_t y_size, size_t y_stride, size_t block,           \
-            size_t rows, size_t n, float eps, size_t has_r, size_t has_w, size_t has_b) {                \
-    layer_norm((const char*)(a + a_off), (const char*)(r + r_off), (const char*)(w + w_off),             \
-               (const char*)(b + b_off), (char*)(y + y_off), IN_KIND, OUT_KIND, block, rows, n, eps,     \
-               has_r, has_w, has_b);                                                                     \
+            size_t rows, size_t n, float eps, size_t has_r, size_t has_w, size_t has_b, size_t rms,     \
+            size_t weight_rounded) {                                                                     \
+    norm((const char*)(a + a_off), (const char*)(r + r_off), (const char*)(w + w_off),                   \
+         (const char*)(b + b_off), (char*)(y + y_off), IN_KIND, OUT_KIND, block, rows, n, eps, has_r,    \
+         has_w, has_b, rms, weight_rounded);                                                             \
   }
 
-ENTRY(flashlift_layer_norm_f32_f32_avx2, float, F32, float, F32)
-ENTRY(flashlift_layer_norm_f16_f16_avx2, unsigned short, F16, unsigned short, F16)
-ENTRY(flashlift_layer_norm_f16_f32_avx2, unsigned short, F16, float, F32)
-ENTRY(flashlift_layer_norm_bf16_bf16_avx2, unsigned short, BF16, unsigned short, BF16)
-ENTRY(flashlift_layer_norm_bf16_f32_avx2, unsigned short, BF16, float, F32)
+ENTRY(flashlift_norm_f32_f32_avx2, float, F32, float, F32)
+ENTRY(flashlift_norm_f16_f16_avx2, unsigned short, F16, unsigned short, F16)
+ENTRY(flashlift_norm_f16_f32_avx2, unsigned short, F16, float, F32)
+ENTRY(flashlift_norm_bf16_bf16_avx2, unsigned short, BF16, unsigned short, BF16)
+ENTRY(flashlift_norm_bf16_f32_avx2, unsigned short, BF16, float, F32)
