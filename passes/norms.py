@@ -183,20 +183,27 @@ def _only_users(value, ops: list) -> bool:
     return all(any(u == o for o in ids) for u in irx.users(value))
 
 
-def match_layer_norm(rsqrt) -> LayerNorm:
-    """The LayerNorm whose rsqrt(var + eps) is `rsqrt` (a linalg.generic), or NoMatch."""
-    var_eps = _unary(rsqrt, "math.rsqrt")
-    require(var_eps is not None, "not an elementwise rsqrt")
-    ops = [rsqrt]
-    add = irx.producer(var_eps)
+def _normalising_factor(rsqrt, ops: list) -> tuple:
+    """(statistic, eps, mul) of rsqrt(statistic + eps) used once, by `mul` = rows * it (the
+    variance of a LayerNorm, the mean of squares of an RMSNorm); rsqrt and the add into ops."""
+    stat_eps = _unary(rsqrt, "math.rsqrt")
+    require(stat_eps is not None, "not an elementwise rsqrt")
+    add = irx.producer(stat_eps)
     require(add is not None, "rsqrt of an argument")
-    var, eps = _scalar_op(add, "arith.addf")
-    ops.append(add)
+    stat, eps = _scalar_op(add, "arith.addf")
+    ops += [rsqrt, add]
     users = irx.users(irx.result(rsqrt))
     require(len(users) == 1, "rsqrt has more than one use")
     mul = users[0].opview
     require(is_elementwise(mul) and len(irx.ins(mul)) == 2 and irx.ins(mul)[1] == irx.result(rsqrt),
             "rsqrt is not used as the normalising factor")
+    return stat, eps, mul
+
+
+def match_layer_norm(rsqrt) -> LayerNorm:
+    """The LayerNorm whose rsqrt(var + eps) is `rsqrt` (a linalg.generic), or NoMatch."""
+    ops: list = []
+    var, eps, mul = _normalising_factor(rsqrt, ops)
     centred, factor = _binary_bcast(mul, "arith.mulf")
     sub = irx.producer(centred)
     require(sub is not None, "the normalised tensor is not centred")
@@ -247,18 +254,8 @@ def _squares(value, x32, ops: list) -> None:
 
 def match_rms_norm(rsqrt) -> RMSNorm:
     """The RMSNorm whose rsqrt(mean(x^2) + eps) is `rsqrt` (a linalg.generic), or NoMatch."""
-    ms_eps = _unary(rsqrt, "math.rsqrt")
-    require(ms_eps is not None, "not an elementwise rsqrt")
-    ops = [rsqrt]
-    add = irx.producer(ms_eps)
-    require(add is not None, "rsqrt of an argument")
-    ms, eps = _scalar_op(add, "arith.addf")
-    ops.append(add)
-    users = irx.users(irx.result(rsqrt))
-    require(len(users) == 1, "rsqrt has more than one use")
-    mul = users[0].opview
-    require(is_elementwise(mul) and len(irx.ins(mul)) == 2 and irx.ins(mul)[1] == irx.result(rsqrt),
-            "rsqrt is not used as the normalising factor")
+    ops: list = []
+    ms, eps, mul = _normalising_factor(rsqrt, ops)
     x32, _ = _binary_bcast(mul, "arith.mulf")
     ops.append(mul)
     _squares(_mean(ms, irx.shape(x32)[-1], ops), x32, ops)

@@ -33,7 +33,7 @@ SOURCES = {
     ("attention", "avx512bf16"): ("fa_avx512.c", ("-DFL_DPBF16",)),  # bf16 products (VDPBF16PS)
     ("norm", "avx2"): ("norm_avx2.c", ()),
 }
-HEADERS = ("fa_common.h",)  # included by the sources: part of every object's digest
+HEADERS = ("fa_common.h", "shim_abi.h")  # included by the sources: part of every object's digest
 _AVX2 = ("-mavx2", "-mfma", "-mf16c")
 _AVX512 = (*_AVX2, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl")
 ISA_FLAGS = {"avx2": _AVX2, "avx512": _AVX512, "avx512bf16": (*_AVX512, "-mavx512bf16")}

@@ -38,18 +38,12 @@
 #define FL_DMAX 128
 
 static inline __m256 exp2_ps(__m256 x) {
-  // 2^x = 2^n * 2^f, n = round(x), f in [-0.5, 0.5]: degree-6 Taylor series of e^(f ln 2)
-  // (relative error below 2e-7); n <= -127 gives a zero exponent field: exactly 0
+  // 2^x = 2^n * 2^f, n = round(x), f in [-0.5, 0.5] (FL_EXP2_FRACTION); n <= -127 gives a
+  // zero exponent field: exactly 0
   x = _mm256_max_ps(x, _mm256_set1_ps(-127.0f));
   __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 f = _mm256_sub_ps(x, n);
-  __m256 p = _mm256_set1_ps(1.5403530393381606e-4f);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6181291076284772e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5504108664821580e-2f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022650695910071e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718055994531e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+  __m256 p = FL_EXP2_FRACTION(_mm256_fmadd_ps, _mm256_set1_ps, f);
   __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }

@@ -42,20 +42,12 @@
 typedef unsigned int u32_unaligned __attribute__((may_alias, aligned(2)));
 
 static inline __m512 exp2_ps(__m512 x) {
-  // 2^x = 2^n * 2^f, n = round(x), f in [-0.5, 0.5]: degree-6 Taylor series of e^(f ln 2)
-  // (relative error below 2.5e-7, as fa_avx2.c's), times 2^n by VSCALEFPS; x clamped at
-  // -160, where 2^x rounds to exactly 0 (hidden keys, -inf, weigh 0)
+  // 2^x = 2^n * 2^f, n = round(x), f in [-0.5, 0.5] (FL_EXP2_FRACTION), times 2^n by
+  // VSCALEFPS; x clamped at -160, where 2^x rounds to exactly 0 (hidden keys, -inf, weigh 0)
   x = _mm512_max_ps(x, _mm512_set1_ps(-160.0f));
   __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.5403530393381606e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
+  return _mm512_scalef_ps(FL_EXP2_FRACTION(_mm512_fmadd_ps, _mm512_set1_ps, f), n);
 }
 
 // 16 elements of kind `kind` at src as f32

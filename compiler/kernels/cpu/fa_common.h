@@ -12,9 +12,19 @@
 
 #include <stddef.h>
 
+#include "shim_abi.h"
+
 enum { F32, F16, BF16 };
 
 static inline int kind_size(int kind) { return kind == F32 ? 4 : 2; }
+
+// 2^f for f in [-0.5, 0.5]: the degree-6 Taylor series of e^(f ln 2) (relative error below
+// 2.5e-7 evaluated in f32), by Horner's rule with the ISA's FMA and broadcast; every build's
+// exp2 scales it by 2^round(x).
+#define FL_EXP2_FRACTION(FMA, SET1, f)                                                            \
+  FMA(FMA(FMA(FMA(FMA(FMA(SET1(1.5403530393381606e-4f), f, SET1(1.3333558146428443e-3f)), f,      \
+                      SET1(9.6181291076284772e-3f)), f, SET1(5.5504108664821580e-2f)), f,          \
+              SET1(2.4022650695910071e-1f)), f, SET1(6.9314718055994531e-1f)), f, SET1(1.0f))
 
 // Where row s0 of head h of batch entry b of an operand starts (in elements): head-major
 // (B, heads, S, D) contiguous when width is 0, else sequence rows of `width` elements with
@@ -76,15 +86,11 @@ static inline fl_block fl_locate(const char* q, const char* k, const char* v, co
 }
 
 // The entry points: flashlift_attention_<in>_<out>_<isa>, in and out the element types of
-// Q, K, V and of O. Each memref the shim passes is (base, aligned, offset, size, stride); the
-// aligned pointer plus the offset (in elements) is the tensor. The mask binding is an f32
-// mask (mask_kind 1-3), or any binding, never read (mask_kind 0).
+// Q, K, V and of O, taking the shim's memrefs (shim_abi.h). The mask binding is an f32 mask
+// (mask_kind 1-3), or any binding, never read (mask_kind 0).
 #define FL_ENTRY(NAME, IN_T, IN_KIND, OUT_T, OUT_KIND)                                                    \
-  void NAME(const IN_T* q_base, const IN_T* q, size_t q_off, size_t q_size, size_t q_stride,               \
-            const IN_T* k_base, const IN_T* k, size_t k_off, size_t k_size, size_t k_stride,               \
-            const IN_T* v_base, const IN_T* v, size_t v_off, size_t v_size, size_t v_stride,               \
-            const float* m_base, const float* m, size_t m_off, size_t m_size, size_t m_stride,             \
-            OUT_T* o_base, OUT_T* o, size_t o_off, size_t o_size, size_t o_stride, size_t block_m,         \
+  void NAME(FL_MEMREF(const IN_T, q), FL_MEMREF(const IN_T, k), FL_MEMREF(const IN_T, v),                  \
+            FL_MEMREF(const float, m), FL_MEMREF(OUT_T, o), size_t block_m,                                \
             size_t bh, size_t heads, size_t kv_ratio, size_t sq, size_t skv, size_t d, size_t causal,      \
             size_t mask_kind, float scale, size_t q_w, size_t q_c, size_t k_w, size_t k_c, size_t v_w,    \
             size_t v_c, size_t o_w, size_t o_c, size_t empty_zero) {                                     \

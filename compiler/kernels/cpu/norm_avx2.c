@@ -20,6 +20,8 @@
 #include <immintrin.h>
 #include <stddef.h>
 
+#include "shim_abi.h"
+
 #define FL_ROWS 8
 #define FL_NMAX 8192
 
@@ -103,15 +105,11 @@ static inline __attribute__((always_inline)) void norm(
   }
 }
 
-// The entry points: IN_OUT names the element types of a, r, w, b and of y. Each memref the
-// shim passes is (base, aligned, offset, size, stride); the aligned pointer plus the offset
-// (in elements) is the tensor. A binding the op does not have (has_* 0) is never read.
+// The entry points: IN_OUT names the element types of a, r, w, b and of y, taking the shim's
+// memrefs (shim_abi.h). A binding the op does not have (has_* 0) is never read.
 #define ENTRY(NAME, IN_T, IN_KIND, OUT_T, OUT_KIND)                                                       \
-  void NAME(const IN_T* a_base, const IN_T* a, size_t a_off, size_t a_size, size_t a_stride,               \
-            const IN_T* r_base, const IN_T* r, size_t r_off, size_t r_size, size_t r_stride,               \
-            const IN_T* w_base, const IN_T* w, size_t w_off, size_t w_size, size_t w_stride,               \
-            const IN_T* b_base, const IN_T* b, size_t b_off, size_t b_size, size_t b_stride,               \
-            OUT_T* y_base, OUT_T* y, size_t y_off, size_t y_size, size_t y_stride, size_t block,           \
+  void NAME(FL_MEMREF(const IN_T, a), FL_MEMREF(const IN_T, r), FL_MEMREF(const IN_T, w),                  \
+            FL_MEMREF(const IN_T, b), FL_MEMREF(OUT_T, y), size_t block,                                   \
             size_t rows, size_t n, float eps, size_t has_r, size_t has_w, size_t has_b, size_t rms,     \
             size_t weight_rounded) {                                                                     \
     norm((const char*)(a + a_off), (const char*)(r + r_off), (const char*)(w + w_off),                   \
