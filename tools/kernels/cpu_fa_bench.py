@@ -46,8 +46,9 @@ def shared_library(isa: str, extra: tuple = (), source: str = "") -> ctypes.CDLL
     return ctypes.CDLL(out)
 
 
-def call(lib, isa: str, q, k, v, causal: bool, scale: float):
-    """O = the kernel's attention of (B, H, S, D) contiguous q, k, v, one workgroup at a time."""
+def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None):
+    """O = the kernel's attention of (B, H, S, D) contiguous q, k, v, one workgroup at a time;
+    mask: None, an f32 [B, Skv] key-padding mask or an additive [B, Sq, Skv] one."""
     b, h, sq, d = q.shape
     skv = k.shape[2]
     dtype = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[q.dtype]
@@ -56,9 +57,10 @@ def call(lib, isa: str, q, k, v, causal: bool, scale: float):
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
     size = ctypes.c_size_t
     memref = lambda t: [ptr(t), ptr(t), size(0), size(t.numel()), size(1)]  # noqa: E731
-    fixed = memref(q) + memref(k) + memref(v) + memref(q) + memref(o)
+    fixed = memref(q) + memref(k) + memref(v) + memref(q if mask is None else mask) + memref(o)
     grid = cpu_fa.workgroups(b * h, sq)
-    tail = [size(h), size(1), size(sq), size(skv), size(d), size(1 if causal else 0), size(0),
+    mask_kind = 0 if mask is None else 1 if mask.dim() == 2 else 2
+    tail = [size(h), size(1), size(sq), size(skv), size(d), size(1 if causal else 0), size(mask_kind),
             ctypes.c_float(scale)] + [size(0)] * 8 + [size(0)]
 
     def run():
@@ -85,6 +87,8 @@ def main() -> int:
     p.add_argument("--dtypes", default="f32,f16,bf16")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--shapes", default="", help="indices into SHAPES, comma list (default: all)")
+    p.add_argument("--mask", default="none", choices=["none", "key_padding", "full"],
+                   help="a run-time f32 mask: [B, Skv] key padding (the last quarter of keys hidden) or [B, Sq, Skv]")
     p.add_argument("-D", dest="defines", action="append", default=[],
                    help="a define for the build (e.g. -D FL_KS=12: another block shape); repeatable, "
                         "'isa:NAME=V' for one ISA's build only")
@@ -103,11 +107,22 @@ def main() -> int:
             dtype = TYPES[name][0]
             q, k, v = (torch.randn(b, h, s, d).to(dtype) for _ in range(3))
             scale = 1 / math.sqrt(d)
-            ref = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), is_causal=causal)
-            sdpa_ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), args.reps)
+            mask, bias = None, None
+            if args.mask == "key_padding":
+                mask = torch.zeros(b, s)
+                mask[:, s - s // 4:] = torch.finfo(torch.float32).min
+                bias = mask[:, None, None, :]
+            elif args.mask == "full":
+                mask = torch.randn(b, s, s)
+                bias = mask[:, None]
+            if causal and bias is not None:
+                continue  # the kernel's causal mask is built in; a run-time one comes alone
+            ref = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), is_causal=causal,
+                                                 attn_mask=None if bias is None else bias.double())
+            sdpa_ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal, attn_mask=None if bias is None else bias.to(dtype)), args.reps)
             flops = 4 * b * h * s * s * d / (2 if causal else 1)
             for isa, (label, lib) in libs.items():
-                o, run = call(lib, label, q, k, v, causal, scale)
+                o, run = call(lib, label, q, k, v, causal, scale, mask)
                 ms = median_ms(run, args.reps)
                 err = ((o.double() - ref).norm() / ref.norm()).item()
                 print(f"{f'{b}x{h}x{s}x{d}' + (' causal' if causal else ''):<22} {name:<5} {isa:<11} {ms:8.3f} "

@@ -178,20 +178,51 @@ static inline void from_f32(const float* src, void* dst, int n, int kind) {
   }
 }
 
+// r[i] (row i of an 8 x 8 block) -> r[c] (its column c)
+static inline void transpose8(__m256* r) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {  // u[g + k], lane L: column 4L + k of rows g..g+3
+    u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+    u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
+    r[k + 4] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
+  }
+}
+
 // Adds a run-time additive mask (f32, in base 2) to the block's scores st[0:keys][0:rows]:
 // mask_kind 1: a key-padding row mask[j] (the batch entry's [Skv] row), 2: mask rows
-// mask[i][j] (the query block's first row of a [Sq, Skv] mask), 0: none.
+// mask[i][j] (the query block's first row of a [Sq, Skv] mask, row stride skv), read 8
+// queries x 8 keys at a time and transposed to the scores' keys x queries.
 static inline void add_mask(float* st, const float* mask, int mask_kind, long skv, int rows, int keys) {
-  const float log2e = 1.4426950408889634f;
+  const __m256 log2e = _mm256_set1_ps(1.4426950408889634f);
   if (mask_kind == 1) {
     for (int j = 0; j < keys; ++j) {
-      __m256 add = _mm256_set1_ps(mask[j] * log2e);
+      __m256 add = _mm256_mul_ps(_mm256_set1_ps(mask[j]), log2e);
       for (int c = 0; c < FL_BM; c += 8) _mm256_store_ps(st + j * FL_BM + c, _mm256_add_ps(add, _mm256_load_ps(st + j * FL_BM + c)));
     }
-  } else if (mask_kind == 2) {
-    for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < keys; ++j) st[j * FL_BM + i] += mask[i * skv + j] * log2e;
+    return;
   }
+  for (int c = 0; c < FL_BM; c += 8)
+    for (int j = 0; j < keys; j += 8) {
+      const int n = keys - j < 8 ? keys - j : 8;
+      const __m256i in_block = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = c + i < rows ? _mm256_maskload_ps(mask + (c + i) * skv + j, in_block) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int x = 0; x < n; ++x) {
+        float* s = st + (j + x) * FL_BM + c;
+        _mm256_store_ps(s, _mm256_add_ps(_mm256_load_ps(s), _mm256_mul_ps(r[x], log2e)));
+      }
+    }
 }
 
 // K or V rows [j0, j0 + keys) as f32 rows of ld floats: the operand itself (f32), or

@@ -257,19 +257,55 @@ static inline void softmax_update(float* st, unsigned int* pp, int keys, int c, 
   }
 }
 
+// r[i] (row i of a 16 x 16 block) -> r[c] (its column c): unpack pairs of rows, shuffle 4 x 4
+// blocks within the 128-bit lanes, then the lanes across the four rows of vectors
+static inline void transpose16(__m512* r) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {  // u[g + k], lane L: column 4L + k of rows g..g+3
+    u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+    u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    __m512 v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), v1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
+    __m512 v2 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD), v3 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+    r[k] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+    r[k + 8] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+    r[k + 4] = _mm512_shuffle_f32x4(v2, v3, 0x88);
+    r[k + 12] = _mm512_shuffle_f32x4(v2, v3, 0xDD);
+  }
+}
+
 // Adds a run-time additive mask (f32, in base 2) to the block's scores st[0:keys][0:rows]:
-// mask_kind 1: a key-padding row mask[j], 2: mask rows mask[i][j] (row stride skv).
+// mask_kind 1: a key-padding row mask[j], 2: mask rows mask[i][j] (row stride skv), read 16
+// queries x 16 keys at a time and transposed to the scores' keys x queries.
 static inline void add_mask(float* st, const float* mask, int mask_kind, long skv, int rows, int keys) {
-  const float log2e = 1.4426950408889634f;
+  const __m512 log2e = _mm512_set1_ps(1.4426950408889634f);
   if (mask_kind == 1) {
     for (int j = 0; j < keys; ++j) {
-      __m512 add = _mm512_set1_ps(mask[j] * log2e);
+      __m512 add = _mm512_mul_ps(_mm512_set1_ps(mask[j]), log2e);
       for (int c = 0; c < FL_BM; c += 16) _mm512_store_ps(st + j * FL_BM + c, _mm512_add_ps(add, _mm512_load_ps(st + j * FL_BM + c)));
     }
-  } else {
-    for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < keys; ++j) st[j * FL_BM + i] += mask[i * skv + j] * log2e;
+    return;
   }
+  for (int c = 0; c < FL_BM; c += 16)
+    for (int j = 0; j < keys; j += 16) {
+      const int n = keys - j < 16 ? keys - j : 16;
+      const __mmask16 in_block = (__mmask16)((1u << n) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = c + i < rows ? _mm512_maskz_loadu_ps(in_block, mask + (c + i) * skv + j) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int x = 0; x < n; ++x) {
+        float* s = st + (j + x) * FL_BM + c;
+        _mm512_store_ps(s, _mm512_add_ps(_mm512_load_ps(s), _mm512_mul_ps(r[x], log2e)));
+      }
+    }
 }
 
 // K or V rows [j0, j0 + keys) as f32 rows of ld floats: the operand itself (f32), or
