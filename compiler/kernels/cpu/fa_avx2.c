@@ -142,20 +142,17 @@ static inline void softmax_update(float* st, int keys, int c, long first_key, lo
   }
 }
 
+// 8 elements of kind `kind` at src as f32
+static inline __m256 load8(const void* src, int kind) {
+  if (kind == F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)src));
+  if (kind == BF16)
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)src)), 16));
+  return _mm256_loadu_ps((const float*)src);
+}
+
 // n (a multiple of 8) elements of kind `kind` at src as f32 at dst
 static inline void to_f32(const void* src, float* dst, int n, int kind) {
-  for (int x = 0; x < n; x += 8) {
-    __m256 f;
-    if (kind == F16) {
-      f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)((const unsigned short*)src + x)));
-    } else if (kind == BF16) {
-      __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)((const unsigned short*)src + x)));
-      f = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-    } else {
-      f = _mm256_loadu_ps((const float*)src + x);
-    }
-    _mm256_store_ps(dst + x, f);
-  }
+  for (int x = 0; x < n; x += 8) _mm256_store_ps(dst + x, load8((const char*)src + x * kind_size(kind), kind));
 }
 
 // n (a multiple of 8) f32 at src stored as `kind` at dst, rounded to nearest even
@@ -195,6 +192,21 @@ static inline void transpose8(__m256* r) {
     r[k] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
     r[k + 4] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
   }
+}
+
+// The block's Q^T: qt[x][i] = qscale * Q[i][x] (x < d_len; queries past `rows` 0), 8 queries
+// x 8 dims a step, transposed in registers.
+static inline void transpose_q(const char* q, long q_ld, int in_kind, int rows, int d_len, float* qt, float qscale) {
+  const int in_size = kind_size(in_kind);
+  const __m256 scale = _mm256_set1_ps(qscale);
+  for (int c = 0; c < FL_BM; c += 8)
+    for (int x = 0; x < d_len; x += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = c + i < rows ? load8(q + ((long)(c + i) * q_ld + x) * in_size, in_kind) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int y = 0; y < 8; ++y) _mm256_store_ps(qt + (x + y) * FL_BM + c, _mm256_mul_ps(r[y], scale));
+    }
 }
 
 // Adds a run-time additive mask (f32, in base 2) to the block's scores st[0:keys][0:rows]:
@@ -249,13 +261,9 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
   const int d_len = blk->d, rows = blk->rows, in_size = kind_size(in_kind), out_size = kind_size(out_kind);
   const long m0 = blk->m0;
   const float qscale = scale * 1.4426950408889634f;  // base-2 scores
+  transpose_q(blk->q, blk->q_ld, in_kind, rows, d_len, qt, qscale);
   for (int i = 0; i < FL_BM; ++i) {
-    float row[FL_DMAX] __attribute__((aligned(32)));
-    if (i < rows) to_f32(blk->q + (long)i * blk->q_ld * in_size, row, d_len, in_kind);
-    for (int x = 0; x < d_len; ++x) {
-      qt[x * FL_BM + i] = i < rows ? row[x] * qscale : 0.0f;
-      acc[i * FL_DMAX + x] = 0.0f;
-    }
+    for (int x = 0; x < d_len; x += 8) _mm256_store_ps(acc + i * FL_DMAX + x, _mm256_setzero_ps());
     m[i] = -__builtin_inff();
     l[i] = 0.0f;
   }

@@ -281,6 +281,28 @@ static inline void transpose16(__m512* r) {
   }
 }
 
+// The block's Q^T: qt[x][i] = qscale * Q[i][x] (x < d_len; queries past `rows` 0), 16 queries
+// x 16 dims a step, transposed in registers. pairs (FL_DPBF16's bf16 products): the 32-bit
+// lanes of Q's rows, two dims each, unscaled (qt2[p][i] = Q[i][2p], Q[i][2p + 1]).
+static inline void transpose_q(const char* q, long q_ld, int in_kind, int rows, int d_len, float* qt, float qscale,
+                               int pairs) {
+  const int in_size = kind_size(in_kind), width = pairs ? d_len / 2 : d_len;  // lanes per row
+  const __m512 scale = _mm512_set1_ps(qscale);
+  for (int c = 0; c < FL_BM; c += 16)
+    for (int x = 0; x < width; x += 16) {
+      const int n = width - x < 16 ? width - x : 16;
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        const char* row = q + (long)(c + i) * q_ld * in_size;
+        r[i] = c + i >= rows ? _mm512_setzero_ps()
+               : pairs       ? _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), (const float*)row + x)
+                             : load16(row + x * in_size, in_kind);
+      }
+      transpose16(r);
+      for (int y = 0; y < n; ++y) _mm512_store_ps(qt + (x + y) * FL_BM + c, pairs ? r[y] : _mm512_mul_ps(r[y], scale));
+    }
+}
+
 // Adds a run-time additive mask (f32, in base 2) to the block's scores st[0:keys][0:rows]:
 // mask_kind 1: a key-padding row mask[j], 2: mask rows mask[i][j] (row stride skv), read 16
 // queries x 16 keys at a time and transposed to the scores' keys x queries.
@@ -339,16 +361,8 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
   const int d_len = blk->d, rows = blk->rows, in_size = kind_size(in_kind), out_size = kind_size(out_kind);
   const long m0 = blk->m0;
   const float qscale = scale * 1.4426950408889634f;  // base-2 scores
+  transpose_q(blk->q, blk->q_ld, in_kind, rows, d_len, qt, qscale, pairs);
   for (int i = 0; i < FL_BM; ++i) {
-    const char* qi = blk->q + (long)i * blk->q_ld * in_size;
-    if (pairs) {
-      for (int p = 0; p < d_len / 2; ++p)
-        ((unsigned int*)qt)[p * FL_BM + i] = i < rows ? *(const u32_unaligned*)(qi + 4 * p) : 0;
-    } else {
-      float row[FL_DMAX] __attribute__((aligned(64)));
-      for (int x = 0; x < d_len; x += 16) _mm512_store_ps(row + x, i < rows ? load16(qi + x * in_size, in_kind) : _mm512_setzero_ps());
-      for (int x = 0; x < d_len; ++x) qt[x * FL_BM + i] = row[x] * qscale;
-    }
     for (int x = 0; x < d_len; x += 16) _mm512_store_ps(acc + i * FL_DMAX + x, _mm512_setzero_ps());
     m[i] = -__builtin_inff();
     l[i] = 0.0f;
