@@ -15,6 +15,9 @@ weight in f32 with bf16 inputs (left to IREE, with the reason).
 """
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -175,6 +178,18 @@ def test_gemma_rms_norm_weight_in_f32_stays_with_iree():
     report = _check(PreNormBlock(gemma=True), [torch.randn(2, 8, 64), torch.randn(2, 8, 64)], torch.bfloat16)
     (site,) = report.epilogues
     assert site.path == "iree-codegen" and site.path_reason == "weight in f32, the input in bf16", str(report)
+
+
+def test_triton_norm_kernel_semantics_in_the_interpreter():
+    """The CUDA kernel (compiler/kernels/triton_norm.py) under TRITON_INTERPRET=1, on this machine:
+    LayerNorm and RMSNorm (LLaMA's weight in f16 after the rounding, the weight in f32, none),
+    with and without the residual add, a constant row and a zero row (tools/kernels/interp_check.py norm)."""
+    pytest.importorskip("triton")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = os.path.join(root, "tools", "kernels", "interp_check.py")  # a developer tool, not in the package
+    r = subprocess.run([sys.executable, script, "norm"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    assert r.stdout.count(" ok") == 5 and "FAIL" not in r.stdout, r.stdout
 
 
 def test_use_kernels_false_keeps_iree_codegen():

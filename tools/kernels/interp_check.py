@@ -5,6 +5,8 @@
     .venv/bin/python tools/kernels/interp_check.py tma    # the Hopper kernel (triton_fa_tma.py)
     .venv/bin/python tools/kernels/interp_check.py empty  # both kernels, rows that see no key
                                                              # (empty_rows "zero" / "nan") and FLOOR rows
+    .venv/bin/python tools/kernels/interp_check.py norm   # the norm kernel (triton_norm.py):
+                                                             # LayerNorm and RMSNorm, residual or not
 
 Covers GQA, causal top-left / bottom-right, ragged Sq/Skv, Sq > Skv (rows with
 no visible key -> 0), the additive key-padding mask (HAS_KPM: a (B, Skv)
@@ -29,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 import flashlift  # noqa: E402
 
 flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
-from flashlift.compiler.kernels import triton_fa_ptr, triton_fa_tma, triton_gemm  # noqa: E402
+from flashlift.compiler.kernels import triton_fa_ptr, triton_fa_tma, triton_gemm, triton_norm  # noqa: E402
 from flashlift.compiler.kernels.fa_layouts import layout_consts  # noqa: E402
 
 _orig_patch = _interp._patch_lang_tensor
@@ -336,6 +338,50 @@ def main_gemm():
     return 0 if ok else 1
 
 
+NORM_CASES = [  # rows, n, kind, residual, weight, bias, weight_rounded, dtype, out dtype
+    (5, 96, "layer", True, True, True, False, torch.float16, torch.float16),   # BERT's: n not a power of 2
+    (4, 64, "layer", False, False, False, False, torch.float32, torch.float32),  # no affine, f32
+    (5, 96, "rms", True, True, False, True, torch.float16, torch.float16),     # LLaMA's: weight in f16
+    (3, 128, "rms", False, True, False, False, torch.float32, torch.float32),  # f32, the weight in f32
+    (4, 80, "rms", True, False, False, False, torch.float16, torch.float32),   # no weight, f32 result
+]
+
+
+def main_norm():
+    """The norm kernel per row against torch: x = a (+ r, rounded to the input type), then
+    LayerNorm or RMSNorm (LLaMA's form where the weight multiplies after the rounding), with
+    zero rows (RMSNorm: y = 0, not NaN) and a constant row (LayerNorm: variance 0)."""
+    torch.manual_seed(4)
+    ok = True
+    eps = 1e-6
+    for rows, n, kind, residual, weight, bias, rounded, dt, out_dt in NORM_CASES:
+        a, r = torch.randn(rows, n).to(dt), torch.randn(rows, n).to(dt)
+        a[0] = 3.0  # a constant row
+        if not residual:
+            a[1] = 0.0  # RMSNorm of zeros: 0
+        w = (torch.randn(n) * 0.5 + 1).to(dt) if weight else None
+        b = torch.randn(n).to(dt) if bias else None
+        y = torch.full((rows, n), float("nan")).to(out_dt)
+        triton_norm._norm_kernel[(rows, 1, 1)](a, r if residual else None, w, b, y, N=n,
+                                               BLOCK_N=triton.next_power_of_2(n), EPS=eps, HAS_R=residual,
+                                               HAS_W=weight, HAS_B=bias, RMS=kind == "rms", WEIGHT_ROUNDED=rounded)
+        x = (a + r).to(dt) if residual else a  # the model's sum, in its type
+        h = x.double()
+        if kind == "rms":
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+        else:
+            h = (h - h.mean(-1, keepdim=True)) * torch.rsqrt(h.var(-1, unbiased=False, keepdim=True) + eps)
+        if rounded:
+            h = h.to(dt).double()
+        ref = (h * (w.double() if weight else 1.0) + (b.double() if bias else 0.0)).float()
+        err = ((y.float() - ref).norm() / ref.norm()).item()
+        good = err < (2e-3 if dt == torch.float16 else 1e-5) and not y.isnan().any()
+        ok &= good
+        print(f"NORM {kind} rows={rows} n={n} residual={residual} weight={weight} bias={bias} rounded={rounded} "
+              f"{str(dt)[6:]}->{str(out_dt)[6:]}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
+    return 0 if ok else 1
+
+
 def main_fused():
     """Q, K, V read from one fused QKV buffer [B * S, width] at their columns (fa_layouts.py),
     by both kernels: 8 spare columns first, so that no operand starts at column 0."""
@@ -368,5 +414,5 @@ def main_fused():
 
 
 if __name__ == "__main__":
-    sys.exit({"gemm": main_gemm, "tma": main_tma, "empty": main_empty_rows, "fused": main_fused}.get(sys.argv[1] if sys.argv[1:] else "",
+    sys.exit({"gemm": main_gemm, "tma": main_tma, "empty": main_empty_rows, "fused": main_fused, "norm": main_norm}.get(sys.argv[1] if sys.argv[1:] else "",
                                                                                  main)())
