@@ -178,16 +178,7 @@ static inline void from_f32(const float* src, void* dst, int n, int kind) {
 // r[i] (row i of an 8 x 8 block) -> r[c] (its column c)
 static inline void transpose8(__m256* r) {
   __m256 t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int g = 0; g < 8; g += 4) {  // u[g + k], lane L: column 4L + k of rows g..g+3
-    u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
-    u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
-    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
+  FL_TRANSPOSE_IN_LANES(_mm256_unpacklo_ps, _mm256_unpackhi_ps, _mm256_shuffle_ps, r, t, u, 8)
   for (int k = 0; k < 4; ++k) {
     r[k] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
     r[k + 4] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);

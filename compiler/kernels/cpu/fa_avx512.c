@@ -261,16 +261,7 @@ static inline void softmax_update(float* st, unsigned int* pp, int keys, int c, 
 // blocks within the 128-bit lanes, then the lanes across the four rows of vectors
 static inline void transpose16(__m512* r) {
   __m512 t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int g = 0; g < 16; g += 4) {  // u[g + k], lane L: column 4L + k of rows g..g+3
-    u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-    u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
+  FL_TRANSPOSE_IN_LANES(_mm512_unpacklo_ps, _mm512_unpackhi_ps, _mm512_shuffle_ps, r, t, u, 16)
   for (int k = 0; k < 4; ++k) {
     __m512 v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), v1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
     __m512 v2 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD), v3 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);

@@ -38,6 +38,21 @@ static inline long rows_at(long b, long h, long s0, long heads, long seq, long d
   return width;
 }
 
+// The first two steps of transposing the n x n block r[0..n) (n = 8 or 16 lanes, the rows): pairs
+// of rows unpacked, then 4 x 4 blocks shuffled within the 128-bit lanes, so that u[g + k]'s lane
+// L holds column 4L + k of rows g..g+3; the ISA's transpose then moves the lanes across.
+#define FL_TRANSPOSE_IN_LANES(UNPACKLO, UNPACKHI, SHUFFLE, r, t, u, n) \
+  for (int i = 0; i < (n); i += 2) {                                  \
+    t[i] = UNPACKLO(r[i], r[i + 1]);                                  \
+    t[i + 1] = UNPACKHI(r[i], r[i + 1]);                              \
+  }                                                                   \
+  for (int g = 0; g < (n); g += 4) {                                  \
+    u[g] = SHUFFLE(t[g], t[g + 2], 0x44);                             \
+    u[g + 1] = SHUFFLE(t[g], t[g + 2], 0xEE);                         \
+    u[g + 2] = SHUFFLE(t[g + 1], t[g + 3], 0x44);                     \
+    u[g + 3] = SHUFFLE(t[g + 1], t[g + 3], 0xEE);                     \
+  }
+
 // One workgroup's operands: the first row of each (q, k, v, o: bytes; mask: f32 elements)
 // and its row stride in elements; the query block's rows [m0, m0 + rows); the keys it
 // visits, [0, end); causal: 0 none, 1 top-left, 2 bottom-right (key j visible to query i
