@@ -102,8 +102,8 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # flashlift_sdpa is the same model with transformers' default attention (SDPA), which
         # must reach the same kernels at the same speed
         # flashlift and flashlift_sdpa: fuse-linears where the target runs it by default (the CPU),
-        # the LayerNorm kernel; flashlift_unfused / flashlift_fused flip fuse-linears (CPU / GPUs),
-        # flashlift_no_norm_kernel leaves the residual add + LayerNorm to IREE
+        # the norm kernel (LayerNorm, RMSNorm); flashlift_unfused / flashlift_fused flip fuse-linears (CPU / GPUs),
+        # flashlift_no_norm_kernel leaves the residual add + norm to IREE
         flipped = ("flashlift_unfused", True, "eager", False, True) if target == "cpu" else \
             ("flashlift_fused", True, "eager", True, True)
         for variant, raise_attention, attn, fuse, norms in (("flashlift", True, "eager", None, True),

@@ -38,7 +38,7 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
                  fuse_linears: Optional[bool] = None, fuse_norms: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
-    measured faster (the CPU); True/False: on/off on any target. fuse_norms: the LayerNorm
+    measured faster (the CPU); True/False: on/off on any target. fuse_norms: the LayerNorm / RMSNorm
     kernel where the target has one (False: IREE's). One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
@@ -62,7 +62,7 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
             # flashlift's CPU kernel takes the ops it covers (docs/cpu-kernel.md), before the
             # steps that shape the rest for IREE's codegen
             elements.append(f"dispatch-attention{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
-            # the residual add + LayerNorm after a projection as one kernel (its bias stays
+            # the residual add + LayerNorm or RMSNorm after a projection as one kernel (its bias stays
             # in the GEMM's dispatch, where IREE fuses it)
             if fuse_norms:
                 elements.append(f"dispatch-norms{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
@@ -72,7 +72,7 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
         # flashlift's kernels take the ops they cover; the rest stays with IREE's codegen
         elements.append(f"dispatch-attention{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
         if use_kernels:
-            # before the GEMMs: the residual add + LayerNorm after a projection as one kernel,
+            # before the GEMMs: the residual add + LayerNorm or RMSNorm after a projection as one kernel,
             # the projection's bias then stays in the GEMM kernel's epilogue
             if fuse_norms:
                 elements.append(f"dispatch-norms{spec}")
