@@ -49,6 +49,7 @@ import re
 from typing import Optional
 
 from flashlift.compiler.lowering_gpu import effective_batch_rank  # pure Python
+from flashlift.errors import InputError
 
 __all__ = [
     "DB_PATH", "GPU_KNOBS", "CPU_KNOBS", "db_path", "load", "save", "lookup", "record",
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 DB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuning_db.json")
+MAX_DB_BYTES = 64 << 20  # a database file read is bounded
 VERSION = 1
 GPU_KNOBS = ("m_tile", "k2_tile", "num_subgroups")
 CPU_KNOBS = ("m_vec", "k2_vec", "m_dist")
@@ -86,10 +88,17 @@ def load(path: Optional[str] = None) -> dict:
     hit = _cache.get(path)
     if hit and hit[0] == stamp:
         return hit[1]
-    with open(path) as f:
-        db = json.load(f)
-    if not isinstance(db, dict) or db.get("version") != VERSION or not isinstance(db.get("entries"), dict):
-        raise ValueError(f"{path}: not a flashlift tuning database (version {VERSION})")
+    if os.path.getsize(path) > MAX_DB_BYTES:
+        raise InputError(f"tuning database {path}: larger than {MAX_DB_BYTES >> 20} MiB (FLASHLIFT_TUNING_DB=off ignores it)")
+    try:
+        with open(path) as f:
+            db = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"tuning database {path}: {e} (FLASHLIFT_TUNING_DB=off ignores it)") from None
+    if not isinstance(db, dict) or db.get("version") != VERSION or not isinstance(db.get("entries"), dict) \
+            or not all(isinstance(e, dict) for e in db["entries"].values()):
+        raise InputError(f"tuning database {path}: not a flashlift tuning database (version {VERSION}, "
+                         "an object of entries); FLASHLIFT_TUNING_DB=off ignores it")
     _cache[path] = (stamp, db)
     return db
 
@@ -218,7 +227,8 @@ def lookup_kernel(shape: dict, family: str, path: Optional[str] = None) -> Optio
     """The CPU kernel build recorded for `shape` on the `family` of CPUs, or None."""
     key = kernel_key(shape, family)
     entry = load(path)["entries"].get(key) if key else None
-    isa = (entry or {}).get("knobs", {}).get("isa")
+    knobs = (entry or {}).get("knobs")
+    isa = knobs.get("isa") if isinstance(knobs, dict) else None
     return isa if isinstance(isa, str) else None
 
 

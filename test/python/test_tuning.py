@@ -215,3 +215,15 @@ def test_attn_tune_cpu_kernel_builds(tmp_path):
     key = f"cpu-kernel:{isas[0]}/bf16/d32/m64/k64/mask-none/b1"
     assert case["db_key"] == key and list(tuning.load(db)["entries"]) == [key]
     assert tuning.lookup_kernel(tuning.bhsd_shape(1, 2, 40, 32, "bf16", False), isas[0], db) == attn_tune.pick(case)["knobs"]["isa"]
+
+
+@pytest.mark.parametrize("text", ['{"version": 1, "ent', '{"version": 1, "entries": []}', '[1, 2]', '\xff\xfe'],
+                         ids=["truncated", "entries_not_an_object", "not_an_object", "not_utf8"])
+def test_unusable_database_is_a_clear_error(tmp_path, monkeypatch, text):
+    """A database file flashlift cannot use (FLASHLIFT_TUNING_DB names it) is an InputError naming
+    the file and the way to ignore it, not a JSON traceback from inside the compile."""
+    path = tmp_path / "db.json"
+    path.write_bytes(text.encode("latin-1"))
+    monkeypatch.setenv("FLASHLIFT_TUNING_DB", str(path))
+    with pytest.raises(flashlift.InputError, match=r"tuning database .*db\.json.*FLASHLIFT_TUNING_DB=off"):
+        tuning.load()
