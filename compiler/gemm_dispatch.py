@@ -15,6 +15,10 @@ Matches what torch-mlir makes of an f16/bf16 `nn.Linear` (or `x @ w`):
     [%o  = linalg.generic truncf(%b)]                     to f16|bf16
     [%g  = linalg.generic gelu(%o)]                       torch-mlir's erf GELU, maybe behind
                                                           a tensor.expand_shape of %o
+    [%p  = linalg.generic mulf(silu(%gate), %o)]          LLaMA's MLP, %o the up projection:
+                                                          silu = truncf(x * sigmoid(x)), x = extf
+                                                          of the gate projection's [M, N] result,
+                                                          each maybe behind the same expand_shape
 
 and replaces the last value by a call of a function holding one `flow.dispatch` of the kernel
 on (A, W[, bias]) (no extended copies are read). Exact: the kernel adds the bias to the f32
@@ -50,6 +54,7 @@ class GemmPlan:
     result: object  # the value the kernel's C replaces
     chain: list  # ops from the matmul to the result's producer (erased after the rewrite)
     gelu: object = None  # the GELU generic applied to the result (maybe through an expand_shape)
+    swiglu: object = None  # (product generic, gate [M, N] value): silu(gate) * the result, as one op
     spec: object = None  # triton_gemm.GemmSpec
     location: str = ""
 
@@ -77,7 +82,7 @@ def dispatch_gemms(module, target) -> list[dict]:
                       kernel={"name": kb.name, "grid": list(kb.grid), "block": list(kb.block),
                               "tile": [kb.config["BLOCK_M"], kb.config["BLOCK_N"], kb.config["BLOCK_K"]],
                               "epilogue": ", ".join(["bias"] * bool(s.bias_dtype) + [f"to {s.out_dtype}"]
-                                                    + ["gelu"] * s.gelu)})
+                                                    + ["gelu"] * s.gelu + ["silu(gate) *"] * s.swiglu)})
     return records
 
 
@@ -120,19 +125,21 @@ def analyze(matmul) -> GemmPlan:
         value = user.results[0]
         chain.append(user)
         user = only_user(value)
-    gelu = None
+    gelu = swiglu = None
     if user is not None and elementwise_op(user) == "arith.truncf":
         value = user.results[0]
         chain.append(user)
         gelu = _gelu_user(value)
+        swiglu = None if gelu is not None or bias is not None else _swiglu_user(value)
     out_dtype = str(ir.RankedTensorType(value.type).element_type)
     bias_dtype = str(ir.RankedTensorType(bias.type).element_type) if bias is not None else None
-    spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk, gelu=gelu is not None)
+    spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk, gelu=gelu is not None, swiglu=swiglu is not None)
     try:
         spec.check()
     except ValueError as e:
         raise NotCovered(str(e)) from None
-    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, gelu=gelu, spec=spec, location=str(op.location))
+    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, gelu=gelu, swiglu=swiglu, spec=spec,
+                    location=str(op.location))
 
 
 _DEFAULT_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
@@ -177,6 +184,72 @@ def _gelu_user(value):
         and list(ops[-1].operands) == [mul.results[0]]) else None
 
 
+def _swiglu_user(up):
+    """(product, gate) when the rounded up projection `up` [M, N] is read only by
+    `silu(gate') * up'` (an f16/bf16 mulf of two identity-mapped operands, either order; up'
+    and gate' `up` and the gate projection's [M, N] result `gate` behind the same single-use
+    expand_shape, or both 2-D), silu as torch-mlir writes it: truncf(x * sigmoid(x)) of
+    x = extf(gate'), sigmoid(x) = 1 / (exp(-x) + 1); else None."""
+    expand, value = _through_expand(up)
+    prod = only_user(value)
+    if prod is None or elementwise_op(prod) != "arith.mulf" or len(prod.operands) != 3:
+        return None
+    silu16 = [v for v in list(prod.operands)[:2] if v != value]
+    if len(silu16) != 1 or not _is_producer(silu16[0], "arith.truncf"):
+        return None
+    mul = producer(silu16[0]).operation.operands[0]
+    if not _is_producer(mul, "arith.mulf"):
+        return None
+    x, sig = producer(mul).operation.operands[:2]
+    if not _is_sigmoid_of(sig, x):
+        x, sig = sig, x
+    if not (_is_sigmoid_of(sig, x) and _is_producer(x, "arith.extf", uses=2)):  # the sigmoid and the product
+        return None
+    gate = producer(x).operation.operands[0]
+    if expand is not None:
+        g_expand = producer(gate)
+        if g_expand is None or g_expand.operation.name != "tensor.expand_shape" or \
+                str(g_expand.operation.attributes) != str(expand.attributes) or \
+                g_expand.operation.results[0].type != expand.results[0].type:
+            return None
+        gate = g_expand.operation.operands[0]
+    if gate.type != up.type:
+        return None
+    return prod, gate
+
+
+def _through_expand(value) -> tuple:
+    """(expand_shape, its result) when `value`'s one user is a tensor.expand_shape, else (None, value)."""
+    user = only_user(value)
+    if user is not None and user.name == "tensor.expand_shape":
+        return user, user.results[0]
+    return None, value
+
+
+def _is_producer(value, name: str, uses: int = 1) -> bool:
+    """`value` comes from an identity-mapped linalg.generic applying `name`, and has `uses` uses."""
+    p = producer(value)
+    return p is not None and elementwise_op(p.operation) == name and len(list(value.uses)) == uses
+
+
+def _is_sigmoid_of(value, x) -> bool:
+    """`value` = 1 / (exp(-x) + 1), one linalg.generic reading x only (torch-mlir's sigmoid)."""
+    p = producer(value)
+    if p is None or p.operation.name != "linalg.generic" or list(p.operation.operands)[:-1] != [x]:
+        return False
+    if not all(is_identity(m.value) for m in p.operation.attributes["indexing_maps"]):
+        return False
+    ops = list(p.operation.regions[0].blocks[0].operations)
+    if [o.name for o in ops] != ["arith.negf", "math.exp", "arith.addf", "arith.divf", "linalg.yield"]:
+        return False
+    neg, exp, add, div, _ = ops
+    arg = p.operation.regions[0].blocks[0].arguments[0]
+    one = lambda v: constant_value(v) == 1.0  # noqa: E731
+    return (list(neg.operands) == [arg] and list(exp.operands) == [neg.results[0]]
+            and exp.results[0] in list(add.operands) and any(one(v) for v in add.operands)
+            and one(div.operands[0]) and div.operands[1] == add.results[0])
+
+
 def _weight(value) -> tuple:
     """(W, w_nk) for the matmul's right operand: transpose(W) of an N x K W (nn.Linear),
     possibly extended before or after the transpose, or a K x N W itself."""
@@ -193,7 +266,8 @@ def _weight(value) -> tuple:
 
 
 def replace(splicer: ModuleSplicer, plan: GemmPlan, kb) -> None:
-    operands = [plan.a, plan.w] + ([plan.bias] if plan.bias is not None else [])
+    operands = [plan.a, plan.w] + ([plan.bias] if plan.bias is not None else []) \
+        + ([plan.swiglu[1]] if plan.swiglu is not None else [])
     types = [str(v.type) for v in operands]
     rtype = plan.result.type
     last = plan.chain[-1]
@@ -206,6 +280,8 @@ def replace(splicer: ModuleSplicer, plan: GemmPlan, kb) -> None:
                                    attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
     plan.result.replace_all_uses_with(call.results[0])
     erase_dead([last])
-    if plan.gelu is not None:  # the kernel applied it: readers of the GELU read its input now
-        plan.gelu.results[0].replace_all_uses_with(plan.gelu.operands[0])
-        erase_dead([plan.gelu])
+    for applied in (plan.gelu, plan.swiglu and plan.swiglu[0]):
+        if applied:  # the kernel applied it: its readers read its up/GELU input, the result now
+            up = [v for v in list(applied.operands)[:-1] if _through_expand(call.results[0])[1] == v]
+            applied.results[0].replace_all_uses_with(up[0] if up else applied.operands[0])
+            erase_dead([applied])

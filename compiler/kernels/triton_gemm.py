@@ -2,7 +2,11 @@
 
     C[M, N] = A[M, K] @ W^T (+ bias[N]), accumulated in f32, rounded once to C's type;
     optionally C = gelu(C) (erf form, GELU=True: the activation a model applies to the rounded
-    result, evaluated in f32 and rounded again, as torch evaluates an f16 GELU).
+    result, evaluated in f32 and rounded again, as torch evaluates an f16 GELU), or, as the up
+    projection of LLaMA's MLP (`silu(gate(x)) * up(x)`, SWIGLU=True), C = silu(G) * C with G
+    the gate projection's result [M, N] in C's type: silu(g) = g * (1 / (1 + e^-g)) in f32,
+    rounded, times C, rounded (torch's roundings in f16/bf16), so that the gate and up results
+    are not read again by a separate elementwise pass.
 
 W is the weight as nn.Linear stores it, [N, K] (W_NK=True), or [K, N] (W_NK=False, `x @ w`).
 A, W: f16 or bf16 (the same); bias: f16, bf16 or f32, added to the f32 accumulator (what
@@ -12,7 +16,7 @@ C: f16, bf16 or f32.
 Only needed at build time (imports triton). Every shape is a compile-time constant, so the
 PTX entry takes pointers only, in this order (verified against the PTX by `aot.binary`):
 
-    (A, W[, BIAS], C, global_scratch, profile_scratch)
+    (A, W[, BIAS][, G], C, global_scratch, profile_scratch)
 
 grid = (ceil(M / BLOCK_M) * ceil(N / BLOCK_N), 1, 1): program p computes one C tile; tiles
 are visited in groups of GROUP_M tile rows so that neighbouring programs share W tiles in L2.
@@ -35,9 +39,9 @@ from flashlift.compiler.kernels import aot
 
 
 @triton.jit
-def _gemm_kernel(A, W, BIAS, C,
+def _gemm_kernel(A, W, BIAS, G, C,
                  M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
-                 W_NK: tl.constexpr, HAS_BIAS: tl.constexpr, GELU: tl.constexpr,
+                 W_NK: tl.constexpr, HAS_BIAS: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                  GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
@@ -82,11 +86,19 @@ def _gemm_kernel(A, W, BIAS, C,
     if GELU:  # the model's GELU (erf form) of the rounded result, computed in f32, rounded again
         x = c.to(tl.float32)
         c = (0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))).to(C.dtype.element_ty)
-    c_ptrs = C + offs_m[:, None] * N + offs_n[None, :]
+    tile = offs_m[:, None] * N + offs_n[None, :]
+    inside = (offs_m[:, None] < M) & (offs_n[None, :] < N)
+    if SWIGLU:  # silu(gate), rounded, times this (up) result, rounded: each op as torch rounds it
+        if (M % BLOCK_M == 0) and (N % BLOCK_N == 0):
+            g = tl.load(G + tile).to(tl.float32)
+        else:
+            g = tl.load(G + tile, mask=inside, other=0.0).to(tl.float32)
+        silu = (g * (1.0 / (1.0 + tl.exp(-g)))).to(C.dtype.element_ty).to(tl.float32)
+        c = (silu * c.to(tl.float32)).to(C.dtype.element_ty)
     if (M % BLOCK_M == 0) and (N % BLOCK_N == 0):
-        tl.store(c_ptrs, c)
+        tl.store(C + tile, c)
     else:
-        tl.store(c_ptrs, c, mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+        tl.store(C + tile, c, mask=inside)
 
 
 _TL = {"f16": "fp16", "bf16": "bf16", "f32": "fp32"}
@@ -105,6 +117,7 @@ class GemmSpec:
     bias_dtype: Optional[str] = None  # None: no bias operand
     w_nk: bool = True  # W stored [N, K] (nn.Linear) or [K, N]
     gelu: bool = False  # apply GELU (erf form) to the rounded result
+    swiglu: bool = False  # C = silu(G) * C, G the gate projection's [M, N] result (an operand)
 
     def check(self) -> None:
         if self.dtype not in IN_DTYPES:
@@ -113,8 +126,10 @@ class GemmSpec:
             raise ValueError(f"GEMM output type {self.out_dtype} (kernel: f16, bf16, f32)")
         if self.bias_dtype is not None and self.bias_dtype not in OUT_DTYPES:
             raise ValueError(f"bias type {self.bias_dtype}")
-        if self.gelu and self.out_dtype == "f32":
-            raise ValueError("GELU epilogue on an f16/bf16 result only")
+        if (self.gelu or self.swiglu) and self.out_dtype == "f32":
+            raise ValueError("GELU / SwiGLU epilogue on an f16/bf16 result only")
+        if self.gelu and self.swiglu:
+            raise ValueError("GELU and SwiGLU epilogues together")
         if min(self.m, self.n, self.k) < 1:
             raise ValueError(f"empty GEMM {self.m}x{self.n}x{self.k}")
 
@@ -165,14 +180,16 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
     tdt = _TL[spec.dtype]
     sig = {"A": f"*{tdt}", "W": f"*{tdt}",
            "BIAS": f"*{_TL[spec.bias_dtype]}" if spec.bias_dtype else "constexpr",
+           "G": f"*{_TL[spec.out_dtype]}" if spec.swiglu else "constexpr",
            "C": f"*{_TL[spec.out_dtype]}"}
     consts = dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None, GELU=spec.gelu,
-                  BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"])
+                  SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
+                  GROUP_M=cfg["GROUP_M"])
     for name in consts:
         sig[name] = "constexpr"
-    if not spec.bias_dtype:
-        consts["BIAS"] = None
-    ptrs = (0, 1, 2, 3) if spec.bias_dtype else (0, 1, 3)
+    present = {"BIAS": spec.bias_dtype is not None, "G": spec.swiglu}
+    consts.update({name: None for name, have in present.items() if not have})
+    ptrs = [i for i, name in enumerate(("A", "W", "BIAS", "G", "C")) if present.get(name, True)]
     attrs = {(i,): [["tt.divisibility", 16]] for i in ptrs}  # IREE bindings are 64-byte aligned
     src = ASTSource(fn=_gemm_kernel, signature=sig, constexprs=consts, attrs=attrs)
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
@@ -189,7 +206,7 @@ def build_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
                ptx_version: Optional[int] = None) -> "aot.KernelBinary":
     """AOT-compiles the GEMM for one static shape (see the module doc for the ABI)."""
     ck, cfg = compile_gemm(spec, arch, config, ptx_version)
-    names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + ["c"]
+    names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + (["gate"] if spec.swiglu else []) + ["c"]
     roles = ["input"] * (len(names) - 1) + ["output"]
     return aot.binary(ck, arch, names, roles, grid(spec, cfg),
                       dict(cfg, **dataclasses.asdict(spec), kind="gemm"))

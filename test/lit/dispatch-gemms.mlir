@@ -2,7 +2,8 @@
 // RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-gemms{arch=sm_80})' %s | FileCheck %s --check-prefix=SM80
 //
 // dispatch-gemms: torch-mlir's f16/bf16 linear layers (matmul into a zero f32 accumulator,
-// maybe a row-broadcast bias add, maybe a truncf, maybe F.gelu of that) become one dispatch of
+// maybe a row-broadcast bias add, maybe a truncf, maybe F.gelu of that, or LLaMA's silu(gate) * that)
+// become one dispatch of
 // flashlift's GEMM kernel on the unextended operands. Anything else keeps its linalg ops.
 
 #id = affine_map<(d0, d1) -> (d0, d1)>
@@ -276,4 +277,143 @@ func.func @not_gelu(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor<32x8
     linalg.yield %5 : f16
   } -> tensor<32x80xf16>
   return %g : tensor<32x80xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// LLaMA's MLP in f16, as torch-mlir writes F.silu(gate(x)) * up(x): the gate projection is a
+// plain GEMM; the up projection's kernel reads the gate's result and applies silu(gate) * up in
+// its epilogue; the product's readers read the expand_shape of that call.
+// CHECK-LABEL: func.func @swiglu_epilogue
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WG:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WU:[a-zA-Z0-9_]+]]:
+// CHECK-NOT:     math.exp
+// CHECK:         %[[G:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WG]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// CHECK-NOT:     linalg.generic
+// CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WU]], %[[G]]) : (tensor<32x48xf16>, tensor<80x48xf16>, tensor<32x80xf16>) -> tensor<32x80xf16>
+// CHECK:         %[[E:.+]] = tensor.expand_shape %[[C]] {{\[\[}}0, 1], [2]]
+// CHECK:         return %[[E]]
+func.func @swiglu_epilogue(%x: tensor<32x48xf16>, %wg: tensor<80x48xf16>, %wu: tensor<80x48xf16>) -> tensor<2x16x80xf16> {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %e0 = tensor.empty() : tensor<48x80xf16>
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %e2 = tensor.empty() : tensor<32x80xf16>
+  %wgt = linalg.transpose ins(%wg : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %mg = linalg.matmul ins(%x, %wgt : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %g = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mg : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %g3 = tensor.expand_shape %g [[0, 1], [2]] output_shape [2, 16, 80] : tensor<32x80xf16> into tensor<2x16x80xf16>
+  %e3 = tensor.empty() : tensor<2x16x80xf32>
+  %gx = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%g3 : tensor<2x16x80xf16>) outs(%e3 : tensor<2x16x80xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %0 = arith.extf %in : f16 to f32
+    linalg.yield %0 : f32
+  } -> tensor<2x16x80xf32>
+  %sig = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%gx : tensor<2x16x80xf32>) outs(%e3 : tensor<2x16x80xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %0 = arith.negf %in : f32
+    %1 = math.exp %0 : f32
+    %2 = arith.addf %1, %one : f32
+    %3 = arith.divf %one, %2 : f32
+    linalg.yield %3 : f32
+  } -> tensor<2x16x80xf32>
+  %s32 = linalg.generic {indexing_maps = [#id3, #id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%gx, %sig : tensor<2x16x80xf32>, tensor<2x16x80xf32>) outs(%e3 : tensor<2x16x80xf32>) {
+  ^bb0(%in: f32, %in_1: f32, %out: f32):
+    %0 = arith.mulf %in, %in_1 : f32
+    linalg.yield %0 : f32
+  } -> tensor<2x16x80xf32>
+  %e4 = tensor.empty() : tensor<2x16x80xf16>
+  %s = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s32 : tensor<2x16x80xf32>) outs(%e4 : tensor<2x16x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<2x16x80xf16>
+  %wut = linalg.transpose ins(%wu : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %mu = linalg.matmul ins(%x, %wut : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %u = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mu : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %u3 = tensor.expand_shape %u [[0, 1], [2]] output_shape [2, 16, 80] : tensor<32x80xf16> into tensor<2x16x80xf16>
+  %p = linalg.generic {indexing_maps = [#id3, #id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %u3 : tensor<2x16x80xf16>, tensor<2x16x80xf16>) outs(%e4 : tensor<2x16x80xf16>) {
+  ^bb0(%in: f16, %in_1: f16, %out: f16):
+    %0 = arith.mulf %in, %in_1 : f16
+    linalg.yield %0 : f16
+  } -> tensor<2x16x80xf16>
+  return %p : tensor<2x16x80xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// Near miss: silu(gate) + up (an addf, not a product): both linear layers take the kernel,
+// plain; the silu and the sum stay.
+// CHECK-LABEL: func.func @not_swiglu
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WG:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WU:[a-zA-Z0-9_]+]]:
+// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WG]]) :
+// CHECK:         math.exp
+// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WU]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// CHECK:         arith.addf
+func.func @not_swiglu(%x: tensor<32x48xf16>, %wg: tensor<80x48xf16>, %wu: tensor<80x48xf16>) -> tensor<2x16x80xf16> {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %e0 = tensor.empty() : tensor<48x80xf16>
+  %e = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %e2 = tensor.empty() : tensor<32x80xf16>
+  %wgt = linalg.transpose ins(%wg : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %mg = linalg.matmul ins(%x, %wgt : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %g = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mg : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %g3 = tensor.expand_shape %g [[0, 1], [2]] output_shape [2, 16, 80] : tensor<32x80xf16> into tensor<2x16x80xf16>
+  %e3 = tensor.empty() : tensor<2x16x80xf32>
+  %gx = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%g3 : tensor<2x16x80xf16>) outs(%e3 : tensor<2x16x80xf32>) {
+  ^bb0(%in: f16, %out: f32):
+    %0 = arith.extf %in : f16 to f32
+    linalg.yield %0 : f32
+  } -> tensor<2x16x80xf32>
+  %sig = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%gx : tensor<2x16x80xf32>) outs(%e3 : tensor<2x16x80xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %0 = arith.negf %in : f32
+    %1 = math.exp %0 : f32
+    %2 = arith.addf %1, %one : f32
+    %3 = arith.divf %one, %2 : f32
+    linalg.yield %3 : f32
+  } -> tensor<2x16x80xf32>
+  %s32 = linalg.generic {indexing_maps = [#id3, #id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%gx, %sig : tensor<2x16x80xf32>, tensor<2x16x80xf32>) outs(%e3 : tensor<2x16x80xf32>) {
+  ^bb0(%in: f32, %in_1: f32, %out: f32):
+    %0 = arith.mulf %in, %in_1 : f32
+    linalg.yield %0 : f32
+  } -> tensor<2x16x80xf32>
+  %e4 = tensor.empty() : tensor<2x16x80xf16>
+  %s = linalg.generic {indexing_maps = [#id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s32 : tensor<2x16x80xf32>) outs(%e4 : tensor<2x16x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<2x16x80xf16>
+  %wut = linalg.transpose ins(%wu : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %mu = linalg.matmul ins(%x, %wut : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %u = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mu : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %u3 = tensor.expand_shape %u [[0, 1], [2]] output_shape [2, 16, 80] : tensor<32x80xf16> into tensor<2x16x80xf16>
+  %p = linalg.generic {indexing_maps = [#id3, #id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%s, %u3 : tensor<2x16x80xf16>, tensor<2x16x80xf16>) outs(%e4 : tensor<2x16x80xf16>) {
+  ^bb0(%in: f16, %in_1: f16, %out: f16):
+    %0 = arith.addf %in, %in_1 : f16
+    linalg.yield %0 : f16
+  } -> tensor<2x16x80xf16>
+  return %p : tensor<2x16x80xf16>
 }

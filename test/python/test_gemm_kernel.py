@@ -36,6 +36,18 @@ class MLP(torch.nn.Module):
         return self.down(torch.nn.functional.gelu(self.up(x)))
 
 
+class SwiGLU(torch.nn.Module):
+    """LLaMA's MLP: down(silu(gate(x)) * up(x)), no biases."""
+
+    def __init__(self, d=64, hidden=96):
+        super().__init__()
+        self.gate_proj, self.up_proj = torch.nn.Linear(d, hidden, bias=False), torch.nn.Linear(d, hidden, bias=False)
+        self.down_proj = torch.nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(torch.nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
 class MatmulWeight(torch.nn.Module):
     """`x @ w` with w a [K, N] input: the kernel reads it without a transpose."""
 
@@ -44,11 +56,12 @@ class MatmulWeight(torch.nn.Module):
 
 
 def test_gemm_kernel_semantics_in_triton_interpreter():
-    """interp_check.py gemm: ragged M/N/K, bias f32/f16/none, W as [N, K] and [K, N], f16/f32 out."""
+    """interp_check.py gemm: ragged M/N/K, bias f32/f16/none, W as [N, K] and [K, N], f16/f32 out,
+    the GELU and SwiGLU epilogues."""
     script = os.path.join(ROOT, "tools", "kernels", "interp_check.py")  # a developer tool, not in the package
     r = subprocess.run([sys.executable, script, "gemm"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") == 5 and "FAIL" not in r.stdout
+    assert r.stdout.count(" ok") == 7 and "FAIL" not in r.stdout
 
 
 @pytest.mark.parametrize("arch", [80, 90])
@@ -85,6 +98,18 @@ def test_compiled_model_dispatches_linear_layers():
     assert flashlift.CompiledModel(compiled.vmfb, compiled.meta).report.linears[1].path == "triton-gemm sm_90"
 
 
+def test_swiglu_runs_in_the_up_projections_epilogue():
+    """silu(gate(x)) * up(x): the up projection's kernel reads the gate's result and multiplies in
+    its epilogue; no elementwise pass over the two results is left (the IR has no math.exp)."""
+    args = (torch.randn(2, 16, 64, dtype=torch.float16),)
+    compiled = flashlift.compile_model(SwiGLU().half(), args, target="cuda:sm_90")
+    epilogues = [(s.module_path, s.details["kernel"]["epilogue"]) for s in compiled.report.linears]
+    assert epilogues == [("gate_proj", "to f16"), ("up_proj", "to f16, silu(gate) *"), ("down_proj", "to f16")]
+    assert "math.exp" not in lowered(SwiGLU().half(), args).text
+    silu_then_add = lowered(SwiGLU().half(), args, use_kernels=False).text
+    assert "math.exp" in silu_then_add  # use_kernels=False: IREE's own ops
+
+
 def test_uncovered_matmuls_are_reported_with_the_reason():
     compiled = flashlift.compile_model(MLP(), (torch.randn(2, 16, 64),), target="cuda:sm_90")  # f32
     assert [s.path for s in compiled.report.linears] == ["iree-codegen", "iree-codegen"]
@@ -112,16 +137,17 @@ def test_every_projection_of_a_transformer_takes_the_kernel(build):
 # --- numerics on a CUDA device (skipped without one) ---------------------------------------------
 
 
-GPU_CASES = ["mlp_f16", "mlp_bf16", "x_at_w_f16", "bert_f16", "llama_f16"]
+GPU_CASES = ["mlp_f16", "mlp_bf16", "swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16"]
 
 
 def gpu_case(case: str):
     """(model, example args, tolerance vs the f32 model) of a GPU numerics case (also built by
     test/tools/gpu_numerics.py for the GPU machine, which has no IREE compiler)."""
     torch.manual_seed(0)
-    if case.startswith("mlp"):
+    if case.startswith(("mlp", "swiglu")):
         dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
-        return MLP(96, 200).to(dtype), (torch.randn(3, 70, 96, dtype=dtype),), (2e-2 if dtype == torch.bfloat16 else 5e-3)
+        module = (MLP if case.startswith("mlp") else SwiGLU)(96, 200).to(dtype)
+        return module, (torch.randn(3, 70, 96, dtype=dtype),), (2e-2 if dtype == torch.bfloat16 else 5e-3)
     if case == "x_at_w_f16":
         return MatmulWeight(), (torch.randn(100, 48).half(), torch.randn(48, 130).half()), 5e-3
     model, args, _ = (build_bert if case == "bert_f16" else build_llama)("f16")

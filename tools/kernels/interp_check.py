@@ -312,6 +312,8 @@ GEMM_CASES = [  # M, N, K, bias dtype, W stored [N, K], out dtype[, "gelu"]; til
     (50, 96, 80, torch.float16, False, torch.float16),   # W stored [K, N] (x @ w); f16 bias
     (130, 33, 48, None, False, torch.float16),           # a partial last group of tile rows
     (100, 70, 33, torch.float16, True, torch.float16, "gelu"),  # bias, then GELU of the f16 result
+    (100, 70, 33, None, True, torch.float16, "swiglu"),  # silu(gate) * this result, ragged edges
+    (64, 96, 64, None, True, torch.float16, "swiglu"),   # even tiles
 ]
 
 
@@ -320,21 +322,25 @@ def main_gemm():
     ok = True
     cfg = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, GROUP_M=2)
     for m, n, k, bias_dt, w_nk, out_dt, *act in GEMM_CASES:
-        gelu = act == ["gelu"]
+        gelu, swiglu = act == ["gelu"], act == ["swiglu"]
+        gate = (torch.randn(m, n) * 3).half() if swiglu else None
         a = torch.randn(m, k).half()
         w = (torch.randn(n, k) if w_nk else torch.randn(k, n)).half()
         bias = torch.randn(n).to(bias_dt) if bias_dt else None
         c = torch.full((m, n), float("nan")).to(out_dt)
         grid = (triton.cdiv(m, 32) * triton.cdiv(n, 32), 1, 1)
-        triton_gemm._gemm_kernel[grid](a, w, bias, c, M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None, GELU=gelu,
-                                       **cfg)
+        triton_gemm._gemm_kernel[grid](a, w, bias, gate, c, M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None,
+                                       GELU=gelu, SWIGLU=swiglu, **cfg)
         ref = a.float() @ (w.float().T if w_nk else w.float()) + (bias.float() if bias is not None else 0)
         if gelu:
             ref = torch.nn.functional.gelu(ref)
+        if swiglu:  # torch in f16: silu(gate) rounded, the product rounded
+            ref = (torch.nn.functional.silu(gate.float()).half() * ref.half()).float()
         err = ((c.float() - ref).norm() / ref.norm()).item()
         good = err < 2e-3 and not c.isnan().any()
         ok &= good
-        print(f"GEMM M={m} N={n} K={k} bias={bias_dt} w_nk={w_nk} out={out_dt} gelu={gelu}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
+        print(f"GEMM M={m} N={n} K={k} bias={bias_dt} w_nk={w_nk} out={out_dt} gelu={gelu} swiglu={swiglu}: "
+              f"relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 
