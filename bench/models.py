@@ -104,17 +104,20 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # flashlift and flashlift_sdpa: fuse-linears where the target runs it by default (the CPU),
         # the norm kernel (LayerNorm, RMSNorm); flashlift_unfused / flashlift_fused flip fuse-linears (CPU / GPUs),
         # flashlift_no_norm_kernel leaves the residual add + norm to IREE
+        # flashlift_no_activation_epilogue (GPUs) leaves GELU / SwiGLU to IREE, not the GEMM kernel's epilogue
         flipped = ("flashlift_unfused", True, "eager", False, True) if target == "cpu" else \
             ("flashlift_fused", True, "eager", True, True)
-        for variant, raise_attention, attn, fuse, norms in (("flashlift", True, "eager", None, True),
-                                                            ("iree_unraised", False, "eager", False, False),
-                                                            ("flashlift_sdpa", True, "sdpa", None, True),
-                                                            flipped,
-                                                            ("flashlift_no_norm_kernel", True, "eager", None, False)):
+        variants = [("flashlift", True, "eager", None, True), ("iree_unraised", False, "eager", False, False),
+                    ("flashlift_sdpa", True, "sdpa", None, True), flipped,
+                    ("flashlift_no_norm_kernel", True, "eager", None, False)]
+        if target != "cpu":
+            variants.append(("flashlift_no_activation_epilogue", True, "eager", None, True))
+        for variant, raise_attention, attn, fuse, norms in variants:
             t0 = time.time()
             compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
                                                raise_attention=raise_attention, use_kernels=raise_attention,
-                                               fuse_linears=fuse, fuse_norms=norms)
+                                               fuse_linears=fuse, fuse_norms=norms,
+                                               fuse_activations=variant != "flashlift_no_activation_epilogue")
             path = os.path.join(out_dir, f"{name}.{variant}.flashlift")
             compiled.save(path, parameters=False)  # the run builds the same weights from the seed
             entry["modules"][variant] = os.path.basename(path)

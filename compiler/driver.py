@@ -55,7 +55,7 @@ def function_signature(module, func_name: str) -> dict:
 
 def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "main",
           use_kernels: bool = True, fuse_linears: Optional[bool] = None, fuse_norms: bool = True,
-          on_pass=None) -> Lowered:
+          fuse_activations: bool = True, on_pass=None) -> Lowered:
     """Steps 1-3: returns the IR text for iree-compile and what the passes decided.
 
     use_kernels=False keeps IREE's codegen for every attention op (the records then say so).
@@ -66,7 +66,8 @@ def lower(text: str, target, *, raise_attention: bool = True, func_name: str = "
     except ir.MLIRError as e:
         raise CompileError(f"the imported module does not parse: {e}") from None
     results = run_pipeline(module, pipeline_for(target, raise_attention=raise_attention, use_kernels=use_kernels,
-                                                    fuse_linears=fuse_linears, fuse_norms=fuse_norms),
+                                                    fuse_linears=fuse_linears, fuse_norms=fuse_norms,
+                                                    fuse_activations=fuse_activations),
                            on_pass=on_pass)
     parameters = [r for r in results if isinstance(r, Parameter)]
     records = [r for r in results if isinstance(r, SiteRecord)]

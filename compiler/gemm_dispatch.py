@@ -59,24 +59,24 @@ class GemmPlan:
     location: str = ""
 
 
-def dispatch_gemms(module, target) -> list[dict]:
-    """Replaces every linear layer the kernel covers by a kernel dispatch (in place)."""
+def dispatch_gemms(module, target, activations: bool = True) -> list[dict]:
+    """Replaces every linear layer the kernel covers by a kernel dispatch (in place);
+    activations=False leaves a GELU or SwiGLU after it to IREE (the bias stays in the kernel)."""
     ops, records, sm = kernel_sites(module, "linalg.matmul", target)
     if sm is None:
         return records
     arch = target.kernel_arch
+    # the global scratch (the TMA kernel's tensor maps) every kernel shares: sized for the largest
+    # (the builds are cached, so building every kernel here first costs nothing later)
+    built = [_kernel_or_reason(op, activations, sm)[0] for op in ops]
+    scratch_bytes = max([kb.scratch_bytes for kb in built if kb is not None] + [0])
     splicer = ModuleSplicer(module)
     for op, record in zip(ops, records):
-        try:
-            plan = analyze(op)
-            kb = gemm_kernel(plan.spec, sm)
-        except NotCovered as e:
-            record["reason"] = str(e)
+        kb, plan, reason = _kernel_or_reason(op, activations, sm)  # again: an earlier rewrite changed the IR
+        if kb is None:
+            record["reason"] = reason
             continue
-        except Exception as e:  # the kernel does not build for this shape
-            record["reason"] = build_failure(e)
-            continue
-        replace(splicer, plan, kb)
+        replace(splicer, plan, kb, scratch_bytes)
         s = plan.spec
         record.update(path=kernel_path(arch), shape=f"{s.m}x{s.n}x{s.k}",
                       kernel={"name": kb.name, "grid": list(kb.grid), "block": list(kb.block),
@@ -86,11 +86,23 @@ def dispatch_gemms(module, target) -> list[dict]:
     return records
 
 
+def _kernel_or_reason(op, activations: bool, sm: int):
+    """(kernel, plan, "") for a matmul the kernel takes, else (None, None, why not)."""
+    try:
+        plan = analyze(op, activations)
+        return gemm_kernel(plan.spec, sm), plan, ""
+    except NotCovered as e:
+        return None, None, str(e)
+    except Exception as e:  # the kernel does not build for this shape
+        return None, None, build_failure(e)
+
+
 # --- matching ---------------------------------------------------------------------------------
 
 
-def analyze(matmul) -> GemmPlan:
-    """The chain from `matmul` to the value the kernel replaces, or NotCovered (why not)."""
+def analyze(matmul, activations: bool = True) -> GemmPlan:
+    """The chain from `matmul` to the value the kernel replaces, or NotCovered (why not);
+    with activations=False the chain ends before a GELU or SwiGLU."""
     # here: triton_gemm needs Triton, optional (kernel_sites found it before any op is analyzed)
     from flashlift.compiler.kernels.triton_gemm import IN_DTYPES, GemmSpec
 
@@ -129,8 +141,9 @@ def analyze(matmul) -> GemmPlan:
     if user is not None and elementwise_op(user) == "arith.truncf":
         value = user.results[0]
         chain.append(user)
-        gelu = _gelu_user(value)
-        swiglu = None if gelu is not None or bias is not None else _swiglu_user(value)
+        if activations:
+            gelu = _gelu_user(value)
+            swiglu = None if gelu is not None or bias is not None else _swiglu_user(value)
     out_dtype = str(ir.RankedTensorType(value.type).element_type)
     bias_dtype = str(ir.RankedTensorType(bias.type).element_type) if bias is not None else None
     spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk, gelu=gelu is not None, swiglu=swiglu is not None)
@@ -265,7 +278,9 @@ def _weight(value) -> tuple:
 # --- rewriting --------------------------------------------------------------------------------
 
 
-def replace(splicer: ModuleSplicer, plan: GemmPlan, kb) -> None:
+def replace(splicer: ModuleSplicer, plan: GemmPlan, kb, scratch_bytes: int = 0) -> None:
+    """The chain's last value -> a call of the kernel's dispatch helper; a kernel that uses
+    global scratch gets the module global of scratch_bytes (>= its own need)."""
     operands = [plan.a, plan.w] + ([plan.bias] if plan.bias is not None else []) \
         + ([plan.swiglu[1]] if plan.swiglu is not None else [])
     types = [str(v.type) for v in operands]
@@ -273,8 +288,13 @@ def replace(splicer: ModuleSplicer, plan: GemmPlan, kb) -> None:
     last = plan.chain[-1]
     with splicer.module.context, ir.Location.unknown():
         sym = splicer.kernel_executable("gemm", kb)
+        scratch, uses = None, ""
+        if kb.scratch_bytes:
+            scratch = (splicer.global_("gemm_scratch", "flashlift_gemm_scratch",
+                                       lambda name: iree_dispatch.scratch_global(name, scratch_bytes)), scratch_bytes)
+            uses = iree_dispatch.scratch_global(*scratch)
         helper = splicer.helper((sym, tuple(types), str(rtype)), f"{sym}_call",
-                                lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype)))
+                                lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype), scratch), uses)
     with splicer.module.context, last.location, ir.InsertionPoint(last):
         call = ir.Operation.create("func.call", results=[rtype], operands=operands,
                                    attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})

@@ -35,11 +35,13 @@ RAISE_PIPELINE = "builtin.module(" + ",".join(RAISING) + ")"
 
 
 def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = True,
-                 fuse_linears: Optional[bool] = None, fuse_norms: bool = True) -> str:
+                 fuse_linears: Optional[bool] = None, fuse_norms: bool = True,
+                 fuse_activations: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
     measured faster (the CPU); True/False: on/off on any target. fuse_norms: the LayerNorm / RMSNorm
-    kernel where the target has one (False: IREE's). One element per step, in order:"""
+    kernel where the target has one (False: IREE's). fuse_activations: a GELU or SwiGLU after a
+    linear layer in the GEMM kernel's epilogue (False: IREE's). One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
@@ -76,7 +78,8 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
             # the projection's bias then stays in the GEMM kernel's epilogue
             if fuse_norms:
                 elements.append(f"dispatch-norms{spec}")
-            elements.append(f"dispatch-gemms{spec}")
+            # a GELU / SwiGLU after a GEMM in its epilogue: the activation's pass over the result is not run
+            elements.append(f"dispatch-gemms{{target={t.name}{'' if fuse_activations else ' activations=off'}}}")
     if t.kind in ("cuda", "rocm"):
         elements.append("mask-dynamic-keys")  # IREE's GPU codegen pads a dynamic k2 only through a mask
     elements.append(f"annotate-lowering{spec}")  # only ops left to IREE get a config

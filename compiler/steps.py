@@ -15,6 +15,7 @@ from flashlift.compiler.cpu_dispatch import dispatch_cpu_kernels
 from flashlift.compiler.kernel_dispatch import dispatch_kernels
 from flashlift.compiler.kernel_sites import CODEGEN
 from flashlift.compiler.targets import parse_target
+from flashlift.errors import InputError
 from flashlift.passes.ir import collect
 from flashlift.passes.records import SiteRecord, site_of
 
@@ -24,6 +25,13 @@ def _records(stage: str, kind: str, dicts: list) -> list:
     own = ("location", "site", "path", "reason")
     return [SiteRecord(stage, kind, d["location"], d["path"], d.get("reason", ""),
                        {k: v for k, v in d.items() if k not in own}, d.get("site")) for d in dicts]
+
+
+def _switch(name: str, value: str) -> bool:
+    """An on/off pass option as a bool; anything else is an InputError naming the option."""
+    if value not in ("on", "off"):
+        raise InputError(f"pass option {name}={value}: expected on or off")
+    return value == "on"
 
 
 def canonicalize_layouts(module, results: list) -> None:
@@ -41,7 +49,7 @@ def pretranspose_keys(module, results: list) -> None:
 def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_90", kernels: str = "on") -> None:
     """CUDA and CPU: attention ops flashlift's FlashAttention kernel for the target covers
     become its dispatches; kernels=off keeps IREE's codegen for all (and records say so)."""
-    if kernels == "off":
+    if not _switch("kernels", kernels):
         results.extend(SiteRecord("dispatch-attention", "attention", str(op.operation.location), CODEGEN,
                                   "use_kernels=False", site=site_of(op))
                        for op in collect(module, "iree_linalg_ext.attention"))
@@ -51,14 +59,17 @@ def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_
     results.extend(_records("dispatch-attention", "attention", dispatch(module, t)))
 
 
-def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90") -> None:
-    """CUDA: f16/bf16 linear layers flashlift's GEMM kernel covers become its dispatches."""
-    results.extend(_records("dispatch-gemms", "gemm", gemm_dispatch.dispatch_gemms(module, parse_target(target or f"cuda:{arch}"))))
+def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90", activations: str = "on") -> None:
+    """CUDA: f16/bf16 linear layers flashlift's GEMM kernel covers become its dispatches, with a
+    GELU or SwiGLU after them in the kernel's epilogue (activations=off: left to IREE)."""
+    records = gemm_dispatch.dispatch_gemms(module, parse_target(target or f"cuda:{arch}"),
+                                           _switch("activations", activations))
+    results.extend(_records("dispatch-gemms", "gemm", records))
 
 
 def dispatch_norms(module, results: list, target: str = "cpu", kernels: str = "on") -> None:
     """CPU, CUDA: each LayerNorm (with the residual add before it) -> flashlift's kernel."""
-    records = norm_dispatch.dispatch_norms(module, parse_target(target), use_kernels=kernels != "off")
+    records = norm_dispatch.dispatch_norms(module, parse_target(target), use_kernels=_switch("kernels", kernels))
     results.extend(_records("dispatch-norms", "norm", records))
 
 

@@ -272,16 +272,18 @@ def dispatch_func(kb, sym_name: str, func_name: str, types: Sequence[str],
             + body + f"    return {ret} : {rt}\n  }}\n")
 
 
-def kernel_func(kb, sym_name: str, func_name: str, arg_types: Sequence[str], result_type: str) -> str:
+def kernel_func(kb, sym_name: str, func_name: str, arg_types: Sequence[str], result_type: str,
+                scratch: Optional[tuple] = None) -> str:
     """`func.func private @func_name(args...) -> result` holding one `flow.dispatch` of the
     kernel of executable `sym_name`, for any kernel whose parameters are its inputs (in
-    order), one output, then Triton's two scratch pointers (e.g. triton_gemm's)."""
+    order), one output, then Triton's two scratch pointers (e.g. triton_gemm's); scratch:
+    (module global, bytes) bound as global scratch, for a kernel that needs one."""
     roles = [p.role for p in kb.params]
     n_in = len(arg_types)
     if roles != ["input"] * n_in + ["output", "scratch", "scratch"]:
         raise ValueError(f"kernel {kb.name} params {roles} do not take {n_in} inputs and one output")
     args = ", ".join(f"%arg{i}: {t}" for i, t in enumerate(arg_types))
-    body = _tied_dispatch(kb, sym_name, [f"%arg{i}" for i in range(n_in)], arg_types, result_type, "%r")
+    body = _tied_dispatch(kb, sym_name, [f"%arg{i}" for i in range(n_in)], arg_types, result_type, "%r", scratch)
     return (f"  func.func private @{func_name}({args}) -> {result_type} {{\n"
             + body + f"    return %r : {result_type}\n  }}\n")
 

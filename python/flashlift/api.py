@@ -24,7 +24,8 @@ def import_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[di
 def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[dict] = None, target: str = "cpu",
                   raise_attention: bool = True, dynamic_shapes: Optional[Any] = None,
                   use_kernels: bool = True, parameters: str = "archive",
-                  fuse_linears: Optional[bool] = None, fuse_norms: bool = True) -> CompiledModel:
+                  fuse_linears: Optional[bool] = None, fuse_norms: bool = True,
+                  fuse_activations: bool = True) -> CompiledModel:
     """Import `model`, raise its hand-written attention, compile it with IREE for `target`.
 
     The model is run with inference semantics: eval mode, every dropout the identity.
@@ -44,7 +45,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     True fuses them on GPU targets too (off there by default: it measured slower on an H200).
     With kernels (CPU with AVX2, CUDA), each LayerNorm and RMSNorm runs as one kernel with the
     residual add before it where only the norm reads the sum (`.report.epilogues`, the
-    projection's bias staying in its GEMM); fuse_norms=False leaves them to IREE.
+    projection's bias staying in its GEMM); fuse_norms=False leaves them to IREE. On CUDA a GELU
+    or LLaMA's SwiGLU after a linear layer runs in the GEMM kernel's epilogue;
+    fuse_activations=False leaves it to IREE.
     parameters="archive" (default) keeps the weights out of the module as IREE parameters
     (any size; see flashlift.parameters), "inline" compiles them in as constants.
     """
@@ -60,7 +63,7 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     with stage(f"passes for {tgt.name}") as step:
         lowered = driver.lower(imported.text, tgt, raise_attention=raise_attention, func_name=imported.func_name,
                                use_kernels=use_kernels, fuse_linears=fuse_linears,
-                               fuse_norms=fuse_norms, on_pass=step)
+                               fuse_norms=fuse_norms, fuse_activations=fuse_activations, on_pass=step)
     with stage(f"iree-compile for {tgt.name} ({len(lowered.text) >> 10} KiB of IR)"):
         vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
     report = Report(target=tgt.name, raise_attention=raise_attention,

@@ -1,5 +1,8 @@
 // RUN: attn-opt --split-input-file --dispatch-gemms %s | FileCheck %s
 // RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-gemms{arch=sm_80})' %s | FileCheck %s --check-prefix=SM80
+// RUN: attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-gemms{activations=off})' %s | FileCheck %s --check-prefix=NOACT
+// RUN: not attn-opt --split-input-file --pass-pipeline='builtin.module(dispatch-gemms{activations=maybe})' %s 2>&1 | FileCheck %s --check-prefix=BADOPT
+// BADOPT: error: pass option activations=maybe: expected on or off
 //
 // dispatch-gemms: torch-mlir's f16/bf16 linear layers (matmul into a zero f32 accumulator,
 // maybe a row-broadcast bias add, maybe a truncf, maybe F.gelu of that, or LLaMA's silu(gate) * that)
@@ -209,6 +212,11 @@ func.func @two_readers(%x: tensor<32x48xf16>, %w: tensor<48x80xf16>) -> (tensor<
 // CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
 // CHECK:         %[[E:.+]] = tensor.expand_shape %[[C]] {{\[\[}}0, 1], [2]]
 // CHECK:         return %[[E]]
+// activations=off: the GEMM kernel without the GELU, which stays for IREE.
+// NOACT-LABEL: func.func @gelu_epilogue
+// NOACT-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]:
+// NOACT:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[W]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// NOACT:         math.erf
 func.func @gelu_epilogue(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor<2x16x80xf16> {
   %zero = arith.constant 0.0 : f32
   %one = arith.constant 1.0 : f16
@@ -294,6 +302,13 @@ func.func @not_gelu(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>) -> tensor<32x8
 // CHECK:         %[[C:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WU]], %[[G]]) : (tensor<32x48xf16>, tensor<80x48xf16>, tensor<32x80xf16>) -> tensor<32x80xf16>
 // CHECK:         %[[E:.+]] = tensor.expand_shape %[[C]] {{\[\[}}0, 1], [2]]
 // CHECK:         return %[[E]]
+// activations=off: two plain GEMMs; silu(gate) * up stays for IREE.
+// NOACT-LABEL: func.func @swiglu_epilogue
+// NOACT-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WG:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WU:[a-zA-Z0-9_]+]]:
+// NOACT:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WG]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// NOACT:         math.exp
+// NOACT:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WU]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// NOACT:         arith.mulf
 func.func @swiglu_epilogue(%x: tensor<32x48xf16>, %wg: tensor<80x48xf16>, %wu: tensor<80x48xf16>) -> tensor<2x16x80xf16> {
   %zero = arith.constant 0.0 : f32
   %one = arith.constant 1.0 : f32

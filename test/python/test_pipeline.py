@@ -67,6 +67,8 @@ def test_pipelines_list_their_steps():
     assert "fuse-linears" in pipeline_for("cpu") and "fuse-linears" not in sm90
     assert "fuse-linears" in pipeline_for("cuda:sm_90", fuse_linears=True)
     assert "fuse-linears" not in pipeline_for("cpu", fuse_linears=False)
+    # the GELU / SwiGLU epilogues of the GEMM kernel: on unless asked off
+    assert "dispatch-gemms{target=cuda:sm_90 activations=off}" in pipeline_for("cuda:sm_90", fuse_activations=False)
 
 
 def test_dispatch_records_name_the_raise_record_they_came_from():
