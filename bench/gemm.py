@@ -35,6 +35,13 @@ SHAPES = [
 ]
 
 
+def _tma(cfg: dict) -> str:
+    """The TMA kernel's options of a config, as the table shows them."""
+    if not cfg.get("TMA"):
+        return ""
+    return ", TMA" + ", flat" * cfg["FLATTEN"] + ", ws" * cfg["WARP_SPECIALIZE"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dtype", default="f16", choices=["f16", "bf16"])
@@ -52,6 +59,8 @@ def main() -> int:
     from flashlift.compiler.kernels import triton_gemm as g
 
     dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
+    # the TMA kernel's global scratch (its tensor maps), which IREE binds as a module global
+    triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
     arch = torch.cuda.get_device_capability()[0] * 10
     device_name = torch.cuda.get_device_name()
     rows, raw = [], []
@@ -66,16 +75,19 @@ def main() -> int:
         cublas_ms = triton.testing.do_bench(lambda: F.linear(x, w, b))
         cublas_err = ((F.linear(x, w, b).float() - ref).norm() / ref.norm()).item()
         results = []
-        for cfg in g.CANDIDATES:
-            ck, full = g.compile_gemm(spec, arch, cfg)
+        candidates = g.CANDIDATES + [c for c in g.TMA_CANDIDATES if not g.tma_covers(spec, arch)]
+        for cfg in candidates:
             c = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
-            consts = [m, n, k, True, bias, False, full["BLOCK_M"], full["BLOCK_N"], full["BLOCK_K"], full["GROUP_M"]]
-            runner = ck[g.grid(spec, full)]
-            fn = lambda: runner(x, w, b, c, *consts)  # noqa: E731
             try:
+                ck, full = g.compile_gemm(spec, arch, cfg)
+                runner = ck[g.grid(spec, full)]
+                args = g.launch_args(spec, arch, full, x, w, b, None, c)
+                fn = lambda: runner(*args)  # noqa: E731
                 fn()
                 torch.cuda.synchronize()
                 err = ((c.float() - ref).norm() / ref.norm()).item()
+                if not err < 1e-2:  # NaN included: a wrong config is never a winner
+                    raise RuntimeError(f"wrong result: relative error {err:.1e}")
                 ms = triton.testing.do_bench(fn)
             except Exception as e:  # noqa: BLE001 (e.g. out of shared memory)
                 print(f"{layer} {cfg}: {str(e).splitlines()[0][:160]}", flush=True)
@@ -85,8 +97,11 @@ def main() -> int:
                         "config": cfg, "ms": ms, "err": err, "cublas_ms": cublas_ms})
         best = min(results, key=lambda r: r["ms"])
         rows.append((model, layer, m, n, k, bias, g.shape_class(spec), best, cublas_ms, cublas_err, flops))
+        by_kernel = {kind: min((r["ms"] for r in results if bool(r["config"].get("TMA")) == tma), default=float("nan"))
+                     for kind, tma in (("pointer", False), ("TMA", True))}
         print(f"{model} {layer} {m}x{n}x{k}: best {best['ms'] * 1e3:.1f} us {best['config']} "
-              f"(err {best['err']:.1e}); cuBLAS {cublas_ms * 1e3:.1f} us; ratio {cublas_ms / best['ms']:.2f}", flush=True)
+              f"(err {best['err']:.1e}); cuBLAS {cublas_ms * 1e3:.1f} us; ratio {cublas_ms / best['ms']:.2f}; "
+              f"best pointer {by_kernel['pointer'] * 1e3:.1f} us, best TMA {by_kernel['TMA'] * 1e3:.1f} us", flush=True)
 
     lines = [f"# flashlift GEMM kernel vs cuBLAS: {device_name}", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}; {a.dtype}; "
@@ -98,7 +113,7 @@ def main() -> int:
     for model, layer, m, n, k, bias, cls, best, cub, cub_err, flops in rows:
         c = best["config"]
         lines.append(f"| {model} | {layer} | {m}x{n}x{k} | {'yes' if bias else 'no'} | {cls} | "
-                     f"{c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']}, {c['num_warps']}, {c['num_stages']} | "
+                     f"{c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']}, {c['num_warps']}, {c['num_stages']}{_tma(c)} | "
                      f"{best['ms'] * 1e3:.1f} ({flops / best['ms'] / 1e9:.0f}) | {cub * 1e3:.1f} ({flops / cub / 1e9:.0f}) | "
                      f"{cub / best['ms']:.2f} | {best['err']:.1e} ({cub_err:.1e}) |")
     lines += ["", "Per shape class, the config with the least total time over the class's shapes:", ""]

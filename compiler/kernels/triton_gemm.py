@@ -23,6 +23,11 @@ are visited in groups of GROUP_M tile rows so that neighbouring programs share W
 block = (num_warps * 32, 1, 1). Ragged edges (M, N or K not a multiple of the tile) are
 masked. On sm_90 Triton lowers `tl.dot` to wgmma with a num_stages-deep cp.async pipeline.
 
+The Hopper variant (`_gemm_tma_kernel`, configs with TMA=True; sm_90, rows of 16-byte
+multiples) loads and stores every tile with TMA on a persistent grid of min(tiles, 132)
+programs; same ABI, but global_scratch is real: each program writes its tensor maps there
+(aot.KernelBinary.scratch_per_cta bytes each), so the dispatch binds a module global.
+
 Configs: `tuned_config` (measured on an H200, bench/results/gemm-h200.md) by arch and
 shape class; `build_gemm(config=...)` overrides any of them.
 """
@@ -36,6 +41,31 @@ import triton
 import triton.language as tl
 
 from flashlift.compiler.kernels import aot
+from flashlift.compiler.kernels.triton_fa_tma import NUM_SMS
+
+
+@triton.jit
+def _tile_coords(tile, tiles_m, tiles_n, GROUP_M: tl.constexpr):
+    """C tile number `tile` as (tile row, tile column), visiting GROUP_M tile rows at a time so
+    that neighbouring tiles share W tiles in L2."""
+    per_group = GROUP_M * tiles_n
+    first_m = (tile // per_group) * GROUP_M
+    group_rows = min(tiles_m - first_m, GROUP_M)
+    return first_m + (tile % per_group) % group_rows, (tile % per_group) // group_rows
+
+
+@triton.jit
+def _round_and_activate(acc, g, OUT: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr):
+    """The f32 accumulator (bias added) rounded once to OUT, then the GELU or SwiGLU epilogue,
+    each op rounded as torch rounds it in f16/bf16. g: the gate tile in f32 (SWIGLU)."""
+    c = acc.to(OUT)
+    if GELU:  # the model's GELU (erf form) of the rounded result, computed in f32, rounded again
+        x = c.to(tl.float32)
+        c = (0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))).to(OUT)
+    if SWIGLU:  # silu(gate), rounded, times this (up) result, rounded
+        silu = (g * (1.0 / (1.0 + tl.exp(-g)))).to(OUT).to(tl.float32)
+        c = (silu * c.to(tl.float32)).to(OUT)
+    return c
 
 
 @triton.jit
@@ -44,15 +74,7 @@ def _gemm_kernel(A, W, BIAS, G, C,
                  W_NK: tl.constexpr, HAS_BIAS: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                  GROUP_M: tl.constexpr):
-    pid = tl.program_id(0)
-    tiles_m = tl.cdiv(M, BLOCK_M)
-    tiles_n = tl.cdiv(N, BLOCK_N)
-    per_group = GROUP_M * tiles_n
-    first_m = (pid // per_group) * GROUP_M
-    group_rows = min(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % group_rows
-    pid_n = (pid % per_group) // group_rows
-
+    pid_m, pid_n = _tile_coords(tl.program_id(0), tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N), GROUP_M)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
@@ -82,23 +104,63 @@ def _gemm_kernel(A, W, BIAS, G, C,
 
     if HAS_BIAS:
         acc += tl.load(BIAS + cols).to(tl.float32)[None, :]
-    c = acc.to(C.dtype.element_ty)
-    if GELU:  # the model's GELU (erf form) of the rounded result, computed in f32, rounded again
-        x = c.to(tl.float32)
-        c = (0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))).to(C.dtype.element_ty)
     tile = offs_m[:, None] * N + offs_n[None, :]
+    even = (M % BLOCK_M == 0) and (N % BLOCK_N == 0)
     inside = (offs_m[:, None] < M) & (offs_n[None, :] < N)
-    if SWIGLU:  # silu(gate), rounded, times this (up) result, rounded: each op as torch rounds it
-        if (M % BLOCK_M == 0) and (N % BLOCK_N == 0):
+    g = acc
+    if SWIGLU:
+        if even:
             g = tl.load(G + tile).to(tl.float32)
         else:
             g = tl.load(G + tile, mask=inside, other=0.0).to(tl.float32)
-        silu = (g * (1.0 / (1.0 + tl.exp(-g)))).to(C.dtype.element_ty).to(tl.float32)
-        c = (silu * c.to(tl.float32)).to(C.dtype.element_ty)
-    if (M % BLOCK_M == 0) and (N % BLOCK_N == 0):
+    c = _round_and_activate(acc, g, C.dtype.element_ty, GELU, SWIGLU)
+    if even:
         tl.store(C + tile, c)
     else:
         tl.store(C + tile, c, mask=inside)
+
+
+@triton.jit
+def _gemm_tma_kernel(A, W, BIAS, G, C,
+                     M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
+                     W_NK: tl.constexpr, HAS_BIAS: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                     GROUP_M: tl.constexpr, NUM_PROGS: tl.constexpr,
+                     WARP_SPECIALIZE: tl.constexpr, FLATTEN: tl.constexpr):
+    """Hopper: the same GEMM and epilogue with TMA loads and stores, on a persistent grid of
+    NUM_PROGS programs that each walk C tiles NUM_PROGS apart (the tensor maps are built once
+    per program). TMA zero-fills reads past an edge (ragged K needs no mask) and clips stores."""
+    OUT: tl.constexpr = C.dtype.element_ty
+    desc_a = tl.make_tensor_descriptor(A, shape=[M, K], strides=[K, 1], block_shape=[BLOCK_M, BLOCK_K])
+    if W_NK:
+        desc_w = tl.make_tensor_descriptor(W, shape=[N, K], strides=[K, 1], block_shape=[BLOCK_N, BLOCK_K])
+    else:
+        desc_w = tl.make_tensor_descriptor(W, shape=[K, N], strides=[N, 1], block_shape=[BLOCK_K, BLOCK_N])
+    desc_c = tl.make_tensor_descriptor(C, shape=[M, N], strides=[N, 1], block_shape=[BLOCK_M, BLOCK_N])
+    if SWIGLU:
+        desc_g = tl.make_tensor_descriptor(G, shape=[M, N], strides=[N, 1], block_shape=[BLOCK_M, BLOCK_N])
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    for tile in tl.range(tl.program_id(0), tiles_m * tiles_n, NUM_PROGS,
+                         flatten=FLATTEN, warp_specialize=WARP_SPECIALIZE):
+        pid_m, pid_n = _tile_coords(tile, tiles_m, tiles_n, GROUP_M)
+        off_m = pid_m * BLOCK_M
+        off_n = pid_n * BLOCK_N
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for kk in range(0, tl.cdiv(K, BLOCK_K)):
+            a = desc_a.load([off_m, kk * BLOCK_K])
+            if W_NK:
+                w = desc_w.load([off_n, kk * BLOCK_K]).T
+            else:
+                w = desc_w.load([kk * BLOCK_K, off_n])
+            acc = tl.dot(a, w, acc)
+        if HAS_BIAS:
+            cols = (off_n + tl.arange(0, BLOCK_N)) % N  # columns past the edge are never stored
+            acc += tl.load(BIAS + cols).to(tl.float32)[None, :]
+        g = acc
+        if SWIGLU:
+            g = desc_g.load([off_m, off_n]).to(tl.float32)
+        desc_c.store([off_m, off_n], _round_and_activate(acc, g, OUT, GELU, SWIGLU))
 
 
 _TL = {"f16": "fp16", "bf16": "bf16", "f32": "fp32"}
@@ -146,6 +208,33 @@ CANDIDATES = [
     dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=4),
     dict(BLOCK_M=128, BLOCK_N=256, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=4),
 ]
+# The Hopper TMA kernel's (TMA=True): the same tiles plus its persistent loop's flattening
+# (the K loop of one tile and the next tile's as one pipelined loop) and warp specialisation
+# (a producer warp issuing the TMA loads).
+_TMA = dict(TMA=True, GROUP_M=8, BLOCK_K=64)
+TMA_CANDIDATES = [
+    dict(_TMA, BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FLATTEN=True, WARP_SPECIALIZE=False),
+    dict(_TMA, BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=4, FLATTEN=False, WARP_SPECIALIZE=False),
+    dict(_TMA, BLOCK_M=128, BLOCK_N=256, num_warps=8, num_stages=3, FLATTEN=True, WARP_SPECIALIZE=False),
+    dict(_TMA, BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=4, FLATTEN=True, WARP_SPECIALIZE=False),
+    dict(_TMA, BLOCK_M=64, BLOCK_N=128, num_warps=4, num_stages=4, FLATTEN=True, WARP_SPECIALIZE=False),
+    dict(_TMA, BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=3, FLATTEN=False, WARP_SPECIALIZE=True),
+    dict(_TMA, BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FLATTEN=False, WARP_SPECIALIZE=True),
+    dict(_TMA, BLOCK_M=128, BLOCK_N=256, num_warps=8, num_stages=3, FLATTEN=False, WARP_SPECIALIZE=True),
+    dict(_TMA, BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FLATTEN=True, WARP_SPECIALIZE=True),
+]
+
+
+def tma_covers(spec: GemmSpec, arch: int) -> str:
+    """Why the TMA kernel cannot take `spec` ("" when it can): sm_90 only, and every tensor
+    map's row stride a multiple of 16 bytes."""
+    if arch != 90:
+        return f"TMA kernel: sm_90 only (sm_{arch})"
+    out_bytes = {"f16": 2, "bf16": 2, "f32": 4}[spec.out_dtype]
+    if spec.k % 8 or (not spec.w_nk and spec.n % 8) or (spec.n * out_bytes) % 16:
+        return f"TMA kernel: rows of {spec.m}x{spec.n}x{spec.k} not multiples of 16 bytes"
+    return ""
+
 
 # Measured winners on an NVIDIA H200 (bench/gemm.py, bench/results/gemm-h200.md): the config
 # with the least total time over BERT's and LLaMA's linear layers of each class; within 3% of
@@ -165,7 +254,30 @@ def shape_class(spec: GemmSpec) -> str:
 
 
 def tuned_config(spec: GemmSpec, arch: int) -> dict:
-    return dict(TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0]))
+    """The measured winner for the shape's class; the pointer kernel's first candidate where
+    that is a TMA config the shape does not fit."""
+    cfg = dict(TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0]))
+    return dict(CANDIDATES[0]) if cfg.get("TMA") and tma_covers(spec, arch) else cfg
+
+
+def _kernel_and_constexprs(spec: GemmSpec, arch: int, cfg: dict):
+    """The kernel `cfg` selects and its constexpr arguments, in signature order."""
+    consts = dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None, GELU=spec.gelu,
+                  SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
+                  GROUP_M=cfg["GROUP_M"])
+    if not cfg.get("TMA"):
+        return _gemm_kernel, consts
+    why = tma_covers(spec, arch)
+    if why:
+        raise ValueError(why)
+    consts.update(NUM_PROGS=grid(spec, cfg)[0], WARP_SPECIALIZE=cfg["WARP_SPECIALIZE"], FLATTEN=cfg["FLATTEN"])
+    return _gemm_tma_kernel, consts
+
+
+def launch_args(spec: GemmSpec, arch: int, cfg: dict, a, w, bias, gate, c) -> list:
+    """Every argument of a direct launch of compile_gemm's kernel (a benchmark's; IREE passes
+    the pointers only), in signature order: the tensors (None where absent), then the constexprs."""
+    return [a, w, bias, gate, c] + list(_kernel_and_constexprs(spec, arch, cfg)[1].values())
 
 
 def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
@@ -176,22 +288,21 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
 
     spec.check()
     cfg = dict(tuned_config(spec, arch))
-    cfg.update(config or {})
+    if config:  # an override picks the kernel too: the pointer kernel unless it says TMA=True
+        cfg.update({"TMA": False, **config})
     tdt = _TL[spec.dtype]
     sig = {"A": f"*{tdt}", "W": f"*{tdt}",
            "BIAS": f"*{_TL[spec.bias_dtype]}" if spec.bias_dtype else "constexpr",
            "G": f"*{_TL[spec.out_dtype]}" if spec.swiglu else "constexpr",
            "C": f"*{_TL[spec.out_dtype]}"}
-    consts = dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None, GELU=spec.gelu,
-                  SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
-                  GROUP_M=cfg["GROUP_M"])
+    kernel, consts = _kernel_and_constexprs(spec, arch, cfg)
     for name in consts:
         sig[name] = "constexpr"
     present = {"BIAS": spec.bias_dtype is not None, "G": spec.swiglu}
     consts.update({name: None for name, have in present.items() if not have})
     ptrs = [i for i, name in enumerate(("A", "W", "BIAS", "G", "C")) if present.get(name, True)]
     attrs = {(i,): [["tt.divisibility", 16]] for i in ptrs}  # IREE bindings are 64-byte aligned
-    src = ASTSource(fn=_gemm_kernel, signature=sig, constexprs=consts, attrs=attrs)
+    src = ASTSource(fn=kernel, signature=sig, constexprs=consts, attrs=attrs)
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     if ptx_version is not None:
         opts["ptx_version"] = ptx_version
@@ -199,7 +310,9 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
 
 
 def grid(spec: GemmSpec, cfg: dict) -> tuple:
-    return (triton.cdiv(spec.m, cfg["BLOCK_M"]) * triton.cdiv(spec.n, cfg["BLOCK_N"]), 1, 1)
+    """One program per C tile; the TMA kernel's persistent grid: one per SM at most."""
+    tiles = triton.cdiv(spec.m, cfg["BLOCK_M"]) * triton.cdiv(spec.n, cfg["BLOCK_N"])
+    return (min(tiles, NUM_SMS) if cfg.get("TMA") else tiles, 1, 1)
 
 
 def build_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,

@@ -6,6 +6,7 @@ sm_80 and sm_90, which layers of real models take it, and numerics on a CUDA dev
 without one).
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import torch
 pytest.importorskip("triton")
 
 import flashlift  # noqa: E402
+from flashlift.compiler import kernel_build  # noqa: E402
 from flashlift.compiler.kernels import triton_gemm  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
 from conftest import ROOT, rel_err  # noqa: E402
@@ -61,7 +63,7 @@ def test_gemm_kernel_semantics_in_triton_interpreter():
     script = os.path.join(ROOT, "tools", "kernels", "interp_check.py")  # a developer tool, not in the package
     r = subprocess.run([sys.executable, script, "gemm"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") == 7 and "FAIL" not in r.stdout
+    assert r.stdout.count(" ok") == 18 and r.stdout.count("GEMM TMA") == 7 and "FAIL" not in r.stdout
 
 
 @pytest.mark.parametrize("arch", [80, 90])
@@ -75,6 +77,61 @@ def test_build_gemm(arch, bias):
     assert kb.grid == (32 * 6, 1, 1) and kb.block == (256, 1, 1)  # 128x128 tiles, 8 warps
     assert ("wgmma.mma_async" in kb.ptx) == (arch == 90)
     assert kb.n_spills == 0
+
+
+def test_build_gemm_tma():
+    """The Hopper TMA kernel: the same parameters, a persistent grid (one program per SM at
+    most), TMA loads, its tensor maps in global scratch; sm_90 and 16-byte rows only."""
+    spec = triton_gemm.GemmSpec(4096, 2816, 1024, "f16", "f16", None, True, swiglu=True)
+    kb = triton_gemm.build_gemm(spec, 90, triton_gemm.TMA_CANDIDATES[0], ptx_version=84)
+    assert [p.name for p in kb.params] == ["a", "w", "gate", "c", "global_scratch", "profile_scratch"]
+    assert kb.name == "_gemm_tma_kernel" and kb.grid == (132, 1, 1)  # 32 x 22 tiles over 132 programs
+    assert "cp.async.bulk.tensor" in kb.ptx and "wgmma.mma_async" in kb.ptx
+    assert kb.scratch_per_cta >= 4 * 128 and kb.scratch_bytes == 132 * kb.scratch_per_cta  # a, w, gate, c maps
+    assert kb.n_spills == 0
+    small = triton_gemm.GemmSpec(64, 128, 64)
+    assert triton_gemm.grid(small, triton_gemm.TMA_CANDIDATES[0]) == (1, 1, 1)
+    with pytest.raises(ValueError, match="sm_90 only"):
+        triton_gemm.build_gemm(spec, 80, triton_gemm.TMA_CANDIDATES[0])
+    with pytest.raises(ValueError, match="multiples of 16 bytes"):
+        triton_gemm.build_gemm(triton_gemm.GemmSpec(64, 64, 33), 90, triton_gemm.TMA_CANDIDATES[0])
+
+
+@contextlib.contextmanager
+def gemm_configs(case: str):
+    """For a case named `*_tma`: the tuned table picks the TMA kernel (the shapes it takes), and
+    the in-process kernel cache starts empty; any other case: as tuned."""
+    if not case.endswith("_tma"):
+        yield
+        return
+    saved, cache = dict(triton_gemm.TUNED_CONFIGS), dict(kernel_build._GEMM_CACHE)
+    triton_gemm.TUNED_CONFIGS[(90, "large")] = triton_gemm.TMA_CANDIDATES[0]
+    triton_gemm.TUNED_CONFIGS[(90, "small")] = next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)
+    kernel_build._GEMM_CACHE.clear()
+    try:
+        yield
+    finally:
+        triton_gemm.TUNED_CONFIGS.clear()
+        triton_gemm.TUNED_CONFIGS.update(saved)
+        kernel_build._GEMM_CACHE.clear()
+        kernel_build._GEMM_CACHE.update(cache)
+
+
+def test_tma_kernel_in_a_compiled_model():
+    """With the TMA kernel tuned in, every GEMM of LLaMA's MLP takes it (the SwiGLU epilogue
+    too): one module global holds the tensor maps of all; a shape it cannot take (rows of 33
+    elements) keeps the pointer kernel."""
+    args = (torch.randn(2, 16, 64, dtype=torch.float16),)
+    with gemm_configs("swiglu_tma"):
+        assert triton_gemm.tuned_config(triton_gemm.GemmSpec(4096, 64, 33), 90).get("TMA") is None
+        compiled = flashlift.compile_model(SwiGLU().half(), args, target="cuda:sm_90")
+        text = lowered(SwiGLU().half(), args).text
+    kernels = [(s.module_path, s.details["kernel"]["name"], s.details["kernel"]["epilogue"]) for s in compiled.report.linears]
+    assert kernels == [("gate_proj", "_gemm_tma_kernel", "to f16"), ("up_proj", "_gemm_tma_kernel", "to f16, silu(gate) *"),
+                       ("down_proj", "_gemm_tma_kernel", "to f16")]
+    assert compiled.vmfb.count(b"_gemm_tma_kernel") >= 1
+    assert text.count("util.global private mutable @flashlift_gemm_scratch") == 1
+    assert text.count("util.global.load @flashlift_gemm_scratch") == 3  # each dispatch binds it
 
 
 def test_spec_is_checked():
@@ -138,12 +195,14 @@ def test_every_projection_of_a_transformer_takes_the_kernel(build):
 
 
 GPU_CASES = ["mlp_f16", "mlp_bf16", "swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16"]
+GPU_CASES += [f"{c}_tma" for c in ("swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16")]  # gemm_configs
 
 
 def gpu_case(case: str):
     """(model, example args, tolerance vs the f32 model) of a GPU numerics case (also built by
     test/tools/gpu_numerics.py for the GPU machine, which has no IREE compiler)."""
     torch.manual_seed(0)
+    case = case.removesuffix("_tma")
     if case.startswith(("mlp", "swiglu")):
         dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
         module = (MLP if case.startswith("mlp") else SwiGLU)(96, 200).to(dtype)
@@ -168,7 +227,8 @@ def fresh_inputs_and_reference(model, args):
 def test_gpu_numerics(case):
     target = _gpu_target()
     model, args, tol = gpu_case(case)
-    compiled = flashlift.compile_model(model, args, target=target)
+    with gemm_configs(case):
+        compiled = flashlift.compile_model(model, args, target=target)
     assert compiled.report.linears and all(s.path.startswith("triton-gemm") for s in compiled.report.linears)
     fresh, ref = fresh_inputs_and_reference(model, args)
     out = compiled(*fresh)

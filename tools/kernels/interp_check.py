@@ -314,23 +314,38 @@ GEMM_CASES = [  # M, N, K, bias dtype, W stored [N, K], out dtype[, "gelu"]; til
     (100, 70, 33, torch.float16, True, torch.float16, "gelu"),  # bias, then GELU of the f16 result
     (100, 70, 33, None, True, torch.float16, "swiglu"),  # silu(gate) * this result, ragged edges
     (64, 96, 64, None, True, torch.float16, "swiglu"),   # even tiles
+    # rows of 16-byte multiples, which the TMA kernel takes too: ragged M, N and K
+    (100, 72, 40, torch.float32, True, torch.float16),
+    (130, 40, 48, None, False, torch.float16),
+    (100, 72, 40, torch.float16, True, torch.float16, "gelu"),
+    (100, 72, 40, None, True, torch.float16, "swiglu"),
 ]
 
 
 def main_gemm():
+    """triton_gemm's pointer kernel on every case; its TMA kernel (persistent, 3 programs
+    walking the tiles; warp specialisation is a no-op here) on the cases it covers."""
     torch.manual_seed(0)
     ok = True
     cfg = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, GROUP_M=2)
-    for m, n, k, bias_dt, w_nk, out_dt, *act in GEMM_CASES:
+    runs = [(case, False) for case in GEMM_CASES]
+    runs += [(case, True) for case in GEMM_CASES
+             if not triton_gemm.tma_covers(triton_gemm.GemmSpec(case[0], case[1], case[2], "f16",
+                                                                {torch.float16: "f16", torch.float32: "f32"}[case[5]],
+                                                                None, case[4]), 90)]
+    for (m, n, k, bias_dt, w_nk, out_dt, *act), tma in runs:
         gelu, swiglu = act == ["gelu"], act == ["swiglu"]
         gate = (torch.randn(m, n) * 3).half() if swiglu else None
         a = torch.randn(m, k).half()
         w = (torch.randn(n, k) if w_nk else torch.randn(k, n)).half()
         bias = torch.randn(n).to(bias_dt) if bias_dt else None
         c = torch.full((m, n), float("nan")).to(out_dt)
-        grid = (triton.cdiv(m, 32) * triton.cdiv(n, 32), 1, 1)
-        triton_gemm._gemm_kernel[grid](a, w, bias, gate, c, M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None,
-                                       GELU=gelu, SWIGLU=swiglu, **cfg)
+        args = dict(M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None, GELU=gelu, SWIGLU=swiglu, **cfg)
+        if tma:
+            triton_gemm._gemm_tma_kernel[(3, 1, 1)](a, w, bias, gate, c, NUM_PROGS=3, WARP_SPECIALIZE=False,
+                                                    FLATTEN=False, **args)
+        else:
+            triton_gemm._gemm_kernel[(triton.cdiv(m, 32) * triton.cdiv(n, 32), 1, 1)](a, w, bias, gate, c, **args)
         ref = a.float() @ (w.float().T if w_nk else w.float()) + (bias.float() if bias is not None else 0)
         if gelu:
             ref = torch.nn.functional.gelu(ref)
@@ -339,8 +354,8 @@ def main_gemm():
         err = ((c.float() - ref).norm() / ref.norm()).item()
         good = err < 2e-3 and not c.isnan().any()
         ok &= good
-        print(f"GEMM M={m} N={n} K={k} bias={bias_dt} w_nk={w_nk} out={out_dt} gelu={gelu} swiglu={swiglu}: "
-              f"relerr={err:.2e} {'ok' if good else 'FAIL'}")
+        print(f"GEMM {'TMA' if tma else 'pointer'} M={m} N={n} K={k} bias={bias_dt} w_nk={w_nk} out={out_dt} "
+              f"gelu={gelu} swiglu={swiglu}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 
