@@ -9,6 +9,8 @@ best config and its speed relative to cuBLAS, and per shape class the config wit
 total time (what TUNED_CONFIGS should hold); writes the table and all timings to --out.
 
     python bench/gemm.py --out $OUT/gemm-h200.md
+    python bench/gemm.py --record-from bench/results/gemm-h200.json   # here: each shape's winner
+                                                                      # into compiler/tuning_db.json
 """
 
 from __future__ import annotations
@@ -42,20 +44,51 @@ def _tma(cfg: dict) -> str:
     return ", TMA" + ", flat" * cfg["FLATTEN"] + ", ws" * cfg["WARP_SPECIALIZE"]
 
 
+def _source_checkout() -> None:
+    """flashlift.compiler importable on a source checkout without `pip install` (the GPU
+    machine): compiler/ is flashlift.compiler."""
+    import flashlift
+
+    if not os.path.isdir(os.path.join(os.path.dirname(flashlift.__file__), "compiler")):
+        flashlift.__path__.append(ROOT)
+
+
+def record_from(path: str) -> int:
+    """Each shape's fastest correct config of a run's .json into the tuning database
+    (tuning.gemm_key: the kernel takes it for that shape, before the per-class table)."""
+    _source_checkout()
+    from flashlift.compiler import tuning
+
+    with open(path) as f:
+        run = json.load(f)
+    best = {}
+    for r in run["runs"]:
+        key = tuning.gemm_key(r["m"], r["n"], r["k"], run["dtype"], run["arch"])
+        if r["err"] < 1e-2 and (key not in best or r["ms"] < best[key]["ms"]):
+            best[key] = r
+    for key, r in sorted(best.items()):
+        tuning.record(key, {k: v for k, v in r["config"].items() if k in tuning.GEMM_KNOBS},
+                      {"device": run["device"], "us": round(r["ms"] * 1e3, 2), "cublas_us": round(r["cublas_ms"] * 1e3, 2),
+                       "rel_err": r["err"], "layer": f"{r['model']} {r['layer']}", "source": os.path.basename(path),
+                       **({"date": run["date"]} if "date" in run else {})})
+        print(f"{key}: {r['config']} ({r['ms'] * 1e3:.1f} us, cuBLAS {r['cublas_ms'] * 1e3:.1f})")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dtype", default="f16", choices=["f16", "bf16"])
     p.add_argument("--out", help="markdown results file (a .json with every timing goes next to it)")
+    p.add_argument("--record-from", help="a run's .json: record each shape's winner in the tuning database")
     a = p.parse_args()
+    if a.record_from:
+        return record_from(a.record_from)
 
     import torch
     import torch.nn.functional as F
     import triton
 
-    import flashlift
-
-    if not os.path.isdir(os.path.join(os.path.dirname(flashlift.__file__), "compiler")):
-        flashlift.__path__.append(ROOT)  # a source checkout without `pip install`: compiler/ is flashlift.compiler
+    _source_checkout()
     from flashlift.compiler.kernels import triton_gemm as g
 
     dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
@@ -133,7 +166,8 @@ def main() -> int:
         with open(a.out, "w") as f:
             f.write(text)
         with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-            json.dump({"device": device_name, "dtype": a.dtype, "arch": arch, "runs": raw}, f, indent=1)
+            json.dump({"device": device_name, "dtype": a.dtype, "arch": arch, "commit": commit(),
+                       "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}", "runs": raw}, f, indent=1)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The tuning database: measured winning lowering knobs for attention, by shape class.
+"""The tuning database: measured winning lowering knobs for attention, by shape class, and
+flashlift's GEMM kernel's tiles per linear-layer shape.
 
 ``tuning_db.json`` (next to this file, shipped as package data) maps a *key* to the knobs
 that won an ``attn-tune`` run and where they were measured::
@@ -35,6 +36,10 @@ CPU runs (so an AVX2-only CPU and an AVX-512 one with BF16 have their own entrie
 ``lowering.configs_for`` looks the op up here first and falls back to the heuristics when
 there is no entry (or the entry's knobs are not valid for the exact shape).
 
+flashlift's GEMM kernel on CUDA takes its tile config from ``gemm:sm_<arch>/<dtype>/m<bucket>/n<N>/k<K>``
+(:func:`gemm_key`; knobs :data:`GEMM_KNOBS`), recorded from ``bench/gemm.py``'s timings, else
+the per-class table of ``triton_gemm.TUNED_CONFIGS``.
+
 ``FLASHLIFT_TUNING_DB`` names another database file; ``FLASHLIFT_TUNING_DB=off`` disables it.
 Pure Python: importing this module does not import IREE.
 """
@@ -54,7 +59,7 @@ from flashlift.errors import InputError
 __all__ = [
     "DB_PATH", "GPU_KNOBS", "CPU_KNOBS", "db_path", "load", "save", "lookup", "record",
     "shape_key", "target_key", "mask_kind", "bucket", "host_cpu_class", "knobs_from_attrs",
-    "CPU_KERNEL_KNOBS", "kernel_key", "lookup_kernel",
+    "CPU_KERNEL_KNOBS", "kernel_key", "lookup_kernel", "GEMM_KNOBS", "gemm_key", "lookup_gemm",
 ]
 
 DB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuning_db.json")
@@ -63,6 +68,9 @@ VERSION = 1
 GPU_KNOBS = ("m_tile", "k2_tile", "num_subgroups")
 CPU_KNOBS = ("m_vec", "k2_vec", "m_dist")
 CPU_KERNEL_KNOBS = ("isa",)
+#: flashlift's GEMM kernel (compiler/kernels/triton_gemm.py): a tile config
+GEMM_KNOBS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "num_warps", "num_stages", "TMA", "FLATTEN", "WARP_SPECIALIZE")
+_GEMM_REQUIRED = GEMM_KNOBS[:6]
 
 _cache: dict = {}
 
@@ -230,6 +238,26 @@ def lookup_kernel(shape: dict, family: str, path: Optional[str] = None) -> Optio
     knobs = (entry or {}).get("knobs")
     isa = knobs.get("isa") if isinstance(knobs, dict) else None
     return isa if isinstance(isa, str) else None
+
+
+def gemm_key(m: int, n: int, k: int, dtype: str, arch: int) -> str:
+    """The key of an [M, K] x [K, N] GEMM on sm_<arch> for flashlift's GEMM kernel: M (batch x
+    sequence, which varies per call site) bucketed, N and K (the layer's) exact."""
+    return f"gemm:sm_{arch}/{dtype}/m{bucket(m)}/n{n}/k{k}"
+
+
+def lookup_gemm(m: int, n: int, k: int, dtype: str, arch: int, path: Optional[str] = None) -> Optional[dict]:
+    """The GEMM kernel's tile config recorded for the shape (`bench/gemm.py --record-from`), or
+    None (no entry, or one without every tile knob as a positive int)."""
+    entry = load(path)["entries"].get(gemm_key(m, n, k, dtype, arch))
+    knobs = (entry or {}).get("knobs")
+    if not isinstance(knobs, dict):
+        return None
+    cfg = {name: v for name, v in knobs.items() if name in GEMM_KNOBS}
+    if not all(isinstance(cfg.get(name), int) and not isinstance(cfg[name], bool) and cfg[name] > 0
+               for name in _GEMM_REQUIRED):
+        return None
+    return cfg
 
 
 def record(key: str, knobs: dict, provenance: dict, path: Optional[str] = None) -> dict:

@@ -28,8 +28,9 @@ multiples) loads and stores every tile with TMA on a persistent grid of min(tile
 programs; same ABI, but global_scratch is real: each program writes its tensor maps there
 (aot.KernelBinary.scratch_per_cta bytes each), so the dispatch binds a module global.
 
-Configs: `tuned_config` (measured on an H200, bench/results/gemm-h200.md) by arch and
-shape class; `build_gemm(config=...)` overrides any of them.
+Configs: `tuned_configs`: the tuning database's entry for the shape, then the table measured
+on an H200 (bench/results/gemm-h200.md) by arch and shape class; `build_gemm(config=...)`
+overrides them.
 """
 
 from __future__ import annotations
@@ -253,11 +254,24 @@ def shape_class(spec: GemmSpec) -> str:
     return "small" if tiles < 132 else "large"
 
 
+def tuned_configs(spec: GemmSpec, arch: int) -> list:
+    """The configs to build `spec` with, best first: the tuning database's entry for the shape
+    (compiler/tuning.py), then the measured winner for the shape's class; a TMA config the
+    shape does not fit gives way to the pointer kernel's first candidate."""
+    from flashlift.compiler import tuning  # pure Python
+
+    found = [tuning.lookup_gemm(spec.m, spec.n, spec.k, spec.dtype, arch),
+             TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0])]
+    configs = []
+    for cfg in filter(None, found):
+        cfg = dict(CANDIDATES[0]) if cfg.get("TMA") and tma_covers(spec, arch) else dict(cfg)
+        if cfg not in configs:
+            configs.append(cfg)
+    return configs
+
+
 def tuned_config(spec: GemmSpec, arch: int) -> dict:
-    """The measured winner for the shape's class; the pointer kernel's first candidate where
-    that is a TMA config the shape does not fit."""
-    cfg = dict(TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0]))
-    return dict(CANDIDATES[0]) if cfg.get("TMA") and tma_covers(spec, arch) else cfg
+    return tuned_configs(spec, arch)[0]
 
 
 def _kernel_and_constexprs(spec: GemmSpec, arch: int, cfg: dict):
@@ -317,9 +331,17 @@ def grid(spec: GemmSpec, cfg: dict) -> tuple:
 
 def build_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
                ptx_version: Optional[int] = None) -> "aot.KernelBinary":
-    """AOT-compiles the GEMM for one static shape (see the module doc for the ABI)."""
-    ck, cfg = compile_gemm(spec, arch, config, ptx_version)
+    """AOT-compiles the GEMM for one static shape (see the module doc for the ABI) with
+    `config`, else with the first of tuned_configs that builds (a shape's tuned tile may not
+    fit with an epilogue the tuning did not have, e.g. the SwiGLU gate's shared memory)."""
     names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + (["gate"] if spec.swiglu else []) + ["c"]
     roles = ["input"] * (len(names) - 1) + ["output"]
-    return aot.binary(ck, arch, names, roles, grid(spec, cfg),
-                      dict(cfg, **dataclasses.asdict(spec), kind="gemm"))
+    tries = [config] if config is not None else tuned_configs(spec, arch)
+    for i, cfg in enumerate(tries):
+        try:
+            ck, full = compile_gemm(spec, arch, cfg, ptx_version)
+            return aot.binary(ck, arch, names, roles, grid(spec, full),
+                              dict(full, **dataclasses.asdict(spec), kind="gemm"))
+        except Exception:  # noqa: BLE001 (Triton's errors have no common type)
+            if i == len(tries) - 1:
+                raise

@@ -7,6 +7,7 @@ without one).
 """
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -132,6 +133,29 @@ def test_tma_kernel_in_a_compiled_model():
     assert compiled.vmfb.count(b"_gemm_tma_kernel") >= 1
     assert text.count("util.global private mutable @flashlift_gemm_scratch") == 1
     assert text.count("util.global.load @flashlift_gemm_scratch") == 3  # each dispatch binds it
+
+
+def test_tile_config_per_shape_from_the_tuning_database(tmp_path, monkeypatch):
+    """A shape's entry (bench/gemm.py --record-from) comes before the class table, for M in its
+    bucket and exactly its N and K; an entry without valid tile knobs is ignored; a tuned tile
+    that does not build with this GEMM's epilogue gives way to the class's."""
+    from flashlift.compiler import tuning
+
+    monkeypatch.setenv("FLASHLIFT_TUNING_DB", str(tmp_path / "db.json"))
+    spec = triton_gemm.GemmSpec(4096, 2816, 1024, "f16", "f16", None, True)
+    by_class = triton_gemm.TUNED_CONFIGS[(90, "large")]
+    assert triton_gemm.tuned_configs(spec, 90) == [by_class]
+    wide = triton_gemm.TMA_CANDIDATES[2]  # 128 x 256 tiles, TMA, flattened
+    tuning.record(tuning.gemm_key(4096, 2816, 1024, "f16", 90), wide, {"device": "test"})
+    assert triton_gemm.tuned_configs(spec, 90) == [wide, by_class]
+    assert triton_gemm.tuned_config(triton_gemm.GemmSpec(3000, 2816, 1024), 90) == wide  # M 2049..4096
+    assert triton_gemm.tuned_config(triton_gemm.GemmSpec(4096, 2816, 1024, "bf16"), 90) == by_class
+    assert triton_gemm.tuned_config(triton_gemm.GemmSpec(4096, 2816, 1024), 80) == triton_gemm.TUNED_CONFIGS[(80, "large")]
+    # with the SwiGLU gate's tile too, 128 x 256 needs 278 KB of shared memory: the class's tile
+    swiglu = triton_gemm.build_gemm(dataclasses.replace(spec, swiglu=True), 90, ptx_version=84)
+    assert (swiglu.config["BLOCK_N"], swiglu.config.get("TMA", False)) == (by_class["BLOCK_N"], by_class.get("TMA", False))
+    tuning.record(tuning.gemm_key(4096, 2816, 1024, "f16", 90), dict(wide, BLOCK_M="128"), {"device": "test"})
+    assert triton_gemm.tuned_configs(spec, 90) == [by_class]
 
 
 def test_spec_is_checked():
