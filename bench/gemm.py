@@ -25,7 +25,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 from attention import commit  # noqa: E402  (bench/ is the script's directory)
 
-# (model, layer, M, N, K, bias): bench/models.py's BERT (B=8, S=512) and LLaMA (B=4, S=1024)
+# (model, layer, M, N, K, bias[, epilogue]): bench/models.py's BERT (B=8, S=512) and LLaMA
+# (B=4, S=1024). The SwiGLU row is the up projection with silu(gate) * up in its epilogue; its
+# cuBLAS column is F.linear then torch's silu(gate) * up (what runs without the epilogue). Rows
+# with an epilogue are not tile-tuning data (not in the class totals or --record-from).
 SHAPES = [
     ("bert", "q/k/v/o proj", 4096, 768, 768, True),
     ("bert", "ffn up", 4096, 3072, 768, True),
@@ -34,6 +37,7 @@ SHAPES = [
     ("llama", "k/v proj", 4096, 256, 1024, False),
     ("llama", "gate/up", 4096, 2816, 1024, False),
     ("llama", "down", 4096, 1024, 2816, False),
+    ("llama", "up + SwiGLU epilogue", 4096, 2816, 1024, False, "swiglu"),
 ]
 
 
@@ -64,7 +68,7 @@ def record_from(path: str) -> int:
     best = {}
     for r in run["runs"]:
         key = tuning.gemm_key(r["m"], r["n"], r["k"], run["dtype"], run["arch"])
-        if r["err"] < 1e-2 and (key not in best or r["ms"] < best[key]["ms"]):
+        if not r.get("epilogue") and r["err"] < 1e-2 and (key not in best or r["ms"] < best[key]["ms"]):
             best[key] = r
     for key, r in sorted(best.items()):
         tuning.record(key, {k: v for k, v in r["config"].items() if k in tuning.GEMM_KNOBS},
@@ -97,16 +101,25 @@ def main() -> int:
     arch = torch.cuda.get_device_capability()[0] * 10
     device_name = torch.cuda.get_device_name()
     rows, raw = [], []
-    for model, layer, m, n, k, bias in SHAPES:
-        spec = g.GemmSpec(m, n, k, a.dtype, a.dtype, a.dtype if bias else None, True)
+    for model, layer, m, n, k, bias, *epilogue in SHAPES:
+        swiglu = epilogue == ["swiglu"]
+        spec = g.GemmSpec(m, n, k, a.dtype, a.dtype, a.dtype if bias else None, True, swiglu=swiglu)
         torch.manual_seed(0)
         x = torch.randn(m, k, device="cuda", dtype=dtype)
         w = torch.randn(n, k, device="cuda", dtype=dtype) / k ** 0.5
         b = torch.randn(n, device="cuda", dtype=dtype) if bias else None
+        gate = torch.randn(m, n, device="cuda", dtype=dtype) * 2 if swiglu else None
         ref = F.linear(x.float(), w.float(), b.float() if bias else None)
+        if swiglu:  # as torch rounds it in f16/bf16: silu(gate) rounded, the product rounded
+            ref = (F.silu(gate.float()).to(dtype) * ref.to(dtype)).float()
+
+        def torch_path():
+            y = F.linear(x, w, b)
+            return F.silu(gate) * y if swiglu else y
+
         flops = 2 * m * n * k
-        cublas_ms = triton.testing.do_bench(lambda: F.linear(x, w, b))
-        cublas_err = ((F.linear(x, w, b).float() - ref).norm() / ref.norm()).item()
+        cublas_ms = triton.testing.do_bench(torch_path)
+        cublas_err = ((torch_path().float() - ref).norm() / ref.norm()).item()
         results = []
         candidates = g.CANDIDATES + [c for c in g.TMA_CANDIDATES if not g.tma_covers(spec, arch)]
         for cfg in candidates:
@@ -114,7 +127,7 @@ def main() -> int:
             try:
                 ck, full = g.compile_gemm(spec, arch, cfg)
                 runner = ck[g.grid(spec, full)]
-                args = g.launch_args(spec, arch, full, x, w, b, None, c)
+                args = g.launch_args(spec, arch, full, x, w, b, gate, c)
                 fn = lambda: runner(*args)  # noqa: E731
                 fn()
                 torch.cuda.synchronize()
@@ -127,6 +140,7 @@ def main() -> int:
                 continue
             results.append({"config": cfg, "ms": ms, "err": err})
             raw.append({"model": model, "layer": layer, "m": m, "n": n, "k": k, "class": g.shape_class(spec),
+                        "epilogue": "swiglu" if swiglu else "",
                         "config": cfg, "ms": ms, "err": err, "cublas_ms": cublas_ms})
         best = min(results, key=lambda r: r["ms"])
         rows.append((model, layer, m, n, k, bias, g.shape_class(spec), best, cublas_ms, cublas_err, flops))
@@ -140,7 +154,7 @@ def main() -> int:
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}; {a.dtype}; "
              f"torch {torch.__version__}, triton {triton.__version__}, kernels for sm_{arch}",
              "- time: triton.testing.do_bench median (CUDA events, L2 flushed); err = ||out - ref|| / ||ref|| vs f32",
-             "- ratio: cuBLAS time / kernel time (> 1: the kernel is faster)", "",
+             "- ratio: cuBLAS time / kernel time (> 1: the kernel is faster); the SwiGLU row's peer is cuBLAS + torch's silu(gate) * up", "",
              "| model | layer | M x N x K | bias | class | best config (BMxBNxBK, warps, stages) | kernel us (TFLOP/s) | cuBLAS us (TFLOP/s) | ratio | err (cuBLAS err) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for model, layer, m, n, k, bias, cls, best, cub, cub_err, flops in rows:
@@ -152,11 +166,11 @@ def main() -> int:
     lines += ["", "Per shape class, the config with the least total time over the class's shapes:", ""]
     for cls in sorted({r[6] for r in rows}):
         totals = {}
-        for r in raw:
-            if r["class"] == cls:
-                key = json.dumps(r["config"], sort_keys=True)
-                totals.setdefault(key, []).append(r["ms"])
-        n_shapes = len({(r["m"], r["n"], r["k"]) for r in raw if r["class"] == cls})
+        plain = [r for r in raw if r["class"] == cls and not r["epilogue"]]
+        for r in plain:
+            key = json.dumps(r["config"], sort_keys=True)
+            totals.setdefault(key, []).append(r["ms"])
+        n_shapes = len({(r["m"], r["n"], r["k"]) for r in plain})
         complete = {key: sum(v) for key, v in totals.items() if len(v) == n_shapes}
         best_key = min(complete, key=complete.get)
         lines.append(f"- {cls}: {best_key} (total {complete[best_key] * 1e3:.1f} us over {n_shapes} shapes)")
