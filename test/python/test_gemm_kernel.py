@@ -158,6 +158,31 @@ def test_tile_config_per_shape_from_the_tuning_database(tmp_path, monkeypatch):
     assert triton_gemm.tuned_configs(spec, 90) == [by_class]
 
 
+def test_bench_records_each_shapes_fastest_correct_config(tmp_path):
+    """bench/gemm.py --record-from: per shape the fastest config whose result was right; rows
+    with an epilogue (the SwiGLU row) are not tile-tuning data."""
+    import json
+
+    from flashlift.compiler import tuning
+
+    slow, fast, wrong = (dict(triton_gemm.CANDIDATES[0]), dict(triton_gemm.TMA_CANDIDATES[0]),
+                         dict(triton_gemm.CANDIDATES[1]))
+    row = dict(model="llama", layer="gate/up", m=4096, n=2816, k=1024, cublas_ms=0.036, epilogue="")
+    runs = [dict(row, config=slow, ms=0.044, err=2e-4), dict(row, config=fast, ms=0.040, err=2e-4),
+            dict(row, config=wrong, ms=0.010, err=float("nan")),
+            dict(row, layer="up + SwiGLU epilogue", epilogue="swiglu", config=wrong, ms=0.001, err=2e-4)]
+    run = tmp_path / "gemm-h200.json"
+    run.write_text(json.dumps({"device": "NVIDIA H200", "dtype": "f16", "arch": 90, "date": "2026-12-07", "runs": runs}))
+    db = tmp_path / "db.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gemm.py"), "--record-from", str(run)],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "FLASHLIFT_TUNING_DB": str(db)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    entries = json.loads(db.read_text())["entries"]
+    assert list(entries) == [tuning.gemm_key(4096, 2816, 1024, "f16", 90)]
+    entry = next(iter(entries.values()))
+    assert entry["knobs"] == fast and entry["provenance"]["us"] == 40.0 and entry["provenance"]["device"] == "NVIDIA H200"
+
+
 def test_spec_is_checked():
     with pytest.raises(ValueError, match="input type f32"):
         triton_gemm.GemmSpec(8, 8, 8, "f32").check()
