@@ -290,9 +290,7 @@ def replace(splicer: ModuleSplicer, plan: GemmPlan, kb, scratch_bytes: int = 0) 
         sym = splicer.kernel_executable("gemm", kb)
         scratch, uses = None, ""
         if kb.scratch_bytes:
-            scratch = (splicer.global_("gemm_scratch", "flashlift_gemm_scratch",
-                                       lambda name: iree_dispatch.scratch_global(name, scratch_bytes)), scratch_bytes)
-            uses = iree_dispatch.scratch_global(*scratch)
+            scratch, uses = splicer.scratch_buffer("flashlift_gemm_scratch", scratch_bytes)
         helper = splicer.helper((sym, tuple(types), str(rtype)), f"{sym}_call",
                                 lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype), scratch), uses)
     with splicer.module.context, last.location, ir.InsertionPoint(last):

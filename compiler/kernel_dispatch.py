@@ -184,10 +184,7 @@ class AttentionRewriter(ModuleSplicer):
             mtype = str(plan.mask.type)
         scratch, uses = None, ""
         if kb.scratch_bytes:  # the dispatches that share it are ordered by it, as they are anyway
-            scratch = (self.global_("scratch", "flashlift_scratch",
-                                    lambda name: iree_dispatch.scratch_global(name, self.scratch_bytes)),
-                       self.scratch_bytes)
-            uses = iree_dispatch.scratch_global(*scratch)
+            scratch, uses = self.scratch_buffer("flashlift_scratch", self.scratch_bytes)
         helper = self.helper((sym, types, str(rtype), mtype), f"{sym}_call",
                              lambda name: iree_dispatch.dispatch_func(kb, sym, name, types, result_type=str(rtype),
                                                                       mask_type_=mtype, scratch=scratch), uses)

@@ -6,7 +6,8 @@ writes their text). `ModuleSplicer` adds each executable, helper and global to t
 once, under a name no symbol of the module has, parsing the text in the module's context:
 `kernel_executable` for a KernelBinary (named flashlift_<family>_sm<arch>_<digest of its
 config>, embedding the cubin on sm_90 and the PTX on sm_80, `object_kind`), `helper` for a
-call helper, `global_` for a module global (the TMA kernels' scratch buffer). Shared by the
+call helper, `global_` for a module global, `scratch_buffer` for the one the TMA kernels'
+global scratch lives in. Shared by the
 attention rewrite (kernel_dispatch.py) and the GEMM rewrite (gemm_dispatch.py).
 """
 
@@ -68,6 +69,14 @@ class ModuleSplicer:
         first in the module: IREE 3.13's conversion to streams fails on a util.global.store
         it meets before the global's declaration ("failed to legalize ... marked illegal")."""
         return self._once(self.helpers, key, base, text_of, first=True)
+
+    def scratch_buffer(self, base: str, nbytes: int) -> tuple:
+        """((name, nbytes), its text) of the module global named after `base` that every
+        kernel dispatch needing global scratch binds (iree_dispatch.scratch_global; nbytes
+        must cover the largest): the `scratch` of iree_dispatch's dispatch builders, and the
+        `uses` to parse their helpers with."""
+        scratch = (self.global_(base, base, lambda name: iree_dispatch.scratch_global(name, nbytes)), nbytes)
+        return scratch, iree_dispatch.scratch_global(*scratch)
 
     def _once(self, table: dict, key, base: str, text_of, uses: str = "", first: bool = False) -> str:
         if key not in table:

@@ -41,6 +41,7 @@ from typing import Optional
 import triton
 import triton.language as tl
 
+from flashlift.compiler import tuning
 from flashlift.compiler.kernels import aot
 from flashlift.compiler.kernels.triton_fa_tma import NUM_SMS
 
@@ -258,8 +259,6 @@ def tuned_configs(spec: GemmSpec, arch: int) -> list:
     """The configs to build `spec` with, best first: the tuning database's entry for the shape
     (compiler/tuning.py), then the measured winner for the shape's class; a TMA config the
     shape does not fit gives way to the pointer kernel's first candidate."""
-    from flashlift.compiler import tuning  # pure Python
-
     found = [tuning.lookup_gemm(spec.m, spec.n, spec.k, spec.dtype, arch),
              TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0])]
     configs = []
