@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flashlift.compiler.kernels import triton_fa_tma
+from flashlift.compiler.kernels import gluon_fa, triton_fa_tma
 
 TL_DTYPE = {"f16": "fp16", "float16": "fp16", "fp16": "fp16",
              "bf16": "bf16", "bfloat16": "bf16"}
@@ -94,16 +94,22 @@ def tuned_config(head_dim: int, arch: int, *, causal: bool = False, dtype: str =
     return default_config(head_dim, arch)
 
 
-VARIANT_FLAGS = ("FOLD_SCALE", "EXP16", "KTRANS", "REVERSE_M", "WARP_SPEC", "PIPE_QK", "TMA")
+VARIANT_FLAGS = ("FOLD_SCALE", "EXP16", "KTRANS", "REVERSE_M", "WARP_SPEC", "PIPE_QK", "TMA", "GLUON")
+# the flags that choose a kernel (triton_fa_tma, gluon_fa) rather than vary the pointer kernel
+KERNEL_CHOICES = ("TMA", "GLUON")
 
 # The tile of triton_fa_tma's kernel: a producer and two consumer warpgroups (4 warps asked,
 # Triton adds the rest), 2 stages (3 raced in Triton 3.6). With a run-time mask its tiles
 # are TMA loads too, and 128x128 would need 257-320 KiB of shared memory: 128x64.
 TMA_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=2)
 TMA_MASK_TILE = dict(TMA_TILE, BLOCK_N=64)
+# The tile of gluon_fa's kernel: 128 query rows for two consumer warpgroups (CONSUMERS=2: a
+# partition each; 1: one 8-warp partition), 128-key tiles in a 2-stage ring, a loader warp.
+# maxnreg 168 over its 12 warps leaves each consumer thread 240 registers.
+GLUON_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=2, CONSUMERS=2, maxnreg=168)
 
 
-def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
+def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_right: bool = False,
                    dtype: str = "f16", sq: int = 0, skv: int = 0,
                    scale: float = 1.0, mask: str = "", config: Optional[dict] = None) -> dict:
     """The full config (tile + variant flags) build_ptx compiles with: the
@@ -115,7 +121,8 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
     pointer-kernel tile stays. mask: "" (none), "key_padding" or "full" (a run-time
     mask, see compile_kernel). A tuned TMA flag holds for cases without a mask; with a
     mask, the tuned TMA_MASKS (the mask kinds that take the TMA kernel) or the caller's
-    TMA decides. PERSISTENT (a program per SM) applies to the TMA kernel only."""
+    TMA decides. PERSISTENT (a program per SM) applies to the TMA kernel only. GLUON (the
+    kernel of gluon_fa.py, GLUON_TILE) comes before TMA where gluon_fa.covers the case."""
     cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
     config = config or {}
     cfg.update(config)
@@ -123,6 +130,14 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False,
         cfg["TMA"] = cfg.get("TMA", False) and mask in cfg.get("TMA_MASKS", ())
     for f in VARIANT_FLAGS:
         cfg[f] = bool(cfg.get(f, False))
+    if cfg["GLUON"]:
+        tile = {k: config.get(k, v) for k, v in GLUON_TILE.items()}
+        why = gluon_fa.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale, causal=causal,
+                              bottom_right=bottom_right, mask=mask, block_m=tile["BLOCK_M"],
+                              block_n=tile["BLOCK_N"])
+        cfg["GLUON"] = not why
+        if cfg["GLUON"]:
+            cfg.update(tile, TMA=False)
     if cfg["TMA"]:
         tile = {k: config.get(k, v) for k, v in (TMA_MASK_TILE if mask else TMA_TILE).items()}
         why = triton_fa_tma.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale,

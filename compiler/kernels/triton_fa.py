@@ -77,7 +77,7 @@ import inspect
 import math
 from typing import Optional
 
-from flashlift.compiler.kernels import aot, fa_layouts, triton_fa_ptr, triton_fa_tma
+from flashlift.compiler.kernels import aot, fa_layouts, gluon_fa, triton_fa_ptr, triton_fa_tma
 from flashlift.compiler.kernels.aot import MAX_SHARED_OPTIN, KernelBinary
 from flashlift.compiler.kernels.fa_configs import KPM_DTYPE, TL_DTYPE, resolve_config, smaller_tiles
 
@@ -114,14 +114,14 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         raise ValueError(f"empty_rows={empty_rows!r} (\"zero\" or \"nan\")")
     any_mask = key_padding_mask_dtype if key_padding_mask_dtype is not None else mask_dtype
     mask = "key_padding" if key_padding_mask_dtype is not None else "full" if mask_dtype is not None else ""
-    cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), dtype=tdt,
+    cfg = resolve_config(head_dim=head_dim, arch=arch, causal=bool(causal), bottom_right=bool(bottom_right), dtype=tdt,
                          sq=sq, skv=skv, scale=float(scale), config=config, mask=mask)
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     if cfg.get("maxnreg"):
         opts["maxnreg"] = int(cfg["maxnreg"])
     if ptx_version is not None:
         opts["ptx_version"] = ptx_version
-    kernel = triton_fa_tma if cfg["TMA"] else triton_fa_ptr
+    kernel = gluon_fa if cfg["GLUON"] else triton_fa_tma if cfg["TMA"] else triton_fa_ptr
     ck, consts = kernel.compile_kernel(
         tdt=tdt, cfg=cfg, opts=opts, arch=arch, batch=batch, heads=heads, kv_heads=kv_heads, sq=sq, skv=skv,
         head_dim=head_dim, scale=float(scale), causal=bool(causal), bottom_right=bool(bottom_right),
@@ -180,7 +180,7 @@ def build_ptx(**kwargs) -> KernelBinary:
     if kpm_dtype is not None or mask_dtype is not None:
         roles.insert(3, "input")
         names.insert(3, "key_padding_mask" if mask_dtype is None else "mask")
-    grid = triton_fa_tma.grid(cfg, a["batch"], a["heads"], a["sq"])  # (PERSISTENT only with TMA)
+    grid = (gluon_fa if cfg["GLUON"] else triton_fa_tma).grid(cfg, a["batch"], a["heads"], a["sq"])
     cfg_out = dict(cfg, scale=float(a["scale"]), causal=bool(a["causal"]),
                    bottom_right=bool(a["causal"] and a["bottom_right"]),
                    **{k: a[k] for k in ("batch", "heads", "kv_heads", "sq", "skv", "head_dim")},

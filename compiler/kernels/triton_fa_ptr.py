@@ -17,7 +17,7 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 
 from flashlift.compiler.kernels import aot
-from flashlift.compiler.kernels.fa_configs import VARIANT_FLAGS
+from flashlift.compiler.kernels.fa_configs import KERNEL_CHOICES, VARIANT_FLAGS
 from flashlift.compiler.kernels.fa_layouts import layout_consts
 
 LOG2E = tl.constexpr(1.4426950408889634)  # (a constexpr: the kernel reads it)
@@ -297,7 +297,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
-        **{f: cfg[f] for f in VARIANT_FLAGS if f != "TMA"},  # (TMA: a choice of kernel, not a flag of this one)
+        **{f: cfg[f] for f in VARIANT_FLAGS if f not in KERNEL_CHOICES},
         HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched),
         MASK_SKIP=bool(cfg.get("MASK_SKIP", False)), O_SEQ_MAJOR=bool(out_seq_major),
         **layout_consts(in_seq_major, heads, kv_heads, head_dim), EMPTY_ROWS_NAN=empty_rows == "nan")

@@ -4,6 +4,7 @@ Everything but the last tests runs without a GPU (Triton and iree-compile only b
 numerics tests at the end run on a CUDA device and skip cleanly without one.
 """
 
+import contextlib
 import math
 import os
 import subprocess
@@ -23,7 +24,8 @@ from flashlift.compiler.attention_masks import causal_kind  # noqa: E402
 from flashlift.compiler.importer import import_model  # noqa: E402
 from flashlift.compiler.kernel_build import PTX_VERSION  # noqa: E402
 from flashlift.compiler.kernel_sites import NotCovered  # noqa: E402
-from flashlift.compiler.kernels import triton_fa, triton_fa_tma  # noqa: E402
+from flashlift.compiler import kernel_build  # noqa: E402
+from flashlift.compiler.kernels import fa_configs, gluon_fa, triton_fa, triton_fa_tma  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
 from conftest import ROOT, rel_err  # noqa: E402
 
@@ -236,6 +238,80 @@ def test_tma_kernel_for_head_dim_128_on_sm90():
 def test_tma_kernel_not_taken(why, kw):
     kb = _build(**kw)
     assert kb.name == ENTRY.decode() and not kb.config["TMA"] and kb.scratch_bytes == 0, why
+
+
+GLUON_ENTRY = b"_fa_fwd_gluon_kernel"  # gluon_fa's kernel (FlashAttention-3's schedule, in Gluon)
+# GPU numerics cases (gpu_case) built with gluon_fa's kernel tuned in (fa_kernel_configs)
+GLUON_GPU_CASES = ["gluon_plain_f16", "gluon_causal_bf16", "gluon_causal_d64_f16", "gluon_bottom_right_f16",
+                   "gluon_gqa_bf16", "gluon_seq_first_f16"]
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),                                                          # head dim 128, Sq != Skv
+    dict(head_dim=64, dtype="bf16"),
+    dict(causal="top_left", sq=384, skv=384),
+    dict(causal="bottom_right", sq=128, skv=384, head_dim=64),
+    dict(kv_heads=2, in_seq_major=(True, True, True), out_seq_major=True),   # GQA, (B, S, H, D) in place
+    dict(in_seq_major=((3 * 512, 0), (3 * 512, 512), (3 * 512, 1024))),   # a fused QKV projection's rows
+    dict(config={"GLUON": True, "CONSUMERS": 1}),                    # one 8-warp consumer partition
+    dict(config={"GLUON": True, "num_stages": 3}),
+])
+def test_gluon_kernel_builds_for_sm90(kw):
+    """The Gluon kernel compiles for sm_90a with every layout and mask-free case it covers: a
+    loader warp plus two consumer warpgroups (384 threads), the consumers raised to 240
+    registers each (setmaxnreg), no spills, its tensor maps in per-CTA global scratch."""
+    kb = _build(**{"config": {"GLUON": True}, **kw})
+    assert kb.name == GLUON_ENTRY.decode() and kb.config["GLUON"] and not kb.config["TMA"], kb.config
+    assert GLUON_ENTRY in kb.cubin and kb.ptx_target == "sm_90a"
+    assert [p.name for p in kb.params] == ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
+    assert kb.block == (384, 1, 1) and kb.n_spills == 0
+    assert "setmaxnreg.inc.sync.aligned.u32 \t240" in kb.ptx and "setmaxnreg.dec.sync.aligned.u32 \t24" in kb.ptx
+    assert kb.grid == (kb.config["sq"] // 128, 2 * 4, 1) and kb.scratch_per_cta >= 4 * 128
+    assert kb.shared_mem_bytes <= triton_fa.MAX_SHARED_OPTIN[90]
+
+
+def test_gluon_kernel_overlaps_the_softmax_with_the_next_product():
+    """The schedule is in the PTX: per key tile, q @ k and p @ v are issued before the wait for
+    one outstanding group (the softmax of tile j runs while p_{j-1} @ v_{j-1} does)."""
+    ptx = _build(config={"GLUON": True}).ptx
+    assert "wgmma.wait_group.sync.aligned 1;" in ptx
+    loop = ptx[ptx.index("wgmma.wait_group.sync.aligned 1;") - 20000:ptx.index("wgmma.wait_group.sync.aligned 1;")]
+    assert loop.count("wgmma.commit_group") >= 2
+
+
+@pytest.mark.parametrize("why,kw", [
+    ("sm_80", dict(arch=80)),
+    ("a run-time key-padding mask", dict(key_padding_mask_dtype="f32")),
+    ("a run-time (B, Sq, Skv) mask", dict(mask_dtype="f32")),
+    ("Skv not a multiple of 128", dict(skv=320)),
+    ("bottom-right causal with Sq > Skv: rows that see no key", dict(causal="bottom_right", sq=384, skv=256)),
+    ("softmax scale <= 0", dict(scale=-0.1)),
+])
+def test_gluon_kernel_not_taken(why, kw):
+    kb = _build(**{**kw, "config": {"GLUON": True}})
+    assert kb.name != GLUON_ENTRY.decode() and not kb.config["GLUON"], why
+    reason = gluon_fa.covers(arch=kw.get("arch", 90), head_dim=128, sq=kw.get("sq", 256), skv=kw.get("skv", 384),
+                             scale=kw.get("scale", 0.1), causal="causal" in kw,
+                             bottom_right=kw.get("causal") == "bottom_right",
+                             mask="key_padding" if "key_padding_mask_dtype" in kw else "full" if "mask_dtype" in kw else "")
+    assert reason, why
+
+
+@pytest.mark.parametrize("case", GLUON_GPU_CASES)
+def test_gluon_cases_take_the_gluon_kernel(case):
+    """Each gluon_* GPU numerics case, as gpu_numerics.py builds it, dispatches gluon_fa's kernel."""
+    model, args, _ = gpu_case(case)
+    with fa_kernel_configs(case):
+        low = lowered(model, args)
+    assert {r.details["kernel"]["name"] for r in low.of("dispatch-attention")} == {GLUON_ENTRY.decode()}
+    assert "flashlift_scratch" in low.text   # its tensor maps: the module global of kernel scratch
+
+
+def test_gluon_kernel_refuses_what_it_does_not_cover():
+    with pytest.raises(ValueError, match="does not cover this case: a run-time full mask"):
+        gluon_fa.compile_kernel(tdt="fp16", cfg=dict(fa_configs.GLUON_TILE), opts={}, arch=90, batch=1, heads=1,
+                                kv_heads=1, sq=128, skv=128, head_dim=64, scale=0.125, causal=False,
+                                bottom_right=False, out_seq_major=False, in_seq_major=(False,) * 3, mask="full")
 
 
 def test_head_dim_128_with_a_full_mask_fits_shared_memory():
@@ -858,7 +934,28 @@ GPU_CASES = ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed",
              # head dim 128, non-causal, lengths multiples of 128: triton_fa_tma's kernel
              "tma_plain_f16", "tma_gqa_bf16", "tma_seq_first_bf16",
              # head dim 128 with LLaMA's run-time mask: the TMA kernel with the mask's tiles
-             "llama_masked_d128_f16"]
+             "llama_masked_d128_f16",
+             *GLUON_GPU_CASES]
+
+
+@contextlib.contextmanager
+def fa_kernel_configs(case: str):
+    """For a case named `gluon_*`: the tuned table picks gluon_fa's kernel wherever it covers
+    the case, and the in-process kernel cache starts empty; any other case: as tuned."""
+    if not case.startswith(("gluon_", "attn_gluon_")):
+        yield
+        return
+    saved, cache = dict(fa_configs.TUNED_CONFIGS), dict(kernel_build._ATTENTION_CACHE)
+    for key in [k for k in fa_configs.TUNED_CONFIGS if k[0] == 90]:
+        fa_configs.TUNED_CONFIGS[key] = dict(fa_configs.TUNED_CONFIGS[key], GLUON=True)
+    kernel_build._ATTENTION_CACHE.clear()
+    try:
+        yield
+    finally:
+        fa_configs.TUNED_CONFIGS.clear()
+        fa_configs.TUNED_CONFIGS.update(saved)
+        kernel_build._ATTENTION_CACHE.clear()
+        kernel_build._ATTENTION_CACHE.update(cache)
 
 
 def gpu_case(case: str):
@@ -884,6 +981,14 @@ def gpu_case(case: str):
         "tma_seq_first_bf16": (SeqFirst(), tuple(rand(2, 256, 4, 128, dtype=bf) for _ in range(3))),
         "llama_masked_d128_f16": (LlamaMasked(), (rand(2, 8, 256, 128), rand(2, 2, 256, 128), rand(2, 256, 2, 128),
                                                   llama_mask(2, 256))),
+        "gluon_plain_f16": (Plain(), (rand(2, 4, 256, 128), rand(2, 4, 384, 128), rand(2, 4, 384, 128))),
+        "gluon_causal_bf16": (Causal(upcast=True), tuple(rand(1, 4, 512, 128, dtype=bf) for _ in range(3))),
+        "gluon_causal_d64_f16": (Causal(), tuple(rand(2, 4, 384, 64) for _ in range(3))),
+        "gluon_bottom_right_f16": (Causal(bottom_right=True), (rand(1, 2, 128, 64), rand(1, 2, 384, 64),
+                                                               rand(1, 2, 384, 64))),
+        "gluon_gqa_bf16": (NonCausalGroupedQuery(), (rand(1, 8, 256, 128, dtype=bf), rand(1, 2, 512, 128, dtype=bf),
+                                                     rand(1, 2, 512, 128, dtype=bf))),
+        "gluon_seq_first_f16": (SeqFirst(), tuple(rand(2, 256, 4, 64) for _ in range(3))),
     }[case]
     return model, args, (1e-2 if args[0].dtype == bf else 3e-3)
 
@@ -892,7 +997,8 @@ def gpu_case(case: str):
 def test_gpu_numerics(case):
     target = _gpu_target()
     model, args, tol = gpu_case(case)
-    compiled = flashlift.compile_model(model, args, target=target)
+    with fa_kernel_configs(case):
+        compiled = flashlift.compile_model(model, args, target=target)
     assert any(s.path.startswith("triton-fa") for s in compiled.report.raised)
     args = tuple(torch.randn_like(a, dtype=torch.float32).to(a.dtype) if a.is_floating_point() and a.abs().sum() else a
                  for a in args)

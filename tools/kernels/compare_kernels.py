@@ -1,6 +1,7 @@
-"""The FA kernels side by side on a GPU: triton_fa's pointer kernel and triton_fa_tma's
-TMA + warp-specialised kernel, with a program per tile and persistent (a program per SM),
-each exactly as build_ptx compiles it, against torch SDPA.
+"""The FA kernels side by side on a GPU: triton_fa's pointer kernel, triton_fa_tma's
+TMA + warp-specialised kernel (a program per tile, and persistent: a program per SM) and
+gluon_fa's kernel (two consumer partitions, one 8-warp partition, 3 stages), each exactly as
+build_ptx compiles it, against torch SDPA. A kernel that does not cover a case shows "-".
 
 Needs a CUDA GPU with torch and Triton 3.6 (the GPU machine; no IREE):
 
@@ -33,6 +34,13 @@ CASES = [  # B, H, S, D, causal, run-time mask ("" | "kpm": (B, S) key padding |
     # head dim 64: bench/attention.py's short shapes, BERT-base's padding, LLaMA-style D=64 masks
     (16, 12, 512, 64, False, ""), (8, 16, 1024, 64, False, ""), (8, 12, 512, 64, False, "kpm"),
     (4, 16, 1024, 64, False, "full")]
+
+
+# The kernels compared: build_ptx's config for each (its tile and flags fill in the rest).
+KINDS = {"pointer": {"TMA": False, "GLUON": False}, "tma": {"TMA": True, "GLUON": False},
+         "tma_persistent": {"TMA": True, "PERSISTENT": True, "GLUON": False},
+         "gluon": {"GLUON": True}, "gluon_1p": {"GLUON": True, "CONSUMERS": 1},
+         "gluon_s3": {"GLUON": True, "num_stages": 3}}
 
 
 def make_mask(kind: str, b: int, s: int, device: str):
@@ -69,6 +77,8 @@ def main() -> int:
     p.add_argument("--cases", default=None, help="comma list of indices into CASES (default: all)")
     p.add_argument("--dtypes", default="f16,bf16")
     p.add_argument("--ncu", action="store_true", help="launch each kernel 3 times, untimed (for a profiler)")
+    p.add_argument("--kinds", default="pointer,tma,tma_persistent,gluon",
+                   help=f"comma list of {', '.join(KINDS)}")
     args = p.parse_args()
     cases = [CASES[int(i)] for i in args.cases.split(",")] if args.cases else CASES
     dtypes = [{"f16": torch.float16, "bf16": torch.bfloat16}[d] for d in args.dtypes.split(",")]
@@ -82,10 +92,10 @@ def main() -> int:
         return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
 
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}; triton {triton.__version__}")
-    kinds = (("pointer", {"TMA": False}), ("tma", {"TMA": True}), ("tma_persistent", {"TMA": True, "PERSISTENT": True}))
-    print("| shape (B,H,S,D) | dtype | causal | mask | SDPA us | pointer us (x SDPA) | TMA+WS us (x SDPA) | "
-          "TMA+WS persistent us (x SDPA) | errs (ptr, tma, persistent) | tiles (ptr, tma) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    kinds = [(k, KINDS[k]) for k in args.kinds.split(",")]
+    print("| shape (B,H,S,D) | dtype | causal | mask | SDPA us | "
+          + " | ".join(f"{k} us (x SDPA)" for k, _ in kinds) + " | rel. errors | tiles |")
+    print("|---|---|---|---|---|" + "---|" * len(kinds) + "---|---|")
     rows = []
     for b, h, s, d, causal, mask_kind in cases:
         for dt in dtypes:
@@ -97,19 +107,19 @@ def main() -> int:
             sdpa_mask = attn_mask.to(dt) if mask_kind else None
             sdpa = bench(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, is_causal=causal))
             row = dict(shape=[b, h, s, d], dtype=str(dt)[6:], causal=causal, mask=mask_kind, sdpa_us=sdpa * 1e3)
+            cells, errs, tiles = [], [], []
             for kind, config in kinds:
-                kb = triton_fa.build_ptx(
-                    batch=b, heads=h, kv_heads=h, sq=s, skv=s, head_dim=d, causal=causal,
-                    dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90, config=config,
-                    key_padding_mask_dtype="f32" if mask_kind == "kpm" else None,
-                    mask_dtype="f32" if mask_kind == "full" else None)
+                build = dict(batch=b, heads=h, kv_heads=h, sq=s, skv=s, head_dim=d, causal=causal,
+                             dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90,
+                             key_padding_mask_dtype="f32" if mask_kind == "kpm" else None,
+                             mask_dtype="f32" if mask_kind == "full" else None)
+                kb = triton_fa.build_ptx(**build, config=config)
                 cfg = kb.config
+                if any(cfg.get(f) != want for f, want in config.items() if f in ("TMA", "GLUON")):
+                    cells.append("-")   # this kernel does not cover the case (build_ptx fell back)
+                    continue
                 ck, _, consts = triton_fa.compile_kernel(
-                    batch=b, heads=h, kv_heads=h, sq=s, skv=s, head_dim=d, causal=causal,
-                    dtype="bf16" if dt == torch.bfloat16 else "f16", arch=90,
-                    config={**config, **{x: cfg[x] for x in ("BLOCK_M", "BLOCK_N", "num_warps", "num_stages")}},
-                    key_padding_mask_dtype="f32" if mask_kind == "kpm" else None,
-                    mask_dtype="f32" if mask_kind == "full" else None)
+                    **build, config={**config, **{x: cfg[x] for x in ("BLOCK_M", "BLOCK_N", "num_warps", "num_stages")}})
                 row[f"{kind}_tile"] = f"m{cfg['BLOCK_M']}n{cfg['BLOCK_N']}w{cfg['num_warps']}s{cfg['num_stages']}"
                 o = torch.full_like(q, float("nan"))
                 operands = (q, k, v, mask, o)
@@ -119,13 +129,12 @@ def main() -> int:
                 torch.cuda.synchronize()
                 err = ((o.float() - ref).norm() / ref.norm()).item()
                 row[f"{kind}_us"], row[f"{kind}_err"] = bench(fn) * 1e3, err
+                cells.append(f"{row[f'{kind}_us']:.0f} ({row['sdpa_us'] / row[f'{kind}_us']:.2f})")
+                errs.append(f"{kind} {err:.1e}")
+                tiles.append(f"{kind} {row[f'{kind}_tile']}")
             rows.append(row)
             print(f"| {b},{h},{s},{d} | {row['dtype']} | {'yes' if causal else 'no'} | {mask_kind or '-'} | "
-                  f"{row['sdpa_us']:.0f} | {row['pointer_us']:.0f} ({row['sdpa_us'] / row['pointer_us']:.2f}) | "
-                  f"{row['tma_us']:.0f} ({row['sdpa_us'] / row['tma_us']:.2f}) | "
-                  f"{row['tma_persistent_us']:.0f} ({row['sdpa_us'] / row['tma_persistent_us']:.2f}) | "
-                  f"{row['pointer_err']:.1e}, {row['tma_err']:.1e}, {row['tma_persistent_err']:.1e} | "
-                  f"{row['pointer_tile']}, {row['tma_tile']} |",
+                  f"{row['sdpa_us']:.0f} | " + " | ".join(cells) + f" | {', '.join(errs)} | {', '.join(tiles)} |",
                   flush=True)
     if args.json:
         with open(args.json, "w") as f:
