@@ -59,18 +59,19 @@ class KernelBinary:
 _ENTRY_RE = re.compile(r"\.visible\s+\.entry\s+(\w+)\s*\((.*?)\)", re.S)
 
 
-def attention_source(fn, *, tdt: str, consts: dict, mask: str, mask_dtype: str):
-    """triton's ASTSource of an attention kernel fn(Q, K, V, KPM, O, **consts): pointers of
-    element type tdt (KPM of mask_dtype where there is a mask, else a None constexpr), every
-    const a constexpr. Every base pointer is 16-byte aligned (IREE bindings are at least
-    64-byte aligned), which enables vectorized / async-copy loads."""
+def attention_source(fn, *, tdt: str, consts: dict, mask: str, mask_dtype: str, source=None):
+    """triton's ASTSource (or `source`, e.g. Gluon's) of an attention kernel fn(Q, K, V, KPM,
+    O, **consts): pointers of element type tdt (KPM of mask_dtype where there is a mask, else
+    a None constexpr), every const a constexpr. Every base pointer is 16-byte aligned (IREE
+    bindings are at least 64-byte aligned), which enables vectorized / async-copy loads."""
     from triton.compiler import ASTSource
 
     sig = {"Q": f"*{tdt}", "K": f"*{tdt}", "V": f"*{tdt}", "KPM": f"*{mask_dtype}" if mask else "constexpr",
            "O": f"*{tdt}", **{k: "constexpr" for k in consts}}
     pointers = (0, 1, 2, 3, 4) if mask else (0, 1, 2, 4)  # Q 0, K 1, V 2, KPM 3, O 4
     attrs = {(i,): [["tt.divisibility", 16]] for i in pointers}
-    return ASTSource(fn=fn, signature=sig, constexprs=consts if mask else {**consts, "KPM": None}, attrs=attrs)
+    return (source or ASTSource)(fn=fn, signature=sig, constexprs=consts if mask else {**consts, "KPM": None},
+                                 attrs=attrs)
 
 
 def parse_ptx_entry(ptx: str):

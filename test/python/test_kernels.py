@@ -244,6 +244,10 @@ GLUON_ENTRY = b"_fa_fwd_gluon_kernel"  # gluon_fa's kernel (FlashAttention-3's s
 # GPU numerics cases (gpu_case) built with gluon_fa's kernel tuned in (fa_kernel_configs)
 GLUON_GPU_CASES = ["gluon_plain_f16", "gluon_causal_bf16", "gluon_causal_d64_f16", "gluon_bottom_right_f16",
                    "gluon_gqa_bf16", "gluon_seq_first_f16"]
+# mask cases (mask_gpu_case) through gluon_fa's kernel, where it covers them: key padding (a
+# finite fill, -inf with NaN rows, SDPA's row guard with zero rows) and SDPA's causal
+GLUON_MASK_GPU_CASES = [f"gluon_{kind}_f16" for kind in ("hand_pad_min", "masked_fill_1e4", "masked_fill_inf",
+                                                          "sdpa_bool_pad", "sdpa_causal")]
 
 
 @pytest.mark.parametrize("kw", [
@@ -255,6 +259,8 @@ GLUON_GPU_CASES = ["gluon_plain_f16", "gluon_causal_bf16", "gluon_causal_d64_f16
     dict(in_seq_major=((3 * 512, 0), (3 * 512, 512), (3 * 512, 1024))),   # a fused QKV projection's rows
     dict(config={"GLUON": True, "CONSUMERS": 1}),                    # one 8-warp consumer partition
     dict(config={"GLUON": True, "num_stages": 3}),
+    dict(key_padding_mask_dtype="f32", head_dim=64),                 # BERT's padding
+    dict(key_padding_mask_dtype="f16", sq=384, skv=384),   # (with causal too it spills 64 bytes at head dim 128)
 ])
 def test_gluon_kernel_builds_for_sm90(kw):
     """The Gluon kernel compiles for sm_90a with every layout and mask-free case it covers: a
@@ -263,7 +269,8 @@ def test_gluon_kernel_builds_for_sm90(kw):
     kb = _build(**{"config": {"GLUON": True}, **kw})
     assert kb.name == GLUON_ENTRY.decode() and kb.config["GLUON"] and not kb.config["TMA"], kb.config
     assert GLUON_ENTRY in kb.cubin and kb.ptx_target == "sm_90a"
-    assert [p.name for p in kb.params] == ["q", "k", "v", "o", "global_scratch", "profile_scratch"]
+    mask = ["key_padding_mask"] if "key_padding_mask_dtype" in kw else []
+    assert [p.name for p in kb.params] == ["q", "k", "v", *mask, "o", "global_scratch", "profile_scratch"]
     assert kb.block == (384, 1, 1) and kb.n_spills == 0
     assert "setmaxnreg.inc.sync.aligned.u32 \t240" in kb.ptx and "setmaxnreg.dec.sync.aligned.u32 \t24" in kb.ptx
     assert kb.grid == (kb.config["sq"] // 128, 2 * 4, 1) and kb.scratch_per_cta >= 4 * 128
@@ -281,7 +288,6 @@ def test_gluon_kernel_overlaps_the_softmax_with_the_next_product():
 
 @pytest.mark.parametrize("why,kw", [
     ("sm_80", dict(arch=80)),
-    ("a run-time key-padding mask", dict(key_padding_mask_dtype="f32")),
     ("a run-time (B, Sq, Skv) mask", dict(mask_dtype="f32")),
     ("Skv not a multiple of 128", dict(skv=320)),
     ("bottom-right causal with Sq > Skv: rows that see no key", dict(causal="bottom_right", sq=384, skv=256)),
@@ -293,14 +299,14 @@ def test_gluon_kernel_not_taken(why, kw):
     reason = gluon_fa.covers(arch=kw.get("arch", 90), head_dim=128, sq=kw.get("sq", 256), skv=kw.get("skv", 384),
                              scale=kw.get("scale", 0.1), causal="causal" in kw,
                              bottom_right=kw.get("causal") == "bottom_right",
-                             mask="key_padding" if "key_padding_mask_dtype" in kw else "full" if "mask_dtype" in kw else "")
+                             mask="full" if "mask_dtype" in kw else "")
     assert reason, why
 
 
-@pytest.mark.parametrize("case", GLUON_GPU_CASES)
+@pytest.mark.parametrize("case", GLUON_GPU_CASES + ["mask_" + c for c in GLUON_MASK_GPU_CASES])
 def test_gluon_cases_take_the_gluon_kernel(case):
     """Each gluon_* GPU numerics case, as gpu_numerics.py builds it, dispatches gluon_fa's kernel."""
-    model, args, _ = gpu_case(case)
+    model, args, _ = mask_gpu_case(case.removeprefix("mask_")) if case.startswith("mask_") else gpu_case(case)
     with fa_kernel_configs(case):
         low = lowered(model, args)
     assert {r.details["kernel"]["name"] for r in low.of("dispatch-attention")} == {GLUON_ENTRY.decode()}
@@ -942,7 +948,7 @@ GPU_CASES = ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed",
 def fa_kernel_configs(case: str):
     """For a case named `gluon_*`: the tuned table picks gluon_fa's kernel wherever it covers
     the case, and the in-process kernel cache starts empty; any other case: as tuned."""
-    if not case.startswith(("gluon_", "attn_gluon_")):
+    if not case.startswith(("gluon_", "attn_gluon_", "mask_gluon_")):
         yield
         return
     saved, cache = dict(fa_configs.TUNED_CONFIGS), dict(kernel_build._ATTENTION_CACHE)
@@ -1066,6 +1072,7 @@ MASK_KINDS = ["hand_pad_min", "outer_product", "masked_fill_1e4", "masked_fill_i
 # (masked_fill(-1e4) in bf16 fills -9984, above raise-attention's MASKED = -1e4: not raised)
 MASK_GPU_CASES = [f"{kind}_{dt}" for kind in MASK_KINDS for dt in ("f16", "bf16")
                   if (kind, dt) != ("masked_fill_1e4", "bf16")]
+MASK_GPU_CASES += GLUON_MASK_GPU_CASES
 
 
 def mask_gpu_case(case: str):
@@ -1073,7 +1080,7 @@ def mask_gpu_case(case: str):
     dim 64 or 128, masks with fully masked rows (the bool/int inputs that make them are kept
     when the floats are re-drawn)."""
     torch.manual_seed(0)
-    kind, dt = case.rsplit("_", 1)
+    kind, dt = case.removeprefix("gluon_").rsplit("_", 1)
     dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[dt]
     b, h, s = 2, 4, 128
     qkv = lambda d, sq=s, skv=s: (rand(b, h, sq, d, dtype=dtype), rand(b, h, skv, d, dtype=dtype),  # noqa: E731
