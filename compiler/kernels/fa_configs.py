@@ -122,12 +122,15 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_rig
     mask, see compile_kernel). A tuned TMA flag holds for cases without a mask; with a
     mask, the tuned TMA_MASKS (the mask kinds that take the TMA kernel) or the caller's
     TMA decides. PERSISTENT (a program per SM) applies to the TMA kernel only. GLUON (the
-    kernel of gluon_fa.py, GLUON_TILE) comes before TMA where gluon_fa.covers the case."""
+    kernel of gluon_fa.py, GLUON_TILE) comes before TMA where gluon_fa.covers the case; with
+    a mask, as for TMA, the tuned GLUON_MASKS or the caller's GLUON decides."""
     cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
     config = config or {}
     cfg.update(config)
     if mask and "TMA" not in config:
         cfg["TMA"] = cfg.get("TMA", False) and mask in cfg.get("TMA_MASKS", ())
+    if mask and "GLUON" not in config:
+        cfg["GLUON"] = cfg.get("GLUON", False) and mask in cfg.get("GLUON_MASKS", ())
     for f in VARIANT_FLAGS:
         cfg[f] = bool(cfg.get(f, False))
     if cfg["GLUON"]:

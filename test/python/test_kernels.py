@@ -953,7 +953,7 @@ def fa_kernel_configs(case: str):
         return
     saved, cache = dict(fa_configs.TUNED_CONFIGS), dict(kernel_build._ATTENTION_CACHE)
     for key in [k for k in fa_configs.TUNED_CONFIGS if k[0] == 90]:
-        fa_configs.TUNED_CONFIGS[key] = dict(fa_configs.TUNED_CONFIGS[key], GLUON=True)
+        fa_configs.TUNED_CONFIGS[key] = dict(fa_configs.TUNED_CONFIGS[key], GLUON=True, GLUON_MASKS=("key_padding",))
     kernel_build._ATTENTION_CACHE.clear()
     try:
         yield
