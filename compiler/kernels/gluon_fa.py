@@ -21,7 +21,8 @@ asynchronous wgmma are explicit, so the loop below is the schedule it runs.
 
 What it covers (`covers` says why not): sm_90, head dim 64 or 128, Sq a multiple of BLOCK_M
 and Skv of BLOCK_N, softmax scale > 0, causal with every query row seeing key 0 (top-left,
-or bottom-right with Skv >= Sq) or not, a (B, Skv) key-padding mask or none; triton_fa's
+or bottom-right with Skv >= Sq) or not, a run-time mask or none (a (B, Skv) key-padding mask,
+a (B, Sq, Skv) or (Sq, Skv) one: pointer loads in the consumers, issued under the products); triton_fa's
 (B, H, S, D) / (B, S, H, D) layouts (fa_layouts.py), grouped-query. Anything else takes
 triton_fa_tma or triton_fa_ptr.
 
@@ -79,21 +80,39 @@ def _load_partition(desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, k_rea
 
 
 @gluon.jit
-def _softmax_tile(s, j, m_i, l_i, kpm_row, n_full, row0, SM_SCALE_LOG2: gl.constexpr, DIAG: gl.constexpr,
-                  CAUSAL: gl.constexpr, HAS_KPM: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
+def _mask_tile(mask_base, j, row0, MASK: gl.constexpr, SKV: gl.constexpr, CM: gl.constexpr,
+               BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
+    """Key tile j's additive mask in base 2 (times log2 e): a (BLOCK_N,) row of the batch
+    entry's key-padding mask, or the (CM, BLOCK_N) block of its (Sq, Skv) mask from query row
+    row0; 0 without a mask."""
+    cols = j * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    if MASK == "key_padding":
+        return gl.load(mask_base + cols).to(gl.float32) * 1.4426950408889634
+    elif MASK == "full":
+        rows = row0 + gl.arange(0, CM, layout=gl.SliceLayout(1, s_layout))
+        return gl.load(mask_base + rows[:, None] * SKV + cols[None, :]).to(gl.float32) * 1.4426950408889634
+    else:
+        return 0.0
+
+
+@gluon.jit
+def _softmax_tile(s, bias, j, m_i, l_i, n_full, row0, SM_SCALE_LOG2: gl.constexpr, DIAG: gl.constexpr,
+                  CAUSAL: gl.constexpr, MASK: gl.constexpr, BLOCK_N: gl.constexpr, s_layout: gl.constexpr):
     """One online-softmax step over key tile j's raw scores s (rows from row0): returns
     (p, m, l, alpha), the base-2 probabilities, the new row max and sum, and the factor that
     rescales what came before. With CAUSAL, -inf above the diagonal in the tiles it crosses
-    (j >= n_full); with HAS_KPM, kpm_row[j * BLOCK_N + col] added to the scaled scores, and a
+    (j >= n_full); with a MASK, its tile `bias` (_mask_tile) added to the scaled scores, and a
     row that has seen only -inf keeps m = -inf and subtracts 0 (no -inf - -inf)."""
-    cols = j * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
     if CAUSAL:
         if j >= n_full:
+            cols = j * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
             rows = row0 + gl.arange(0, s.shape[0], layout=gl.SliceLayout(1, s_layout))
             s = gl.where(cols[None, :] <= rows[:, None] + DIAG, s, float("-inf"))
-    if HAS_KPM:
-        bias = gl.load(kpm_row + cols).to(gl.float32) * 1.4426950408889634
-        t = s * SM_SCALE_LOG2 + bias[None, :]
+    if MASK != "":
+        if MASK == "key_padding":
+            t = s * SM_SCALE_LOG2 + bias[None, :]
+        else:
+            t = s * SM_SCALE_LOG2 + bias
         m_new = gl.maximum(m_i, gl.max(t, 1))
         m_sub = gl.where(m_new == float("-inf"), 0.0, m_new)
         p = gl.exp2(t - m_sub[:, None])
@@ -107,8 +126,9 @@ def _softmax_tile(s, j, m_i, l_i, kpm_row, n_full, row0, SM_SCALE_LOG2: gl.const
 
 @gluon.jit
 def _consumer(c, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-              row0, o_row, o_col, kpm_row,
-              SM_SCALE_LOG2: gl.constexpr, DIAG: gl.constexpr, CAUSAL: gl.constexpr, HAS_KPM: gl.constexpr,
+              row0, o_row, o_col, mask_base,
+              SM_SCALE_LOG2: gl.constexpr, DIAG: gl.constexpr, CAUSAL: gl.constexpr, MASK: gl.constexpr,
+              SKV: gl.constexpr,
               EMPTY_ROWS_NAN: gl.constexpr,
               BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, WARPS: gl.constexpr):
     """Consumer c: the online softmax of its CM query rows over n_tiles (>= 1) key tiles, then
@@ -130,9 +150,10 @@ def _consumer(c, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_emp
     mbarrier.wait(k_ready.index(0), 0)
     s = warpgroup_mma(q, k_smem.index(0).permute((1, 0)), gl.zeros([CM, BLOCK_N], gl.float32, s_layout),
                       use_acc=False)
-    p, m_i, l_i, alpha = _softmax_tile(s, 0, gl.full([CM], float("-inf"), gl.float32, row_s),
-                                       gl.zeros([CM], gl.float32, row_s), kpm_row, n_full, row0,
-                                       SM_SCALE_LOG2, DIAG, CAUSAL, HAS_KPM, BLOCK_N, s_layout)
+    bias = _mask_tile(mask_base, 0, row0, MASK, SKV, CM, BLOCK_N, s_layout)
+    p, m_i, l_i, alpha = _softmax_tile(s, bias, 0, gl.full([CM], float("-inf"), gl.float32, row_s),
+                                       gl.zeros([CM], gl.float32, row_s), n_full, row0,
+                                       SM_SCALE_LOG2, DIAG, CAUSAL, MASK, BLOCK_N, s_layout)
     o = gl.zeros([CM, HEAD_DIM], gl.float32, o_layout)
 
     for j in range(1, n_tiles):
@@ -143,9 +164,10 @@ def _consumer(c, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_emp
                           use_acc=False, is_async=True)
         mbarrier.wait(v_ready.index(prev), ((j - 1) // STAGES) & 1)
         o = warpgroup_mma(gl.convert_layout(p.to(dtype), p_layout), v_smem.index(prev), o, is_async=True)
+        bias = _mask_tile(mask_base, j, row0, MASK, SKV, CM, BLOCK_N, s_layout)   # (loads under the products)
         s = warpgroup_mma_wait(num_outstanding=1, deps=(s, ))     # q @ k_j done; p_{j-1} @ v_{j-1} runs on
-        p, m_i, l_i, alpha = _softmax_tile(s, j, m_i, l_i, kpm_row, n_full, row0,
-                                           SM_SCALE_LOG2, DIAG, CAUSAL, HAS_KPM, BLOCK_N, s_layout)
+        p, m_i, l_i, alpha = _softmax_tile(s, bias, j, m_i, l_i, n_full, row0,
+                                           SM_SCALE_LOG2, DIAG, CAUSAL, MASK, BLOCK_N, s_layout)
         o = warpgroup_mma_wait(num_outstanding=0, deps=(o, ))
         mbarrier.arrive(kv_empty.index(prev), count=1)
         o = o * gl.convert_layout(alpha, row_o)[:, None]
@@ -158,7 +180,7 @@ def _consumer(c, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_emp
     # A row that saw no key (only with a mask) has l = 0: NaN (0/0, the attention op's answer)
     # or 0 (_safe_softmax's guard), as in triton_fa_tma.
     l_o = gl.convert_layout(l_i, row_o)
-    if HAS_KPM:
+    if MASK != "":
         if not EMPTY_ROWS_NAN:
             l_o = gl.where(l_o == 0.0, 1.0, l_o)
     o = o / l_o[:, None]
@@ -170,7 +192,7 @@ def _consumer(c, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_emp
 
 @gluon.jit
 def _fa_fwd_gluon_kernel(
-    Q, K, V, KPM, O,               # KPM: a (B, SKV) additive key-padding mask (HAS_KPM), else None
+    Q, K, V, KPM, O,               # KPM: the additive mask MASK names, else None
     SM_SCALE_LOG2: gl.constexpr,   # softmax scale * log2(e), > 0
     B: gl.constexpr, H: gl.constexpr, KV_RATIO: gl.constexpr,
     SQ: gl.constexpr, SKV: gl.constexpr, HEAD_DIM: gl.constexpr,
@@ -182,8 +204,10 @@ def _fa_fwd_gluon_kernel(
     Q_ROW_W: gl.constexpr, K_ROW_W: gl.constexpr, V_ROW_W: gl.constexpr,
     Q_COL0: gl.constexpr, K_COL0: gl.constexpr, V_COL0: gl.constexpr,
     CONSUMER_REGS: gl.constexpr,   # registers per thread of consumer 1 (a worker partition)
-    HAS_KPM: gl.constexpr,         # scores[b, :, :, j] += KPM[b, j]
-    EMPTY_ROWS_NAN: gl.constexpr,  # HAS_KPM: a row that sees no key is NaN (0/0), else 0
+    MASK: gl.constexpr,            # "": none; "key_padding": scores[b, :, :, j] += KPM[b, j];
+                                   # "full": scores[b, :, i, j] += KPM[b, i, j] (KPM[i, j] unbatched)
+    MASK_BATCHED: gl.constexpr,
+    EMPTY_ROWS_NAN: gl.constexpr,  # with a MASK: a row that sees no key is NaN (0/0), else 0
 ):
     KVH: gl.constexpr = H // KV_RATIO
     M_TILES: gl.constexpr = SQ // BLOCK_M
@@ -207,7 +231,13 @@ def _fa_fwd_gluon_kernel(
     v_col = V_COL0 + off_kvh * HEAD_DIM if V_SEQ_MAJOR else 0
     o_row = (off_b * SQ if O_SEQ_MAJOR else off_bh * SQ) + start_m * BLOCK_M
     o_col = off_h * HEAD_DIM if O_SEQ_MAJOR else 0
-    kpm_row = KPM + off_b * SKV if HAS_KPM else Q   # (a partition argument cannot be None; unread)
+    # this batch entry's mask (a partition argument cannot be None: Q stands in, unread)
+    if MASK == "key_padding":
+        mask_base = KPM + off_b * SKV
+    elif MASK == "full":
+        mask_base = KPM + (off_b.to(gl.int64) * (SQ * SKV) if MASK_BATCHED else 0)
+    else:
+        mask_base = Q
 
     # Key tiles [0, n_tiles); the first n_full of them lie wholly below a causal diagonal.
     row0 = start_m * BLOCK_M
@@ -238,7 +268,7 @@ def _fa_fwd_gluon_kernel(
     if CONSUMERS == 1:
         gl.warp_specialize([
             (_consumer, (0, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-                         row0, o_row, o_col, kpm_row, SM_SCALE_LOG2, DIAG, CAUSAL, HAS_KPM, EMPTY_ROWS_NAN,
+                         row0, o_row, o_col, mask_base, SM_SCALE_LOG2, DIAG, CAUSAL, MASK, SKV, EMPTY_ROWS_NAN,
                          BLOCK_N, HEAD_DIM, STAGES, WARPS)),
             (_load_partition, (desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
                                q_row, q_col, k_row, k_col, v_row, v_col, n_tiles, CONSUMERS, BLOCK_N, STAGES)),
@@ -246,10 +276,10 @@ def _fa_fwd_gluon_kernel(
     else:
         gl.warp_specialize([
             (_consumer, (0, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-                         row0, o_row, o_col, kpm_row, SM_SCALE_LOG2, DIAG, CAUSAL, HAS_KPM, EMPTY_ROWS_NAN,
+                         row0, o_row, o_col, mask_base, SM_SCALE_LOG2, DIAG, CAUSAL, MASK, SKV, EMPTY_ROWS_NAN,
                          BLOCK_N, HEAD_DIM, STAGES, WARPS)),
             (_consumer, (1, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-                         row0, o_row, o_col, kpm_row, SM_SCALE_LOG2, DIAG, CAUSAL, HAS_KPM, EMPTY_ROWS_NAN,
+                         row0, o_row, o_col, mask_base, SM_SCALE_LOG2, DIAG, CAUSAL, MASK, SKV, EMPTY_ROWS_NAN,
                          BLOCK_N, HEAD_DIM, STAGES, WARPS)),
             (_load_partition, (desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
                                q_row, q_col, k_row, k_col, v_row, v_col, n_tiles, CONSUMERS, BLOCK_N, STAGES)),
@@ -263,8 +293,6 @@ def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float, causal:
         return "Gluon kernel is sm_90 only"
     if head_dim not in (64, 128):
         return f"head dim {head_dim}"
-    if mask and mask != "key_padding":
-        return f"a run-time {mask} mask"
     if sq % block_m or skv % block_n:
         return f"Sq {sq} / Skv {skv} not multiples of the {block_m}x{block_n} tile"
     if scale <= 0:
@@ -284,7 +312,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
                    mask_batched: bool = True, empty_rows: str = "zero"):
     """triton.compile of one static shape (cfg: BLOCK_M, BLOCK_N, num_stages, num_warps);
     returns (CompiledKernel, consts). Takes triton_fa_tma.compile_kernel's arguments; a case
-    `covers` rejects is a ValueError. mask: "" or "key_padding" (of Triton type mask_dtype);
+    `covers` rejects is a ValueError. mask: "", "key_padding" or "full" (of Triton type mask_dtype);
     empty_rows ("zero" or "nan") matters only with a mask (without one no row is empty)."""
     why = covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale, causal=causal,
                  bottom_right=bottom_right, mask=mask, block_m=cfg["BLOCK_M"], block_n=cfg["BLOCK_N"])
@@ -296,7 +324,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], STAGES=cfg["num_stages"], CONSUMERS=cfg.get("CONSUMERS", 2), CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
         O_SEQ_MAJOR=bool(out_seq_major), **layout_consts(in_seq_major, heads, kv_heads, head_dim),
-        HAS_KPM=mask == "key_padding", EMPTY_ROWS_NAN=empty_rows == "nan")
+        MASK=mask, MASK_BATCHED=bool(mask_batched), EMPTY_ROWS_NAN=empty_rows == "nan")
     from triton.experimental.gluon._runtime import GluonASTSource
     src = aot.attention_source(_fa_fwd_gluon_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype,
                                source=GluonASTSource)

@@ -243,11 +243,13 @@ def test_tma_kernel_not_taken(why, kw):
 GLUON_ENTRY = b"_fa_fwd_gluon_kernel"  # gluon_fa's kernel (FlashAttention-3's schedule, in Gluon)
 # GPU numerics cases (gpu_case) built with gluon_fa's kernel tuned in (fa_kernel_configs)
 GLUON_GPU_CASES = ["gluon_plain_f16", "gluon_causal_bf16", "gluon_causal_d64_f16", "gluon_bottom_right_f16",
-                   "gluon_gqa_bf16", "gluon_seq_first_f16"]
+                   "gluon_gqa_bf16", "gluon_seq_first_f16", "gluon_llama_masked_d128_f16"]
 # mask cases (mask_gpu_case) through gluon_fa's kernel, where it covers them: key padding (a
-# finite fill, -inf with NaN rows, SDPA's row guard with zero rows) and SDPA's causal
+# finite fill, -inf with NaN rows, SDPA's row guard with zero rows), SDPA's causal, (B, Sq, Skv)
+# masks with fully masked rows
 GLUON_MASK_GPU_CASES = [f"gluon_{kind}_f16" for kind in ("hand_pad_min", "masked_fill_1e4", "masked_fill_inf",
-                                                          "sdpa_bool_pad", "sdpa_causal")]
+                                                          "sdpa_bool_pad", "sdpa_causal", "outer_product",
+                                                          "sdpa_float_mask")]
 
 
 @pytest.mark.parametrize("kw", [
@@ -261,6 +263,8 @@ GLUON_MASK_GPU_CASES = [f"gluon_{kind}_f16" for kind in ("hand_pad_min", "masked
     dict(config={"GLUON": True, "num_stages": 3}),
     dict(key_padding_mask_dtype="f32", head_dim=64),                 # BERT's padding
     dict(key_padding_mask_dtype="f16", sq=384, skv=384),   # (with causal too it spills 64 bytes at head dim 128)
+    dict(mask_dtype="f32", kv_heads=2),                              # LLaMA's run-time (B, Sq, Skv) mask
+    dict(mask_dtype="f16", mask_batched=False, head_dim=64),         # one (Sq, Skv) mask for all
 ])
 def test_gluon_kernel_builds_for_sm90(kw):
     """The Gluon kernel compiles for sm_90a with every layout and mask-free case it covers: a
@@ -269,7 +273,7 @@ def test_gluon_kernel_builds_for_sm90(kw):
     kb = _build(**{"config": {"GLUON": True}, **kw})
     assert kb.name == GLUON_ENTRY.decode() and kb.config["GLUON"] and not kb.config["TMA"], kb.config
     assert GLUON_ENTRY in kb.cubin and kb.ptx_target == "sm_90a"
-    mask = ["key_padding_mask"] if "key_padding_mask_dtype" in kw else []
+    mask = ["key_padding_mask"] if "key_padding_mask_dtype" in kw else ["mask"] if "mask_dtype" in kw else []
     assert [p.name for p in kb.params] == ["q", "k", "v", *mask, "o", "global_scratch", "profile_scratch"]
     assert kb.block == (384, 1, 1) and kb.n_spills == 0
     assert "setmaxnreg.inc.sync.aligned.u32 \t240" in kb.ptx and "setmaxnreg.dec.sync.aligned.u32 \t24" in kb.ptx
@@ -288,7 +292,6 @@ def test_gluon_kernel_overlaps_the_softmax_with_the_next_product():
 
 @pytest.mark.parametrize("why,kw", [
     ("sm_80", dict(arch=80)),
-    ("a run-time (B, Sq, Skv) mask", dict(mask_dtype="f32")),
     ("Skv not a multiple of 128", dict(skv=320)),
     ("bottom-right causal with Sq > Skv: rows that see no key", dict(causal="bottom_right", sq=384, skv=256)),
     ("softmax scale <= 0", dict(scale=-0.1)),
@@ -298,8 +301,7 @@ def test_gluon_kernel_not_taken(why, kw):
     assert kb.name != GLUON_ENTRY.decode() and not kb.config["GLUON"], why
     reason = gluon_fa.covers(arch=kw.get("arch", 90), head_dim=128, sq=kw.get("sq", 256), skv=kw.get("skv", 384),
                              scale=kw.get("scale", 0.1), causal="causal" in kw,
-                             bottom_right=kw.get("causal") == "bottom_right",
-                             mask="full" if "mask_dtype" in kw else "")
+                             bottom_right=kw.get("causal") == "bottom_right")
     assert reason, why
 
 
@@ -314,10 +316,10 @@ def test_gluon_cases_take_the_gluon_kernel(case):
 
 
 def test_gluon_kernel_refuses_what_it_does_not_cover():
-    with pytest.raises(ValueError, match="does not cover this case: a run-time full mask"):
+    with pytest.raises(ValueError, match="does not cover this case: Sq 100 / Skv 128 not multiples"):
         gluon_fa.compile_kernel(tdt="fp16", cfg=dict(fa_configs.GLUON_TILE), opts={}, arch=90, batch=1, heads=1,
-                                kv_heads=1, sq=128, skv=128, head_dim=64, scale=0.125, causal=False,
-                                bottom_right=False, out_seq_major=False, in_seq_major=(False,) * 3, mask="full")
+                                kv_heads=1, sq=100, skv=128, head_dim=64, scale=0.125, causal=False,
+                                bottom_right=False, out_seq_major=False, in_seq_major=(False,) * 3)
 
 
 def test_head_dim_128_with_a_full_mask_fits_shared_memory():
@@ -953,7 +955,7 @@ def fa_kernel_configs(case: str):
         return
     saved, cache = dict(fa_configs.TUNED_CONFIGS), dict(kernel_build._ATTENTION_CACHE)
     for key in [k for k in fa_configs.TUNED_CONFIGS if k[0] == 90]:
-        fa_configs.TUNED_CONFIGS[key] = dict(fa_configs.TUNED_CONFIGS[key], GLUON=True, GLUON_MASKS=("key_padding",))
+        fa_configs.TUNED_CONFIGS[key] = dict(fa_configs.TUNED_CONFIGS[key], GLUON=True, GLUON_MASKS=("key_padding", "full"))
     kernel_build._ATTENTION_CACHE.clear()
     try:
         yield
@@ -967,6 +969,8 @@ def fa_kernel_configs(case: str):
 def gpu_case(case: str):
     """(model, example args, tolerance vs the f32 model) of a GPU numerics case (also built by
     test/tools/gpu_numerics.py for the GPU machine, which has no IREE compiler)."""
+    if case.startswith("gluon_llama_"):          # the same model and inputs, gluon_fa's kernel
+        return gpu_case(case.removeprefix("gluon_"))
     torch.manual_seed(0)
     bf = torch.bfloat16
     model, args = {
