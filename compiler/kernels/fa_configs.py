@@ -136,7 +136,7 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_rig
     if cfg["GLUON"]:
         tile = {k: config.get(k, v) for k, v in GLUON_TILE.items()}
         why = gluon_fa.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale, causal=causal,
-                              bottom_right=bottom_right, mask=mask, block_m=tile["BLOCK_M"],
+                              bottom_right=bottom_right, block_m=tile["BLOCK_M"],
                               block_n=tile["BLOCK_N"])
         cfg["GLUON"] = not why
         if cfg["GLUON"]:

@@ -40,7 +40,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                              warpgroup_mma_wait)
 
-from flashlift.compiler.kernels import aot
+from flashlift.compiler.kernels import aot, triton_fa_tma
 from flashlift.compiler.kernels.fa_layouts import layout_consts
 
 LOG2E = 1.4426950408889634
@@ -287,16 +287,13 @@ def _fa_fwd_gluon_kernel(
 
 
 def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float, causal: bool = False,
-           bottom_right: bool = False, mask: str = "", block_m: int = 128, block_n: int = 128) -> str:
-    """'' when this kernel computes the case, else why not."""
-    if arch != 90:
-        return "Gluon kernel is sm_90 only"
-    if head_dim not in (64, 128):
-        return f"head dim {head_dim}"
-    if sq % block_m or skv % block_n:
-        return f"Sq {sq} / Skv {skv} not multiples of the {block_m}x{block_n} tile"
-    if scale <= 0:
-        return "softmax scale <= 0"
+           bottom_right: bool = False, block_m: int = 128, block_n: int = 128) -> str:
+    """'' when this kernel computes the case, else why not: triton_fa_tma's tiling rules, and
+    every row sees a key."""
+    why = triton_fa_tma.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale, block_m=block_m,
+                               block_n=block_n, kernel="Gluon kernel")
+    if why:
+        return why
     if causal and bottom_right and skv < sq:
         return "bottom-right causal with Sq > Skv (rows that see no key)"
     return ""
@@ -315,7 +312,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
     `covers` rejects is a ValueError. mask: "", "key_padding" or "full" (of Triton type mask_dtype);
     empty_rows ("zero" or "nan") matters only with a mask (without one no row is empty)."""
     why = covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale, causal=causal,
-                 bottom_right=bottom_right, mask=mask, block_m=cfg["BLOCK_M"], block_n=cfg["BLOCK_N"])
+                 bottom_right=bottom_right, block_m=cfg["BLOCK_M"], block_n=cfg["BLOCK_N"])
     if why:
         raise ValueError(f"gluon_fa does not cover this case: {why}")
     consts = dict(

@@ -204,10 +204,11 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
 
 
 def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float,
-           block_m: int = 128, block_n: int = 128) -> str:
-    """'' when this kernel computes the case, else why not."""
+           block_m: int = 128, block_n: int = 128, kernel: str = "TMA kernel") -> str:
+    """'' when this kernel computes the case, else why not (gluon_fa's kernel, tiled by TMA
+    the same way, shares these rules: `kernel` names it)."""
     if arch != 90:
-        return "TMA kernel is sm_90 only"
+        return f"{kernel} is sm_90 only"
     if head_dim not in (64, 128):
         return f"head dim {head_dim}"
     if sq % block_m or skv % block_n:

@@ -1,3 +1,4 @@
+import contextlib
 import importlib.util
 import os
 import sys
@@ -39,3 +40,19 @@ def rel_err(out, ref) -> float:
 @pytest.fixture(scope="session")
 def slapo():
     return load_example("slapo_attention")
+
+
+@contextlib.contextmanager
+def tuned_in(table: dict, cache: dict, entries: dict):
+    """For the block: a tuned-config table updated with `entries` and the in-process kernel
+    cache built from it emptied; both as they were afterwards."""
+    saved, cached = dict(table), dict(cache)
+    table.update(entries)
+    cache.clear()
+    try:
+        yield
+    finally:
+        table.clear()
+        table.update(saved)
+        cache.clear()
+        cache.update(cached)

@@ -21,7 +21,7 @@ import flashlift  # noqa: E402
 from flashlift.compiler import kernel_build  # noqa: E402
 from flashlift.compiler.kernels import triton_gemm  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
-from conftest import ROOT, rel_err  # noqa: E402
+from conftest import ROOT, rel_err, tuned_in  # noqa: E402
 from hf_models import build_bert, build_llama  # noqa: E402
 from test_kernels import _gpu_target, lowered  # noqa: E402
 
@@ -105,17 +105,10 @@ def gemm_configs(case: str):
     if not case.endswith("_tma"):
         yield
         return
-    saved, cache = dict(triton_gemm.TUNED_CONFIGS), dict(kernel_build._GEMM_CACHE)
-    triton_gemm.TUNED_CONFIGS[(90, "large")] = triton_gemm.TMA_CANDIDATES[0]
-    triton_gemm.TUNED_CONFIGS[(90, "small")] = next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)
-    kernel_build._GEMM_CACHE.clear()
-    try:
+    with tuned_in(triton_gemm.TUNED_CONFIGS, kernel_build._GEMM_CACHE, {
+            (90, "large"): triton_gemm.TMA_CANDIDATES[0],
+            (90, "small"): next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)}):
         yield
-    finally:
-        triton_gemm.TUNED_CONFIGS.clear()
-        triton_gemm.TUNED_CONFIGS.update(saved)
-        kernel_build._GEMM_CACHE.clear()
-        kernel_build._GEMM_CACHE.update(cache)
 
 
 def test_tma_kernel_in_a_compiled_model():

@@ -27,7 +27,7 @@ from flashlift.compiler.kernel_sites import NotCovered  # noqa: E402
 from flashlift.compiler import kernel_build  # noqa: E402
 from flashlift.compiler.kernels import fa_configs, gluon_fa, triton_fa, triton_fa_tma  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
-from conftest import ROOT, rel_err  # noqa: E402
+from conftest import ROOT, rel_err, tuned_in  # noqa: E402
 
 INTERP_CHECK = os.path.join(ROOT, "tools", "kernels", "interp_check.py")  # a developer tool, not in the package
 
@@ -949,21 +949,15 @@ GPU_CASES = ["plain_f16", "causal_bf16", "bottom_right_f16", "gqa_f16", "mixed",
 @contextlib.contextmanager
 def fa_kernel_configs(case: str):
     """For a case named `gluon_*`: the tuned table picks gluon_fa's kernel wherever it covers
-    the case, and the in-process kernel cache starts empty; any other case: as tuned."""
+    the case (run-time masks too), and the in-process kernel cache starts empty; any other
+    case: as tuned."""
     if not case.startswith(("gluon_", "attn_gluon_", "mask_gluon_")):
         yield
         return
-    saved, cache = dict(fa_configs.TUNED_CONFIGS), dict(kernel_build._ATTENTION_CACHE)
-    for key in [k for k in fa_configs.TUNED_CONFIGS if k[0] == 90]:
-        fa_configs.TUNED_CONFIGS[key] = dict(fa_configs.TUNED_CONFIGS[key], GLUON=True, GLUON_MASKS=("key_padding", "full"))
-    kernel_build._ATTENTION_CACHE.clear()
-    try:
+    with tuned_in(fa_configs.TUNED_CONFIGS, kernel_build._ATTENTION_CACHE, {
+            key: dict(cfg, GLUON=True, GLUON_MASKS=("key_padding", "full"))
+            for key, cfg in fa_configs.TUNED_CONFIGS.items() if key[0] == 90}):
         yield
-    finally:
-        fa_configs.TUNED_CONFIGS.clear()
-        fa_configs.TUNED_CONFIGS.update(saved)
-        kernel_build._ATTENTION_CACHE.clear()
-        kernel_build._ATTENTION_CACHE.update(cache)
 
 
 def gpu_case(case: str):
