@@ -93,6 +93,7 @@ def main() -> int:
     import triton
 
     _source_checkout()
+    from flashlift.compiler.kernel_build import PTX_VERSION
     from flashlift.compiler.kernels import triton_gemm as g
 
     dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
@@ -125,7 +126,7 @@ def main() -> int:
         for cfg in candidates:
             c = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
             try:
-                ck, full = g.compile_gemm(spec, arch, cfg)
+                ck, full = g.compile_gemm(spec, arch, cfg, PTX_VERSION)   # as kernel_build builds it
                 runner = ck[g.grid(spec, full)]
                 args = g.launch_args(spec, arch, full, x, w, b, gate, c)
                 fn = lambda: runner(*args)  # noqa: E731

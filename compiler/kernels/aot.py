@@ -59,6 +59,17 @@ class KernelBinary:
 _ENTRY_RE = re.compile(r"\.visible\s+\.entry\s+(\w+)\s*\((.*?)\)", re.S)
 
 
+def tensor_map_options(opts: dict) -> dict:
+    """triton.compile's options for a kernel that builds TMA tensor maps on the device: without
+    `ptx_version`, i.e. Triton's own PTX version. Asked for `.version 8.4`, Triton 3.6 writes
+    each map's row stride in 16-byte units (`tensormap.replace.tile.global_stride ... 32` for
+    512-byte rows, 512 with its own 8.7), which the cubin then reads as bytes: the loads come
+    from the wrong rows (measured: NaN from triton_fa_tma on an H200, 2026-11-22; rel. error 1.0
+    from the TMA GEMM through IREE on an H100, 2026-12-07). sm_90 modules carry the cubin, so
+    no driver JIT-compiles this PTX."""
+    return {k: v for k, v in opts.items() if k != "ptx_version"}
+
+
 def attention_source(fn, *, tdt: str, consts: dict, mask: str, mask_dtype: str, source=None):
     """triton's ASTSource (or `source`, e.g. Gluon's) of an attention kernel fn(Q, K, V, KPM,
     O, **consts): pointers of element type tdt (KPM of mask_dtype where there is a mask, else

@@ -326,6 +326,6 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
     src = aot.attention_source(_fa_fwd_gluon_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype,
                                source=GluonASTSource)
     # the default partition's warps: all eight consumer warps, or consumer 0's four
-    opts = {**{k: v for k, v in opts.items() if k not in ("ptx_version", "num_stages")},
+    opts = {**{k: v for k, v in aot.tensor_map_options(opts).items() if k != "num_stages"},
             "num_warps": 8 // consts["CONSUMERS"]}
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts), consts

@@ -247,8 +247,5 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         NUM_PROGS=grid(cfg, batch, heads, sq)[0] if cfg.get("PERSISTENT") else 1,
         EMPTY_ROWS_NAN=empty_rows == "nan")
     src = aot.attention_source(_fa_fwd_tma_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype)
-    # Triton's own PTX version: with `.version 8.4` (what triton_fa asks for, so that older
-    # drivers can JIT its PTX) this kernel computes NaN on an H200 (measured 2026-11-22,
-    # Triton launch and driver launch alike). sm_90 modules carry the cubin, never JIT-ed.
-    opts = {k: v for k, v in opts.items() if k != "ptx_version"}
+    opts = aot.tensor_map_options(opts)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts), consts

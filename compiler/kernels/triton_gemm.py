@@ -319,6 +319,8 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
     opts = dict(num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
     if ptx_version is not None:
         opts["ptx_version"] = ptx_version
+    if cfg.get("TMA"):
+        opts = aot.tensor_map_options(opts)
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=opts), cfg
 
 

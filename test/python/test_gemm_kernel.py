@@ -7,6 +7,7 @@ without one).
 """
 
 import contextlib
+import re
 import dataclasses
 import os
 import subprocess
@@ -19,7 +20,8 @@ pytest.importorskip("triton")
 
 import flashlift  # noqa: E402
 from flashlift.compiler import kernel_build  # noqa: E402
-from flashlift.compiler.kernels import triton_gemm  # noqa: E402
+from flashlift.compiler.kernel_build import PTX_VERSION  # noqa: E402
+from flashlift.compiler.kernels import triton_fa, triton_gemm  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
 from conftest import ROOT, rel_err, tuned_in  # noqa: E402
 from hf_models import build_bert, build_llama  # noqa: E402
@@ -109,6 +111,26 @@ def gemm_configs(case: str):
             (90, "large"): triton_gemm.TMA_CANDIDATES[0],
             (90, "small"): next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)}):
         yield
+
+
+@pytest.mark.parametrize("build", [
+    lambda: triton_gemm.build_gemm(triton_gemm.GemmSpec(256, 512, 256), 90, triton_gemm.TMA_CANDIDATES[0],
+                                   ptx_version=PTX_VERSION),
+    lambda: triton_fa.build_ptx(batch=1, heads=2, kv_heads=2, sq=256, skv=256, head_dim=64, arch=90,
+                                config={"TMA": True}, ptx_version=PTX_VERSION),
+    lambda: triton_fa.build_ptx(batch=1, heads=2, kv_heads=2, sq=256, skv=256, head_dim=64, arch=90,
+                                config={"GLUON": True}, ptx_version=PTX_VERSION),
+], ids=["tma_gemm", "tma_attention", "gluon_attention"])
+def test_tensor_maps_keep_their_row_stride_in_bytes(build):
+    """A kernel that builds TMA tensor maps on the device is compiled at Triton's own PTX
+    version whatever kernel_build asks for: at `.version 8.4` Triton writes a map's row stride
+    in 16-byte units, which the cubin reads as bytes (aot.tensor_map_options; through IREE on an
+    H100 the TMA GEMM gave rel. error 1.0). Rows here are 256 or 64 f16: 512 or 128 bytes."""
+    kb = build()
+    assert kb.ptx_version != "8.4"
+    strides = set(re.findall(r"mov.b64\s+%rd\d+, (\d+);\s*// begin inline asm\s*@%p\d+ tensormap.replace.tile.global_stride",
+                             kb.ptx))
+    assert strides and all(int(x) >= 128 and int(x) % 16 == 0 for x in strides), strides
 
 
 def test_tma_kernel_in_a_compiled_model():
