@@ -74,12 +74,21 @@ _D128_CAUSAL = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, REVERSE
 _D64 = dict(_D64_CAUSAL, TMA=True, PERSISTENT=True, TMA_MASKS=("full",))
 _D128 = dict(BLOCK_M=128, BLOCK_N=128, num_warps=8, num_stages=3, FOLD_SCALE=True, TMA=True, PERSISTENT=True,
              TMA_MASKS=("full", "key_padding"))
+# Head dim 128, more than 1024 keys, no run-time mask: gluon_fa's kernel (GLUON_TILE, 3
+# stages), the others where it does not cover the case (and for every run-time mask: no
+# GLUON_MASKS). Kernel alone vs cuDNN's SDPA, compare_kernels.py on an H100, 2026-12-07
+# (bench/results/gluon-kernel-h100.md), Gluon / the kernel it replaces: causal 0.98-1.06x /
+# 0.90-0.92x (f16), 0.96-1.02x / 0.85-0.90x (bf16); non-causal 0.92-0.99x / 0.89-0.95x (f16),
+# 0.90-1.00x / 0.88-0.93x (bf16). It loses at 1024 keys (8x16x1024: 0.78x / TMA 0.94x: a
+# program per 128 query rows, no persistent grid), at head dim 64 (0.57-0.86x: one 384-thread
+# CTA per SM) and with run-time masks (0.91-1.06x / TMA 1.14-1.20x).
 TUNED_CONFIGS: dict = {}
 for _dt in ("fp16", "bf16"):
     for _cls in ("short", "long"):
         for _causal in (False, True):
             TUNED_CONFIGS[(90, 64, _causal, _dt, _cls)] = _D64_CAUSAL if _causal else _D64
-            TUNED_CONFIGS[(90, 128, _causal, _dt, _cls)] = _D128_CAUSAL if _causal else _D128
+            TUNED_CONFIGS[(90, 128, _causal, _dt, _cls)] = dict(_D128_CAUSAL if _causal else _D128,
+                                                                GLUON=_cls == "long")
 
 
 def tuned_config(head_dim: int, arch: int, *, causal: bool = False, dtype: str = "fp16",
@@ -104,9 +113,10 @@ KERNEL_CHOICES = ("TMA", "GLUON")
 TMA_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=2)
 TMA_MASK_TILE = dict(TMA_TILE, BLOCK_N=64)
 # The tile of gluon_fa's kernel: 128 query rows for two consumer warpgroups (CONSUMERS=2: a
-# partition each; 1: one 8-warp partition), 128-key tiles in a 2-stage ring, a loader warp.
+# partition each; 1: one 8-warp partition), 128-key tiles in a 3-stage ring (2 stages: 2-12%
+# slower at head dim 128 on an H100), a loader warp.
 # maxnreg 168 over its 12 warps leaves each consumer thread 240 registers.
-GLUON_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=2, CONSUMERS=2, maxnreg=168)
+GLUON_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=3, CONSUMERS=2, maxnreg=168)
 
 
 def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_right: bool = False,

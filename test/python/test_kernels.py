@@ -281,6 +281,19 @@ def test_gluon_kernel_builds_for_sm90(kw):
     assert kb.shared_mem_bytes <= triton_fa.MAX_SHARED_OPTIN[90]
 
 
+@pytest.mark.parametrize("kw,entry", [
+    (dict(sq=2048, skv=2048), GLUON_ENTRY),                                  # tuned in: long, no mask
+    (dict(sq=2048, skv=2048, causal="top_left", dtype="bf16"), GLUON_ENTRY),
+    (dict(sq=2048, skv=2048, mask_dtype="f32"), TMA_ENTRY),                  # run-time masks: TMA
+    (dict(sq=2048, skv=2048, key_padding_mask_dtype="f32"), TMA_ENTRY),
+    (dict(sq=1024, skv=1024), TMA_ENTRY),                                    # 1024 keys: TMA
+    (dict(sq=2048, skv=2048, head_dim=64), TMA_ENTRY),                       # head dim 64: not Gluon
+    (dict(sq=2000, skv=2048, causal="top_left"), ENTRY),                     # not covered: the pointer kernel
+])
+def test_tuned_table_picks_the_gluon_kernel_where_it_won(kw, entry):
+    assert _build(**kw).name == entry.decode()
+
+
 def test_gluon_kernel_overlaps_the_softmax_with_the_next_product():
     """The schedule is in the PTX: per key tile, q @ k and p @ v are issued before the wait for
     one outstanding group (the softmax of tile j runs while p_{j-1} @ v_{j-1} does)."""

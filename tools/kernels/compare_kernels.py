@@ -1,6 +1,6 @@
 """The FA kernels side by side on a GPU: triton_fa's pointer kernel, triton_fa_tma's
 TMA + warp-specialised kernel (a program per tile, and persistent: a program per SM) and
-gluon_fa's kernel (two consumer partitions, one 8-warp partition, 3 stages), each exactly as
+gluon_fa's kernel (two consumer partitions, or one 8-warp partition; 3 or 2 stages), each exactly as
 build_ptx compiles it, against torch SDPA. A kernel that does not cover a case shows "-".
 
 Needs a CUDA GPU with torch and Triton 3.6 (the GPU machine; no IREE):
@@ -40,7 +40,7 @@ CASES = [  # B, H, S, D, causal, run-time mask ("" | "kpm": (B, S) key padding |
 KINDS = {"pointer": {"TMA": False, "GLUON": False}, "tma": {"TMA": True, "GLUON": False},
          "tma_persistent": {"TMA": True, "PERSISTENT": True, "GLUON": False},
          "gluon": {"GLUON": True}, "gluon_1p": {"GLUON": True, "CONSUMERS": 1},
-         "gluon_s3": {"GLUON": True, "num_stages": 3}}
+         "gluon_s2": {"GLUON": True, "num_stages": 2}}
 
 
 def make_mask(kind: str, b: int, s: int, device: str):
