@@ -101,8 +101,9 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # the peer is IREE on its own: no raising and none of flashlift's kernels (attention, GEMM);
         # flashlift_sdpa is the same model with transformers' default attention (SDPA), which
         # must reach the same kernels at the same speed
-        # flashlift and flashlift_sdpa: fuse-linears where the target runs it by default (the CPU),
-        # the norm kernel (LayerNorm, RMSNorm); flashlift_unfused / flashlift_fused flip fuse-linears (CPU / GPUs),
+        # flashlift and flashlift_sdpa: fuse-linears as the target runs it by default (the CPU: every
+        # group; GPUs: Q/K/V the attention kernel reads in place), the norm kernel (LayerNorm,
+        # RMSNorm); flashlift_unfused (CPU) turns fuse-linears off, flashlift_fused (GPUs) fuses every group,
         # flashlift_no_norm_kernel leaves the residual add + norm to IREE
         # flashlift_no_activation_epilogue (GPUs) leaves GELU / SwiGLU to IREE, not the GEMM kernel's epilogue
         flipped = ("flashlift_unfused", True, "eager", False, True) if target == "cpu" else \

@@ -39,24 +39,28 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
                  fuse_activations: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
-    measured faster (the CPU); True/False: on/off on any target. fuse_norms: the LayerNorm / RMSNorm
+    measured faster (the CPU: every group; CUDA with kernels: the groups the attention kernel
+    reads in place); True/False: every group / none, on any target. fuse_norms: the LayerNorm / RMSNorm
     kernel where the target has one (False: IREE's). fuse_activations: a GELU or SwiGLU after a
     linear layer in the GEMM kernel's epilogue (False: IREE's). One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
-    if fuse_linears is None:
-        # by default on the CPU only. On an H200 (bench/results/seed-gpu-h200.md), with the
-        # attention kernel reading Q/K/V at their columns of the fused result, the seed's kernel
-        # time is the same fused or not (98 us: the GEMMs 2.4 us less, the attention 1.7 more)
-        # and its calls 0.90-0.93x in 3 of 4 runs; LLaMA's gate/up and rotary Q/K (slices
-        # copied) 0.94x (models-gpu-h200.md). fuse-linears{reads=attention} fuses only what
-        # the attention reads in place.
-        fuse_linears = t.kind == "cpu"
-    if raise_attention and fuse_linears:
+    fuse = "fuse-linears" if fuse_linears else None
+    if fuse_linears is None and t.kind == "cpu":
+        fuse = "fuse-linears"  # every group: one GEMM for Q/K/V and for gate/up (bench/results/seed-cpu.md)
+    elif fuse_linears is None and t.kernel_arch and use_kernels:
+        # CUDA: only the groups the attention kernel reads in place, at their columns of the
+        # fused result (BERT's Q/K/V, the seed's): on an H100 BERT x4 0.93-0.98x the time in
+        # 10 of 10 runs and the seed 0.89-0.93x in 2 of 2 (models-gpu-h100.md). Not LLaMA's
+        # gate/up, which would lose the SwiGLU epilogue, nor Q/K behind rotary embeddings,
+        # whose slices would be copies (all groups: 1.15x its time). (An H200 measured the
+        # seed fused 0.90-0.93x as fast in 3 of 4 runs at 6c9c0b7, seed-gpu-h200.md.)
+        fuse = "fuse-linears{reads=attention}"
+    if raise_attention and fuse:
         # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:
         # linear layers reading one input (Q/K/V, gate/up) become one GEMM with its epilogue
-        elements.insert(elements.index("unbatch-matmuls") + 1, "fuse-linears")
+        elements.insert(elements.index("unbatch-matmuls") + 1, fuse)
     if raise_attention and t.raise_attention:
         # the configs and kernels read Q, K, V, O with their batch dims leading, in one order
         elements.append("canonicalize-layouts")

@@ -526,9 +526,9 @@ def test_seq_first_layout_is_read_in_place_by_the_kernel():
 
 
 def test_projection_layouts_are_read_in_place():
-    """A BERT-style block: Q/K/V as the projections leave them ((B, S, H, D) views), O written
-    in the layout the output projection reads; no activation is transposed, so IREE fuses the
-    projections' bias adds into their matmuls."""
+    """A BERT-style block: Q/K/V as the projections leave them ((B, S, H, D) views, or columns
+    of the fused projection), O written in the layout the output projection reads; no
+    activation is transposed, so IREE fuses the projections' bias adds into their matmuls."""
 
     class Block(torch.nn.Module):
         def __init__(self):
@@ -541,11 +541,16 @@ def test_projection_layouts_are_read_in_place():
             return self.o(attention(q, k, v, mask).transpose(1, 2).reshape(b, s, 256))
 
     args = (rand(2, 128, 256), bert_mask(2, 128, -65504.0))
-    low = lowered(Block().half(), args)
+    low = lowered(Block().half(), args, fuse_linears=False)
     [rec] = low.of("dispatch-attention")
     assert rec.outcome == "triton-fa sm_90", rec
     assert rec.details["kernel"]["layout"] == "Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D), O (B, S, H, D)"
     assert "permutation = [0, 2, 1, 3]" not in low.text
+    # CUDA's default fuses the three projections (fuse-linears{reads=attention}): the kernel
+    # reads Q, K and V at their columns of the one GEMM's result
+    [rec] = lowered(Block().half(), args).of("dispatch-attention")
+    assert rec.details["kernel"]["layout"] == ("Q cols 0:256 of [256, 768], K cols 256:512 of [256, 768], "
+                                               "V cols 512:768 of [256, 768], O (B, S, H, D)"), rec
 
 
 @pytest.mark.parametrize("use_kernels", [True, False], ids=["kernel", "codegen"])

@@ -63,10 +63,14 @@ def test_pipelines_list_their_steps():
     assert "kernels=off" in pipeline_for("cuda:sm_90", use_kernels=False)
     assert "raise-attention" not in pipeline_for("cpu", raise_attention=False)
     assert "canonicalize-layouts" not in pipeline_for("vulkan")  # raised, then decomposed by IREE for SPIR-V
-    # fuse-linears: by default on the CPU only (no faster on an H200); either way on request
-    assert "fuse-linears" in pipeline_for("cpu") and "fuse-linears" not in sm90
-    assert "fuse-linears" in pipeline_for("cuda:sm_90", fuse_linears=True)
+    # fuse-linears: every group on the CPU, on CUDA with kernels only what the attention kernel
+    # reads in place, none where IREE's codegen reads the slices (copies); either way on request
+    assert "fuse-linears," in pipeline_for("cpu") and "fuse-linears{reads=attention}," in sm90
+    assert "fuse-linears" not in pipeline_for("cuda:sm_90", use_kernels=False)
+    assert "fuse-linears" not in pipeline_for("rocm") and "fuse-linears" not in pipeline_for("cuda:sm_86")
+    assert "fuse-linears," in pipeline_for("cuda:sm_90", fuse_linears=True)
     assert "fuse-linears" not in pipeline_for("cpu", fuse_linears=False)
+    assert "fuse-linears" not in pipeline_for("cuda:sm_90", fuse_linears=False)
     # the GELU / SwiGLU epilogues of the GEMM kernel: on unless asked off
     assert "dispatch-gemms{target=cuda:sm_90 activations=off}" in pipeline_for("cuda:sm_90", fuse_activations=False)
 
