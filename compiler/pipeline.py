@@ -52,7 +52,7 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
     elif fuse_linears is None and t.kernel_arch and use_kernels:
         # CUDA: only the groups the attention kernel reads in place, at their columns of the
         # fused result (BERT's Q/K/V, the seed's): on an H100 BERT x4 0.93-0.98x the time in
-        # 10 of 10 runs and the seed 0.89-0.93x in 2 of 2 (models-gpu-h100.md). Not LLaMA's
+        # 10 of 10 runs and the seed 0.89-0.94x in 3 of 3 (models-gpu-h100.md, seed-gpu-h100.md). Not LLaMA's
         # gate/up, which would lose the SwiGLU epilogue, nor Q/K behind rotary embeddings,
         # whose slices would be copies (all groups: 1.15x its time). (An H200 measured the
         # seed fused 0.90-0.93x as fast in 3 of 4 runs at 6c9c0b7, seed-gpu-h200.md.)
