@@ -7,9 +7,10 @@ lower-level language, states the schedule instead: layouts, shared memory, mbarr
 asynchronous wgmma are explicit, so the loop below is the schedule it runs.
 
   * Partitions (`gl.warp_specialize`): a loader warp (24 registers) issues the TMA loads of
-    the query tile and of each key/value tile into a STAGES-deep ring; the default partition,
-    NUM_WARPS = 8 warps (two warpgroups, 64 query rows each), computes. An mbarrier per stage
-    says "K (V) landed" and one says "stage consumed".
+    each consumer's query rows and of each key/value tile into a STAGES-deep ring; two
+    consumer warpgroups of BLOCK_M / 2 query rows compute, each its own partition at 240
+    registers (CONSUMERS=2; CONSUMERS=1: one 8-warp partition for all rows, 5-8% slower). An
+    mbarrier per stage says "K (V) landed" and one says "stage consumed" (by every consumer).
   * Each key tile j, per consumer warpgroup, reads top to bottom as:
         issue s = q @ k_j^T                                   (tensor cores)
         issue o += p_{j-1} @ v_{j-1}                          (tensor cores, queued after it)
@@ -26,7 +27,10 @@ a (B, Sq, Skv) or (Sq, Skv) one: pointer loads in the consumers, issued under th
 (B, H, S, D) / (B, S, H, D) layouts (fa_layouts.py), grouped-query. Anything else takes
 triton_fa_tma or triton_fa_ptr.
 
-ABI: triton_fa's (Q, K, V[, key-padding mask], O, global_scratch, profile_scratch); the
+Measured (bench/results/gluon-kernel-h100.md): fastest of the three kernels at head dim 128
+beyond 1024 keys without a run-time mask, where fa_configs tunes it in.
+
+ABI: triton_fa's (Q, K, V[, mask], O, global_scratch, profile_scratch); the
 tensor maps are built on the device into global_scratch (128 bytes each per CTA), as in
 triton_fa_tma.
 """
