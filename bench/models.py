@@ -175,7 +175,7 @@ def torch_peers(name: str, layers: int, dtype, device: str, hidden, mask, peers:
     return cands
 
 
-def run(modules_dir: str, out_dir: str, peers: list[str], names: tuple = (), tag: str = "") -> None:
+def run(modules_dir: str, out_dir: str, peers: list[str], names: tuple = (), tag: str = "", rounds: int = 6) -> None:
     manifest, device = load_manifest(modules_dir)
     rows = []
     for e in manifest["models"]:
@@ -192,19 +192,19 @@ def run(modules_dir: str, out_dir: str, peers: list[str], names: tuple = (), tag
         cands = flashlift_candidates(modules_dir, e["modules"], (hidden, mask), parameters=weights)
         with torch.no_grad():
             cands.update(torch_peers(e["name"], e["layers"], dtype, device, hidden, mask, peers))
-            measure(row, cands, ref, device, e["name"])
+            measure(row, cands, ref, device, e["name"], rounds=rounds)
         rows.append(row)
         print(row, flush=True)
-    _write(rows, manifest, device, out_dir, tag)
+    _write(rows, manifest, device, out_dir, tag, rounds)
 
 
-def _write(rows, manifest, device, out_dir, tag=""):
+def _write(rows, manifest, device, out_dir, tag="", rounds=6):
     os.makedirs(out_dir, exist_ok=True)
     name = device_name(device)
     write_model_table(
         f"End-to-end benchmark: {name}",
         [f"flashlift commit: {manifest.get('commit')} (target `{manifest['target']}`); torch {torch.__version__}",
-         "median ms of 30 warm calls per peer, timed in interleaved rounds; every candidate is the model with its own weights, called directly on the inputs (flashlift: the module loaded with the model's state dict as its IREE parameters; on CUDA the inputs are the torch tensors, zero-copy, and the result comes back as a CUDA tensor); torch peers: the SDPA model; err vs the model in f32",
+         f"median ms of {rounds * 5} warm calls per peer, timed in {rounds} interleaved rounds of 5; every candidate is the model with its own weights, called directly on the inputs (flashlift: the module loaded with the model's state dict as its IREE parameters; on CUDA the inputs are the torch tensors, zero-copy, and the result comes back as a CUDA tensor); torch peers: the SDPA model; err vs the model in f32",
          f"IREE runtime flags: {os.environ.get('FLASHLIFT_IREE_FLAGS') or 'defaults'}"],
         rows, os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}{tag}.md"))
 
@@ -222,6 +222,9 @@ def main() -> int:
     p.add_argument("--iree-flags", default="", help="IREE runtime flags, e.g. --cuda_use_streams=false")
     p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument("--models", default="", help=f"comma list of {', '.join(SPECS)} (default: all)")
+    p.add_argument("--rounds", type=int, default=6,
+                   help="interleaved rounds of 5 calls per candidate (on the H100, 6 rounds left a +-10%% "
+                        "spread from run to run: models-gpu-h100.md)")
     a = p.parse_args()
     dtype = a.dtype or ("f32" if a.target == "cpu" else "f16")
     modules = a.modules or a.out or os.path.join(ROOT, "build", "bench", "models-" + a.target.replace(":", "_"))
@@ -233,7 +236,7 @@ def main() -> int:
 
             rt.flags.parse_flags(*a.iree_flags.split())
             os.environ["FLASHLIFT_IREE_FLAGS"] = a.iree_flags
-        run(modules, a.out_dir, a.peers.split(","), tuple(filter(None, a.models.split(","))), a.tag)
+        run(modules, a.out_dir, a.peers.split(","), tuple(filter(None, a.models.split(","))), a.tag, a.rounds)
     return 0
 
 
