@@ -11,6 +11,7 @@ The tuning tools (tools/kernels/) read the same tables.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 from flashlift.compiler.kernels import gluon_fa, triton_fa_tma
@@ -137,27 +138,24 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_rig
     cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
     config = config or {}
     cfg.update(config)
-    if mask and "TMA" not in config:
-        cfg["TMA"] = cfg.get("TMA", False) and mask in cfg.get("TMA_MASKS", ())
-    if mask and "GLUON" not in config:
-        cfg["GLUON"] = cfg.get("GLUON", False) and mask in cfg.get("GLUON_MASKS", ())
+    for flag in KERNEL_CHOICES:  # with a run-time mask: the tuned <flag>_MASKS, or the caller, decides
+        if mask and flag not in config:
+            cfg[flag] = cfg.get(flag, False) and mask in cfg.get(f"{flag}_MASKS", ())
     for f in VARIANT_FLAGS:
         cfg[f] = bool(cfg.get(f, False))
-    if cfg["GLUON"]:
-        tile = {k: config.get(k, v) for k, v in GLUON_TILE.items()}
-        why = gluon_fa.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale, causal=causal,
-                              bottom_right=bottom_right, block_m=tile["BLOCK_M"],
-                              block_n=tile["BLOCK_N"])
-        cfg["GLUON"] = not why
-        if cfg["GLUON"]:
-            cfg.update(tile, TMA=False)
-    if cfg["TMA"]:
-        tile = {k: config.get(k, v) for k, v in (TMA_MASK_TILE if mask else TMA_TILE).items()}
-        why = triton_fa_tma.covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale,
-                                   block_m=tile["BLOCK_M"], block_n=tile["BLOCK_N"])
-        cfg["TMA"] = not why
-        if cfg["TMA"]:
+
+    def take(flag: str, tile: dict, covers) -> None:
+        """The kernel `flag` chooses, with its tile (the caller's entries first), where it
+        covers the case; else the flag off and the tile as it was."""
+        tile = {k: config.get(k, v) for k, v in tile.items()}
+        cfg[flag] = cfg[flag] and not covers(arch=arch, head_dim=head_dim, sq=sq, skv=skv, scale=scale,
+                                             block_m=tile["BLOCK_M"], block_n=tile["BLOCK_N"])
+        if cfg[flag]:
             cfg.update(tile)
+
+    take("GLUON", GLUON_TILE, functools.partial(gluon_fa.covers, causal=causal, bottom_right=bottom_right))
+    cfg["TMA"] = cfg["TMA"] and not cfg["GLUON"]
+    take("TMA", TMA_MASK_TILE if mask else TMA_TILE, triton_fa_tma.covers)
     # Not with a single query tile per head: Triton 3.6's warp specialisation of the tile
     # loop then fails to compile ("operation destroyed but still has uses").
     cfg["PERSISTENT"] = bool(cfg.get("PERSISTENT", False)) and cfg["TMA"] and sq > cfg["BLOCK_M"]
