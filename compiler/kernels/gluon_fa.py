@@ -47,7 +47,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared
 from flashlift.compiler.kernels import aot, triton_fa_tma
 from flashlift.compiler.kernels.fa_layouts import layout_consts
 
-LOG2E = 1.4426950408889634
+LOG2E = gl.constexpr(1.4426950408889634)  # (a constexpr: the kernel reads it)
 
 
 @gluon.jit
@@ -91,10 +91,10 @@ def _mask_tile(mask_base, j, row0, MASK: gl.constexpr, SKV: gl.constexpr, CM: gl
     row0; 0 without a mask."""
     cols = j * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
     if MASK == "key_padding":
-        return gl.load(mask_base + cols).to(gl.float32) * 1.4426950408889634
+        return gl.load(mask_base + cols).to(gl.float32) * LOG2E
     elif MASK == "full":
         rows = row0 + gl.arange(0, CM, layout=gl.SliceLayout(1, s_layout))
-        return gl.load(mask_base + rows[:, None] * SKV + cols[None, :]).to(gl.float32) * 1.4426950408889634
+        return gl.load(mask_base + rows[:, None] * SKV + cols[None, :]).to(gl.float32) * LOG2E
     else:
         return 0.0
 
@@ -320,7 +320,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
     if why:
         raise ValueError(f"gluon_fa does not cover this case: {why}")
     consts = dict(
-        SM_SCALE_LOG2=float(scale) * LOG2E,
+        SM_SCALE_LOG2=float(scale) * LOG2E.value,
         B=batch, H=heads, KV_RATIO=heads // kv_heads, SQ=sq, SKV=skv, HEAD_DIM=head_dim,
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], STAGES=cfg["num_stages"], CONSUMERS=cfg.get("CONSUMERS", 2), CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
