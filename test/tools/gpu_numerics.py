@@ -48,7 +48,7 @@ def build(out_dir: str, target: str, prefix: str = "") -> None:
         if prefix and not name.startswith(tuple(prefix.split(","))):
             continue
         model, args, tol, kwargs = gpu_case(case)
-        # `*_tma`: the GEMM kernel's TMA variant; `attn_gluon_*`: gluon_fa's attention kernel
+        # `*_tma`: the GEMM kernel's TMA variant; `attn_gluon_*`, `mask_gluon_*`: gluon_fa's attention kernel
         with test_gemm_kernel.gemm_configs(name), test_kernels.fa_kernel_configs(name):
             compiled = flashlift.compile_model(model, args, target=target, use_kernels=use_kernels, **kwargs)
         paths = sorted({s.path + (f" ({s.details['kernel']['name']}" + (f", empty rows {s.details['kernel']['empty_rows']}"
