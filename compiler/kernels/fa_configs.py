@@ -117,7 +117,7 @@ TMA_MASK_TILE = dict(TMA_TILE, BLOCK_N=64)
 # partition each; 1: one 8-warp partition), 128-key tiles in a 3-stage ring (2 stages: 2-12%
 # slower at head dim 128 on an H100), a loader warp.
 # maxnreg 168 over its 12 warps leaves each consumer thread 240 registers.
-GLUON_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=3, CONSUMERS=2, maxnreg=168)
+GLUON_TILE = dict(BLOCK_M=128, BLOCK_N=128, num_warps=4, num_stages=3, CONSUMERS=2, maxnreg=168, PERSISTENT=True)
 
 
 def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_right: bool = False,
@@ -132,7 +132,7 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_rig
     pointer-kernel tile stays. mask: "" (none), "key_padding" or "full" (a run-time
     mask, see compile_kernel). A tuned TMA flag holds for cases without a mask; with a
     mask, the tuned TMA_MASKS (the mask kinds that take the TMA kernel) or the caller's
-    TMA decides. PERSISTENT (a program per SM) applies to the TMA kernel only. GLUON (the
+    TMA decides. PERSISTENT (a program per SM) applies to the TMA and Gluon kernels. GLUON (the
     kernel of gluon_fa.py, GLUON_TILE) comes before TMA where gluon_fa.covers the case; with
     a mask, as for TMA, the tuned GLUON_MASKS or the caller's GLUON decides."""
     cfg = dict(tuned_config(head_dim, arch, causal=causal, dtype=dtype, sq=sq, skv=skv))
@@ -158,7 +158,7 @@ def resolve_config(*, head_dim: int, arch: int, causal: bool = False, bottom_rig
     take("TMA", TMA_MASK_TILE if mask else TMA_TILE, triton_fa_tma.covers)
     # Not with a single query tile per head: Triton 3.6's warp specialisation of the tile
     # loop then fails to compile ("operation destroyed but still has uses").
-    cfg["PERSISTENT"] = bool(cfg.get("PERSISTENT", False)) and cfg["TMA"] and sq > cfg["BLOCK_M"]
+    cfg["PERSISTENT"] = bool(cfg.get("PERSISTENT", False)) and (cfg["TMA"] or cfg["GLUON"]) and sq > cfg["BLOCK_M"]
     if scale <= 0:                 # max(qk) * scale is the row max only for scale > 0
         cfg["FOLD_SCALE"] = False
     if not causal:

@@ -35,12 +35,12 @@ tensor maps are built on the device into global_scratch (128 bytes each per CTA)
 triton_fa_tma.
 """
 
-from __future__ import annotations
 
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
+from triton.language.core import _aggregate as aggregate
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                              warpgroup_mma_wait)
 
@@ -64,23 +64,128 @@ def _operand_desc(ptr, SEQ_MAJOR: gl.constexpr, ROWS: gl.constexpr, ROW_W: gl.co
                                           block_shape=[BLOCK, HEAD_DIM], layout=layout)
 
 
+@aggregate
+class _Problem:
+    """The attention problem as every partition sees it: its shapes and layouts (constexprs),
+    the mask's pointer, and which query tiles this program takes (`tile(t)`: where tile t's
+    operands are). With NUM_PROGS == TILES a program takes one tile; with fewer (persistent),
+    program p takes tiles p, p + NUM_PROGS, ..."""
+    B: gl.constexpr
+    H: gl.constexpr
+    KV_RATIO: gl.constexpr
+    SQ: gl.constexpr
+    SKV: gl.constexpr
+    HEAD_DIM: gl.constexpr
+    CAUSAL: gl.constexpr
+    DIAG: gl.constexpr
+    BLOCK_M: gl.constexpr
+    BLOCK_N: gl.constexpr
+    CONSUMERS: gl.constexpr
+    O_SEQ_MAJOR: gl.constexpr
+    Q_SEQ_MAJOR: gl.constexpr
+    K_SEQ_MAJOR: gl.constexpr
+    V_SEQ_MAJOR: gl.constexpr
+    Q_COL0: gl.constexpr
+    K_COL0: gl.constexpr
+    V_COL0: gl.constexpr
+    MASK: gl.constexpr
+    MASK_BATCHED: gl.constexpr
+    TILES: gl.constexpr
+    NUM_PROGS: gl.constexpr
+    mask_ptr: gl.tensor
+
+    @gluon.constexpr_function
+    def __init__(self, B, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, DIAG, BLOCK_M, BLOCK_N, CONSUMERS,
+                 O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, Q_COL0, K_COL0, V_COL0, MASK, MASK_BATCHED,
+                 TILES, NUM_PROGS, mask_ptr):
+        self.B, self.H, self.KV_RATIO = gl.constexpr(B), gl.constexpr(H), gl.constexpr(KV_RATIO)
+        self.SQ, self.SKV, self.HEAD_DIM = gl.constexpr(SQ), gl.constexpr(SKV), gl.constexpr(HEAD_DIM)
+        self.CAUSAL, self.DIAG = gl.constexpr(CAUSAL), gl.constexpr(DIAG)
+        self.BLOCK_M, self.BLOCK_N, self.CONSUMERS = gl.constexpr(BLOCK_M), gl.constexpr(BLOCK_N), gl.constexpr(CONSUMERS)
+        self.O_SEQ_MAJOR, self.Q_SEQ_MAJOR = gl.constexpr(O_SEQ_MAJOR), gl.constexpr(Q_SEQ_MAJOR)
+        self.K_SEQ_MAJOR, self.V_SEQ_MAJOR = gl.constexpr(K_SEQ_MAJOR), gl.constexpr(V_SEQ_MAJOR)
+        self.Q_COL0, self.K_COL0, self.V_COL0 = gl.constexpr(Q_COL0), gl.constexpr(K_COL0), gl.constexpr(V_COL0)
+        self.MASK, self.MASK_BATCHED = gl.constexpr(MASK), gl.constexpr(MASK_BATCHED)
+        self.TILES, self.NUM_PROGS = gl.constexpr(TILES), gl.constexpr(NUM_PROGS)
+        self.mask_ptr = mask_ptr
+
+    @gluon.jit
+    def tile(self, t):
+        """Query tile t: (row0, its first query row; n_tiles, its key tiles, the first n_full of
+        them wholly below a causal diagonal; the row and column of its Q, K, V and O tiles in
+        their 2-D views; its batch entry's mask). Causal tiles go longest first over every
+        head; otherwise a head's query tiles are neighbours (they share its K/V in L2)."""
+        M_TILES: gl.constexpr = self.SQ // self.BLOCK_M
+        KVH: gl.constexpr = self.H // self.KV_RATIO
+        if self.CAUSAL:
+            start_m = M_TILES - 1 - t // (self.B * self.H)
+            off_bh = t % (self.B * self.H)
+        else:
+            start_m = t % M_TILES
+            off_bh = t // M_TILES
+        off_b = off_bh // self.H
+        off_h = off_bh % self.H
+        off_kvh = off_h // self.KV_RATIO
+        row0 = start_m * self.BLOCK_M
+        if self.CAUSAL:
+            n_tiles = gl.minimum((row0 + self.BLOCK_M + self.DIAG + self.BLOCK_N - 1) // self.BLOCK_N,
+                                 self.SKV // self.BLOCK_N)
+            n_full = (row0 + self.DIAG + 1) // self.BLOCK_N
+        else:
+            n_tiles = self.SKV // self.BLOCK_N
+            n_full = n_tiles
+        q_row = (off_b * self.SQ if self.Q_SEQ_MAJOR else off_bh * self.SQ) + row0
+        q_col = self.Q_COL0 + off_h * self.HEAD_DIM if self.Q_SEQ_MAJOR else 0
+        k_row = off_b * self.SKV if self.K_SEQ_MAJOR else (off_b * KVH + off_kvh) * self.SKV
+        k_col = self.K_COL0 + off_kvh * self.HEAD_DIM if self.K_SEQ_MAJOR else 0
+        v_row = off_b * self.SKV if self.V_SEQ_MAJOR else (off_b * KVH + off_kvh) * self.SKV
+        v_col = self.V_COL0 + off_kvh * self.HEAD_DIM if self.V_SEQ_MAJOR else 0
+        o_row = (off_b * self.SQ if self.O_SEQ_MAJOR else off_bh * self.SQ) + row0
+        o_col = off_h * self.HEAD_DIM if self.O_SEQ_MAJOR else 0
+        if self.MASK == "key_padding":
+            mask_base = self.mask_ptr + off_b * self.SKV
+        elif self.MASK == "full":
+            mask_base = self.mask_ptr + (off_b.to(gl.int64) * (self.SQ * self.SKV) if self.MASK_BATCHED else 0)
+        else:
+            mask_base = self.mask_ptr
+        return row0, n_tiles, n_full, q_row, q_col, k_row, k_col, v_row, v_col, o_row, o_col, mask_base
+
+
 @gluon.jit
-def _load_partition(desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
-                    q_row, q_col, k_row, k_col, v_row, v_col, n_tiles,
-                    CONSUMERS: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
-    """One warp: each consumer's query rows, then key/value tile j into stage j % STAGES once
-    every consumer has given that stage back."""
+def _load_partition(p, desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+                    STAGES: gl.constexpr):
+    """One warp: for each of the program's query tiles, each consumer's query rows once that
+    consumer has stored its last output through the buffer, then key/value tile number `it`
+    (the ring's slots taken in turn over all the program's tiles) into its slot once every consumer has
+    given that stage back."""
     CM: gl.constexpr = desc_q.block_type.shape[0]
-    for c in gl.static_range(CONSUMERS):
-        mbarrier.expect(q_bar.index(c), desc_q.block_type.nbytes)
-        tma.async_copy_global_to_shared(desc_q, [q_row + c * CM, q_col], q_bar.index(c), q_smem.index(c))
-    for j in range(n_tiles):
-        s = j % STAGES
-        mbarrier.wait(kv_empty.index(s), ((j // STAGES) & 1) ^ 1)  # (a fresh barrier passes phase 1)
-        mbarrier.expect(k_ready.index(s), desc_k.block_type.nbytes)
-        tma.async_copy_global_to_shared(desc_k, [k_row + j * BLOCK_N, k_col], k_ready.index(s), k_smem.index(s))
-        mbarrier.expect(v_ready.index(s), desc_v.block_type.nbytes)
-        tma.async_copy_global_to_shared(desc_v, [v_row + j * BLOCK_N, v_col], v_ready.index(s), v_smem.index(s))
+    st = 0   # the ring slot of the next key/value tile, and its phase
+    ph = 0
+    i = 0
+    for t in range(gl.program_id(0), p.TILES, p.NUM_PROGS):
+        row0, n_tiles, n_full, q_row, q_col, k_row, k_col, v_row, v_col, o_row, o_col, mask_base = p.tile(t)
+        for c in gl.static_range(p.CONSUMERS):
+            mbarrier.wait(q_empty.index(c), (i & 1) ^ 1)   # (a fresh barrier passes phase 1)
+            mbarrier.expect(q_bar.index(c), desc_q.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_q, [q_row + c * CM, q_col], q_bar.index(c), q_smem.index(c))
+        for j in range(n_tiles):
+            mbarrier.wait(kv_empty.index(st), ph ^ 1)
+            mbarrier.expect(k_ready.index(st), desc_k.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_k, [k_row + j * p.BLOCK_N, k_col], k_ready.index(st), k_smem.index(st))
+            mbarrier.expect(v_ready.index(st), desc_v.block_type.nbytes)
+            tma.async_copy_global_to_shared(desc_v, [v_row + j * p.BLOCK_N, v_col], v_ready.index(st), v_smem.index(st))
+            st, ph = _next_slot(st, ph, STAGES)
+        i += 1
+
+
+@gluon.jit
+def _next_slot(st, ph, STAGES: gl.constexpr):
+    """The ring slot after `st` and its phase (which flips when the ring wraps)."""
+    st = st + 1
+    if st == STAGES:
+        st = 0
+        ph = ph ^ 1
+    return st, ph
 
 
 @gluon.jit
@@ -129,69 +234,75 @@ def _softmax_tile(s, bias, j, m_i, l_i, n_full, row0, SM_SCALE_LOG2: gl.constexp
 
 
 @gluon.jit
-def _consumer(c, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-              row0, o_row, o_col, mask_base,
-              SM_SCALE_LOG2: gl.constexpr, DIAG: gl.constexpr, CAUSAL: gl.constexpr, MASK: gl.constexpr,
-              SKV: gl.constexpr,
-              EMPTY_ROWS_NAN: gl.constexpr,
-              BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, WARPS: gl.constexpr):
-    """Consumer c: the online softmax of its CM query rows over n_tiles (>= 1) key tiles, then
-    its output rows, normalised, out through its query buffer by TMA."""
+def _consumer(c, p, desc_o, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+              SM_SCALE_LOG2: gl.constexpr, EMPTY_ROWS_NAN: gl.constexpr, STAGES: gl.constexpr,
+              WARPS: gl.constexpr):
+    """Consumer c, for each of the program's query tiles: the online softmax of its CM query
+    rows over the tile's key tiles (the ring's next slots), then its output rows,
+    normalised, out through its query buffer by TMA, which it then gives back to the loader."""
     CM: gl.constexpr = desc_o.block_type.shape[0]
+    BLOCK_N: gl.constexpr = p.BLOCK_N
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
                                                        instr_shape=[16, BLOCK_N, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
-                                                       instr_shape=[16, HEAD_DIM, 16])
+                                                       instr_shape=[16, p.HEAD_DIM, 16])
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
     dtype: gl.constexpr = q_smem.dtype
     q = q_smem.index(c)
-    row0 = row0 + c * CM
-
-    mbarrier.wait(q_bar.index(c), 0)
-    # key tile 0: scores, row max, first probabilities
-    mbarrier.wait(k_ready.index(0), 0)
-    s = warpgroup_mma(q, k_smem.index(0).permute((1, 0)), gl.zeros([CM, BLOCK_N], gl.float32, s_layout),
-                      use_acc=False)
-    bias = _mask_tile(mask_base, 0, row0, MASK, SKV, CM, BLOCK_N, s_layout)
-    p, m_i, l_i, alpha = _softmax_tile(s, bias, 0, gl.full([CM], float("-inf"), gl.float32, row_s),
-                                       gl.zeros([CM], gl.float32, row_s), n_full, row0,
-                                       SM_SCALE_LOG2, DIAG, CAUSAL, MASK, BLOCK_N, s_layout)
-    o = gl.zeros([CM, HEAD_DIM], gl.float32, o_layout)
-
-    for j in range(1, n_tiles):
-        st = j % STAGES
-        prev = (j - 1) % STAGES
-        mbarrier.wait(k_ready.index(st), (j // STAGES) & 1)
+    st = 0   # the ring slot of the tile's first key/value tile, and its phase
+    ph = 0
+    i = 0
+    for t in range(gl.program_id(0), p.TILES, p.NUM_PROGS):
+        row0, n_tiles, n_full, q_row, q_col, k_row, k_col, v_row, v_col, o_row, o_col, mask_base = p.tile(t)
+        row0 = row0 + c * CM
+        mbarrier.wait(q_bar.index(c), i & 1)
+        # key tile 0: scores, row max, first probabilities
+        mbarrier.wait(k_ready.index(st), ph)
         s = warpgroup_mma(q, k_smem.index(st).permute((1, 0)), gl.zeros([CM, BLOCK_N], gl.float32, s_layout),
-                          use_acc=False, is_async=True)
-        mbarrier.wait(v_ready.index(prev), ((j - 1) // STAGES) & 1)
-        o = warpgroup_mma(gl.convert_layout(p.to(dtype), p_layout), v_smem.index(prev), o, is_async=True)
-        bias = _mask_tile(mask_base, j, row0, MASK, SKV, CM, BLOCK_N, s_layout)   # (loads under the products)
-        s = warpgroup_mma_wait(num_outstanding=1, deps=(s, ))     # q @ k_j done; p_{j-1} @ v_{j-1} runs on
-        p, m_i, l_i, alpha = _softmax_tile(s, bias, j, m_i, l_i, n_full, row0,
-                                           SM_SCALE_LOG2, DIAG, CAUSAL, MASK, BLOCK_N, s_layout)
-        o = warpgroup_mma_wait(num_outstanding=0, deps=(o, ))
+                          use_acc=False)
+        bias = _mask_tile(mask_base, 0, row0, p.MASK, p.SKV, CM, BLOCK_N, s_layout)
+        prob, m_i, l_i, alpha = _softmax_tile(s, bias, 0, gl.full([CM], float("-inf"), gl.float32, row_s),
+                                              gl.zeros([CM], gl.float32, row_s), n_full, row0,
+                                              SM_SCALE_LOG2, p.DIAG, p.CAUSAL, p.MASK, BLOCK_N, s_layout)
+        o = gl.zeros([CM, p.HEAD_DIM], gl.float32, o_layout)
+        prev, prev_ph = st, ph
+
+        for j in range(1, n_tiles):
+            st, ph = _next_slot(prev, prev_ph, STAGES)
+            mbarrier.wait(k_ready.index(st), ph)
+            s = warpgroup_mma(q, k_smem.index(st).permute((1, 0)), gl.zeros([CM, BLOCK_N], gl.float32, s_layout),
+                              use_acc=False, is_async=True)
+            mbarrier.wait(v_ready.index(prev), prev_ph)
+            o = warpgroup_mma(gl.convert_layout(prob.to(dtype), p_layout), v_smem.index(prev), o, is_async=True)
+            bias = _mask_tile(mask_base, j, row0, p.MASK, p.SKV, CM, BLOCK_N, s_layout)   # (loads under the products)
+            s = warpgroup_mma_wait(num_outstanding=1, deps=(s, ))     # q @ k_j done; p_{j-1} @ v_{j-1} runs on
+            prob, m_i, l_i, alpha = _softmax_tile(s, bias, j, m_i, l_i, n_full, row0,
+                                                  SM_SCALE_LOG2, p.DIAG, p.CAUSAL, p.MASK, BLOCK_N, s_layout)
+            o = warpgroup_mma_wait(num_outstanding=0, deps=(o, ))
+            mbarrier.arrive(kv_empty.index(prev), count=1)
+            o = o * gl.convert_layout(alpha, row_o)[:, None]
+            prev, prev_ph = st, ph
+
+        mbarrier.wait(v_ready.index(prev), prev_ph)
+        o = warpgroup_mma(gl.convert_layout(prob.to(dtype), p_layout), v_smem.index(prev), o)
         mbarrier.arrive(kv_empty.index(prev), count=1)
-        o = o * gl.convert_layout(alpha, row_o)[:, None]
+        st, ph = _next_slot(prev, prev_ph, STAGES)
 
-    last = (n_tiles - 1) % STAGES
-    mbarrier.wait(v_ready.index(last), ((n_tiles - 1) // STAGES) & 1)
-    o = warpgroup_mma(gl.convert_layout(p.to(dtype), p_layout), v_smem.index(last), o)
-    mbarrier.arrive(kv_empty.index(last), count=1)
-
-    # A row that saw no key (only with a mask) has l = 0: NaN (0/0, the attention op's answer)
-    # or 0 (_safe_softmax's guard), as in triton_fa_tma.
-    l_o = gl.convert_layout(l_i, row_o)
-    if MASK != "":
-        if not EMPTY_ROWS_NAN:
-            l_o = gl.where(l_o == 0.0, 1.0, l_o)
-    o = o / l_o[:, None]
-    q.store(o.to(dtype))
-    fence_async_shared()
-    tma.async_copy_shared_to_global(desc_o, [o_row + c * CM, o_col], q)
-    tma.store_wait(0)
+        # A row that saw no key (only with a mask) has l = 0: NaN (0/0, the attention op's answer)
+        # or 0 (_safe_softmax's guard), as in triton_fa_tma.
+        l_o = gl.convert_layout(l_i, row_o)
+        if p.MASK != "":
+            if not EMPTY_ROWS_NAN:
+                l_o = gl.where(l_o == 0.0, 1.0, l_o)
+        o = o / l_o[:, None]
+        q.store(o.to(dtype))
+        fence_async_shared()
+        tma.async_copy_shared_to_global(desc_o, [o_row + c * CM, o_col], q)
+        tma.store_wait(0)
+        mbarrier.arrive(q_empty.index(c), count=1)   # the loader may bring the next tile's rows
+        i += 1
 
 
 @gluon.jit
@@ -212,58 +323,38 @@ def _fa_fwd_gluon_kernel(
                                    # "full": scores[b, :, i, j] += KPM[b, i, j] (KPM[i, j] unbatched)
     MASK_BATCHED: gl.constexpr,
     EMPTY_ROWS_NAN: gl.constexpr,  # with a MASK: a row that sees no key is NaN (0/0), else 0
+    NUM_PROGS: gl.constexpr,       # the grid: every query tile (a program each), or fewer (persistent)
+    LOADER_REGS: gl.constexpr,     # registers per thread of the loader warp
 ):
     KVH: gl.constexpr = H // KV_RATIO
-    M_TILES: gl.constexpr = SQ // BLOCK_M
     CM: gl.constexpr = BLOCK_M // CONSUMERS
     WARPS: gl.constexpr = 8 // CONSUMERS
-    start_m = M_TILES - 1 - gl.program_id(0)      # longest causal rows first
-    off_bh = gl.program_id(1)
-    off_b = off_bh // H
-    off_h = off_bh % H
-    off_kvh = off_h // KV_RATIO
+    if CAUSAL:
+        DIAG: gl.constexpr = SKV - SQ if BOTTOM_RIGHT else 0
+    else:
+        DIAG: gl.constexpr = 0
+    # this program's tiles; the mask's pointer (a partition argument cannot be None: Q stands in, unread)
+    prob = _Problem(B, H, KV_RATIO, SQ, SKV, HEAD_DIM, CAUSAL, DIAG, BLOCK_M, BLOCK_N, CONSUMERS,
+                    O_SEQ_MAJOR, Q_SEQ_MAJOR, K_SEQ_MAJOR, V_SEQ_MAJOR, Q_COL0, K_COL0, V_COL0, MASK, MASK_BATCHED,
+                    (SQ // BLOCK_M) * B * H, NUM_PROGS, KPM if MASK != "" else Q)
 
     desc_q = _operand_desc(Q, Q_SEQ_MAJOR, B * SQ, Q_ROW_W if Q_SEQ_MAJOR else H * HEAD_DIM, CM, HEAD_DIM)
     desc_k = _operand_desc(K, K_SEQ_MAJOR, B * SKV, K_ROW_W if K_SEQ_MAJOR else KVH * HEAD_DIM, BLOCK_N, HEAD_DIM)
     desc_v = _operand_desc(V, V_SEQ_MAJOR, B * SKV, V_ROW_W if V_SEQ_MAJOR else KVH * HEAD_DIM, BLOCK_N, HEAD_DIM)
     desc_o = _operand_desc(O, O_SEQ_MAJOR, B * SQ, H * HEAD_DIM, CM, HEAD_DIM)
-    q_row = (off_b * SQ if Q_SEQ_MAJOR else off_bh * SQ) + start_m * BLOCK_M
-    q_col = Q_COL0 + off_h * HEAD_DIM if Q_SEQ_MAJOR else 0
-    k_row = off_b * SKV if K_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
-    k_col = K_COL0 + off_kvh * HEAD_DIM if K_SEQ_MAJOR else 0
-    v_row = off_b * SKV if V_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
-    v_col = V_COL0 + off_kvh * HEAD_DIM if V_SEQ_MAJOR else 0
-    o_row = (off_b * SQ if O_SEQ_MAJOR else off_bh * SQ) + start_m * BLOCK_M
-    o_col = off_h * HEAD_DIM if O_SEQ_MAJOR else 0
-    # this batch entry's mask (a partition argument cannot be None: Q stands in, unread)
-    if MASK == "key_padding":
-        mask_base = KPM + off_b * SKV
-    elif MASK == "full":
-        mask_base = KPM + (off_b.to(gl.int64) * (SQ * SKV) if MASK_BATCHED else 0)
-    else:
-        mask_base = Q
-
-    # Key tiles [0, n_tiles); the first n_full of them lie wholly below a causal diagonal.
-    row0 = start_m * BLOCK_M
-    if CAUSAL:
-        DIAG: gl.constexpr = SKV - SQ if BOTTOM_RIGHT else 0
-        n_tiles = gl.minimum((row0 + BLOCK_M + DIAG + BLOCK_N - 1) // BLOCK_N, SKV // BLOCK_N)
-        n_full = (row0 + DIAG + 1) // BLOCK_N
-    else:
-        DIAG: gl.constexpr = 0
-        n_tiles = SKV // BLOCK_N
-        n_full = n_tiles
 
     dtype: gl.constexpr = Q.dtype.element_ty
     q_smem = gl.allocate_shared_memory(dtype, [CONSUMERS, CM, HEAD_DIM], desc_q.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], desc_k.layout)
     v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], desc_v.layout)
     q_bar = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(CONSUMERS):
         mbarrier.init(q_bar.index(i), count=1)
+        mbarrier.init(q_empty.index(i), count=1)
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
@@ -271,24 +362,20 @@ def _fa_fwd_gluon_kernel(
 
     if CONSUMERS == 1:
         gl.warp_specialize([
-            (_consumer, (0, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-                         row0, o_row, o_col, mask_base, SM_SCALE_LOG2, DIAG, CAUSAL, MASK, SKV, EMPTY_ROWS_NAN,
-                         BLOCK_N, HEAD_DIM, STAGES, WARPS)),
-            (_load_partition, (desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
-                               q_row, q_col, k_row, k_col, v_row, v_col, n_tiles, CONSUMERS, BLOCK_N, STAGES)),
-        ], [1], [24])
+            (_consumer, (0, prob, desc_o, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+                         SM_SCALE_LOG2, EMPTY_ROWS_NAN, STAGES, WARPS)),
+            (_load_partition, (prob, desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
+                               v_ready, kv_empty, STAGES)),
+        ], [1], [LOADER_REGS])
     else:
         gl.warp_specialize([
-            (_consumer, (0, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-                         row0, o_row, o_col, mask_base, SM_SCALE_LOG2, DIAG, CAUSAL, MASK, SKV, EMPTY_ROWS_NAN,
-                         BLOCK_N, HEAD_DIM, STAGES, WARPS)),
-            (_consumer, (1, desc_o, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty, n_tiles, n_full,
-                         row0, o_row, o_col, mask_base, SM_SCALE_LOG2, DIAG, CAUSAL, MASK, SKV, EMPTY_ROWS_NAN,
-                         BLOCK_N, HEAD_DIM, STAGES, WARPS)),
-            (_load_partition, (desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, kv_empty,
-                               q_row, q_col, k_row, k_col, v_row, v_col, n_tiles, CONSUMERS, BLOCK_N, STAGES)),
-        ], [4, 1], [CONSUMER_REGS, 24])
-
+            (_consumer, (0, prob, desc_o, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+                         SM_SCALE_LOG2, EMPTY_ROWS_NAN, STAGES, WARPS)),
+            (_consumer, (1, prob, desc_o, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_ready, kv_empty,
+                         SM_SCALE_LOG2, EMPTY_ROWS_NAN, STAGES, WARPS)),
+            (_load_partition, (prob, desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready,
+                               v_ready, kv_empty, STAGES)),
+        ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
 
 def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float, causal: bool = False,
            bottom_right: bool = False, block_m: int = 128, block_n: int = 128) -> str:
@@ -304,7 +391,11 @@ def covers(*, arch: int, head_dim: int, sq: int, skv: int, scale: float, causal:
 
 
 def grid(cfg: dict, batch: int, heads: int, sq: int) -> tuple:
-    return (triton.cdiv(sq, cfg["BLOCK_M"]), batch * heads, 1)
+    """A program per query tile of every (batch, head), or with PERSISTENT one per SM at most,
+    each looping over its tiles (the tensor maps built once, the next tile's loads under the
+    last one's epilogue)."""
+    tiles = triton.cdiv(sq, cfg["BLOCK_M"]) * batch * heads
+    return (min(tiles, triton_fa_tma.NUM_SMS) if cfg.get("PERSISTENT") else tiles, 1, 1)
 
 
 def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, heads: int, kv_heads: int, sq: int,
@@ -325,7 +416,8 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], STAGES=cfg["num_stages"], CONSUMERS=cfg.get("CONSUMERS", 2), CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
         O_SEQ_MAJOR=bool(out_seq_major), **layout_consts(in_seq_major, heads, kv_heads, head_dim),
-        MASK=mask, MASK_BATCHED=bool(mask_batched), EMPTY_ROWS_NAN=empty_rows == "nan")
+        MASK=mask, MASK_BATCHED=bool(mask_batched), EMPTY_ROWS_NAN=empty_rows == "nan",
+        NUM_PROGS=grid(cfg, batch, heads, sq)[0], LOADER_REGS=cfg.get("LOADER_REGS", 24))
     from triton.experimental.gluon._runtime import GluonASTSource
     src = aot.attention_source(_fa_fwd_gluon_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype,
                                source=GluonASTSource)

@@ -40,7 +40,8 @@ CASES = [  # B, H, S, D, causal, run-time mask ("" | "kpm": (B, S) key padding |
 KINDS = {"pointer": {"TMA": False, "GLUON": False}, "tma": {"TMA": True, "GLUON": False},
          "tma_persistent": {"TMA": True, "PERSISTENT": True, "GLUON": False},
          "gluon": {"GLUON": True}, "gluon_1p": {"GLUON": True, "CONSUMERS": 1},
-         "gluon_s2": {"GLUON": True, "num_stages": 2}, "gluon_n64": {"GLUON": True, "BLOCK_N": 64}}
+         "gluon_s2": {"GLUON": True, "num_stages": 2}, "gluon_n64": {"GLUON": True, "BLOCK_N": 64},
+         "gluon_np": {"GLUON": True, "PERSISTENT": False}}
 
 
 def make_mask(kind: str, b: int, s: int, device: str):
