@@ -18,10 +18,11 @@ the steps that prepare ops for IREE's codegen (pretranspose-keys, causal-split).
      kernel's executable (cpu_fa.executable_source: the object and the shim IREE compiles).
 
 Only where the target CPU runs the kernel, x86-64 with AVX2, FMA and F16C (the host when it
-has them, or cpu:x86-64-v3 / -v4), and a C compiler builds it. Which build of the kernel
-(`choose_isa`): the best instruction set the target promises (`target_isas`: the host's
-flags, or the level's), bf16 inputs on `avx512bf16` (bf16 products) where the CPU has it, a
-tuning-database entry for the CPU class and shape overriding. Everything else keeps IREE's
+has them, or cpu:x86-64-v3 / -v4 / cpu:sapphirerapids), and a C compiler builds it. Which build
+of the kernel (`choose_isa`): the best instruction set the target promises (`target_isas`: the
+host's flags, or the level's), bf16 inputs on `avx512amx` (bf16 products in AMX tiles) or else
+`avx512bf16` (bf16 products, VDPBF16PS) where the CPU has it, a tuning-database entry for the
+CPU class and shape overriding. Everything else keeps IREE's
 codegen and its record says why. One record per attention op, in program order, as
 kernel_dispatch.py's: {"location", "site", "path": "flashlift-cpu <isa>" | "iree-codegen",
 "reason", "kernel": {...}}.
@@ -47,8 +48,11 @@ from flashlift.cpu import host_arch, host_flags
 from flashlift.passes.ir import collect
 
 HEAD_DIMS = range(cpu_fa.HEAD_DIM_MULTIPLE, cpu_fa.MAX_HEAD_DIM + 1, cpu_fa.HEAD_DIM_MULTIPLE)
-#: what each x86-64 level promises of the kernel's builds (cpu_build.ISA_CPU_FLAGS), best first
-LEVEL_ISAS = {"x86-64-v3": ("avx2",), "x86-64-v4": ("avx512", "avx2")}
+#: what each x86-64 level (or CPU) promises of the kernel's builds (cpu_build.ISA_CPU_FLAGS), best first
+LEVEL_ISAS = {"x86-64-v3": ("avx2",), "x86-64-v4": ("avx512", "avx2"),
+              "sapphirerapids": ("avx512amx", "avx512bf16", "avx512", "avx2")}
+#: builds for bf16 inputs only (they differ from avx512 in bf16 inputs only)
+BF16_ISAS = ("avx512amx", "avx512bf16")
 CAUSAL = {False: 0, "top_left": 1, "bottom_right": 2}
 
 
@@ -91,14 +95,19 @@ def target_isas(target) -> list:
     return cpu_build.host_isas() if target.arch == "host" else list(LEVEL_ISAS[target.arch])
 
 
+def fits(isa: str, dtype: str) -> bool:
+    """Whether the `isa` build is one for `dtype` inputs (BF16_ISAS: bf16 only; the others: any)."""
+    return isa not in BF16_ISAS or dtype == "bf16"
+
+
 def choose_isa(isas: list, dtype: str, tuned: str = "") -> str:
     """The build for an op with `dtype` inputs: a forced (force_isa) or tuned choice the
-    target runs, else the best of `isas` for the dtype (avx512bf16 differs from avx512 in
-    bf16 inputs only)."""
+    target runs, else the best of `isas` for the dtype (avx512amx and avx512bf16 differ from
+    avx512 in bf16 inputs only: f32 and f16 inputs take the best other build)."""
     for choice in (_FORCED_ISA.get(), tuned):
         if choice in isas:
             return choice
-    best = [isa for isa in isas if isa != "avx512bf16" or dtype == "bf16"]
+    best = [isa for isa in isas if fits(isa, dtype)]
     return best[0]
 
 

@@ -26,6 +26,11 @@ Known specs
     (``--iree-llvmcpu-target-triple``).  Either way the description records the
     features compiled for, and ``flashlift.load`` refuses a machine without them
     (flashlift.cpu).
+``cpu:sapphirerapids``
+    An Intel AVX-512 + AMX CPU (Sapphire Rapids and later Xeons), for building
+    modules that run there from any x86-64 machine (the triple as above): LLVM's
+    feature list for the name (AMX tiles, AVX512_BF16/FP16, ...); bf16 attention
+    takes the CPU kernel's AMX build.  ``flashlift.load`` checks the features.
 ``cuda`` / ``cuda:sm_80`` / ``cuda:sm_86`` / ``cuda:sm_87`` / ``cuda:sm_89``
     CUDA backend (PTX), driver ``cuda``.  ``cuda`` means ``sm_80``.
     IREE 3.13 has no ``sm_90`` target ("missing GPU target in
@@ -117,8 +122,10 @@ VULKAN_DECOMPOSE_ATTENTION_PIPELINE = (
 VULKAN_BF16_FLAGS = ("--iree-input-promote-bf16-to-f32",)
 
 #: CPU levels ``cpu:<level>`` accepted besides the host (LLVM CPU names); the x86-64 ones
-#: compile for x86-64 whatever the compiling machine is.
-CPU_LEVELS = ("generic", "x86-64-v2", "x86-64-v3", "x86-64-v4")
+#: (the x86-64-v* levels and the named x86 CPUs, X86_CPUS) compile for x86-64 whatever the
+#: compiling machine is.
+X86_CPUS = ("sapphirerapids",)
+CPU_LEVELS = ("generic", "x86-64-v2", "x86-64-v3", "x86-64-v4", *X86_CPUS)
 X86_64_TRIPLE = "x86_64-unknown-unknown-eabi-elf"  # what IREE 3.13 uses for the host on x86-64
 
 #: Spec strings shown in error messages.
@@ -146,7 +153,8 @@ class Target:
       flags: ``iree-compile`` flags selecting the device/backend.
       driver: IREE runtime HAL driver name (``local-task``, ``cuda``,
         ``hip``, ``vulkan``).
-      arch: ``"host"`` or the CPU level (``"generic"``, ``"x86-64-v3"``), the GPU architecture IREE compiles for (``sm_80``,
+      arch: ``"host"`` or the CPU level (``"generic"``, ``"x86-64-v3"``,
+        ``"sapphirerapids"``), the GPU architecture IREE compiles for (``sm_80``,
         ``gfx942``; ``sm_80`` for ``cuda:sm_90``) or the Vulkan target name
         (``ampere``).  For cuda/rocm this is what
         :func:`flashlift.compiler.lowering_gpu.gpu_attention_attrs` takes.
@@ -199,11 +207,12 @@ def _cpu(level: str, spec: str) -> Target:
     if level not in CPU_LEVELS:
         raise InputError(f"unknown CPU level '{level}' in target '{spec}'; known: host, {', '.join(CPU_LEVELS)}")
     flags = (*_CPU_FLAGS, f"--iree-llvmcpu-target-cpu={level}")
-    x86 = level.startswith("x86-64")
+    x86 = level.startswith("x86-64") or level in X86_CPUS
     if x86:
         flags += (f"--iree-llvmcpu-target-triple={X86_64_TRIPLE}",)
-    return Target(f"cpu:{level}", "cpu", flags, "local-task", level, not x86 or host_arch() == "x86_64",
-                  notes="portable: runs on any CPU with the level's features (flashlift.load checks them)")
+    notes = ("for that CPU: runs on a CPU with its features (flashlift.load checks them)" if level in X86_CPUS else
+             "portable: runs on any CPU with the level's features (flashlift.load checks them)")
+    return Target(f"cpu:{level}", "cpu", flags, "local-task", level, not x86 or host_arch() == "x86_64", notes=notes)
 
 
 def _cuda(arch: str, spec: str) -> Target:

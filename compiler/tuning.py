@@ -29,7 +29,7 @@ Knobs: GPU ``m_tile``, ``k2_tile``, ``num_subgroups`` (:func:`lowering_gpu.gpu_a
 CPU ``m_vec``, ``k2_vec``, ``m_dist`` (:func:`lowering_cpu.cpu_attention_attrs`).
 
 flashlift's CPU kernel (compiler/cpu_dispatch.py) is chosen per shape too: which build of it
-(``isa``: ``avx2``, ``avx512``, ``avx512bf16``) runs an op, under the key
+(``isa``: ``avx2``, ``avx512``, ``avx512bf16``, ``avx512amx``) runs an op, under the key
 ``cpu-kernel:<family>/<dtype>/...`` (:func:`kernel_key`), the family being the best build the
 CPU runs (so an AVX2-only CPU and an AVX-512 one with BF16 have their own entries);
 ``attn-tune --cpu-kernel`` measures and records them.

@@ -1,7 +1,8 @@
 """Building flashlift's CPU kernels: C objects IREE links into a module's CPU executable.
 
 Each kernel is C with vector intrinsics in cpu/, one source per instruction set (fa_avx2.c,
-fa_avx512.c: FlashAttention, sharing fa_common.h; norm_avx2.c: residual add + LayerNorm),
+fa_avx512.c: FlashAttention, sharing fa_common.h, the latter built as avx512, avx512bf16 and
+avx512amx (AMX bf16 tiles); norm_avx2.c: residual add + LayerNorm),
 written for IREE's embedded ELF (no libc, no globals written). `SOURCES` says which source
 (and defines) builds a kernel for an ISA, `ISA_CPU_FLAGS` what a CPU must have to run it.
 `build_object(kernel, isa)` gives one as a relocatable object, compiled once with the
@@ -31,14 +32,19 @@ SOURCES = {
     ("attention", "avx2"): ("fa_avx2.c", ()),
     ("attention", "avx512"): ("fa_avx512.c", ()),
     ("attention", "avx512bf16"): ("fa_avx512.c", ("-DFL_DPBF16",)),  # bf16 products (VDPBF16PS)
+    ("attention", "avx512amx"): ("fa_avx512.c", ("-DFL_DPBF16", "-DFL_AMX")),  # bf16 products in AMX tiles
     ("norm", "avx2"): ("norm_avx2.c", ()),
 }
 HEADERS = ("fa_common.h", "shim_abi.h")  # included by the sources: part of every object's digest
 _AVX2 = ("-mavx2", "-mfma", "-mf16c")
 _AVX512 = (*_AVX2, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl")
-ISA_FLAGS = {"avx2": _AVX2, "avx512": _AVX512, "avx512bf16": (*_AVX512, "-mavx512bf16")}
+_AVX512BF16 = (*_AVX512, "-mavx512bf16")
+ISA_FLAGS = {"avx2": _AVX2, "avx512": _AVX512, "avx512bf16": _AVX512BF16,
+             "avx512amx": (*_AVX512BF16, "-mamx-tile", "-mamx-bf16")}
 #: isa -> the /proc/cpuinfo flags a CPU needs to run its objects; best first
 ISA_CPU_FLAGS = {
+    "avx512amx": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16",
+                  "amx_tile", "amx_bf16"),
     "avx512bf16": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"),
     "avx512": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl"),
     "avx2": ("avx2", "fma", "f16c"),

@@ -3,7 +3,8 @@
 A module for the llvm-cpu backend holds native code for one CPU architecture (x86-64,
 AArch64), generated for a set of instruction-set features (LLVM's names: `avx2`, `avx512f`,
 `amx-tile`, ...): those of the compiling machine for target `cpu`, a fixed level for
-`cpu:generic` / `cpu:x86-64-v2` / `-v3` / `-v4`. Run on a CPU without one of them, the code
+`cpu:generic` / `cpu:x86-64-v2` / `-v3` / `-v4`, LLVM's list for a named CPU
+(`cpu:sapphirerapids`). Run on a CPU without one of them, the code
 dies of SIGILL on its first call. So the description records the target
 (`"cpu": {"arch", "name", "features"}`, read at compile time from the executable target that
 iree-compile embeds in the module) and `load` refuses a module this machine cannot run,

@@ -2,7 +2,8 @@
 by compiler/cpu_dispatch.py) computes what the model computes, and is chosen where it applies.
 Every build this machine runs is checked (TARGETS: cpu:x86-64-v3 takes the AVX2 build,
 cpu:x86-64-v4 the AVX-512 one, `cpu` the best for the dtype: bf16 products where the CPU has
-AVX512_BF16).
+AVX512_BF16, on AMX tiles where it has AMX); the AMX build, for cpu:sapphirerapids, is
+compiled everywhere and run where the CPU has AMX.
 
 Random inputs; tolerance: relative error against PyTorch in f64 under 1e-5 for f32 (the kernel
 accumulates in f32 with a polynomial exp2 of relative error below 2e-7), 2e-3 for f16 and
@@ -14,15 +15,18 @@ head dims 16 and 128, grouped-query heads, batch 1 with one head, Sq != Skv both
 
 import copy
 import math
+import struct
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import flashlift
+from flashlift import cpu
 from flashlift.compiler import cpu_dispatch
 from flashlift.compiler.kernels import cpu_build
 from flashlift.compiler.targets import parse_target
+from flashlift.errors import TargetError
 
 pytestmark = pytest.mark.skipif(cpu_dispatch.unavailable(parse_target("cpu")) != "",
                                 reason=cpu_dispatch.unavailable(parse_target("cpu")) or "")
@@ -210,6 +214,67 @@ def test_the_build_follows_the_cpu():
     assert [cpu_dispatch.choose_isa(isas, dt) for dt in ("f32", "f16", "bf16")] == ["avx512", "avx512", "avx512bf16"]
     assert cpu_dispatch.choose_isa(isas, "f32", tuned="avx2") == "avx2"
     assert cpu_dispatch.choose_isa(["avx2"], "bf16", tuned="avx512bf16") == "avx2"
+    # Sapphire Rapids (AMX): the AMX build for bf16 inputs only, avx512 for the others
+    assert cpu_build.runnable_isas(cpu_build.ISA_CPU_FLAGS["avx512amx"]) == ["avx512amx", *isas]
+    spr = cpu_dispatch.target_isas(parse_target("cpu:sapphirerapids"))
+    assert spr == ["avx512amx", *isas]
+    assert [cpu_dispatch.choose_isa(spr, dt) for dt in ("f32", "f16", "bf16")] == ["avx512", "avx512", "avx512amx"]
+    assert cpu_dispatch.choose_isa(spr, "bf16", tuned="avx512bf16") == "avx512bf16"
+
+
+def elf_symbols(path: str) -> set:
+    """The names of the global symbols an x86-64 ELF object defines (its .symtab)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:4] == b"\x7fELF" and data[4] == 2, "not an ELF64 object"
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    names = set()
+    for _, kind, _, _, offset, size, link, _, _, entsize in sections:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        strtab = sections[link][4]
+        for at in range(offset, offset + size, entsize):
+            name, info, _, shndx, _, _ = struct.unpack_from("<IBBHQQ", data, at)
+            if info >> 4 == 1 and shndx != 0:  # STB_GLOBAL, defined
+                names.add(data[strtab + name:data.index(b"\0", strtab + name)].decode())
+    return names
+
+
+def test_the_amx_build_compiles_here():
+    """The avx512amx build (fa_avx512.c with FL_DPBF16 and FL_AMX, -mamx-tile -mamx-bf16)
+    compiles on any x86-64 machine, AMX or not, and exports the five entry points."""
+    kernel = cpu_build.build_object("attention", "avx512amx")
+    want = {kernel.symbol(i, o) for i, o in [("f32", "f32"), ("f16", "f16"), ("f16", "f32"), ("bf16", "bf16"),
+                                               ("bf16", "f32")]}
+    assert want == {f"flashlift_attention_{io}_avx512amx" for io in
+                    ("f32_f32", "f16_f16", "f16_f32", "bf16_bf16", "bf16_f32")}
+    assert want <= elf_symbols(kernel.path), sorted(elf_symbols(kernel.path))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+def test_sapphirerapids_modules_take_the_amx_build(dtype, tmp_path):
+    """cpu:sapphirerapids, built here whatever the CPU: bf16 attention takes the AMX build, f32
+    the AVX-512 one; the module loads and runs only on a CPU with AMX (and the rest of LLVM's
+    sapphirerapids features): elsewhere load names what this CPU lacks."""
+    torch.manual_seed(7)
+    q, k, v = (torch.randn(1, 2, 40, 64).to(dtype) for _ in range(3))
+    compiled = flashlift.compile_model(Attention(), (q, k, v), target="cpu:sapphirerapids")
+    want = "flashlift-cpu avx512amx" if dtype == torch.bfloat16 else "flashlift-cpu avx512"
+    assert [s.path for s in compiled.report.raised] == [want], str(compiled.report)
+    assert {"amx-tile", "amx-bf16"} <= set(compiled.meta["cpu"]["features"])
+    path = str(tmp_path / "spr.flashlift")
+    compiled.save(path)
+    lacking = cpu.missing(compiled.meta["cpu"])
+    if lacking:
+        with pytest.raises(TargetError, match=rf"'sapphirerapids'.*uses {lacking[0]}.*which this machine's CPU lacks"):
+            flashlift.load(path)
+        return
+    out = flashlift.load(path)(q, k, v)
+    with torch.no_grad():
+        ref = Attention()(*(t.double() for t in (q, k, v))).float()
+    _check(out, ref, dtype)
 
 
 def test_a_tuned_build_is_taken(tmp_path, monkeypatch):

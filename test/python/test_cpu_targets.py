@@ -100,6 +100,11 @@ def test_cpu_target_specs():
     v3 = parse_target("cpu:x86-64-v3")
     assert "--iree-llvmcpu-target-cpu=x86-64-v3" in v3.flags and v3.kind == "cpu"
     assert any(f.startswith("--iree-llvmcpu-target-triple=x86_64") for f in v3.flags)
+    spr = parse_target("cpu:sapphirerapids")  # an Intel CPU by LLVM's name: built for it on any machine
+    assert spr.name == "cpu:sapphirerapids" and spr.arch == "sapphirerapids" and spr.driver == "local-task"
+    assert "--iree-llvmcpu-target-cpu=sapphirerapids" in spr.flags
+    assert any(f.startswith("--iree-llvmcpu-target-triple=x86_64") for f in spr.flags)
+    assert spr.runs_here == X86 and "flashlift.load checks" in spr.notes
     with pytest.raises(InputError, match=r"unknown CPU level 'pentium' in target 'cpu:pentium'; known: host, generic"):
         parse_target("cpu:pentium")
 

@@ -8,7 +8,7 @@
     PYTHONPATH=python python -m flashlift.tools.attn_tune run-gpu build/tune/cuda --out results.json
     # ... and bring the results back into the database here
     attn-tune ingest results.json
-    # flashlift's CPU kernel: which of its builds (avx2, avx512, avx512bf16) runs each shape here
+    # flashlift's CPU kernel: which of its builds (avx2, avx512, avx512bf16, avx512amx) runs each shape here
     attn-tune --cpu-kernel --shape 1,12,128,64 --dtype f32,bf16 --causal both
 
 Each candidate is the hand-written attention module (softmax(Q K^T / sqrt(d) [+ causal mask]) V)
@@ -180,7 +180,7 @@ def build_cpu_kernel(cases: list, target_spec: str, out_dir: str, *, log=print) 
         shape = tuning.bhsd_shape(case["b"], case["h"], case["s"], case["d"], case["dtype"], case["causal"])
         entry = dict(case, name=case_name(case), db_key=tuning.kernel_key(shape, isas[0]), candidates=[], dropped=[])
         default = cpu_dispatch.choose_isa(isas, case["dtype"])
-        choices = [default] + [isa for isa in isas if isa != default and (isa != "avx512bf16" or case["dtype"] == "bf16")]
+        choices = [default] + [isa for isa in isas if isa != default and cpu_dispatch.fits(isa, case["dtype"])]
         for i, isa in enumerate(choices):
             t0 = time.time()
             with cpu_dispatch.force_isa(isa):
