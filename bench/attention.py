@@ -57,7 +57,7 @@ class HandwrittenAttention(torch.nn.Module):
 
 
 def configs(target: str, dtypes: list[str]) -> list[dict]:
-    shapes = CPU_SHAPES if target == "cpu" else GPU_SHAPES
+    shapes = CPU_SHAPES if target.startswith("cpu") else GPU_SHAPES
     out = []
     for b, h, s, d in shapes:
         for dt in dtypes:
@@ -136,7 +136,7 @@ def load_manifest(modules_dir: str) -> tuple[dict, str]:
     """The build's manifest and the torch device to run peers on."""
     with open(os.path.join(modules_dir, "manifest.json")) as f:
         manifest = json.load(f)
-    device = "cuda" if torch.cuda.is_available() and manifest["target"] != "cpu" else "cpu"
+    device = "cuda" if torch.cuda.is_available() and not manifest["target"].startswith("cpu") else "cpu"
     return manifest, device
 
 
@@ -232,7 +232,13 @@ def _line(row: dict) -> str:
 def device_name(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{model or platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
 def peers_of(rows: list[dict]) -> list[str]:

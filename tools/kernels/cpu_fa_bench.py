@@ -8,12 +8,16 @@ are bench/attention.py's, through IREE.
 
     .venv/bin/python tools/kernels/cpu_fa_bench.py [--isa avx2,avx512,avx512bf16] [--dtypes f32,bf16] [--reps 5]
     .venv/bin/python tools/kernels/cpu_fa_bench.py --isa avx512,avx512@/tmp/variant.c -D avx512@/tmp/variant.c:FL_KS=12
+    # build here, run on a machine without a C compiler (the GPU machine's host CPU: AMX)
+    .venv/bin/python tools/kernels/cpu_fa_bench.py --isa avx512bf16,avx512amx --lib-dir build/fa_libs --build-only
+    python3 tools/kernels/cpu_fa_bench.py --isa avx512bf16,avx512amx --dtypes bf16 --lib-dir build/fa_libs
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import hashlib
 import math
 import os
 import statistics
@@ -28,6 +32,9 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 
+import flashlift  # noqa: E402
+
+flashlift.__path__.append(ROOT)  # flashlift.compiler without the editable install (the GPU machine)
 from flashlift.compiler.kernels import cpu_build, cpu_fa  # noqa: E402
 
 SHAPES = [(1, 8, 1024, 64, False), (1, 8, 1024, 64, True), (1, 8, 512, 64, False), (2, 4, 256, 64, False),
@@ -35,15 +42,42 @@ SHAPES = [(1, 8, 1024, 64, False), (1, 8, 1024, 64, True), (1, 8, 512, 64, False
 TYPES = {"f32": (torch.float32, "f32"), "f16": (torch.float16, "f16"), "bf16": (torch.bfloat16, "bf16")}
 
 
-def shared_library(isa: str, extra: tuple = (), source: str = "") -> ctypes.CDLL:
+# Calls an entry point over the workgroup grid (as IREE's shim does, one workgroup at a time),
+# from C: one ctypes call a run, so the timing is the kernel's (a ctypes call of 45 arguments a
+# workgroup costs ~30 us, more than a workgroup's work on an AMX CPU).
+GRID_DRIVER = r"""
+#include <stddef.h>
+#define M(T) const void*, const void*, size_t, size_t, size_t
+typedef void (*fa_fn)(M(), M(), M(), M(), M(), size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t,
+                      size_t, float, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t);
+void fl_bench_grid(fa_fn fn, const void* q, const void* k, const void* v, const void* m, void* o, size_t gx,
+                   size_t gy, size_t heads, size_t sq, size_t skv, size_t d, size_t causal, size_t mask_kind,
+                   float scale) {
+  for (size_t y = 0; y < gy; ++y)
+    for (size_t x = 0; x < gx; ++x)
+      fn(q, q, 0, 0, 1, k, k, 0, 0, 1, v, v, 0, 0, 1, m, m, 0, 0, 1, o, o, 0, 0, 1, x, y, heads, 1, sq, skv, d,
+         causal, mask_kind, scale, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+"""
+
+
+def shared_library(isa: str, extra: tuple = (), source: str = "", lib_dir: str = "", load: bool = True):
     """The kernel source for `isa` (or another file: a variant being tried) built as a shared
-    library (cpu_build's flags + `extra`)."""
+    library (cpu_build's flags + `extra`). With lib_dir: the one there if it exists (built on
+    another machine), else built there."""
     own, defines = cpu_build.source_of("attention", isa)
-    out = os.path.join(tempfile.mkdtemp(prefix="fa-bench-"), f"fa_{isa}.so")
+    tag = hashlib.sha1(repr((source, extra)).encode()).hexdigest()[:8] if source or extra else ""
+    out = os.path.join(lib_dir or tempfile.mkdtemp(prefix="fa-bench-"), f"fa_{isa}{'-' + tag if tag else ''}.so")
+    if lib_dir and os.path.exists(out):
+        return ctypes.CDLL(out) if load else None
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    driver = os.path.join(os.path.dirname(out), "grid_driver.c")
+    with open(driver, "w") as f:
+        f.write(GRID_DRIVER)
     cmd = [cpu_build.compiler(), *cpu_build.CFLAGS, *cpu_build.ISA_FLAGS[isa], *defines, *extra, "-shared",
-           "-I", cpu_build.SOURCE_DIR, source or os.path.join(cpu_build.SOURCE_DIR, own), "-o", out]
+           "-I", cpu_build.SOURCE_DIR, source or os.path.join(cpu_build.SOURCE_DIR, own), driver, "-o", out]
     subprocess.run(cmd, check=True)
-    return ctypes.CDLL(out)
+    return ctypes.CDLL(out) if load else None
 
 
 def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None):
@@ -57,17 +91,12 @@ def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None):
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
     size = ctypes.c_size_t
     memref = lambda t: [ptr(t), ptr(t), size(0), size(t.numel()), size(1)]  # noqa: E731
-    fixed = memref(q) + memref(k) + memref(v) + memref(q if mask is None else mask) + memref(o)
     grid = cpu_fa.workgroups(b * h, sq)
     mask_kind = 0 if mask is None else 1 if mask.dim() == 2 else 2
-    tail = [size(h), size(1), size(sq), size(skv), size(d), size(1 if causal else 0), size(mask_kind),
-            ctypes.c_float(scale)] + [size(0)] * 8 + [size(0)]
-
-    def run():
-        for y in range(grid[1]):
-            for x in range(grid[0]):
-                fn(*fixed, size(x), size(y), *tail)
-    return o, run
+    lib.fl_bench_grid.restype = None
+    args = [ctypes.cast(fn, ctypes.c_void_p)] + [ptr(t) for t in (q, k, v, q if mask is None else mask, o)]
+    args += [size(n) for n in (*grid[:2], h, sq, skv, d, 1 if causal else 0, mask_kind)] + [ctypes.c_float(scale)]
+    return o, lambda: lib.fl_bench_grid(*args)
 
 
 def median_ms(fn, reps: int) -> float:
@@ -92,6 +121,8 @@ def main() -> int:
     p.add_argument("-D", dest="defines", action="append", default=[],
                    help="a define for the build (e.g. -D FL_KS=12: another block shape); repeatable, "
                         "'isa:NAME=V' for one ISA's build only")
+    p.add_argument("--lib-dir", default="", help="keep the shared libraries here; use those found here")
+    p.add_argument("--build-only", action="store_true", help="build the libraries into --lib-dir and stop")
     args = p.parse_args()
     torch.set_num_threads(1)
     libs = {}
@@ -99,7 +130,9 @@ def main() -> int:
         label, _, source = isa.partition("@")  # avx512@FILE: a variant of the avx512 source
         extra = tuple(f"-D{d.split(':', 1)[1] if ':' in d else d}" for d in args.defines
                       if ":" not in d or d.split(":", 1)[0] == isa)
-        libs[isa] = (label, shared_library(label, extra, source))
+        libs[isa] = (label, shared_library(label, extra, source, args.lib_dir, load=not args.build_only))
+    if args.build_only:
+        return 0
     shapes = [SHAPES[int(i)] for i in args.shapes.split(",")] if args.shapes else SHAPES
     print(f"{'shape':<22} {'dtype':<5} {'isa':<11} {'ms':>8} {'GFLOP/s':>8} {'sdpa ms':>8} {'vs sdpa':>8} {'err':>8}")
     for b, h, s, d, causal in shapes:

@@ -20,8 +20,17 @@
 //   3. acc += P . V_blk: 4 queries x 64 columns a step, 16 accumulators. With FL_DPBF16 the
 //      V block is first interleaved into pairs of rows (v2[p][c] = V[2p][c], V[2p+1][c]).
 //
+// With FL_AMX as well (isa avx512amx, -mamx-tile -mamx-bf16: Sapphire Rapids and later), the
+// bf16 entry points run both products on the AMX tile unit (TDPBF16PS: a 16 x 16 f32 tile +=
+// 16 x 32 bf16 times 32 x 16 bf16), in the same layouts: st^T = K_blk . Q^T with K's rows as
+// the A tile straight from memory and qt2 as the B tile; acc += P . V_blk with P as the A tile
+// (pp transposed as 32-bit pairs of keys) and v2 as the B tile. The softmax, masks and
+// rounding are the FL_DPBF16 path's, so the two builds differ only in the products' summation
+// order. Head dims that are not a multiple of 32, or a process the kernel may not give AMX
+// state (amx_begin), take the FL_DPBF16 path.
+//
 // Embedded-ELF rules (IREE links this object into its executable): no libc, no globals
-// written, no thread-local storage; stack only (under 80 KB, IREE's worker stacks are 128 KB).
+// written, no thread-local storage; stack only (at most 80 KB, the AMX build; IREE's worker stacks are 128 KB).
 #include <immintrin.h>
 #include <stddef.h>
 
@@ -321,6 +330,111 @@ static inline void add_mask(float* st, const float* mask, int mask_kind, long sk
     }
 }
 
+#ifdef FL_AMX
+#if FL_BN != 64
+#error "the AMX products take 64-key blocks (two 32-key A tiles per 16 queries)"
+#endif
+// Tiles: 0, 1 the f32 results (C); 2-5 the A operands; 6, 7 the B operands. Every tile is
+// 16 rows of 64 bytes (16 f32, or 32 bf16 as 16 pairs). GCC's tile load is an asm without a
+// memory operand: TILE_LOAD puts a compiler barrier before it, so that the stores that
+// wrote its rows come first.
+#define TILE_LOAD(t, base, stride)         \
+  do {                                     \
+    __asm__ volatile("" ::: "memory");     \
+    _tile_loadd(t, base, (long)(stride));  \
+  } while (0)
+
+// Asks Linux for the AMX tile state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), once
+// per call: cheap when already granted, and the process may not have asked) and loads the
+// tile configuration. 0 if the kernel refuses: the caller takes the FL_DPBF16 path.
+static inline int amx_begin(void) {
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "0"(158L), "D"(0x1023L), "S"(18L) : "rcx", "r11", "memory");
+  if (ret != 0) return 0;
+  unsigned char cfg[64] __attribute__((aligned(64)));
+  _mm512_store_si512(cfg, _mm512_setzero_si512());
+  cfg[0] = 1;                          // palette 1
+  for (int t = 0; t < 8; ++t) {
+    cfg[16 + 2 * t] = 64;              // bytes per row
+    cfg[48 + t] = 16;                  // rows
+  }
+  _tile_loadconfig(cfg);
+  return 1;
+}
+
+// st[j][0:FL_BM] = sum_d k[j][d] * Q[0:FL_BM][d] for the block's keys j (rows of the last
+// 16-key tile past `keys`: garbage, never read), unscaled: K's rows are the A tiles (16 keys x
+// 32 dims), qt2's (16 pairs of dims x 16 queries) the B tiles. A last tile of fewer than 16
+// keys is read from kpad, its rows copied with zero rows after them (no read past K).
+static inline void scores_amx(const unsigned short* k, long ld, int d_len, const unsigned int* qt2, float* st,
+                              int keys, unsigned short* kpad) {
+  for (int j = 0; j < keys; j += 16) {
+    const char* a = (const char*)(k + j * ld);
+    long stride = ld * 2;
+    if (keys - j < 16) {
+      for (int r = 0; r < 16; ++r)
+        for (int x = 0; x < d_len; x += 32)
+          _mm512_store_si512(kpad + r * FL_DMAX + x,
+                             j + r < keys ? _mm512_loadu_si512(k + (j + r) * ld + x) : _mm512_setzero_si512());
+      a = (const char*)kpad;
+      stride = FL_DMAX * 2;
+    }
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int x = 0; x < d_len; x += 32) {
+      TILE_LOAD(2, a + x * 2, stride);
+      TILE_LOAD(6, qt2 + (x / 2) * FL_BM, FL_BM * 4);
+      TILE_LOAD(7, qt2 + (x / 2) * FL_BM + 16, FL_BM * 4);
+      _tile_dpbf16ps(0, 2, 6);
+      _tile_dpbf16ps(1, 2, 7);
+    }
+    _tile_stored(0, st + j * FL_BM, FL_BM * 4);
+    _tile_stored(1, st + j * FL_BM + 16, FL_BM * 4);
+  }
+}
+
+// acc[0:FL_BM][0:d_len] += P . V_blk: pp (pairs of keys x queries, softmax_update's) transposed
+// into pa (queries x pairs: P's rows as bf16) for the A tiles, v2 (pair_rows' paired V rows) the
+// B tiles, acc loaded, accumulated and stored 2 x 16 queries x 16 columns at a time. pp and v2
+// rows from (keys + 1) / 2 to the next multiple of 16 are zeroed first (0 weights, 0 values).
+static inline void accumulate_amx(unsigned int* pp, unsigned int* v2, float* acc, int d_len, int keys,
+                                  unsigned int* pa) {
+  const int pairs = (keys + 1) / 2, padded = (pairs + 15) / 16 * 16;
+  for (int p = pairs; p < padded; ++p) {
+    for (int i = 0; i < FL_BM; i += 16) _mm512_store_si512(pp + p * FL_BM + i, _mm512_setzero_si512());
+    for (int c = 0; c < d_len; c += 16) _mm512_store_si512(v2 + p * FL_DMAX + c, _mm512_setzero_si512());
+  }
+  for (int p0 = 0; p0 < padded; p0 += 16)
+    for (int i0 = 0; i0 < FL_BM; i0 += 16) {
+      __m512 r[16];
+      for (int x = 0; x < 16; ++x) r[x] = _mm512_load_ps((const float*)pp + (p0 + x) * FL_BM + i0);
+      transpose16(r);
+      for (int x = 0; x < 16; ++x) _mm512_store_ps((float*)pa + (i0 + x) * (FL_BN / 2) + p0, r[x]);
+    }
+  const long a_ld = FL_BN / 2 * 4;       // bytes per row of pa
+  TILE_LOAD(2, pa, a_ld);                // queries 0-15, keys 0-31
+  TILE_LOAD(4, pa + 16 * (FL_BN / 2), a_ld);   // queries 16-31
+  if (padded > 16) {                     // keys 32-63
+    TILE_LOAD(3, pa + 16, a_ld);
+    TILE_LOAD(5, pa + 16 * (FL_BN / 2) + 16, a_ld);
+  }
+  for (int c = 0; c < d_len; c += 16) {
+    TILE_LOAD(0, acc + c, FL_DMAX * 4);
+    TILE_LOAD(1, acc + 16 * FL_DMAX + c, FL_DMAX * 4);
+    TILE_LOAD(6, v2 + c, FL_DMAX * 4);
+    _tile_dpbf16ps(0, 2, 6);
+    _tile_dpbf16ps(1, 4, 6);
+    if (padded > 16) {
+      TILE_LOAD(7, v2 + 16 * FL_DMAX + c, FL_DMAX * 4);
+      _tile_dpbf16ps(0, 3, 7);
+      _tile_dpbf16ps(1, 5, 7);
+    }
+    _tile_stored(0, acc + c, FL_DMAX * 4);
+    _tile_stored(1, acc + 16 * FL_DMAX + c, FL_DMAX * 4);
+  }
+}
+#endif
+
 // K or V rows [j0, j0 + keys) as f32 rows of ld floats: the operand itself (f32), or
 // converted into buf (rows of d_len)
 static inline const float* kv_rows(const char* p, long ld, long j0, int keys, int d_len, int in_kind, float* buf,
@@ -352,6 +466,16 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
   const int d_len = blk->d, rows = blk->rows, in_size = kind_size(in_kind), out_size = kind_size(out_kind);
   const long m0 = blk->m0;
   const float qscale = scale * 1.4426950408889634f;  // base-2 scores
+#ifdef FL_AMX
+  unsigned int pa[pairs ? FL_BM * FL_BN / 2 : 16] __attribute__((aligned(64)));  // P as bf16 rows (A tiles)
+  unsigned short kpad[pairs ? 16 * FL_DMAX : 32] __attribute__((aligned(64)));  // a short last key tile
+  const int amx = pairs && d_len % 32 == 0 && amx_begin();
+  // V's paired rows, two blocks: block j's in vbuf[j % 2], paired while block j - 1 is computed
+  // (an AMX tile load of rows the vector unit has just stored waits for them: 10-20% of the
+  // kernel's time on a Sapphire Rapids core when V was paired right before its product)
+  unsigned int* vbuf[2] = {(unsigned int*)kv_block, (unsigned int*)kv_block + FL_BN / 2 * FL_DMAX};
+  if (amx) pair_rows((const unsigned short*)blk->v, blk->v_ld, (int)(blk->end < FL_BN ? blk->end : FL_BN), d_len, vbuf[0]);
+#endif
   transpose_q(blk->q, blk->q_ld, in_kind, rows, d_len, qt, qscale, pairs);
   for (int i = 0; i < FL_BM; ++i) {
     for (int x = 0; x < d_len; x += 16) _mm512_store_ps(acc + i * FL_DMAX + x, _mm512_setzero_ps());
@@ -363,6 +487,18 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
     long ld;
 #ifdef FL_DPBF16
     if (pairs) {
+#ifdef FL_AMX
+      if (amx) {
+        const long next = j0 + FL_BN;
+        if (next < blk->end)
+          pair_rows((const unsigned short*)blk->v + next * blk->v_ld, blk->v_ld,
+                    (int)(blk->end - next < FL_BN ? blk->end - next : FL_BN), d_len, vbuf[(next / FL_BN) & 1]);
+        scores_amx((const unsigned short*)blk->k + j0 * blk->k_ld, blk->k_ld, d_len, (const unsigned int*)qt, st,
+                   keys, kpad);
+        for (int x = 0; x < keys * FL_BM; x += 16)
+          _mm512_store_ps(st + x, _mm512_mul_ps(_mm512_set1_ps(qscale), _mm512_load_ps(st + x)));
+      } else
+#endif
       scores_bf16((const unsigned short*)blk->k + j0 * blk->k_ld, blk->k_ld, d_len, (const unsigned int*)qt, st, keys,
                   _mm512_set1_ps(qscale));
     } else
@@ -377,6 +513,12 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
       softmax_update(st, pp, keys, c, j0, m0 + c + blk->diag, masked, m, l, acc, d_len, j0 > 0, pairs);
 #ifdef FL_DPBF16
     if (pairs) {
+#ifdef FL_AMX
+      if (amx) {
+        accumulate_amx(pp, vbuf[(j0 / FL_BN) & 1], acc, d_len, keys, pa);
+        continue;
+      }
+#endif
       pair_rows((const unsigned short*)blk->v + j0 * blk->v_ld, blk->v_ld, keys, d_len, (unsigned int*)kv_block);
       accumulate((const float*)pp, kv_block, 0, d_len, acc, rows, keys, 1);
       continue;
@@ -385,6 +527,9 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
     const float* vb = kv_rows(blk->v, blk->v_ld, j0, keys, d_len, in_kind, kv_block, &ld);
     accumulate(st, vb, ld, d_len, acc, rows, keys, 0);
   }
+#ifdef FL_AMX
+  if (amx) _tile_release();
+#endif
   for (int i = 0; i < rows; ++i) {
     // l = 0: no key seen, 0 * inf = NaN (the op's answer), or 0 with the row guard folded in
     const __m512 inv = _mm512_set1_ps(l[i] == 0.0f && empty_zero ? 0.0f : 1.0f / l[i]);
@@ -392,7 +537,9 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
   }
 }
 
-#ifdef FL_DPBF16
+#if defined(FL_AMX)
+FL_ENTRIES(avx512amx)
+#elif defined(FL_DPBF16)
 FL_ENTRIES(avx512bf16)
 #else
 FL_ENTRIES(avx512)
