@@ -60,6 +60,7 @@ def build(out_dir: str, target: str) -> None:
     import torch
 
     import flashlift
+    import test_cpu_kernel as t
 
     os.makedirs(out_dir, exist_ok=True)
     for name, (module, inputs) in cases().items():
@@ -72,32 +73,29 @@ def build(out_dir: str, target: str) -> None:
             case = f"{name}_{str(dtype).removeprefix('torch.')}"
             compiled.save(os.path.join(out_dir, f"{case}.flashlift"))
             paths = [s.path for s in compiled.report.raised]
-            torch.save({"args": args, "ref": ref, "paths": paths}, os.path.join(out_dir, f"{case}.pt"))
+            torch.save({"args": args, "ref": ref, "paths": paths, "tol": t.TOL[dtype]}, os.path.join(out_dir, f"{case}.pt"))
             print(f"{case}: {paths}", flush=True)
 
 
 def run(out_dir: str) -> int:
+    """(No test_cpu_kernel here: it imports the compiler, which the GPU machine lacks.)"""
     import torch
 
     import flashlift
-    import test_cpu_kernel as t
 
     failed = 0
     for name in sorted(f for f in os.listdir(out_dir) if f.endswith(".flashlift")):
         case = name.removesuffix(".flashlift")
         data = torch.load(os.path.join(out_dir, f"{case}.pt"))
-        out = flashlift.load(os.path.join(out_dir, name))(*data["args"])
-        dtype = data["args"][0].dtype
-        try:
-            t._check(out, data["ref"], dtype)
-            verdict = "ok"
-        except AssertionError as e:
-            verdict, failed = f"FAIL ({str(e).splitlines()[0]})", failed + 1
-        ref, got = data["ref"], out.float()
+        out = flashlift.load(os.path.join(out_dir, name))(*data["args"]).float()
+        ref = data["ref"]
         nan = torch.isnan(ref)
-        err = ((got[~nan] - ref[~nan]).norm() / ref[~nan].norm()).item()
-        print(f"{case:45s} rel err {err:.1e} (tolerance {t.TOL[dtype]:.0e}) NaN rows "
-              f"{int(torch.isnan(got).any(-1).sum())}/{int(nan.any(-1).sum())}  {verdict}  {data['paths']}", flush=True)
+        err = ((out[~nan] - ref[~nan]).norm() / ref[~nan].norm()).item()
+        ok = torch.equal(torch.isnan(out), nan) and err < data["tol"]
+        failed += not ok
+        print(f"{case:45s} rel err {err:.1e} (tolerance {data['tol']:.0e}) NaN rows "
+              f"{int(torch.isnan(out).any(-1).sum())}/{int(nan.any(-1).sum())}  {'ok' if ok else 'FAIL'}  {data['paths']}",
+              flush=True)
     return 1 if failed else 0
 
 

@@ -50,14 +50,17 @@
 
 typedef unsigned int u32_unaligned __attribute__((may_alias, aligned(2)));
 
-static inline __m512 exp2_ps(__m512 x) {
-  // 2^x = 2^n * 2^f, n = round(x), f in [-0.5, 0.5] (FL_EXP2_FRACTION), times 2^n by
-  // VSCALEFPS; x clamped at -160, where 2^x rounds to exactly 0 (hidden keys, -inf, weigh 0)
+static inline __attribute__((always_inline)) __m512 exp2_ps_as(__m512 x, int bf16) {
+  // 2^x = 2^n * 2^f, n = round(x), f in [-0.5, 0.5] (FL_EXP2_FRACTION, or its degree-4 form
+  // where the result is rounded to bf16 next), times 2^n by VSCALEFPS; x clamped at -160, where
+  // 2^x rounds to exactly 0 (hidden keys, -inf, weigh 0)
   x = _mm512_max_ps(x, _mm512_set1_ps(-160.0f));
   __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 f = _mm512_sub_ps(x, n);
-  return _mm512_scalef_ps(FL_EXP2_FRACTION(_mm512_fmadd_ps, _mm512_set1_ps, f), n);
+  return _mm512_scalef_ps(bf16 ? FL_EXP2_FRACTION_BF16(_mm512_fmadd_ps, _mm512_set1_ps, f)
+                               : FL_EXP2_FRACTION(_mm512_fmadd_ps, _mm512_set1_ps, f), n);
 }
+static inline __m512 exp2_ps(__m512 x) { return exp2_ps_as(x, 0); }
 
 // 16 elements of kind `kind` at src as f32
 static inline __m512 load16(const void* src, int kind) {
@@ -243,8 +246,8 @@ static inline void softmax_update(float* st, unsigned int* pp, int keys, int c, 
     const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int j = 0; j < keys; j += 2) {
-      __m512 p0 = exp2_ps(_mm512_sub_ps(_mm512_load_ps(st + j * FL_BM + c), m_sub));
-      __m512 p1 = j + 1 < keys ? exp2_ps(_mm512_sub_ps(_mm512_load_ps(st + (j + 1) * FL_BM + c), m_sub))
+      __m512 p0 = exp2_ps_as(_mm512_sub_ps(_mm512_load_ps(st + j * FL_BM + c), m_sub), 1);
+      __m512 p1 = j + 1 < keys ? exp2_ps_as(_mm512_sub_ps(_mm512_load_ps(st + (j + 1) * FL_BM + c), m_sub), 1)
                                : _mm512_setzero_ps();
       __m512i pair = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(p1, p0));
       _mm512_store_si512(pp + (j / 2) * FL_BM + c, pair);

