@@ -207,6 +207,9 @@ def _write(rows, manifest, device, out_dir, tag="", rounds=6):
          f"median ms of {rounds * 5} warm calls per peer, timed in {rounds} interleaved rounds of 5; every candidate is the model with its own weights, called directly on the inputs (flashlift: the module loaded with the model's state dict as its IREE parameters; on CUDA the inputs are the torch tensors, zero-copy, and the result comes back as a CUDA tensor); torch peers: the SDPA model; err vs the model in f32",
          f"IREE runtime flags: {os.environ.get('FLASHLIFT_IREE_FLAGS') or 'defaults'}"],
         rows, os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}{tag}.md"))
+    # every candidate's time and error (the table shows flashlift's error only)
+    with open(os.path.join(out_dir, f"models-{'gpu' if device == 'cuda' else 'cpu'}{tag}.json"), "w") as f:
+        json.dump({"device": name, "manifest_commit": manifest.get("commit"), "rows": rows}, f, indent=1)
 
 
 def main() -> int:

@@ -78,7 +78,7 @@ def build(target: str, out_dir: str, dtype_name: str) -> None:
 
     os.makedirs(out_dir, exist_ok=True)
     dtype = DTYPES[dtype_name]
-    batch, seq = SHAPES["cpu" if target == "cpu" else "gpu"]
+    batch, seq = SHAPES["cpu" if target.startswith("cpu") else "gpu"]
     x = seed_input(batch, seq, dtype)
     modules = {}
     # flashlift with its defaults, then each fusion's own share: the other three of
@@ -139,7 +139,7 @@ def main() -> int:
     p.add_argument("--modules", default=None, help="where run reads them")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
     a = p.parse_args()
-    dtype = a.dtype or ("f32" if a.target == "cpu" else "f16")
+    dtype = a.dtype or ("f32" if a.target.startswith("cpu") else "f16")
     modules = a.modules or a.out or os.path.join(ROOT, "build", "bench", "seed-" + a.target.replace(":", "_"))
     if a.mode in ("build", "all"):
         build(a.target, modules, dtype)
