@@ -100,14 +100,13 @@ def test_async_prepare_runs_repeatedly():
     torch.manual_seed(2)
     q, k, v = (torch.randn(2, 8, 16) for _ in range(3))
     model = compiled_cpu(PlainAttention(), (q, k, v), async_abi=True)
-    run = model.prepare(q, k, v)
-    first = [model._export(view).clone() for view in run()]
+    run = model.prepare(q, k, v)   # CPU tensors are imported in place: run() gives torch tensors
+    first = run().clone()
     for _ in range(3):
-        again = [model._export(view) for view in run()]
-        assert torch.equal(again[0], first[0])
+        assert torch.equal(run(), first)
         # each call signals its own value
         assert model._semaphore.query() == model._calls
-    assert rel_err(first[0], PlainAttention()(q, k, v)) < 1e-5
+    assert rel_err(first, PlainAttention()(q, k, v)) < 1e-5
 
 
 def test_await_blocks_after_the_spin_budget(monkeypatch):
@@ -162,3 +161,28 @@ def test_a_repeated_call_reuses_the_last_imports_only_for_the_same_tensors():
     assert model._repeat_views((q, k.to(torch.float16))) is None
     assert model._repeat_views((q,)) is None
     assert model._repeat_views((q, "k")) is None  # not a tensor: check_args reports it
+
+
+def test_cpu_inputs_are_read_in_place():
+    """A CPU module reads contiguous, 64-byte aligned CPU tensors where they lie (no copy into an
+    IREE buffer): the same tensors changed in place give the new answer; a misaligned view and
+    a non-contiguous one are copied and give the same answer as their contiguous copies; the
+    result is the caller's own (a later call does not change it)."""
+    torch.manual_seed(5)
+    q, k, v = (torch.randn(2, 8, 16) for _ in range(3))
+    model = flashlift.compile_model(PlainAttention(), (q, k, v))
+    assert model._zero_copy((q, k, v))
+    first = model(q, k, v)
+    kept = first.clone()
+    assert rel_err(first, PlainAttention()(q, k, v)) < 1e-5
+    q.mul_(-2.0)                                   # the very tensors, changed: the kept imports see it
+    second = model(q, k, v)
+    assert rel_err(second, PlainAttention()(q, k, v)) < 1e-5 and torch.equal(first, kept)
+    wide = torch.randn(2 * 8 * 16 + 1)
+    misaligned = wide[1:].view(2, 8, 16)           # 4 bytes past an aligned start
+    misaligned.copy_(k)
+    assert not model._zero_copy((q, misaligned, v))
+    assert torch.equal(model(q, misaligned, v), model(q, k, v))
+    transposed = v.transpose(0, 1).contiguous().transpose(0, 1)   # same values, not contiguous
+    assert not model._zero_copy((q, k, transposed))
+    assert torch.equal(model(q, k, transposed), model(q, k, v))
