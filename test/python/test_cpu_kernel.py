@@ -160,13 +160,12 @@ class Masked(torch.nn.Module):
         return torch.softmax(s, dim=-1) @ v
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("kind", ["key_padding", "full"])
-def test_run_time_masks(kind, target):
-    """A mask from the inputs, read by the kernel: rows whose every key is -inf give NaN (as in
-    PyTorch), rows whose every key is at float32's min are uniform (as in PyTorch)."""
+def run_time_mask_inputs(kind: str, head_dim: int = 32) -> tuple:
+    """(q, k, v, mask) of Masked with a `kind` mask ("key_padding": [B, Skv], "full": [B, Sq,
+    Skv]) in which some rows see every key at -inf (NaN in PyTorch) and some at float32's min
+    (a uniform row in PyTorch)."""
     torch.manual_seed(3)
-    q, k, v = (torch.randn(2, 2, 70, 32) for _ in range(3))
+    q, k, v = (torch.randn(2, 2, 70, head_dim) for _ in range(3))
     if kind == "key_padding":
         mask = torch.zeros(2, 70)
         mask[0, 60:] = torch.finfo(torch.float32).min
@@ -175,6 +174,15 @@ def test_run_time_masks(kind, target):
         mask = torch.randn(2, 70, 70)
         mask[0, 5, :] = float("-inf")
         mask[1, 7, :] = torch.finfo(torch.float32).min
+    return q, k, v, mask
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("kind", ["key_padding", "full"])
+def test_run_time_masks(kind, target):
+    """A mask from the inputs, read by the kernel: rows whose every key is -inf give NaN (as in
+    PyTorch), rows whose every key is at float32's min are uniform (as in PyTorch)."""
+    q, k, v, mask = run_time_mask_inputs(kind)
     compiled, out, ref = _run(Masked(), q, k, v, mask, target=target)
     assert [s.path for s in compiled.report.raised] == [expected_path(target)], str(compiled.report)
     if kind == "full":

@@ -42,17 +42,7 @@ def cases():
                                                             torch.randn(2, 2, 75, 48)))
     out["d128_long"] = (t.Attention(), tuple(torch.randn(1, 2, 300, 128) for _ in range(3)))
     for kind in ("key_padding", "full"):
-        torch.manual_seed(3)
-        q, k, v = (torch.randn(2, 2, 70, 64) for _ in range(3))
-        if kind == "key_padding":
-            mask = torch.zeros(2, 70)
-            mask[0, 60:] = torch.finfo(torch.float32).min
-            mask[1, 50:] = float("-inf")
-        else:
-            mask = torch.randn(2, 70, 70)
-            mask[0, 5, :] = float("-inf")
-            mask[1, 7, :] = torch.finfo(torch.float32).min
-        out[f"mask_{kind}"] = (t.Masked(), (q, k, v, mask))
+        out[f"mask_{kind}"] = (t.Masked(), t.run_time_mask_inputs(kind, head_dim=64))
     return out
 
 
