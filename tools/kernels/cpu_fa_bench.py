@@ -96,7 +96,12 @@ def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None):
     lib.fl_bench_grid.restype = None
     args = [ctypes.cast(fn, ctypes.c_void_p)] + [ptr(t) for t in (q, k, v, q if mask is None else mask, o)]
     args += [size(n) for n in (*grid[:2], h, sq, skv, d, 1 if causal else 0, mask_kind)] + [ctypes.c_float(scale)]
-    return o, lambda: lib.fl_bench_grid(*args)
+    keep = (q, k, v, mask, o)   # the run holds the tensors its pointers point into
+
+    def run():
+        assert keep
+        lib.fl_bench_grid(*args)
+    return o, run
 
 
 def median_ms(fn, reps: int) -> float:
