@@ -145,7 +145,8 @@ def flashlift_candidates(modules_dir: str, modules: dict, args: tuple, public_ca
     """variant -> (run, result -> torch tensor or None) for each saved module (loaded with
     `parameters`, a state dict, where given). On the GPU a run is the compiled model called on
     the CUDA tensors, as users call it (no copies, synchronous); public_call=False imports
-    them once (`prepare`). On the CPU, a call on inputs uploaded once."""
+    them once (`prepare`). On the CPU, a call on inputs prepared once (read in place where
+    the runtime can: then the run returns torch tensors, else IREE's results)."""
     import flashlift
     from flashlift.runtime import _to_torch
 
@@ -156,7 +157,8 @@ def flashlift_candidates(modules_dir: str, modules: dict, args: tuple, public_ca
             candidates[variant] = ((lambda m=compiled: m(*args)) if public_call else compiled.prepare(*args), None)
             continue
         fn = compiled.prepare(*args)
-        candidates[variant] = (fn, lambda r, m=compiled: _to_torch(r, m.meta["outputs"][0]["dtype"]))
+        candidates[variant] = (fn, lambda r, m=compiled: r if hasattr(r, "dtype") and not hasattr(r, "map")
+                               else _to_torch(r, m.meta["outputs"][0]["dtype"]))
     return candidates
 
 

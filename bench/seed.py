@@ -17,6 +17,7 @@ candidate runs the same weights; err: ||out - ref|| / ||ref|| against the module
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -72,6 +73,21 @@ def seed_input(batch: int, seq: int, dtype, device="cpu"):
     return torch.randn(batch, seq, HIDDEN, generator=torch.Generator().manual_seed(1)).to(dtype).to(device)
 
 
+@contextlib.contextmanager
+def _without_data_tiling(really: bool):
+    """CPU compiles inside leave out `--iree-opt-data-tiling=true` (a benchmark's variant)."""
+    from flashlift.compiler import lowering_cpu
+
+    flags = lowering_cpu.CPU_COMPILE_FLAGS
+    kept = list(flags)
+    if really:
+        flags[:] = [f for f in flags if not f.startswith("--iree-opt-data-tiling")]
+    try:
+        yield
+    finally:
+        flags[:] = kept
+
+
 def build(target: str, out_dir: str, dtype_name: str) -> None:
     import flashlift
     from flashlift.compiler.pipeline import pipeline_for
@@ -87,8 +103,11 @@ def build(target: str, out_dir: str, dtype_name: str) -> None:
     variants = [("flashlift", None, True)] + [
         (f"flashlift_qkv_{'on' if qkv else 'off'}_norm_{'on' if norm else 'off'}", qkv, norm)
         for qkv in (True, False) for norm in (True, False) if (qkv, norm) != (default_qkv, True)]
+    if target.startswith("cpu"):   # the defaults without IREE's data tiling (on since it was measured here)
+        variants.append(("flashlift_no_data_tiling", None, True))
     for variant, fuse, norms in variants:
-        compiled = flashlift.compile_model(seed_model(dtype), (x,), target=target, fuse_linears=fuse, fuse_norms=norms)
+        with _without_data_tiling(variant.endswith("_no_data_tiling")):
+            compiled = flashlift.compile_model(seed_model(dtype), (x,), target=target, fuse_linears=fuse, fuse_norms=norms)
         path = os.path.join(out_dir, f"seed.{variant}.flashlift")
         compiled.save(path, parameters=False)  # the run builds the same weights from the seed
         modules[variant] = os.path.basename(path)

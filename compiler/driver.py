@@ -21,7 +21,7 @@ from typing import Optional
 from iree.compiler import ir
 from iree.compiler.tools.binaries import find_tool
 
-from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS
+from flashlift.compiler.lowering_cpu import CPU_COMPILE_FLAGS, DATA_TILING_FLAG
 from flashlift.compiler.pipeline import pipeline_for, run_pipeline
 from flashlift.errors import CompileError
 from flashlift.module_abi import dtype_name
@@ -101,13 +101,30 @@ def compile_flags(target, *, async_abi: bool = None, keep_f64: bool = False) -> 
     return flags
 
 
-def iree_compile(text: str, target, *, async_abi: bool = None, keep_f64: bool = False) -> bytes:
+def iree_compile(text: str, target, *, async_abi: bool = None, keep_f64: bool = False,
+                 notes: Optional[list] = None) -> bytes:
     """Step 4: iree-compile for `target`; a CompileError carries IREE's own diagnostics.
 
     iree-compile runs as a child that ends with this process (a compile killed by SIGTERM
-    or SIGKILL leaves no iree-compile running), in a private temporary folder."""
+    or SIGKILL leaves no iree-compile running), in a private temporary folder. A CPU module
+    that fails with IREE's data tiling is compiled again without it (a line in `notes` says
+    so); the error of that second compile is the one raised."""
     args = ["--iree-input-type=auto", "--iree-vm-bytecode-module-output-format=flatbuffer-binary",
             "--mlir-print-debuginfo", "--mlir-print-op-on-diagnostic=false", *compile_flags(target, async_abi=async_abi, keep_f64=keep_f64)]
+    try:
+        return _iree_compile(text, target, args)
+    except CompileError as e:
+        if DATA_TILING_FLAG not in args:
+            raise
+        vmfb = _iree_compile(text, target, [a for a in args if a != DATA_TILING_FLAG])
+        first = next((line.strip() for line in str(e).splitlines() if "error:" in line), "")
+        if notes is not None:
+            notes.append("IREE's data tiling failed on this module, compiled without it (linear layers "
+                         f"slower): {first[:300]}")
+        return vmfb
+
+
+def _iree_compile(text: str, target, args: list) -> bytes:
     with tempfile.TemporaryDirectory(prefix="flashlift-compile-") as tmp:
         source, output = os.path.join(tmp, "module.mlir"), os.path.join(tmp, "module.vmfb")
         with open(source, "w", encoding="utf-8") as f:

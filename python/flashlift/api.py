@@ -66,9 +66,10 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
                                use_kernels=use_kernels, fuse_linears=fuse_linears,
                                fuse_norms=fuse_norms, fuse_activations=fuse_activations, on_pass=step)
     with stage(f"iree-compile for {tgt.name} ({len(lowered.text) >> 10} KiB of IR)"):
-        vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature))
+        compile_notes: list = []
+        vmfb = driver.iree_compile(lowered.text, tgt, keep_f64=_has_f64(lowered.signature), notes=compile_notes)
     report = Report(target=tgt.name, raise_attention=raise_attention,
-                    dropouts=[vars(d) for d in imported.dropouts], notes=list(imported.notes))
+                    dropouts=[vars(d) for d in imported.dropouts], notes=list(imported.notes) + compile_notes)
     _add_decisions(report, lowered.records)
     report.notes += _dtype_notes(lowered.signature)
     meta = {
