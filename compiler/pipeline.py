@@ -39,23 +39,24 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
                  fuse_activations: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
-    measured faster (the CPU: every group; CUDA with kernels: the groups the attention kernel
-    reads in place); True/False: every group / none, on any target. fuse_norms: the LayerNorm / RMSNorm
+    measured faster (the CPU, and CUDA with kernels: the groups the attention kernel reads in
+    place); True/False: every group / none, on any target. fuse_norms: the LayerNorm / RMSNorm
     kernel where the target has one (False: IREE's). fuse_activations: a GELU or SwiGLU after a
     linear layer in the GEMM kernel's epilogue (False: IREE's). One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
     fuse = "fuse-linears" if fuse_linears else None
-    if fuse_linears is None and t.kind == "cpu":
-        fuse = "fuse-linears"  # every group: one GEMM for Q/K/V and for gate/up (bench/results/seed-cpu.md)
-    elif fuse_linears is None and t.kernel_arch and use_kernels:
-        # CUDA: only the groups the attention kernel reads in place, at their columns of the
-        # fused result (BERT's Q/K/V, the seed's): on an H100 BERT x4 0.93-0.98x the time in
-        # 10 of 10 runs and the seed 0.89-0.94x in 3 of 3 (models-gpu-h100.md, seed-gpu-h100.md). Not LLaMA's
-        # gate/up, which would lose the SwiGLU epilogue, nor Q/K behind rotary embeddings,
-        # whose slices would be copies (all groups: 1.15x its time). (An H200 measured the
-        # seed fused 0.90-0.93x as fast in 3 of 4 runs at 6c9c0b7, seed-gpu-h200.md.)
+    if fuse_linears is None and (t.kind == "cpu" or (t.kernel_arch and use_kernels)):
+        # Only the groups the attention kernel reads in place, at their columns of the fused
+        # result (BERT's Q/K/V, the seed's). CUDA: on an H100 BERT x4 0.93-0.98x the time in
+        # 10 of 10 runs and the seed 0.89-0.94x in 3 of 3 (models-gpu-h100.md, seed-gpu-h100.md);
+        # not LLaMA's gate/up, which would lose the SwiGLU epilogue, nor Q/K behind rotary
+        # embeddings, whose slices would be copies (all groups: 1.15x its time). (An H200
+        # measured the seed fused 0.90-0.93x as fast in 3 of 4 runs at 6c9c0b7.) CPU, with
+        # IREE's data tiling: every group cost LLaMA 8% (IREE then runs SwiGLU as its own pass
+        # over the fused gate/up result) and left flashlift 0.96-0.97x IREE alone; these groups
+        # only: 1.01-1.04x IREE alone, BERT 1.02x its unfused build (models-cpu.md).
         fuse = "fuse-linears{reads=attention}"
     if raise_attention and fuse:
         # after unbatch-matmuls (every linear layer is a 2-D matmul then), before the clean-up:

@@ -40,10 +40,10 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     ("cuda", "cuda:sm_80", "cuda:sm_90") "triton-fa sm_XX" where flashlift's FlashAttention
     kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
     ("triton-gemm sm_XX": flashlift's GEMM kernel). use_kernels=False: IREE codegen everywhere.
-    On the CPU, linear layers that read one input (Q/K/V, gate/up) run as one GEMM over their
-    concatenated weights (`.report.fused` lists each group); on CUDA only the groups whose
-    results the attention kernel reads in place (Q/K/V, not gate/up: measured faster on an
-    H100); fuse_linears=False keeps them apart, True fuses every group on any target.
+    Linear layers that read one input and whose results the attention kernel reads in place
+    (Q/K/V, not gate/up: measured faster on an H100 and, with IREE's data tiling, on the CPU)
+    run as one GEMM over their concatenated weights (`.report.fused` lists each group);
+    fuse_linears=False keeps them apart, True fuses every group (gate/up too) on any target.
     With kernels (CPU with AVX2, CUDA), each LayerNorm and RMSNorm runs as one kernel with the
     residual add before it where only the norm reads the sum (`.report.epilogues`, the
     projection's bias staying in its GEMM); fuse_norms=False leaves them to IREE. On CUDA a GELU

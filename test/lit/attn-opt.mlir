@@ -7,7 +7,7 @@
 // LIST: --annotate-lowering
 //
 // RUN: attn-opt --print-pipeline=cpu | FileCheck %s --check-prefix=PIPELINE-CPU
-// PIPELINE-CPU: builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,unbatch-matmuls,fuse-linears,canonicalize,cse,canonicalize-layouts,dispatch-attention{target=cpu kernels=on},dispatch-norms{target=cpu kernels=on},pretranspose-keys,causal-split,annotate-lowering{target=cpu},drop-site-ids,externalize-parameters)
+// PIPELINE-CPU: builtin.module(unify-dims,fold-reshapes,fold-broadcasts,raise-attention,unbatch-matmuls,fuse-linears{reads=attention},canonicalize,cse,canonicalize-layouts,dispatch-attention{target=cpu kernels=on},dispatch-norms{target=cpu kernels=on},pretranspose-keys,causal-split,annotate-lowering{target=cpu},drop-site-ids,externalize-parameters)
 // RUN: attn-opt --print-pipeline=cuda:sm_90 | FileCheck %s --check-prefix=PIPELINE-SM90
 // PIPELINE-SM90: unbatch-matmuls,fuse-linears{reads=attention},canonicalize,cse,
 // PIPELINE-SM90-SAME: canonicalize-layouts,dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-norms{target=cuda:sm_90},dispatch-gemms{target=cuda:sm_90},mask-dynamic-keys,annotate-lowering{target=cuda:sm_90},drop-site-ids,externalize-parameters)

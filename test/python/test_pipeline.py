@@ -65,7 +65,8 @@ def test_pipelines_list_their_steps():
     assert "canonicalize-layouts" not in pipeline_for("vulkan")  # raised, then decomposed by IREE for SPIR-V
     # fuse-linears: every group on the CPU, on CUDA with kernels only what the attention kernel
     # reads in place, none where IREE's codegen reads the slices (copies); either way on request
-    assert "fuse-linears," in pipeline_for("cpu") and "fuse-linears{reads=attention}," in sm90
+    assert "fuse-linears{reads=attention}," in pipeline_for("cpu") and "fuse-linears{reads=attention}," in sm90
+    assert "fuse-linears," in pipeline_for("cpu", fuse_linears=True)
     assert "fuse-linears" not in pipeline_for("cuda:sm_90", use_kernels=False)
     assert "fuse-linears" not in pipeline_for("rocm") and "fuse-linears" not in pipeline_for("cuda:sm_86")
     assert "fuse-linears," in pipeline_for("cuda:sm_90", fuse_linears=True)
