@@ -157,7 +157,7 @@ def flashlift_candidates(modules_dir: str, modules: dict, args: tuple, public_ca
             candidates[variant] = ((lambda m=compiled: m(*args)) if public_call else compiled.prepare(*args), None)
             continue
         fn = compiled.prepare(*args)
-        candidates[variant] = (fn, lambda r, m=compiled: r if hasattr(r, "dtype") and not hasattr(r, "map")
+        candidates[variant] = (fn, lambda r, m=compiled: r if isinstance(r, torch.Tensor)
                                else _to_torch(r, m.meta["outputs"][0]["dtype"]))
     return candidates
 

@@ -47,8 +47,8 @@ TYPES = {"f32": (torch.float32, "f32"), "f16": (torch.float16, "f16"), "bf16": (
 # workgroup costs ~30 us, more than a workgroup's work on an AMX CPU).
 GRID_DRIVER = r"""
 #include <stddef.h>
-#define M(T) const void*, const void*, size_t, size_t, size_t
-typedef void (*fa_fn)(M(), M(), M(), M(), M(), size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t,
+#define MEMREF const void*, const void*, size_t, size_t, size_t
+typedef void (*fa_fn)(MEMREF, MEMREF, MEMREF, MEMREF, MEMREF, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t,
                       size_t, float, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t);
 void fl_bench_grid(fa_fn fn, const void* q, const void* k, const void* v, const void* m, void* o, size_t gx,
                    size_t gy, size_t heads, size_t sq, size_t skv, size_t d, size_t causal, size_t mask_kind,
@@ -90,18 +90,13 @@ def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None):
     fn = getattr(lib, f"flashlift_attention_{dtype}_{dtype}_{isa}")
     ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
     size = ctypes.c_size_t
-    memref = lambda t: [ptr(t), ptr(t), size(0), size(t.numel()), size(1)]  # noqa: E731
     grid = cpu_fa.workgroups(b * h, sq)
     mask_kind = 0 if mask is None else 1 if mask.dim() == 2 else 2
     lib.fl_bench_grid.restype = None
     args = [ctypes.cast(fn, ctypes.c_void_p)] + [ptr(t) for t in (q, k, v, q if mask is None else mask, o)]
     args += [size(n) for n in (*grid[:2], h, sq, skv, d, 1 if causal else 0, mask_kind)] + [ctypes.c_float(scale)]
-    keep = (q, k, v, mask, o)   # the run holds the tensors its pointers point into
-
-    def run():
-        assert keep
-        lib.fl_bench_grid(*args)
-    return o, run
+    # the run holds the tensors its pointers point into (a caller may drop the output)
+    return o, lambda _keep=(q, k, v, mask, o): lib.fl_bench_grid(*args)
 
 
 def median_ms(fn, reps: int) -> float:

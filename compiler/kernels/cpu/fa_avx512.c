@@ -365,12 +365,13 @@ static inline int amx_begin(void) {
   return 1;
 }
 
-// st[j][0:FL_BM] = sum_d k[j][d] * Q[0:FL_BM][d] for the block's keys j (rows of the last
-// 16-key tile past `keys`: garbage, never read), unscaled: K's rows are the A tiles (16 keys x
-// 32 dims), qt2's (16 pairs of dims x 16 queries) the B tiles. A last tile of fewer than 16
-// keys is read from kpad, its rows copied with zero rows after them (no read past K).
+// As scores_bf16 on AMX tiles: st[j][0:FL_BM] = qscale * sum_d k[j][d] * Q[0:FL_BM][d] for
+// the block's keys j (rows of the last 16-key tile past `keys`: garbage, never read); K's rows
+// are the A tiles (16 keys x 32 dims), qt2's (16 pairs of dims x 16 queries) the B tiles. A
+// last tile of fewer than 16 keys is read from kpad, its rows copied with zero rows after them
+// (no read past K).
 static inline void scores_amx(const unsigned short* k, long ld, int d_len, const unsigned int* qt2, float* st,
-                              int keys, unsigned short* kpad) {
+                              int keys, unsigned short* kpad, __m512 qscale) {
   for (int j = 0; j < keys; j += 16) {
     const char* a = (const char*)(k + j * ld);
     long stride = ld * 2;
@@ -394,6 +395,7 @@ static inline void scores_amx(const unsigned short* k, long ld, int d_len, const
     _tile_stored(0, st + j * FL_BM, FL_BM * 4);
     _tile_stored(1, st + j * FL_BM + 16, FL_BM * 4);
   }
+  for (int x = 0; x < keys * FL_BM; x += 16) _mm512_store_ps(st + x, _mm512_mul_ps(qscale, _mm512_load_ps(st + x)));
 }
 
 // acc[0:FL_BM][0:d_len] += P . V_blk: pp (pairs of keys x queries, softmax_update's) transposed
@@ -497,9 +499,7 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
           pair_rows((const unsigned short*)blk->v + next * blk->v_ld, blk->v_ld,
                     (int)(blk->end - next < FL_BN ? blk->end - next : FL_BN), d_len, vbuf[(next / FL_BN) & 1]);
         scores_amx((const unsigned short*)blk->k + j0 * blk->k_ld, blk->k_ld, d_len, (const unsigned int*)qt, st,
-                   keys, kpad);
-        for (int x = 0; x < keys * FL_BM; x += 16)
-          _mm512_store_ps(st + x, _mm512_mul_ps(_mm512_set1_ps(qscale), _mm512_load_ps(st + x)));
+                   keys, kpad, _mm512_set1_ps(qscale));
       } else
 #endif
       scores_bf16((const unsigned short*)blk->k + j0 * blk->k_ld, blk->k_ld, d_len, (const unsigned int*)qt, st, keys,
