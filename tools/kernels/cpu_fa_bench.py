@@ -3,8 +3,8 @@
 Builds each kernel source (compiler/kernels/cpu/fa_*.c) with the flags cpu_build uses plus
 `-shared`, calls its entry point over the workgroup grid from one thread with ctypes, as
 the shim IREE compiles would, and compares the output with torch (an f64 reference) and
-the time with torch SDPA on one thread. For working on the kernels: the numbers that count
-are bench/attention.py's, through IREE.
+the time with torch SDPA on one thread (`--threads N`: the workgroups on N threads, SDPA on
+N). For working on the kernels: the numbers that count are bench/attention.py's, through IREE.
 
     .venv/bin/python tools/kernels/cpu_fa_bench.py [--isa avx2,avx512,avx512bf16] [--dtypes f32,bf16] [--reps 5]
     .venv/bin/python tools/kernels/cpu_fa_bench.py --isa avx512,avx512@/tmp/variant.c -D avx512@/tmp/variant.c:FL_KS=12
@@ -44,19 +44,44 @@ TYPES = {"f32": (torch.float32, "f32"), "f16": (torch.float16, "f16"), "bf16": (
 
 # Calls an entry point over the workgroup grid (as IREE's shim does, one workgroup at a time),
 # from C: one ctypes call a run, so the timing is the kernel's (a ctypes call of 45 arguments a
-# workgroup costs ~30 us, more than a workgroup's work on an AMX CPU).
+# workgroup costs ~30 us, more than a workgroup's work on an AMX CPU). With threads > 1 the
+# workgroups go to that many threads (the caller and threads - 1 started per run, ~20-50 us),
+# each taking the next one from a shared counter, as IREE's workers take slices of the grid.
 GRID_DRIVER = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
 #include <stddef.h>
 #define MEMREF const void*, const void*, size_t, size_t, size_t
 typedef void (*fa_fn)(MEMREF, MEMREF, MEMREF, MEMREF, MEMREF, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t,
                       size_t, float, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t, size_t);
+typedef struct {
+  fa_fn fn;
+  const void *q, *k, *v, *m;
+  void* o;
+  size_t gx, gy, heads, sq, skv, d, causal, mask_kind;
+  float scale;
+  size_t next;  // the next workgroup to take (x + gx * y)
+} grid_job;
+
+static void* take_workgroups(void* arg) {
+  grid_job* j = (grid_job*)arg;
+  for (size_t w; (w = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->gx * j->gy;)
+    j->fn(j->q, j->q, 0, 0, 1, j->k, j->k, 0, 0, 1, j->v, j->v, 0, 0, 1, j->m, j->m, 0, 0, 1, j->o, j->o, 0, 0, 1,
+          w % j->gx, w / j->gx, j->heads, 1, j->sq, j->skv, j->d, j->causal, j->mask_kind, j->scale, 0, 0, 0, 0, 0,
+          0, 0, 0, 0);
+  return NULL;
+}
+
 void fl_bench_grid(fa_fn fn, const void* q, const void* k, const void* v, const void* m, void* o, size_t gx,
                    size_t gy, size_t heads, size_t sq, size_t skv, size_t d, size_t causal, size_t mask_kind,
-                   float scale) {
-  for (size_t y = 0; y < gy; ++y)
-    for (size_t x = 0; x < gx; ++x)
-      fn(q, q, 0, 0, 1, k, k, 0, 0, 1, v, v, 0, 0, 1, m, m, 0, 0, 1, o, o, 0, 0, 1, x, y, heads, 1, sq, skv, d,
-         causal, mask_kind, scale, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                   float scale, size_t threads) {
+  grid_job job = {fn, q, k, v, m, o, gx, gy, heads, sq, skv, d, causal, mask_kind, scale, 0};
+  pthread_t helpers[63];
+  size_t started = 0;
+  for (; started + 1 < threads && started < 63; ++started)
+    if (pthread_create(&helpers[started], NULL, take_workgroups, &job)) break;
+  take_workgroups(&job);
+  for (size_t t = 0; t < started; ++t) pthread_join(helpers[t], NULL);
 }
 """
 
@@ -74,15 +99,16 @@ def shared_library(isa: str, extra: tuple = (), source: str = "", lib_dir: str =
     driver = os.path.join(os.path.dirname(out), "grid_driver.c")
     with open(driver, "w") as f:
         f.write(GRID_DRIVER)
-    cmd = [cpu_build.compiler(), *cpu_build.CFLAGS, *cpu_build.ISA_FLAGS[isa], *defines, *extra, "-shared",
+    cmd = [cpu_build.compiler(), *cpu_build.CFLAGS, *cpu_build.ISA_FLAGS[isa], *defines, *extra, "-shared", "-pthread",
            "-I", cpu_build.SOURCE_DIR, source or os.path.join(cpu_build.SOURCE_DIR, own), driver, "-o", out]
     subprocess.run(cmd, check=True)
     return ctypes.CDLL(out) if load else None
 
 
-def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None):
-    """O = the kernel's attention of (B, H, S, D) contiguous q, k, v, one workgroup at a time;
-    mask: None, an f32 [B, Skv] key-padding mask or an additive [B, Sq, Skv] one."""
+def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None, threads: int = 1):
+    """O = the kernel's attention of (B, H, S, D) contiguous q, k, v, one workgroup at a time
+    on each of `threads` threads; mask: None, an f32 [B, Skv] key-padding mask or an additive
+    [B, Sq, Skv] one."""
     b, h, sq, d = q.shape
     skv = k.shape[2]
     dtype = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[q.dtype]
@@ -94,7 +120,8 @@ def call(lib, isa: str, q, k, v, causal: bool, scale: float, mask=None):
     mask_kind = 0 if mask is None else 1 if mask.dim() == 2 else 2
     lib.fl_bench_grid.restype = None
     args = [ctypes.cast(fn, ctypes.c_void_p)] + [ptr(t) for t in (q, k, v, q if mask is None else mask, o)]
-    args += [size(n) for n in (*grid[:2], h, sq, skv, d, 1 if causal else 0, mask_kind)] + [ctypes.c_float(scale)]
+    args += [size(n) for n in (*grid[:2], h, sq, skv, d, 1 if causal else 0, mask_kind)] + [ctypes.c_float(scale),
+                                                                                            size(threads)]
     # the run holds the tensors its pointers point into (a caller may drop the output)
     return o, lambda _keep=(q, k, v, mask, o): lib.fl_bench_grid(*args)
 
@@ -123,8 +150,9 @@ def main() -> int:
                         "'isa:NAME=V' for one ISA's build only")
     p.add_argument("--lib-dir", default="", help="keep the shared libraries here; use those found here")
     p.add_argument("--build-only", action="store_true", help="build the libraries into --lib-dir and stop")
+    p.add_argument("--threads", type=int, default=1, help="threads for the kernel's workgroups and for torch")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     libs = {}
     for isa in args.isa.split(","):
         label, _, source = isa.partition("@")  # avx512@FILE: a variant of the avx512 source
@@ -155,7 +183,7 @@ def main() -> int:
             sdpa_ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal, attn_mask=None if bias is None else bias.to(dtype)), args.reps)
             flops = 4 * b * h * s * s * d / (2 if causal else 1)
             for isa, (label, lib) in libs.items():
-                o, run = call(lib, label, q, k, v, causal, scale, mask)
+                o, run = call(lib, label, q, k, v, causal, scale, mask, args.threads)
                 ms = median_ms(run, args.reps)
                 err = ((o.double() - ref).norm() / ref.norm()).item()
                 print(f"{f'{b}x{h}x{s}x{d}' + (' causal' if causal else ''):<22} {name:<5} {isa:<11} {ms:8.3f} "
