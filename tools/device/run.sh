@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs, on the lent GPU machine, the steps tools/device/build.sh built, in the order given:
+#
+#   run(command="bash tools/device/run.sh gpu-numerics gemm models", carry=[".whl", "build/dev"])
+#
+# Each step has its own time limit (STEP_SECONDS, default 150) and writes unbuffered into
+# /tmp/res/<step>.log, so a step that hangs or runs long loses nothing it printed and the next
+# step still runs; everything comes back as one file, $OUT/results.tgz (a `run` returns at
+# most 8 files). The tail of each log is printed for the call's output.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl 2>/dev/null
+export PYTHONPATH=/tmp/site:$PWD/python:$PWD PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
+D=build/dev
+R=/tmp/res
+rm -rf $R; mkdir -p $R
+T=${STEP_SECONDS:-150}
+{ nvidia-smi --query-gpu=name --format=csv,noheader; lscpu | grep -E "Model name|^CPU\(s\)|Thread"; git log -1 --format=%h 2>/dev/null; } > $R/machine.txt 2>&1
+for step in "$@"; do
+  case $step in
+    gpu-numerics)  cmd="python3 test/tools/gpu_numerics.py run $D/gnum" ;;
+    gemm)          cmd="python3 bench/gemm.py ${GEMM_ARGS:-} --out $R/gemm.md" ;;
+    models)        cmd="python3 bench/models.py run --modules $D/models --peers ${MODEL_PEERS:-eager,compile,cudagraphs} --out-dir $R" ;;
+    cpu-numerics)  cmd="python3 test/tools/cpu_numerics.py run $D/cpu_numerics" ;;
+    cpu-attention) cmd="python3 bench/attention.py run --modules $D/cpu_attention --threads ${CPU_THREADS:-2} --peers ${CPU_PEERS:-compile,sdpa,sdpa_f32} --out-dir $R" ;;
+    cpu-seed)      cmd="for d in f32 bf16; do python3 bench/seed.py run --modules $D/seed_\$d --out-dir $R/seed_\$d; done" ;;
+    cpu-kernel)    cmd="python3 tools/kernels/cpu_fa_bench.py --isa avx512,avx512amx --dtypes bf16 --lib-dir $D/fa_libs --threads ${CPU_THREADS:-2}" ;;
+    *) echo "unknown step $step"; continue ;;
+  esac
+  start=$(date +%s)
+  timeout "$T" bash -c "$cmd" > $R/$step.log 2>&1
+  rc=$?
+  echo "== $step: rc $rc$([ $rc = 124 ] && echo ' (timed out)') in $(( $(date +%s) - start )) s"
+  grep -v '^\s*$' $R/$step.log | tail -n 8
+done
+tar czf $OUT/results.tgz -C /tmp res
