@@ -29,7 +29,7 @@ from typing import Optional
 
 from iree.compiler import ir
 
-from flashlift.compiler.attention_masks import full_mask_type, key_padding_mask_type
+from flashlift.compiler.attention_masks import full_mask_type, head_mask_type, key_padding_mask_type
 from flashlift.compiler.kernel_sites import NotCovered
 from flashlift.compiler.mask_consteval import MAX_MASK_ELEMENTS
 from flashlift.passes.attention_op import AttentionOp
@@ -61,6 +61,7 @@ class Plan:
     key_padding_mask: Optional[str] = None  # element type of a run-time [B, K2] mask operand
     full_mask: Optional[str] = None  # element type of a run-time [B, M, K2] / [M, K2] mask operand
     full_mask_batched: bool = True
+    full_mask_heads: bool = False  # the full mask has a row per (batch entry, head) and query: [B, H, M, K2]
     guard: list = dataclasses.field(default_factory=list)  # [select, reduction] of raise-attention's row guard
     narrow: object = None  # the truncf of an f32 result back to the kernel's type, folded into O
     out_transpose: list = dataclasses.field(default_factory=list)  # [collapse_shape?, transpose] folded into O
@@ -111,7 +112,7 @@ def analyze(op, dtypes: tuple = KERNEL_DTYPES, head_dims=HEAD_DIMS, head_dims_te
         plan.mask_roles = mask_roles(dims["mask"], m, k2, q_batch)
         if plan.mask_roles is None:
             raise NotCovered("the mask varies along a dim that is not batch, m or k2")
-        if key_padding_mask_type(plan) is None and full_mask_type(plan) is None \
+        if key_padding_mask_type(plan) is None and full_mask_type(plan) is None and head_mask_type(plan) is None \
                 and math.prod(ir.RankedTensorType(mask.type).shape) > MAX_MASK_ELEMENTS:
             raise NotCovered("mask too large to evaluate at compile time")  # (a run-time mask: any size)
     return plan

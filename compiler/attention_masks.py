@@ -18,7 +18,10 @@ An attention op's additive mask reaches the kernel one of two ways:
     the kernel adds it to the scaled scores (triton_fa.build_ptx's key_padding_mask_dtype).
     `full_mask_type`: (b, m, k2), [B, M, K2] (LLaMA's causal + padding mask built from the
     model's inputs), or (m, k2) alone, [M, K2], one mask for every batch entry; the kernel
-    adds mask[b, i, j] to every key tile (build_ptx's mask_dtype). f32, f16 or bf16.
+    adds mask[b, i, j] to every key tile (build_ptx's mask_dtype). `head_mask_type`: every Q
+    batch dim in order, then (m, k2), [B, H, M, K2] -- ALiBi's per-head bias plus the padding
+    (BLOOM, MPT, Falcon with alibi) -- a row per (batch entry, head) and query; the CPU kernel
+    reads it (kernel_dispatch.resolve_masks' head_masks), the CUDA kernels do not. f32, f16 or bf16.
 
 The mask's roles (which of its dims is m, k2 or a Q batch dim) come from
 attention_coverage.mask_roles.
@@ -82,6 +85,24 @@ def full_mask_type(plan: Plan) -> Optional[tuple]:
         return None
     elt = str(t.element_type)
     return (elt, batched) if elt in KPM_DTYPES else None
+
+
+def head_mask_type(plan: Plan) -> Optional[str]:
+    """The element type of the plan's mask operand if the kernel can add it at run time per
+    (batch entry, head), query and key: a map of every Q batch dim in order, then (m, k2),
+    shape [*Q batch dims, M, K2]. Its rows are then the kernel's flattened (b * H + h) * M + i
+    (attention_coverage: the kernel's batch and heads are Q's batch dims, flattened in
+    order). Float only; else None."""
+    if plan.mask is None:
+        return None
+    t = ir.RankedTensorType(plan.mask.type)
+    batch_dims = len(plan.q_batch_sizes)
+    if plan.mask_roles != list(range(batch_dims)) + ["m", "k2"]:
+        return None
+    if list(t.shape) != list(plan.q_batch_sizes) + [plan.sq, plan.skv]:
+        return None
+    elt = str(t.element_type)
+    return elt if elt in KPM_DTYPES else None
 
 
 def mask_as_2d(array, roles: list, sq: int, skv: int):

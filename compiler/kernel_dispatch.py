@@ -32,7 +32,8 @@ from iree.compiler import ir
 from flashlift.compiler.attention_coverage import Plan, analyze
 from flashlift.compiler.attention_fusion import (FENCES, kernel_result, narrowing_consumer, row_guard,
                                                  seq_major_consumer, seq_major_input)
-from flashlift.compiler.attention_masks import causal_kind, full_mask_type, key_padding_mask_type, mask_as_2d
+from flashlift.compiler.attention_masks import (causal_kind, full_mask_type, head_mask_type, key_padding_mask_type,
+                                               mask_as_2d)
 from flashlift.compiler.kernel_build import attention_kernel
 from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_sites
 from flashlift.compiler.kernel_splice import ModuleSplicer
@@ -87,10 +88,11 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
     return records
 
 
-def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = True) -> None:
+def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = True, head_masks: bool = False) -> None:
     """How each plan's kernel takes its op's mask, in place: the mask's value computed at
     compile time and classified as causal (plan.causal), else read by the kernel
-    at run time as a key-padding or a full mask, else the plan is dropped (None) and its
+    at run time as a key-padding or a full mask (with head_masks, the kernel's reading a
+    row per head too: plan.full_mask_heads), else the plan is dropped (None) and its
     record says why. Shared by the CUDA and the CPU dispatch."""
     masked = [i for i, p in enumerate(plans) if p is not None and p.mask is not None]
     if not masked:
@@ -110,15 +112,20 @@ def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = Tru
             # the kernel adds the mask operand itself at run time
             kpm = key_padding_mask_type(plans[i])
             full = full_mask_type(plans[i]) if kpm is None else None
+            per_head = head_mask_type(plans[i]) if kpm is None and full is None else None
             if kpm is not None:
                 plans[i].key_padding_mask = kpm
                 plans[i].causal = False
             elif full is not None:
                 plans[i].full_mask, plans[i].full_mask_batched = full
                 plans[i].causal = False
+            elif per_head is not None and head_masks:
+                plans[i].full_mask, plans[i].full_mask_heads = per_head, True
+                plans[i].causal = False
             else:
                 plans[i] = None
-                records[i]["reason"] = str(e)
+                records[i]["reason"] = str(e) + (", a row per head (this target's kernels read one for every head)"
+                                                 if per_head is not None else "")
 
 
 def _kernel_summary(plan: Plan) -> dict:

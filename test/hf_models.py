@@ -296,6 +296,17 @@ def default_phi3(dtype="f32", mask=True):
     return _decoder_llm(Phi3Config, Phi3ForCausalLM, dtype, mask, pad_token_id=0, bos_token_id=1, eos_token_id=2)
 
 
+def default_falcon_alibi(dtype="f32", mask=True):
+    """Falcon with ALiBi (as falcon-rw): a per-head bias added to the padded causal mask, so
+    its attention mask differs per head."""
+    from transformers import FalconConfig, FalconForCausalLM
+
+    cfg = _default(FalconConfig(
+        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, alibi=True,
+        initializer_range=INIT_RANGE))
+    return _build(lambda: FalconForCausalLM(cfg), dtype), (), _text_inputs(mask, left=True), LAYERS
+
+
 def default_vit(dtype="f32", mask=True):
     from transformers import ViTConfig, ViTModel
 
@@ -406,6 +417,7 @@ DEFAULT_BUILDERS: Dict[str, Callable] = {
     "qwen2": default_qwen2,
     "gemma": default_gemma,
     "phi3": default_phi3,
+    "falcon_alibi": default_falcon_alibi,
     "vit": default_vit,
     "clip_text": default_clip_text,
     "clip_vision": default_clip_vision,
@@ -417,5 +429,5 @@ DEFAULT_BUILDERS: Dict[str, Callable] = {
 }
 
 #: Builders whose inputs carry a padding mask when mask=True.
-MASKED = ("bert", "roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2", "gemma", "phi3", "clip_text",
-          "whisper", "bart", "t5")
+MASKED = ("bert", "roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2", "gemma", "phi3", "falcon_alibi",
+          "clip_text", "whisper", "bart", "t5")

@@ -125,3 +125,28 @@ func.func @fused_qkv_columns(%qkv: tensor<256x384xf16>) -> tensor<256x128xf16> {
   %c = tensor.collapse_shape %t [[0, 1], [2, 3]] : tensor<2x128x2x64xf16> into tensor<256x128xf16>
   return %c : tensor<256x128xf16>
 }
+
+// -----
+
+#q = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k1)>
+#k = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, k1)>
+#v = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, n)>
+#s = affine_map<(b, h, m, n, k1, k2) -> ()>
+#m = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k2)>
+#o = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
+
+// A run-time mask with a row per head (ALiBi's): the CUDA kernels read one mask for every
+// head, so IREE's codegen keeps the op, and the remark says why.
+// CHECK-LABEL: func.func @runtime_mask_per_head(
+// CHECK-NOT:     flow.dispatch
+// CHECK:         iree_linalg_ext.attention
+// REMARK:      dispatch-attention.mlir:{{[0-9]+}}:8: remark: attention takes iree-codegen: mask: {{.*}}, a row per head (this target's kernels read one for every head)
+func.func @runtime_mask_per_head(%q: tensor<2x2x128x64xf16>, %k: tensor<2x2x128x64xf16>, %v: tensor<2x2x128x64xf16>, %mask: tensor<2x2x128x128xf16>) -> tensor<2x2x128x64xf16> {
+  %scale = arith.constant 0.125 : f16
+  %init = tensor.empty() : tensor<2x2x128x64xf16>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #m, #o]}> ins(%q, %k, %v, %scale, %mask : tensor<2x2x128x64xf16>, tensor<2x2x128x64xf16>, tensor<2x2x128x64xf16>, f16, tensor<2x2x128x128xf16>) outs(%init : tensor<2x2x128x64xf16>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<2x2x128x64xf16>
+  return %r : tensor<2x2x128x64xf16>
+}

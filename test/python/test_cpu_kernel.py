@@ -152,41 +152,54 @@ def test_sdpa_causal_takes_the_kernel():
 
 class Masked(torch.nn.Module):
     """softmax(Q K^T / sqrt(d) + mask) V with a run-time mask: [B, Skv] (BERT's padding, as
-    [B, 1, 1, Skv]) or [B, Sq, Skv] (LLaMA's causal + padding, as [B, 1, Sq, Skv])."""
+    [B, 1, 1, Skv]), [B, Sq, Skv] (LLaMA's causal + padding, as [B, 1, Sq, Skv]) or
+    [B, H, Sq, Skv] (ALiBi's per-head bias plus padding: BLOOM, MPT, Falcon)."""
 
     def forward(self, q, k, v, mask):
         s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        s = s + (mask[:, None, None, :] if mask.dim() == 2 else mask[:, None])
+        s = s + (mask[:, None, None, :] if mask.dim() == 2 else mask[:, None] if mask.dim() == 3 else mask)
         return torch.softmax(s, dim=-1) @ v
 
 
 def run_time_mask_inputs(kind: str, head_dim: int = 32) -> tuple:
     """(q, k, v, mask) of Masked with a `kind` mask ("key_padding": [B, Skv], "full": [B, Sq,
-    Skv]) in which some rows see every key at -inf (NaN in PyTorch) and some at float32's min
-    (a uniform row in PyTorch)."""
+    Skv], "per_head": [B, H, Sq, Skv]) in which some rows see every key at -inf (NaN in
+    PyTorch) and some at float32's min (a uniform row in PyTorch); per head, the same query
+    row of another head sees its keys."""
     torch.manual_seed(3)
     q, k, v = (torch.randn(2, 2, 70, head_dim) for _ in range(3))
     if kind == "key_padding":
         mask = torch.zeros(2, 70)
         mask[0, 60:] = torch.finfo(torch.float32).min
         mask[1, 50:] = float("-inf")
-    else:
+    elif kind == "full":
         mask = torch.randn(2, 70, 70)
         mask[0, 5, :] = float("-inf")
         mask[1, 7, :] = torch.finfo(torch.float32).min
+    else:
+        mask = torch.randn(2, 2, 70, 70) * torch.arange(1, 71.0)   # an ALiBi-like slope per key
+        mask[0, 1, 5, :] = float("-inf")
+        mask[1, 0, 7, :] = torch.finfo(torch.float32).min
+        mask[1, 1, :, 40:] = float("-inf")                         # head 1 of entry 1: padding
     return q, k, v, mask
 
 
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("kind", ["key_padding", "full"])
+@pytest.mark.parametrize("kind", ["key_padding", "full", "per_head"])
 def test_run_time_masks(kind, target):
     """A mask from the inputs, read by the kernel: rows whose every key is -inf give NaN (as in
-    PyTorch), rows whose every key is at float32's min are uniform (as in PyTorch)."""
+    PyTorch), rows whose every key is at float32's min are uniform (as in PyTorch); a
+    per-head mask's NaN row is in its own head only."""
     q, k, v, mask = run_time_mask_inputs(kind)
     compiled, out, ref = _run(Masked(), q, k, v, mask, target=target)
     assert [s.path for s in compiled.report.raised] == [expected_path(target)], str(compiled.report)
+    expected = {"key_padding": "key-padding (run time)", "full": "additive (run time)",
+                "per_head": "additive per head (run time)"}[kind]
+    assert compiled.report.raised[0].details["kernel"]["mask"] == expected
     if kind == "full":
         assert torch.isnan(ref).any() and not torch.isnan(ref[1]).any()
+    if kind == "per_head":
+        assert torch.isnan(ref[0, 1, 5]).all() and not torch.isnan(ref[0, 0]).any()
     _check(out, ref)
 
 

@@ -26,7 +26,7 @@ TOL = {"f32": 1e-4, "f16": 5e-3}
 NAMES = sorted(hf_models.DEFAULT_BUILDERS)
 UNPADDED = ("bert", "gpt2", "llama", "t5", "clip_text")  # mask=False: no attention_mask at all
 F16 = ("bert", "gpt2", "llama")
-CACHED = ("gpt2", "llama", "mistral", "qwen2", "gemma", "phi3", "whisper", "bart", "t5")  # default use_cache=True
+CACHED = ("gpt2", "llama", "mistral", "qwen2", "gemma", "phi3", "falcon_alibi", "whisper", "bart", "t5")  # default use_cache=True
 NO_CACHE = ("vit", "clip_vision", "swin", "whisper_encoder", "distilbert")  # forward takes no use_cache
 
 
@@ -114,3 +114,17 @@ def test_default_model_f16(name):
     out = compiled(name, "f16")(*args, **kwargs)
     check_like(out, model_reference(name, "f16"), TOL["f16"])
     assert all(v.dtype == torch.float16 for v in out.values() if v.is_floating_point())
+
+
+def test_alibi_model_takes_the_cpu_kernel_with_its_per_head_mask():
+    """Falcon with ALiBi: the padded causal mask plus a bias per head reaches the attention as
+    a [B, H, S, S] run-time mask, which the CPU kernel reads (mask_kind 4); the answer is
+    checked by test_default_model_matches_pytorch_and_unraised."""
+    from flashlift.compiler import cpu_dispatch
+    from flashlift.compiler.targets import parse_target
+
+    if cpu_dispatch.unavailable(parse_target("cpu")):
+        pytest.skip(cpu_dispatch.unavailable(parse_target("cpu")))
+    report = compiled("falcon_alibi").report
+    assert all(s.path.startswith("flashlift-cpu") for s in report.raised), str(report)
+    assert {s.details["kernel"]["mask"] for s in report.raised} == {"additive per head (run time)"}, str(report)

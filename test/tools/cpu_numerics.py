@@ -41,7 +41,7 @@ def cases():
     out["odd_keys_d48_causal"] = (t.Attention("top_left"), (torch.randn(2, 2, 70, 48), torch.randn(2, 2, 75, 48),
                                                             torch.randn(2, 2, 75, 48)))
     out["d128_long"] = (t.Attention(), tuple(torch.randn(1, 2, 300, 128) for _ in range(3)))
-    for kind in ("key_padding", "full"):
+    for kind in ("key_padding", "full", "per_head"):
         out[f"mask_{kind}"] = (t.Masked(), t.run_time_mask_inputs(kind, head_dim=64))
     return out
 
