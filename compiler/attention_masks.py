@@ -20,8 +20,7 @@ An attention op's additive mask reaches the kernel one of two ways:
     model's inputs), or (m, k2) alone, [M, K2], one mask for every batch entry; the kernel
     adds mask[b, i, j] to every key tile (build_ptx's mask_dtype). `head_mask_type`: every Q
     batch dim in order, then (m, k2), [B, H, M, K2] -- ALiBi's per-head bias plus the padding
-    (BLOOM, MPT, Falcon with alibi) -- a row per (batch entry, head) and query; the CPU kernel
-    reads it (kernel_dispatch.resolve_masks' head_masks), the CUDA kernels do not. f32, f16 or bf16.
+    (BLOOM, MPT, Falcon with alibi) -- a row per (batch entry, head) and query. f32, f16 or bf16.
 
 The mask's roles (which of its dims is m, k2 or a Q batch dim) come from
 attention_coverage.mask_roles.

@@ -156,7 +156,7 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
                                                      f"{cpu_fa.MAX_HEAD_DIM}")
         except NotCovered as e:
             records[i]["reason"] = str(e)
-    resolve_masks(module, plans, records, evaluate_masks, head_masks=True)
+    resolve_masks(module, plans, records, evaluate_masks)
     for i, plan in enumerate(plans):  # a run-time mask: the kernel reads f32 ones
         dtype = plan and (plan.key_padding_mask or plan.full_mask)
         if dtype and dtype != "f32":

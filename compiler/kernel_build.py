@@ -30,13 +30,14 @@ def attention_kernel(plan, sm: int):
     """triton_fa.build_ptx for the attention Plan's shape (cached in-process; Triton caches on disk)."""
     key = (plan.batch, plan.heads, plan.kv_heads, plan.sq, plan.skv, plan.head_dim, plan.dtype,
            plan.causal, float(plan.scale), sm, plan.key_padding_mask, plan.full_mask, plan.full_mask_batched,
+           plan.full_mask_heads,
            bool(plan.out_transpose), tuple(plan.in_rows), empty_rows(plan))
     if key not in _ATTENTION_CACHE:
         _ATTENTION_CACHE[key] = triton_fa.build_ptx(
             batch=plan.batch, heads=plan.heads, kv_heads=plan.kv_heads, sq=plan.sq, skv=plan.skv,
             head_dim=plan.head_dim, dtype=plan.dtype, causal=plan.causal or False, scale=plan.scale,
             arch=sm, ptx_version=PTX_VERSION, key_padding_mask_dtype=plan.key_padding_mask,
-            mask_dtype=plan.full_mask, mask_batched=plan.full_mask_batched,
+            mask_dtype=plan.full_mask, mask_batched=plan.full_mask_batched, mask_heads=plan.full_mask_heads,
             out_seq_major=bool(plan.out_transpose), in_seq_major=tuple(plan.in_rows),
             empty_rows=empty_rows(plan))
     return _ATTENTION_CACHE[key]

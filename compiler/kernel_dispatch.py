@@ -88,12 +88,12 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
     return records
 
 
-def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = True, head_masks: bool = False) -> None:
+def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = True) -> None:
     """How each plan's kernel takes its op's mask, in place: the mask's value computed at
     compile time and classified as causal (plan.causal), else read by the kernel
-    at run time as a key-padding or a full mask (with head_masks, the kernel's reading a
-    row per head too: plan.full_mask_heads), else the plan is dropped (None) and its
-    record says why. Shared by the CUDA and the CPU dispatch."""
+    at run time as a key-padding or a full mask (with a row per head where it has one:
+    plan.full_mask_heads), else the plan is dropped (None) and its record says why.
+    Shared by the CUDA and the CPU dispatch."""
     masked = [i for i, p in enumerate(plans) if p is not None and p.mask is not None]
     if not masked:
         return
@@ -119,13 +119,12 @@ def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = Tru
             elif full is not None:
                 plans[i].full_mask, plans[i].full_mask_batched = full
                 plans[i].causal = False
-            elif per_head is not None and head_masks:
+            elif per_head is not None:
                 plans[i].full_mask, plans[i].full_mask_heads = per_head, True
                 plans[i].causal = False
             else:
                 plans[i] = None
-                records[i]["reason"] = str(e) + (", a row per head (this target's kernels read one for every head)"
-                                                 if per_head is not None else "")
+                records[i]["reason"] = str(e)
 
 
 def _kernel_summary(plan: Plan) -> dict:
@@ -133,13 +132,20 @@ def _kernel_summary(plan: Plan) -> dict:
     c = kb.config
     return {"name": kb.name, "target": kb.ptx_target, "grid": list(kb.grid), "block": list(kb.block),
             "shared_mem_bytes": kb.shared_mem_bytes, "causal": plan.causal or "none",
-            "mask": (f"key-padding [{plan.batch}, {plan.skv}] {plan.key_padding_mask} (run time)"
-                     if plan.key_padding_mask else
-                     (f"additive [{', '.join(map(str, ([plan.batch] if plan.full_mask_batched else []) + [plan.sq, plan.skv]))}]"
-                      f" {plan.full_mask} (run time)") if plan.full_mask else ("causal" if plan.causal else "none")),
+            "mask": _mask_summary(plan),
             "empty_rows": "0 (row guard folded in)" if plan.guard else "NaN",
             "tile": [c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("num_warps"), c.get("num_stages")],
             "layout": layout_summary(plan)}
+
+
+def _mask_summary(plan: Plan) -> str:
+    """'key-padding [B, K2] f32 (run time)', 'additive [B, H, M, K2] f32 (run time)', 'causal' or 'none'."""
+    if plan.key_padding_mask:
+        return f"key-padding [{plan.batch}, {plan.skv}] {plan.key_padding_mask} (run time)"
+    if plan.full_mask:
+        lead = [plan.batch, plan.heads] if plan.full_mask_heads else [plan.batch] if plan.full_mask_batched else []
+        return f"additive [{', '.join(map(str, lead + [plan.sq, plan.skv]))}] {plan.full_mask} (run time)"
+    return "causal" if plan.causal else "none"
 
 
 def layout_summary(plan: Plan) -> str:

@@ -145,7 +145,8 @@ class _Problem:
         if self.MASK == "key_padding":
             mask_base = self.mask_ptr + off_b * self.SKV
         elif self.MASK == "full":
-            mask_base = self.mask_ptr + (off_b.to(gl.int64) * (self.SQ * self.SKV) if self.MASK_BATCHED else 0)
+            rows = off_bh if self.MASK_BATCHED == 2 else off_b   # (MASK_BATCHED: 0 one mask, 1 per entry, 2 per head)
+            mask_base = self.mask_ptr + (rows.to(gl.int64) * (self.SQ * self.SKV) if self.MASK_BATCHED else 0)
         else:
             mask_base = self.mask_ptr
         return row0, n_tiles, n_full, q_row, q_col, k_row, k_col, v_row, v_col, o_row, o_col, mask_base
@@ -401,7 +402,7 @@ def grid(cfg: dict, batch: int, heads: int, sq: int) -> tuple:
 def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, heads: int, kv_heads: int, sq: int,
                    skv: int, head_dim: int, scale: float, causal: bool, bottom_right: bool,
                    out_seq_major: bool, in_seq_major: tuple, mask: str = "", mask_dtype: str = "",
-                   mask_batched: bool = True, empty_rows: str = "zero"):
+                   mask_batched: int = 1, empty_rows: str = "zero"):
     """triton.compile of one static shape (cfg: BLOCK_M, BLOCK_N, num_stages, num_warps);
     returns (CompiledKernel, consts). Takes triton_fa_tma.compile_kernel's arguments; a case
     `covers` rejects is a ValueError. mask: "", "key_padding" or "full" (of Triton type mask_dtype);
@@ -416,7 +417,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], STAGES=cfg["num_stages"], CONSUMERS=cfg.get("CONSUMERS", 2), CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
         O_SEQ_MAJOR=bool(out_seq_major), **layout_consts(in_seq_major, heads, kv_heads, head_dim),
-        MASK=mask, MASK_BATCHED=bool(mask_batched), EMPTY_ROWS_NAN=empty_rows == "nan",
+        MASK=mask, MASK_BATCHED=int(mask_batched), EMPTY_ROWS_NAN=empty_rows == "nan",
         NUM_PROGS=grid(cfg, batch, heads, sq)[0], LOADER_REGS=cfg.get("LOADER_REGS", 24))
     from triton.experimental.gluon._runtime import GluonASTSource
     src = aot.attention_source(_fa_fwd_gluon_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype,

@@ -22,7 +22,8 @@ Kernel ABI (every shape is a compile-time constant, so only pointers remain):
     or, built with mask_dtype (a run-time additive mask per query and key,
     e.g. LLaMA's causal + padding mask made from the model's inputs), the same
     parameter list with MASK (B, Sq, Skv) contiguous (or (Sq, Skv), the same
-    for every batch entry: mask_batched=False) in KPM's place (HAS_MASK).
+    for every batch entry: mask_batched=False; or (B, H, Sq, Skv), a row per
+    head as ALiBi's: mask_heads=True) in KPM's place (HAS_MASK).
     Every key tile takes the masked loop (MASK_SKIP: a tile whose mask
     entries are all <= -1e4 for every row of the query tile is skipped; off by
     default, measured slower). Rows whose every key is masked by a finite
@@ -88,7 +89,7 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
                    arch: int = 80, config: Optional[dict] = None,
                    ptx_version: Optional[int] = None,
                    key_padding_mask_dtype: Optional[str] = None,
-                   mask_dtype: Optional[str] = None, mask_batched: bool = True,
+                   mask_dtype: Optional[str] = None, mask_batched: bool = True, mask_heads: bool = False,
                    out_seq_major: bool = False, in_seq_major: tuple = (False, False, False),
                    empty_rows: str = "zero"):
     """triton.compile of one static shape; returns (CompiledKernel, cfg, consts).
@@ -127,7 +128,7 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         head_dim=head_dim, scale=float(scale), causal=bool(causal), bottom_right=bool(bottom_right),
         out_seq_major=out_seq_major, in_seq_major=in_seq_major,
         mask=mask, mask_dtype=KPM_DTYPE[str(any_mask).replace("torch.", "")] if any_mask is not None else "",
-        mask_batched=mask_batched, empty_rows=empty_rows)
+        mask_batched=2 if mask_heads else int(mask_batched), empty_rows=empty_rows)
     return ck, cfg, consts
 
 
@@ -144,7 +145,8 @@ def build_ptx(**kwargs) -> KernelBinary:
     of batch b before the softmax; the kernel then takes it as a pointer
     parameter right after V (q, k, v, key_padding_mask, o, scratch...).
     mask_dtype: None or the element type of a (B, Sq, Skv) contiguous additive
-    mask ((Sq, Skv) with mask_batched=False), taken in the same place
+    mask ((Sq, Skv) with mask_batched=False; (B, H, Sq, Skv), a row per head as
+    ALiBi's, with mask_heads=True), taken in the same place
     (q, k, v, mask, o, scratch...); config MASK_SKIP=True skips key tiles the
     mask hides from the whole query tile (a data-dependent branch: slower on
     an H200 for LLaMA's causal mask at S=1024, 106 vs 82 us per layer).
@@ -190,6 +192,8 @@ def build_ptx(**kwargs) -> KernelBinary:
     if mask_dtype is not None:
         cfg_out["mask"] = KPM_DTYPE[str(mask_dtype).replace("torch.", "")]
         cfg_out["mask_batched"] = bool(a["mask_batched"])
+        if a["mask_heads"]:  # (absent otherwise: configs of the other masked kernels unchanged)
+            cfg_out["mask_heads"] = True
     else:
         cfg_out.pop("MASK_SKIP", None)
     if a["out_seq_major"]:

@@ -186,7 +186,7 @@ def _fa_fwd_kernel(
                                        # the softmax/PV of tile j (async wgmma overlap)
     HAS_KPM: tl.constexpr = False,     # scores[b, :, :, j] += KPM[b, j] (before the softmax)
     HAS_MASK: tl.constexpr = False,    # scores[b, :, i, j] += KPM[b, i, j] (a (B, SQ, SKV) mask)
-    MASK_BATCHED: tl.constexpr = True, # HAS_MASK: False = one (SQ, SKV) mask for every batch entry
+    MASK_BATCHED: tl.constexpr = 1,    # HAS_MASK: 0 one (SQ, SKV) mask for all, 1 (B, SQ, SKV), 2 (B, H, SQ, SKV)
     MASK_SKIP: tl.constexpr = False,   # HAS_MASK: skip key tiles the mask hides from every row
     O_SEQ_MAJOR: tl.constexpr = False, # O as (B, SQ, H, D) (a model's .transpose(1, 2) folded in)
     Q_SEQ_MAJOR: tl.constexpr = False, # Q as sequence rows (read where the projection left it):
@@ -253,8 +253,8 @@ def _fa_fwd_kernel(
         lo = FULL_N
         hi = SKV
     kpm_ptrs = KPM + off_b.to(tl.int64) * SKV + offs_n if HAS_KPM else KPM
-    mask_ptrs = KPM + (off_b.to(tl.int64) * (SQ * SKV) if MASK_BATCHED else 0) + offs_m[:, None] * SKV + offs_n[None, :] \
-        if HAS_MASK else KPM
+    mask_ptrs = KPM + ((off_bh if MASK_BATCHED == 2 else off_b).to(tl.int64) * (SQ * SKV) if MASK_BATCHED else 0) \
+        + offs_m[:, None] * SKV + offs_n[None, :] if HAS_MASK else KPM
     if HAS_KPM or HAS_MASK:
         lo = 0
 
@@ -288,7 +288,7 @@ def _fa_fwd_kernel(
 def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, heads: int, kv_heads: int,
                    sq: int, skv: int, head_dim: int, scale: float, causal: bool, bottom_right: bool,
                    out_seq_major: bool, in_seq_major: tuple, mask: str = "", mask_dtype: str = "",
-                   mask_batched: bool = True, empty_rows: str = "zero"):
+                   mask_batched: int = 1, empty_rows: str = "zero"):
     """triton.compile of one static shape with triton_fa_tma.compile_kernel's arguments
     (cfg: the tile and the variant flags, fa_configs.resolve_config's); returns
     (CompiledKernel, consts). Without a mask KPM is a None constexpr, not a parameter."""
@@ -298,7 +298,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
         CAUSAL=bool(causal), BOTTOM_RIGHT=bool(causal and bottom_right),
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
         **{f: cfg[f] for f in VARIANT_FLAGS if f not in KERNEL_CHOICES},
-        HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=bool(mask_batched),
+        HAS_KPM=mask == "key_padding", HAS_MASK=mask == "full", MASK_BATCHED=int(mask_batched),
         MASK_SKIP=bool(cfg.get("MASK_SKIP", False)), O_SEQ_MAJOR=bool(out_seq_major),
         **layout_consts(in_seq_major, heads, kv_heads, head_dim), EMPTY_ROWS_NAN=empty_rows == "nan")
     src = aot.attention_source(_fa_fwd_kernel, tdt=tdt, consts=consts, mask=mask, mask_dtype=mask_dtype)

@@ -135,12 +135,13 @@ func.func @fused_qkv_columns(%qkv: tensor<256x384xf16>) -> tensor<256x128xf16> {
 #m = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k2)>
 #o = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
 
-// A run-time mask with a row per head (ALiBi's): the CUDA kernels read one mask for every
-// head, so IREE's codegen keeps the op, and the remark says why.
+// A run-time mask with a row per head (ALiBi's bias plus padding): the kernel reads it whole,
+// as the fourth binding, each (batch, head) program at its own rows.
 // CHECK-LABEL: func.func @runtime_mask_per_head(
-// CHECK-NOT:     flow.dispatch
-// CHECK:         iree_linalg_ext.attention
-// REMARK:      dispatch-attention.mlir:{{[0-9]+}}:8: remark: attention takes iree-codegen: mask: {{.*}}, a row per head (this target's kernels read one for every head)
+// CHECK-SAME:    %[[Q:[a-z0-9]+]]: tensor<2x2x128x64xf16>, %[[K:[a-z0-9]+]]: tensor<2x2x128x64xf16>, %[[V:[a-z0-9]+]]: tensor<2x2x128x64xf16>, %[[M:[a-z0-9]+]]: tensor<2x2x128x128xf16>
+// CHECK-NOT:     iree_linalg_ext.attention
+// CHECK:         call @{{flashlift_fa_sm90_[0-9a-f]+}}_call(%[[Q]], %[[K]], %[[V]], %[[M]]) : (tensor<2x2x128x64xf16>, tensor<2x2x128x64xf16>, tensor<2x2x128x64xf16>, tensor<2x2x128x128xf16>) -> tensor<2x2x128x64xf16>
+// REMARK:      dispatch-attention.mlir:{{[0-9]+}}:8: remark: attention takes triton-fa sm_90
 func.func @runtime_mask_per_head(%q: tensor<2x2x128x64xf16>, %k: tensor<2x2x128x64xf16>, %v: tensor<2x2x128x64xf16>, %mask: tensor<2x2x128x128xf16>) -> tensor<2x2x128x64xf16> {
   %scale = arith.constant 0.125 : f16
   %init = tensor.empty() : tensor<2x2x128x64xf16>

@@ -664,6 +664,25 @@ def test_shared_runtime_mask_is_covered():
     assert rec.outcome == "triton-fa sm_90" and rec.details["kernel"]["mask"] == "additive [64, 96] f32 (run time)", rec
 
 
+@pytest.mark.parametrize("target", ["cuda:sm_90", "cuda:sm_80"])
+def test_per_head_runtime_mask_is_covered(target):
+    """ALiBi's mask: a bias per head plus the padding, [B, H, Sq, Skv] from the inputs, is
+    read by the kernel at each (batch, head)'s own rows (MASK_BATCHED 2; interp_check.py runs
+    it against PyTorch), bound whole as the fourth binding."""
+
+    class PerHead(torch.nn.Module):
+        def forward(self, q, k, v, m):
+            return attention(q, k, v, m)
+
+    args = (rand(2, 4, 64, 64), rand(2, 4, 96, 64), rand(2, 4, 96, 64), torch.randn(2, 4, 64, 96, dtype=torch.float16))
+    low = lowered(PerHead(), args, target=target)
+    [rec] = low.of("dispatch-attention")
+    assert rec.outcome == f"triton-fa sm_{target[-2:]}", rec
+    assert rec.details["kernel"]["mask"] == "additive [2, 4, 64, 96] f32 (run time)", rec
+    [line] = [ln for ln in low.text.splitlines() if "flow.dispatch @flashlift_fa_sm" in ln]
+    assert "tensor<2x4x64x96xf32>" in line, line
+
+
 def test_constant_mask_hiding_a_row_takes_the_nan_kernel():
     """Sq > Skv bottom-right causal by masked_fill(-inf) and a plain softmax: the first
     queries see no key, NaN in the op (and PyTorch); the kernel built with empty_rows="nan"."""
@@ -852,6 +871,22 @@ def test_build_kernel_with_full_mask():
         assert iree_dispatch.mask_type(kb) == ("tensor<2x96x160xf32>" if batched else "tensor<96x160xf32>")
 
 
+@pytest.mark.parametrize("config", [None, {"TMA": True}, {"GLUON": True}], ids=["tuned", "tma", "gluon"])
+def test_build_kernel_with_per_head_mask(config):
+    """mask_heads=True: a (B, H, Sq, Skv) mask, bound as such (iree_dispatch.mask_type)."""
+    from flashlift.compiler.kernels import iree_dispatch
+
+    for arch in ((80, 90) if config is None else (90,)):
+        kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=256, skv=256, head_dim=128 if config else 64,
+                                 dtype="f16", arch=arch, ptx_version=PTX_VERSION, mask_dtype="f32", mask_heads=True,
+                                 config=config)
+        assert kb.config["mask_heads"] and kb.config["mask_batched"]
+        assert iree_dispatch.mask_type(kb) == "tensor<2x4x256x256xf32>"
+        assert [p.name for p in kb.params] == ["q", "k", "v", "mask", "o", "global_scratch", "profile_scratch"]
+        if config:
+            assert kb.config["GLUON" if "GLUON" in config else "TMA"]
+
+
 def test_build_kernel_with_key_padding_mask():
     for arch in (80, 90):
         kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=96, skv=160, head_dim=64, dtype="f16",
@@ -874,10 +909,11 @@ def test_kernel_semantics_in_triton_interpreter():
 
 def test_tma_kernel_semantics_in_triton_interpreter():
     """interp_check.py tma: triton_fa_tma's kernel (GQA, causal both alignments, rows that see
-    no key, sequence-major operands) under TRITON_INTERPRET=1 against torch."""
+    no key, sequence-major operands, run-time masks: per batch entry, one for all, per head)
+    under TRITON_INTERPRET=1 against torch."""
     r = subprocess.run([sys.executable, INTERP_CHECK, "tma"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") == 18 and "FAIL" not in r.stdout  # 9 cases, per-tile and persistent
+    assert r.stdout.count(" ok") == 20 and "FAIL" not in r.stdout  # 10 cases, per-tile and persistent
 
 
 def test_fused_qkv_columns_in_triton_interpreter():
@@ -1055,6 +1091,19 @@ class OuterProduct(torch.nn.Module):
         return attention(q, k, v, (1.0 - both.to(q.dtype)) * torch.finfo(q.dtype).min)
 
 
+class Alibi(torch.nn.Module):
+    """BLOOM's mask: a slope per head times the key's position where the key is visible
+    (causal, not padding), the dtype's min elsewhere: [B, H, S, S] from the inputs, a row per
+    head (an all-padding batch entry: uniform rows)."""
+
+    def forward(self, q, k, v, keep):
+        s = k.shape[2]
+        slopes = 2.0 ** -torch.arange(1, q.shape[1] + 1.0)
+        allowed = torch.ones(s, s, dtype=torch.bool).tril()[None, None] & keep[:, None, None, :]
+        bias = (slopes[:, None, None] * torch.arange(s, dtype=torch.float32)).to(q.dtype)
+        return attention(q, k, v, torch.where(allowed, bias, torch.finfo(q.dtype).min))
+
+
 class MaskedFill(torch.nn.Module):
     """scores.masked_fill(~keep, fill) and a plain softmax: -1e4 (old BERT: uniform fully masked
     rows) or -inf (NaN rows, as in PyTorch)."""
@@ -1088,7 +1137,7 @@ def _float_mask_inputs(b, s, dtype):
 
 
 MASK_KINDS = ["hand_pad_min", "outer_product", "masked_fill_1e4", "masked_fill_inf", "sdpa_bool_pad",
-              "sdpa_causal", "sdpa_float_mask", "bottom_right_rows"]
+              "sdpa_causal", "sdpa_float_mask", "bottom_right_rows", "alibi"]
 # (masked_fill(-1e4) in bf16 fills -9984, above raise-attention's MASKED = -1e4: not raised)
 MASK_GPU_CASES = [f"{kind}_{dt}" for kind in MASK_KINDS for dt in ("f16", "bf16")
                   if (kind, dt) != ("masked_fill_1e4", "bf16")]
@@ -1117,6 +1166,7 @@ def mask_gpu_case(case: str):
         "sdpa_float_mask": lambda: (SdpaFloat(fill=float(torch.finfo(dtype).min)), qkv(128)
                                     + _float_mask_inputs(b, s, dtype)),
         "bottom_right_rows": lambda: (Causal(bottom_right=True), qkv(64, sq=2 * s)),  # Sq > Skv: NaN rows
+        "alibi": lambda: (Alibi(), qkv(64) + (_keep(b, s),)),                        # (B, H, Sq, Skv) per head
     }[kind]()
     return model, args, (1e-2 if dtype == torch.bfloat16 else 3e-3)
 

@@ -86,6 +86,8 @@ CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right[, key-padding mask dtyp
     (2, 2, 2, 100, 77, 64, False, False, ("llama", torch.float16, True, True)),    # ragged, f16 mask
     (2, 2, 2, 96, 160, 128, False, False, ("bias", torch.float32, True, True)),    # a random bias
     (2, 2, 1, 128, 96, 64, False, False, ("llama", torch.float32, False, True)),   # one mask for all b
+    (2, 4, 2, 100, 77, 64, False, False, ("alibi", torch.float32, 2, False)),      # (B, H, Sq, Skv): a row per head
+    (2, 2, 1, 128, 128, 64, False, False, ("alibi", torch.float16, 2, True)),      # the same, f16, tiles skipped
     # O written as (B, Sq, H, D)
     (2, 4, 2, 100, 77, 64, True, True, "bshd"),
     (2, 4, 1, 128, 128, 64, False, False, ("llama", torch.float32, True, False), "bshd"),
@@ -106,9 +108,14 @@ def padding_mask(B, Skv, dtype):
     return kpm.to(dtype)
 
 
-def full_mask(B, Sq, Skv, kind, dtype, batched):
+def full_mask(B, Sq, Skv, kind, dtype, batched, H=1):
     """LLaMA's: causal bottom-right plus key padding (batch b drops its last 9 * b keys,
-    keeping every row's diagonal key), -65504 where hidden; or a random bias."""
+    keeping every row's diagonal key), -65504 where hidden; a random bias; or ALiBi's
+    (B, H, Sq, Skv) (batched 2): LLaMA's mask plus a slope per head times the key's distance."""
+    if kind == "alibi":
+        slopes = 2.0 ** -torch.arange(1, H + 1.0)
+        dist = (torch.arange(Skv)[None, :] - torch.arange(Sq)[:, None] - (Skv - Sq)).float()
+        return (full_mask(B, Sq, Skv, "llama", torch.float32, True)[:, None] + slopes[:, None, None] * dist).to(dtype)
     if kind == "bias":
         m = torch.randn(B, Sq, Skv)
     else:
@@ -138,9 +145,9 @@ def main():
         kpm = padding_mask(B, Skv, kpm_dt) if kpm_dt is not None else None
         scale = 1 / math.sqrt(D)
         cfg = dict(BLOCK_M=64, BLOCK_N=32)
-        mask = full_mask(B, Sq, Skv, fm[0], fm[1], fm[2]) if fm else None
+        mask = full_mask(B, Sq, Skv, fm[0], fm[1], fm[2], H) if fm else None
         if fm:
-            cfg.update(HAS_MASK=True, MASK_BATCHED=fm[2], MASK_SKIP=fm[3])
+            cfg.update(HAS_MASK=True, MASK_BATCHED=int(fm[2]), MASK_SKIP=fm[3])
         grid = (triton.cdiv(Sq, cfg["BLOCK_M"]), B * H, 1)
         triton_fa_ptr._fa_fwd_kernel[grid](
             *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq_in)),
@@ -267,6 +274,7 @@ TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v
     (3, 2, 2, 64, 96, 64, False, False, (False,) * 4, torch.float32),
     (2, 4, 1, 64, 64, 128, False, False, (False, False, True, False), ("llama", torch.float16, True, False)),
     (2, 2, 2, 96, 64, 64, False, False, (False,) * 4, ("bias", torch.float32, False, False)),
+    (2, 4, 2, 64, 96, 64, False, False, (False, True, False, False), ("alibi", torch.float32, 2, False)),
 ]
 
 
@@ -283,7 +291,7 @@ def main_tma():
         o = torch.full((B, Sq, H, D) if seq[3] else (B, H, Sq, D), float("nan")).half()
         kpm = padding_mask(B, Skv, masks[0]) if masks and not isinstance(masks[0], tuple) else None
         fm = masks[0] if masks and isinstance(masks[0], tuple) else None
-        mask = full_mask(B, Sq, Skv, fm[0], fm[1], fm[2]) if fm else None
+        mask = full_mask(B, Sq, Skv, fm[0], fm[1], fm[2], H) if fm else None
         scale = 1 / math.sqrt(D)
         triton_fa_tma._fa_fwd_tma_kernel[(3, 1, 1) if persistent else (Sq // 32, B * H, 1)](
             *(t.transpose(1, 2).contiguous() if f else t for t, f in zip((q, k, v), seq)),
@@ -291,7 +299,7 @@ def main_tma():
             SM_SCALE_LOG2=scale * 1.4426950408889634, B=B, H=H, KV_RATIO=H // KVH, SQ=Sq, SKV=Skv, HEAD_DIM=D,
             CAUSAL=causal, BOTTOM_RIGHT=br, BLOCK_M=32, BLOCK_N=32, O_SEQ_MAJOR=seq[3],
             **layout_consts(seq[:3], H, KVH, D), HAS_KPM=kpm is not None, HAS_MASK=mask is not None,
-            MASK_BATCHED=bool(fm and fm[2]), PERSISTENT=persistent, NUM_PROGS=3)
+            MASK_BATCHED=int(fm[2]) if fm else 0, PERSISTENT=persistent, NUM_PROGS=3)
         if seq[3]:
             o = o.transpose(1, 2)
         r = reference(q, k, v, causal, br, scale, kpm, mask)
