@@ -26,11 +26,14 @@ REGISTRY = {**passes.REGISTRY, **steps.STEPS}
 #:   unify-dims       equal dynamic sizes read from one value (torch.export's symbols)
 #:   fold-reshapes    torch-mlir's reshapes by computed shapes -> collapse/expand_shape
 #:   fold-broadcasts  gather-style broadcasts of a tensor to its own shape removed
+#:   fold-scalars     rank-0 computations on constants folded (DeBERTa's 1 / sqrt(d) scale:
+#:                    the attention's scale a constant after canonicalize, as kernels need)
 #:   raise-attention  matmul + mask + softmax + matmul -> iree_linalg_ext.attention
 #:   unbatch-matmuls  after raising (it would unbatch a Q.K^T against a shared K): a linear
 #:                    layer torch decomposed into a batch matmul becomes one matmul again
 #:   canonicalize,cse the dead and duplicate ops the rewrites leave
-RAISING = ["unify-dims", "fold-reshapes", "fold-broadcasts", "raise-attention", "unbatch-matmuls", "canonicalize", "cse"]
+RAISING = ["unify-dims", "fold-reshapes", "fold-broadcasts", "fold-scalars", "raise-attention", "unbatch-matmuls",
+           "canonicalize", "cse"]
 RAISE_PIPELINE = "builtin.module(" + ",".join(RAISING) + ")"
 
 

@@ -8,8 +8,8 @@ see (what was raised, what was left alone and why) append SiteRecords (passes/re
 `results`.
 """
 
-from . import (drop_site_ids, externalize_parameters, fold_broadcasts, fold_reshapes, fuse_linears, raise_attention, raise_softmax,
-               unbatch_matmuls, unify_dims)
+from . import (drop_site_ids, externalize_parameters, fold_broadcasts, fold_reshapes, fold_scalars, fuse_linears,
+               raise_attention, raise_softmax, unbatch_matmuls, unify_dims)
 
 
 def _raise_attention_with_softmax(module, results):
@@ -22,6 +22,7 @@ REGISTRY = {
     unify_dims.NAME: (unify_dims.SUMMARY, unify_dims.run),
     fold_reshapes.NAME: (fold_reshapes.SUMMARY, fold_reshapes.run),
     fold_broadcasts.NAME: (fold_broadcasts.SUMMARY, fold_broadcasts.run),
+    fold_scalars.NAME: (fold_scalars.SUMMARY, fold_scalars.run),
     raise_softmax.NAME: (raise_softmax.SUMMARY, raise_softmax.run),
     raise_attention.NAME: (raise_attention.SUMMARY, _raise_attention_with_softmax),
     unbatch_matmuls.NAME: (unbatch_matmuls.SUMMARY, unbatch_matmuls.run),

@@ -153,12 +153,35 @@ def build_t5_encoder(dtype="f32"):
     return _text_model(lambda: T5EncoderModel(cfg), dtype)
 
 
+def build_deberta_v2(dtype="f32"):
+    """DeBERTa-v2 (eager only): its scale is 1 / sqrt(d * scale_factor) computed by tensor ops
+    on constants (fold-scalars makes it a constant, so kernels take the attention)."""
+    from transformers import DebertaV2Config, DebertaV2Model
+
+    cfg = _eager(DebertaV2Config(
+        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        intermediate_size=FFN, max_position_embeddings=32, initializer_range=INIT_RANGE))
+    return _text_model(lambda: DebertaV2Model(cfg), dtype)
+
+
+def build_bloom(dtype="f32"):
+    """BLOOM (eager only): ALiBi, a bias per head added to the padded causal mask, so the
+    attention's mask has a row per head ([B, H, S, S] from the inputs)."""
+    from transformers import BloomConfig, BloomModel
+
+    cfg = _eager(BloomConfig(vocab_size=VOCAB, hidden_size=HIDDEN, n_layer=LAYERS, n_head=HEADS,
+                             initializer_range=INIT_RANGE))
+    return _text_model(lambda: BloomModel(cfg), dtype)
+
+
 BUILDERS: Dict[str, Callable] = {
     "bert": build_bert,
     "gpt2": build_gpt2,
     "llama": build_llama,
     "vit": build_vit,
     "t5_encoder": build_t5_encoder,
+    "deberta_v2": build_deberta_v2,
+    "bloom": build_bloom,
 }
 
 

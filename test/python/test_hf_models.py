@@ -1,14 +1,16 @@
 """Real models (tiny random Hugging Face configs, eager attention) through compile_model on the CPU.
 
 Every attention layer is raised (the report's count equals the number of layers, each named
-by its PyTorch module path), and the output matches PyTorch: relative error under 1e-4 in
-f32 and 5e-3 in f16.
+by its PyTorch module path) and taken by the CPU kernel where this CPU runs it, and the
+output matches PyTorch: relative error under 1e-4 in f32 and 5e-3 in f16.
 """
 
 import pytest
 import torch
 
 import flashlift
+from flashlift.compiler import cpu_dispatch
+from flashlift.compiler.targets import parse_target
 from flashlift.reference import reference
 from conftest import rel_err
 
@@ -28,3 +30,7 @@ def test_hf_model(name, dtype):
     # the op computes in the model's precision (not on an f32 value from before a cast)
     assert all(s.details["dtype"] == dtype for s in report.raised), str(report)
     assert rel_err(compiled(*inputs), reference(model, *inputs)) < TOL[dtype], str(report)
+    # and flashlift's CPU kernel takes each (where this CPU runs it): its masks as the models
+    # make them (BLOOM's and T5's with a row per head), DeBERTa's scale once folded to a constant
+    if not cpu_dispatch.unavailable(parse_target("cpu")):
+        assert all(s.path.startswith("flashlift-cpu") for s in report.raised), str(report)
