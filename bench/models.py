@@ -5,7 +5,10 @@ Models (Hugging Face transformers, eager attention, built from config, random we
   * llama: a LLaMA-style decoder stack (hidden 1024, 16 heads, 4 KV heads, SwiGLU 2816),
     causal, rotary embeddings, grouped-query attention;
   * llama_d128: the same with LLaMA-7B's head dim 128 (hidden 2048, 16 heads, 4 KV heads,
-    SwiGLU 5632); its causal + padding mask reaches the attention kernel at run time.
+    SwiGLU 5632); its causal + padding mask reaches the attention kernel at run time;
+  * bloom: BLOOM-560m's width (hidden 1024, 16 heads), ALiBi: a bias per head on the padded
+    causal mask, which reaches the kernel as a [B, H, S, S] run-time mask (eager attention,
+    BLOOM's only one; half the batch left-padded).
 Every candidate is the model as users hold it (its own parameters, called directly with the
 hidden states and the padding mask). flashlift's modules hold no weights (they are IREE
 parameters, saved apart with `save(parameters=False)` so that modules stay small enough to
@@ -46,8 +49,10 @@ SPECS = {
                "intermediate_size": 2816}, 4, 1024, 4),
     "llama_d128": ({"hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 4,
                     "intermediate_size": 5632}, 4, 1024, 4),
+    # BLOOM-560m's width: ALiBi, so the attention's mask has a row per head
+    "bloom": ({"hidden_size": 1024, "num_attention_heads": 16}, 4, 1024, 4),
 }
-SMALL = {"bert": (2, 128, 2), "llama": (2, 128, 2), "llama_d128": (2, 128, 2)}
+SMALL = {"bert": (2, 128, 2), "llama": (2, 128, 2), "llama_d128": (2, 128, 2), "bloom": (2, 128, 2)}
 
 
 def make_model(name: str, layers: int, attn: str = "eager"):
@@ -58,6 +63,9 @@ def make_model(name: str, layers: int, attn: str = "eager"):
         cfg = tf.BertConfig(**kwargs, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
         cfg._attn_implementation = attn
         model = tf.BertModel(cfg, add_pooling_layer=False).encoder
+    elif name == "bloom":  # (its attention is eager only: no SDPA path in transformers)
+        model = tf.BloomModel(tf.BloomConfig(**kwargs, vocab_size=128, use_cache=False))
+        model.word_embeddings = None
     else:
         cfg = tf.LlamaConfig(**kwargs, vocab_size=128, max_position_embeddings=8192, use_cache=False)
         cfg._attn_implementation = attn
@@ -77,6 +85,8 @@ def inputs_for(name: str, batch: int, seq: int, dtype, device="cpu"):
     mask = torch.ones(batch, seq, dtype=torch.int64)
     if name == "bert":
         mask[batch // 2:, seq * 3 // 4:] = 0  # half the batch is padded
+    if name == "bloom":
+        mask[batch // 2:, :seq // 4] = 0  # half the batch is padded on the left, as decoders pad
     return hidden, mask.to(device)
 
 
@@ -114,6 +124,8 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         if target != "cpu":
             variants.append(("flashlift_no_activation_epilogue", True, "eager", None, True))
         for variant, raise_attention, attn, fuse, norms in variants:
+            if name == "bloom" and attn == "sdpa":  # (BLOOM's attention is eager only)
+                continue
             t0 = time.time()
             compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
                                                raise_attention=raise_attention, use_kernels=raise_attention,

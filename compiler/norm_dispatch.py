@@ -179,7 +179,10 @@ def _linear_location(value) -> tuple:
         if p is None:
             return "", False
         name = p.operation.name
-        if name in ("linalg.matmul", "func.call"):
+        if name == "func.call":  # the GEMM kernel's call; another kernel's (a norm's) is no linear layer
+            callee = ir.FlatSymbolRefAttr(p.operation.attributes["callee"]).value
+            return (str(p.operation.location), bias) if callee.startswith("flashlift_gemm_") else ("", False)
+        if name == "linalg.matmul":
             return str(p.operation.location), bias
         if name not in ("tensor.expand_shape", "tensor.collapse_shape", "linalg.generic"):
             return "", False

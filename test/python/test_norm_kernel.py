@@ -73,6 +73,26 @@ def test_residual_add_and_layer_norm_are_one_kernel(dtype):
     assert "dense (bias in its GEMM) + residual + norm [21 x 64]" in str(report)
 
 
+def test_a_norm_after_a_norm_names_no_linear_layer():
+    """BLOOM's embedding LayerNorm feeds the first block's LayerNorm: both run as the kernel,
+    and the second's report line names no linear layer (the first norm's kernel call is not
+    one; it was named as one before)."""
+
+    class TwoNorms(torch.nn.Module):
+        def __init__(self, n=64):
+            super().__init__()
+            self.emb_norm, self.norm = torch.nn.LayerNorm(n), torch.nn.LayerNorm(n)
+
+        def forward(self, x):
+            return self.norm(self.emb_norm(x))
+
+    torch.manual_seed(2)
+    report = _check(TwoNorms(), [torch.randn(2, 8, 64)])
+    assert [s.path for s in report.epilogues] == [KERNEL] * 2, str(report)
+    assert not any(s.details.get("linear") for s in report.epilogues), str(report)
+    assert "  emb_norm [16 x 64]" in str(report) and "  norm [16 x 64]" in str(report), str(report)
+
+
 def test_sum_with_another_use_stays_outside():
     """The sum is a second output: the kernel normalises it, the add itself stays (IREE's)."""
     torch.manual_seed(1)
