@@ -21,6 +21,7 @@ from iree.compiler.dialects import func
 from iree.compiler.tools import compile_str
 
 from flashlift.compiler.targets import parse_target
+from flashlift.passes.externalize_parameters import parameter_name
 
 MAX_MASK_ELEMENTS = 1 << 26  # larger masks are not evaluated at compile time
 
@@ -88,6 +89,9 @@ def _backward_slice(value) -> list:
             continue
         if not producer.name.startswith(_EVALUABLE):
             raise NotConstant(f"the mask is computed by {producer.name}")
+        if producer.name == "arith.constant" and parameter_name(producer.attributes["value"]) is not None:
+            # a weight: a handle without data here, and with_parameters() may swap it
+            raise NotConstant("the mask is computed from the model's weights (parameters, read at run time)")
         if producer.block != block:
             raise NotConstant("the mask is computed in another block")
         seen[producer] = True

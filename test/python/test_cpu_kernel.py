@@ -361,3 +361,36 @@ def test_kernel_reads_projections_in_place(fuse, shape):
         assert layout.startswith("Q (B, S, H, D), K (B, S, H, D), V (B, S, H, D)"), layout
     assert layout.endswith("O (B, S, H, D)"), layout
     _check(out, ref)
+
+
+def test_a_mask_from_the_weights_is_read_at_run_time(monkeypatch):
+    """A learned [Sq, Skv] bias (a parameter) is not evaluated at compile time: the weights
+    are handles without data when the mask is classified, and with_parameters() may swap them.
+    The kernel adds it at run time; no compile-time evaluation is tried (it used to call
+    iree-compile, which failed on the data-less weight)."""
+    from flashlift.compiler import mask_consteval
+
+    class LearnedBias(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.randn(40, 48))
+
+        def forward(self, q, k, v):
+            s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + self.bias
+            return torch.softmax(s, dim=-1) @ v
+
+    evaluated = []
+    monkeypatch.setattr(mask_consteval, "_run_funcs", lambda modules: evaluated.append(modules) or [])
+    torch.manual_seed(5)
+    module = LearnedBias()
+    q, k, v = torch.randn(2, 2, 40, 32), torch.randn(2, 2, 48, 32), torch.randn(2, 2, 48, 32)
+    compiled, out, ref = _run(module, q, k, v)
+    assert [s.path for s in compiled.report.raised] == [expected_path("cpu")], str(compiled.report)
+    assert compiled.report.raised[0].details["kernel"]["mask"] == "additive (run time)"
+    assert not evaluated, "a mask computed from the weights was evaluated at compile time"
+    _check(out, ref)
+    with torch.no_grad():   # new weights, the same module: the mask follows them
+        module.bias.copy_(torch.randn(40, 48))
+        ref2 = module(q, k, v)
+    out2 = compiled.with_parameters(module.state_dict())(q, k, v)
+    _check(out2, ref2.float())
