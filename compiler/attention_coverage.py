@@ -61,7 +61,7 @@ class Plan:
     key_padding_mask: Optional[str] = None  # element type of a run-time [B, K2] mask operand
     full_mask: Optional[str] = None  # element type of a run-time [B, M, K2] / [M, K2] mask operand
     full_mask_batched: bool = True
-    full_mask_heads: bool = False  # the full mask has a row per (batch entry, head) and query: [B, H, M, K2]
+    full_mask_heads: bool = False  # the full mask has a row per head and query: [B, H, M, K2] / [H, M, K2]
     guard: list = dataclasses.field(default_factory=list)  # [select, reduction] of raise-attention's row guard
     narrow: object = None  # the truncf of an f32 result back to the kernel's type, folded into O
     out_transpose: list = dataclasses.field(default_factory=list)  # [collapse_shape?, transpose] folded into O

@@ -20,7 +20,9 @@ An attention op's additive mask reaches the kernel one of two ways:
     model's inputs), or (m, k2) alone, [M, K2], one mask for every batch entry; the kernel
     adds mask[b, i, j] to every key tile (build_ptx's mask_dtype). `head_mask_type`: every Q
     batch dim in order, then (m, k2), [B, H, M, K2] -- ALiBi's per-head bias plus the padding
-    (BLOOM, MPT, Falcon with alibi) -- a row per (batch entry, head) and query. f32, f16 or bf16.
+    (BLOOM, MPT, Falcon with alibi), T5's relative-position bias -- a row per (batch entry,
+    head) and query; or the heads alone, [H, M, K2], shared by the batch (Swin's relative-
+    position bias, a function of the weights). f32, f16 or bf16.
 
 The mask's roles (which of its dims is m, k2 or a Q batch dim) come from
 attention_coverage.mask_roles.
@@ -86,22 +88,28 @@ def full_mask_type(plan: Plan) -> Optional[tuple]:
     return (elt, batched) if elt in KPM_DTYPES else None
 
 
-def head_mask_type(plan: Plan) -> Optional[str]:
-    """The element type of the plan's mask operand if the kernel can add it at run time per
-    (batch entry, head), query and key: a map of every Q batch dim in order, then (m, k2),
-    shape [*Q batch dims, M, K2]. Its rows are then the kernel's flattened (b * H + h) * M + i
+def head_mask_type(plan: Plan) -> Optional[tuple]:
+    """(element type, batched) of the plan's mask operand if the kernel can add it at run time
+    per head, query and key: a map of every Q batch dim in order, then (m, k2), shape
+    [*Q batch dims, M, K2], whose rows are the kernel's flattened (b * H + h) * M + i
     (attention_coverage: the kernel's batch and heads are Q's batch dims, flattened in
-    order). Float only; else None."""
+    order); or of every Q batch dim but the leading one (the kernel's batch, as for
+    key_padding_mask_type), [*Q batch dims[1:], M, K2], one for every batch entry (batched
+    False): rows h * M + i. Float only; else None."""
     if plan.mask is None:
         return None
     t = ir.RankedTensorType(plan.mask.type)
     batch_dims = len(plan.q_batch_sizes)
-    if plan.mask_roles != list(range(batch_dims)) + ["m", "k2"]:
+    if plan.mask_roles == list(range(batch_dims)) + ["m", "k2"]:
+        batched, shape = True, list(plan.q_batch_sizes)
+    elif plan.mask_roles == list(range(1, batch_dims)) + ["m", "k2"] and batch_dims >= 2 and plan.kv_batch_len >= 1:
+        batched, shape = False, list(plan.q_batch_sizes[1:])
+    else:
         return None
-    if list(t.shape) != list(plan.q_batch_sizes) + [plan.sq, plan.skv]:
+    if list(t.shape) != shape + [plan.sq, plan.skv]:
         return None
     elt = str(t.element_type)
-    return elt if elt in KPM_DTYPES else None
+    return (elt, batched) if elt in KPM_DTYPES else None
 
 
 def mask_as_2d(array, roles: list, sq: int, skv: int):

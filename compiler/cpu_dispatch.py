@@ -9,8 +9,8 @@ the steps that prepare ops for IREE's codegen (pretranspose-keys, causal-split).
      same or f32) and head dims (multiples of 16 up to 128), the CUDA kernel's layouts;
   2. decides how the kernel takes its mask (kernel_dispatch.resolve_masks): none or causal
      (top-left or bottom-right, evaluated at compile time and built into the kernel), else read
-     at run time as an f32 [B, Skv] key-padding or [B, Sq, Skv] / [Sq, Skv] / [B, H, Sq, Skv]
-     additive mask;
+     at run time as an f32 [B, Skv] key-padding or [B, Sq, Skv] / [Sq, Skv] / [B, H, Sq, Skv] /
+     [H, Sq, Skv] additive mask;
   3. reads Q, K, V where the model's projections leave them and writes O where the model's
      transpose back puts it (attention_fusion.seq_major_input / seq_major_consumer: a
      (B, S, heads, D) tensor, or a fused QKV projection's result at each one's columns), so
@@ -117,7 +117,7 @@ def kernel_shape(plan) -> dict:
     batched = bool(plan.key_padding_mask or (plan.full_mask and plan.full_mask_batched))
     return {"batch": [plan.batch, plan.heads], "m": plan.sq, "n": plan.head_dim, "k1": plan.head_dim,
             "k2": plan.skv, "elem_type": plan.dtype, "has_mask": bool(plan.causal or plan.key_padding_mask or plan.full_mask),
-            "mask_batch_dims": [0, 1] if plan.full_mask_heads else [0] if batched else []}
+            "mask_batch_dims": [0] * batched + [1] * bool(plan.full_mask_heads)}
 
 
 def tuned_isa(family: str, plan) -> str:
@@ -192,11 +192,13 @@ def dispatch_cpu_kernels(module, target, *, evaluate_masks: bool = True) -> list
 
 def _mask_kind(plan) -> int:
     """The kernel's mask_kind: 0 none (or causal, built in), 1 [B, Skv] key padding,
-    2 [B, Sq, Skv], 3 [Sq, Skv], 4 [B, H, Sq, Skv]."""
+    2 [B, Sq, Skv], 3 [Sq, Skv], 4 [B, H, Sq, Skv], 5 [H, Sq, Skv]."""
     if plan.key_padding_mask:
         return 1
+    if plan.full_mask and plan.full_mask_heads:
+        return 4 if plan.full_mask_batched else 5
     if plan.full_mask:
-        return 4 if plan.full_mask_heads else 2 if plan.full_mask_batched else 3
+        return 2 if plan.full_mask_batched else 3
     return 0
 
 

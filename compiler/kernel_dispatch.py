@@ -120,7 +120,7 @@ def resolve_masks(module, plans: list, records: list, evaluate_masks: bool = Tru
                 plans[i].full_mask, plans[i].full_mask_batched = full
                 plans[i].causal = False
             elif per_head is not None:
-                plans[i].full_mask, plans[i].full_mask_heads = per_head, True
+                (plans[i].full_mask, plans[i].full_mask_batched), plans[i].full_mask_heads = per_head, True
                 plans[i].causal = False
             else:
                 plans[i] = None
@@ -143,7 +143,7 @@ def _mask_summary(plan: Plan) -> str:
     if plan.key_padding_mask:
         return f"key-padding [{plan.batch}, {plan.skv}] {plan.key_padding_mask} (run time)"
     if plan.full_mask:
-        lead = [plan.batch, plan.heads] if plan.full_mask_heads else [plan.batch] if plan.full_mask_batched else []
+        lead = ([plan.batch] if plan.full_mask_batched else []) + ([plan.heads] if plan.full_mask_heads else [])
         return f"additive [{', '.join(map(str, lead + [plan.sq, plan.skv]))}] {plan.full_mask} (run time)"
     return "causal" if plan.causal else "none"
 

@@ -31,7 +31,7 @@ def executable_source(kernel: CpuKernel, sym_name: str, shape: dict) -> str:
     """`hal.executable.source` with the kernel object and the shim that calls it; shape:
     batch_heads, heads, kv_ratio, sq, skv, head_dim, causal (0 none, 1 top-left,
     2 bottom-right), mask_kind (0 none, 1 [B, Skv] key padding, 2 [B, Sq, Skv], 3 [Sq, Skv],
-    4 [B, H, Sq, Skv]; an f32 mask), scale, the element types in_dtype (Q, K, V) and out_dtype (O), and the
+    4 [B, H, Sq, Skv], 5 [H, Sq, Skv]; an f32 mask), scale, the element types in_dtype (Q, K, V) and out_dtype (O), and the
     element counts q, k, v, mask, o of the five bindings (without a mask the fourth is Q
     again, never read); rows: the (width, col0) of Q, K, V and O (width 0: (B, heads, S, D)
     contiguous, else sequence rows of `width` elements with the heads from column col0);

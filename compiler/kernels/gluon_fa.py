@@ -145,7 +145,8 @@ class _Problem:
         if self.MASK == "key_padding":
             mask_base = self.mask_ptr + off_b * self.SKV
         elif self.MASK == "full":
-            rows = off_bh if self.MASK_BATCHED == 2 else off_b   # (MASK_BATCHED: 0 one mask, 1 per entry, 2 per head)
+            # MASK_BATCHED: 0 one mask, 1 one per entry, 2 one per entry and head, 3 one per head
+            rows = off_bh if self.MASK_BATCHED == 2 else off_h if self.MASK_BATCHED == 3 else off_b
             mask_base = self.mask_ptr + (rows.to(gl.int64) * (self.SQ * self.SKV) if self.MASK_BATCHED else 0)
         else:
             mask_base = self.mask_ptr

@@ -138,11 +138,12 @@ def has_mask(kb) -> bool:
 
 def mask_type(kb) -> str:
     """The mask tensor type of a masked kernel: (B, Skv) key-padding, or (B, Sq, Skv)
-    ((Sq, Skv) when one mask serves every batch entry, (B, H, Sq, Skv) with a row per head)."""
+    ((Sq, Skv) when one mask serves every batch entry; with a row per head (B, H, Sq, Skv), or
+    (H, Sq, Skv) for every batch entry)."""
     c = kb.config
     if "mask" in c:
-        shape = ((c["batch"], c["heads"], c["sq"], c["skv"]) if c.get("mask_heads") else
-                 (c["batch"], c["sq"], c["skv"]) if c.get("mask_batched", True) else (c["sq"], c["skv"]))
+        shape = ((c["batch"],) if c.get("mask_batched", True) else ()) + ((c["heads"],) if c.get("mask_heads") else ()) \
+            + (c["sq"], c["skv"])
         return _tensor_type(shape, {"fp32": "f32", **_MLIR_DTYPE}[c["mask"]])
     return _tensor_type((c["batch"], c["skv"]), {"fp32": "f32", **_MLIR_DTYPE}[c["key_padding_mask"]])
 

@@ -22,8 +22,8 @@ Kernel ABI (every shape is a compile-time constant, so only pointers remain):
     or, built with mask_dtype (a run-time additive mask per query and key,
     e.g. LLaMA's causal + padding mask made from the model's inputs), the same
     parameter list with MASK (B, Sq, Skv) contiguous (or (Sq, Skv), the same
-    for every batch entry: mask_batched=False; or (B, H, Sq, Skv), a row per
-    head as ALiBi's: mask_heads=True) in KPM's place (HAS_MASK).
+    for every batch entry: mask_batched=False; with mask_heads=True a row per
+    head too, (B, H, Sq, Skv) as ALiBi's or (H, Sq, Skv)) in KPM's place (HAS_MASK).
     Every key tile takes the masked loop (MASK_SKIP: a tile whose mask
     entries are all <= -1e4 for every row of the query tile is skipped; off by
     default, measured slower). Rows whose every key is masked by a finite
@@ -128,7 +128,7 @@ def compile_kernel(*, batch: int, heads: int, kv_heads: int, sq: int, skv: int,
         head_dim=head_dim, scale=float(scale), causal=bool(causal), bottom_right=bool(bottom_right),
         out_seq_major=out_seq_major, in_seq_major=in_seq_major,
         mask=mask, mask_dtype=KPM_DTYPE[str(any_mask).replace("torch.", "")] if any_mask is not None else "",
-        mask_batched=2 if mask_heads else int(mask_batched), empty_rows=empty_rows)
+        mask_batched=(2 if mask_batched else 3) if mask_heads else int(mask_batched), empty_rows=empty_rows)
     return ck, cfg, consts
 
 
@@ -145,8 +145,9 @@ def build_ptx(**kwargs) -> KernelBinary:
     of batch b before the softmax; the kernel then takes it as a pointer
     parameter right after V (q, k, v, key_padding_mask, o, scratch...).
     mask_dtype: None or the element type of a (B, Sq, Skv) contiguous additive
-    mask ((Sq, Skv) with mask_batched=False; (B, H, Sq, Skv), a row per head as
-    ALiBi's, with mask_heads=True), taken in the same place
+    mask ((Sq, Skv) with mask_batched=False; with mask_heads=True a row per head
+    too: (B, H, Sq, Skv) as ALiBi's, (H, Sq, Skv) with mask_batched=False),
+    taken in the same place
     (q, k, v, mask, o, scratch...); config MASK_SKIP=True skips key tiles the
     mask hides from the whole query tile (a data-dependent branch: slower on
     an H200 for LLaMA's causal mask at S=1024, 106 vs 82 us per layer).

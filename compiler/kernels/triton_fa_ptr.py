@@ -186,7 +186,7 @@ def _fa_fwd_kernel(
                                        # the softmax/PV of tile j (async wgmma overlap)
     HAS_KPM: tl.constexpr = False,     # scores[b, :, :, j] += KPM[b, j] (before the softmax)
     HAS_MASK: tl.constexpr = False,    # scores[b, :, i, j] += KPM[b, i, j] (a (B, SQ, SKV) mask)
-    MASK_BATCHED: tl.constexpr = 1,    # HAS_MASK: 0 one (SQ, SKV) mask for all, 1 (B, SQ, SKV), 2 (B, H, SQ, SKV)
+    MASK_BATCHED: tl.constexpr = 1,    # HAS_MASK: 0 one (SQ, SKV) for all, 1 (B, SQ, SKV), 2 (B, H, SQ, SKV), 3 (H, SQ, SKV)
     MASK_SKIP: tl.constexpr = False,   # HAS_MASK: skip key tiles the mask hides from every row
     O_SEQ_MAJOR: tl.constexpr = False, # O as (B, SQ, H, D) (a model's .transpose(1, 2) folded in)
     Q_SEQ_MAJOR: tl.constexpr = False, # Q as sequence rows (read where the projection left it):
@@ -253,7 +253,8 @@ def _fa_fwd_kernel(
         lo = FULL_N
         hi = SKV
     kpm_ptrs = KPM + off_b.to(tl.int64) * SKV + offs_n if HAS_KPM else KPM
-    mask_ptrs = KPM + ((off_bh if MASK_BATCHED == 2 else off_b).to(tl.int64) * (SQ * SKV) if MASK_BATCHED else 0) \
+    mask_ptrs = KPM + ((off_bh if MASK_BATCHED == 2 else off_h if MASK_BATCHED == 3 else off_b).to(tl.int64) * (SQ * SKV)
+                       if MASK_BATCHED else 0) \
         + offs_m[:, None] * SKV + offs_n[None, :] if HAS_MASK else KPM
     if HAS_KPM or HAS_MASK:
         lo = 0

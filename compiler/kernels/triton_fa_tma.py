@@ -53,7 +53,7 @@ def _fa_fwd_tma_kernel(
     Q_COL0: tl.constexpr, K_COL0: tl.constexpr, V_COL0: tl.constexpr,     # (fa_layouts.py)
     HAS_KPM: tl.constexpr = False,      # scores[b, :, :, j] += KPM[b, j] ((B, SKV) mask)
     HAS_MASK: tl.constexpr = False,     # scores[b, :, i, j] += KPM[b, i, j] ((B, SQ, SKV) mask)
-    MASK_BATCHED: tl.constexpr = 1,     # HAS_MASK: 0 one (SQ, SKV) mask for all, 1 (B, SQ, SKV), 2 (B, H, SQ, SKV)
+    MASK_BATCHED: tl.constexpr = 1,     # HAS_MASK: 0 one (SQ, SKV) for all, 1 (B, SQ, SKV), 2 (B, H, SQ, SKV), 3 (H, SQ, SKV)
     PERSISTENT: tl.constexpr = False,   # grid (NUM_PROGS,): each program loops over query tiles
     NUM_PROGS: tl.constexpr = 1,
     EMPTY_ROWS_NAN: tl.constexpr = False,  # a row that sees no key: NaN (0/0), else 0
@@ -91,7 +91,8 @@ def _fa_fwd_tma_kernel(
     if HAS_KPM:
         desc_mask = tl.make_tensor_descriptor(KPM, shape=[B, SKV], strides=[SKV, 1], block_shape=[1, BLOCK_N])
     if HAS_MASK:
-        MASK_ROWS: tl.constexpr = (B * H * SQ if MASK_BATCHED == 2 else B * SQ) if MASK_BATCHED else SQ
+        MASK_ROWS: tl.constexpr = (B * H * SQ if MASK_BATCHED == 2 else H * SQ if MASK_BATCHED == 3 else B * SQ) \
+            if MASK_BATCHED else SQ
         desc_mask = tl.make_tensor_descriptor(KPM, shape=[MASK_ROWS, SKV], strides=[SKV, 1],
                                               block_shape=[BLOCK_M, BLOCK_N])
 
@@ -139,7 +140,8 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
     v_row = off_b * SKV if V_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
     v_col = V_COL0 + off_kvh * HEAD_DIM if V_SEQ_MAJOR else 0
     if HAS_MASK:
-        mask_row = ((off_bh if MASK_BATCHED == 2 else off_b) * SQ if MASK_BATCHED else 0) + start_m * BLOCK_M
+        mask_row = ((off_bh if MASK_BATCHED == 2 else off_h if MASK_BATCHED == 3 else off_b) * SQ if MASK_BATCHED else 0) \
+            + start_m * BLOCK_M
     MASKED: tl.constexpr = CAUSAL or HAS_KPM or HAS_MASK
 
     q = desc_q.load([q_row, q_col])
@@ -234,7 +236,7 @@ def compile_kernel(*, tdt: str, cfg: dict, opts: dict, arch: int, batch: int, he
     """triton.compile of one static shape (cfg: BLOCK_M, BLOCK_N; opts: triton.compile's
     options, num_warps and num_stages among them); returns (CompiledKernel, consts).
     mask: "" (KPM is None), "key_padding" ((B, Skv)) or "full" ((B, Sq, Skv); (Sq, Skv) with
-    mask_batched=0, (B, H, Sq, Skv) with 2), of Triton type mask_dtype ("fp32", "fp16", "bf16"). empty_rows:
+    mask_batched=0, (B, H, Sq, Skv) with 2, (H, Sq, Skv) with 3), of Triton type mask_dtype ("fp32", "fp16", "bf16"). empty_rows:
     "zero" or "nan", what a row that sees no key gets (see triton_fa.compile_kernel).
     arch: 90 (the only one covers() admits)."""
     consts = dict(

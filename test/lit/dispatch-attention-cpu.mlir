@@ -283,3 +283,29 @@ func.func @runtime_mask_per_head(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x6
   } -> tensor<2x2x16x64xf32>
   return %r : tensor<2x2x16x64xf32>
 }
+
+// -----
+
+#q = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, k1)>
+#k = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, k1)>
+#v = affine_map<(b, h, m, n, k1, k2) -> (b, h, k2, n)>
+#s = affine_map<(b, h, m, n, k1, k2) -> ()>
+#m = affine_map<(b, h, m, n, k1, k2) -> (h, m, k2)>
+#o = affine_map<(b, h, m, n, k1, k2) -> (b, h, m, n)>
+
+// A run-time [H, M, K2] mask, one per head for every batch entry (Swin's relative-position
+// bias, a function of the weights): the kernel reads it as it is.
+// CHECK-LABEL: func.func @runtime_mask_per_head_shared(
+// CHECK-SAME:    %[[M:[a-z0-9]+]]: tensor<2x16x128xf32>
+// CHECK:         call @[[EXE:flashlift_fa_cpu_avx2_[0-9a-f]+]]_call(%{{.+}}, %{{.+}}, %{{.+}}, %[[M]])
+// CHECK:         func.func private @flashlift_attention_f32_f32_avx2(memref<4096xf32>, memref<32768xf32>, memref<32768xf32>, memref<4096xf32>, memref<4096xf32>
+// REMARK:      dispatch-attention-cpu.mlir:{{[0-9]+}}:8: remark: attention takes flashlift-cpu avx2
+func.func @runtime_mask_per_head_shared(%q: tensor<2x2x16x64xf32>, %k: tensor<2x2x128x64xf32>, %v: tensor<2x2x128x64xf32>, %mask: tensor<2x16x128xf32>) -> tensor<2x2x16x64xf32> {
+  %scale = arith.constant 0.125 : f32
+  %init = tensor.empty() : tensor<2x2x16x64xf32>
+  %r = iree_linalg_ext.attention <{indexing_maps = [#q, #k, #v, #s, #m, #o]}> ins(%q, %k, %v, %scale, %mask : tensor<2x2x16x64xf32>, tensor<2x2x128x64xf32>, tensor<2x2x128x64xf32>, f32, tensor<2x16x128xf32>) outs(%init : tensor<2x2x16x64xf32>) {
+  ^bb0(%x: f32):
+    iree_linalg_ext.yield %x : f32
+  } -> tensor<2x2x16x64xf32>
+  return %r : tensor<2x2x16x64xf32>
+}

@@ -176,16 +176,20 @@ def run_time_mask_inputs(kind: str, head_dim: int = 32) -> tuple:
         mask = torch.randn(2, 70, 70)
         mask[0, 5, :] = float("-inf")
         mask[1, 7, :] = torch.finfo(torch.float32).min
-    else:
+    elif kind == "per_head":
         mask = torch.randn(2, 2, 70, 70) * torch.arange(1, 71.0)   # an ALiBi-like slope per key
         mask[0, 1, 5, :] = float("-inf")
         mask[1, 0, 7, :] = torch.finfo(torch.float32).min
         mask[1, 1, :, 40:] = float("-inf")                         # head 1 of entry 1: padding
+    else:  # "per_head_shared": [1, H, Sq, Skv], one per head for the whole batch (Swin's bias)
+        mask = torch.randn(1, 2, 70, 70) * 3
+        mask[0, 1, 5, :] = float("-inf")
+        mask[0, 0, 7, :] = torch.finfo(torch.float32).min
     return q, k, v, mask
 
 
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("kind", ["key_padding", "full", "per_head"])
+@pytest.mark.parametrize("kind", ["key_padding", "full", "per_head", "per_head_shared"])
 def test_run_time_masks(kind, target):
     """A mask from the inputs, read by the kernel: rows whose every key is -inf give NaN (as in
     PyTorch), rows whose every key is at float32's min are uniform (as in PyTorch); a
@@ -194,12 +198,14 @@ def test_run_time_masks(kind, target):
     compiled, out, ref = _run(Masked(), q, k, v, mask, target=target)
     assert [s.path for s in compiled.report.raised] == [expected_path(target)], str(compiled.report)
     expected = {"key_padding": "key-padding (run time)", "full": "additive (run time)",
-                "per_head": "additive per head (run time)"}[kind]
+                "per_head": "additive per head (run time)", "per_head_shared": "additive per head (run time)"}[kind]
     assert compiled.report.raised[0].details["kernel"]["mask"] == expected
     if kind == "full":
         assert torch.isnan(ref).any() and not torch.isnan(ref[1]).any()
-    if kind == "per_head":
+    if kind.startswith("per_head"):
         assert torch.isnan(ref[0, 1, 5]).all() and not torch.isnan(ref[0, 0]).any()
+    if kind == "per_head_shared":
+        assert torch.isnan(ref[1, 1, 5]).all()
     _check(out, ref)
 
 

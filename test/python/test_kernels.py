@@ -871,17 +871,19 @@ def test_build_kernel_with_full_mask():
         assert iree_dispatch.mask_type(kb) == ("tensor<2x96x160xf32>" if batched else "tensor<96x160xf32>")
 
 
+@pytest.mark.parametrize("batched", [True, False], ids=["per_entry", "shared"])
 @pytest.mark.parametrize("config", [None, {"TMA": True}, {"GLUON": True}], ids=["tuned", "tma", "gluon"])
-def test_build_kernel_with_per_head_mask(config):
-    """mask_heads=True: a (B, H, Sq, Skv) mask, bound as such (iree_dispatch.mask_type)."""
+def test_build_kernel_with_per_head_mask(config, batched):
+    """mask_heads=True: a (B, H, Sq, Skv) mask, or (H, Sq, Skv) for every batch entry
+    (mask_batched=False), bound as such (iree_dispatch.mask_type)."""
     from flashlift.compiler.kernels import iree_dispatch
 
     for arch in ((80, 90) if config is None else (90,)):
         kb = triton_fa.build_ptx(batch=2, heads=4, kv_heads=2, sq=256, skv=256, head_dim=128 if config else 64,
                                  dtype="f16", arch=arch, ptx_version=PTX_VERSION, mask_dtype="f32", mask_heads=True,
-                                 config=config)
-        assert kb.config["mask_heads"] and kb.config["mask_batched"]
-        assert iree_dispatch.mask_type(kb) == "tensor<2x4x256x256xf32>"
+                                 mask_batched=batched, config=config)
+        assert kb.config["mask_heads"] and kb.config["mask_batched"] == batched
+        assert iree_dispatch.mask_type(kb) == ("tensor<2x4x256x256xf32>" if batched else "tensor<4x256x256xf32>")
         assert [p.name for p in kb.params] == ["q", "k", "v", "mask", "o", "global_scratch", "profile_scratch"]
         if config:
             assert kb.config["GLUON" if "GLUON" in config else "TMA"]
@@ -909,11 +911,11 @@ def test_kernel_semantics_in_triton_interpreter():
 
 def test_tma_kernel_semantics_in_triton_interpreter():
     """interp_check.py tma: triton_fa_tma's kernel (GQA, causal both alignments, rows that see
-    no key, sequence-major operands, run-time masks: per batch entry, one for all, per head)
-    under TRITON_INTERPRET=1 against torch."""
+    no key, sequence-major operands, run-time masks: per batch entry, one for all, per head,
+    per head for all) under TRITON_INTERPRET=1 against torch."""
     r = subprocess.run([sys.executable, INTERP_CHECK, "tma"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]
-    assert r.stdout.count(" ok") == 20 and "FAIL" not in r.stdout  # 10 cases, per-tile and persistent
+    assert r.stdout.count(" ok") == 22 and "FAIL" not in r.stdout  # 11 cases, per-tile and persistent
 
 
 def test_fused_qkv_columns_in_triton_interpreter():

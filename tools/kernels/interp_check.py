@@ -88,6 +88,7 @@ CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right[, key-padding mask dtyp
     (2, 2, 1, 128, 96, 64, False, False, ("llama", torch.float32, False, True)),   # one mask for all b
     (2, 4, 2, 100, 77, 64, False, False, ("alibi", torch.float32, 2, False)),      # (B, H, Sq, Skv): a row per head
     (2, 2, 1, 128, 128, 64, False, False, ("alibi", torch.float16, 2, True)),      # the same, f16, tiles skipped
+    (3, 4, 2, 100, 77, 64, True, False, ("alibi", torch.float32, 3, False)),       # (H, Sq, Skv) for every b, causal
     # O written as (B, Sq, H, D)
     (2, 4, 2, 100, 77, 64, True, True, "bshd"),
     (2, 4, 1, 128, 128, 64, False, False, ("llama", torch.float32, True, False), "bshd"),
@@ -111,10 +112,13 @@ def padding_mask(B, Skv, dtype):
 def full_mask(B, Sq, Skv, kind, dtype, batched, H=1):
     """LLaMA's: causal bottom-right plus key padding (batch b drops its last 9 * b keys,
     keeping every row's diagonal key), -65504 where hidden; a random bias; or ALiBi's
-    (B, H, Sq, Skv) (batched 2): LLaMA's mask plus a slope per head times the key's distance."""
+    (B, H, Sq, Skv) (batched 2): LLaMA's mask plus a slope per head times the key's distance;
+    with batched 3 the (H, Sq, Skv) bias alone, one per head for every batch entry."""
     if kind == "alibi":
         slopes = 2.0 ** -torch.arange(1, H + 1.0)
         dist = (torch.arange(Skv)[None, :] - torch.arange(Sq)[:, None] - (Skv - Sq)).float()
+        if batched == 3:
+            return (slopes[:, None, None] * dist * 8).to(dtype)
         return (full_mask(B, Sq, Skv, "llama", torch.float32, True)[:, None] + slopes[:, None, None] * dist).to(dtype)
     if kind == "bias":
         m = torch.randn(B, Sq, Skv)
@@ -156,7 +160,7 @@ def main():
             HAS_KPM=kpm is not None, O_SEQ_MAJOR=bshd, **layout_consts(seq_in, H, KVH, D), **cfg)
         if bshd:
             o = o.transpose(1, 2)
-        r = reference(q, k, v, causal, br, scale, kpm, mask)
+        r = reference(q, k, v, causal, br, scale, kpm, mask[None] if fm and fm[2] == 3 else mask)
         err = ((o.float() - r).norm() / r.norm()).item()
         good = err < 2e-3 and not o.isnan().any()
         if kpm is not None or mask is not None:  # the mask must matter: the unmasked result is far off
@@ -275,6 +279,7 @@ TMA_CASES = [  # B, H, KVH, Sq, Skv, D, causal, bottom_right, seq-major (q, k, v
     (2, 4, 1, 64, 64, 128, False, False, (False, False, True, False), ("llama", torch.float16, True, False)),
     (2, 2, 2, 96, 64, 64, False, False, (False,) * 4, ("bias", torch.float32, False, False)),
     (2, 4, 2, 64, 96, 64, False, False, (False, True, False, False), ("alibi", torch.float32, 2, False)),
+    (3, 4, 2, 64, 96, 64, False, False, (False,) * 4, ("alibi", torch.float32, 3, False)),
 ]
 
 
@@ -302,7 +307,7 @@ def main_tma():
             MASK_BATCHED=int(fm[2]) if fm else 0, PERSISTENT=persistent, NUM_PROGS=3)
         if seq[3]:
             o = o.transpose(1, 2)
-        r = reference(q, k, v, causal, br, scale, kpm, mask)
+        r = reference(q, k, v, causal, br, scale, kpm, mask[None] if fm and fm[2] == 3 else mask)
         err = ((o.float() - r).norm() / r.norm()).item()
         good = err < 2e-3 and not o.isnan().any()
         if kpm is not None or mask is not None:  # the mask must matter

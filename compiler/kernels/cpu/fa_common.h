@@ -75,7 +75,8 @@ typedef struct {
 } fl_block;
 
 // The workgroup (block_m, bh) of the call: mask_kind as the shim passes it (1 [B, Skv],
-// 2 [B, Sq, Skv], 3 [Sq, Skv] shared by the batch, 4 [B, H, Sq, Skv]: a row per head and query),
+// 2 [B, Sq, Skv], 3 [Sq, Skv] shared by the batch, 4 [B, H, Sq, Skv]: a row per head and query,
+// 5 [H, Sq, Skv] shared by the batch),
 // widths/cols per Q, K, V, O (rows_at).
 static inline fl_block fl_locate(const char* q, const char* k, const char* v, const float* mask, char* o,
                                  int in_kind, int out_kind, long block_m, long bh, long heads, long kv_ratio,
@@ -98,7 +99,8 @@ static inline fl_block fl_locate(const char* q, const char* k, const char* v, co
   blk.mask = mask_kind == 1 ? mask + b * skv
              : mask_kind == 2 ? mask + (b * sq + blk.m0) * skv
              : mask_kind == 3 ? mask + blk.m0 * skv
-             : mask_kind == 4 ? mask + (bh * sq + blk.m0) * skv : mask;
+             : mask_kind == 4 ? mask + (bh * sq + blk.m0) * skv
+             : mask_kind == 5 ? mask + (h * sq + blk.m0) * skv : mask;
   blk.mask_kind = mask_kind == 0 ? 0 : mask_kind == 1 ? 1 : 2;
   blk.diag = causal == 2 ? skv - sq : 0;
   blk.end = skv;  // keys < end are seen by some query of the block
@@ -111,7 +113,7 @@ static inline fl_block fl_locate(const char* q, const char* k, const char* v, co
 
 // The entry points: flashlift_attention_<in>_<out>_<isa>, in and out the element types of
 // Q, K, V and of O, taking the shim's memrefs (shim_abi.h). The mask binding is an f32 mask
-// (mask_kind 1-4), or any binding, never read (mask_kind 0).
+// (mask_kind 1-5), or any binding, never read (mask_kind 0).
 #define FL_ENTRY(NAME, IN_T, IN_KIND, OUT_T, OUT_KIND)                                                    \
   void NAME(FL_MEMREF(const IN_T, q), FL_MEMREF(const IN_T, k), FL_MEMREF(const IN_T, v),                  \
             FL_MEMREF(const float, m), FL_MEMREF(OUT_T, o), size_t block_m,                                \
