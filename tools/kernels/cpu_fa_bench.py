@@ -91,8 +91,9 @@ def shared_library(isa: str, extra: tuple = (), source: str = "", lib_dir: str =
     library (cpu_build's flags + `extra`). With lib_dir: the one there if it exists (built on
     another machine), else built there."""
     own, defines = cpu_build.source_of("attention", isa)
-    tag = hashlib.sha1(repr((source, extra)).encode()).hexdigest()[:8] if source or extra else ""
-    out = os.path.join(lib_dir or tempfile.mkdtemp(prefix="fa-bench-"), f"fa_{isa}{'-' + tag if tag else ''}.so")
+    # (the driver's text in the name too: a library built with an older driver is not reused)
+    tag = hashlib.sha1(repr((source, extra, GRID_DRIVER)).encode()).hexdigest()[:8]
+    out = os.path.join(lib_dir or tempfile.mkdtemp(prefix="fa-bench-"), f"fa_{isa}-{tag}.so")
     if lib_dir and os.path.exists(out):
         return ctypes.CDLL(out) if load else None
     os.makedirs(os.path.dirname(out), exist_ok=True)
