@@ -20,6 +20,12 @@ from iree.compiler import ir
 from flashlift.compiler.kernels import iree_dispatch
 
 
+def family_prefix(family: str) -> str:
+    """The prefix of the symbols of `family`'s kernel executables and of their call helpers
+    ("gemm": flashlift_gemm_sm90_<digest>, flashlift_gemm_sm90_<digest>_call)."""
+    return f"flashlift_{family}_"
+
+
 def object_kind(sm: int) -> str:
     """sm_90a: the cubin (no JIT at load; it only loads on cc 9.0 anyway). sm_80: the PTX,
     which the driver JIT-compiles for whatever GPU >= 8.0 it runs on."""
@@ -55,7 +61,7 @@ class ModuleSplicer:
         <digest of kb's config and object kind>; one per distinct kernel)."""
         kind = object_kind(kb.arch)
         digest = hashlib.sha1(repr(sorted(kb.config.items())).encode() + kind.encode()).hexdigest()[:10]
-        return self.executable(f"flashlift_{family}_sm{kb.arch}_{digest}",
+        return self.executable(f"{family_prefix(family)}sm{kb.arch}_{digest}",
                                lambda name: iree_dispatch.executable_source(kb, name, object_kind=kind,
                                                                             object_label=f"{name}.{kind}"))
 

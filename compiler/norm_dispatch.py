@@ -30,7 +30,7 @@ import math
 from iree.compiler import ir
 
 from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure
-from flashlift.compiler.kernel_splice import ModuleSplicer
+from flashlift.compiler.kernel_splice import ModuleSplicer, family_prefix
 from flashlift.compiler.kernels import cpu_build, cpu_norm, iree_dispatch
 from flashlift.compiler.kernels.norm_spec import NormSpec
 from flashlift.passes import norms
@@ -181,7 +181,7 @@ def _linear_location(value) -> tuple:
         name = p.operation.name
         if name == "func.call":  # the GEMM kernel's call; another kernel's (a norm's) is no linear layer
             callee = ir.FlatSymbolRefAttr(p.operation.attributes["callee"]).value
-            return (str(p.operation.location), bias) if callee.startswith("flashlift_gemm_") else ("", False)
+            return (str(p.operation.location), bias) if callee.startswith(family_prefix("gemm")) else ("", False)
         if name == "linalg.matmul":
             return str(p.operation.location), bias
         if name not in ("tensor.expand_shape", "tensor.collapse_shape", "linalg.generic"):

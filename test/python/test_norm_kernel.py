@@ -93,6 +93,18 @@ def test_a_norm_after_a_norm_names_no_linear_layer():
     assert "  emb_norm [16 x 64]" in str(report) and "  norm [16 x 64]" in str(report), str(report)
 
 
+def test_on_cuda_the_gemm_kernels_call_is_the_linear_layer():
+    """On CUDA the linear layer before the norm is already the GEMM kernel's call (dispatch-gemms
+    runs first): the norm's record still names it, as the CPU's names the matmul."""
+    from flashlift.compiler import driver
+    from flashlift.compiler.targets import parse_target
+
+    module = AddNorm().eval().half()
+    imported = flashlift.import_model(module, (torch.randn(4, 64, 64).half(), torch.randn(4, 64, 64).half()))
+    [rec] = driver.lower(imported, parse_target("cuda:sm_90")).of("dispatch-norms")
+    assert rec.outcome == "triton-norm sm_90" and rec.details["linear"].startswith('loc("dense"'), rec
+
+
 def test_sum_with_another_use_stays_outside():
     """The sum is a second output: the kernel normalises it, the add itself stays (IREE's)."""
     torch.manual_seed(1)
