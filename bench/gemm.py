@@ -83,6 +83,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dtype", default="f16", choices=["f16", "bf16"])
     p.add_argument("--out", help="markdown results file (a .json with every timing goes next to it)")
+    p.add_argument("--gluon", action="store_true", help="time gluon_gemm's configs too")
     p.add_argument("--record-from", help="a run's .json: record each shape's winner in the tuning database")
     a = p.parse_args()
     if a.record_from:
@@ -123,6 +124,9 @@ def main() -> int:
         cublas_err = ((torch_path().float() - ref).norm() / ref.norm()).item()
         results = []
         candidates = g.CANDIDATES + [c for c in g.TMA_CANDIDATES if not g.tma_covers(spec, arch)]
+        if a.gluon:   # gluon_gemm's kernel (branch gluon-gemm: not yet run on a GPU)
+            from flashlift.compiler.kernels import gluon_gemm
+            candidates += [c for c in g.GLUON_CANDIDATES if not gluon_gemm.covers(spec, arch)]
         for cfg in candidates:
             c = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
             try:

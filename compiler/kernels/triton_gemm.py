@@ -227,6 +227,16 @@ TMA_CANDIDATES = [
 ]
 
 
+# gluon_gemm's kernel (GLUON=True): a loader warp and two consumer warpgroups of BLOCK_M / 2
+# rows each, persistent; WIP (branch gluon-gemm), timed by bench/gemm.py, tuned in nowhere yet.
+_GLUON = dict(GLUON=True, GROUP_M=8, BLOCK_K=64, num_warps=4)
+GLUON_CANDIDATES = [
+    dict(_GLUON, BLOCK_M=128, BLOCK_N=256, num_stages=3),
+    dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=4),
+    dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=3),
+]
+
+
 def tma_covers(spec: GemmSpec, arch: int) -> str:
     """Why the TMA kernel cannot take `spec` ("" when it can): sm_90 only, and every tensor
     map's row stride a multiple of 16 bytes."""
@@ -263,10 +273,17 @@ def tuned_configs(spec: GemmSpec, arch: int) -> list:
              TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0])]
     configs = []
     for cfg in filter(None, found):
-        cfg = dict(CANDIDATES[0]) if cfg.get("TMA") and tma_covers(spec, arch) else dict(cfg)
+        kernel_refuses = (cfg.get("TMA") and tma_covers(spec, arch)) or (cfg.get("GLUON") and _gluon_covers(spec, arch))
+        cfg = dict(CANDIDATES[0]) if kernel_refuses else dict(cfg)
         if cfg not in configs:
             configs.append(cfg)
     return configs
+
+
+def _gluon_covers(spec: GemmSpec, arch: int) -> str:
+    from flashlift.compiler.kernels import gluon_gemm
+
+    return gluon_gemm.covers(spec, arch)
 
 
 def tuned_config(spec: GemmSpec, arch: int) -> dict:
@@ -290,6 +307,10 @@ def _kernel_and_constexprs(spec: GemmSpec, arch: int, cfg: dict):
 def launch_args(spec: GemmSpec, arch: int, cfg: dict, a, w, bias, gate, c) -> list:
     """Every argument of a direct launch of compile_gemm's kernel (a benchmark's; IREE passes
     the pointers only), in signature order: the tensors (None where absent), then the constexprs."""
+    if cfg.get("GLUON"):
+        from flashlift.compiler.kernels import gluon_gemm
+
+        return [a, w, bias, gate, c] + list(gluon_gemm.constexprs(spec, cfg).values())
     return [a, w, bias, gate, c] + list(_kernel_and_constexprs(spec, arch, cfg)[1].values())
 
 
@@ -303,6 +324,13 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
     cfg = dict(tuned_config(spec, arch))
     if config:  # an override picks the kernel too: the pointer kernel unless it says TMA=True
         cfg.update({"TMA": False, **config})
+    if cfg.get("GLUON"):   # gluon_gemm's warp-specialised kernel (sm_90)
+        from flashlift.compiler.kernels import gluon_gemm
+
+        opts = dict(num_warps=4, num_stages=cfg["num_stages"])
+        if ptx_version is not None:
+            opts["ptx_version"] = ptx_version
+        return gluon_gemm.compile_kernel(spec, cfg, _TL, opts), cfg
     tdt = _TL[spec.dtype]
     sig = {"A": f"*{tdt}", "W": f"*{tdt}",
            "BIAS": f"*{_TL[spec.bias_dtype]}" if spec.bias_dtype else "constexpr",
@@ -327,7 +355,7 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
 def grid(spec: GemmSpec, cfg: dict) -> tuple:
     """One program per C tile; the TMA kernel's persistent grid: one per SM at most."""
     tiles = triton.cdiv(spec.m, cfg["BLOCK_M"]) * triton.cdiv(spec.n, cfg["BLOCK_N"])
-    return (min(tiles, NUM_SMS) if cfg.get("TMA") else tiles, 1, 1)
+    return (min(tiles, NUM_SMS) if cfg.get("TMA") or cfg.get("GLUON") else tiles, 1, 1)
 
 
 def build_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,

@@ -102,14 +102,18 @@ def test_build_gemm_tma():
 
 @contextlib.contextmanager
 def gemm_configs(case: str):
-    """For a case named `*_tma`: the tuned table picks the TMA kernel (the shapes it takes), and
-    the in-process kernel cache starts empty; any other case: as tuned."""
-    if not case.endswith("_tma"):
+    """For a case named `*_tma` (`*_gluon`): the tuned table picks the TMA (gluon_gemm's)
+    kernel for the shapes it takes, and the in-process kernel cache starts empty; any other
+    case: as tuned."""
+    if case.endswith("_gluon"):
+        table = {(90, "large"): triton_gemm.GLUON_CANDIDATES[1], (90, "small"): triton_gemm.GLUON_CANDIDATES[1]}
+    elif case.endswith("_tma"):
+        table = {(90, "large"): triton_gemm.TMA_CANDIDATES[0],
+                 (90, "small"): next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)}
+    else:
         yield
         return
-    with tuned_in(triton_gemm.TUNED_CONFIGS, kernel_build._GEMM_CACHE, {
-            (90, "large"): triton_gemm.TMA_CANDIDATES[0],
-            (90, "small"): next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)}):
+    with tuned_in(triton_gemm.TUNED_CONFIGS, kernel_build._GEMM_CACHE, table):
         yield
 
 
@@ -260,13 +264,14 @@ def test_every_projection_of_a_transformer_takes_the_kernel(build):
 
 GPU_CASES = ["mlp_f16", "mlp_bf16", "swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16"]
 GPU_CASES += [f"{c}_tma" for c in ("swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16")]  # gemm_configs
+GPU_CASES += [f"{c}_gluon" for c in ("swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16")]
 
 
 def gpu_case(case: str):
     """(model, example args, tolerance vs the f32 model) of a GPU numerics case (also built by
     test/tools/gpu_numerics.py for the GPU machine, which has no IREE compiler)."""
     torch.manual_seed(0)
-    case = case.removesuffix("_tma")
+    case = case.removesuffix("_tma").removesuffix("_gluon")
     if case.startswith(("mlp", "swiglu")):
         dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
         module = (MLP if case.startswith("mlp") else SwiGLU)(96, 200).to(dtype)
@@ -297,3 +302,23 @@ def test_gpu_numerics(case):
     fresh, ref = fresh_inputs_and_reference(model, args)
     out = compiled(*fresh)
     assert rel_err(out[0] if isinstance(out, tuple) else out, ref) < tol
+
+
+@pytest.mark.parametrize("spec", [
+    triton_gemm.GemmSpec(4096, 1024, 1024),                                            # LLaMA's q/o
+    triton_gemm.GemmSpec(4096, 3072, 768, bias_dtype="f16", gelu=True),                # BERT's up + GELU
+    triton_gemm.GemmSpec(4096, 2816, 1024, swiglu=True),                               # LLaMA's up + SwiGLU
+    triton_gemm.GemmSpec(300, 256, 1000, dtype="bf16", out_dtype="f32", w_nk=False),   # ragged M and K, W [K, N]
+], ids=["plain", "bias_gelu", "swiglu", "ragged_kn"])
+def test_gluon_gemm_builds_for_sm90(spec):
+    """gluon_gemm's kernel (WIP: not yet run on a GPU) compiles for sm_90a with every epilogue:
+    a loader warp plus two consumer warpgroups (384 threads) at 240 registers, no spills, a
+    persistent grid, its tensor maps in per-CTA global scratch, the ABI of the other kernels."""
+    cfg = triton_gemm.GLUON_CANDIDATES[1]
+    kb = triton_gemm.build_gemm(spec, 90, cfg)
+    assert kb.ptx_target == "sm_90a" and kb.block == (384, 1, 1) and kb.n_spills == 0
+    assert "setmaxnreg.inc.sync.aligned.u32 \t240" in kb.ptx
+    tiles = -(-spec.m // cfg["BLOCK_M"]) * -(-spec.n // cfg["BLOCK_N"])
+    assert kb.grid == (min(tiles, 132), 1, 1) and kb.scratch_per_cta >= 3 * 128
+    names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + (["gate"] if spec.swiglu else []) + ["c"]
+    assert [p.name for p in kb.params] == names + ["global_scratch", "profile_scratch"]

@@ -1,0 +1,243 @@
+"""Hopper GEMM in Gluon: a TMA loader warp, two consumer warpgroups sharing each C tile, a
+persistent grid (sm_90a only). WORK IN PROGRESS (branch gluon-gemm): compiled here, not yet
+run on a GPU.
+
+Same computation, epilogue and ABI as triton_gemm (read its doc first):
+    C[M, N] = A[M, K] @ W^T (+ bias[N]) in f32, rounded once to C's type, then GELU or
+    silu(G) * C as torch rounds them; (A, W[, BIAS][, G], C, global_scratch, profile_scratch).
+
+Why: on the H100 the models' linear layers took 665 us a LLaMA call on triton_gemm's kernels
+against cuBLAS's 464 (bench/results/models-gpu-h100.md's profile); Triton 3.6's `tl.dot`
+pipeline issues each wgmma and waits for it. Here the schedule is explicit:
+
+  * Partitions (`gl.warp_specialize`): a loader warp (24 registers) TMA-loads, for every C
+    tile the program takes and every K step, each consumer's BLOCK_M / 2 rows of A and the
+    tile's BLOCK_N rows of W into a STAGES-deep ring (one mbarrier per stage says "landed",
+    one says "free": every consumer has read it); the ring runs on across C tiles, so the next
+    tile's first loads go under this tile's epilogue.
+  * Each consumer warpgroup (240 registers), per K step: wait for the stage, issue
+    acc += A_rows @ W^T asynchronously, wait until at most this one is in flight (the previous
+    step's is done), give the previous stage back. Then the epilogue: bias, rounding, GELU or
+    SwiGLU (pointer loads), and the rows out through shared memory by TMA.
+  * Persistent: min(tiles, 132) programs, program p taking C tiles p, p + 132, ... in
+    GROUP_M-row groups (neighbouring programs share W tiles in L2).
+
+Covers (`covers` says why not): sm_90, A and W f16 or bf16 with rows of 16-byte multiples,
+W as [N, K] (nn.Linear) or [K, N], C's rows of 16-byte multiples, every epilogue of triton_gemm.
+"""
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
+                                                             warpgroup_mma_wait)
+
+from flashlift.compiler.kernels import aot
+from flashlift.compiler.kernels.triton_fa_tma import NUM_SMS
+
+SQRT1_2 = gl.constexpr(0.7071067811865476)
+
+
+@gluon.jit
+def _tile_coords(tile, TILES_M: gl.constexpr, TILES_N: gl.constexpr, GROUP_M: gl.constexpr):
+    """C tile number `tile` as (tile row, tile column), GROUP_M tile rows at a time (the order
+    of triton_gemm._tile_coords, which a Gluon kernel cannot call)."""
+    per_group = GROUP_M * TILES_N
+    first_m = (tile // per_group) * GROUP_M
+    group_rows = gl.minimum(TILES_M - first_m, GROUP_M)
+    return first_m + (tile % per_group) % group_rows, (tile % per_group) // group_rows
+
+
+@gluon.jit
+def _next_slot(st, ph, STAGES: gl.constexpr):
+    """The ring slot after `st` and its phase (which flips when the ring wraps)."""
+    st = st + 1
+    if st == STAGES:
+        st = 0
+        ph = ph ^ 1
+    return st, ph
+
+
+@gluon.jit
+def _loader(desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
+            K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, CONSUMERS: gl.constexpr,
+            STAGES: gl.constexpr, W_NK: gl.constexpr):
+    """One warp: for every K step of every C tile of this program, each consumer's rows of A
+    and the tile's rows of W into the ring's next slot once every consumer has freed it."""
+    CM: gl.constexpr = desc_a.block_type.shape[0]
+    BLOCK_K: gl.constexpr = desc_a.block_type.shape[1]
+    BLOCK_N: gl.constexpr = desc_w.block_type.shape[0] if W_NK else desc_w.block_type.shape[1]
+    st = 0
+    ph = 0
+    for tile in range(gl.program_id(0), TILES_M * TILES_N, NUM_PROGS):
+        pid_m, pid_n = _tile_coords(tile, TILES_M, TILES_N, GROUP_M)
+        for kk in range(K_STEPS):
+            mbarrier.wait(free.index(st), ph ^ 1)   # (a fresh barrier passes phase 1)
+            mbarrier.expect(ready.index(st), CONSUMERS * desc_a.block_type.nbytes + desc_w.block_type.nbytes)
+            for c in gl.static_range(CONSUMERS):
+                tma.async_copy_global_to_shared(desc_a, [(pid_m * CONSUMERS + c) * CM, kk * BLOCK_K], ready.index(st),
+                                                a_smem.index(st * CONSUMERS + c))
+            if W_NK:
+                tma.async_copy_global_to_shared(desc_w, [pid_n * BLOCK_N, kk * BLOCK_K], ready.index(st),
+                                                w_smem.index(st))
+            else:
+                tma.async_copy_global_to_shared(desc_w, [kk * BLOCK_K, pid_n * BLOCK_N], ready.index(st),
+                                                w_smem.index(st))
+            st, ph = _next_slot(st, ph, STAGES)
+
+
+@gluon.jit
+def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
+              M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
+              K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, CONSUMERS: gl.constexpr,
+              STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr,
+              SWIGLU: gl.constexpr):
+    """Consumer c: rows [c * CM, (c + 1) * CM) of each of the program's C tiles, K step by K
+    step from the ring, then the epilogue and the rows out by TMA through c_smem[c]."""
+    CM: gl.constexpr = desc_c.block_type.shape[0]
+    BLOCK_N: gl.constexpr = desc_c.block_type.shape[1]
+    OUT: gl.constexpr = c_smem.dtype
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                         instr_shape=[16, BLOCK_N, 16])
+    rows_l: gl.constexpr = gl.SliceLayout(1, acc_layout)
+    cols_l: gl.constexpr = gl.SliceLayout(0, acc_layout)
+    out = c_smem.index(c)
+    st = 0
+    ph = 0
+    for tile in range(gl.program_id(0), TILES_M * TILES_N, NUM_PROGS):
+        pid_m, pid_n = _tile_coords(tile, TILES_M, TILES_N, GROUP_M)
+        acc = gl.zeros([CM, BLOCK_N], gl.float32, acc_layout)
+        prev = st
+        for kk in range(K_STEPS):
+            mbarrier.wait(ready.index(st), ph)
+            if W_NK:
+                w = w_smem.index(st).permute((1, 0))
+            else:
+                w = w_smem.index(st)
+            acc = warpgroup_mma(a_smem.index(st * CONSUMERS + c), w, acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))   # step kk - 1's product is done
+            if kk > 0:
+                mbarrier.arrive(free.index(prev), count=1)
+            prev = st
+            st, ph = _next_slot(st, ph, STAGES)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+        mbarrier.arrive(free.index(prev), count=1)
+
+        # the epilogue: triton_gemm._round_and_activate's roundings
+        rows = (pid_m * CONSUMERS + c) * CM + gl.arange(0, CM, layout=rows_l)
+        cols = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=cols_l)
+        if HAS_BIAS:
+            acc += gl.load(BIAS + cols % N).to(gl.float32)[None, :]   # columns past N are never stored
+        res = acc.to(OUT)
+        if GELU:
+            x = res.to(gl.float32)
+            res = (0.5 * x * (1.0 + gl.erf(x * SQRT1_2))).to(OUT)
+        if SWIGLU:
+            inside = (rows[:, None] < M) & (cols[None, :] < N)
+            g = gl.load(G + rows[:, None] * N + cols[None, :], mask=inside, other=0.0).to(gl.float32)
+            silu = (g * (1.0 / (1.0 + gl.exp(-g)))).to(OUT).to(gl.float32)
+            res = (silu * res.to(gl.float32)).to(OUT)
+        tma.store_wait(0)            # the last tile's rows have left c_smem
+        out.store(res)
+        fence_async_shared()
+        tma.async_copy_shared_to_global(desc_c, [(pid_m * CONSUMERS + c) * CM, pid_n * BLOCK_N], out)
+    tma.store_wait(0)
+
+
+@gluon.jit
+def _gemm_gluon_kernel(A, W, BIAS, G, C,
+                       M: gl.constexpr, N: gl.constexpr, K: gl.constexpr,
+                       W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr, SWIGLU: gl.constexpr,
+                       BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                       GROUP_M: gl.constexpr, STAGES: gl.constexpr, NUM_PROGS: gl.constexpr,
+                       CONSUMER_REGS: gl.constexpr, LOADER_REGS: gl.constexpr):
+    CONSUMERS: gl.constexpr = 2
+    CM: gl.constexpr = BLOCK_M // CONSUMERS
+    dtype: gl.constexpr = A.dtype.element_ty
+    out_dtype: gl.constexpr = C.dtype.element_ty
+    a_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([CM, BLOCK_K], dtype)
+    desc_a = tma.make_tensor_descriptor(A, shape=[M, K], strides=[K, 1], block_shape=[CM, BLOCK_K], layout=a_layout)
+    if W_NK:
+        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, BLOCK_K], dtype)
+        desc_w = tma.make_tensor_descriptor(W, shape=[N, K], strides=[K, 1], block_shape=[BLOCK_N, BLOCK_K],
+                                            layout=w_layout)
+        w_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, BLOCK_K], w_layout)
+    else:
+        w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_K, BLOCK_N], dtype)
+        desc_w = tma.make_tensor_descriptor(W, shape=[K, N], strides=[N, 1], block_shape=[BLOCK_K, BLOCK_N],
+                                            layout=w_layout)
+        w_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_K, BLOCK_N], w_layout)
+    c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([CM, BLOCK_N], out_dtype)
+    desc_c = tma.make_tensor_descriptor(C, shape=[M, N], strides=[N, 1], block_shape=[CM, BLOCK_N], layout=c_layout)
+    a_smem = gl.allocate_shared_memory(dtype, [STAGES * CONSUMERS, CM, BLOCK_K], a_layout)
+    c_smem = gl.allocate_shared_memory(out_dtype, [CONSUMERS, CM, BLOCK_N], c_layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1)
+        mbarrier.init(free.index(i), count=CONSUMERS)   # a stage is free once every consumer read it
+
+    TILES_M: gl.constexpr = (M + BLOCK_M - 1) // BLOCK_M
+    TILES_N: gl.constexpr = (N + BLOCK_N - 1) // BLOCK_N
+    K_STEPS: gl.constexpr = (K + BLOCK_K - 1) // BLOCK_K   # (TMA zero-fills K past the edge)
+    bias = BIAS if HAS_BIAS else A   # (a partition argument cannot be None: A stands in, unread)
+    gate = G if SWIGLU else C
+    gl.warp_specialize([
+        (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
+                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
+        (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
+                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
+        (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
+                   CONSUMERS, STAGES, W_NK)),
+    ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
+
+
+def covers(spec, arch: int) -> str:
+    """Why this kernel cannot take GemmSpec `spec` ("" when it can): sm_90, and every tensor
+    map's rows (A, W, C) multiples of 16 bytes."""
+    if arch != 90:
+        return f"Gluon GEMM: sm_90 only (sm_{arch})"
+    out_bytes = {"f16": 2, "bf16": 2, "f32": 4}[spec.out_dtype]
+    if spec.k % 8 or (not spec.w_nk and spec.n % 8) or (spec.n * out_bytes) % 16:
+        return f"Gluon GEMM: rows of {spec.m}x{spec.n}x{spec.k} not multiples of 16 bytes"
+    return ""
+
+
+def grid(spec, cfg: dict) -> tuple:
+    """min(C tiles, 132) programs."""
+    tiles = triton.cdiv(spec.m, cfg["BLOCK_M"]) * triton.cdiv(spec.n, cfg["BLOCK_N"])
+    return (min(tiles, NUM_SMS), 1, 1)
+
+
+def constexprs(spec, cfg: dict) -> dict:
+    """The kernel's constexpr arguments for GemmSpec `spec` and `cfg`, in signature order."""
+    return dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None,
+                GELU=spec.gelu, SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
+                BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], STAGES=cfg["num_stages"],
+                NUM_PROGS=grid(spec, cfg)[0], CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
+                LOADER_REGS=cfg.get("LOADER_REGS", 24))
+
+
+def compile_kernel(spec, cfg: dict, tdt: dict, opts: dict):
+    """triton.compile of one GemmSpec with `cfg` (BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M,
+    num_stages); tdt: Triton's name of each dtype. Returns the CompiledKernel; a spec `covers`
+    rejects is a ValueError."""
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    why = covers(spec, 90)
+    if why:
+        raise ValueError(why)
+    consts = constexprs(spec, cfg)
+    sig = {"A": f"*{tdt[spec.dtype]}", "W": f"*{tdt[spec.dtype]}",
+           "BIAS": f"*{tdt[spec.bias_dtype]}" if spec.bias_dtype else "constexpr",
+           "G": f"*{tdt[spec.out_dtype]}" if spec.swiglu else "constexpr",
+           "C": f"*{tdt[spec.out_dtype]}", **{k: "constexpr" for k in consts}}
+    present = {"BIAS": spec.bias_dtype is not None, "G": spec.swiglu}
+    values = {**consts, **{name: None for name, have in present.items() if not have}}
+    ptrs = [i for i, name in enumerate(("A", "W", "BIAS", "G", "C")) if present.get(name, True)]
+    attrs = {(i,): [["tt.divisibility", 16]] for i in ptrs}  # IREE bindings are 64-byte aligned
+    src = GluonASTSource(fn=_gemm_gluon_kernel, signature=sig, constexprs=values, attrs=attrs)
+    # the default partition's warps: consumer 0's four
+    opts = {**{k: v for k, v in aot.tensor_map_options(opts).items() if k != "num_stages"}, "num_warps": 4}
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
