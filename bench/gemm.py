@@ -39,10 +39,22 @@ SHAPES = [
     ("llama", "down", 4096, 1024, 2816, False),
     ("llama", "up + SwiGLU epilogue", 4096, 2816, 1024, False, "swiglu"),
 ]
+# what the models run by default on CUDA (fuse-linears{reads=attention}: Q, K, V one GEMM) and
+# bench/models.py's llama_d128 (hidden 2048, 4 KV heads, SwiGLU 5632)
+SHAPES += [
+    ("bert", "q+k+v fused", 4096, 2304, 768, True),
+    ("llama", "q+k+v fused", 4096, 1536, 1024, False),
+    ("llama_d128", "q+k+v fused", 4096, 3072, 2048, False),
+    ("llama_d128", "o proj", 4096, 2048, 2048, False),
+    ("llama_d128", "gate/up", 4096, 5632, 2048, False),
+    ("llama_d128", "down", 4096, 2048, 5632, False),
+]
 
 
 def _tma(cfg: dict) -> str:
-    """The TMA kernel's options of a config, as the table shows them."""
+    """The TMA (or Gluon) kernel's options of a config, as the table shows them."""
+    if cfg.get("GLUON"):
+        return ", Gluon"
     if not cfg.get("TMA"):
         return ""
     return ", TMA" + ", flat" * cfg["FLATTEN"] + ", ws" * cfg["WARP_SPECIALIZE"]
@@ -83,7 +95,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dtype", default="f16", choices=["f16", "bf16"])
     p.add_argument("--out", help="markdown results file (a .json with every timing goes next to it)")
-    p.add_argument("--gluon", action="store_true", help="time gluon_gemm's configs too")
+    p.add_argument("--gluon", action="store_true",
+                   help="time gluon_gemm's configs against each shape's tuned configs (not every candidate)")
     p.add_argument("--record-from", help="a run's .json: record each shape's winner in the tuning database")
     a = p.parse_args()
     if a.record_from:
@@ -123,10 +136,11 @@ def main() -> int:
         cublas_ms = triton.testing.do_bench(torch_path)
         cublas_err = ((torch_path().float() - ref).norm() / ref.norm()).item()
         results = []
-        candidates = g.CANDIDATES + [c for c in g.TMA_CANDIDATES if not g.tma_covers(spec, arch)]
-        if a.gluon:   # gluon_gemm's kernel (branch gluon-gemm: not yet run on a GPU)
+        if a.gluon:   # the configs flashlift builds the shape with today, and gluon_gemm's
             from flashlift.compiler.kernels import gluon_gemm
-            candidates += [c for c in g.GLUON_CANDIDATES if not gluon_gemm.covers(spec, arch)]
+            candidates = g.tuned_configs(spec, arch) + [c for c in g.GLUON_CANDIDATES if not gluon_gemm.covers(spec, arch)]
+        else:
+            candidates = g.CANDIDATES + [c for c in g.TMA_CANDIDATES if not g.tma_covers(spec, arch)]
         for cfg in candidates:
             c = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
             try:
@@ -149,11 +163,13 @@ def main() -> int:
                         "config": cfg, "ms": ms, "err": err, "cublas_ms": cublas_ms})
         best = min(results, key=lambda r: r["ms"])
         rows.append((model, layer, m, n, k, bias, g.shape_class(spec), best, cublas_ms, cublas_err, flops))
-        by_kernel = {kind: min((r["ms"] for r in results if bool(r["config"].get("TMA")) == tma), default=float("nan"))
-                     for kind, tma in (("pointer", False), ("TMA", True))}
+        kinds = {"pointer": lambda c: not c.get("TMA") and not c.get("GLUON"), "TMA": lambda c: c.get("TMA"),
+                 "Gluon": lambda c: c.get("GLUON")}
+        by_kernel = {kind: min((r["ms"] for r in results if is_kind(r["config"])), default=float("nan"))
+                     for kind, is_kind in kinds.items()}
         print(f"{model} {layer} {m}x{n}x{k}: best {best['ms'] * 1e3:.1f} us {best['config']} "
               f"(err {best['err']:.1e}); cuBLAS {cublas_ms * 1e3:.1f} us; ratio {cublas_ms / best['ms']:.2f}; "
-              f"best pointer {by_kernel['pointer'] * 1e3:.1f} us, best TMA {by_kernel['TMA'] * 1e3:.1f} us", flush=True)
+              + ", ".join(f"best {kind} {t * 1e3:.1f} us" for kind, t in by_kernel.items()), flush=True)
 
     lines = [f"# flashlift GEMM kernel vs cuBLAS: {device_name}", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}; {a.dtype}; "

@@ -28,6 +28,7 @@ torch.compile default, `max-autotune-no-cudagraphs` and `reduce-overhead` (CUDA 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -95,7 +96,21 @@ def user_model(name: str, layers: int, dtype, attn: str = "eager", device: str =
     return AsUsersHold(name, make_model(name, layers, attn).to(dtype)).to(device).eval()
 
 
-def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple = ()) -> None:
+#: GPU variants whose every GEMM takes one of gluon_gemm's configs (triton_gemm.force_config,
+#: where the Gluon kernel covers the shape): triton_gemm.GLUON_CANDIDATES' index
+GLUON_GEMM_VARIANTS = {"flashlift_gluon_gemm": 1, "flashlift_gluon_gemm_n256": 3}
+
+
+def _forced_gemm(variant: str):
+    """The context a variant is compiled in: GLUON_GEMM_VARIANTS' config forced, else none."""
+    if variant not in GLUON_GEMM_VARIANTS:
+        return contextlib.nullcontext()
+    from flashlift.compiler.kernels import triton_gemm  # (build runs where flashlift is installed)
+
+    return triton_gemm.force_config(triton_gemm.GLUON_CANDIDATES[GLUON_GEMM_VARIANTS[variant]])
+
+
+def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple = (), only: tuple = ()) -> None:
     import flashlift
 
     os.makedirs(out_dir, exist_ok=True)
@@ -123,14 +138,16 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
                     ("flashlift_no_norm_kernel", True, "eager", None, False)]
         if target != "cpu":
             variants.append(("flashlift_no_activation_epilogue", True, "eager", None, True))
+            variants += [(v, True, "eager", None, True) for v in GLUON_GEMM_VARIANTS]
         for variant, raise_attention, attn, fuse, norms in variants:
-            if name == "bloom" and attn == "sdpa":  # (BLOOM's attention is eager only)
+            if (only and variant not in only) or (name == "bloom" and attn == "sdpa"):  # (BLOOM: eager only)
                 continue
             t0 = time.time()
-            compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
-                                               raise_attention=raise_attention, use_kernels=raise_attention,
-                                               fuse_linears=fuse, fuse_norms=norms,
-                                               fuse_activations=variant != "flashlift_no_activation_epilogue")
+            with _forced_gemm(variant):
+                compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
+                                                   raise_attention=raise_attention, use_kernels=raise_attention,
+                                                   fuse_linears=fuse, fuse_norms=norms,
+                                                   fuse_activations=variant != "flashlift_no_activation_epilogue")
             path = os.path.join(out_dir, f"{name}.{variant}.flashlift")
             compiled.save(path, parameters=False)  # the run builds the same weights from the seed
             entry["modules"][variant] = os.path.basename(path)
@@ -237,6 +254,7 @@ def main() -> int:
     p.add_argument("--iree-flags", default="", help="IREE runtime flags, e.g. --cuda_use_streams=false")
     p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument("--models", default="", help=f"comma list of {', '.join(SPECS)} (default: all)")
+    p.add_argument("--variants", default="", help="build: comma list of flashlift's variants (default: all)")
     p.add_argument("--rounds", type=int, default=6,
                    help="interleaved rounds of 5 calls per candidate (on the H100, 6 rounds left a +-10%% "
                         "spread from run to run: models-gpu-h100.md)")
@@ -244,7 +262,8 @@ def main() -> int:
     dtype = a.dtype or ("f32" if a.target == "cpu" else "f16")
     modules = a.modules or a.out or os.path.join(ROOT, "build", "bench", "models-" + a.target.replace(":", "_"))
     if a.mode in ("build", "all"):
-        build(a.target, modules, dtype, a.small, tuple(filter(None, a.models.split(","))))
+        build(a.target, modules, dtype, a.small, tuple(filter(None, a.models.split(","))),
+              tuple(filter(None, a.variants.split(","))))
     if a.mode in ("run", "all"):
         if a.iree_flags:
             import iree.runtime as rt

@@ -51,7 +51,8 @@ def empty_rows(plan) -> str:
 
 def gemm_kernel(spec, sm: int):
     """triton_gemm.build_gemm for a GemmSpec (cached in-process)."""
-    key = (spec, sm)
+    forced = triton_gemm.forced_config()
+    key = (spec, sm, tuple(sorted(forced.items())) if forced else None)
     if key not in _GEMM_CACHE:
         _GEMM_CACHE[key] = triton_gemm.build_gemm(spec, sm, ptx_version=PTX_VERSION)
     return _GEMM_CACHE[key]

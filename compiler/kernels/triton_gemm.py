@@ -35,6 +35,8 @@ overrides them.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 from typing import Optional
 
@@ -234,6 +236,8 @@ GLUON_CANDIDATES = [
     dict(_GLUON, BLOCK_M=128, BLOCK_N=256, num_stages=3),
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=4),
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=3),
+    dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=5),
+    dict(_GLUON, BLOCK_M=256, BLOCK_N=128, num_stages=3),
 ]
 
 
@@ -265,11 +269,31 @@ def shape_class(spec: GemmSpec) -> str:
     return "small" if tiles < 132 else "large"
 
 
+_FORCED: contextvars.ContextVar = contextvars.ContextVar("flashlift_gemm_config", default=None)
+
+
+@contextlib.contextmanager
+def force_config(cfg: dict):
+    """Inside the block every GEMM takes `cfg` first (where its kernel covers the shape):
+    how a benchmark compiles one candidate config into whole models."""
+    token = _FORCED.set(dict(cfg))
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
+
+
+def forced_config() -> Optional[dict]:
+    """force_config's config in this context (None outside one)."""
+    return _FORCED.get()
+
+
 def tuned_configs(spec: GemmSpec, arch: int) -> list:
-    """The configs to build `spec` with, best first: the tuning database's entry for the shape
-    (compiler/tuning.py), then the measured winner for the shape's class; a TMA config the
-    shape does not fit gives way to the pointer kernel's first candidate."""
-    found = [tuning.lookup_gemm(spec.m, spec.n, spec.k, spec.dtype, arch),
+    """The configs to build `spec` with, best first: a forced config (force_config), the
+    tuning database's entry for the shape (compiler/tuning.py), then the measured winner for
+    the shape's class; a TMA or Gluon config the shape does not fit gives way to the pointer
+    kernel's first candidate."""
+    found = [_FORCED.get(), tuning.lookup_gemm(spec.m, spec.n, spec.k, spec.dtype, arch),
              TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0])]
     configs = []
     for cfg in filter(None, found):

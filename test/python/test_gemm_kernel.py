@@ -102,18 +102,18 @@ def test_build_gemm_tma():
 
 @contextlib.contextmanager
 def gemm_configs(case: str):
-    """For a case named `*_tma` (`*_gluon`): the tuned table picks the TMA (gluon_gemm's)
-    kernel for the shapes it takes, and the in-process kernel cache starts empty; any other
-    case: as tuned."""
+    """For a case named `*_tma`: the tuned table picks the TMA kernel for the shapes it takes,
+    and the in-process kernel cache starts empty; `*_gluon`: every GEMM gluon_gemm covers takes
+    its kernel (force_config); any other case: as tuned."""
     if case.endswith("_gluon"):
-        table = {(90, "large"): triton_gemm.GLUON_CANDIDATES[1], (90, "small"): triton_gemm.GLUON_CANDIDATES[1]}
+        with triton_gemm.force_config(triton_gemm.GLUON_CANDIDATES[1]):
+            yield
     elif case.endswith("_tma"):
-        table = {(90, "large"): triton_gemm.TMA_CANDIDATES[0],
-                 (90, "small"): next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)}
+        with tuned_in(triton_gemm.TUNED_CONFIGS, kernel_build._GEMM_CACHE, {
+                (90, "large"): triton_gemm.TMA_CANDIDATES[0],
+                (90, "small"): next(c for c in triton_gemm.TMA_CANDIDATES if c["BLOCK_M"] == 64)}):
+            yield
     else:
-        yield
-        return
-    with tuned_in(triton_gemm.TUNED_CONFIGS, kernel_build._GEMM_CACHE, table):
         yield
 
 
@@ -322,3 +322,17 @@ def test_gluon_gemm_builds_for_sm90(spec):
     assert kb.grid == (min(tiles, 132), 1, 1) and kb.scratch_per_cta >= 3 * 128
     names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + (["gate"] if spec.swiglu else []) + ["c"]
     assert [p.name for p in kb.params] == names + ["global_scratch", "profile_scratch"]
+
+
+def test_force_config_comes_first_where_its_kernel_covers_the_shape():
+    """force_config (how bench/models.py builds whole models on one config): inside the block
+    every GEMM takes the config first, unless its kernel refuses the shape; kernel_build's
+    cache keeps a forced build apart from the tuned one."""
+    gluon = triton_gemm.GLUON_CANDIDATES[1]
+    spec = triton_gemm.GemmSpec(4096, 1024, 1024)
+    tuned = triton_gemm.tuned_config(spec, 90)
+    with triton_gemm.force_config(gluon):
+        assert triton_gemm.tuned_config(spec, 90) == gluon
+        assert triton_gemm.tuned_config(spec, 80) == triton_gemm.CANDIDATES[0]   # Gluon GEMM: sm_90 only
+        assert triton_gemm.forced_config() == gluon
+    assert triton_gemm.forced_config() is None and triton_gemm.tuned_config(spec, 90) == tuned
