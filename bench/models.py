@@ -98,7 +98,7 @@ def user_model(name: str, layers: int, dtype, attn: str = "eager", device: str =
 
 #: GPU variants whose every GEMM takes one of gluon_gemm's configs (triton_gemm.force_config,
 #: where the Gluon kernel covers the shape): triton_gemm.GLUON_CANDIDATES' index
-GLUON_GEMM_VARIANTS = {"flashlift_gluon_gemm": 1, "flashlift_gluon_gemm_n256": 3}
+GLUON_GEMM_VARIANTS = {"flashlift_gluon_gemm": 1, "flashlift_gluon_gemm_n256": 0, "flashlift_gluon_gemm_m256": 4}
 
 
 def _forced_gemm(variant: str):

@@ -104,9 +104,9 @@ def test_build_gemm_tma():
 def gemm_configs(case: str):
     """For a case named `*_tma`: the tuned table picks the TMA kernel for the shapes it takes,
     and the in-process kernel cache starts empty; `*_gluon`: every GEMM gluon_gemm covers takes
-    its kernel (force_config); any other case: as tuned."""
-    if case.endswith("_gluon"):
-        with triton_gemm.force_config(triton_gemm.GLUON_CANDIDATES[1]):
+    its kernel (force_config): GLUON_CANDIDATES[1], or [i] for `*_gluon<i>`; any other case: as tuned."""
+    if "_gluon" in case:   # `_gluon`: GLUON_CANDIDATES[1]; `_gluon<i>`: GLUON_CANDIDATES[i]
+        with triton_gemm.force_config(triton_gemm.GLUON_CANDIDATES[int(case.rpartition("_gluon")[2] or 1)]):
             yield
     elif case.endswith("_tma"):
         with tuned_in(triton_gemm.TUNED_CONFIGS, kernel_build._GEMM_CACHE, {
@@ -265,13 +265,14 @@ def test_every_projection_of_a_transformer_takes_the_kernel(build):
 GPU_CASES = ["mlp_f16", "mlp_bf16", "swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16"]
 GPU_CASES += [f"{c}_tma" for c in ("swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16")]  # gemm_configs
 GPU_CASES += [f"{c}_gluon" for c in ("swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16")]
+GPU_CASES += [f"{c}_gluon{i}" for c in ("swiglu_f16", "bert_f16", "llama_f16") for i in (0, 4)]  # 128x256, 256x128 tiles
 
 
 def gpu_case(case: str):
     """(model, example args, tolerance vs the f32 model) of a GPU numerics case (also built by
     test/tools/gpu_numerics.py for the GPU machine, which has no IREE compiler)."""
     torch.manual_seed(0)
-    case = case.removesuffix("_tma").removesuffix("_gluon")
+    case = case.removesuffix("_tma").partition("_gluon")[0]
     if case.startswith(("mlp", "swiglu")):
         dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
         module = (MLP if case.startswith("mlp") else SwiGLU)(96, 200).to(dtype)
