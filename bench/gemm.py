@@ -38,10 +38,8 @@ SHAPES = [
     ("llama", "gate/up", 4096, 2816, 1024, False),
     ("llama", "down", 4096, 1024, 2816, False),
     ("llama", "up + SwiGLU epilogue", 4096, 2816, 1024, False, "swiglu"),
-]
-# what the models run by default on CUDA (fuse-linears{reads=attention}: Q, K, V one GEMM) and
-# bench/models.py's llama_d128 (hidden 2048, 4 KV heads, SwiGLU 5632)
-SHAPES += [
+    # what the models run by default on CUDA (fuse-linears{reads=attention}: Q, K, V one GEMM)
+    # and bench/models.py's llama_d128 (hidden 2048, 4 KV heads, SwiGLU 5632)
     ("bert", "q+k+v fused", 4096, 2304, 768, True),
     ("llama", "q+k+v fused", 4096, 1536, 1024, False),
     ("llama_d128", "q+k+v fused", 4096, 3072, 2048, False),

@@ -176,12 +176,12 @@ def _load_partition(p, desc_q, desc_k, desc_v, q_smem, k_smem, v_smem, q_bar, q_
             tma.async_copy_global_to_shared(desc_k, [k_row + j * p.BLOCK_N, k_col], k_ready.index(st), k_smem.index(st))
             mbarrier.expect(v_ready.index(st), desc_v.block_type.nbytes)
             tma.async_copy_global_to_shared(desc_v, [v_row + j * p.BLOCK_N, v_col], v_ready.index(st), v_smem.index(st))
-            st, ph = _next_slot(st, ph, STAGES)
+            st, ph = next_slot(st, ph, STAGES)
         i += 1
 
 
 @gluon.jit
-def _next_slot(st, ph, STAGES: gl.constexpr):
+def next_slot(st, ph, STAGES: gl.constexpr):
     """The ring slot after `st` and its phase (which flips when the ring wraps)."""
     st = st + 1
     if st == STAGES:
@@ -272,7 +272,7 @@ def _consumer(c, p, desc_o, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_r
         prev, prev_ph = st, ph
 
         for j in range(1, n_tiles):
-            st, ph = _next_slot(prev, prev_ph, STAGES)
+            st, ph = next_slot(prev, prev_ph, STAGES)
             mbarrier.wait(k_ready.index(st), ph)
             s = warpgroup_mma(q, k_smem.index(st).permute((1, 0)), gl.zeros([CM, BLOCK_N], gl.float32, s_layout),
                               use_acc=False, is_async=True)
@@ -290,7 +290,7 @@ def _consumer(c, p, desc_o, q_smem, k_smem, v_smem, q_bar, q_empty, k_ready, v_r
         mbarrier.wait(v_ready.index(prev), prev_ph)
         o = warpgroup_mma(gl.convert_layout(prob.to(dtype), p_layout), v_smem.index(prev), o)
         mbarrier.arrive(kv_empty.index(prev), count=1)
-        st, ph = _next_slot(prev, prev_ph, STAGES)
+        st, ph = next_slot(prev, prev_ph, STAGES)
 
         # A row that saw no key (only with a mask) has l = 0: NaN (0/0, the attention op's answer)
         # or 0 (_safe_softmax's guard), as in triton_fa_tma.

@@ -33,7 +33,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                              warpgroup_mma_wait)
 
-from flashlift.compiler.kernels import aot
+from flashlift.compiler.kernels import aot, triton_gemm
+from flashlift.compiler.kernels.gluon_fa import next_slot
 from flashlift.compiler.kernels.triton_fa_tma import NUM_SMS
 
 SQRT1_2 = gl.constexpr(0.7071067811865476)
@@ -47,16 +48,6 @@ def _tile_coords(tile, TILES_M: gl.constexpr, TILES_N: gl.constexpr, GROUP_M: gl
     first_m = (tile // per_group) * GROUP_M
     group_rows = gl.minimum(TILES_M - first_m, GROUP_M)
     return first_m + (tile % per_group) % group_rows, (tile % per_group) // group_rows
-
-
-@gluon.jit
-def _next_slot(st, ph, STAGES: gl.constexpr):
-    """The ring slot after `st` and its phase (which flips when the ring wraps)."""
-    st = st + 1
-    if st == STAGES:
-        st = 0
-        ph = ph ^ 1
-    return st, ph
 
 
 @gluon.jit
@@ -84,7 +75,7 @@ def _loader(desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M: gl.constexpr, 
             else:
                 tma.async_copy_global_to_shared(desc_w, [kk * BLOCK_K, pid_n * BLOCK_N], ready.index(st),
                                                 w_smem.index(st))
-            st, ph = _next_slot(st, ph, STAGES)
+            st, ph = next_slot(st, ph, STAGES)
 
 
 @gluon.jit
@@ -120,7 +111,7 @@ def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
             if kk > 0:
                 mbarrier.arrive(free.index(prev), count=1)
             prev = st
-            st, ph = _next_slot(st, ph, STAGES)
+            st, ph = next_slot(st, ph, STAGES)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
         mbarrier.arrive(free.index(prev), count=1)
 
@@ -194,14 +185,9 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
 
 
 def covers(spec, arch: int) -> str:
-    """Why this kernel cannot take GemmSpec `spec` ("" when it can): sm_90, and every tensor
-    map's rows (A, W, C) multiples of 16 bytes."""
-    if arch != 90:
-        return f"Gluon GEMM: sm_90 only (sm_{arch})"
-    out_bytes = {"f16": 2, "bf16": 2, "f32": 4}[spec.out_dtype]
-    if spec.k % 8 or (not spec.w_nk and spec.n % 8) or (spec.n * out_bytes) % 16:
-        return f"Gluon GEMM: rows of {spec.m}x{spec.n}x{spec.k} not multiples of 16 bytes"
-    return ""
+    """Why this kernel cannot take GemmSpec `spec` ("" when it can): the TMA kernel's
+    conditions (sm_90, every tensor map's rows multiples of 16 bytes)."""
+    return triton_gemm.tma_covers(spec, arch, "Gluon GEMM")
 
 
 def grid(spec, cfg: dict) -> tuple:

@@ -241,14 +241,14 @@ GLUON_CANDIDATES = [
 ]
 
 
-def tma_covers(spec: GemmSpec, arch: int) -> str:
-    """Why the TMA kernel cannot take `spec` ("" when it can): sm_90 only, and every tensor
-    map's row stride a multiple of 16 bytes."""
+def tma_covers(spec: GemmSpec, arch: int, kernel: str = "TMA kernel") -> str:
+    """Why the TMA kernel (or another `kernel` reading through tensor maps) cannot take
+    `spec` ("" when it can): sm_90 only, and every tensor map's row stride a multiple of 16 bytes."""
     if arch != 90:
-        return f"TMA kernel: sm_90 only (sm_{arch})"
+        return f"{kernel}: sm_90 only (sm_{arch})"
     out_bytes = {"f16": 2, "bf16": 2, "f32": 4}[spec.out_dtype]
     if spec.k % 8 or (not spec.w_nk and spec.n % 8) or (spec.n * out_bytes) % 16:
-        return f"TMA kernel: rows of {spec.m}x{spec.n}x{spec.k} not multiples of 16 bytes"
+        return f"{kernel}: rows of {spec.m}x{spec.n}x{spec.k} not multiples of 16 bytes"
     return ""
 
 
