@@ -99,7 +99,6 @@ def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
     for tile in range(gl.program_id(0), TILES_M * TILES_N, NUM_PROGS):
         pid_m, pid_n = _tile_coords(tile, TILES_M, TILES_N, GROUP_M)
         acc = gl.zeros([CM, BLOCK_N], gl.float32, acc_layout)
-        prev = st
         for kk in range(K_STEPS):
             mbarrier.wait(ready.index(st), ph)
             if W_NK:
@@ -108,12 +107,11 @@ def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
                 w = w_smem.index(st)
             acc = warpgroup_mma(a_smem.index(st * CONSUMERS + c), w, acc, is_async=True)
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))   # step kk - 1's product is done
-            if kk > 0:
-                mbarrier.arrive(free.index(prev), count=1)
-            prev = st
+            if kk > 0:   # (its slot computed, not carried: a `prev = st` in this loop was not loop-carried)
+                mbarrier.arrive(free.index((st + STAGES - 1) % STAGES), count=1)
             st, ph = next_slot(st, ph, STAGES)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
-        mbarrier.arrive(free.index(prev), count=1)
+        mbarrier.arrive(free.index((st + STAGES - 1) % STAGES), count=1)   # the last step's slot
 
         # the epilogue: triton_gemm._round_and_activate's roundings
         rows = (pid_m * CONSUMERS + c) * CM + gl.arange(0, CM, layout=rows_l)

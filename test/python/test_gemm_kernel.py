@@ -266,6 +266,9 @@ GPU_CASES = ["mlp_f16", "mlp_bf16", "swiglu_f16", "swiglu_bf16", "x_at_w_f16", "
 GPU_CASES += [f"{c}_tma" for c in ("swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16")]  # gemm_configs
 GPU_CASES += [f"{c}_gluon" for c in ("swiglu_f16", "swiglu_bf16", "x_at_w_f16", "bert_f16", "llama_f16")]
 GPU_CASES += [f"{c}_gluon{i}" for c in ("swiglu_f16", "bert_f16", "llama_f16") for i in (0, 4)]  # 128x256, 256x128 tiles
+# wider GEMMs (M 2304; up: 144-288 C tiles, more than the 132 SMs, so a persistent program takes
+# several and the ring wraps across tiles; down: K 1024, more K steps than ring slots)
+GPU_CASES += [f"{c}_wide_f16{s}" for c in ("mlp", "swiglu") for s in ("", "_gluon", "_gluon0")]
 
 
 def gpu_case(case: str):
@@ -275,8 +278,9 @@ def gpu_case(case: str):
     case = case.removesuffix("_tma").partition("_gluon")[0]
     if case.startswith(("mlp", "swiglu")):
         dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
-        module = (MLP if case.startswith("mlp") else SwiGLU)(96, 200).to(dtype)
-        return module, (torch.randn(3, 70, 96, dtype=dtype),), (2e-2 if dtype == torch.bfloat16 else 5e-3)
+        d, hidden, x = (256, 1024, (1, 2304, 256)) if "_wide" in case else (96, 200, (3, 70, 96))
+        module = (MLP if case.startswith("mlp") else SwiGLU)(d, hidden).to(dtype)
+        return module, (torch.randn(*x, dtype=dtype),), (2e-2 if dtype == torch.bfloat16 else 5e-3)
     if case == "x_at_w_f16":
         return MatmulWeight(), (torch.randn(100, 48).half(), torch.randn(48, 130).half()), 5e-3
     model, args, _ = (build_bert if case == "bert_f16" else build_llama)("f16")
@@ -337,3 +341,18 @@ def test_force_config_comes_first_where_its_kernel_covers_the_shape():
         assert triton_gemm.tuned_config(spec, 80) == triton_gemm.CANDIDATES[0]   # Gluon GEMM: sm_90 only
         assert triton_gemm.forced_config() == gluon
     assert triton_gemm.forced_config() is None and triton_gemm.tuned_config(spec, 90) == tuned
+
+
+def test_gluon_gemm_consumers_free_the_slot_they_read():
+    """Each consumer gives back the ring slot of the K step it finished, not the slot its C
+    tile began at: a `prev = st` carried through the K loop was dropped by Gluon's frontend
+    (Triton 3.6), the arrives all went to the tile's first slot, and the kernel hung on the
+    H100 once a program took a second C tile (the GPU numerics' `*_wide_*_gluon*` cases run it)."""
+    import re
+
+    ck, _ = triton_gemm.compile_gemm(triton_gemm.GemmSpec(4096, 1024, 1024), 90, triton_gemm.GLUON_CANDIDATES[1])
+    ttgir = ck.asm["ttgir"]
+    tile_slots = set(re.findall(r"scf\.for %tile = .*? iter_args\((%[\w]+) = ", ttgir))
+    freed = re.findall(r"memdesc_index %free\[(%[\w]+)\]", ttgir)
+    assert tile_slots and len(freed) >= 4   # each consumer: an arrive in the K loop and one after it
+    assert not tile_slots & set(freed), (tile_slots, freed)
