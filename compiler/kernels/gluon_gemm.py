@@ -1,6 +1,7 @@
 """Hopper GEMM in Gluon: a TMA loader warp, two consumer warpgroups sharing each C tile, a
-persistent grid (sm_90a only). WORK IN PROGRESS (branch gluon-gemm): compiled here, not yet
-run on a GPU.
+persistent grid (sm_90a only). WORK IN PROGRESS (branch gluon-gemm), tuned in nowhere: on an
+H100 (2026-12-07) the GPU numerics' small GEMMs passed, and model-sized ones hung on a ring-slot
+bug (fixed since: see _consumer); not yet run on a GPU after the fix.
 
 Same computation, epilogue and ABI as triton_gemm (read its doc first):
     C[M, N] = A[M, K] @ W^T (+ bias[N]) in f32, rounded once to C's type, then GELU or
