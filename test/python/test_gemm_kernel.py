@@ -7,9 +7,9 @@ without one).
 """
 
 import contextlib
-import re
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 
@@ -105,8 +105,9 @@ def gemm_configs(case: str):
     """For a case named `*_tma`: the tuned table picks the TMA kernel for the shapes it takes,
     and the in-process kernel cache starts empty; `*_gluon`: every GEMM gluon_gemm covers takes
     its kernel (force_config): GLUON_CANDIDATES[1], or [i] for `*_gluon<i>`; any other case: as tuned."""
-    if "_gluon" in case:   # `_gluon`: GLUON_CANDIDATES[1]; `_gluon<i>`: GLUON_CANDIDATES[i]
-        with triton_gemm.force_config(triton_gemm.GLUON_CANDIDATES[int(case.rpartition("_gluon")[2] or 1)]):
+    gluon = re.fullmatch(r".*_gluon(\d*)", case)   # (not attention's `attn_gluon_*` / `mask_gluon_*`)
+    if gluon:   # `_gluon`: GLUON_CANDIDATES[1]; `_gluon<i>`: GLUON_CANDIDATES[i]
+        with triton_gemm.force_config(triton_gemm.GLUON_CANDIDATES[int(gluon.group(1) or 1)]):
             yield
     elif case.endswith("_tma"):
         with tuned_in(triton_gemm.TUNED_CONFIGS, kernel_build._GEMM_CACHE, {

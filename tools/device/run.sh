@@ -3,7 +3,7 @@
 #
 #   run(command="bash tools/device/run.sh gpu-numerics gemm models", carry=[".whl", "build/dev"])
 #
-# Each step has its own time limit (STEP_SECONDS, default 150) and writes unbuffered into
+# Each step has its own time limit (STEP_SECONDS, default 150; STEP_SECONDS_<step> for one step) and writes unbuffered into
 # /tmp/res/<step>.log, so a step that hangs or runs long loses nothing it printed and the next
 # step still runs; everything comes back as one file, $OUT/results.tgz (a `run` returns at
 # most 8 files). The tail of each log is printed for the call's output.
@@ -18,7 +18,7 @@ T=${STEP_SECONDS:-150}
 { nvidia-smi --query-gpu=name --format=csv,noheader; lscpu | grep -E "Model name|^CPU\(s\)|Thread"; git log -1 --format=%h 2>/dev/null; } > $R/machine.txt 2>&1
 for step in "$@"; do
   case $step in
-    gpu-numerics)  cmd="python3 test/tools/gpu_numerics.py run $D/gnum" ;;
+    gpu-numerics)  cmd="for g in $D/gnum*/; do python3 test/tools/gpu_numerics.py run \$g; done" ;;   # (split to fit a carry)
     gemm)          cmd="python3 bench/gemm.py ${GEMM_ARGS:-} --out $R/gemm.md" ;;
     models)        cmd="python3 bench/models.py run --modules $D/models --peers ${MODEL_PEERS:-eager,compile,cudagraphs} --out-dir $R" ;;
     cpu-numerics)  cmd="python3 test/tools/cpu_numerics.py run $D/cpu_numerics" ;;
@@ -27,8 +27,9 @@ for step in "$@"; do
     cpu-kernel)    cmd="python3 tools/kernels/cpu_fa_bench.py --isa avx512,avx512amx --dtypes bf16 --lib-dir $D/fa_libs --threads ${CPU_THREADS:-2}" ;;
     *) echo "unknown step $step"; continue ;;
   esac
+  limit_var=STEP_SECONDS_${step//-/_}   # e.g. STEP_SECONDS_gemm=240: one step's own limit
   start=$(date +%s)
-  timeout "$T" bash -c "$cmd" > $R/$step.log 2>&1
+  timeout "${!limit_var:-$T}" bash -c "$cmd" > $R/$step.log 2>&1
   rc=$?
   echo "== $step: rc $rc$([ $rc = 124 ] && echo ' (timed out)') in $(( $(date +%s) - start )) s"
   grep -v '^\s*$' $R/$step.log | tail -n 8
