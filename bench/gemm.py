@@ -26,9 +26,10 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 from attention import commit  # noqa: E402  (bench/ is the script's directory)
 
 # (model, layer, M, N, K, bias[, epilogue]): bench/models.py's BERT (B=8, S=512) and LLaMA
-# (B=4, S=1024). The SwiGLU row is the up projection with silu(gate) * up in its epilogue; its
-# cuBLAS column is F.linear then torch's silu(gate) * up (what runs without the epilogue). Rows
-# with an epilogue are not tile-tuning data (not in the class totals or --record-from).
+# (B=4, S=1024). The SwiGLU row is the up projection with silu(gate) * up in its epilogue, the
+# GELU row BERT's up projection with GELU in its; their cuBLAS column is F.linear then torch's
+# activation (what runs without the epilogue). Rows with an epilogue are not in the class
+# totals; --record-from records them under the epilogue's own tuning key.
 SHAPES = [
     ("bert", "q/k/v/o proj", 4096, 768, 768, True),
     ("bert", "ffn up", 4096, 3072, 768, True),
@@ -38,6 +39,7 @@ SHAPES = [
     ("llama", "gate/up", 4096, 2816, 1024, False),
     ("llama", "down", 4096, 1024, 2816, False),
     ("llama", "up + SwiGLU epilogue", 4096, 2816, 1024, False, "swiglu"),
+    ("bert", "ffn up + GELU epilogue", 4096, 3072, 768, True, "gelu"),
     # what the models run by default on CUDA (fuse-linears{reads=attention}: Q, K, V one GEMM)
     # and bench/models.py's llama_d128 (hidden 2048, 4 KV heads, SwiGLU 5632)
     ("bert", "q+k+v fused", 4096, 2304, 768, True),
@@ -69,7 +71,8 @@ def _source_checkout() -> None:
 
 def record_from(path: str) -> int:
     """Each shape's fastest correct config of a run's .json into the tuning database
-    (tuning.gemm_key: the kernel takes it for that shape, before the per-class table)."""
+    (tuning.gemm_key: the kernel takes it for that shape, before the per-class table); a row
+    with an epilogue under the epilogue's own key."""
     _source_checkout()
     from flashlift.compiler import tuning
 
@@ -77,8 +80,8 @@ def record_from(path: str) -> int:
         run = json.load(f)
     best = {}
     for r in run["runs"]:
-        key = tuning.gemm_key(r["m"], r["n"], r["k"], run["dtype"], run["arch"])
-        if not r.get("epilogue") and r["err"] < 1e-2 and (key not in best or r["ms"] < best[key]["ms"]):
+        key = tuning.gemm_key(r["m"], r["n"], r["k"], run["dtype"], run["arch"], r.get("epilogue", ""))
+        if r["err"] < 1e-2 and (key not in best or r["ms"] < best[key]["ms"]):
             best[key] = r
     for key, r in sorted(best.items()):
         tuning.record(key, {k: v for k, v in r["config"].items() if k in tuning.GEMM_KNOBS},
@@ -115,8 +118,8 @@ def main() -> int:
     device_name = torch.cuda.get_device_name()
     rows, raw = [], []
     for model, layer, m, n, k, bias, *epilogue in SHAPES:
-        swiglu = epilogue == ["swiglu"]
-        spec = g.GemmSpec(m, n, k, a.dtype, a.dtype, a.dtype if bias else None, True, swiglu=swiglu)
+        swiglu, gelu = epilogue == ["swiglu"], epilogue == ["gelu"]
+        spec = g.GemmSpec(m, n, k, a.dtype, a.dtype, a.dtype if bias else None, True, gelu=gelu, swiglu=swiglu)
         torch.manual_seed(0)
         x = torch.randn(m, k, device="cuda", dtype=dtype)
         w = torch.randn(n, k, device="cuda", dtype=dtype) / k ** 0.5
@@ -125,10 +128,12 @@ def main() -> int:
         ref = F.linear(x.float(), w.float(), b.float() if bias else None)
         if swiglu:  # as torch rounds it in f16/bf16: silu(gate) rounded, the product rounded
             ref = (F.silu(gate.float()).to(dtype) * ref.to(dtype)).float()
+        if gelu:  # GELU (erf) of the rounded result
+            ref = F.gelu(ref.to(dtype).float())
 
         def torch_path():
             y = F.linear(x, w, b)
-            return F.silu(gate) * y if swiglu else y
+            return F.silu(gate) * y if swiglu else F.gelu(y) if gelu else y
 
         flops = 2 * m * n * k
         cublas_ms = triton.testing.do_bench(torch_path)
@@ -157,7 +162,7 @@ def main() -> int:
                 continue
             results.append({"config": cfg, "ms": ms, "err": err})
             raw.append({"model": model, "layer": layer, "m": m, "n": n, "k": k, "class": g.shape_class(spec),
-                        "epilogue": "swiglu" if swiglu else "",
+                        "epilogue": spec.epilogue,
                         "config": cfg, "ms": ms, "err": err, "cublas_ms": cublas_ms})
         best = min(results, key=lambda r: r["ms"])
         rows.append((model, layer, m, n, k, bias, g.shape_class(spec), best, cublas_ms, cublas_err, flops))
@@ -173,7 +178,7 @@ def main() -> int:
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}; {a.dtype}; "
              f"torch {torch.__version__}, triton {triton.__version__}, kernels for sm_{arch}",
              "- time: triton.testing.do_bench median (CUDA events, L2 flushed); err = ||out - ref|| / ||ref|| vs f32",
-             "- ratio: cuBLAS time / kernel time (> 1: the kernel is faster); the SwiGLU row's peer is cuBLAS + torch's silu(gate) * up", "",
+             "- ratio: cuBLAS time / kernel time (> 1: the kernel is faster); an epilogue row's peer is cuBLAS + torch's activation", "",
              "| model | layer | M x N x K | bias | class | best config (BMxBNxBK, warps, stages) | kernel us (TFLOP/s) | cuBLAS us (TFLOP/s) | ratio | err (cuBLAS err) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for model, layer, m, n, k, bias, cls, best, cub, cub_err, flops in rows:

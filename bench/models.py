@@ -96,18 +96,14 @@ def user_model(name: str, layers: int, dtype, attn: str = "eager", device: str =
     return AsUsersHold(name, make_model(name, layers, attn).to(dtype)).to(device).eval()
 
 
-#: GPU variants whose every GEMM takes one of gluon_gemm's configs (triton_gemm.force_config,
-#: where the Gluon kernel covers the shape): triton_gemm.GLUON_CANDIDATES' index
-GLUON_GEMM_VARIANTS = {"flashlift_gluon_gemm": 1, "flashlift_gluon_gemm_n256": 0, "flashlift_gluon_gemm_m256": 4}
-
-
-def _forced_gemm(variant: str):
-    """The context a variant is compiled in: GLUON_GEMM_VARIANTS' config forced, else none."""
-    if variant not in GLUON_GEMM_VARIANTS:
+def _gemm_context(variant: str):
+    """The context a variant is compiled in: flashlift_no_gluon_gemm keeps every GEMM off the
+    Gluon kernel (triton_gemm.without_gluon), so a run shows the Gluon GEMM's gain; else none."""
+    if variant != "flashlift_no_gluon_gemm":
         return contextlib.nullcontext()
     from flashlift.compiler.kernels import triton_gemm  # (build runs where flashlift is installed)
 
-    return triton_gemm.force_config(triton_gemm.GLUON_CANDIDATES[GLUON_GEMM_VARIANTS[variant]])
+    return triton_gemm.without_gluon()
 
 
 def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple = (), only: tuple = ()) -> None:
@@ -130,7 +126,8 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # group; GPUs: Q/K/V the attention kernel reads in place), the norm kernel (LayerNorm,
         # RMSNorm); flashlift_unfused (CPU) turns fuse-linears off, flashlift_fused (GPUs) fuses every group,
         # flashlift_no_norm_kernel leaves the residual add + norm to IREE
-        # flashlift_no_activation_epilogue (GPUs) leaves GELU / SwiGLU to IREE, not the GEMM kernel's epilogue
+        # flashlift_no_activation_epilogue (GPUs) leaves GELU / SwiGLU to IREE, not the GEMM kernel's epilogue;
+        # flashlift_no_gluon_gemm (GPUs) builds no GEMM on the Gluon kernel (the tuned pointer / TMA configs)
         flipped = ("flashlift_unfused", True, "eager", False, True) if target == "cpu" else \
             ("flashlift_fused", True, "eager", True, True)
         variants = [("flashlift", True, "eager", None, True), ("iree_unraised", False, "eager", False, False),
@@ -138,12 +135,12 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
                     ("flashlift_no_norm_kernel", True, "eager", None, False)]
         if target != "cpu":
             variants.append(("flashlift_no_activation_epilogue", True, "eager", None, True))
-            variants += [(v, True, "eager", None, True) for v in GLUON_GEMM_VARIANTS]
+            variants.append(("flashlift_no_gluon_gemm", True, "eager", None, True))
         for variant, raise_attention, attn, fuse, norms in variants:
             if (only and variant not in only) or (name == "bloom" and attn == "sdpa"):  # (BLOOM: eager only)
                 continue
             t0 = time.time()
-            with _forced_gemm(variant):
+            with _gemm_context(variant):
                 compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
                                                    raise_attention=raise_attention, use_kernels=raise_attention,
                                                    fuse_linears=fuse, fuse_norms=norms,

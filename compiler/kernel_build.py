@@ -51,8 +51,7 @@ def empty_rows(plan) -> str:
 
 def gemm_kernel(spec, sm: int):
     """triton_gemm.build_gemm for a GemmSpec (cached in-process)."""
-    forced = triton_gemm.forced_config()
-    key = (spec, sm, tuple(sorted(forced.items())) if forced else None)
+    key = (spec, sm, triton_gemm.build_context())
     if key not in _GEMM_CACHE:
         _GEMM_CACHE[key] = triton_gemm.build_gemm(spec, sm, ptx_version=PTX_VERSION)
     return _GEMM_CACHE[key]

@@ -241,16 +241,21 @@ def lookup_kernel(shape: dict, family: str, path: Optional[str] = None) -> Optio
     return isa if isinstance(isa, str) else None
 
 
-def gemm_key(m: int, n: int, k: int, dtype: str, arch: int) -> str:
+def gemm_key(m: int, n: int, k: int, dtype: str, arch: int, epilogue: str = "") -> str:
     """The key of an [M, K] x [K, N] GEMM on sm_<arch> for flashlift's GEMM kernel: M (batch x
-    sequence, which varies per call site) bucketed, N and K (the layer's) exact."""
-    return f"gemm:sm_{arch}/{dtype}/m{bucket(m)}/n{n}/k{k}"
+    sequence, which varies per call site) bucketed, N and K (the layer's) exact; a GEMM with an
+    activation epilogue ("gelu", "swiglu") has its own key (the epilogue's loads and math move
+    the best tile: the up projection with SwiGLU, bench/results/gemm-h100-gluon-d90d21c.json)."""
+    return f"gemm:sm_{arch}/{dtype}/m{bucket(m)}/n{n}/k{k}" + (f"/{epilogue}" if epilogue else "")
 
 
-def lookup_gemm(m: int, n: int, k: int, dtype: str, arch: int, path: Optional[str] = None) -> Optional[dict]:
-    """The GEMM kernel's tile config recorded for the shape (`bench/gemm.py --record-from`), or
-    None (no entry, or one without every tile knob as a positive int)."""
-    entry = load(path)["entries"].get(gemm_key(m, n, k, dtype, arch))
+def lookup_gemm(m: int, n: int, k: int, dtype: str, arch: int, path: Optional[str] = None,
+                epilogue: str = "") -> Optional[dict]:
+    """The GEMM kernel's tile config recorded for the shape (`bench/gemm.py --record-from`):
+    with an epilogue, its own entry, else the plain GEMM's; None where there is none (or one
+    without every tile knob as a positive int)."""
+    entries = load(path)["entries"]
+    entry = entries.get(gemm_key(m, n, k, dtype, arch, epilogue)) or entries.get(gemm_key(m, n, k, dtype, arch))
     knobs = (entry or {}).get("knobs")
     if not isinstance(knobs, dict):
         return None

@@ -185,6 +185,11 @@ class GemmSpec:
     gelu: bool = False  # apply GELU (erf form) to the rounded result
     swiglu: bool = False  # C = silu(G) * C, G the gate projection's [M, N] result (an operand)
 
+    @property
+    def epilogue(self) -> str:
+        """The activation epilogue's name ("gelu", "swiglu"), "" for none (tuning.gemm_key's)."""
+        return "gelu" if self.gelu else "swiglu" if self.swiglu else ""
+
     def check(self) -> None:
         if self.dtype not in IN_DTYPES:
             raise ValueError(f"GEMM input type {self.dtype} (kernel: f16, bf16)")
@@ -288,16 +293,38 @@ def forced_config() -> Optional[dict]:
     return _FORCED.get()
 
 
+_NO_GLUON: contextvars.ContextVar = contextvars.ContextVar("flashlift_gemm_no_gluon", default=False)
+
+
+@contextlib.contextmanager
+def without_gluon():
+    """Inside the block no GEMM takes a Gluon config (tuned ones give way as a shape Gluon
+    does not cover does): how a benchmark measures the Gluon kernel's gain in a whole model."""
+    token = _NO_GLUON.set(True)
+    try:
+        yield
+    finally:
+        _NO_GLUON.reset(token)
+
+
+def build_context() -> tuple:
+    """What, besides the spec and the arch, decides this context's build (force_config's
+    config, without_gluon): kernel_build's cache keeps builds of different contexts apart."""
+    forced = _FORCED.get()
+    return (tuple(sorted(forced.items())) if forced else None, _NO_GLUON.get())
+
+
 def tuned_configs(spec: GemmSpec, arch: int) -> list:
     """The configs to build `spec` with, best first: a forced config (force_config), the
     tuning database's entry for the shape (compiler/tuning.py), then the measured winner for
-    the shape's class; a TMA or Gluon config the shape does not fit gives way to the pointer
-    kernel's first candidate."""
-    found = [_FORCED.get(), tuning.lookup_gemm(spec.m, spec.n, spec.k, spec.dtype, arch),
+    the shape's class; a TMA or Gluon config the shape does not fit (or, inside without_gluon,
+    any Gluon config) gives way to the pointer kernel's first candidate."""
+    found = [_FORCED.get(), tuning.lookup_gemm(spec.m, spec.n, spec.k, spec.dtype, arch, epilogue=spec.epilogue),
              TUNED_CONFIGS.get((arch, shape_class(spec)), CANDIDATES[0])]
     configs = []
     for cfg in filter(None, found):
-        kernel_refuses = (cfg.get("TMA") and tma_covers(spec, arch)) or (cfg.get("GLUON") and _gluon_covers(spec, arch))
+        kernel_refuses = (cfg.get("TMA") and tma_covers(spec, arch)) or \
+            (cfg.get("GLUON") and (_NO_GLUON.get() or _gluon_covers(spec, arch)))
         cfg = dict(CANDIDATES[0]) if kernel_refuses else dict(cfg)
         if cfg not in configs:
             configs.append(cfg)

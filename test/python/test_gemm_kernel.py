@@ -174,13 +174,19 @@ def test_tile_config_per_shape_from_the_tuning_database(tmp_path, monkeypatch):
     # with the SwiGLU gate's tile too, 128 x 256 needs 278 KB of shared memory: the class's tile
     swiglu = triton_gemm.build_gemm(dataclasses.replace(spec, swiglu=True), 90, ptx_version=84)
     assert (swiglu.config["BLOCK_N"], swiglu.config.get("TMA", False)) == (by_class["BLOCK_N"], by_class.get("TMA", False))
+    # an epilogue's own entry wins for the GEMM with that epilogue; the plain one stands for the rest
+    narrow = triton_gemm.CANDIDATES[1]
+    tuning.record(tuning.gemm_key(4096, 2816, 1024, "f16", 90, "swiglu"), narrow, {"device": "test"})
+    assert triton_gemm.tuned_configs(dataclasses.replace(spec, swiglu=True), 90)[0] == narrow
+    assert triton_gemm.tuned_configs(dataclasses.replace(spec, gelu=True), 90)[0] == wide
+    assert triton_gemm.tuned_configs(spec, 90)[0] == wide
     tuning.record(tuning.gemm_key(4096, 2816, 1024, "f16", 90), dict(wide, BLOCK_M="128"), {"device": "test"})
     assert triton_gemm.tuned_configs(spec, 90) == [by_class]
 
 
 def test_bench_records_each_shapes_fastest_correct_config(tmp_path):
-    """bench/gemm.py --record-from: per shape the fastest config whose result was right; rows
-    with an epilogue (the SwiGLU row) are not tile-tuning data."""
+    """bench/gemm.py --record-from: per shape the fastest config whose result was right; a row
+    with an epilogue (the SwiGLU row) under the epilogue's own key."""
     import json
 
     from flashlift.compiler import tuning
@@ -190,7 +196,8 @@ def test_bench_records_each_shapes_fastest_correct_config(tmp_path):
     row = dict(model="llama", layer="gate/up", m=4096, n=2816, k=1024, cublas_ms=0.036, epilogue="")
     runs = [dict(row, config=slow, ms=0.044, err=2e-4), dict(row, config=fast, ms=0.040, err=2e-4),
             dict(row, config=wrong, ms=0.010, err=float("nan")),
-            dict(row, layer="up + SwiGLU epilogue", epilogue="swiglu", config=wrong, ms=0.001, err=2e-4)]
+            dict(row, layer="up + SwiGLU epilogue", epilogue="swiglu", config=slow, ms=0.050, err=2e-4),
+            dict(row, layer="up + SwiGLU epilogue", epilogue="swiglu", config=fast, ms=0.060, err=2e-4)]
     run = tmp_path / "gemm-h200.json"
     run.write_text(json.dumps({"device": "NVIDIA H200", "dtype": "f16", "arch": 90, "date": "2026-12-07", "runs": runs}))
     db = tmp_path / "db.json"
@@ -198,9 +205,11 @@ def test_bench_records_each_shapes_fastest_correct_config(tmp_path):
                        capture_output=True, text=True, timeout=120, env={**os.environ, "FLASHLIFT_TUNING_DB": str(db)})
     assert r.returncode == 0, r.stderr[-2000:]
     entries = json.loads(db.read_text())["entries"]
-    assert list(entries) == [tuning.gemm_key(4096, 2816, 1024, "f16", 90)]
-    entry = next(iter(entries.values()))
+    plain, swiglu = tuning.gemm_key(4096, 2816, 1024, "f16", 90), tuning.gemm_key(4096, 2816, 1024, "f16", 90, "swiglu")
+    assert sorted(entries) == [plain, swiglu]
+    entry = entries[plain]
     assert entry["knobs"] == fast and entry["provenance"]["us"] == 40.0 and entry["provenance"]["device"] == "NVIDIA H200"
+    assert entries[swiglu]["knobs"] == slow and entries[swiglu]["provenance"]["us"] == 50.0
 
 
 def test_spec_is_checked():
@@ -342,6 +351,9 @@ def test_force_config_comes_first_where_its_kernel_covers_the_shape():
         assert triton_gemm.tuned_config(spec, 80) == triton_gemm.CANDIDATES[0]   # Gluon GEMM: sm_90 only
         assert triton_gemm.forced_config() == gluon
     assert triton_gemm.forced_config() is None and triton_gemm.tuned_config(spec, 90) == tuned
+    with triton_gemm.force_config(gluon), triton_gemm.without_gluon():  # (bench/models.py's flashlift_no_gluon_gemm)
+        assert triton_gemm.tuned_config(spec, 90) == triton_gemm.CANDIDATES[0]
+        assert triton_gemm.build_context() != (tuple(sorted(gluon.items())), False)
 
 
 def test_gluon_gemm_consumers_free_the_slot_they_read():

@@ -32,6 +32,13 @@ def cpu_tiles(attrs):
 def test_packaged_database_is_valid():
     db = tuning.load(tuning.DB_PATH)
     for key, entry in db["entries"].items():
+        if key.startswith("gemm:"):  # the GEMM kernel's tile for one shape (bench/gemm.py --record-from)
+            arch, dtype, m, n, k, *epilogue = key[len("gemm:sm_"):].split("/")
+            assert epilogue in ([], ["gelu"], ["swiglu"]), key
+            assert tuning.lookup_gemm(int(m[1:]), int(n[1:]), int(k[1:]), dtype, int(arch), epilogue="".join(epilogue)) \
+                == entry["knobs"], key
+            assert all(field in entry["provenance"] for field in ("device", "date", "us", "rel_err")), key
+            continue
         assert key.count("/") in (6, 7), key
         assert entry["knobs"] and set(entry["knobs"]) <= set(tuning.CPU_KNOBS + tuning.GPU_KNOBS + tuning.CPU_KERNEL_KNOBS)
         if key.startswith("cpu-kernel:"):  # a build of flashlift's CPU kernel, for a family of CPUs
