@@ -1,7 +1,8 @@
 """Hopper GEMM in Gluon: a TMA loader warp, two consumer warpgroups sharing each C tile, a
-persistent grid (sm_90a only). WORK IN PROGRESS (branch gluon-gemm), tuned in nowhere: on an
-H100 (2026-12-07) the GPU numerics' small GEMMs passed, and model-sized ones hung on a ring-slot
-bug (fixed since: see _consumer); not yet run on a GPU after the fix.
+persistent grid (sm_90a only). Tuned in per shape where it wins (compiler/tuning_db.json, from
+bench/gemm.py --gluon on an H100: bench/results/gemm-h100.md): the large-N, large-K GEMMs
+(LLaMA d128's 1.06-1.20x the pointer / TMA configs, 0.93-0.99x cuBLAS); it loses where the grid
+is small (N 768 or 256) and where a long epilogue (SwiGLU) leaves the tensor cores idle.
 
 Same computation, epilogue and ABI as triton_gemm (read its doc first):
     C[M, N] = A[M, K] @ W^T (+ bias[N]) in f32, rounded once to C's type, then GELU or
