@@ -54,10 +54,11 @@ def _tile_coords(tile, TILES_M: gl.constexpr, TILES_N: gl.constexpr, GROUP_M: gl
 
 @gluon.jit
 def _loader(desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
-            K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, CONSUMERS: gl.constexpr,
+            K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, A_BOXES: gl.constexpr,
             STAGES: gl.constexpr, W_NK: gl.constexpr):
-    """One warp: for every K step of every C tile of this program, each consumer's rows of A
-    and the tile's rows of W into the ring's next slot once every consumer has freed it."""
+    """One warp: for every K step of every C tile of this program, in tile order, the tile's
+    rows of A (A_BOXES boxes: one per consumer sharing the tile, else one) and of W into the
+    ring's next slot once its consumers have freed it."""
     CM: gl.constexpr = desc_a.block_type.shape[0]
     BLOCK_K: gl.constexpr = desc_a.block_type.shape[1]
     BLOCK_N: gl.constexpr = desc_w.block_type.shape[0] if W_NK else desc_w.block_type.shape[1]
@@ -67,10 +68,10 @@ def _loader(desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M: gl.constexpr, 
         pid_m, pid_n = _tile_coords(tile, TILES_M, TILES_N, GROUP_M)
         for kk in range(K_STEPS):
             mbarrier.wait(free.index(st), ph ^ 1)   # (a fresh barrier passes phase 1)
-            mbarrier.expect(ready.index(st), CONSUMERS * desc_a.block_type.nbytes + desc_w.block_type.nbytes)
-            for c in gl.static_range(CONSUMERS):
-                tma.async_copy_global_to_shared(desc_a, [(pid_m * CONSUMERS + c) * CM, kk * BLOCK_K], ready.index(st),
-                                                a_smem.index(st * CONSUMERS + c))
+            mbarrier.expect(ready.index(st), A_BOXES * desc_a.block_type.nbytes + desc_w.block_type.nbytes)
+            for c in gl.static_range(A_BOXES):
+                tma.async_copy_global_to_shared(desc_a, [(pid_m * A_BOXES + c) * CM, kk * BLOCK_K], ready.index(st),
+                                                a_smem.index(st * A_BOXES + c))
             if W_NK:
                 tma.async_copy_global_to_shared(desc_w, [pid_n * BLOCK_N, kk * BLOCK_K], ready.index(st),
                                                 w_smem.index(st))
@@ -78,6 +79,33 @@ def _loader(desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M: gl.constexpr, 
                 tma.async_copy_global_to_shared(desc_w, [kk * BLOCK_K, pid_n * BLOCK_N], ready.index(st),
                                                 w_smem.index(st))
             st, ph = next_slot(st, ph, STAGES)
+
+
+@gluon.jit
+def _epilogue(acc, out, desc_c, row0, col0, BIAS, G, M: gl.constexpr, N: gl.constexpr, HAS_BIAS: gl.constexpr,
+              GELU: gl.constexpr, SWIGLU: gl.constexpr):
+    """The f32 tile `acc` of C at (row0, col0) with triton_gemm._round_and_activate's
+    roundings, out by TMA through shared memory `out` (once its previous rows have left)."""
+    CM: gl.constexpr = desc_c.block_type.shape[0]
+    BLOCK_N: gl.constexpr = desc_c.block_type.shape[1]
+    OUT: gl.constexpr = out.dtype
+    rows = row0 + gl.arange(0, CM, layout=gl.SliceLayout(1, acc.type.layout))
+    cols = col0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, acc.type.layout))
+    if HAS_BIAS:
+        acc += gl.load(BIAS + cols % N).to(gl.float32)[None, :]   # columns past N are never stored
+    res = acc.to(OUT)
+    if GELU:
+        x = res.to(gl.float32)
+        res = (0.5 * x * (1.0 + gl.erf(x * SQRT1_2))).to(OUT)
+    if SWIGLU:
+        inside = (rows[:, None] < M) & (cols[None, :] < N)
+        g = gl.load(G + rows[:, None] * N + cols[None, :], mask=inside, other=0.0).to(gl.float32)
+        silu = (g * (1.0 / (1.0 + gl.exp(-g)))).to(OUT).to(gl.float32)
+        res = (silu * res.to(gl.float32)).to(OUT)
+    tma.store_wait(0)            # the last tile's rows have left `out`
+    out.store(res)
+    fence_async_shared()
+    tma.async_copy_shared_to_global(desc_c, [row0, col0], out)
 
 
 @gluon.jit
@@ -90,12 +118,8 @@ def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
     step from the ring, then the epilogue and the rows out by TMA through c_smem[c]."""
     CM: gl.constexpr = desc_c.block_type.shape[0]
     BLOCK_N: gl.constexpr = desc_c.block_type.shape[1]
-    OUT: gl.constexpr = c_smem.dtype
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                          instr_shape=[16, BLOCK_N, 16])
-    rows_l: gl.constexpr = gl.SliceLayout(1, acc_layout)
-    cols_l: gl.constexpr = gl.SliceLayout(0, acc_layout)
-    out = c_smem.index(c)
     st = 0
     ph = 0
     for tile in range(gl.program_id(0), TILES_M * TILES_N, NUM_PROGS):
@@ -114,25 +138,45 @@ def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
             st, ph = next_slot(st, ph, STAGES)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
         mbarrier.arrive(free.index((st + STAGES - 1) % STAGES), count=1)   # the last step's slot
+        _epilogue(acc, c_smem.index(c), desc_c, (pid_m * CONSUMERS + c) * CM, pid_n * BLOCK_N, BIAS, G, M, N,
+                  HAS_BIAS, GELU, SWIGLU)
+    tma.store_wait(0)
 
-        # the epilogue: triton_gemm._round_and_activate's roundings
-        rows = (pid_m * CONSUMERS + c) * CM + gl.arange(0, CM, layout=rows_l)
-        cols = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=cols_l)
-        if HAS_BIAS:
-            acc += gl.load(BIAS + cols % N).to(gl.float32)[None, :]   # columns past N are never stored
-        res = acc.to(OUT)
-        if GELU:
-            x = res.to(gl.float32)
-            res = (0.5 * x * (1.0 + gl.erf(x * SQRT1_2))).to(OUT)
-        if SWIGLU:
-            inside = (rows[:, None] < M) & (cols[None, :] < N)
-            g = gl.load(G + rows[:, None] * N + cols[None, :], mask=inside, other=0.0).to(gl.float32)
-            silu = (g * (1.0 / (1.0 + gl.exp(-g)))).to(OUT).to(gl.float32)
-            res = (silu * res.to(gl.float32)).to(OUT)
-        tma.store_wait(0)            # the last tile's rows have left c_smem
-        out.store(res)
-        fence_async_shared()
-        tma.async_copy_shared_to_global(desc_c, [(pid_m * CONSUMERS + c) * CM, pid_n * BLOCK_N], out)
+
+@gluon.jit
+def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
+                       M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
+                       K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr,
+                       STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr,
+                       SWIGLU: gl.constexpr):
+    """Consumer c of two taking whole C tiles in turn: the program's tiles c, c + 2, ...
+    Their K steps sit in the ring in tile order, so this consumer's product starts as the
+    other's ends and each one's epilogue runs under the other's products. A K step's ring
+    slot and phase follow from its place in the program's sequence of steps (g)."""
+    BM: gl.constexpr = desc_c.block_type.shape[0]
+    BLOCK_N: gl.constexpr = desc_c.block_type.shape[1]
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                         instr_shape=[16, BLOCK_N, 16])
+    pid = gl.program_id(0)
+    my_tiles = (TILES_M * TILES_N - pid + NUM_PROGS - 1) // NUM_PROGS
+    for i in range(c, my_tiles, 2):
+        pid_m, pid_n = _tile_coords(pid + i * NUM_PROGS, TILES_M, TILES_N, GROUP_M)
+        acc = gl.zeros([BM, BLOCK_N], gl.float32, acc_layout)
+        for kk in range(K_STEPS):
+            g = i * K_STEPS + kk
+            st = g % STAGES
+            mbarrier.wait(ready.index(st), (g // STAGES) & 1)
+            if W_NK:
+                w = w_smem.index(st).permute((1, 0))
+            else:
+                w = w_smem.index(st)
+            acc = warpgroup_mma(a_smem.index(st), w, acc, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))   # step kk - 1's product is done
+            if kk > 0:
+                mbarrier.arrive(free.index((g - 1) % STAGES), count=1)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+        mbarrier.arrive(free.index((i * K_STEPS + K_STEPS - 1) % STAGES), count=1)   # the last step's slot
+        _epilogue(acc, c_smem.index(c), desc_c, pid_m * BM, pid_n * BLOCK_N, BIAS, G, M, N, HAS_BIAS, GELU, SWIGLU)
     tma.store_wait(0)
 
 
@@ -141,10 +185,11 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
                        M: gl.constexpr, N: gl.constexpr, K: gl.constexpr,
                        W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr, SWIGLU: gl.constexpr,
                        BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
-                       GROUP_M: gl.constexpr, STAGES: gl.constexpr, NUM_PROGS: gl.constexpr,
+                       GROUP_M: gl.constexpr, STAGES: gl.constexpr, NUM_PROGS: gl.constexpr, PINGPONG: gl.constexpr,
                        CONSUMER_REGS: gl.constexpr, LOADER_REGS: gl.constexpr):
     CONSUMERS: gl.constexpr = 2
-    CM: gl.constexpr = BLOCK_M // CONSUMERS
+    A_BOXES: gl.constexpr = 1 if PINGPONG else CONSUMERS   # consumers sharing a C tile's rows
+    CM: gl.constexpr = BLOCK_M // A_BOXES
     dtype: gl.constexpr = A.dtype.element_ty
     out_dtype: gl.constexpr = C.dtype.element_ty
     a_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([CM, BLOCK_K], dtype)
@@ -161,27 +206,37 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
         w_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_K, BLOCK_N], w_layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([CM, BLOCK_N], out_dtype)
     desc_c = tma.make_tensor_descriptor(C, shape=[M, N], strides=[N, 1], block_shape=[CM, BLOCK_N], layout=c_layout)
-    a_smem = gl.allocate_shared_memory(dtype, [STAGES * CONSUMERS, CM, BLOCK_K], a_layout)
+    a_smem = gl.allocate_shared_memory(dtype, [STAGES * A_BOXES, CM, BLOCK_K], a_layout)
     c_smem = gl.allocate_shared_memory(out_dtype, [CONSUMERS, CM, BLOCK_N], c_layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(ready.index(i), count=1)
-        mbarrier.init(free.index(i), count=CONSUMERS)   # a stage is free once every consumer read it
+        mbarrier.init(free.index(i), count=A_BOXES)   # a stage is free once every consumer of it read it
 
     TILES_M: gl.constexpr = (M + BLOCK_M - 1) // BLOCK_M
     TILES_N: gl.constexpr = (N + BLOCK_N - 1) // BLOCK_N
     K_STEPS: gl.constexpr = (K + BLOCK_K - 1) // BLOCK_K   # (TMA zero-fills K past the edge)
     bias = BIAS if HAS_BIAS else A   # (a partition argument cannot be None: A stands in, unread)
     gate = G if SWIGLU else C
-    gl.warp_specialize([
-        (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
-                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
-        (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
-                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
-        (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
-                   CONSUMERS, STAGES, W_NK)),
-    ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
+    if PINGPONG:
+        gl.warp_specialize([
+            (_pingpong_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N,
+                                  K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
+            (_pingpong_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N,
+                                  K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
+            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
+                       A_BOXES, STAGES, W_NK)),
+        ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
+    else:
+        gl.warp_specialize([
+            (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
+                         GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
+            (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
+                         GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
+            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
+                       A_BOXES, STAGES, W_NK)),
+        ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
 
 
 def covers(spec, arch: int) -> str:
@@ -201,7 +256,7 @@ def constexprs(spec, cfg: dict) -> dict:
     return dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None,
                 GELU=spec.gelu, SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
                 BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], STAGES=cfg["num_stages"],
-                NUM_PROGS=grid(spec, cfg)[0], CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
+                NUM_PROGS=grid(spec, cfg)[0], PINGPONG=bool(cfg.get("PINGPONG")), CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
                 LOADER_REGS=cfg.get("LOADER_REGS", 24))
 
 

@@ -234,8 +234,9 @@ TMA_CANDIDATES = [
 ]
 
 
-# gluon_gemm's kernel (GLUON=True): a loader warp and two consumer warpgroups of BLOCK_M / 2
-# rows each, persistent; WIP (branch gluon-gemm), timed by bench/gemm.py, tuned in nowhere yet.
+# gluon_gemm's kernel (GLUON=True): a loader warp and two consumer warpgroups, persistent; the
+# consumers share each C tile (BLOCK_M / 2 rows each) or, PINGPONG, take whole tiles in turn
+# (one's epilogue under the other's products). Tuned in per shape (bench/gemm.py --gluon).
 _GLUON = dict(GLUON=True, GROUP_M=8, BLOCK_K=64, num_warps=4)
 GLUON_CANDIDATES = [
     dict(_GLUON, BLOCK_M=128, BLOCK_N=256, num_stages=3),
@@ -243,6 +244,9 @@ GLUON_CANDIDATES = [
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=3),
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=5),
     dict(_GLUON, BLOCK_M=256, BLOCK_N=128, num_stages=3),
+    dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=4, PINGPONG=True),
+    dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=5, PINGPONG=True),
+    dict(_GLUON, BLOCK_M=128, BLOCK_N=64, num_stages=6, PINGPONG=True),
 ]
 
 
