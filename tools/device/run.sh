@@ -6,7 +6,8 @@
 # Each step has its own time limit (STEP_SECONDS, default 150; STEP_SECONDS_<step> for one step) and writes unbuffered into
 # /tmp/res/<step>.log, so a step that hangs or runs long loses nothing it printed and the next
 # step still runs; everything comes back as one file, $OUT/results.tgz (a `run` returns at
-# most 8 files). The tail of each log is printed for the call's output.
+# most 8 files). The tail of each log is printed for the call's output. STOP_ON_FAIL=1 skips
+# the steps after one that failed (a kernel that hangs in the numerics would hang the benchmark).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl 2>/dev/null
@@ -33,5 +34,6 @@ for step in "$@"; do
   rc=$?
   echo "== $step: rc $rc$([ $rc = 124 ] && echo ' (timed out)') in $(( $(date +%s) - start )) s"
   grep -v '^\s*$' $R/$step.log | tail -n 8
+  if [ $rc != 0 ] && [ -n "${STOP_ON_FAIL:-}" ]; then echo "== stopped after $step (STOP_ON_FAIL)"; break; fi
 done
 tar czf $OUT/results.tgz -C /tmp res
