@@ -126,6 +126,8 @@ def _same(a, b) -> bool:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] not in ("build", "run"):
+        sys.exit("usage: gpu_numerics.py build FOLDER [TARGET [PREFIXES]] | run FOLDER  (see the docstring)")
     mode, folder = sys.argv[1], sys.argv[2]
     if mode == "build":
         build(folder, sys.argv[3] if len(sys.argv) > 3 else "cuda:sm_90", sys.argv[4] if len(sys.argv) > 4 else "")
