@@ -34,6 +34,6 @@ for step in "$@"; do
   rc=$?
   echo "== $step: rc $rc$([ $rc = 124 ] && echo ' (timed out)') in $(( $(date +%s) - start )) s"
   grep -v '^\s*$' $R/$step.log | tail -n 8
+  tar czf $OUT/results.tgz -C /tmp res   # after every step: a call cut short keeps what finished
   if [ $rc != 0 ] && [ -n "${STOP_ON_FAIL:-}" ]; then echo "== stopped after $step (STOP_ON_FAIL)"; break; fi
 done
-tar czf $OUT/results.tgz -C /tmp res
