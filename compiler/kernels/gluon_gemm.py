@@ -144,15 +144,20 @@ def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
 
 
 @gluon.jit
-def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
+def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G,
                        M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
                        K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr,
                        STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr,
                        SWIGLU: gl.constexpr):
     """Consumer c of two taking whole C tiles in turn: the program's tiles c, c + 2, ...
-    Their K steps sit in the ring in tile order, so this consumer's product starts as the
-    other's ends and each one's epilogue runs under the other's products. A K step's ring
-    slot and phase follow from its place in the program's sequence of steps (g)."""
+    Their K steps sit in the ring in tile order, so this consumer's products start as the
+    other's end and each one's epilogue runs under the other's products. A K step's ring
+    slot and phase follow from its place in the program's sequence of steps (g).
+
+    The turn barriers keep the products in tile order: consumer c starts tile i once the
+    other has waited for all of tile i - 1's steps (turn[c] completed (i + c) // 2 times).
+    Without them a consumer could wait on a slot two fills early, and a parity wait cannot
+    tell fill n - 1 from fill n + 1: it would read a slot the loader had not filled yet."""
     BM: gl.constexpr = desc_c.block_type.shape[0]
     BLOCK_N: gl.constexpr = desc_c.block_type.shape[1]
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -161,6 +166,9 @@ def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
     my_tiles = (TILES_M * TILES_N - pid + NUM_PROGS - 1) // NUM_PROGS
     for i in range(c, my_tiles, 2):
         pid_m, pid_n = _tile_coords(pid + i * NUM_PROGS, TILES_M, TILES_N, GROUP_M)
+        turns = (i + c) // 2   # the other consumer's tiles before tile i
+        if turns > 0:
+            mbarrier.wait(turn.index(c), (turns - 1) & 1)
         acc = gl.zeros([BM, BLOCK_N], gl.float32, acc_layout)
         for kk in range(K_STEPS):
             g = i * K_STEPS + kk
@@ -174,6 +182,7 @@ def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))   # step kk - 1's product is done
             if kk > 0:
                 mbarrier.arrive(free.index((g - 1) % STAGES), count=1)
+        mbarrier.arrive(turn.index(1 - c), count=1)   # every step of tile i waited for: the other's turn
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
         mbarrier.arrive(free.index((i * K_STEPS + K_STEPS - 1) % STAGES), count=1)   # the last step's slot
         _epilogue(acc, c_smem.index(c), desc_c, pid_m * BM, pid_n * BLOCK_N, BIAS, G, M, N, HAS_BIAS, GELU, SWIGLU)
@@ -210,9 +219,12 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
     c_smem = gl.allocate_shared_memory(out_dtype, [CONSUMERS, CM, BLOCK_N], c_layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [CONSUMERS, 1], mbarrier.MBarrierLayout())   # (ping-pong)
     for i in gl.static_range(STAGES):
         mbarrier.init(ready.index(i), count=1)
         mbarrier.init(free.index(i), count=A_BOXES)   # a stage is free once every consumer of it read it
+    for i in gl.static_range(CONSUMERS):
+        mbarrier.init(turn.index(i), count=1)
 
     TILES_M: gl.constexpr = (M + BLOCK_M - 1) // BLOCK_M
     TILES_N: gl.constexpr = (N + BLOCK_N - 1) // BLOCK_N
@@ -221,9 +233,9 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
     gate = G if SWIGLU else C
     if PINGPONG:
         gl.warp_specialize([
-            (_pingpong_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N,
+            (_pingpong_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
                                   K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
-            (_pingpong_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N,
+            (_pingpong_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
                                   K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
             (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
                        A_BOXES, STAGES, W_NK)),

@@ -8,6 +8,7 @@ without one).
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import re
 import subprocess
@@ -379,3 +380,69 @@ def test_gluon_gemm_consumers_free_the_slot_they_read():
     freed = re.findall(r"memdesc_index %free\[(%[\w]+)\]", ttgir)
     assert tile_slots and len(freed) >= 4   # each consumer: an arrive in the K loop and one after it
     assert not tile_slots & set(freed), (tile_slots, freed)
+
+
+def _pingpong_ring(tiles: int, k_steps: int, stages: int, turns: bool, seed: int):
+    """gluon_gemm's ping-pong protocol as a model, under one random interleaving of the loader
+    and the two consumers: mbarrier waits by parity (a wait passes while the barrier's phase
+    bit differs from the parity given), the loader filling the ring in step order, consumer c
+    taking tiles c, c + 2, ... with (turns) or without the turn barriers. Returns the wrong
+    reads (a consumer at a slot that does not hold its step) or "deadlock"."""
+    import random
+
+    rng, done, tag, wrong = random.Random(seed), {}, [None] * stages, []
+
+    def arrive(bar):
+        done[bar] = done.get(bar, 0) + 1
+
+    def loader():
+        for g in range(tiles * k_steps):
+            yield ("free", g % stages), ((g // stages) & 1) ^ 1
+            tag[g % stages] = g
+            arrive(("ready", g % stages))
+
+    def consumer(c):
+        for i in range(c, tiles, 2):
+            if turns and (i + c) // 2 > 0:
+                yield ("turn", c), ((i + c) // 2 - 1) & 1
+            for kk in range(k_steps):
+                g = i * k_steps + kk
+                yield ("ready", g % stages), (g // stages) & 1
+                wrong.extend([(c, g, tag[g % stages])] if tag[g % stages] != g else [])
+                if kk > 0:   # step g - 1's product is done: its slot goes back
+                    wrong.extend([(c, g - 1, "overwritten")] if tag[(g - 1) % stages] != g - 1 else [])
+                    arrive(("free", (g - 1) % stages))
+            if turns:
+                arrive(("turn", 1 - c))
+            arrive(("free", (i * k_steps + k_steps - 1) % stages))
+
+    procs = {"loader": loader(), 0: consumer(0), 1: consumer(1)}
+    waits = {}
+    for name in list(procs):
+        waits[name] = next(procs[name], None)
+        if waits[name] is None:
+            del procs[name]
+    while procs:
+        runnable = [n for n in procs if (done.get(waits[n][0], 0) & 1) != waits[n][1]]
+        if not runnable:
+            return "deadlock"
+        n = rng.choice(runnable)
+        waits[n] = next(procs[n], None)
+        if waits[n] is None:
+            del procs[n]
+    return wrong
+
+
+def test_pingpong_consumers_take_turns():
+    """The ping-pong consumers' ring protocol, modelled: with the turn barriers no interleaving
+    reads a slot before the loader filled it for that step, or deadlocks (programs of 1-5
+    tiles, 1-12 K steps, 2-6 stages); without them a consumer starting its tile can pass a
+    parity wait two fills early (a fresh barrier passes parity 1) and read another tile's data.
+    The kernel has the turn barriers: each consumer waits on its own before its K loop."""
+    for tiles, k_steps, stages, seed in itertools.product((1, 2, 3, 5), (1, 2, 3, 12), (2, 4, 5), range(8)):
+        assert _pingpong_ring(tiles, k_steps, stages, True, seed) == [], (tiles, k_steps, stages, seed)
+    assert any(_pingpong_ring(3, 12, 4, False, seed) for seed in range(8))
+    ck, _ = triton_gemm.compile_gemm(triton_gemm.GemmSpec(4096, 1024, 1024), 90, triton_gemm.GLUON_CANDIDATES[5])
+    ttgir = ck.asm["ttgir"]
+    assert "%turn = ttg.local_alloc" in ttgir and re.search(r"ttg\.warp_specialize\([^)]*%turn\b", ttgir)
+    assert len(re.findall(r"%turns(_\d+)? = arith\.divsi", ttgir)) == 2   # each consumer counts its turns
