@@ -98,6 +98,8 @@ def main() -> int:
     p.add_argument("--out", help="markdown results file (a .json with every timing goes next to it)")
     p.add_argument("--gluon", action="store_true",
                    help="time gluon_gemm's configs against each shape's tuned configs (not every candidate)")
+    p.add_argument("--gluon-candidates", default="",
+                   help="with --gluon: comma list of GLUON_CANDIDATES indexes to time (default: all)")
     p.add_argument("--record-from", help="a run's .json: record each shape's winner in the tuning database")
     a = p.parse_args()
     if a.record_from:
@@ -141,7 +143,10 @@ def main() -> int:
         results = []
         if a.gluon:   # the configs flashlift builds the shape with today, and gluon_gemm's
             from flashlift.compiler.kernels import gluon_gemm
-            candidates = g.tuned_configs(spec, arch) + [c for c in g.GLUON_CANDIDATES if not gluon_gemm.covers(spec, arch)]
+            picked = [g.GLUON_CANDIDATES[int(i)] for i in a.gluon_candidates.split(",")] if a.gluon_candidates \
+                else g.GLUON_CANDIDATES
+            candidates = g.tuned_configs(spec, arch)
+            candidates += [c for c in picked if c not in candidates and not gluon_gemm.covers(spec, arch)]
         else:
             candidates = g.CANDIDATES + [c for c in g.TMA_CANDIDATES if not g.tma_covers(spec, arch)]
         for cfg in candidates:
