@@ -109,11 +109,26 @@ def _epilogue(acc, out, desc_c, row0, col0, BIAS, G, M: gl.constexpr, N: gl.cons
 
 
 @gluon.jit
-def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
+def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G,
               M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
               K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, CONSUMERS: gl.constexpr,
               STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr,
-              SWIGLU: gl.constexpr):
+              SWIGLU: gl.constexpr, PINGPONG: gl.constexpr):
+    """Consumer warpgroup c of CONSUMERS (two), as the config's schedule has it."""
+    if PINGPONG:
+        _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G, M, N, TILES_M, TILES_N,
+                           K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)
+    else:
+        _shared_tile_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G, M, N, TILES_M, TILES_N,
+                              K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)
+
+
+@gluon.jit
+def _shared_tile_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
+                          M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
+                          K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr,
+                          CONSUMERS: gl.constexpr, STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr,
+                          GELU: gl.constexpr, SWIGLU: gl.constexpr):
     """Consumer c: rows [c * CM, (c + 1) * CM) of each of the program's C tiles, K step by K
     step from the ring, then the epilogue and the rows out by TMA through c_smem[c]."""
     CM: gl.constexpr = desc_c.block_type.shape[0]
@@ -231,24 +246,14 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
     K_STEPS: gl.constexpr = (K + BLOCK_K - 1) // BLOCK_K   # (TMA zero-fills K past the edge)
     bias = BIAS if HAS_BIAS else A   # (a partition argument cannot be None: A stands in, unread)
     gate = G if SWIGLU else C
-    if PINGPONG:
-        gl.warp_specialize([
-            (_pingpong_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
-                                  K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
-            (_pingpong_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
-                                  K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
-            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
-                       A_BOXES, STAGES, W_NK)),
-        ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
-    else:
-        gl.warp_specialize([
-            (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
-                         GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
-            (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
-                         GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)),
-            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
-                       A_BOXES, STAGES, W_NK)),
-        ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
+    gl.warp_specialize([
+        (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
+                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
+        (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
+                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
+        (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
+                   A_BOXES, STAGES, W_NK)),
+    ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
 
 
 def covers(spec, arch: int) -> str:
