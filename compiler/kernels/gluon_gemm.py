@@ -1,8 +1,11 @@
-"""Hopper GEMM in Gluon: a TMA loader warp, two consumer warpgroups sharing each C tile, a
-persistent grid (sm_90a only). Tuned in per shape where it wins (compiler/tuning_db.json, from
-bench/gemm.py --gluon on an H100: bench/results/gemm-h100.md): the large-N, large-K GEMMs
-(LLaMA d128's 1.06-1.20x the pointer / TMA configs, 0.93-0.99x cuBLAS); it loses where the grid
-is small (N 768 or 256) and where a long epilogue (SwiGLU) leaves the tensor cores idle.
+"""Hopper GEMM in Gluon: a TMA loader warp, two consumer warpgroups, a persistent grid (sm_90a
+only). Two schedules, picked per config: the consumers share each C tile (half its rows each),
+or (PINGPONG) take whole C tiles in turn, so one's epilogue runs under the other's products.
+Tuned in per shape where it wins (compiler/tuning_db.json, from bench/gemm.py --gluon on an
+H100: bench/results/gemm-h100.md): shared tiles on the large-N, large-K GEMMs (LLaMA d128's
+1.06-1.20x the pointer / TMA configs, 0.93-0.99x cuBLAS), ping-pong where an epilogue is long
+(BERT's up projection with GELU 1.13x) or the shape middling (BERT's fused Q/K/V 1.09x); both
+lose where the grid is small (N 768 or 256: few C tiles for 132 SMs).
 
 Same computation, epilogue and ABI as triton_gemm (read its doc first):
     C[M, N] = A[M, K] @ W^T (+ bias[N]) in f32, rounded once to C's type, then GELU or
@@ -23,6 +26,11 @@ pipeline issues each wgmma and waits for it. Here the schedule is explicit:
     SwiGLU (pointer loads), and the rows out through shared memory by TMA.
   * Persistent: min(tiles, 132) programs, program p taking C tiles p, p + 132, ... in
     GROUP_M-row groups (neighbouring programs share W tiles in L2).
+  * Ping-pong (`_pingpong_consumer`): consumer c takes the program's tiles c, c + 2, ...; the
+    ring holds their K steps in tile order (one A box a stage), so each consumer's products
+    start as the other's end. Turn barriers keep that order: a consumer starts tile i once the
+    other has waited for all of tile i - 1's steps, without which a parity wait could pass a
+    slot two fills early (test_pingpong_consumers_take_turns models the protocol).
 
 Covers (`covers` says why not): sm_90, A and W f16 or bf16 with rows of 16-byte multiples,
 W as [N, K] (nn.Linear) or [K, N], C's rows of 16-byte multiples, every epilogue of triton_gemm.
