@@ -238,6 +238,8 @@ TMA_CANDIDATES = [
 # consumers share each C tile (BLOCK_M / 2 rows each) or, PINGPONG, take whole tiles in turn
 # (one's epilogue under the other's products). Tuned in per shape (bench/gemm.py --gluon).
 _GLUON = dict(GLUON=True, GROUP_M=8, BLOCK_K=64, num_warps=4)
+# the knobs that pick the kernel and its schedule: a config that leaves one out means False
+_KERNEL_KNOBS = ("TMA", "FLATTEN", "WARP_SPECIALIZE", "GLUON", "PINGPONG")
 GLUON_CANDIDATES = [
     dict(_GLUON, BLOCK_M=128, BLOCK_N=256, num_stages=3),
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=4),
@@ -377,8 +379,8 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
 
     spec.check()
     cfg = dict(tuned_config(spec, arch))
-    if config:  # an override picks the kernel too: the pointer kernel unless it says TMA=True
-        cfg.update({"TMA": False, **config})
+    if config:  # an override picks the kernel too: the pointer kernel unless it says TMA / GLUON
+        cfg.update({**{knob: False for knob in _KERNEL_KNOBS}, **config})
     if cfg.get("GLUON"):   # gluon_gemm's warp-specialised kernel (sm_90)
         from flashlift.compiler.kernels import gluon_gemm
 

@@ -185,6 +185,23 @@ def test_tile_config_per_shape_from_the_tuning_database(tmp_path, monkeypatch):
     assert triton_gemm.tuned_configs(spec, 90) == [by_class]
 
 
+def test_a_config_given_picks_its_own_kernel(tmp_path, monkeypatch):
+    """A config passed to build_gemm / compile_gemm (bench/gemm.py's candidates) builds the
+    kernel it names, whatever the shape's tuned one: the tuned config's GLUON / PINGPONG once
+    leaked into a pointer config given for a Gluon-tuned shape, so bench/gemm.py timed Gluon
+    under the pointer kernel's name."""
+    from flashlift.compiler import tuning
+
+    monkeypatch.setenv("FLASHLIFT_TUNING_DB", str(tmp_path / "db.json"))
+    spec = triton_gemm.GemmSpec(4096, 3072, 768, bias_dtype="f16", gelu=True)
+    tuning.record(tuning.gemm_key(4096, 3072, 768, "f16", 90, "gelu"), triton_gemm.GLUON_CANDIDATES[7], {"device": "test"})
+    assert triton_gemm.build_gemm(spec, 90).name == "_gemm_gluon_kernel"
+    assert triton_gemm.build_gemm(spec, 90, triton_gemm.CANDIDATES[0]).name == "_gemm_kernel"
+    shared = triton_gemm.build_gemm(spec, 90, triton_gemm.GLUON_CANDIDATES[1])
+    assert "%turns" not in triton_gemm.compile_gemm(spec, 90, triton_gemm.GLUON_CANDIDATES[1])[0].asm["ttgir"]
+    assert shared.n_spills == 0
+
+
 def test_bench_records_each_shapes_fastest_correct_config(tmp_path):
     """bench/gemm.py --record-from: per shape the fastest config whose result was right; a row
     with an epilogue (the SwiGLU row) under the epilogue's own key."""
