@@ -198,13 +198,16 @@ def _import_exported(ep, model, notes: list, func_name: str, dynamic_shapes, par
     # every library's log records on stderr: the torch dialect is registered just above)
     importer = FxImporter(context=context, hooks=hooks, config_check=False)
     _install_locations(importer)
+    errors = _LoweringErrors(context)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             module = fx.export_and_import(ep, output_type="linalg-on-tensors", fx_importer=importer,
                                           func_name=func_name, decomposition_table={})
     except Exception as e:
-        raise ImportError_(f"torch-mlir could not lower {name} to linalg: {_first_line(e)}") from None
+        raise ImportError_(f"torch-mlir could not lower {name} to linalg: {errors.first or _first_line(e)}") from None
+    finally:
+        errors.detach()
     if any(isinstance(d, str) for dims in input_dims for d in dims):
         _annotate_input_dims(module, func_name, input_dims)
     text = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
@@ -368,6 +371,36 @@ def _annotate_input_dims(module, func_name: str, input_dims: list) -> None:
     for op in module.body.operations:
         if op.operation.name == "func.func" and tm_ir.StringAttr(op.operation.attributes["sym_name"]).value == func_name:
             op.operation.attributes["flashlift.input_dims"] = attr
+
+
+class _LoweringErrors:
+    """The first error torch-mlir's lowering reports, as the op and where the model has it
+    ("aten.histc at model.layers.0.mlp.experts (moe.py:449)"): its exception says only that a
+    pass pipeline failed, and MLIR would print the diagnostic, raw, on stderr."""
+
+    def __init__(self, context):
+        from torch_mlir import ir as tm_ir
+
+        self._error = tm_ir.DiagnosticSeverity.ERROR
+        self.first: Optional[str] = None
+        self._handler = context.attach_diagnostic_handler(self._keep)
+
+    def _keep(self, diagnostic) -> bool:
+        if self.first is None and diagnostic.severity == self._error:
+            self.first = _describe_lowering_error(str(diagnostic.location), str(diagnostic.message))
+        return True   # handled: not printed
+
+    def detach(self) -> None:
+        self._handler.detach()
+
+
+def _describe_lowering_error(loc: str, message: str) -> str:
+    """`loc`, `message` of an MLIR error -> "<op> at <module path> (<file>:<line>): <message>"."""
+    from flashlift.report import site_from_location
+
+    op = re.search(r'name = "torch\.([\w.]+)"', message) or re.search(r"operation '(?:torch\.)?([\w.]+)'", message)
+    what = (f"no lowering for {op.group(1)}" if op else message.splitlines()[0][:300])
+    return f"{what} at {site_from_location(loc).where()}"
 
 
 def _first_line(e: Exception) -> str:

@@ -1,5 +1,6 @@
 """Bad input gets a clear flashlift error that names the problem, never a deep traceback."""
 
+import inspect
 import json
 import zipfile
 
@@ -44,6 +45,30 @@ def test_export_failure_names_the_model():
 
     with pytest.raises(ImportError_, match="torch.export failed on Broken"):
         flashlift.compile_model(Broken(), (torch.randn(2, 4),))
+
+
+def test_op_torch_mlir_cannot_lower_is_named_with_its_module_path(capfd):
+    """An op torch-mlir has no lowering for (aten.histc: transformers' MoE experts count tokens
+    with it) is named with the module that calls it and its source line, not as "a pass
+    pipeline failed", and MLIR's raw diagnostic is not printed."""
+
+    class Counts(torch.nn.Module):
+        def forward(self, x):
+            return torch.histc(x, bins=4, min=0, max=3)
+
+    class Router(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.experts = Counts()
+
+        def forward(self, x):
+            return self.experts(x) + 1
+
+    line = inspect.getsourcelines(Counts.forward)[1] + 1
+    with pytest.raises(ImportError_, match=rf"could not lower Router to linalg: no lowering for aten\.histc at "
+                                           rf"experts \(test_errors\.py:{line}\)$"):
+        flashlift.compile_model(Router(), (torch.rand(12) * 3,))
+    assert "failed to legalize" not in capfd.readouterr().err
 
 
 def test_call_wrong_count(compiled):
@@ -141,7 +166,6 @@ def test_zero_size_example_input_is_refused_by_name(where):
 def test_data_dependent_output_size_is_refused_with_op_and_line():
     """`x[x > 0]` has a size torch.export cannot know (an unbacked symbol); torch-mlir lowered
     it without bound (17 GB). Refused before torch-mlir, naming the op and the line."""
-    import inspect
 
     class Positive(torch.nn.Module):
         def forward(self, x):
