@@ -99,7 +99,12 @@ def build(target: str, out_dir: str, dtypes: list[str]) -> list[dict]:
 
 def commit() -> str:
     """HEAD's short hash, with "+changes" when the code that builds or runs the modules
-    (compiler/, passes/, python/, bench/ but its results) differs from it: a results file names what made it."""
+    (compiler/, passes/, python/, bench/ but its results) differs from it: a results file names what made it.
+    FLASHLIFT_COMMIT overrides it: on the lent GPU machine the copy's git history is not this
+    checkout's (tools/device/run.sh sets it from the commit build.sh recorded)."""
+    if os.environ.get("FLASHLIFT_COMMIT"):
+        return os.environ["FLASHLIFT_COMMIT"]
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     try:

@@ -23,4 +23,6 @@ for step in "$@"; do
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
+# the commit the modules come from, for the results files (the GPU machine's copy has other history)
+echo "$(git rev-parse --short HEAD)$(git status --porcelain -- compiler passes python bench ':!bench/results' | grep -q . && echo +changes)" > $D/COMMIT
 du -sh $D

@@ -12,11 +12,13 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl 2>/dev/null
 export PYTHONPATH=/tmp/site:$PWD/python:$PWD PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
+# results name the commit build.sh built from (this copy's git history is not the checkout's)
+[ -f build/dev/COMMIT ] && export FLASHLIFT_COMMIT="$(cat build/dev/COMMIT)"
 D=build/dev
 R=/tmp/res
 rm -rf $R; mkdir -p $R
 T=${STEP_SECONDS:-150}
-{ nvidia-smi --query-gpu=name --format=csv,noheader; lscpu | grep -E "Model name|^CPU\(s\)|Thread"; git log -1 --format=%h 2>/dev/null; } > $R/machine.txt 2>&1
+{ nvidia-smi --query-gpu=name --format=csv,noheader; lscpu | grep -E "Model name|^CPU\(s\)|Thread"; echo "built from ${FLASHLIFT_COMMIT:-unknown}"; } > $R/machine.txt 2>&1
 for step in "$@"; do
   case $step in
     gpu-numerics)  cmd="for g in $D/gnum*/; do python3 test/tools/gpu_numerics.py run \$g; done" ;;   # (split to fit a carry)
