@@ -11,11 +11,13 @@ raising as
 
 so the attention op's scale is not a compile-time constant, and no kernel takes it.
 Matches: a `linalg.generic` with no loops whose inputs are all `arith.constant` scalars and
-whose body is made of the float operations below (f16, f32 or f64). Produces: an
+whose body is made of the float operations below (f16, bf16, f32 or f64). Produces: an
 `arith.constant` rank-0 tensor holding the body's value, computed in the body's own float
-types (numpy's), so it rounds as the code would; canonicalize then folds the extract and the
-arithmetic after it. Anything else (an op not listed, an integer or bf16 value, a
-non-constant input) is left as written.
+types (numpy's; bf16 as f32 rounded to bf16, nearest-even), so it rounds as the code would;
+canonicalize then folds the extract and the arithmetic after it. Anything else (an op not
+listed, an integer value, a non-constant input) is left as written. In a bf16 model left
+unfolded, IREE hoists the scale's bf16 scalar arithmetic into host code, which its VM cannot
+hold (DeBERTa-v2 in bf16 failed to compile).
 """
 
 from __future__ import annotations
@@ -30,7 +32,17 @@ from . import ir as irx
 NAME = "fold-scalars"
 SUMMARY = "Fold rank-0 linalg.generic computations on constants into constants"
 
-_FLOATS = {"f16": np.float16, "f32": np.float32, "f64": np.float64}
+def _bfloat16(x) -> np.float32:
+    """`x` rounded to bf16 (to nearest, ties to even; NaN kept), held in an f32."""
+    f = np.float32(x)
+    if np.isnan(f):
+        return f
+    bits = int(np.array(f).view(np.uint32))
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000) & 0xFFFFFFFF
+    return np.array(bits, dtype=np.uint32).view(np.float32)[()]
+
+
+_FLOATS = {"f16": np.float16, "bf16": _bfloat16, "f32": np.float32, "f64": np.float64}
 _UNARY = {"math.sqrt": np.sqrt, "math.rsqrt": lambda x: 1 / np.sqrt(x), "math.exp": np.exp, "math.log": np.log,
           "arith.negf": np.negative, "math.absf": np.abs}
 _BINARY = {"arith.addf": np.add, "arith.subf": np.subtract, "arith.mulf": np.multiply, "arith.divf": np.divide,

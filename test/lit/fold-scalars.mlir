@@ -51,18 +51,38 @@ func.func @product_in_f16() -> tensor<f16> {
 
 // -----
 
+// bf16 (DeBERTa-v2's scale in a bf16 model): computed in f32 and rounded to bf16 as torch
+// does, sqrt(2) = 1.41421354 -> 1.4140625.
+// CHECK-LABEL: func.func @sqrt_in_bf16(
+// CHECK-NOT:     linalg.generic
+// CHECK:         arith.constant dense<1.41406{{[0-9]*}}e+00> : tensor<bf16>
+#s = affine_map<() -> ()>
+func.func @sqrt_in_bf16() -> tensor<bf16> {
+  %c = arith.constant dense<2.0> : tensor<f32>
+  %e = tensor.empty() : tensor<bf16>
+  %r = linalg.generic {indexing_maps = [#s, #s], iterator_types = []} ins(%c : tensor<f32>) outs(%e : tensor<bf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in : f32 to bf16
+    %q = math.sqrt %t : bf16
+    linalg.yield %q : bf16
+  } -> tensor<bf16>
+  return %r : tensor<bf16>
+}
+
+// -----
+
 // Near misses, left as written: an input that is not a constant, an op the pass does not
-// evaluate (math.tanh), bf16 (numpy has no such type), and a generic with loops.
+// evaluate (math.tanh), an integer value, and a generic with loops.
 // CHECK-LABEL: func.func @not_folded(
 // CHECK-COUNT-4: linalg.generic
 #s = affine_map<() -> ()>
 #v = affine_map<(d0) -> (d0)>
-func.func @not_folded(%arg: tensor<f32>) -> (tensor<f32>, tensor<f32>, tensor<bf16>, tensor<4xf32>) {
+func.func @not_folded(%arg: tensor<f32>) -> (tensor<f32>, tensor<f32>, tensor<i64>, tensor<4xf32>) {
   %c = arith.constant dense<2.0> : tensor<f32>
-  %cb = arith.constant dense<2.0> : tensor<bf16>
+  %ci = arith.constant dense<2> : tensor<i64>
   %c4 = arith.constant dense<2.0> : tensor<4xf32>
   %e = tensor.empty() : tensor<f32>
-  %eb = tensor.empty() : tensor<bf16>
+  %ei = tensor.empty() : tensor<i64>
   %e4 = tensor.empty() : tensor<4xf32>
   %r0 = linalg.generic {indexing_maps = [#s, #s], iterator_types = []} ins(%arg : tensor<f32>) outs(%e : tensor<f32>) {
   ^bb0(%in: f32, %out: f32):
@@ -74,15 +94,15 @@ func.func @not_folded(%arg: tensor<f32>) -> (tensor<f32>, tensor<f32>, tensor<bf
     %q = math.tanh %in : f32
     linalg.yield %q : f32
   } -> tensor<f32>
-  %r2 = linalg.generic {indexing_maps = [#s, #s], iterator_types = []} ins(%cb : tensor<bf16>) outs(%eb : tensor<bf16>) {
-  ^bb0(%in: bf16, %out: bf16):
-    %q = math.sqrt %in : bf16
-    linalg.yield %q : bf16
-  } -> tensor<bf16>
+  %r2 = linalg.generic {indexing_maps = [#s, #s], iterator_types = []} ins(%ci : tensor<i64>) outs(%ei : tensor<i64>) {
+  ^bb0(%in: i64, %out: i64):
+    %q = arith.addi %in, %in : i64
+    linalg.yield %q : i64
+  } -> tensor<i64>
   %r3 = linalg.generic {indexing_maps = [#v, #v], iterator_types = ["parallel"]} ins(%c4 : tensor<4xf32>) outs(%e4 : tensor<4xf32>) {
   ^bb0(%in: f32, %out: f32):
     %q = math.sqrt %in : f32
     linalg.yield %q : f32
   } -> tensor<4xf32>
-  return %r0, %r1, %r2, %r3 : tensor<f32>, tensor<f32>, tensor<bf16>, tensor<4xf32>
+  return %r0, %r1, %r2, %r3 : tensor<f32>, tensor<f32>, tensor<i64>, tensor<4xf32>
 }
