@@ -17,6 +17,10 @@ replaces that:
   made from the tensor's memory directly, without `tolist()`.
 
 Tensors of one element keep torch-mlir's own path (a splat constant, which folds better).
+Small floating tensors (up to SMALL_FLOAT_BYTES: a rotary `inv_freq` buffer) are a dense
+elements literal instead of a blob: IREE 3.13 folds an `arith.extf` of a bf16 / f16
+dense_resource into a constant of the wider type that keeps the narrow blob, which fails to
+verify (every bf16 LLaMA-style model whose rotary frequencies were cast with the model).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from flashlift.passes.externalize_parameters import RESOURCE_PREFIX
 #: Floating buffers at least this large are parameters too (a sinusoidal position table);
 #: smaller ones stay constants, which the passes can read (a float mask buffer).
 BUFFER_PARAMETER_BYTES = 1 << 20
+
+#: Floating tensors up to this size enter the IR as a dense literal, not a resource blob (see above).
+SMALL_FLOAT_BYTES = 4096
 
 #: State-dict names that fit in a resource handle as they are (anything else stays inline).
 _NAME = re.compile(r"[A-Za-z0-9_.$]+\Z")
@@ -82,8 +89,8 @@ def _state_names(ep) -> dict:
 
 
 def _inline(t: torch.Tensor):
-    """A dense_resource blob of `t`'s bytes (None: torch-mlir's own path, for dtypes numpy
-    cannot view)."""
+    """A dense_resource blob of `t`'s bytes, or for a small floating tensor a dense literal
+    (None: torch-mlir's own path, for dtypes numpy cannot view)."""
     npy = TORCH_DTYPE_TO_NPY_TYPE.get(t.dtype)
     if npy is None:
         return None
@@ -92,6 +99,8 @@ def _inline(t: torch.Tensor):
         data = (raw.view(torch.int16) if t.dtype == torch.bfloat16 else raw).numpy().view(npy)
     except (RuntimeError, TypeError):  # a fake or otherwise unreadable tensor
         return None
+    if t.is_floating_point() and data.nbytes <= SMALL_FLOAT_BYTES:   # (little-endian bytes, as MLIR's hex form)
+        return tm_ir.Attribute.parse(f'dense<"0x{data.tobytes().hex().upper()}"> : {create_mlir_tensor_type(t)}')
     shape = "_".join(str(d) for d in t.shape)
     return tm_ir.DenseResourceElementsAttr.get_from_buffer(data, f"torch_tensor_{shape}_{t.dtype}",
                                                            create_mlir_tensor_type(t))

@@ -39,7 +39,7 @@ KV_HEADS = 2  # LLaMA grouped-query attention: 4 query heads share 2 kv heads
 FFN = 128
 INIT_RANGE = 0.1  # larger than HF's 0.02 so attention rows are not ~uniform
 
-DTYPES = {"f32": torch.float32, "f16": torch.float16}
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _dt(dtype):

@@ -10,8 +10,11 @@ raise_attention=False, NaN. A family fails when an output has NaN, when it is fu
 PyTorch than 1e-4 (f32) and than the unraised build is, or when compile_model raises; the
 exit status is 1 if any family fails.
 
-    .venv/bin/python tools/probe_models.py                 # every family
+    .venv/bin/python tools/probe_models.py                 # every family, f32
     .venv/bin/python tools/probe_models.py mistral_window bloom
+    .venv/bin/python tools/probe_models.py --dtype bf16     # the model in bf16 (tolerance 2e-2)
+
+In f16 / bf16 the errors are against PyTorch running the model in f32.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import transformers as tf  # noqa: E402
 import flashlift  # noqa: E402
 import hf_models as H  # noqa: E402  (the suite's sizes and inputs)
 
-TOL = 1e-4
+TOL = {"f32": 1e-4, "f16": 5e-3, "bf16": 2e-2}
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _decoder(config: str, model: str, **extra):
@@ -116,13 +120,14 @@ def rel_err(a, b) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-def probe(family: str) -> tuple:
+def probe(family: str, dtype: str) -> tuple:
     """(row, failed) for one family."""
     torch.manual_seed(0)
     model = FAMILIES[family]().eval()
     kwargs = inputs(family)
     with torch.no_grad():
-        ref = first(model(**kwargs))
+        ref = first(model(**kwargs))   # (f32)
+    model = model.to(DTYPES[dtype])
     raised = flashlift.compile_model(model, (), kwargs=kwargs)
     unraised = flashlift.compile_model(model, (), kwargs=kwargs, raise_attention=False)
     out, plain = first(raised(**kwargs)), first(unraised(**kwargs))
@@ -130,14 +135,20 @@ def probe(family: str) -> tuple:
     nan = bool(torch.isnan(out).any() or torch.isnan(plain).any())
     paths = ", ".join(sorted({s.path for s in raised.report.raised})) or "-"
     left = "; ".join(f"{s.module_path}: {s.reason}" for s in raised.report.rejected[:2])
-    failed = nan or (err > TOL and err > 2 * err_plain)
+    failed = nan or (err > TOL[dtype] and err > 2 * err_plain)
     row = (f"| {family} | {len(raised.report.raised)} | {paths} | {err:.1e} | {err_plain:.1e} | "
            f"{rel_err(out, plain):.1e} | {'NaN' if nan else 'no'} | {'FAIL' if failed else 'ok'} | {left} |")
     return row, failed
 
 
 def main() -> int:
-    names = sys.argv[1:] or list(FAMILIES)
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("families", nargs="*", help="default: every family")
+    p.add_argument("--dtype", default="f32", choices=list(DTYPES))
+    a = p.parse_args()
+    names = a.families or list(FAMILIES)
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         print(f"unknown families {unknown}; known: {', '.join(FAMILIES)}", file=sys.stderr)
@@ -147,7 +158,7 @@ def main() -> int:
     failures = 0
     for family in names:
         try:
-            row, failed = probe(family)
+            row, failed = probe(family, a.dtype)
         except Exception as e:  # noqa: BLE001 (a family that does not compile is a failure, reported)
             row, failed = f"| {family} | | | | | | | FAIL | {type(e).__name__}: {str(e).splitlines()[0][:200]} |", True
         failures += failed

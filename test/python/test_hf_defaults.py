@@ -22,10 +22,11 @@ from conftest import rel_err
 hf_models = pytest.importorskip("hf_models")
 pytest.importorskip("transformers")
 
-TOL = {"f32": 1e-4, "f16": 5e-3}
+TOL = {"f32": 1e-4, "f16": 5e-3, "bf16": 3e-2}
 NAMES = sorted(hf_models.DEFAULT_BUILDERS)
 UNPADDED = ("bert", "gpt2", "llama", "t5", "clip_text")  # mask=False: no attention_mask at all
 F16 = ("bert", "gpt2", "llama")
+BF16 = ("llama", "qwen2")   # rotary frequencies cast with the model (compiler/literals.py)
 CACHED = ("gpt2", "llama", "mistral", "qwen2", "gemma", "phi3", "falcon_alibi", "whisper", "bart", "t5")  # default use_cache=True
 NO_CACHE = ("vit", "clip_vision", "swin", "whisper_encoder", "distilbert")  # forward takes no use_cache
 
@@ -114,6 +115,14 @@ def test_default_model_f16(name):
     out = compiled(name, "f16")(*args, **kwargs)
     check_like(out, model_reference(name, "f16"), TOL["f16"])
     assert all(v.dtype == torch.float16 for v in out.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("name", BF16)
+def test_default_model_bf16(name):
+    model, args, kwargs, _ = case(name, "bf16")
+    out = compiled(name, "bf16")(*args, **kwargs)
+    check_like(out, model_reference(name, "bf16"), TOL["bf16"])
+    assert all(v.dtype == torch.bfloat16 for v in out.values() if v.is_floating_point())
 
 
 def test_alibi_model_takes_the_cpu_kernel_with_its_per_head_mask():
