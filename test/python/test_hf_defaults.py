@@ -109,20 +109,12 @@ def test_default_model_without_padding_mask(name):
     check_like(compiled(name, mask=False)(*args, **kwargs), model_reference(name, mask=False), TOL["f32"])
 
 
-@pytest.mark.parametrize("name", F16)
-def test_default_model_f16(name):
-    model, args, kwargs, _ = case(name, "f16")
-    out = compiled(name, "f16")(*args, **kwargs)
-    check_like(out, model_reference(name, "f16"), TOL["f16"])
-    assert all(v.dtype == torch.float16 for v in out.values() if v.is_floating_point())
-
-
-@pytest.mark.parametrize("name", BF16)
-def test_default_model_bf16(name):
-    model, args, kwargs, _ = case(name, "bf16")
-    out = compiled(name, "bf16")(*args, **kwargs)
-    check_like(out, model_reference(name, "bf16"), TOL["bf16"])
-    assert all(v.dtype == torch.bfloat16 for v in out.values() if v.is_floating_point())
+@pytest.mark.parametrize("name,dtype", [(n, "f16") for n in F16] + [(n, "bf16") for n in BF16])
+def test_default_model_half(name, dtype):
+    model, args, kwargs, _ = case(name, dtype)
+    out = compiled(name, dtype)(*args, **kwargs)
+    check_like(out, model_reference(name, dtype), TOL[dtype])
+    assert all(v.dtype == hf_models.DTYPES[dtype] for v in out.values() if v.is_floating_point())
 
 
 def test_alibi_model_takes_the_cpu_kernel_with_its_per_head_mask():
