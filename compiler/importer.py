@@ -375,7 +375,7 @@ def _annotate_input_dims(module, func_name: str, input_dims: list) -> None:
 
 class _LoweringErrors:
     """The first error torch-mlir's lowering reports, as the op and where the model has it
-    ("aten.histc at model.layers.0.mlp.experts (moe.py:449)"): its exception says only that a
+    ("no lowering for aten.histc at model.layers.0.mlp.experts (moe.py:634)"): its exception says only that a
     pass pipeline failed, and MLIR would print the diagnostic, raw, on stderr."""
 
     def __init__(self, context):
@@ -395,7 +395,8 @@ class _LoweringErrors:
 
 
 def _describe_lowering_error(loc: str, message: str) -> str:
-    """`loc`, `message` of an MLIR error -> "<op> at <module path> (<file>:<line>): <message>"."""
+    """`loc`, `message` of an MLIR error -> "no lowering for <op> at <module path> (<file>:<line>)",
+    or the message's first line for an error that names no op."""
     from flashlift.report import site_from_location
 
     op = re.search(r'name = "torch\.([\w.]+)"', message) or re.search(r"operation '(?:torch\.)?([\w.]+)'", message)

@@ -18,9 +18,10 @@ replaces that:
 
 Tensors of one element keep torch-mlir's own path (a splat constant, which folds better).
 Small floating tensors (up to SMALL_FLOAT_BYTES: a rotary `inv_freq` buffer) are a dense
-elements literal instead of a blob: IREE 3.13 folds an `arith.extf` of a bf16 / f16
-dense_resource into a constant of the wider type that keeps the narrow blob, which fails to
-verify (every bf16 LLaMA-style model whose rotary frequencies were cast with the model).
+elements literal instead of a blob: IREE 3.13 folds an `arith.extf` of a bf16 dense_resource
+into an f32 constant that keeps the bf16 blob, which fails to verify (every bf16 LLaMA-style
+model whose rotary frequencies were cast with the model; f16 was not seen failing, the rule
+holds for every float type).
 """
 
 from __future__ import annotations
