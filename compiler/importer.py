@@ -375,8 +375,8 @@ def _annotate_input_dims(module, func_name: str, input_dims: list) -> None:
 
 class _LoweringErrors:
     """The first error torch-mlir's lowering reports, as the op and where the model has it
-    ("no lowering for aten.histc at model.layers.0.mlp.experts (moe.py:634)"): its exception says only that a
-    pass pipeline failed, and MLIR would print the diagnostic, raw, on stderr."""
+    ("no lowering for aten.histc at model.layers.0.mlp.experts (moe.py:634)"): its exception
+    says only that a pass pipeline failed, and MLIR would print the diagnostic, raw, on stderr."""
 
     def __init__(self, context):
         from torch_mlir import ir as tm_ir
