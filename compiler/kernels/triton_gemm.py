@@ -294,11 +294,6 @@ def force_config(cfg: dict):
         _FORCED.reset(token)
 
 
-def forced_config() -> Optional[dict]:
-    """force_config's config in this context (None outside one)."""
-    return _FORCED.get()
-
-
 _NO_GLUON: contextvars.ContextVar = contextvars.ContextVar("flashlift_gemm_no_gluon", default=False)
 
 

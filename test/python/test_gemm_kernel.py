@@ -377,8 +377,8 @@ def test_force_config_comes_first_where_its_kernel_covers_the_shape():
     with triton_gemm.force_config(gluon):
         assert triton_gemm.tuned_config(spec, 90) == gluon
         assert triton_gemm.tuned_config(spec, 80) == triton_gemm.CANDIDATES[0]   # Gluon GEMM: sm_90 only
-        assert triton_gemm.forced_config() == gluon
-    assert triton_gemm.forced_config() is None and triton_gemm.tuned_config(spec, 90) == tuned
+        assert triton_gemm.build_context() == (tuple(sorted(gluon.items())), False)
+    assert triton_gemm.build_context() == (None, False) and triton_gemm.tuned_config(spec, 90) == tuned
     with triton_gemm.force_config(gluon), triton_gemm.without_gluon():  # (bench/models.py's flashlift_no_gluon_gemm)
         assert triton_gemm.tuned_config(spec, 90) == triton_gemm.CANDIDATES[0]
         assert triton_gemm.build_context() != (tuple(sorted(gluon.items())), False)
