@@ -12,9 +12,31 @@ Each of Q, K, V is read in one of two layouts:
 `in_seq_major` (the kernels' build argument) gives one entry per input: False (head-major),
 True (sequence-major, width heads * D, col0 0) or (width, col0). `layout_consts` turns it
 into the kernels' constexprs {Q,K,V}_SEQ_MAJOR, {Q,K,V}_ROW_W, {Q,K,V}_COL0.
+
+A full mask (the kernels' HAS_MASK) is one or more (SQ, SKV) slabs; `mask_slab` says which one
+a program reads (the Gluon kernel writes the same choice inline: it cannot call Triton functions).
 """
 
 from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def mask_slab(off_b, off_h, off_bh, MASK_BATCHED: tl.constexpr):
+    """The (SQ, SKV) mask slab of batch entry off_b, head off_h (off_bh = off_b * H + off_h), by
+    MASK_BATCHED: 0 one mask for all, 1 one per entry (B, SQ, SKV), 2 one per entry and head
+    (B, H, SQ, SKV), 3 one per head (H, SQ, SKV)."""
+    if MASK_BATCHED == 2:
+        slab = off_bh
+    elif MASK_BATCHED == 3:
+        slab = off_h
+    elif MASK_BATCHED == 1:
+        slab = off_b
+    else:
+        slab = off_b * 0
+    return slab.to(tl.int64)
 
 
 def rows(entry, heads: int, head_dim: int) -> tuple:

@@ -149,21 +149,32 @@ def _shared_tile_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, 
         pid_m, pid_n = _tile_coords(tile, TILES_M, TILES_N, GROUP_M)
         acc = gl.zeros([CM, BLOCK_N], gl.float32, acc_layout)
         for kk in range(K_STEPS):
-            mbarrier.wait(ready.index(st), ph)
-            if W_NK:
-                w = w_smem.index(st).permute((1, 0))
-            else:
-                w = w_smem.index(st)
-            acc = warpgroup_mma(a_smem.index(st * CONSUMERS + c), w, acc, is_async=True)
-            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))   # step kk - 1's product is done
-            if kk > 0:   # (its slot computed, not carried: a `prev = st` in this loop was not loop-carried)
-                mbarrier.arrive(free.index((st + STAGES - 1) % STAGES), count=1)
+            # (the previous slot computed, not carried: a `prev = st` in this loop was not loop-carried)
+            acc = _k_step(acc, a_smem.index(st * CONSUMERS + c), w_smem, ready, free, st, ph,
+                          (st + STAGES - 1) % STAGES, kk, W_NK)
             st, ph = next_slot(st, ph, STAGES)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
         mbarrier.arrive(free.index((st + STAGES - 1) % STAGES), count=1)   # the last step's slot
         _epilogue(acc, c_smem.index(c), desc_c, (pid_m * CONSUMERS + c) * CM, pid_n * BLOCK_N, BIAS, G, M, N,
                   HAS_BIAS, GELU, SWIGLU)
     tma.store_wait(0)
+
+
+@gluon.jit
+def _k_step(acc, a, w_smem, ready, free, st, ph, prev, kk, W_NK: gl.constexpr):
+    """One K step of a consumer: wait for ring slot st's fill (phase ph), start acc += a @ W
+    on the tensor cores, and once the previous step's product is done (kk > 0) give its slot,
+    `prev`, back to the loader. Returns the accumulator with this step's product in flight."""
+    mbarrier.wait(ready.index(st), ph)
+    if W_NK:
+        w = w_smem.index(st).permute((1, 0))
+    else:
+        w = w_smem.index(st)
+    acc = warpgroup_mma(a, w, acc, is_async=True)
+    acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))   # step kk - 1's product is done
+    if kk > 0:
+        mbarrier.arrive(free.index(prev), count=1)
+    return acc
 
 
 @gluon.jit
@@ -195,16 +206,8 @@ def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIA
         acc = gl.zeros([BM, BLOCK_N], gl.float32, acc_layout)
         for kk in range(K_STEPS):
             g = i * K_STEPS + kk
-            st = g % STAGES
-            mbarrier.wait(ready.index(st), (g // STAGES) & 1)
-            if W_NK:
-                w = w_smem.index(st).permute((1, 0))
-            else:
-                w = w_smem.index(st)
-            acc = warpgroup_mma(a_smem.index(st), w, acc, is_async=True)
-            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))   # step kk - 1's product is done
-            if kk > 0:
-                mbarrier.arrive(free.index((g - 1) % STAGES), count=1)
+            acc = _k_step(acc, a_smem.index(g % STAGES), w_smem, ready, free, g % STAGES, (g // STAGES) & 1,
+                          (g - 1) % STAGES, kk, W_NK)
         mbarrier.arrive(turn.index(1 - c), count=1)   # every step of tile i waited for: the other's turn
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
         mbarrier.arrive(free.index((i * K_STEPS + K_STEPS - 1) % STAGES), count=1)   # the last step's slot

@@ -18,7 +18,7 @@ from triton.backends.compiler import GPUTarget
 
 from flashlift.compiler.kernels import aot
 from flashlift.compiler.kernels.fa_configs import KERNEL_CHOICES, VARIANT_FLAGS
-from flashlift.compiler.kernels.fa_layouts import layout_consts
+from flashlift.compiler.kernels.fa_layouts import layout_consts, mask_slab
 
 LOG2E = tl.constexpr(1.4426950408889634)  # (a constexpr: the kernel reads it)
 
@@ -253,8 +253,7 @@ def _fa_fwd_kernel(
         lo = FULL_N
         hi = SKV
     kpm_ptrs = KPM + off_b.to(tl.int64) * SKV + offs_n if HAS_KPM else KPM
-    mask_ptrs = KPM + ((off_bh if MASK_BATCHED == 2 else off_h if MASK_BATCHED == 3 else off_b).to(tl.int64) * (SQ * SKV)
-                       if MASK_BATCHED else 0) \
+    mask_ptrs = KPM + mask_slab(off_b, off_h, off_bh, MASK_BATCHED) * (SQ * SKV) \
         + offs_m[:, None] * SKV + offs_n[None, :] if HAS_MASK else KPM
     if HAS_KPM or HAS_MASK:
         lo = 0

@@ -32,7 +32,7 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 
 from flashlift.compiler.kernels import aot
-from flashlift.compiler.kernels.fa_layouts import layout_consts
+from flashlift.compiler.kernels.fa_layouts import layout_consts, mask_slab
 
 # SMs of an H100 SXM / H200: the persistent kernel's program count. On a GPU with fewer SMs
 # (H100 PCIe: 114) the extra programs wait for a free SM: correct, a little slower.
@@ -140,8 +140,7 @@ def _attend_tile(desc_q, desc_k, desc_v, desc_o, desc_mask, start_m, off_bh,
     v_row = off_b * SKV if V_SEQ_MAJOR else (off_b * KVH + off_kvh) * SKV
     v_col = V_COL0 + off_kvh * HEAD_DIM if V_SEQ_MAJOR else 0
     if HAS_MASK:
-        mask_row = ((off_bh if MASK_BATCHED == 2 else off_h if MASK_BATCHED == 3 else off_b) * SQ if MASK_BATCHED else 0) \
-            + start_m * BLOCK_M
+        mask_row = (mask_slab(off_b, off_h, off_bh, MASK_BATCHED) * SQ + start_m * BLOCK_M).to(tl.int32)
     MASKED: tl.constexpr = CAUSAL or HAS_KPM or HAS_MASK
 
     q = desc_q.load([q_row, q_col])
