@@ -8,8 +8,10 @@ there:
     .venv/bin/python test/tools/gpu_numerics.py build build/gpu_numerics
     # GPU machine: run each module on its inputs, compare; exit status 1 if any case fails
     python3 test/tools/gpu_numerics.py run build/gpu_numerics
-    # only the cases whose name starts with one of some prefixes (e.g. the attention cases):
+    # only the cases whose name starts with one of some prefixes (e.g. the attention cases), or
+    # matches one of some shell patterns (an item with * ? or [; e.g. every Gluon GEMM case):
     .venv/bin/python test/tools/gpu_numerics.py build build/gpu_numerics cuda:sm_90 attn_,mask_
+    .venv/bin/python test/tools/gpu_numerics.py build build/gpu_numerics cuda:sm_90 '*_gluon*,mask_*_f16'
 
 The mask cases (test_kernels.MASK_GPU_CASES, `mask_<case>` with flashlift's kernels and
 `mask_<case>_codegen` with IREE's codegen, use_kernels=False) have rows whose every key is
@@ -20,6 +22,7 @@ error is taken over the other entries. A `_codegen` case runs on its kernel case
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
 
@@ -45,7 +48,8 @@ def build(out_dir: str, target: str, prefix: str = "") -> None:
     cases += [(c, c, test_norm_kernel.gpu_case, "epilogues" if c.startswith(("norm", "rms_norm")) else "raised", True)
               for c in test_norm_kernel.GPU_CASES]
     for name, case, gpu_case, sites, use_kernels in cases:
-        if prefix and not name.startswith(tuple(prefix.split(","))):
+        if prefix and not any(fnmatch.fnmatchcase(name, p) if any(ch in p for ch in "*?[") else name.startswith(p)
+                              for p in prefix.split(",")):
             continue
         model, args, tol, kwargs = gpu_case(case)
         # `*_tma`: the GEMM kernel's TMA variant; `attn_gluon_*`, `mask_gluon_*`: gluon_fa's attention kernel
