@@ -70,7 +70,7 @@ CPU_KNOBS = ("m_vec", "k2_vec", "m_dist")
 CPU_KERNEL_KNOBS = ("isa",)
 #: flashlift's GEMM kernel (compiler/kernels/triton_gemm.py): a tile config
 GEMM_KNOBS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "num_warps", "num_stages", "TMA", "FLATTEN", "WARP_SPECIALIZE",
-              "GLUON", "PINGPONG")
+              "GLUON", "PINGPONG", "CONSUMERS")
 _GEMM_REQUIRED = GEMM_KNOBS[:6]
 
 _cache: dict = {}

@@ -122,7 +122,7 @@ def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G,
               K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, CONSUMERS: gl.constexpr,
               STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr,
               SWIGLU: gl.constexpr, PINGPONG: gl.constexpr):
-    """Consumer warpgroup c of CONSUMERS (two), as the config's schedule has it."""
+    """Consumer warpgroup c of CONSUMERS (two, or three sharing a tile), as the config's schedule has it."""
     if PINGPONG:
         _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G, M, N, TILES_M, TILES_N,
                            K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)
@@ -221,8 +221,7 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
                        W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr, SWIGLU: gl.constexpr,
                        BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                        GROUP_M: gl.constexpr, STAGES: gl.constexpr, NUM_PROGS: gl.constexpr, PINGPONG: gl.constexpr,
-                       CONSUMER_REGS: gl.constexpr, LOADER_REGS: gl.constexpr):
-    CONSUMERS: gl.constexpr = 2
+                       CONSUMERS: gl.constexpr, CONSUMER_REGS: gl.constexpr, LOADER_REGS: gl.constexpr):
     A_BOXES: gl.constexpr = 1 if PINGPONG else CONSUMERS   # consumers sharing a C tile's rows
     CM: gl.constexpr = BLOCK_M // A_BOXES
     dtype: gl.constexpr = A.dtype.element_ty
@@ -257,14 +256,27 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
     K_STEPS: gl.constexpr = (K + BLOCK_K - 1) // BLOCK_K   # (TMA zero-fills K past the edge)
     bias = BIAS if HAS_BIAS else A   # (a partition argument cannot be None: A stands in, unread)
     gate = G if SWIGLU else C
-    gl.warp_specialize([
-        (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
-                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
-        (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N, K_STEPS,
-                     GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
-        (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
-                   A_BOXES, STAGES, W_NK)),
-    ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
+    # (each partition's arguments written out: a tuple built here would not keep the constexprs)
+    if CONSUMERS == 3:   # three 64-row slices of a 192-row tile
+        gl.warp_specialize([
+            (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
+                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
+            (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
+                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
+            (_consumer, (2, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
+                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
+            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
+                       A_BOXES, STAGES, W_NK)),
+        ], [4, 4, 1], [CONSUMER_REGS, CONSUMER_REGS, LOADER_REGS])
+    else:
+        gl.warp_specialize([
+            (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
+                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
+            (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
+                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
+            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
+                       A_BOXES, STAGES, W_NK)),
+        ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
 
 
 def covers(spec, arch: int) -> str:
@@ -284,8 +296,21 @@ def constexprs(spec, cfg: dict) -> dict:
     return dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None,
                 GELU=spec.gelu, SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
                 BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], STAGES=cfg["num_stages"],
-                NUM_PROGS=grid(spec, cfg)[0], PINGPONG=bool(cfg.get("PINGPONG")), CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240),
+                NUM_PROGS=grid(spec, cfg)[0], PINGPONG=bool(cfg.get("PINGPONG")), CONSUMERS=consumers(cfg),
+                CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240 if consumers(cfg) == 2 else 160),
                 LOADER_REGS=cfg.get("LOADER_REGS", 24))
+
+
+def consumers(cfg: dict) -> int:
+    """The consumer warpgroups: two, or (CONSUMERS=3, shared tiles only) three, each taking a
+    third of a 192-row tile: a tile shape whose boxes stay powers of two (Triton's tensor maps
+    need them) for N 768 GEMMs, where 192 x 128 tiles make 132 (one per SM) of M 4096."""
+    n = cfg.get("CONSUMERS", 2)
+    if n not in (2, 3) or (n == 3 and cfg.get("PINGPONG")) or (not cfg.get("PINGPONG") and cfg["BLOCK_M"] // n not in (64, 128)):
+        raise ValueError(f"Gluon GEMM: {n} consumers with BLOCK_M {cfg['BLOCK_M']}"
+                         f"{' and ping-pong' if cfg.get('PINGPONG') else ''} (sharing a tile, each takes 64 or 128 "
+                         "rows; ping-pong has two)")
+    return n
 
 
 def compile_kernel(spec, cfg: dict, tdt: dict, opts: dict):

@@ -240,6 +240,8 @@ TMA_CANDIDATES = [
 _GLUON = dict(GLUON=True, GROUP_M=8, BLOCK_K=64, num_warps=4)
 # the knobs that pick the kernel and its schedule: a config that leaves one out means False
 _KERNEL_KNOBS = ("TMA", "FLATTEN", "WARP_SPECIALIZE", "GLUON", "PINGPONG")
+# the Gluon kernel's knobs with defaults of their own (gluon_gemm.constexprs): left out, left out
+_GLUON_KNOBS = ("CONSUMERS", "CONSUMER_REGS", "LOADER_REGS")
 GLUON_CANDIDATES = [
     dict(_GLUON, BLOCK_M=128, BLOCK_N=256, num_stages=3),
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=4),
@@ -249,6 +251,7 @@ GLUON_CANDIDATES = [
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=4, PINGPONG=True),
     dict(_GLUON, BLOCK_M=128, BLOCK_N=128, num_stages=5, PINGPONG=True),
     dict(_GLUON, BLOCK_M=128, BLOCK_N=64, num_stages=6, PINGPONG=True),
+    dict(_GLUON, BLOCK_M=192, BLOCK_N=128, num_stages=4, CONSUMERS=3),   # N 768: 132 tiles of M 4096
 ]
 
 
@@ -375,6 +378,7 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
     spec.check()
     cfg = dict(tuned_config(spec, arch))
     if config:  # an override picks the kernel too: the pointer kernel unless it says TMA / GLUON
+        cfg = {k: v for k, v in cfg.items() if k not in _GLUON_KNOBS}
         cfg.update({**{knob: False for knob in _KERNEL_KNOBS}, **config})
     if cfg.get("GLUON"):   # gluon_gemm's warp-specialised kernel (sm_90)
         from flashlift.compiler.kernels import gluon_gemm

@@ -202,6 +202,25 @@ def test_a_config_given_picks_its_own_kernel(tmp_path, monkeypatch):
     assert shared.n_spills == 0
 
 
+def test_three_consumers_only_where_they_apply(tmp_path, monkeypatch):
+    """CONSUMERS=3 (three warpgroups sharing 192-row tiles) is a shared-tile schedule; each
+    consumer sharing a tile takes 64 or 128 rows (Triton's tensor maps: powers of two), a
+    config otherwise is refused by name; a config given for a shape tuned to three
+    consumers builds its own two (the tuned CONSUMERS does not leak into it)."""
+    from flashlift.compiler import tuning
+    from flashlift.compiler.kernels import gluon_gemm
+
+    for bad in (dict(triton_gemm.GLUON_CANDIDATES[5], CONSUMERS=3), dict(triton_gemm.GLUON_CANDIDATES[1], CONSUMERS=3),
+                dict(triton_gemm.GLUON_CANDIDATES[8], CONSUMERS=4), dict(triton_gemm.GLUON_CANDIDATES[8], CONSUMERS=2)):
+        with pytest.raises(ValueError, match="consumers with BLOCK_M"):
+            gluon_gemm.consumers(bad)
+    monkeypatch.setenv("FLASHLIFT_TUNING_DB", str(tmp_path / "db.json"))
+    spec = triton_gemm.GemmSpec(4096, 768, 768, bias_dtype="f16")
+    tuning.record(tuning.gemm_key(4096, 768, 768, "f16", 90), triton_gemm.GLUON_CANDIDATES[8], {"device": "test"})
+    assert triton_gemm.build_gemm(spec, 90).block == (512, 1, 1)   # (the tuned three consumers)
+    assert triton_gemm.build_gemm(spec, 90, triton_gemm.GLUON_CANDIDATES[1]).block == (384, 1, 1)
+
+
 def test_bench_records_each_shapes_fastest_correct_config(tmp_path):
     """bench/gemm.py --record-from: per shape the fastest config whose result was right; a row
     with an epilogue (the SwiGLU row) under the epilogue's own key."""
@@ -301,6 +320,8 @@ GPU_CASES += [f"{c}_wide_f16{s}" for c in ("mlp", "swiglu") for s in ("", "_gluo
 # several tiles, so both consumers and the ring's hand-over between them run)
 GPU_CASES += [f"{c}_gluon{i}" for c in ("swiglu_f16", "bert_f16", "llama_f16", "mlp_wide_f16", "swiglu_wide_f16")
               for i in (5, 7)]
+# three consumers sharing 192-row tiles (GLUON_CANDIDATES[8]; ragged M in swiglu_f16)
+GPU_CASES += [f"{c}_gluon8" for c in ("swiglu_f16", "bert_f16", "llama_f16", "mlp_wide_f16", "swiglu_wide_f16")]
 
 
 def gpu_case(case: str):
@@ -347,20 +368,26 @@ def test_gpu_numerics(case):
     triton_gemm.GemmSpec(4096, 2816, 1024, swiglu=True),                               # LLaMA's up + SwiGLU
     triton_gemm.GemmSpec(300, 256, 1000, dtype="bf16", out_dtype="f32", w_nk=False),   # ragged M and K, W [K, N]
 ], ids=["plain", "bias_gelu", "swiglu", "ragged_kn"])
-@pytest.mark.parametrize("pingpong", [False, True], ids=["shared_tile", "pingpong"])
-def test_gluon_gemm_builds_for_sm90(spec, pingpong):
+@pytest.mark.parametrize("schedule", ["shared_tile", "pingpong", "three_consumers"])
+def test_gluon_gemm_builds_for_sm90(spec, schedule):
     """gluon_gemm's kernel compiles for sm_90a with every epilogue, its consumers sharing each
     C tile or taking whole tiles in turn (ping-pong): a loader warp plus two consumer
-    warpgroups (384 threads) at 240 registers, a persistent grid, its tensor maps in per-CTA
-    global scratch, the ABI of the other kernels. No spills, but for the ping-pong GELU
-    epilogue (a 128 x 128 f32 tile per warpgroup, then erf per element: ~256 bytes)."""
+    warpgroups (384 threads) at 240 registers, or three sharing a 192-row tile at 160, a
+    persistent grid, its tensor maps in per-CTA global scratch, the ABI of the other kernels.
+    No spills, but for the ping-pong GELU epilogue (a 128 x 128 f32 tile per warpgroup, then
+    erf per element: ~256 bytes)."""
+    pingpong = schedule == "pingpong"
+    if schedule == "three_consumers" and spec.out_dtype == "f32":
+        pytest.skip("three 64 x 128 f32 staging tiles and four stages pass shared memory (as the tuner finds)")
     # (ping-pong with an f32 C: two 128 x 128 f32 staging tiles leave too little shared memory
     # for four stages; the 128 x 64 candidate builds)
-    cfg = triton_gemm.GLUON_CANDIDATES[(7 if spec.out_dtype == "f32" else 5) if pingpong else 1]
+    cfg = triton_gemm.GLUON_CANDIDATES[{"shared_tile": 1, "three_consumers": 8}.get(schedule)
+                                       or (7 if spec.out_dtype == "f32" else 5)]
     kb = triton_gemm.build_gemm(spec, 90, cfg)
-    assert kb.ptx_target == "sm_90a" and kb.block == (384, 1, 1)
+    assert kb.ptx_target == "sm_90a" and kb.block == ((512, 1, 1) if schedule == "three_consumers" else (384, 1, 1))
     assert kb.n_spills == 0 or (pingpong and spec.gelu and kb.n_spills <= 512), kb.n_spills
-    assert "setmaxnreg.inc.sync.aligned.u32 \t240" in kb.ptx
+    regs = 160 if schedule == "three_consumers" else 240
+    assert f"setmaxnreg.inc.sync.aligned.u32 \t{regs}" in kb.ptx
     tiles = -(-spec.m // cfg["BLOCK_M"]) * -(-spec.n // cfg["BLOCK_N"])
     assert kb.grid == (min(tiles, 132), 1, 1) and kb.scratch_per_cta >= 3 * 128
     names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + (["gate"] if spec.swiglu else []) + ["c"]
