@@ -73,23 +73,9 @@ def seed_input(batch: int, seq: int, dtype, device="cpu"):
     return torch.randn(batch, seq, HIDDEN, generator=torch.Generator().manual_seed(1)).to(dtype).to(device)
 
 
-@contextlib.contextmanager
-def _without_data_tiling(really: bool):
-    """CPU compiles inside leave out `--iree-opt-data-tiling=true` (a benchmark's variant)."""
-    from flashlift.compiler import lowering_cpu
-
-    flags = lowering_cpu.CPU_COMPILE_FLAGS
-    kept = list(flags)
-    if really:
-        flags[:] = [f for f in flags if not f.startswith("--iree-opt-data-tiling")]
-    try:
-        yield
-    finally:
-        flags[:] = kept
-
-
 def build(target: str, out_dir: str, dtype_name: str) -> None:
     import flashlift
+    from flashlift.compiler import driver
     from flashlift.compiler.pipeline import pipeline_for
 
     os.makedirs(out_dir, exist_ok=True)
@@ -106,7 +92,7 @@ def build(target: str, out_dir: str, dtype_name: str) -> None:
     if target.startswith("cpu"):   # the defaults without IREE's data tiling (on since it was measured here)
         variants.append(("flashlift_no_data_tiling", None, True))
     for variant, fuse, norms in variants:
-        with _without_data_tiling(variant.endswith("_no_data_tiling")):
+        with driver.without_data_tiling() if variant.endswith("_no_data_tiling") else contextlib.nullcontext():
             compiled = flashlift.compile_model(seed_model(dtype), (x,), target=target, fuse_linears=fuse, fuse_norms=norms)
         path = os.path.join(out_dir, f"seed.{variant}.flashlift")
         compiled.save(path, parameters=False)  # the run builds the same weights from the seed

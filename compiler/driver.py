@@ -10,6 +10,8 @@ Everything between import and the runtime happens here, in this order:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ctypes
 import os
 import subprocess
@@ -90,12 +92,26 @@ ASYNC_ABI_FLAGS = ("--iree-execution-model=async-external",)
 KEEP_F64_FLAGS = ("--iree-input-demote-f64-to-f32=false",)
 
 
+_NO_DATA_TILING: contextvars.ContextVar = contextvars.ContextVar("flashlift_no_data_tiling", default=False)
+
+
+@contextlib.contextmanager
+def without_data_tiling():
+    """CPU compiles inside this block (this thread) leave out IREE's data tiling
+    (DATA_TILING_FLAG): a benchmark's variant, bench/seed.py's flashlift_no_data_tiling."""
+    token = _NO_DATA_TILING.set(True)
+    try:
+        yield
+    finally:
+        _NO_DATA_TILING.reset(token)
+
+
 def compile_flags(target, *, async_abi: bool = None, keep_f64: bool = False) -> list:
     """iree-compile flags for `target`; async_abi (default: CUDA targets) compiles the
     function with the coarse-fences ABI; keep_f64 for a model that takes or returns float64."""
     flags = list(target.flags) + (list(KEEP_F64_FLAGS) if keep_f64 else [])
     if target.kind == "cpu":
-        flags += CPU_COMPILE_FLAGS
+        flags += [f for f in CPU_COMPILE_FLAGS if not (f == DATA_TILING_FLAG and _NO_DATA_TILING.get())]
     if target.kind == "cuda" if async_abi is None else async_abi:
         flags += ASYNC_ABI_FLAGS
     return flags

@@ -91,7 +91,7 @@ __all__ = [
 # A module data tiling fails on (IREE 3.13: "'linalg.pack' op expected padding_value has 'i8'
 # but got: 'i1'" for a boolean masked_fill) is compiled again without it (driver.iree_compile).
 DATA_TILING_FLAG = "--iree-opt-data-tiling=true"
-CPU_COMPILE_FLAGS: list[str] = ["--iree-llvmcpu-fail-on-large-vector=false", DATA_TILING_FLAG]
+CPU_COMPILE_FLAGS: tuple = ("--iree-llvmcpu-fail-on-large-vector=false", DATA_TILING_FLAG)
 
 # The tile sizes below are tuned for K given as [batch..., k1, k2] (head dim
 # outer, sequence inner) and fed through util.optimization_barrier, i.e.

@@ -120,10 +120,13 @@ def test_features_are_read_as_llvm_enables_them():
 def test_cpu_modules_compile_with_data_tiling(spec):
     """Every CPU target compiles with IREE's data tiling (off by default in IREE 3.13: bf16
     linear layers 3.7x slower without it on a Zen 4, bench/results/seed-cpu.md); CUDA not."""
-    from flashlift.compiler.driver import compile_flags
+    from flashlift.compiler.driver import compile_flags, without_data_tiling
 
     assert "--iree-opt-data-tiling=true" in compile_flags(parse_target(spec))
     assert not any("data-tiling" in f for f in compile_flags(parse_target("cuda:sm_90")))
+    with without_data_tiling():   # (bench/seed.py's variant without it)
+        assert not any("data-tiling" in f for f in compile_flags(parse_target(spec)))
+    assert "--iree-opt-data-tiling=true" in compile_flags(parse_target(spec))
 
 
 def test_a_module_data_tiling_fails_on_compiles_without_it(monkeypatch):
