@@ -1,6 +1,7 @@
 """Hopper GEMM in Gluon: a TMA loader warp, two consumer warpgroups, a persistent grid (sm_90a
-only). Two schedules, picked per config: the consumers share each C tile (half its rows each),
-or (PINGPONG) take whole C tiles in turn, so one's epilogue runs under the other's products.
+only). Two schedules, picked per config: the consumers share each C tile (half its rows each;
+or three consumers a third each of a 192-row tile, CONSUMERS=3), or (PINGPONG) take whole C
+tiles in turn, so one's epilogue runs under the other's products.
 Tuned in per shape where it wins (compiler/tuning_db.json, from bench/gemm.py --gluon on an
 H100: bench/results/gemm-h100.md): shared tiles on the large-N, large-K GEMMs (LLaMA d128's
 1.06-1.20x the pointer / TMA configs, 0.93-0.99x cuBLAS), ping-pong where an epilogue is long
@@ -15,7 +16,7 @@ Why: on the H100 the models' linear layers took 665 us a LLaMA call on triton_ge
 against cuBLAS's 464 (bench/results/models-gpu-h100.md's profile); Triton 3.6's `tl.dot`
 pipeline issues each wgmma and waits for it. Here the schedule is explicit:
 
-  * Partitions (`gl.warp_specialize`): a loader warp (24 registers) TMA-loads, for every C
+  * Partitions (`gl.warp_specialize`), each given the problem as one `_Gemm`: a loader warp (24 registers) TMA-loads, for every C
     tile the program takes and every K step, each consumer's BLOCK_M / 2 rows of A and the
     tile's BLOCK_N rows of W into a STAGES-deep ring (one mbarrier per stage says "landed",
     one says "free": every consumer has read it); the ring runs on across C tiles, so the next
@@ -42,6 +43,7 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                              warpgroup_mma_wait)
+from triton.language.core import _aggregate as aggregate
 
 from flashlift.compiler.kernels import aot, triton_gemm
 from flashlift.compiler.kernels.gluon_fa import next_slot
@@ -50,48 +52,76 @@ from flashlift.compiler.kernels.triton_fa_tma import NUM_SMS
 SQRT1_2 = gl.constexpr(0.7071067811865476)
 
 
-@gluon.jit
-def _tile_coords(tile, TILES_M: gl.constexpr, TILES_N: gl.constexpr, GROUP_M: gl.constexpr):
-    """C tile number `tile` as (tile row, tile column), GROUP_M tile rows at a time (the order
-    of triton_gemm._tile_coords, which a Gluon kernel cannot call)."""
-    per_group = GROUP_M * TILES_N
-    first_m = (tile // per_group) * GROUP_M
-    group_rows = gl.minimum(TILES_M - first_m, GROUP_M)
-    return first_m + (tile % per_group) % group_rows, (tile % per_group) // group_rows
+@aggregate
+class _Gemm:
+    """The GEMM as every partition sees it: its shape, tiling, schedule and epilogue
+    (constexprs), the bias and gate pointers, and where C tile number t is (`coords`)."""
+    M: gl.constexpr
+    N: gl.constexpr
+    TILES_M: gl.constexpr
+    TILES_N: gl.constexpr
+    K_STEPS: gl.constexpr
+    GROUP_M: gl.constexpr
+    NUM_PROGS: gl.constexpr
+    CONSUMERS: gl.constexpr
+    STAGES: gl.constexpr
+    W_NK: gl.constexpr
+    HAS_BIAS: gl.constexpr
+    GELU: gl.constexpr
+    SWIGLU: gl.constexpr
+    bias: gl.tensor
+    gate: gl.tensor
+
+    @gluon.constexpr_function
+    def __init__(self, M, N, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU,
+                 SWIGLU, bias, gate):
+        self.M, self.N, self.TILES_M, self.TILES_N = gl.constexpr(M), gl.constexpr(N), gl.constexpr(TILES_M), \
+            gl.constexpr(TILES_N)
+        self.K_STEPS, self.GROUP_M, self.NUM_PROGS = gl.constexpr(K_STEPS), gl.constexpr(GROUP_M), gl.constexpr(NUM_PROGS)
+        self.CONSUMERS, self.STAGES, self.W_NK = gl.constexpr(CONSUMERS), gl.constexpr(STAGES), gl.constexpr(W_NK)
+        self.HAS_BIAS, self.GELU, self.SWIGLU = gl.constexpr(HAS_BIAS), gl.constexpr(GELU), gl.constexpr(SWIGLU)
+        self.bias, self.gate = bias, gate
+
+    @gluon.jit
+    def coords(self, tile):
+        """C tile number `tile` as (tile row, tile column), GROUP_M tile rows at a time (the
+        order of triton_gemm._tile_coords, which a Gluon kernel cannot call). Program p takes
+        tiles p, p + NUM_PROGS, ..."""
+        per_group = self.GROUP_M * self.TILES_N
+        first_m = (tile // per_group) * self.GROUP_M
+        group_rows = gl.minimum(self.TILES_M - first_m, self.GROUP_M)
+        return first_m + (tile % per_group) % group_rows, (tile % per_group) // group_rows
 
 
 @gluon.jit
-def _loader(desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
-            K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, A_BOXES: gl.constexpr,
-            STAGES: gl.constexpr, W_NK: gl.constexpr):
+def _loader(g, desc_a, desc_w, a_smem, w_smem, ready, free, A_BOXES: gl.constexpr):
     """One warp: for every K step of every C tile of this program, in tile order, the tile's
     rows of A (A_BOXES boxes: one per consumer sharing the tile, else one) and of W into the
     ring's next slot once its consumers have freed it."""
     CM: gl.constexpr = desc_a.block_type.shape[0]
     BLOCK_K: gl.constexpr = desc_a.block_type.shape[1]
-    BLOCK_N: gl.constexpr = desc_w.block_type.shape[0] if W_NK else desc_w.block_type.shape[1]
+    BLOCK_N: gl.constexpr = desc_w.block_type.shape[0] if g.W_NK else desc_w.block_type.shape[1]
     st = 0
     ph = 0
-    for tile in range(gl.program_id(0), TILES_M * TILES_N, NUM_PROGS):
-        pid_m, pid_n = _tile_coords(tile, TILES_M, TILES_N, GROUP_M)
-        for kk in range(K_STEPS):
+    for tile in range(gl.program_id(0), g.TILES_M * g.TILES_N, g.NUM_PROGS):
+        pid_m, pid_n = g.coords(tile)
+        for kk in range(g.K_STEPS):
             mbarrier.wait(free.index(st), ph ^ 1)   # (a fresh barrier passes phase 1)
             mbarrier.expect(ready.index(st), A_BOXES * desc_a.block_type.nbytes + desc_w.block_type.nbytes)
             for c in gl.static_range(A_BOXES):
                 tma.async_copy_global_to_shared(desc_a, [(pid_m * A_BOXES + c) * CM, kk * BLOCK_K], ready.index(st),
                                                 a_smem.index(st * A_BOXES + c))
-            if W_NK:
+            if g.W_NK:
                 tma.async_copy_global_to_shared(desc_w, [pid_n * BLOCK_N, kk * BLOCK_K], ready.index(st),
                                                 w_smem.index(st))
             else:
                 tma.async_copy_global_to_shared(desc_w, [kk * BLOCK_K, pid_n * BLOCK_N], ready.index(st),
                                                 w_smem.index(st))
-            st, ph = next_slot(st, ph, STAGES)
+            st, ph = next_slot(st, ph, g.STAGES)
 
 
 @gluon.jit
-def _epilogue(acc, out, desc_c, row0, col0, BIAS, G, M: gl.constexpr, N: gl.constexpr, HAS_BIAS: gl.constexpr,
-              GELU: gl.constexpr, SWIGLU: gl.constexpr):
+def _epilogue(g, acc, out, desc_c, row0, col0):
     """The f32 tile `acc` of C at (row0, col0) with triton_gemm._round_and_activate's
     roundings, out by TMA through shared memory `out` (once its previous rows have left)."""
     CM: gl.constexpr = desc_c.block_type.shape[0]
@@ -99,16 +129,16 @@ def _epilogue(acc, out, desc_c, row0, col0, BIAS, G, M: gl.constexpr, N: gl.cons
     OUT: gl.constexpr = out.dtype
     rows = row0 + gl.arange(0, CM, layout=gl.SliceLayout(1, acc.type.layout))
     cols = col0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, acc.type.layout))
-    if HAS_BIAS:
-        acc += gl.load(BIAS + cols % N).to(gl.float32)[None, :]   # columns past N are never stored
+    if g.HAS_BIAS:
+        acc += gl.load(g.bias + cols % g.N).to(gl.float32)[None, :]   # columns past N are never stored
     res = acc.to(OUT)
-    if GELU:
+    if g.GELU:
         x = res.to(gl.float32)
         res = (0.5 * x * (1.0 + gl.erf(x * SQRT1_2))).to(OUT)
-    if SWIGLU:
-        inside = (rows[:, None] < M) & (cols[None, :] < N)
-        g = gl.load(G + rows[:, None] * N + cols[None, :], mask=inside, other=0.0).to(gl.float32)
-        silu = (g * (1.0 / (1.0 + gl.exp(-g)))).to(OUT).to(gl.float32)
+    if g.SWIGLU:
+        inside = (rows[:, None] < g.M) & (cols[None, :] < g.N)
+        gate = gl.load(g.gate + rows[:, None] * g.N + cols[None, :], mask=inside, other=0.0).to(gl.float32)
+        silu = (gate * (1.0 / (1.0 + gl.exp(-gate)))).to(OUT).to(gl.float32)
         res = (silu * res.to(gl.float32)).to(OUT)
     tma.store_wait(0)            # the last tile's rows have left `out`
     out.store(res)
@@ -117,46 +147,36 @@ def _epilogue(acc, out, desc_c, row0, col0, BIAS, G, M: gl.constexpr, N: gl.cons
 
 
 @gluon.jit
-def _consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G,
-              M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
-              K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr, CONSUMERS: gl.constexpr,
-              STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr,
-              SWIGLU: gl.constexpr, PINGPONG: gl.constexpr):
-    """Consumer warpgroup c of CONSUMERS (two, or three sharing a tile), as the config's schedule has it."""
+def _consumer(c, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn, PINGPONG: gl.constexpr):
+    """Consumer warpgroup c of g.CONSUMERS (two, or three sharing a tile), as the config's schedule has it."""
     if PINGPONG:
-        _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G, M, N, TILES_M, TILES_N,
-                           K_STEPS, GROUP_M, NUM_PROGS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)
+        _pingpong_consumer(c, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn)
     else:
-        _shared_tile_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G, M, N, TILES_M, TILES_N,
-                              K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU)
+        _shared_tile_consumer(c, g, desc_c, a_smem, w_smem, c_smem, ready, free)
 
 
 @gluon.jit
-def _shared_tile_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, BIAS, G,
-                          M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
-                          K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr,
-                          CONSUMERS: gl.constexpr, STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr,
-                          GELU: gl.constexpr, SWIGLU: gl.constexpr):
+def _shared_tile_consumer(c, g, desc_c, a_smem, w_smem, c_smem, ready, free):
     """Consumer c: rows [c * CM, (c + 1) * CM) of each of the program's C tiles, K step by K
     step from the ring, then the epilogue and the rows out by TMA through c_smem[c]."""
     CM: gl.constexpr = desc_c.block_type.shape[0]
     BLOCK_N: gl.constexpr = desc_c.block_type.shape[1]
+    STAGES: gl.constexpr = g.STAGES
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                          instr_shape=[16, BLOCK_N, 16])
     st = 0
     ph = 0
-    for tile in range(gl.program_id(0), TILES_M * TILES_N, NUM_PROGS):
-        pid_m, pid_n = _tile_coords(tile, TILES_M, TILES_N, GROUP_M)
+    for tile in range(gl.program_id(0), g.TILES_M * g.TILES_N, g.NUM_PROGS):
+        pid_m, pid_n = g.coords(tile)
         acc = gl.zeros([CM, BLOCK_N], gl.float32, acc_layout)
-        for kk in range(K_STEPS):
+        for kk in range(g.K_STEPS):
             # (the previous slot computed, not carried: a `prev = st` in this loop was not loop-carried)
-            acc = _k_step(acc, a_smem.index(st * CONSUMERS + c), w_smem, ready, free, st, ph,
-                          (st + STAGES - 1) % STAGES, kk, W_NK)
+            acc = _k_step(acc, a_smem.index(st * g.CONSUMERS + c), w_smem, ready, free, st, ph,
+                          (st + STAGES - 1) % STAGES, kk, g.W_NK)
             st, ph = next_slot(st, ph, STAGES)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
         mbarrier.arrive(free.index((st + STAGES - 1) % STAGES), count=1)   # the last step's slot
-        _epilogue(acc, c_smem.index(c), desc_c, (pid_m * CONSUMERS + c) * CM, pid_n * BLOCK_N, BIAS, G, M, N,
-                  HAS_BIAS, GELU, SWIGLU)
+        _epilogue(g, acc, c_smem.index(c), desc_c, (pid_m * g.CONSUMERS + c) * CM, pid_n * BLOCK_N)
     tma.store_wait(0)
 
 
@@ -178,15 +198,11 @@ def _k_step(acc, a, w_smem, ready, free, st, ph, prev, kk, W_NK: gl.constexpr):
 
 
 @gluon.jit
-def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIAS, G,
-                       M: gl.constexpr, N: gl.constexpr, TILES_M: gl.constexpr, TILES_N: gl.constexpr,
-                       K_STEPS: gl.constexpr, GROUP_M: gl.constexpr, NUM_PROGS: gl.constexpr,
-                       STAGES: gl.constexpr, W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr,
-                       SWIGLU: gl.constexpr):
+def _pingpong_consumer(c, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn):
     """Consumer c of two taking whole C tiles in turn: the program's tiles c, c + 2, ...
     Their K steps sit in the ring in tile order, so this consumer's products start as the
     other's end and each one's epilogue runs under the other's products. A K step's ring
-    slot and phase follow from its place in the program's sequence of steps (g).
+    slot and phase follow from its place in the program's sequence of steps (n).
 
     The turn barriers keep the products in tile order: consumer c starts tile i once the
     other has waited for all of tile i - 1's steps (turn[c] completed (i + c) // 2 times).
@@ -194,24 +210,26 @@ def _pingpong_consumer(c, desc_c, a_smem, w_smem, c_smem, ready, free, turn, BIA
     tell fill n - 1 from fill n + 1: it would read a slot the loader had not filled yet."""
     BM: gl.constexpr = desc_c.block_type.shape[0]
     BLOCK_N: gl.constexpr = desc_c.block_type.shape[1]
+    STAGES: gl.constexpr = g.STAGES
+    K_STEPS: gl.constexpr = g.K_STEPS
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                          instr_shape=[16, BLOCK_N, 16])
     pid = gl.program_id(0)
-    my_tiles = (TILES_M * TILES_N - pid + NUM_PROGS - 1) // NUM_PROGS
+    my_tiles = (g.TILES_M * g.TILES_N - pid + g.NUM_PROGS - 1) // g.NUM_PROGS
     for i in range(c, my_tiles, 2):
-        pid_m, pid_n = _tile_coords(pid + i * NUM_PROGS, TILES_M, TILES_N, GROUP_M)
+        pid_m, pid_n = g.coords(pid + i * g.NUM_PROGS)
         turns = (i + c) // 2   # the other consumer's tiles before tile i
         if turns > 0:
             mbarrier.wait(turn.index(c), (turns - 1) & 1)
         acc = gl.zeros([BM, BLOCK_N], gl.float32, acc_layout)
         for kk in range(K_STEPS):
-            g = i * K_STEPS + kk
-            acc = _k_step(acc, a_smem.index(g % STAGES), w_smem, ready, free, g % STAGES, (g // STAGES) & 1,
-                          (g - 1) % STAGES, kk, W_NK)
+            n = i * K_STEPS + kk
+            acc = _k_step(acc, a_smem.index(n % STAGES), w_smem, ready, free, n % STAGES, (n // STAGES) & 1,
+                          (n - 1) % STAGES, kk, g.W_NK)
         mbarrier.arrive(turn.index(1 - c), count=1)   # every step of tile i waited for: the other's turn
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
         mbarrier.arrive(free.index((i * K_STEPS + K_STEPS - 1) % STAGES), count=1)   # the last step's slot
-        _epilogue(acc, c_smem.index(c), desc_c, pid_m * BM, pid_n * BLOCK_N, BIAS, G, M, N, HAS_BIAS, GELU, SWIGLU)
+        _epilogue(g, acc, c_smem.index(c), desc_c, pid_m * BM, pid_n * BLOCK_N)
     tma.store_wait(0)
 
 
@@ -254,28 +272,21 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
     TILES_M: gl.constexpr = (M + BLOCK_M - 1) // BLOCK_M
     TILES_N: gl.constexpr = (N + BLOCK_N - 1) // BLOCK_N
     K_STEPS: gl.constexpr = (K + BLOCK_K - 1) // BLOCK_K   # (TMA zero-fills K past the edge)
-    bias = BIAS if HAS_BIAS else A   # (a partition argument cannot be None: A stands in, unread)
-    gate = G if SWIGLU else C
-    # (each partition's arguments written out: a tuple built here would not keep the constexprs)
+    # (a partition argument cannot be None: A stands in for an absent bias, C for a gate, unread)
+    g = _Gemm(M, N, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU,
+              BIAS if HAS_BIAS else A, G if SWIGLU else C)
     if CONSUMERS == 3:   # three 64-row slices of a 192-row tile
         gl.warp_specialize([
-            (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
-                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
-            (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
-                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
-            (_consumer, (2, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
-                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
-            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
-                       A_BOXES, STAGES, W_NK)),
+            (_consumer, (0, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn, PINGPONG)),
+            (_consumer, (1, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn, PINGPONG)),
+            (_consumer, (2, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn, PINGPONG)),
+            (_loader, (g, desc_a, desc_w, a_smem, w_smem, ready, free, A_BOXES)),
         ], [4, 4, 1], [CONSUMER_REGS, CONSUMER_REGS, LOADER_REGS])
     else:
         gl.warp_specialize([
-            (_consumer, (0, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
-                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
-            (_consumer, (1, desc_c, a_smem, w_smem, c_smem, ready, free, turn, bias, gate, M, N, TILES_M, TILES_N,
-                         K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU, PINGPONG)),
-            (_loader, (desc_a, desc_w, a_smem, w_smem, ready, free, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS,
-                       A_BOXES, STAGES, W_NK)),
+            (_consumer, (0, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn, PINGPONG)),
+            (_consumer, (1, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn, PINGPONG)),
+            (_loader, (g, desc_a, desc_w, a_smem, w_smem, ready, free, A_BOXES)),
         ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
 
 
