@@ -68,8 +68,11 @@ def check_example_kwargs(kwargs) -> dict:
         if not isinstance(k, str):
             raise InputError(f"kwargs keys must be argument names (str), got {k!r}")
         if not isinstance(v, (torch.Tensor,) + CONSTANT_KWARG_TYPES):
+            # (a transformers Cache: the decode step of generation, which flashlift does not compile)
+            cache = ("; a KV cache is not an input flashlift compiles: compile the forward without it "
+                     "(one forward over the whole sequence, use_cache=False)") if type(v).__name__.endswith("Cache") else ""
             raise InputError(f"kwargs[{k!r}] is a {type(v).__name__}, expected a torch.Tensor or a constant "
-                             "(None, bool, int, float, str)")
+                             f"(None, bool, int, float, str){cache}")
         if isinstance(v, torch.Tensor):
             _check_sizes(v, f"kwargs[{k!r}]")
     return dict(kwargs)

@@ -88,6 +88,16 @@ def test_compile_time_kwargs_are_checked():
         flashlift.compile_model(MaskedAttention(), args, kwargs=dict(kwargs, k=[kwargs["k"]]))
 
 
+def test_a_kv_cache_input_is_refused_with_what_to_do():
+    """The decode step of generation passes past_key_values (a transformers Cache): refused
+    before any import, saying to compile the forward without it."""
+    transformers = pytest.importorskip("transformers")
+    args, kwargs = _inputs()
+    with pytest.raises(InputError, match=r"kwargs\['past_key_values'\] is a DynamicCache, .*a KV cache is not an "
+                                         r"input flashlift compiles: compile the forward without it"):
+        flashlift.compile_model(MaskedAttention(), args, kwargs=dict(kwargs, past_key_values=transformers.DynamicCache()))
+
+
 def test_save_load_keeps_keywords_and_structure(masked, tmp_path):
     import json
     import zipfile
