@@ -240,7 +240,8 @@ TMA_CANDIDATES = [
 _GLUON = dict(GLUON=True, GROUP_M=8, BLOCK_K=64, num_warps=4)
 # the knobs that pick the kernel and its schedule: a config that leaves one out means False
 _KERNEL_KNOBS = ("TMA", "FLATTEN", "WARP_SPECIALIZE", "GLUON", "PINGPONG")
-# the Gluon kernel's knobs with defaults of their own (gluon_gemm.constexprs): left out, left out
+# the Gluon kernel's knobs with defaults of their own (gluon_gemm.constexprs): a config given
+# without one gets its default, not the shape's tuned value
 _GLUON_KNOBS = ("CONSUMERS", "CONSUMER_REGS", "LOADER_REGS")
 GLUON_CANDIDATES = [
     dict(_GLUON, BLOCK_M=128, BLOCK_N=256, num_stages=3),
