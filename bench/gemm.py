@@ -54,7 +54,7 @@ SHAPES = [
 def _tma(cfg: dict) -> str:
     """The TMA (or Gluon) kernel's options of a config, as the table shows them."""
     if cfg.get("GLUON"):
-        return ", Gluon" + ", ping-pong" * bool(cfg.get("PINGPONG")) + f", {cfg['CONSUMERS']} consumers" * ("CONSUMERS" in cfg)
+        return ", Gluon" + ", ping-pong" * bool(cfg.get("PINGPONG")) + (f", {cfg['CONSUMERS']} consumers" if "CONSUMERS" in cfg else "")
     if not cfg.get("TMA"):
         return ""
     return ", TMA" + ", flat" * cfg["FLATTEN"] + ", ws" * cfg["WARP_SPECIALIZE"]
