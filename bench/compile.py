@@ -84,6 +84,7 @@ def child(name: str, parameters: str, out_dir: str) -> None:
 
     def mark(what):
         marks[what] = time.time()
+        print(f"compile.py child: {what} at {marks[what]:.1f}", file=sys.stderr, flush=True)
 
     mark("start")
     import torch

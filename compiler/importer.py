@@ -188,6 +188,8 @@ def _import_exported(ep, model, notes: list, func_name: str, dynamic_shapes, par
             ep = ep.run_decompositions(get_decomposition_table())
     except Exception as e:
         raise ImportError_(f"torch-mlir could not decompose {name}'s ops: {_first_line(e)}") from None
+    finally:
+        _forget_export_proxies()   # (export and the decompositions' trace both leave it filled)
     if dynamic_shapes is not None:
         collapse_dynamic_views(ep)
     copy_frozen_list_operands(ep)
@@ -262,6 +264,18 @@ def _export(model, args: tuple, kwargs: dict, dynamic_shapes):
     finally:
         for sub, names in saved.items():
             sub._non_persistent_buffers_set.update(names)
+
+
+def _forget_export_proxies() -> None:
+    """torch.export (torch 2.13) leaves a module global mapping its trace's fake tensors to FX
+    nodes until the next trace, and those nodes keep the model's parameters alive: after
+    `del model, compiled` an 8 B model's 16 GB stayed. Cleared once the exported program is
+    decomposed."""
+    from torch.fx.experimental import proxy_tensor
+
+    leftover = getattr(proxy_tensor, "_FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT", None)
+    if isinstance(leftover, dict):
+        leftover.clear()
 
 
 def _export_error(name: str, e: Exception) -> str:
