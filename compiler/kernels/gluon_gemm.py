@@ -16,12 +16,13 @@ Why: on the H100 the models' linear layers took 665 us a LLaMA call on triton_ge
 against cuBLAS's 464 (bench/results/models-gpu-h100.md's profile); Triton 3.6's `tl.dot`
 pipeline issues each wgmma and waits for it. Here the schedule is explicit:
 
-  * Partitions (`gl.warp_specialize`), each given the problem as one `_Gemm`: a loader warp (24 registers) TMA-loads, for every C
-    tile the program takes and every K step, each consumer's BLOCK_M / 2 rows of A and the
-    tile's BLOCK_N rows of W into a STAGES-deep ring (one mbarrier per stage says "landed",
-    one says "free": every consumer has read it); the ring runs on across C tiles, so the next
-    tile's first loads go under this tile's epilogue.
-  * Each consumer warpgroup (240 registers), per K step: wait for the stage, issue
+  * Partitions (`gl.warp_specialize`, each given the problem as one `_Gemm`): a loader warp
+    (24 registers) TMA-loads, for every C tile the program takes and every K step, each
+    consumer's BLOCK_M / CONSUMERS rows of A and the tile's BLOCK_N rows of W into a
+    STAGES-deep ring (one mbarrier per stage says "landed", one says "free": every consumer
+    has read it); the ring runs on across C tiles, so the next tile's first loads go under
+    this tile's epilogue.
+  * Each consumer warpgroup (240 registers; 160 when three share a tile), per K step: wait for the stage, issue
     acc += A_rows @ W^T asynchronously, wait until at most this one is in flight (the previous
     step's is done), give the previous stage back. Then the epilogue: bias, rounding, GELU or
     SwiGLU (pointer loads), and the rows out through shared memory by TMA.
@@ -77,7 +78,8 @@ class _Gemm:
                  SWIGLU, bias, gate):
         self.M, self.N, self.TILES_M, self.TILES_N = gl.constexpr(M), gl.constexpr(N), gl.constexpr(TILES_M), \
             gl.constexpr(TILES_N)
-        self.K_STEPS, self.GROUP_M, self.NUM_PROGS = gl.constexpr(K_STEPS), gl.constexpr(GROUP_M), gl.constexpr(NUM_PROGS)
+        self.K_STEPS, self.GROUP_M = gl.constexpr(K_STEPS), gl.constexpr(GROUP_M)
+        self.NUM_PROGS = gl.constexpr(NUM_PROGS)
         self.CONSUMERS, self.STAGES, self.W_NK = gl.constexpr(CONSUMERS), gl.constexpr(STAGES), gl.constexpr(W_NK)
         self.HAS_BIAS, self.GELU, self.SWIGLU = gl.constexpr(HAS_BIAS), gl.constexpr(GELU), gl.constexpr(SWIGLU)
         self.bias, self.gate = bias, gate
@@ -317,7 +319,8 @@ def consumers(cfg: dict) -> int:
     third of a 192-row tile: a tile shape whose boxes stay powers of two (Triton's tensor maps
     need them) for N 768 GEMMs, where 192 x 128 tiles make 132 (one per SM) of M 4096."""
     n = cfg.get("CONSUMERS", 2)
-    if n not in (2, 3) or (n == 3 and cfg.get("PINGPONG")) or (not cfg.get("PINGPONG") and cfg["BLOCK_M"] // n not in (64, 128)):
+    shared = not cfg.get("PINGPONG")
+    if n not in (2, 3) or (n == 3 and not shared) or (shared and cfg["BLOCK_M"] not in (64 * n, 128 * n)):
         raise ValueError(f"Gluon GEMM: {n} consumers with BLOCK_M {cfg['BLOCK_M']}"
                          f"{' and ping-pong' if cfg.get('PINGPONG') else ''} (sharing a tile, each takes 64 or 128 "
                          "rows; ping-pong has two)")
