@@ -162,10 +162,13 @@ def _import_locked(model, args: tuple, kwargs: dict, notes: list, dynamic_shapes
     args, kwargs = tensors[:len(args)], _with_tensors(kwargs, tensors[len(args):])
     model.eval()
     name = type(model).__name__
-    with stage(f"torch.export of {name}"):
-        ep = _export(model, args, kwargs, dynamic_shapes)
-    with stage("torch-mlir import to linalg"):
-        return _import_exported(ep, model, notes, func_name, dynamic_shapes, parameters)
+    try:
+        with stage(f"torch.export of {name}"):
+            ep = _export(model, args, kwargs, dynamic_shapes)
+        with stage("torch-mlir import to linalg"):
+            return _import_exported(ep, model, notes, func_name, dynamic_shapes, parameters)
+    finally:
+        _forget_export_proxies()   # (the export and the decompositions' trace leave it filled)
 
 
 def _import_exported(ep, model, notes: list, func_name: str, dynamic_shapes, parameters: str) -> Imported:
@@ -188,8 +191,6 @@ def _import_exported(ep, model, notes: list, func_name: str, dynamic_shapes, par
             ep = ep.run_decompositions(get_decomposition_table())
     except Exception as e:
         raise ImportError_(f"torch-mlir could not decompose {name}'s ops: {_first_line(e)}") from None
-    finally:
-        _forget_export_proxies()   # (export and the decompositions' trace both leave it filled)
     if dynamic_shapes is not None:
         collapse_dynamic_views(ep)
     copy_frozen_list_operands(ep)
@@ -269,8 +270,7 @@ def _export(model, args: tuple, kwargs: dict, dynamic_shapes):
 def _forget_export_proxies() -> None:
     """torch.export (torch 2.13) leaves a module global mapping its trace's fake tensors to FX
     nodes until the next trace, and those nodes keep the model's parameters alive: after
-    `del model, compiled` an 8 B model's 16 GB stayed. Cleared once the exported program is
-    decomposed."""
+    `del model, compiled` an 8 B model's 16 GB stayed. Cleared after each import, failed or not."""
     from torch.fx.experimental import proxy_tensor
 
     leftover = getattr(proxy_tensor, "_FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT", None)
