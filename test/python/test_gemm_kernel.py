@@ -324,15 +324,19 @@ GPU_CASES += [f"{c}_gluon{i}" for c in ("swiglu_f16", "bert_f16", "llama_f16", "
 GPU_CASES += [f"{c}_gluon8" for c in ("swiglu_f16", "bert_f16", "llama_f16", "mlp_wide_f16", "swiglu_wide_f16")]
 
 
-def _tuned_gluon_indexes() -> list:
-    """The GLUON_CANDIDATES indexes of the Gluon configs the tuning database holds for sm_90
-    (None for one that is no candidate: test_every_tuned_config_has_a_gpu_case fails on it)."""
+def _tuned_sm90_configs() -> list:
+    """The GEMM configs compiler/tuning_db.json holds for sm_90 (its knobs, one per entry)."""
     import json
 
     with open(os.path.join(ROOT, "compiler", "tuning_db.json")) as f:
         entries = json.load(f)["entries"]
-    found = {tuple(sorted(e["knobs"].items())) for k, e in entries.items()
-             if k.startswith("gemm:sm_90/") and e["knobs"].get("GLUON")}
+    return [e["knobs"] for k, e in entries.items() if k.startswith("gemm:sm_90/")]
+
+
+def _tuned_gluon_indexes() -> list:
+    """The GLUON_CANDIDATES indexes of the Gluon configs the tuning database holds for sm_90
+    (None for one that is no candidate: test_every_tuned_config_has_a_gpu_case fails on it)."""
+    found = {tuple(sorted(knobs.items())) for knobs in _tuned_sm90_configs() if knobs.get("GLUON")}
     candidates = [tuple(sorted(c.items())) for c in triton_gemm.GLUON_CANDIDATES]
     return sorted({candidates.index(k) if k in candidates else None for k in found}, key=str)
 
@@ -347,16 +351,11 @@ def test_every_tuned_config_has_a_gpu_case():
     config of the tuning database is a GLUON_CANDIDATES entry some `*_gluon<i>` case forces;
     every other one is the per-class table's, which the as-tuned cases reach (bert_f16's
     GEMMs are "small", mlp_wide_f16's "large")."""
-    import json
-
     indexes = _tuned_gluon_indexes()
     assert None not in indexes, "a tuned Gluon config is no GLUON_CANDIDATES entry"
     assert all(f"bert_f16_gluon{i}" in GPU_CASES and f"swiglu_wide_f16_gluon{i}" in GPU_CASES for i in indexes)
-    with open(os.path.join(ROOT, "compiler", "tuning_db.json")) as f:
-        entries = json.load(f)["entries"]
     per_class = [triton_gemm.TUNED_CONFIGS[(90, c)] for c in ("small", "large")]
-    assert all(e["knobs"] in per_class for k, e in entries.items()
-               if k.startswith("gemm:sm_90/") and not e["knobs"].get("GLUON"))
+    assert all(knobs in per_class for knobs in _tuned_sm90_configs() if not knobs.get("GLUON"))
     assert triton_gemm.shape_class(triton_gemm.GemmSpec(3 * 70, 200, 96)) == "small"      # bert_f16-sized
     assert triton_gemm.shape_class(triton_gemm.GemmSpec(2304, 1024, 256)) == "large"      # mlp_wide_f16's up
     assert {"bert_f16", "mlp_wide_f16"} <= set(GPU_CASES)
