@@ -207,21 +207,19 @@ def child_load(name: str, out_dir: str) -> None:
         json.dump({"err_vs_first": same, "marks": marks, "anon_after_run": _rss_anon()}, f)
 
 
+def _proc_bytes(path: str, field: str) -> int:
+    """A `field:  N kB` line of a /proc file, in bytes."""
+    with open(path) as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
 def _rss_anon() -> int:
     """This process's anonymous resident bytes (not the mapped parameter file's pages)."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+    return _proc_bytes("/proc/self/status", "RssAnon")
 
 
 def _available_bytes() -> int:
-    with open("/proc/meminfo") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-
-
-def _constants(path: str) -> dict:
-    import flashlift.archive as archive
-
-    return json.loads(archive.read(path).description)["constants"]
+    return _proc_bytes("/proc/meminfo", "MemAvailable")
 
 
 def _rel_err(out, ref) -> float:
@@ -291,7 +289,7 @@ def measure(name: str, parameters: str, work: str) -> dict:
     r["constant_rss"] = at(samples, m["imported"])
     r["model_rss"] = at(samples, m["built"])
     r["compile_peak_rss"] = peak(samples, m["built"], m["compiled"])
-    r["run_peak_rss"] = peak(samples, m["saved"], m["ran"])
+    r["run_peak_rss"] = peak(samples, m["reference_f32"], m["ran"])   # (the saved module loaded and run)
     with open(log_path, "a") as log:
         rc, samples = sampled([env_py, __file__, "load", name, "--work", work], log)
     load_path = os.path.join(work, f"{name}.load.json")
