@@ -40,6 +40,7 @@ from iree.compiler import ir
 
 from flashlift.compiler import tuning
 from flashlift.compiler.attention_coverage import analyze
+from flashlift.compiler.head_transposes import sink_head_transpose
 from flashlift.compiler.attention_fusion import kernel_result, row_guard, seq_major_consumer, seq_major_input
 from flashlift.compiler.kernel_dispatch import erase_fences, layout_summary, resolve_masks
 from flashlift.compiler.kernel_sites import NotCovered, site_records
@@ -218,6 +219,8 @@ def _replace(splicer: ModuleSplicer, kernel, plan, out_dtype: str) -> None:
         # the row guard after the op, and the model's transposes around it, are computed,
         # read and written through by the kernel (attention_fusion)
         plan.guard = row_guard(plan)
+        for index in (0, 1):  # Q and K behind rotary embeddings: the head transpose moved to the op
+            sink_head_transpose(plan, index)
         plan.in_sources, plan.in_rows = (list(x) for x in zip(*(seq_major_input(plan, i) for i in range(3))))
         plan.out_transpose = seq_major_consumer(plan) if out_dtype == plan.dtype else []
         q, k, v = (src if src is not None else orig for src, orig in zip(plan.in_sources, list(op.operands)[:3]))

@@ -32,6 +32,7 @@ from iree.compiler import ir
 from flashlift.compiler.attention_coverage import Plan, analyze
 from flashlift.compiler.attention_fusion import (FENCES, kernel_result, narrowing_consumer, row_guard,
                                                  seq_major_consumer, seq_major_input)
+from flashlift.compiler.head_transposes import sink_head_transpose
 from flashlift.compiler.attention_masks import (causal_kind, full_mask_type, head_mask_type, key_padding_mask_type,
                                                mask_as_2d)
 from flashlift.compiler.kernel_build import attention_kernel
@@ -72,6 +73,8 @@ def dispatch_kernels(module, target, *, evaluate_masks: bool = True) -> list[dic
         plan.guard = row_guard(plan)  # first: the model's transpose may follow the guard
         plan.narrow = narrowing_consumer(plan)
         plan.out_transpose = seq_major_consumer(plan)
+        for index in (0, 1):  # Q and K behind rotary embeddings: the head transpose moved to the op
+            sink_head_transpose(plan, index)
         plan.in_sources, plan.in_rows = (list(x) for x in zip(*(seq_major_input(plan, i) for i in range(3))))
         try:
             plan.kernel = attention_kernel(plan, sm)

@@ -68,7 +68,7 @@ def barrier(value, kind: str = "start", loc=None):
     return ir.Operation.create("flow.tensor.tie_shape", results=[value.type], operands=[fenced] + dims, loc=loc).results[0]
 
 
-def _copy_permuted(value, perm: list, loc):
+def copy_permuted(value, perm: list, loc):
     """compute_barrier.start(linalg.transpose(value, perm)), inserted at the current point."""
     t = ir.RankedTensorType(value.type)
     init = ir.Operation.create(
@@ -148,7 +148,7 @@ def canonicalize_layouts(module) -> int:
             for i, dims in ((0, q), (1, k), (2, v)):
                 if dims != want[i]:
                     perm = [dims.index(d) for d in want[i]]
-                    op.operation.operands[i] = _copy_permuted(operands[i], perm, loc)
+                    op.operation.operands[i] = copy_permuted(operands[i], perm, loc)
                     maps[i] = ir.AffineMap.get(n_loops, 0, [ir.AffineDimExpr.get(d) for d in want[i]])
             if o != o_want:
                 out_init = operands[-1]
@@ -167,7 +167,7 @@ def canonicalize_layouts(module) -> int:
             inverse = [o_want.index(d) for d in o]
             uses = [(u.owner, u.operand_number) for u in old_result.uses]
             with ir.InsertionPoint.after(op), loc:
-                back = _copy_permuted(old_result, inverse, loc)
+                back = copy_permuted(old_result, inverse, loc)
             for owner, index in uses:  # every old user now reads the barrier'd transpose back
                 owner.operands[index] = back
             assert back.type == old_type
@@ -186,7 +186,7 @@ def pretranspose_keys(module) -> int:
         rank = len(maps[1].results)
         perm = list(range(rank - 2)) + [rank - 1, rank - 2]
         with ir.InsertionPoint(op), op.operation.location:
-            op.operation.operands[1] = _copy_permuted(op.operation.operands[1], perm, op.operation.location)
+            op.operation.operands[1] = copy_permuted(op.operation.operands[1], perm, op.operation.location)
         results = list(maps[1].results)
         maps[1] = ir.AffineMap.get(maps[1].n_dims, 0, [results[p] for p in perm])
         _set_maps(op, maps)

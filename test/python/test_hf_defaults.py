@@ -129,3 +129,23 @@ def test_alibi_model_takes_the_cpu_kernel_with_its_per_head_mask():
     report = compiled("falcon_alibi").report
     assert all(s.path.startswith("flashlift-cpu") for s in report.raised), str(report)
     assert {s.details["kernel"]["mask"] for s in report.raised} == {"additive per head (run time)"}, str(report)
+
+
+ROTARY = ("gemma", "llama", "mistral", "phi3", "qwen2")
+
+
+@pytest.mark.parametrize("name", ROTARY)
+def test_rotary_model_kernel_reads_q_and_k_in_place(name):
+    """Rotary embeddings sit between the model's head transpose and Q, K: the transpose moves
+    below them (compiler/head_transposes.py), so the kernel reads Q and K as the projections
+    leave them, (B, S, H, D); the answer is checked by
+    test_default_model_matches_pytorch_and_unraised."""
+    from flashlift.compiler import cpu_dispatch
+    from flashlift.compiler.targets import parse_target
+
+    if cpu_dispatch.unavailable(parse_target("cpu")):
+        pytest.skip(cpu_dispatch.unavailable(parse_target("cpu")))
+    report = compiled(name).report
+    assert report.raised and all(s.path.startswith("flashlift-cpu") for s in report.raised), str(report)
+    for site in report.raised:
+        assert site.details["kernel"]["layout"].startswith("Q (B, S, H, D), K (B, S, H, D)"), str(report)
