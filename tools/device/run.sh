@@ -24,6 +24,7 @@ for step in "$@"; do
     gpu-numerics)  cmd="for g in $D/gnum*/; do python3 test/tools/gpu_numerics.py run \$g; done" ;;   # (split to fit a carry)
     gemm)          cmd="python3 bench/gemm.py ${GEMM_ARGS:-} --out $R/gemm.md" ;;
     models)        cmd="python3 bench/models.py run --modules $D/models --peers ${MODEL_PEERS:-eager,compile,cudagraphs} ${MODEL_NAMES:+--models $MODEL_NAMES} --out-dir $R" ;;
+    profile)       cmd="python3 bench/profile_models.py run --modules $D/models --peers ${MODEL_PEERS:-cudagraphs} ${MODEL_NAMES:+--models $MODEL_NAMES} --trace $R/trace.json && python3 bench/profile_models.py report --trace $R/trace.json > $R/profile.md && rm $R/trace.json" ;;
     cpu-numerics)  cmd="python3 test/tools/cpu_numerics.py run $D/cpu_numerics" ;;
     cpu-attention) cmd="python3 bench/attention.py run --modules $D/cpu_attention --threads ${CPU_THREADS:-2} --peers ${CPU_PEERS:-compile,sdpa,sdpa_f32} --out-dir $R" ;;
     cpu-seed)      cmd="for d in f32 bf16; do python3 bench/seed.py run --modules $D/seed_\$d --out-dir $R/seed_\$d; done" ;;
