@@ -38,6 +38,7 @@ from flashlift.compiler.kernel_build import gemm_kernel
 from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_sites
 from flashlift.compiler.kernel_splice import ModuleSplicer
 from flashlift.compiler.kernels import iree_dispatch
+from flashlift.compiler.kernels.gemm_spec import IN_DTYPES, GemmSpec
 from flashlift.passes.ir import constant_value, erase_dead, fill_constant, is_identity, producer
 from flashlift.passes.linears import elementwise_op, is_bias_add, only_user, unextended
 
@@ -55,7 +56,7 @@ class GemmPlan:
     chain: list  # ops from the matmul to the result's producer (erased after the rewrite)
     gelu: object = None  # the GELU generic applied to the result (maybe through an expand_shape)
     swiglu: object = None  # (product generic, gate [M, N] value): silu(gate) * the result, as one op
-    spec: object = None  # triton_gemm.GemmSpec
+    spec: object = None  # gemm_spec.GemmSpec
     location: str = ""
 
 
@@ -103,9 +104,6 @@ def _kernel_or_reason(op, activations: bool, sm: int):
 def analyze(matmul, activations: bool = True) -> GemmPlan:
     """The chain from `matmul` to the value the kernel replaces, or NotCovered (why not);
     with activations=False the chain ends before a GELU or SwiGLU."""
-    # here: triton_gemm needs Triton, optional (kernel_sites found it before any op is analyzed)
-    from flashlift.compiler.kernels.triton_gemm import IN_DTYPES, GemmSpec
-
     op = matmul.operation
     if "indexing_maps" in op.attributes and str(op.attributes["indexing_maps"]) != _DEFAULT_MAPS:
         raise NotCovered("matmul with non-default indexing maps")
