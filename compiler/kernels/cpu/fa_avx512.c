@@ -35,6 +35,9 @@
 #include <stddef.h>
 
 #include "fa_common.h"
+#ifdef FL_AMX
+#include "amx.h"
+#endif
 
 #define FL_BM 32   // queries per block (2 vectors of 16)
 #define FL_DMAX 128
@@ -337,34 +340,8 @@ static inline void add_mask(float* st, const float* mask, int mask_kind, long sk
 #if FL_BN != 64
 #error "the AMX products take 64-key blocks (two 32-key A tiles per 16 queries)"
 #endif
-// Tiles: 0, 1 the f32 results (C); 2-5 the A operands; 6, 7 the B operands. Every tile is
-// 16 rows of 64 bytes (16 f32, or 32 bf16 as 16 pairs). GCC's tile load is an asm without a
-// memory operand: TILE_LOAD puts a compiler barrier before it, so that the stores that
-// wrote its rows come first.
-#define TILE_LOAD(t, base, stride)         \
-  do {                                     \
-    __asm__ volatile("" ::: "memory");     \
-    _tile_loadd(t, base, (long)(stride));  \
-  } while (0)
-
-// Asks Linux for the AMX tile state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), once
-// per call: cheap when already granted, and the process may not have asked) and loads the
-// tile configuration. 0 if the kernel refuses: the caller takes the FL_DPBF16 path.
-static inline int amx_begin(void) {
-  long ret;
-  __asm__ volatile("syscall" : "=a"(ret) : "0"(158L), "D"(0x1023L), "S"(18L) : "rcx", "r11", "memory");
-  if (ret != 0) return 0;
-  unsigned char cfg[64] __attribute__((aligned(64)));
-  _mm512_store_si512(cfg, _mm512_setzero_si512());
-  cfg[0] = 1;                          // palette 1
-  for (int t = 0; t < 8; ++t) {
-    cfg[16 + 2 * t] = 64;              // bytes per row
-    cfg[48 + t] = 16;                  // rows
-  }
-  _tile_loadconfig(cfg);
-  return 1;
-}
-
+// Tiles: 0, 1 the f32 results (C); 2-5 the A operands; 6, 7 the B operands (amx.h: TILE_LOAD,
+// amx_begin).
 // As scores_bf16 on AMX tiles: st[j][0:FL_BM] = qscale * sum_d k[j][d] * Q[0:FL_BM][d] for
 // the block's keys j (rows of the last 16-key tile past `keys`: garbage, never read); K's rows
 // are the A tiles (16 keys x 32 dims), qt2's (16 pairs of dims x 16 queries) the B tiles. A
