@@ -9,7 +9,7 @@ each to `results`.
 
 from __future__ import annotations
 
-from flashlift.compiler import gemm_dispatch, layout, lowering, norm_dispatch
+from flashlift.compiler import cpu_gemm_dispatch, gemm_dispatch, layout, lowering, norm_dispatch
 from flashlift.compiler.causal_split import split_causal
 from flashlift.compiler.cpu_dispatch import dispatch_cpu_kernels
 from flashlift.compiler.kernel_dispatch import dispatch_kernels
@@ -59,11 +59,16 @@ def dispatch_attention(module, results: list, target: str = "", arch: str = "sm_
     results.extend(_records("dispatch-attention", "attention", dispatch(module, t)))
 
 
-def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90", activations: str = "on") -> None:
+def dispatch_gemms(module, results: list, target: str = "", arch: str = "sm_90", activations: str = "on",
+                   kernels: str = "on", isa: str = cpu_gemm_dispatch.ISA) -> None:
     """CUDA: f16/bf16 linear layers flashlift's GEMM kernel covers become its dispatches, with a
-    GELU or SwiGLU after them in the kernel's epilogue (activations=off: left to IREE)."""
-    records = gemm_dispatch.dispatch_gemms(module, parse_target(target or f"cuda:{arch}"),
-                                           _switch("activations", activations))
+    GELU or SwiGLU after them in the kernel's epilogue (activations=off: left to IREE). CPU with
+    AMX: bf16 linear layers become the CPU GEMM kernel's (`isa`: another build the target runs)."""
+    t = parse_target(target or f"cuda:{arch}")
+    if t.kind == "cpu":
+        records = cpu_gemm_dispatch.dispatch_cpu_gemms(module, t, use_kernels=_switch("kernels", kernels), isa=isa)
+    else:
+        records = gemm_dispatch.dispatch_gemms(module, t, _switch("activations", activations))
     results.extend(_records("dispatch-gemms", "gemm", records))
 
 
@@ -97,7 +102,7 @@ STEPS = {
     "dispatch-attention": ("CUDA, CPU: attention -> flashlift's FlashAttention kernel where it covers the op",
                            dispatch_attention),
     "dispatch-norms": ("CPU, CUDA: residual add + LayerNorm -> flashlift's LayerNorm kernel", dispatch_norms),
-    "dispatch-gemms": ("CUDA: linear layers -> flashlift's GEMM kernel where it covers them", dispatch_gemms),
+    "dispatch-gemms": ("CUDA, CPU with AMX: linear layers -> flashlift's GEMM kernel where it covers them", dispatch_gemms),
     "mask-dynamic-keys": ("GPU: zero mask over a dynamic key length (IREE pads through it)", mask_dynamic_keys),
     "annotate-lowering": ("Attach the chosen lowering config to each attention op left to IREE", annotate_lowering),
 }

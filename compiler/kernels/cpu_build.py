@@ -2,7 +2,8 @@
 
 Each kernel is C with vector intrinsics in cpu/, one source per instruction set (fa_avx2.c,
 fa_avx512.c: FlashAttention, sharing fa_common.h, the latter built as avx512, avx512bf16 and
-avx512amx (AMX bf16 tiles); norm_avx2.c: residual add + LayerNorm),
+avx512amx (AMX bf16 tiles); norm_avx2.c: residual add + LayerNorm; gemm_avx512.c: bf16 linear
+layers, built as avx512bf16 and avx512amx),
 written for IREE's embedded ELF (no libc, no globals written). `SOURCES` says which source
 (and defines) builds a kernel for an ISA, `ISA_CPU_FLAGS` what a CPU must have to run it.
 `build_object(kernel, isa)` gives one as a relocatable object, compiled once with the
@@ -10,7 +11,7 @@ machine's C compiler (cc, gcc or clang) and kept in flashlift's cache folder
 ($FLASHLIFT_CACHE_DIR, else $XDG_CACHE_HOME/flashlift or ~/.cache/flashlift), written
 atomically under a digest of source, flags and compiler, so that later processes reuse it:
 IREE 3.13's llvm-cpu linker takes an object by path only (an object given as data is not
-linked). The shims that call them are cpu_fa.py's and cpu_norm.py's.
+linked). The shims that call them are cpu_fa.py's, cpu_norm.py's and cpu_gemm.py's.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ SOURCES = {
     ("attention", "avx512bf16"): ("fa_avx512.c", ("-DFL_DPBF16",)),  # bf16 products (VDPBF16PS)
     ("attention", "avx512amx"): ("fa_avx512.c", ("-DFL_DPBF16", "-DFL_AMX")),  # bf16 products in AMX tiles
     ("norm", "avx2"): ("norm_avx2.c", ()),
+    ("gemm", "avx512bf16"): ("gemm_avx512.c", ()),  # bf16 linear layers: VDPBF16PS
+    ("gemm", "avx512amx"): ("gemm_avx512.c", ("-DFL_AMX",)),  # on AMX tiles
 }
-HEADERS = ("fa_common.h", "shim_abi.h")  # included by the sources: part of every object's digest
+HEADERS = ("fa_common.h", "shim_abi.h", "amx.h")  # included by the sources: part of every object's digest
 _AVX2 = ("-mavx2", "-mfma", "-mf16c")
 _AVX512 = (*_AVX2, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl")
 _AVX512BF16 = (*_AVX512, "-mavx512bf16")

@@ -3,8 +3,8 @@
 The CPU kernel's AMX build (`cpu:sapphirerapids`, bf16 attention on AMX tiles) cannot run on a
 CPU without AMX, so pytest here only compiles it. This tool compiles the same cases as
 test_cpu_kernel.py (its CASES, the half-precision case with odd key counts, the run-time
-masks with rows that see no key) in bf16 (and f32, which keeps the avx512 build) for a CPU
-target, saves each module with fresh inputs and PyTorch's f64 answer, and checks them on the
+masks with rows that see no key; test_cpu_gemm.py's linear layers, whose bf16 GEMMs take the
+CPU GEMM kernel's AMX build) in bf16 (and f32, which keeps the avx512 build) for a CPU target, saves each module with fresh inputs and PyTorch's f64 answer, and checks them on the
 machine that has that CPU (the GPU machine's host: IREE runtime and torch, no compiler):
 
     # here
@@ -18,6 +18,7 @@ the rest is under test_cpu_kernel.TOL for its dtype; each line names the kernel 
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 
@@ -43,6 +44,11 @@ def cases():
     out["d128_long"] = (t.Attention(), tuple(torch.randn(1, 2, 300, 128) for _ in range(3)))
     for kind in ("key_padding", "full", "per_head"):
         out[f"mask_{kind}"] = (t.Masked(), t.run_time_mask_inputs(kind, head_dim=64))
+    import test_cpu_gemm as g   # the bf16 linear layers' GEMM kernel (AMX build on this target)
+
+    for name in g.CASES:
+        module, x = g.case(name)
+        out[f"linears_{name}"] = (module.float(), (x.float(),))
     return out
 
 
@@ -57,12 +63,12 @@ def build(out_dir: str, target: str) -> None:
         for dtype in (torch.bfloat16, torch.float32):
             # a bf16 model's mask is bf16 too (which the kernel does not read: IREE's codegen, as reported)
             args = tuple(x.to(dtype) for x in inputs)
-            compiled = flashlift.compile_model(module, args, target=target)
-            with torch.no_grad():
-                ref = module(*(x.double() for x in args)).float()
+            compiled = flashlift.compile_model(copy.deepcopy(module).to(dtype), args, target=target)
+            with torch.no_grad():   # (weights rounded as the model's)
+                ref = copy.deepcopy(module).to(dtype).double()(*(x.double() for x in args)).float()
             case = f"{name}_{str(dtype).removeprefix('torch.')}"
             compiled.save(os.path.join(out_dir, f"{case}.flashlift"))
-            paths = [s.path for s in compiled.report.raised]
+            paths = [s.path for s in compiled.report.raised + compiled.report.linears]
             torch.save({"args": args, "ref": ref, "paths": paths, "tol": t.TOL[dtype]}, os.path.join(out_dir, f"{case}.pt"))
             print(f"{case}: {paths}", flush=True)
 
