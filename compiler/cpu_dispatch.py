@@ -40,8 +40,8 @@ from iree.compiler import ir
 
 from flashlift.compiler import tuning
 from flashlift.compiler.attention_coverage import analyze
-from flashlift.compiler.head_transposes import sink_head_transpose
 from flashlift.compiler.attention_fusion import kernel_result, row_guard, seq_major_consumer, seq_major_input
+from flashlift.compiler.head_transposes import sink_head_transpose
 from flashlift.compiler.kernel_dispatch import erase_fences, layout_summary, resolve_masks
 from flashlift.compiler.kernel_sites import NotCovered, site_records
 from flashlift.compiler.kernel_splice import ModuleSplicer

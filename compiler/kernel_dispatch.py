@@ -32,9 +32,9 @@ from iree.compiler import ir
 from flashlift.compiler.attention_coverage import Plan, analyze
 from flashlift.compiler.attention_fusion import (FENCES, kernel_result, narrowing_consumer, row_guard,
                                                  seq_major_consumer, seq_major_input)
-from flashlift.compiler.head_transposes import sink_head_transpose
 from flashlift.compiler.attention_masks import (causal_kind, full_mask_type, head_mask_type, key_padding_mask_type,
                                                mask_as_2d)
+from flashlift.compiler.head_transposes import sink_head_transpose
 from flashlift.compiler.kernel_build import attention_kernel
 from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_sites
 from flashlift.compiler.kernel_splice import ModuleSplicer
