@@ -6,12 +6,10 @@
 // have AMX state).
 //
 //   A   M x K bf16, row-major (the layer's input)
-//   WP  W packed as pairs of K in blocks of 32 columns: WP[b][p][c] = W[32b + c][2p] |
-//       W[32b + c][2p + 1] << 16, (N / 32) x (K / 2) x 32 32-bit lanes: 16 of a row are an AMX
-//       B tile's row and a VDPBF16PS operand as they are, and a block's K / 2 rows lie
-//       together (128 bytes a row: no page crossed per row of K, as with rows of N). The
-//       packing is a transpose of W (compiler/cpu_gemm_dispatch.py emits it; IREE hoists it out
-//       of the call for a constant weight)
+//   WP  W packed as pairs of K: WP[p][n] = W[n][2p] | W[n][2p + 1] << 16, (K / 2) x N 32-bit
+//       lanes: a row of 16 is an AMX B tile's row and a VDPBF16PS operand as they are. The
+//       packing is a transpose of W (compiler/cpu_gemm.py emits it; IREE hoists it out of the
+//       call for a constant weight)
 //   bias [N] bf16 or none; C M x N, bf16 or f32
 //
 // One call per workgroup: (x, y) = (block of FL_WN columns, block of FL_WM rows). K and N are
@@ -45,15 +43,15 @@ static inline void store_block(const float* c, int rows, const unsigned short* b
     }
 }
 
-// c[0:rows][0:32] = A[0:rows] . W^T for one block of 32 columns (wp: the block's packed rows),
-// rows <= 32, 4 rows x 32 columns a step (VDPBF16PS)
-static void block_dpbf16(const unsigned short* a, long k, const unsigned int* wp, float* c, int rows) {
+// c[0:rows][0:32] = A[0:rows] . W^T for 32 columns (wp at the block's first column), rows <= 32,
+// 4 rows x 32 columns a step (VDPBF16PS)
+static void block_dpbf16(const unsigned short* a, long k, const unsigned int* wp, long n, float* c, int rows) {
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const int nr = rows - r0 < 4 ? rows - r0 : 4;
     __m512 acc[4][2];
     for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (long p = 0; p < k / 2; ++p) {
-      __m512bh w0 = (__m512bh)_mm512_load_si512(wp + p * 32), w1 = (__m512bh)_mm512_load_si512(wp + p * 32 + 16);
+      __m512bh w0 = (__m512bh)_mm512_loadu_si512(wp + p * n), w1 = (__m512bh)_mm512_loadu_si512(wp + p * n + 16);
       for (int r = 0; r < nr; ++r) {
         __m512bh x = (__m512bh)_mm512_set1_epi32((int)*(const u32_unaligned*)(a + (r0 + r) * k + 2 * p));
         acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, w0);
@@ -70,8 +68,8 @@ static void block_dpbf16(const unsigned short* a, long k, const unsigned int* wp
 #ifdef FL_AMX
 // As block_dpbf16 for 32 whole rows on tiles: C tiles 0-3 (rows 0-15 / 16-31 x columns 0-15 /
 // 16-31), A tiles 4, 5 (16 rows x 32 of K, straight from A), B tiles 6, 7 (16 pairs of K x 16
-// columns, straight from the block's packed rows)
-static void block_amx(const unsigned short* a, long k, const unsigned int* wp, float* c) {
+// columns, straight from WP)
+static void block_amx(const unsigned short* a, long k, const unsigned int* wp, long n, float* c) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
@@ -79,8 +77,8 @@ static void block_amx(const unsigned short* a, long k, const unsigned int* wp, f
   for (long x = 0; x < k; x += 32) {
     TILE_LOAD(4, a + x, k * 2);
     TILE_LOAD(5, a + 16 * k + x, k * 2);
-    TILE_LOAD(6, wp + (x / 2) * 32, 32 * 4);
-    TILE_LOAD(7, wp + (x / 2) * 32 + 16, 32 * 4);
+    TILE_LOAD(6, wp + (x / 2) * n, n * 4);
+    TILE_LOAD(7, wp + (x / 2) * n + 16, n * 4);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
@@ -109,10 +107,10 @@ static inline void gemm(const unsigned short* a, const unsigned int* wp, const u
       const int rows = m1 - i < 32 ? (int)(m1 - i) : 32;
 #ifdef FL_AMX
       if (amx && rows == 32)
-        block_amx(a + i * k, k, wp + (j / 32) * (k / 2) * 32, c);
+        block_amx(a + i * k, k, wp + j, n, c);
       else
 #endif
-        block_dpbf16(a + i * k, k, wp + (j / 32) * (k / 2) * 32, c, rows);
+        block_dpbf16(a + i * k, k, wp + j, n, c, rows);
       store_block(c, rows, bias ? bias + j : 0, (char*)out + (i * n + j) * size, n, out_bf16);
     }
 #ifdef FL_AMX
