@@ -8,8 +8,8 @@ CPU target's `dispatch-gemms`, gives them the AMX build of cpu/gemm_avx512.c.
 Matches what gemm_dispatch.analyze matches (the CUDA step's chain: matmul of bf16 A and W,
 extended to f32, [+ bias], [truncf]), without the GELU / SwiGLU epilogues, where K and N are
 multiples of 32 and any bias is bf16. Replaces the chain's last value by a call of one
-flow.dispatch of the kernel on (A, WP[, bias]), WP the weight packed as pairs of K
-(cpu_gemm.PACKED): a tensor.expand_shape and a linalg.transpose of W, which IREE hoists into
+flow.dispatch of the kernel on (A, WP[, bias]), WP the weight packed in blocks of 32 columns
+as pairs of K (cpu_gemm.PACKED): a tensor.expand_shape and a linalg.transpose of W, which IREE hoists into
 the module's initialisation when W is a constant or parameter (it is then packed once, at
 load, as IREE's data tiling packs its weights). Exact as the CUDA kernel: bf16 products summed
 in f32, the bias added to the sum, rounded once.
@@ -38,6 +38,7 @@ from flashlift.passes.ir import collect, erase_dead
 from flashlift.passes.linears import unextended
 
 ISA = "avx512amx"
+EMULATED = "avx512amx_emu"  # the AMX build with its tile unit in C (amx.h): tests on CPUs without AMX
 
 
 def kernel_path(isa: str = ISA) -> str:
@@ -64,14 +65,21 @@ def gemm_isa(target) -> str:
     if target.kind != "cpu":
         return ""
     isas = cpu_dispatch.target_isas(target)
-    return next((isa for isa in (_FORCED_ISA.get(), ISA) if isa and isa in isas), "")
+    return next((isa for isa in (_FORCED_ISA.get(), ISA) if isa and _runs(isa, isas)), "")
+
+
+def _runs(isa: str, isas: list) -> bool:
+    """Whether a target running the attention kernel's `isas` runs the GEMM's `isa` build (the
+    emulated AMX build: where avx512bf16 runs)."""
+    return isa in isas or (isa == EMULATED and "avx512bf16" in isas)
 
 
 def dispatch_cpu_gemms(module, target, *, use_kernels: bool = True, isa: str = ISA) -> list[dict]:
     """Replaces every bf16 linear layer the kernel covers by a kernel dispatch (in place);
     returns one record per matmul ([] where the target has no AMX). `isa` another build the
-    target runs (avx512bf16: the same kernel on VDPBF16PS, as tests run it without AMX)."""
-    if not use_kernels or target.kind != "cpu" or isa not in cpu_dispatch.target_isas(target):
+    target runs (avx512bf16: the kernel's VDPBF16PS path; avx512amx_emu: its AMX path with the
+    tiles in C; the tests run both on CPUs without AMX)."""
+    if not use_kernels or target.kind != "cpu" or not _runs(isa, cpu_dispatch.target_isas(target)):
         return []
     records = []
     splicer = ModuleSplicer(module)
@@ -109,23 +117,22 @@ def _plan(op) -> GemmPlan:
 
 
 def _packed(w, w_nk: bool, loc):
-    """W (N x K, or K x N) as (K / 2, N, 2): pairs of K together, inserted at the current point."""
+    """W (N x K, or K x N) as (N / 32, K / 2, 32, 2): blocks of 32 columns, pairs of K together
+    (cpu_gemm.PACKED), inserted at the current point."""
     t = ir.RankedTensorType(w.type)
     if w_nk:
         n, k = t.shape
-        split, perm = [n, k // 2, 2], [1, 0, 2]
-        groups = "[[0], [1, 2]]"
+        split, perm, groups = [n // 32, 32, k // 2, 2], [0, 2, 1, 3], "[[0, 1], [2, 3]]"
     else:
         k, n = t.shape
-        split, perm = [k // 2, 2, n], [0, 2, 1]
-        groups = "[[0, 1], [2]]"
-    pairs = ir.Operation.create(
+        split, perm, groups = [k // 2, 2, n // 32, 32], [2, 0, 3, 1], "[[0, 1], [2, 3]]"
+    pieces = ir.Operation.create(
         "tensor.expand_shape", results=[ir.RankedTensorType.get(split, t.element_type)], operands=[w], loc=loc,
         attributes={"reassociation": ir.Attribute.parse(groups), "static_output_shape": ir.DenseI64ArrayAttr.get(split)}
     ).results[0]
-    packed = ir.RankedTensorType.get([k // 2, n, 2], t.element_type)
+    packed = ir.RankedTensorType.get([n // 32, k // 2, 32, 2], t.element_type)
     init = ir.Operation.create("tensor.empty", results=[packed], loc=loc).results[0]
-    transposed = linalg.transpose(pairs, outs=[init], permutation=perm)
+    transposed = linalg.transpose(pieces, outs=[init], permutation=perm)
     return transposed if isinstance(transposed, ir.Value) else transposed.results[0]
 
 

@@ -37,13 +37,14 @@ SOURCES = {
     ("norm", "avx2"): ("norm_avx2.c", ()),
     ("gemm", "avx512bf16"): ("gemm_avx512.c", ()),  # bf16 linear layers: VDPBF16PS
     ("gemm", "avx512amx"): ("gemm_avx512.c", ("-DFL_AMX",)),  # on AMX tiles
+    ("gemm", "avx512amx_emu"): ("gemm_avx512.c", ("-DFL_AMX", "-DFL_AMX_EMULATE")),  # tiles in C: tests only
 }
 HEADERS = ("fa_common.h", "shim_abi.h", "amx.h")  # included by the sources: part of every object's digest
 _AVX2 = ("-mavx2", "-mfma", "-mf16c")
 _AVX512 = (*_AVX2, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl")
 _AVX512BF16 = (*_AVX512, "-mavx512bf16")
 ISA_FLAGS = {"avx2": _AVX2, "avx512": _AVX512, "avx512bf16": _AVX512BF16,
-             "avx512amx": (*_AVX512BF16, "-mamx-tile", "-mamx-bf16")}
+             "avx512amx": (*_AVX512BF16, "-mamx-tile", "-mamx-bf16"), "avx512amx_emu": _AVX512BF16}
 #: isa -> the /proc/cpuinfo flags a CPU needs to run its objects; best first
 ISA_CPU_FLAGS = {
     "avx512amx": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16",
@@ -51,6 +52,7 @@ ISA_CPU_FLAGS = {
     "avx512bf16": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"),
     "avx512": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl"),
     "avx2": ("avx2", "fma", "f16c"),
+    "avx512amx_emu": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"),  # tests
 }
 CFLAGS = ("-O3", "-std=c11", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fPIC",
           "-fno-asynchronous-unwind-tables", "-fno-exceptions", "-fno-tree-loop-distribute-patterns",

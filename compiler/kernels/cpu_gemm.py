@@ -14,9 +14,10 @@ from flashlift.compiler.kernels.gemm_spec import GemmSpec
 
 WM, WN = 64, 64  # FL_WM, FL_WN: the block of C a workgroup computes
 K_MULTIPLE = N_MULTIPLE = 32  # an AMX tile's 32 of K; two 16-column tiles of N
-#: W packed as pairs of K, (K / 2, N, 2): WP[p][n] = W[n][2p], W[n][2p + 1] (an AMX B tile's
-#: rows, a VDPBF16PS operand)
-PACKED = "(K / 2, N, 2)"
+#: W packed in blocks of 32 columns as pairs of K, (N / 32, K / 2, 32, 2): WP[b][p][c] =
+#: W[32b + c][2p], W[32b + c][2p + 1] (an AMX B tile's rows, a VDPBF16PS operand; a block's
+#: rows together)
+PACKED = "(N / 32, K / 2, 32, 2)"
 
 
 def workgroups(spec: GemmSpec) -> tuple:

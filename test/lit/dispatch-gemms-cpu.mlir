@@ -5,7 +5,8 @@
 //
 // dispatch-gemms on a CPU with AMX: torch-mlir's bf16 linear layers (matmul of extended bf16
 // operands into a zero f32 accumulator, maybe a bias add, maybe a truncf) become one dispatch
-// of flashlift's CPU GEMM kernel (AMX build) on A, W packed as pairs of K (K / 2, N, 2), and
+// of flashlift's CPU GEMM kernel (AMX build) on A, W packed in blocks of 32 columns as pairs of
+// K (N / 32, K / 2, 32, 2), and
 // the bias. Other layers keep their linalg ops and say why; a CPU without AMX keeps them all.
 
 #id = affine_map<(d0, d1) -> (d0, d1)>
@@ -15,9 +16,9 @@
 // CHECK-LABEL: func.func @linear_bias
 // CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[B:[a-zA-Z0-9_]+]]:
 // CHECK-NOT:     linalg.matmul
-// CHECK:         %[[PAIRS:.+]] = tensor.expand_shape %[[W]] {{\[}}[0], [1, 2]] output_shape [96, 32, 2] : tensor<96x64xbf16> into tensor<96x32x2xbf16>
-// CHECK:         %[[WP:.+]] = linalg.transpose ins(%[[PAIRS]] : tensor<96x32x2xbf16>) outs(%{{.+}} : tensor<32x96x2xbf16>) permutation = [1, 0, 2]
-// CHECK:         %[[R:.+]] = call @[[HELPER:flashlift_gemm_cpu_avx512amx_[0-9a-f]+_call]](%[[X]], %[[WP]], %[[B]]) : (tensor<40x64xbf16>, tensor<32x96x2xbf16>, tensor<96xbf16>) -> tensor<40x96xbf16>
+// CHECK:         %[[PAIRS:.+]] = tensor.expand_shape %[[W]] {{\[}}[0, 1], [2, 3]] output_shape [3, 32, 32, 2] : tensor<96x64xbf16> into tensor<3x32x32x2xbf16>
+// CHECK:         %[[WP:.+]] = linalg.transpose ins(%[[PAIRS]] : tensor<3x32x32x2xbf16>) outs(%{{.+}} : tensor<3x32x32x2xbf16>) permutation = [0, 2, 1, 3]
+// CHECK:         %[[R:.+]] = call @[[HELPER:flashlift_gemm_cpu_avx512amx_[0-9a-f]+_call]](%[[X]], %[[WP]], %[[B]]) : (tensor<40x64xbf16>, tensor<3x32x32x2xbf16>, tensor<96xbf16>) -> tensor<40x96xbf16>
 // CHECK-NEXT:    return %[[R]]
 // CHECK:       hal.executable.source private @[[EXE:flashlift_gemm_cpu_avx512amx_[0-9a-f]+]] <objects =
 // CHECK-SAME:    #hal.executable.object<{path = "{{.*}}flashlift_gemm_avx512amx-{{[0-9a-f]+}}.o"}>
@@ -27,7 +28,7 @@
 // CHECK:         func.func private @flashlift_gemm_bf16_bf16_avx512amx(memref<2560xbf16>, memref<6144xbf16>, memref<96xbf16>, memref<3840xbf16>, index, index, index, index, index, index)
 // CHECK:       func.func private @[[HELPER]](
 // CHECK:         flow.dispatch @[[EXE]]::@[[EXE]](
-// REMARK:      dispatch-gemms-cpu.mlir:58:9: remark: gemm takes flashlift-cpu avx512amx
+// REMARK:      dispatch-gemms-cpu.mlir:59:9: remark: gemm takes flashlift-cpu avx512amx
 // NOAMX-LABEL: func.func @linear_bias
 // NOAMX:         linalg.matmul
 // NOAMX-NOT:     flow.dispatch
@@ -78,8 +79,8 @@ func.func @linear_bias(%x: tensor<40x64xbf16>, %w: tensor<96x64xbf16>, %b: tenso
 // CHECK-LABEL: func.func @near_misses
 // CHECK-COUNT-2: linalg.matmul
 // CHECK-NOT:     flow.dispatch
-// REMARK:      dispatch-gemms-cpu.mlir:99:9: remark: gemm takes iree-codegen: K 48, N 64: not multiples of 32 (the CPU GEMM kernel's tiles)
-// REMARK:      dispatch-gemms-cpu.mlir:100:9: remark: gemm takes iree-codegen: element type f32 (the CPU GEMM kernel: bf16)
+// REMARK:      dispatch-gemms-cpu.mlir:100:9: remark: gemm takes iree-codegen: K 48, N 64: not multiples of 32 (the CPU GEMM kernel's tiles)
+// REMARK:      dispatch-gemms-cpu.mlir:101:9: remark: gemm takes iree-codegen: element type f32 (the CPU GEMM kernel: bf16)
 func.func @near_misses(%x: tensor<32x48xbf16>, %w: tensor<48x64xbf16>, %xf: tensor<32x64xf32>, %wf: tensor<64x64xf32>) -> (tensor<32x64xf32>, tensor<32x64xf32>) {
   %zero = arith.constant 0.0 : f32
   %e2 = tensor.empty() : tensor<32x48xf32>

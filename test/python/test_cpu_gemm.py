@@ -56,13 +56,16 @@ def _bf16_build():
         pytest.skip("this CPU has no AVX-512 BF16")
 
 
+@pytest.mark.parametrize("isa", ["avx512bf16", cpu_gemm_dispatch.EMULATED])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_kernel_matches_pytorch_and_iree(name):
+def test_kernel_matches_pytorch_and_iree(name, isa):
+    """Both of the kernel's paths: VDPBF16PS, and the AMX tiles' (emulated in C here) for the
+    whole 32s of rows."""
     _bf16_build()
     module, x = case(name)
-    with cpu_gemm_dispatch.force_isa("avx512bf16"):
+    with cpu_gemm_dispatch.force_isa(isa):
         compiled = flashlift.compile_model(module, (x,))
-    assert [s.path for s in compiled.report.linears] == ["flashlift-cpu avx512bf16"] * 4, str(compiled.report)
+    assert [s.path for s in compiled.report.linears] == [f"flashlift-cpu {isa}"] * 4, str(compiled.report)
     with torch.no_grad():
         ref = module.float()(x.float())
         module.to(torch.bfloat16)

@@ -1,15 +1,18 @@
 // flashlift's CPU GEMM for bf16 linear layers: C = A . W^T (+ bias), products of bf16 pairs
 // summed in f32, the bias added to the f32 sum, C rounded once (bf16, to nearest even) or f32.
-// Built twice (compiler/kernels/cpu_build.py): avx512bf16 (VDPBF16PS, 16 lanes of bf16 pairs a
+// Built (compiler/kernels/cpu_build.py) as avx512bf16 (VDPBF16PS, 16 lanes of bf16 pairs a
 // vector) and avx512amx with FL_AMX (TDPBF16PS on tiles; Sapphire Rapids and later), which
 // also takes the vector path for the rows past the last whole 32 (and where the kernel may not
-// have AMX state).
+// have AMX state); avx512amx_emu is the AMX build with its tile unit in C (amx.h), which the
+// tests run on CPUs without AMX.
 //
 //   A   M x K bf16, row-major (the layer's input)
-//   WP  W packed as pairs of K: WP[p][n] = W[n][2p] | W[n][2p + 1] << 16, (K / 2) x N 32-bit
-//       lanes: a row of 16 is an AMX B tile's row and a VDPBF16PS operand as they are. The
-//       packing is a transpose of W (compiler/cpu_gemm.py emits it; IREE hoists it out of the
-//       call for a constant weight)
+//   WP  W packed as pairs of K in blocks of 32 columns: WP[b][p][c] = W[32b + c][2p] |
+//       W[32b + c][2p + 1] << 16, (N / 32) x (K / 2) x 32 32-bit lanes: 16 of a row are an AMX
+//       B tile's row and a VDPBF16PS operand as they are, and a block's K / 2 rows lie
+//       together, 128 bytes apart (rows of all N columns would cross a page every row or two).
+//       The packing is a transpose of W (compiler/cpu_gemm_dispatch.py emits it; IREE hoists it
+//       out of the call for a constant weight)
 //   bias [N] bf16 or none; C M x N, bf16 or f32
 //
 // One call per workgroup: (x, y) = (block of FL_WN columns, block of FL_WM rows). K and N are
@@ -43,51 +46,58 @@ static inline void store_block(const float* c, int rows, const unsigned short* b
     }
 }
 
-// c[0:rows][0:32] = A[0:rows] . W^T for 32 columns (wp at the block's first column), rows <= 32,
-// 4 rows x 32 columns a step (VDPBF16PS)
-static void block_dpbf16(const unsigned short* a, long k, const unsigned int* wp, long n, float* c, int rows) {
-  for (int r0 = 0; r0 < rows; r0 += 4) {
-    const int nr = rows - r0 < 4 ? rows - r0 : 4;
-    __m512 acc[4][2];
-    for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (long p = 0; p < k / 2; ++p) {
-      __m512bh w0 = (__m512bh)_mm512_loadu_si512(wp + p * n), w1 = (__m512bh)_mm512_loadu_si512(wp + p * n + 16);
-      for (int r = 0; r < nr; ++r) {
-        __m512bh x = (__m512bh)_mm512_set1_epi32((int)*(const u32_unaligned*)(a + (r0 + r) * k + 2 * p));
-        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, w0);
-        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, w1);
-      }
-    }
-    for (int r = 0; r < nr; ++r) {
-      _mm512_store_ps(c + (r0 + r) * 32, acc[r][0]);
-      _mm512_store_ps(c + (r0 + r) * 32 + 16, acc[r][1]);
+// c[0:R][0:32] = A[0:R] . W^T for one block of 32 columns (wp: the block's packed rows), R rows
+// (a constant where it is inlined: the accumulators stay in registers)
+static inline __attribute__((always_inline)) void rows_dpbf16(const unsigned short* a, long k, const unsigned int* wp,
+                                                              float* c, const int R) {
+  __m512 acc[8][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (long p = 0; p < k / 2; ++p) {
+    __m512bh w0 = (__m512bh)_mm512_load_si512(wp + p * 32), w1 = (__m512bh)_mm512_load_si512(wp + p * 32 + 16);
+    for (int r = 0; r < R; ++r) {
+      __m512bh x = (__m512bh)_mm512_set1_epi32((int)*(const u32_unaligned*)(a + r * k + 2 * p));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, w0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, w1);
     }
   }
+  for (int r = 0; r < R; ++r) {
+    _mm512_store_ps(c + r * 32, acc[r][0]);
+    _mm512_store_ps(c + r * 32 + 16, acc[r][1]);
+  }
+}
+
+// c[0:rows][0:32] = A[0:rows] . W^T for 32 columns, rows <= 32: 8 rows x 32 columns a step
+// (VDPBF16PS, 16 accumulators), then the rows left one at a time
+static void block_dpbf16(const unsigned short* a, long k, const unsigned int* wp, float* c, int rows) {
+  int r0 = 0;
+  for (; r0 + 8 <= rows; r0 += 8) rows_dpbf16(a + r0 * k, k, wp, c + r0 * 32, 8);
+  for (; r0 < rows; ++r0) rows_dpbf16(a + r0 * k, k, wp, c + r0 * 32, 1);
 }
 
 #ifdef FL_AMX
 // As block_dpbf16 for 32 whole rows on tiles: C tiles 0-3 (rows 0-15 / 16-31 x columns 0-15 /
 // 16-31), A tiles 4, 5 (16 rows x 32 of K, straight from A), B tiles 6, 7 (16 pairs of K x 16
-// columns, straight from WP)
-static void block_amx(const unsigned short* a, long k, const unsigned int* wp, long n, float* c) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+// columns, straight from the block's packed rows)
+static void block_amx(const unsigned short* a, long k, const unsigned int* wp, float* c) {
+  FL_TILES;
+  TILE_ZERO(0);
+  TILE_ZERO(1);
+  TILE_ZERO(2);
+  TILE_ZERO(3);
   for (long x = 0; x < k; x += 32) {
     TILE_LOAD(4, a + x, k * 2);
     TILE_LOAD(5, a + 16 * k + x, k * 2);
-    TILE_LOAD(6, wp + (x / 2) * n, n * 4);
-    TILE_LOAD(7, wp + (x / 2) * n + 16, n * 4);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
+    TILE_LOAD(6, wp + (x / 2) * 32, 32 * 4);
+    TILE_LOAD(7, wp + (x / 2) * 32 + 16, 32 * 4);
+    TILE_DPBF16PS(0, 4, 6);
+    TILE_DPBF16PS(1, 4, 7);
+    TILE_DPBF16PS(2, 5, 6);
+    TILE_DPBF16PS(3, 5, 7);
   }
-  _tile_stored(0, c, 32 * 4);
-  _tile_stored(1, c + 16, 32 * 4);
-  _tile_stored(2, c + 16 * 32, 32 * 4);
-  _tile_stored(3, c + 16 * 32 + 16, 32 * 4);
+  TILE_STORE(0, c, 32 * 4);
+  TILE_STORE(1, c + 16, 32 * 4);
+  TILE_STORE(2, c + 16 * 32, 32 * 4);
+  TILE_STORE(3, c + 16 * 32 + 16, 32 * 4);
 }
 #endif
 
@@ -107,14 +117,14 @@ static inline void gemm(const unsigned short* a, const unsigned int* wp, const u
       const int rows = m1 - i < 32 ? (int)(m1 - i) : 32;
 #ifdef FL_AMX
       if (amx && rows == 32)
-        block_amx(a + i * k, k, wp + j, n, c);
+        block_amx(a + i * k, k, wp + (j / 32) * (k / 2) * 32, c);
       else
 #endif
-        block_dpbf16(a + i * k, k, wp + j, n, c, rows);
+        block_dpbf16(a + i * k, k, wp + (j / 32) * (k / 2) * 32, c, rows);
       store_block(c, rows, bias ? bias + j : 0, (char*)out + (i * n + j) * size, n, out_bf16);
     }
 #ifdef FL_AMX
-  if (amx) _tile_release();
+  if (amx) TILE_RELEASE();
 #endif
 }
 
@@ -128,7 +138,10 @@ static inline void gemm(const unsigned short* a, const unsigned int* wp, const u
          OUT_BF16, wx, wy, (long)m, (long)n, (long)k);                                                \
   }
 
-#ifdef FL_AMX
+#if defined(FL_AMX_EMULATE)
+FL_GEMM_ENTRY(flashlift_gemm_bf16_bf16_avx512amx_emu, unsigned short, 1)
+FL_GEMM_ENTRY(flashlift_gemm_bf16_f32_avx512amx_emu, float, 0)
+#elif defined(FL_AMX)
 FL_GEMM_ENTRY(flashlift_gemm_bf16_bf16_avx512amx, unsigned short, 1)
 FL_GEMM_ENTRY(flashlift_gemm_bf16_f32_avx512amx, float, 0)
 #else
