@@ -51,7 +51,7 @@ _FORCED_ISA: contextvars.ContextVar = contextvars.ContextVar("flashlift_cpu_gemm
 @contextlib.contextmanager
 def force_isa(isa: str):
     """Linear layers compiled inside the block take the `isa` build where the target runs it
-    (avx512bf16: the kernel on CPUs without AMX, as the tests run it)."""
+    (avx512bf16 or avx512amx_emu: the kernel on CPUs without AMX, as the tests run it)."""
     token = _FORCED_ISA.set(isa)
     try:
         yield
