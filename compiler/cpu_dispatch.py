@@ -54,7 +54,7 @@ HEAD_DIMS = range(cpu_fa.HEAD_DIM_MULTIPLE, cpu_fa.MAX_HEAD_DIM + 1, cpu_fa.HEAD
 LEVEL_ISAS = {"x86-64-v3": ("avx2",), "x86-64-v4": ("avx512", "avx2"),
               "sapphirerapids": ("avx512amx", "avx512bf16", "avx512", "avx2")}
 #: builds for bf16 inputs only (they differ from avx512 in bf16 inputs only)
-BF16_ISAS = ("avx512amx", "avx512bf16")
+BF16_ISAS = ("avx512amx", "avx512bf16", "avx512amx_emu")
 CAUSAL = {False: 0, "top_left": 1, "bottom_right": 2}
 
 
@@ -91,10 +91,13 @@ def force_isa(isa: str):
 
 
 def target_isas(target) -> list:
-    """The kernel builds `target` runs (cpu_build.ISA_CPU_FLAGS), best first ([] if none)."""
+    """The kernel builds `target` runs (cpu_build.ISA_CPU_FLAGS), best first ([] if none); a
+    forced emulated build first where it runs (force_isa: tests)."""
     if unavailable(target):
         return []
-    return cpu_build.host_isas() if target.arch == "host" else list(LEVEL_ISAS[target.arch])
+    isas = cpu_build.host_isas() if target.arch == "host" else list(LEVEL_ISAS[target.arch])
+    forced = _FORCED_ISA.get()
+    return [forced] + isas if forced in cpu_build.EMULATED and cpu_build.runs(forced, isas) else isas
 
 
 def fits(isa: str, dtype: str) -> bool:

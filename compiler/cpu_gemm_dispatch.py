@@ -69,9 +69,8 @@ def gemm_isa(target) -> str:
 
 
 def _runs(isa: str, isas: list) -> bool:
-    """Whether a target running the attention kernel's `isas` runs the GEMM's `isa` build (the
-    emulated AMX build: where avx512bf16 runs)."""
-    return isa in isas or (isa == EMULATED and "avx512bf16" in isas)
+    """Whether a target running the attention kernel's `isas` runs the GEMM's `isa` build."""
+    return cpu_build.runs(isa, [i for i in isas if i not in cpu_build.EMULATED])
 
 
 def dispatch_cpu_gemms(module, target, *, use_kernels: bool = True, isa: str = ISA) -> list[dict]:

@@ -209,6 +209,30 @@ def test_run_time_masks(kind, target):
     _check(out, ref)
 
 
+EMULATED_CASES = ["plain", "one_head_few_rows", "d128", "gqa", "causal", "causal_top_left_long_queries",
+                  "causal_bottom_right_empty_rows"]
+
+
+@pytest.mark.parametrize("case", EMULATED_CASES)
+def test_the_amx_code_with_its_tiles_emulated(case):
+    """bf16 on the AMX build's code with the tile unit written out in C (avx512amx_emu, amx.h):
+    the tiles' addressing, padding of short key tiles and sums, on CPUs without AMX (the real
+    build runs in test/tools/cpu_numerics.py on one with AMX). Head dims 32, 64, 128 (the AMX
+    path's), Sq and Skv not multiples of 16 or 64, grouped-query, causal, rows that see no
+    key."""
+    if "avx512bf16" not in cpu_dispatch.target_isas(parse_target("cpu")):
+        pytest.skip("this CPU has no AVX-512 BF16 (the emulated build's vector code)")
+    torch.manual_seed(0)
+    shape, skv, mask, groups = CASES[case]
+    b, h, sq, d = shape
+    q = torch.randn(b, h, sq, d).to(torch.bfloat16)
+    k, v = (torch.randn(b, h // groups, skv, d).to(torch.bfloat16) for _ in range(2))
+    with cpu_dispatch.force_isa("avx512amx_emu"):
+        compiled, out, ref = _run(Attention(mask, groups=groups), q, k, v)
+    assert [s.path for s in compiled.report.raised] == ["flashlift-cpu avx512amx_emu"], str(compiled.report)
+    _check(out, ref, torch.bfloat16)
+
+
 def test_use_kernels_false_keeps_iree_codegen():
     torch.manual_seed(3)
     q, k, v = (torch.randn(2, 2, 40, 64) for _ in range(3))

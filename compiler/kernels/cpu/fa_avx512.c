@@ -340,8 +340,8 @@ static inline void add_mask(float* st, const float* mask, int mask_kind, long sk
 #if FL_BN != 64
 #error "the AMX products take 64-key blocks (two 32-key A tiles per 16 queries)"
 #endif
-// Tiles: 0, 1 the f32 results (C); 2-5 the A operands; 6, 7 the B operands (amx.h: TILE_LOAD,
-// amx_begin).
+// Tiles: 0, 1 the f32 results (C); 2-5 the A operands; 6, 7 the B operands (amx.h's TILE_*
+// and amx_begin: the instructions, or in the avx512amx_emu build their definitions in C).
 // As scores_bf16 on AMX tiles: st[j][0:FL_BM] = qscale * sum_d k[j][d] * Q[0:FL_BM][d] for
 // the block's keys j (rows of the last 16-key tile past `keys`: garbage, never read); K's rows
 // are the A tiles (16 keys x 32 dims), qt2's (16 pairs of dims x 16 queries) the B tiles. A
@@ -349,6 +349,7 @@ static inline void add_mask(float* st, const float* mask, int mask_kind, long sk
 // (no read past K).
 static inline void scores_amx(const unsigned short* k, long ld, int d_len, const unsigned int* qt2, float* st,
                               int keys, unsigned short* kpad, __m512 qscale) {
+  FL_TILES;
   for (int j = 0; j < keys; j += 16) {
     const char* a = (const char*)(k + j * ld);
     long stride = ld * 2;
@@ -360,17 +361,17 @@ static inline void scores_amx(const unsigned short* k, long ld, int d_len, const
       a = (const char*)kpad;
       stride = FL_DMAX * 2;
     }
-    _tile_zero(0);
-    _tile_zero(1);
+    TILE_ZERO(0);
+    TILE_ZERO(1);
     for (int x = 0; x < d_len; x += 32) {
       TILE_LOAD(2, a + x * 2, stride);
       TILE_LOAD(6, qt2 + (x / 2) * FL_BM, FL_BM * 4);
       TILE_LOAD(7, qt2 + (x / 2) * FL_BM + 16, FL_BM * 4);
-      _tile_dpbf16ps(0, 2, 6);
-      _tile_dpbf16ps(1, 2, 7);
+      TILE_DPBF16PS(0, 2, 6);
+      TILE_DPBF16PS(1, 2, 7);
     }
-    _tile_stored(0, st + j * FL_BM, FL_BM * 4);
-    _tile_stored(1, st + j * FL_BM + 16, FL_BM * 4);
+    TILE_STORE(0, st + j * FL_BM, FL_BM * 4);
+    TILE_STORE(1, st + j * FL_BM + 16, FL_BM * 4);
   }
   for (int x = 0; x < keys * FL_BM; x += 16) _mm512_store_ps(st + x, _mm512_mul_ps(qscale, _mm512_load_ps(st + x)));
 }
@@ -381,6 +382,7 @@ static inline void scores_amx(const unsigned short* k, long ld, int d_len, const
 // rows from (keys + 1) / 2 to the next multiple of 16 are zeroed first (0 weights, 0 values).
 static inline void accumulate_amx(unsigned int* pp, unsigned int* v2, float* acc, int d_len, int keys,
                                   unsigned int* pa) {
+  FL_TILES;
   const int pairs = (keys + 1) / 2, padded = (pairs + 15) / 16 * 16;
   for (int p = pairs; p < padded; ++p) {
     for (int i = 0; i < FL_BM; i += 16) _mm512_store_si512(pp + p * FL_BM + i, _mm512_setzero_si512());
@@ -404,15 +406,15 @@ static inline void accumulate_amx(unsigned int* pp, unsigned int* v2, float* acc
     TILE_LOAD(0, acc + c, FL_DMAX * 4);
     TILE_LOAD(1, acc + 16 * FL_DMAX + c, FL_DMAX * 4);
     TILE_LOAD(6, v2 + c, FL_DMAX * 4);
-    _tile_dpbf16ps(0, 2, 6);
-    _tile_dpbf16ps(1, 4, 6);
+    TILE_DPBF16PS(0, 2, 6);
+    TILE_DPBF16PS(1, 4, 6);
     if (padded > 16) {
       TILE_LOAD(7, v2 + 16 * FL_DMAX + c, FL_DMAX * 4);
-      _tile_dpbf16ps(0, 3, 7);
-      _tile_dpbf16ps(1, 5, 7);
+      TILE_DPBF16PS(0, 3, 7);
+      TILE_DPBF16PS(1, 5, 7);
     }
-    _tile_stored(0, acc + c, FL_DMAX * 4);
-    _tile_stored(1, acc + 16 * FL_DMAX + c, FL_DMAX * 4);
+    TILE_STORE(0, acc + c, FL_DMAX * 4);
+    TILE_STORE(1, acc + 16 * FL_DMAX + c, FL_DMAX * 4);
   }
 }
 #endif
@@ -508,7 +510,7 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
     accumulate(st, vb, ld, d_len, acc, rows, keys, 0);
   }
 #ifdef FL_AMX
-  if (amx) _tile_release();
+  if (amx) TILE_RELEASE();
 #endif
   for (int i = 0; i < rows; ++i) {
     // l = 0: no key seen, 0 * inf = NaN (the op's answer), or 0 with the row guard folded in
@@ -517,7 +519,9 @@ static inline __attribute__((always_inline)) void attention(const fl_block* blk,
   }
 }
 
-#if defined(FL_AMX)
+#if defined(FL_AMX_EMULATE)
+FL_ENTRIES(avx512amx_emu)
+#elif defined(FL_AMX)
 FL_ENTRIES(avx512amx)
 #elif defined(FL_DPBF16)
 FL_ENTRIES(avx512bf16)
