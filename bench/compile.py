@@ -46,6 +46,16 @@ from attention import commit, device_name  # noqa: E402
 
 TOL = {"float32": 1e-4, "float16": 5e-3, "bfloat16": 5e-3}
 
+
+def _llama3(hidden: int, intermediate: int, layers: int, heads: int, head_dim: int, tied: bool) -> tuple:
+    """A Llama 3 family member's MODELS row: 8 KV heads, its vocabulary and RoPE; bf16, B=1 S=64."""
+    config = {"hidden_size": hidden, "intermediate_size": intermediate, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "num_key_value_heads": 8, "vocab_size": 128256,
+              "max_position_embeddings": 131072, "rope_theta": 500000.0, "tie_word_embeddings": tied,
+              "head_dim": head_dim}
+    return ("LlamaConfig", "LlamaForCausalLM", config, "bfloat16", 1, 64, 4, True)
+
+
 MODELS = {
     # name: (transformers config class, model class, config kwargs, dtype, batch, seq, padded tokens, left padding)
     "bert-base": ("BertConfig", "BertModel", {}, "float32", 1, 128, 8, False),
@@ -55,23 +65,9 @@ MODELS = {
                     "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
                     "max_position_embeddings": 32768, "rope_theta": 1000000.0, "tie_word_embeddings": True},
                    "float16", 1, 64, 4, True),
-    "llama-1.2b": ("LlamaConfig", "LlamaForCausalLM",
-                   {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
-                    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-                    "max_position_embeddings": 131072, "rope_theta": 500000.0, "tie_word_embeddings": True,
-                    "head_dim": 64},
-                   "bfloat16", 1, 64, 4, True),
-    "llama-3.2b": ("LlamaConfig", "LlamaForCausalLM",
-                   {"hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 28,
-                    "num_attention_heads": 24, "num_key_value_heads": 8, "vocab_size": 128256,
-                    "max_position_embeddings": 131072, "rope_theta": 500000.0, "tie_word_embeddings": True,
-                    "head_dim": 128},
-                   "bfloat16", 1, 64, 4, True),
-    "llama-8b": ("LlamaConfig", "LlamaForCausalLM",
-                 {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                  "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-                  "max_position_embeddings": 131072, "rope_theta": 500000.0, "head_dim": 128},
-                 "bfloat16", 1, 64, 4, True),
+    "llama-1.2b": _llama3(2048, 8192, 16, 32, 64, tied=True),
+    "llama-3.2b": _llama3(3072, 8192, 28, 24, 128, tied=True),
+    "llama-8b": _llama3(4096, 14336, 32, 32, 128, tied=False),   # (16 GB of weights)
 }
 
 # Measured at d325afe on this machine before parameters left the IR (weights as IR constants).
