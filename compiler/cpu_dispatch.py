@@ -81,13 +81,19 @@ _FORCED_ISA: contextvars.ContextVar = contextvars.ContextVar("flashlift_cpu_kern
 
 @contextlib.contextmanager
 def force_isa(isa: str):
-    """Every attention op the CPU kernel takes inside the block takes the `isa` build, where
-    the target runs it (attn-tune --cpu-kernel compiles its candidates so)."""
+    """Every op a CPU kernel takes inside the block (attention; bf16 linear layers where the
+    GEMM has that build) takes the `isa` build, where the target runs it (attn-tune --cpu-kernel
+    compiles its candidates so; tests force the emulated and VDPBF16PS builds)."""
     token = _FORCED_ISA.set(isa)
     try:
         yield
     finally:
         _FORCED_ISA.reset(token)
+
+
+def forced_isa() -> str:
+    """The build force_isa set ("" outside it)."""
+    return _FORCED_ISA.get()
 
 
 def target_isas(target) -> list:

@@ -22,8 +22,6 @@ linalg.matmul otherwise, in program order: {"location", "path": "flashlift-cpu a
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 
 from iree.compiler import ir
@@ -38,39 +36,21 @@ from flashlift.passes.ir import collect, erase_dead
 from flashlift.passes.linears import unextended
 
 ISA = "avx512amx"
-EMULATED = "avx512amx_emu"  # the AMX build with its tile unit in C (amx.h): tests on CPUs without AMX
 
 
 def kernel_path(isa: str = ISA) -> str:
     return f"flashlift-cpu {isa}"
 
 
-_FORCED_ISA: contextvars.ContextVar = contextvars.ContextVar("flashlift_cpu_gemm_isa", default="")
-
-
-@contextlib.contextmanager
-def force_isa(isa: str):
-    """Linear layers compiled inside the block take the `isa` build where the target runs it
-    (avx512bf16 or avx512amx_emu: the kernel on CPUs without AMX, as the tests run it)."""
-    token = _FORCED_ISA.set(isa)
-    try:
-        yield
-    finally:
-        _FORCED_ISA.reset(token)
-
-
 def gemm_isa(target) -> str:
     """The build `target`'s bf16 linear layers take: avx512amx where its CPU has AMX (or a
-    forced build it runs); "" for none (IREE's codegen keeps them)."""
+    build cpu_dispatch.force_isa forced, where the GEMM has it and the target runs it); "" for
+    none (IREE's codegen keeps them)."""
     if target.kind != "cpu":
         return ""
     isas = cpu_dispatch.target_isas(target)
-    return next((isa for isa in (_FORCED_ISA.get(), ISA) if isa and _runs(isa, isas)), "")
-
-
-def _runs(isa: str, isas: list) -> bool:
-    """Whether a target running the attention kernel's `isas` runs the GEMM's `isa` build."""
-    return cpu_build.runs(isa, [i for i in isas if i not in cpu_build.EMULATED])
+    return next((isa for isa in (cpu_dispatch.forced_isa(), ISA)
+                 if ("gemm", isa) in cpu_build.SOURCES and cpu_build.runs(isa, isas)), "")
 
 
 def dispatch_cpu_gemms(module, target, *, use_kernels: bool = True, isa: str = ISA) -> list[dict]:
@@ -78,7 +58,7 @@ def dispatch_cpu_gemms(module, target, *, use_kernels: bool = True, isa: str = I
     returns one record per matmul ([] where the target has no AMX). `isa` another build the
     target runs (avx512bf16: the kernel's VDPBF16PS path; avx512amx_emu: its AMX path with the
     tiles in C; the tests run both on CPUs without AMX)."""
-    if not use_kernels or target.kind != "cpu" or not _runs(isa, cpu_dispatch.target_isas(target)):
+    if not use_kernels or target.kind != "cpu" or not cpu_build.runs(isa, cpu_dispatch.target_isas(target)):
         return []
     records = []
     splicer = ModuleSplicer(module)

@@ -76,10 +76,11 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
             # in the GEMM's dispatch, where IREE fuses it)
             if fuse_norms:
                 elements.append(f"dispatch-norms{{target={t.name} kernels={'on' if use_kernels else 'off'}}}")
-            if use_kernels and cpu_gemm_dispatch.gemm_isa(t):
+            gemm_isa = cpu_gemm_dispatch.gemm_isa(t) if use_kernels else ""
+            if gemm_isa:
                 # bf16 linear layers on AMX tiles, which IREE's CPU codegen does not use (after the
                 # norms, as on CUDA: the projection's bias stays in its GEMM)
-                elements.append(f"dispatch-gemms{{target={t.name} isa={cpu_gemm_dispatch.gemm_isa(t)}}}")
+                elements.append(f"dispatch-gemms{{target={t.name} isa={gemm_isa}}}")
             elements.append("pretranspose-keys")  # the CPU tiles are tuned for K as (b, k1, k2)
             elements.append("causal-split")       # causal ops known at compile time: no masked blocks
     if t.kernel_arch:

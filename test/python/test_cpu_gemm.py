@@ -56,14 +56,14 @@ def _bf16_build():
         pytest.skip("this CPU has no AVX-512 BF16")
 
 
-@pytest.mark.parametrize("isa", ["avx512bf16", cpu_gemm_dispatch.EMULATED])
+@pytest.mark.parametrize("isa", ["avx512bf16", "avx512amx_emu"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_kernel_matches_pytorch_and_iree(name, isa):
     """Both of the kernel's paths: VDPBF16PS, and the AMX tiles' (emulated in C here) for the
     whole 32s of rows."""
     _bf16_build()
     module, x = case(name)
-    with cpu_gemm_dispatch.force_isa(isa):
+    with cpu_dispatch.force_isa(isa):
         compiled = flashlift.compile_model(module, (x,))
     assert [s.path for s in compiled.report.linears] == [f"flashlift-cpu {isa}"] * 4, str(compiled.report)
     with torch.no_grad():
@@ -91,7 +91,7 @@ def test_f32_layers_stay_with_iree():
     _bf16_build()
     module, x = case("rows_128")
     module.float()
-    with cpu_gemm_dispatch.force_isa("avx512bf16"):
+    with cpu_dispatch.force_isa("avx512bf16"):
         report = flashlift.compile_model(module, (x.float(),)).report
     assert {s.path for s in report.linears} == {"iree-codegen"}
     assert all("element type f32" in s.path_reason for s in report.linears), str(report)
