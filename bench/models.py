@@ -98,10 +98,15 @@ def user_model(name: str, layers: int, dtype, attn: str = "eager", device: str =
 
 def _gemm_context(variant: str):
     """The context a variant is compiled in: flashlift_no_gluon_gemm keeps every GEMM off the
-    Gluon kernel (triton_gemm.without_gluon), so a run shows the Gluon GEMM's gain; else none."""
+    Gluon kernel (triton_gemm.without_gluon), so a run shows the Gluon GEMM's gain;
+    flashlift_no_rotary_kernel leaves rotary embeddings to IREE (rotary_dispatch.left_to_iree); else none."""
+    if variant == "flashlift_no_rotary_kernel":
+        from flashlift.compiler import rotary_dispatch  # (build runs where flashlift is installed)
+
+        return rotary_dispatch.left_to_iree()
     if variant != "flashlift_no_gluon_gemm":
         return contextlib.nullcontext()
-    from flashlift.compiler.kernels import triton_gemm  # (build runs where flashlift is installed)
+    from flashlift.compiler.kernels import triton_gemm
 
     return triton_gemm.without_gluon()
 
@@ -128,6 +133,7 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # flashlift_no_norm_kernel leaves the residual add + norm to IREE
         # flashlift_no_activation_epilogue (GPUs) leaves GELU / SwiGLU to IREE, not the GEMM kernel's epilogue;
         # flashlift_no_gluon_gemm (GPUs) builds no GEMM on the Gluon kernel (the tuned pointer / TMA configs)
+        # flashlift_no_rotary_kernel (GPUs, rotary models) leaves the rotary embeddings to IREE
         flipped = ("flashlift_unfused", True, "eager", False, True) if target == "cpu" else \
             ("flashlift_fused", True, "eager", True, True)
         variants = [("flashlift", True, "eager", None, True), ("iree_unraised", False, "eager", False, False),
@@ -136,6 +142,8 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         if target != "cpu":
             variants.append(("flashlift_no_activation_epilogue", True, "eager", None, True))
             variants.append(("flashlift_no_gluon_gemm", True, "eager", None, True))
+            if name.startswith("llama"):
+                variants.append(("flashlift_no_rotary_kernel", True, "eager", None, True))
         for variant, raise_attention, attn, fuse, norms in variants:
             if (only and variant not in only) or (name == "bloom" and attn == "sdpa"):  # (BLOOM: eager only)
                 continue

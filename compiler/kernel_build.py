@@ -3,9 +3,10 @@
 `attention_kernel(plan, sm)` runs triton_fa.build_ptx for an attention Plan (shape, dtype,
 causal kind, run-time mask kinds, the layouts and the empty-row answer the rewrite folded
 in); `gemm_kernel(spec, sm)` runs triton_gemm.build_gemm for a GemmSpec, `norm_kernel`
-triton_norm.build_norm for a NormSpec. Each returns an
-aot.KernelBinary (PTX and cubin, grid, block, shared memory, parameters), cached in-process
-by the build's arguments (Triton also caches its compiles on disk). Both build PTX
+triton_norm.build_norm for a NormSpec, `rotary_kernel` triton_rotary.build_rotary for a
+RotarySpec. Each returns an aot.KernelBinary (PTX and cubin, grid, block, shared memory,
+parameters), cached in-process by the build's arguments (Triton also caches its compiles on
+disk). All build PTX
 `.version` PTX_VERSION. A build error propagates: the caller records it
 (kernel_sites.build_failure) and the op keeps IREE's codegen.
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 try:  # Triton is optional (flashlift[cuda]): without it kernel_sites keeps every op on IREE's
     # codegen and nothing here is called
-    from flashlift.compiler.kernels import triton_fa, triton_gemm, triton_norm
+    from flashlift.compiler.kernels import triton_fa, triton_gemm, triton_norm, triton_rotary
 except ImportError:
-    triton_fa = triton_gemm = triton_norm = None
+    triton_fa = triton_gemm = triton_norm = triton_rotary = None
 
 PTX_VERSION = 84  # `.version 8.4`: JIT-able by CUDA >= 12.4 drivers (Triton's default 8.7 needs R570+)
 
@@ -24,6 +25,7 @@ PTX_VERSION = 84  # `.version 8.4`: JIT-able by CUDA >= 12.4 drivers (Triton's d
 _ATTENTION_CACHE: dict = {}
 _GEMM_CACHE: dict = {}
 _NORM_CACHE: dict = {}
+_ROTARY_CACHE: dict = {}
 
 
 def attention_kernel(plan, sm: int):
@@ -63,3 +65,11 @@ def norm_kernel(spec, sm: int):
     if key not in _NORM_CACHE:
         _NORM_CACHE[key] = triton_norm.build_norm(spec, sm, ptx_version=PTX_VERSION)
     return _NORM_CACHE[key]
+
+
+def rotary_kernel(spec, sm: int):
+    """triton_rotary.build_rotary for a RotarySpec (cached in-process)."""
+    key = (spec, sm)
+    if key not in _ROTARY_CACHE:
+        _ROTARY_CACHE[key] = triton_rotary.build_rotary(spec, sm, ptx_version=PTX_VERSION)
+    return _ROTARY_CACHE[key]

@@ -93,6 +93,9 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
                 elements.append(f"dispatch-norms{spec}")
             # a GELU / SwiGLU after a GEMM in its epilogue: the activation's pass over the result is not run
             elements.append(f"dispatch-gemms{{target={t.name}{'' if fuse_activations else ' activations=off'}}}")
+            # after dispatch-attention, which moved the head transpose below them: rotary embeddings
+            # of Q and K at memory speed, reading the projections' results in place
+            elements.append(f"dispatch-rotary{spec}")
     if t.kind in ("cuda", "rocm"):
         elements.append("mask-dynamic-keys")  # IREE's GPU codegen pads a dynamic k2 only through a mask
     elements.append(f"annotate-lowering{spec}")  # only ops left to IREE get a config

@@ -9,7 +9,7 @@ each to `results`.
 
 from __future__ import annotations
 
-from flashlift.compiler import cpu_gemm_dispatch, gemm_dispatch, layout, lowering, norm_dispatch
+from flashlift.compiler import cpu_gemm_dispatch, gemm_dispatch, layout, lowering, norm_dispatch, rotary_dispatch
 from flashlift.compiler.causal_split import split_causal
 from flashlift.compiler.cpu_dispatch import dispatch_cpu_kernels
 from flashlift.compiler.kernel_dispatch import dispatch_kernels
@@ -78,6 +78,12 @@ def dispatch_norms(module, results: list, target: str = "cpu", kernels: str = "o
     results.extend(_records("dispatch-norms", "norm", records))
 
 
+def dispatch_rotary(module, results: list, target: str = "cuda:sm_90", kernels: str = "on") -> None:
+    """CUDA: each rotary embedding (x * cos + rotate_half(x) * sin) -> flashlift's kernel."""
+    records = rotary_dispatch.dispatch_rotary(module, parse_target(target), use_kernels=_switch("kernels", kernels))
+    results.extend(_records("dispatch-rotary", "rotary", records))
+
+
 def mask_dynamic_keys(module, results: list) -> None:
     """GPU: a zero [k2] mask on mask-less ops with a dynamic key length (IREE pads through it)."""
     with module.context:
@@ -103,6 +109,7 @@ STEPS = {
                            dispatch_attention),
     "dispatch-norms": ("CPU, CUDA: residual add + LayerNorm -> flashlift's LayerNorm kernel", dispatch_norms),
     "dispatch-gemms": ("CUDA, CPU with AMX: linear layers -> flashlift's GEMM kernel where it covers them", dispatch_gemms),
+    "dispatch-rotary": ("CUDA: rotary embeddings -> flashlift's rotary kernel", dispatch_rotary),
     "mask-dynamic-keys": ("GPU: zero mask over a dynamic key length (IREE pads through it)", mask_dynamic_keys),
     "annotate-lowering": ("Attach the chosen lowering config to each attention op left to IREE", annotate_lowering),
 }

@@ -121,6 +121,9 @@ def _add_decisions(report: Report, records: list) -> None:
                 details={"norm": r.details.get("norm"), "shape": r.details.get("shape"),
                          "residual": r.details.get("residual", False), "linear_bias": r.details.get("linear_bias", False),
                          "linear": site_from_location(r.details["linear"]).module_path if r.details.get("linear") else None}))
+        elif r.kind == "rotary":
+            report.rotary.append(site_from_location(r.location, path=r.outcome, path_reason=r.reason,
+                                                    details={"shape": r.details.get("shape")}))
         elif r.kind == "linears":
             sites = [site_from_location(loc) for loc in r.details["locations"]]
             report.fused.append({"layers": [s.module_path for s in sites], "source": sites[0].source,

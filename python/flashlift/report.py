@@ -31,6 +31,7 @@ class Report:
     linears: list = field(default_factory=list)  # Sites of matmuls on targets with flashlift's GEMM kernel
     fused: list = field(default_factory=list)  # dicts: layers (module paths), source, shape [M, K, N] of the one GEMM
     epilogues: list = field(default_factory=list)  # Sites of LayerNorms / RMSNorms (details: norm, shape, residual, linear)
+    rotary: list = field(default_factory=list)  # Sites of rotary embeddings on CUDA (details: shape)
     notes: list = field(default_factory=list)  # what the import chose for the user (e.g. use_cache=False)
 
     def __str__(self) -> str:
@@ -68,6 +69,14 @@ class Report:
                          "residual add before it where only the norm reads the sum:")
             for s in self.epilogues:
                 lines.append(f"    {_epilogue(s)}  [{s.path}{': ' + s.path_reason if s.path_reason else ''}]")
+        if self.rotary:
+            kernel = [s for s in self.rotary if s.path != "iree-codegen"]
+            paths = sorted({s.path for s in kernel})
+            lines.append(f"  {len(kernel)} of {len(self.rotary)} rotary embedding{'s' if len(self.rotary) != 1 else ''} "
+                         f"take flashlift's kernel" + (f" [{', '.join(paths)}]" if paths else ""))
+            for s in self.rotary:
+                if s.path == "iree-codegen":
+                    lines.append(f"    {s.where()}: iree-codegen: {s.path_reason}")
         active = [d for d in self.dropouts if d["p"] > 0]
         if active:
             lines.append("  dropout removed (inference semantics):")
@@ -94,6 +103,7 @@ class Report:
             linears=[Site(**s) for s in data.get("linears", [])],
             fused=[dict(f) for f in data.get("fused", [])],
             epilogues=[Site(**s) for s in data.get("epilogues", [])],
+            rotary=[Site(**s) for s in data.get("rotary", [])],
             notes=list(data.get("notes", [])),
         )
 

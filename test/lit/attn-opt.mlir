@@ -10,7 +10,7 @@
 // PIPELINE-CPU: builtin.module(unify-dims,fold-reshapes,fold-broadcasts,fold-scalars,raise-attention,unbatch-matmuls,fuse-linears{reads=attention},canonicalize,cse,canonicalize-layouts,dispatch-attention{target=cpu kernels=on},dispatch-norms{target=cpu kernels=on},pretranspose-keys,causal-split,annotate-lowering{target=cpu},drop-site-ids,externalize-parameters)
 // RUN: attn-opt --print-pipeline=cuda:sm_90 | FileCheck %s --check-prefix=PIPELINE-SM90
 // PIPELINE-SM90: unbatch-matmuls,fuse-linears{reads=attention},canonicalize,cse,
-// PIPELINE-SM90-SAME: canonicalize-layouts,dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-norms{target=cuda:sm_90},dispatch-gemms{target=cuda:sm_90},mask-dynamic-keys,annotate-lowering{target=cuda:sm_90},drop-site-ids,externalize-parameters)
+// PIPELINE-SM90-SAME: canonicalize-layouts,dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-norms{target=cuda:sm_90},dispatch-gemms{target=cuda:sm_90},dispatch-rotary{target=cuda:sm_90},mask-dynamic-keys,annotate-lowering{target=cuda:sm_90},drop-site-ids,externalize-parameters)
 //
 // RUN: attn-opt --pass-pipeline='builtin.module(raise-softmax,canonicalize,cse)' - < %S/Inputs/softmax.mlir | FileCheck %s --check-prefix=PIPE
 // PIPE: linalg.softmax dimension(2)
@@ -31,7 +31,7 @@
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(no-such-pass)' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: attn-opt: error: unknown pass or bad pipeline element 'no-such-pass'
-// UNKNOWN-SAME: flashlift passes: annotate-lowering, canonicalize-layouts, causal-split, dispatch-attention, dispatch-gemms, dispatch-norms, drop-site-ids, externalize-parameters, fold-broadcasts, fold-reshapes, fold-scalars, fuse-linears, mask-dynamic-keys, pretranspose-keys, raise-attention, raise-softmax, unbatch-matmuls, unify-dims
+// UNKNOWN-SAME: flashlift passes: annotate-lowering, canonicalize-layouts, causal-split, dispatch-attention, dispatch-gemms, dispatch-norms, dispatch-rotary, drop-site-ids, externalize-parameters, fold-broadcasts, fold-reshapes, fold-scalars, fuse-linears, mask-dynamic-keys, pretranspose-keys, raise-attention, raise-softmax, unbatch-matmuls, unify-dims
 // UNKNOWN-NOT: Traceback
 //
 // RUN: not attn-opt --pass-pipeline='builtin.module(dispatch-gemms{tile=64})' %S/Inputs/softmax.mlir 2>&1 | FileCheck %s --check-prefix=OPTION

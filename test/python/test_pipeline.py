@@ -59,7 +59,7 @@ def test_pipelines_list_their_steps():
                                         "causal-split,annotate-lowering{target=cpu},drop-site-ids,externalize-parameters)")
     sm90 = pipeline_for("cuda:sm_90")
     assert ("dispatch-attention{target=cuda:sm_90 kernels=on},dispatch-norms{target=cuda:sm_90},"
-            "dispatch-gemms{target=cuda:sm_90}") in sm90
+            "dispatch-gemms{target=cuda:sm_90},dispatch-rotary{target=cuda:sm_90}") in sm90
     assert "kernels=off" in pipeline_for("cuda:sm_90", use_kernels=False)
     assert "raise-attention" not in pipeline_for("cpu", raise_attention=False)
     assert "canonicalize-layouts" not in pipeline_for("vulkan")  # raised, then decomposed by IREE for SPIR-V

@@ -37,6 +37,7 @@ def build(out_dir: str, target: str, prefix: str = "") -> None:
     import test_gemm_kernel
     import test_kernels
     import test_norm_kernel
+    import test_rotary
     from test_gemm_kernel import fresh_inputs_and_reference
 
     os.makedirs(out_dir, exist_ok=True)
@@ -47,6 +48,7 @@ def build(out_dir: str, target: str, prefix: str = "") -> None:
               for c in test_kernels.MASK_GPU_CASES for kernels in (True, False)]
     cases += [(c, c, test_norm_kernel.gpu_case, "epilogues" if c.startswith(("norm", "rms_norm")) else "raised", True)
               for c in test_norm_kernel.GPU_CASES]
+    cases += [(c, c, test_rotary.gpu_case, "rotary", True) for c in test_rotary.GPU_CASES]
     for name, case, gpu_case, sites, use_kernels in cases:
         if prefix and not any(fnmatch.fnmatchcase(name, p) if any(ch in p for ch in "*?[") else name.startswith(p)
                               for p in prefix.split(",")):

@@ -7,6 +7,8 @@
                                                              # (empty_rows "zero" / "nan") and FLOOR rows
     .venv/bin/python tools/kernels/interp_check.py norm   # the norm kernel (triton_norm.py):
                                                              # LayerNorm and RMSNorm, residual or not
+    .venv/bin/python tools/kernels/interp_check.py rotary # the rotary-embedding kernel
+                                                             # (triton_rotary.py), bit for bit
 
 Covers GQA, causal top-left / bottom-right, ragged Sq/Skv, Sq > Skv (rows with
 no visible key -> 0), the additive key-padding mask (HAS_KPM: a (B, Skv)
@@ -31,7 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 import flashlift  # noqa: E402
 
 flashlift.__path__.append(ROOT)  # flashlift.compiler from this checkout without the editable install
-from flashlift.compiler.kernels import triton_fa_ptr, triton_fa_tma, triton_gemm, triton_norm  # noqa: E402
+from flashlift.compiler.kernels import triton_fa_ptr, triton_fa_tma, triton_gemm, triton_norm, triton_rotary  # noqa: E402
+from flashlift.compiler.kernels.rotary_spec import RotarySpec  # noqa: E402
 from flashlift.compiler.kernels.fa_layouts import layout_consts  # noqa: E402
 
 _orig_patch = _interp._patch_lang_tensor
@@ -447,6 +450,46 @@ def main_fused():
     return 0 if ok else 1
 
 
+# (x shape, seq dim, tables' batch and sequence sizes, dtype): LLaMA's (B, S, H, D) after the head
+# transpose sinks, (B, H, S, D), position ids per batch element, one position (a decode step),
+# a head dim whose half is no power of two, rows not a multiple of the block, f32
+ROTARY_CASES = [
+    ((2, 40, 4, 64), 1, 1, 40, torch.float16),
+    ((2, 4, 40, 64), 2, 1, 40, torch.float16),
+    ((3, 16, 2, 128), 1, 3, 16, torch.float16),
+    ((2, 1, 4, 64), 1, 2, 1, torch.float16),
+    ((1, 24, 3, 80), 1, 1, 24, torch.float16),
+    ((2, 7, 3, 32), 1, 1, 7, torch.float32),
+]
+
+
+def main_rotary():
+    """The rotary kernel against torch's x * cos + rotate_half(x) * sin in the model's type
+    (LLaMA's apply_rotary_pos_emb), bit for bit. (f16 and f32: bf16 is the compiled kernel's
+    same code, which the interpreter mishandles.)"""
+    torch.manual_seed(5)
+    ok = True
+    for shape, seq_dim, tb, ts, dt in ROTARY_CASES:
+        b, d1, d2, d = shape
+        x = (torch.randn(shape) * 4).to(dt)
+        angles = torch.rand(tb, ts, d // 2) * 100
+        cos, sin = torch.cat([angles.cos()] * 2, -1).to(dt), torch.cat([angles.sin()] * 2, -1).to(dt)
+        spec = RotarySpec(shape, {torch.float16: "f16", torch.float32: "f32"}[dt], seq_dim, tb, ts)
+        out = torch.full(shape, float("nan")).to(dt)
+        triton_rotary._rotary_kernel[triton_rotary.grid(spec)](x, cos, sin, out, **triton_rotary.constexprs(spec))
+        if seq_dim == 1:   # tables [tb, ts, d] against x (b, s, h, d)
+            c, s = cos[:, :, None], sin[:, :, None]
+        else:              # x (b, h, s, d)
+            c, s = cos[:, None], sin[:, None]
+        half = d // 2
+        ref = x * c + torch.cat((-x[..., half:], x[..., :half]), -1) * s
+        same = torch.equal(out, ref)
+        ok &= same
+        print(f"ROTARY x={list(shape)} seq_dim={seq_dim} tables=[{tb}, {ts}, {d}] {str(dt)[6:]}: "
+              f"{'bit for bit ok' if same else f'FAIL max diff {(out.float() - ref.float()).abs().max().item():.3e}'}")
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
-    sys.exit({"gemm": main_gemm, "tma": main_tma, "empty": main_empty_rows, "fused": main_fused, "norm": main_norm}.get(sys.argv[1] if sys.argv[1:] else "",
-                                                                                 main)())
+    sys.exit({"gemm": main_gemm, "tma": main_tma, "empty": main_empty_rows, "fused": main_fused, "norm": main_norm,
+              "rotary": main_rotary}.get(sys.argv[1] if sys.argv[1:] else "", main)())

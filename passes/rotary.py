@@ -1,0 +1,142 @@
+"""Rotary position embeddings as torch-mlir writes them, read back from their ops.
+
+`match_rotary(concat)` starts from the concat of a `rotate_half` (LLaMA, Mistral, Qwen2,
+Gemma, Phi-3: `apply_rotary_pos_emb`) and returns the embedding it belongs to, or NoMatch
+with the reason. For x of rank 4 with an even last dim D = 2h, torch-mlir writes
+
+    rot = concat(-x[..., h:], x[..., :h], dim=-1)          tensor.extract_slice x 2, negf, concat
+    out = x * cos + rot * sin                               three elementwise linalg.generics
+
+each generic all-parallel over x's shape, one op in x's element type on two block arguments
+(mulf, mulf, addf; either operand order), each operand read by the identity map but cos
+and sin, which are read through broadcasts: projections of the loops (a dim or the
+constant 0 per table dim) that read D along the last loop and vary along the batch (loop
+0), the sequence (loop 1 or 2) and never the other of loops 1 and 2 (the heads). In
+(B, S, H, D), the layout after the head transpose sinks below the embedding
+(compiler/head_transposes.py), the sequence is loop 1; in (B, H, S, D) it is loop 2 (tables
+of one position, a decode step's, vary along neither).
+
+Per element this is, in the model's type with each op rounded:
+out[.., j] = x[.., j] * cos[j] + (-x[.., j + h]) * sin[j] for j < h, and
+x[.., j] * cos[j] + x[.., j - h] * sin[j] for j >= h: what compiler/kernels/triton_rotary.py
+computes. Passes read ops through here; the rewrite is the codegen step's
+(compiler/rotary_dispatch.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from iree.compiler import ir
+
+from . import ir as irx
+from .matchers import NoMatch, body, is_elementwise, is_op_expr, require
+
+
+@dataclass
+class Rotary:
+    x: ir.Value  # the rotated tensor, rank 4, static, last dim even
+    tables: tuple  # ((cos, its indexing map), (sin, its map)): read through the generics' maps
+    out: ir.Value  # the sum's result: x's type
+    seq_dim: Optional[int]  # the loop the tables vary along besides batch and D: 1, 2 or None
+    batched: bool  # whether the tables vary along loop 0
+    ops: list = field(default_factory=list)  # the chain's ops, the slices to the sum
+
+    @property
+    def shape(self) -> list:
+        return irx.shape(self.x)
+
+
+def rotate_half_source(concat) -> ir.Value:
+    """x, where `concat` is concat(-x[..., h:], x[..., :h]) along the last dim of a rank-4
+    static x; NoMatch otherwise (it is not a rotate_half)."""
+    require(irx.is_op(concat, "tensor.concat") and len(concat.operation.operands) == 2, "not a two-part concat")
+    result = concat.operation.results[0]
+    require(irx.tensor_type(result).rank == 4 and irx.tensor_type(result).has_static_shape, "not a static rank-4 concat")
+    require(ir.IntegerAttr(concat.operation.attributes["dim"]).value == 3, "not a concat along the last dim")
+    neg, lo = concat.operation.operands
+    negf = irx.producer(neg)
+    require(_applies(negf, "arith.negf", 1), "its first part is not a negation")
+    hi = irx.ins(negf)[0]
+    x = _slice_of(lo, 0)
+    require(x is not None and _slice_of(hi, irx.shape(lo)[3]) == x, "its parts are not x's two halves")
+    require(irx.shape(x)[3] == 2 * irx.shape(lo)[3], "its parts are not x's two halves")
+    return x
+
+
+def match_rotary(concat) -> Rotary:
+    """The rotary embedding whose rotate_half is `concat` (the module doc's form)."""
+    x = rotate_half_source(concat)
+    rot = concat.operation.results[0]
+    mul_sin = _only_user(rot, "the rotated half")
+    require(_applies(mul_sin, "arith.mulf", 2), "rotate_half(x) is not multiplied by a table in x's type (one mulf, no casts)")
+    add = _only_user(mul_sin.operation.results[0], "rotate_half(x) * sin")
+    require(_applies(add, "arith.addf", 2), "rotate_half(x) * sin is not added elementwise to x * cos")
+    (mul_cos,) = [irx.producer(v) for v in irx.ins(add) if v != mul_sin.operation.results[0]] or [None]
+    require(_applies(mul_cos, "arith.mulf", 2), "the other term of the sum is not x times a table in x's type")
+    require(irx.num_uses(mul_cos.operation.results[0]) == 1, "x * cos is read outside the embedding")
+    etype = irx.element_type(x)
+    require(all(irx.element_type(op.operation.results[0]) == etype for op in (mul_sin, add, mul_cos)),
+            "the embedding changes the element type")
+    sin = _table(mul_sin, rot, "sin")
+    cos = _table(mul_cos, x, "cos")
+    loops = [set(irx.map_dims(m)) for _, m in (cos, sin)]
+    used = set().union(*loops)
+    require(not {1, 2} <= used, "cos / sin vary along both loops 1 and 2 (one must be the heads)")
+    require(all(3 in u for u in loops), "cos / sin do not run along the head dim")
+    ops = [irx.producer(v) for v in irx.ins(irx.producer(concat.operation.operands[0]))]
+    ops += [irx.producer(concat.operation.operands[1]), irx.producer(concat.operation.operands[0]), concat,
+            mul_sin, mul_cos, add]
+    seq_dim = 2 if 2 in used else 1 if 1 in used else None
+    return Rotary(x, (cos, sin), add.operation.results[0], seq_dim, 0 in used, ops)
+
+
+def _applies(op, name: str, n_in: int) -> bool:
+    """`op` is an elementwise linalg.generic of `n_in` inputs yielding name(its inputs),
+    nothing else (no precision casts), each input's element type its result's."""
+    if op is None or not is_elementwise(op) or len(irx.ins(op)) != n_in:
+        return False
+    e = body(op)
+    if not is_op_expr(e, name) or sorted(a.value for a in e.args if a.kind == "arg") != list(range(n_in)):
+        return False
+    return len(e.args) == n_in and all(irx.element_type(v) == irx.element_type(op.operation.results[0])
+                                       for v in irx.ins(op))
+
+
+def _slice_of(value, offset: int):
+    """x where `value` = x[..., offset:offset + n] (unit strides, whole along dims 0-2), else None."""
+    op = irx.producer(value)
+    if not irx.is_op(op, "tensor.extract_slice") or len(op.operation.operands) != 1:
+        return None
+    x = op.operation.operands[0]
+    offsets = list(ir.DenseI64ArrayAttr(op.operation.attributes["static_offsets"]))
+    sizes = list(ir.DenseI64ArrayAttr(op.operation.attributes["static_sizes"]))
+    strides = list(ir.DenseI64ArrayAttr(op.operation.attributes["static_strides"]))
+    if offsets != [0, 0, 0, offset] or strides != [1] * 4 or sizes[:3] != irx.shape(x)[:3]:
+        return None
+    return x
+
+
+def _only_user(value, what: str):
+    users = irx.users(value)
+    require(len(users) == 1, f"{what} is read {len(users)} times (the embedding's ops must have one user)")
+    return users[0]
+
+
+def _table(op, operand, name: str) -> tuple:
+    """(the table `op` multiplies `operand` by, its map): `operand` by the identity map, the
+    table by a broadcast (a dim or 0 per table dim, loop 3 last)."""
+    a, b = irx.ins(op)
+    maps = irx.indexing_maps(op)
+    require(operand in (a, b) and a != b, f"the product is not of the embedding's operand and {name}")
+    i = 0 if a == operand else 1
+    require(irx.is_identity(maps[i]), f"the embedding's operand is read transposed in the product with {name}")
+    table, amap = (b, maps[1]) if i == 0 else (a, maps[0])
+    dims = irx.map_dims(amap)
+    require(all(d == "0" or d >= 0 for d in dims), f"{name} is read through a computed index")
+    require(dims and dims[-1] == 3 and dims.count(3) == 1, f"{name} is not indexed by the head dim last")
+    used = [d for d in dims if d != "0"]
+    require(len(used) == len(set(used)) and used == sorted(used), f"{name} is read transposed")
+    require(all(irx.shape(table)[k] == 1 for k, d in enumerate(dims) if d == "0"), f"{name} is read at a fixed index")
+    return table, amap
