@@ -44,12 +44,17 @@ def module_path(node) -> str:
     return re.sub(r"^L__self___|^L\['self'\]\.?", "", str(path)).replace("_modules['", "").replace("']", "")
 
 
+# Frames that are never where the user wrote an op: torch itself, and the wrapper with which the
+# Hugging Face `kernels` package stands in for a model's functions (transformers 5 wraps
+# apply_rotary_pos_emb so; the trace then ends in the wrapper, not in the function's body)
+_NOT_USER = (os.sep + "torch" + os.sep, os.sep + os.path.join("kernels", "_internals") + os.sep)
+
+
 def user_frame(node) -> tuple[str, int]:
-    """Innermost stack frame outside torch itself: where the user wrote the op."""
+    """Innermost stack frame outside torch and library wrappers: where the user wrote the op."""
     trace = node.meta.get("stack_trace") or ""
     frames = re.findall(r'File "([^"]+)", line ([0-9]+)', trace)
-    torch_dir = os.sep + "torch" + os.sep
-    user = [f for f in frames if torch_dir not in f[0]]
+    user = [f for f in frames if not any(d in f[0] for d in _NOT_USER)]
     f = (user or frames or [("unknown", 0)])[-1]
     return f[0], int(f[1])
 

@@ -37,12 +37,14 @@ def test_rotary_kernel_semantics_in_the_interpreter():
 @pytest.mark.parametrize("name", ROTARY)
 def test_hf_rotary_models_take_the_kernel_on_cuda(name):
     """Q's and K's embedding in every layer of the model as users hold it (SDPA, left-padded
-    batch) take the kernel; the report says so in one line."""
+    batch) take the kernel; the report says so in one line, each site at the model's source
+    line (not at the wrapper through which transformers 5 calls apply_rotary_pos_emb)."""
     model, args, kwargs, layers = hf_models.DEFAULT_BUILDERS[name]("f16", True)
     report = flashlift.compile_model(model, args, kwargs=kwargs, target="cuda:sm_90").report
     assert [s.path for s in report.rotary] == [KERNEL] * (2 * layers), str(report)
     assert f"{2 * layers} of {2 * layers} rotary embeddings take flashlift's kernel [{KERNEL}]" in str(report)
-    assert all(s.module_path.endswith("self_attn") for s in report.rotary), str(report)
+    assert all(s.module_path.endswith("self_attn") and os.path.basename(s.source).startswith("modeling_")
+               for s in report.rotary), [s.where() for s in report.rotary]
 
 
 # --- GPU numerics cases (built by test/tools/gpu_numerics.py, run on the GPU machine) ----------
