@@ -28,18 +28,22 @@ def kernel_sites(module, op_name: str, target) -> tuple:
     `target` has no flashlift kernels or Triton is missing; shared by the kernel rewrites."""
     ops = collect(module, op_name)
     records = site_records(ops)
-    arch = getattr(target, "kernel_arch", "")
-    reason = None
-    if target.kind != "cuda" or not arch:
-        reason = f"no flashlift kernels for target {target.name}"
-    else:
-        try:
-            import triton  # noqa: F401  (kernels are built with it; optional: flashlift[cuda])
-        except ImportError as e:
-            reason = f"kernels unavailable ({e}); install flashlift[cuda]"
+    reason = cuda_kernels_unavailable(target)
     for r in records:
-        r["reason"] = reason or ""
-    return ops, records, (None if reason or not ops else int(arch.replace("sm_", "")))
+        r["reason"] = reason
+    return ops, records, (None if reason or not ops else int(target.kernel_arch.replace("sm_", "")))
+
+
+def cuda_kernels_unavailable(target, kernels: str = "kernels") -> str:
+    """Why flashlift's Triton `kernels` ("kernels", "norm kernel", ...) do not run on `target`:
+    not a CUDA target with kernels, or Triton missing; "" when they do."""
+    if target.kind != "cuda" or not getattr(target, "kernel_arch", ""):
+        return f"no flashlift {kernels} for target {target.name}"
+    try:
+        import triton  # noqa: F401  (kernels are built with it; optional: flashlift[cuda])
+    except ImportError as e:
+        return f"kernels unavailable ({e}); install flashlift[cuda]"
+    return ""
 
 
 def site_records(ops: list) -> list[dict]:

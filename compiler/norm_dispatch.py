@@ -29,7 +29,7 @@ import math
 
 from iree.compiler import ir
 
-from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure
+from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure, cuda_kernels_unavailable
 from flashlift.compiler.kernel_splice import ModuleSplicer, family_prefix
 from flashlift.compiler.kernels import cpu_build, cpu_norm, iree_dispatch
 from flashlift.compiler.kernels.norm_spec import NormSpec
@@ -93,13 +93,7 @@ def _unavailable(target, use_kernels: bool) -> str:
     if target.kind == "cpu":
         from flashlift.compiler.cpu_dispatch import unavailable
         return unavailable(target)
-    if target.kind != "cuda" or not target.kernel_arch:
-        return f"no flashlift norm kernel for target {target.name}"
-    try:
-        import triton  # noqa: F401
-    except ImportError as e:
-        return f"kernels unavailable ({e}); install flashlift[cuda]"
-    return ""
+    return cuda_kernels_unavailable(target, "norm kernel")
 
 
 def _inputs(ln) -> tuple:

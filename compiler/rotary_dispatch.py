@@ -25,7 +25,7 @@ import contextvars
 
 from iree.compiler import ir
 
-from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure
+from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure, cuda_kernels_unavailable
 from flashlift.compiler.kernel_splice import ModuleSplicer
 from flashlift.compiler.kernels import iree_dispatch
 from flashlift.compiler.kernels.rotary_spec import RotarySpec
@@ -84,13 +84,7 @@ def _unavailable(target, use_kernels: bool) -> str:
         return "use_kernels=False"
     if _OFF.get():
         return "left to IREE (rotary_dispatch.left_to_iree)"
-    if target.kind != "cuda" or not target.kernel_arch:
-        return f"no flashlift rotary kernel for target {target.name}"
-    try:
-        import triton  # noqa: F401
-    except ImportError as e:
-        return f"kernels unavailable ({e}); install flashlift[cuda]"
-    return ""
+    return cuda_kernels_unavailable(target, "rotary kernel")
 
 
 def spec_of(rot) -> RotarySpec:

@@ -47,14 +47,7 @@ class Report:
             lines.append(f"  left {len(self.rejected)} candidate{'s' if len(self.rejected) != 1 else ''} as written:")
             for s in self.rejected:
                 lines.append(f"    {s.where()}: {s.reason}")
-        if self.linears:
-            kernel = [s for s in self.linears if s.path != "iree-codegen"]
-            paths = sorted({s.path for s in kernel})
-            lines.append(f"  {len(kernel)} of {len(self.linears)} matmul{'s' if len(self.linears) != 1 else ''} "
-                         f"take flashlift's GEMM kernel" + (f" [{', '.join(paths)}]" if paths else ""))
-            for s in self.linears:
-                if s.path == "iree-codegen":
-                    lines.append(f"    {s.where()}: iree-codegen: {s.path_reason}")
+        lines += _kernel_sites(self.linears, "matmul", "GEMM kernel")
         if self.fused:
             lines.append(f"  {len(self.fused)} group{'s' if len(self.fused) != 1 else ''} of linear layers reading one "
                          "input fused into one GEMM each:")
@@ -69,14 +62,7 @@ class Report:
                          "residual add before it where only the norm reads the sum:")
             for s in self.epilogues:
                 lines.append(f"    {_epilogue(s)}  [{s.path}{': ' + s.path_reason if s.path_reason else ''}]")
-        if self.rotary:
-            kernel = [s for s in self.rotary if s.path != "iree-codegen"]
-            paths = sorted({s.path for s in kernel})
-            lines.append(f"  {len(kernel)} of {len(self.rotary)} rotary embedding{'s' if len(self.rotary) != 1 else ''} "
-                         f"take flashlift's kernel" + (f" [{', '.join(paths)}]" if paths else ""))
-            for s in self.rotary:
-                if s.path == "iree-codegen":
-                    lines.append(f"    {s.where()}: iree-codegen: {s.path_reason}")
+        lines += _kernel_sites(self.rotary, "rotary embedding", "kernel")
         active = [d for d in self.dropouts if d["p"] > 0]
         if active:
             lines.append("  dropout removed (inference semantics):")
@@ -114,6 +100,18 @@ def site_from_location(loc: str, **kwargs) -> Site:
     file = re.search(r'"([^"]*)":(\d+):\d+', loc)
     source = f"{file.group(1)}:{file.group(2)}" if file else "unknown"
     return Site(module_path=name.group(1) if name else "", source=source, **kwargs)
+
+
+def _kernel_sites(sites: list, noun: str, kernel: str) -> list:
+    """'  3 of 4 matmuls take flashlift's GEMM kernel [paths]', then each site left to IREE
+    with its reason; nothing for no sites."""
+    if not sites:
+        return []
+    taken = sorted({s.path for s in sites if s.path != "iree-codegen"})
+    n = sum(s.path != "iree-codegen" for s in sites)
+    lines = [f"  {n} of {len(sites)} {noun}{'s' if len(sites) != 1 else ''} take flashlift's {kernel}"
+             + (f" [{', '.join(taken)}]" if taken else "")]
+    return lines + [f"    {s.where()}: iree-codegen: {s.path_reason}" for s in sites if s.path == "iree-codegen"]
 
 
 def _epilogue(s: Site) -> str:
