@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -99,16 +100,16 @@ def user_model(name: str, layers: int, dtype, attn: str = "eager", device: str =
 def _gemm_context(variant: str):
     """The context a variant is compiled in: flashlift_no_gluon_gemm keeps every GEMM off the
     Gluon kernel (triton_gemm.without_gluon), so a run shows the Gluon GEMM's gain;
-    flashlift_no_rotary_kernel leaves rotary embeddings to IREE (rotary_dispatch.left_to_iree); else none."""
-    if variant == "flashlift_no_rotary_kernel":
-        from flashlift.compiler import rotary_dispatch  # (build runs where flashlift is installed)
-
-        return rotary_dispatch.left_to_iree()
-    if variant != "flashlift_no_gluon_gemm":
+    flashlift_no_rotary_kernel leaves rotary embeddings to IREE (rotary_dispatch.left_to_iree),
+    flashlift_no_residual_epilogue the residual adds after GEMMs
+    (gemm_dispatch.without_residual_epilogue); else none."""
+    contexts = {"flashlift_no_gluon_gemm": ("flashlift.compiler.kernels.triton_gemm", "without_gluon"),
+                "flashlift_no_rotary_kernel": ("flashlift.compiler.rotary_dispatch", "left_to_iree"),
+                "flashlift_no_residual_epilogue": ("flashlift.compiler.gemm_dispatch", "without_residual_epilogue")}
+    if variant not in contexts:
         return contextlib.nullcontext()
-    from flashlift.compiler.kernels import triton_gemm
-
-    return triton_gemm.without_gluon()
+    module, name = contexts[variant]   # (imported here: the build runs where flashlift is installed)
+    return getattr(importlib.import_module(module), name)()
 
 
 def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple = (), only: tuple = ()) -> None:
@@ -133,7 +134,8 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
         # flashlift_no_norm_kernel leaves the residual add + norm to IREE
         # flashlift_no_activation_epilogue (GPUs) leaves GELU / SwiGLU to IREE, not the GEMM kernel's epilogue;
         # flashlift_no_gluon_gemm (GPUs) builds no GEMM on the Gluon kernel (the tuned pointer / TMA configs)
-        # flashlift_no_rotary_kernel (GPUs, rotary models) leaves the rotary embeddings to IREE
+        # flashlift_no_rotary_kernel (GPUs, rotary models) leaves the rotary embeddings to IREE,
+        # flashlift_no_residual_epilogue (GPUs, LLaMA) the residual adds after o_proj / down_proj
         flipped = ("flashlift_unfused", True, "eager", False, True) if target == "cpu" else \
             ("flashlift_fused", True, "eager", True, True)
         variants = [("flashlift", True, "eager", None, True), ("iree_unraised", False, "eager", False, False),
@@ -144,6 +146,7 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
             variants.append(("flashlift_no_gluon_gemm", True, "eager", None, True))
             if name.startswith("llama"):
                 variants.append(("flashlift_no_rotary_kernel", True, "eager", None, True))
+                variants.append(("flashlift_no_residual_epilogue", True, "eager", None, True))
         for variant, raise_attention, attn, fuse, norms in variants:
             if (only and variant not in only) or (name == "bloom" and attn == "sdpa"):  # (BLOOM: eager only)
                 continue

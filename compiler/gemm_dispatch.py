@@ -19,16 +19,24 @@ Matches what torch-mlir makes of an f16/bf16 `nn.Linear` (or `x @ w`):
                                                           silu = truncf(x * sigmoid(x)), x = extf
                                                           of the gate projection's [M, N] result,
                                                           each maybe behind the same expand_shape
+    [%r  = linalg.generic addf(%res, %o)]                 a residual add (either order), %res of
+                                                          %o's type or behind the same expand_shape
+                                                          (LLaMA's o_proj and down_proj: the norm
+                                                          kernel reads the sum, and so does the
+                                                          next residual add)
 
 and replaces the last value by a call of a function holding one `flow.dispatch` of the kernel
-on (A, W[, bias]) (no extended copies are read). Exact: the kernel adds the bias to the f32
-accumulator and rounds once, as the matched ops do; each op on the chain has this single use.
+on (A, W[, bias][, gate | residual]) (no extended copies are read). Exact: the kernel adds the
+bias to the f32 accumulator and rounds once, as the matched ops do, then applies the epilogue
+with the same roundings; each op on the chain has this single use.
 Records one entry per linalg.matmul, in program order:
 {"location", "path": "triton-gemm sm_XX" | "iree-codegen", "reason", "shape"}.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 from typing import Optional
 
@@ -56,8 +64,23 @@ class GemmPlan:
     chain: list  # ops from the matmul to the result's producer (erased after the rewrite)
     gelu: object = None  # the GELU generic applied to the result (maybe through an expand_shape)
     swiglu: object = None  # (product generic, gate [M, N] value): silu(gate) * the result, as one op
+    residual: object = None  # (sum generic, residual [M, N] value): the residual stream + the result
     spec: object = None  # gemm_spec.GemmSpec
     location: str = ""
+
+
+_RESIDUAL: contextvars.ContextVar = contextvars.ContextVar("flashlift_gemm_residual", default=True)
+
+
+@contextlib.contextmanager
+def without_residual_epilogue():
+    """Inside the block no GEMM takes the residual add after it (IREE adds): how a benchmark
+    measures the epilogue's gain in a whole model (bench/models.py's flashlift_no_residual_epilogue)."""
+    token = _RESIDUAL.set(False)
+    try:
+        yield
+    finally:
+        _RESIDUAL.reset(token)
 
 
 def dispatch_gemms(module, target, activations: bool = True) -> list[dict]:
@@ -83,7 +106,8 @@ def dispatch_gemms(module, target, activations: bool = True) -> list[dict]:
                       kernel={"name": kb.name, "grid": list(kb.grid), "block": list(kb.block),
                               "tile": [kb.config["BLOCK_M"], kb.config["BLOCK_N"], kb.config["BLOCK_K"]],
                               "epilogue": ", ".join(["bias"] * bool(s.bias_dtype) + [f"to {s.out_dtype}"]
-                                                    + ["gelu"] * s.gelu + ["silu(gate) *"] * s.swiglu)})
+                                                    + ["gelu"] * s.gelu + ["silu(gate) *"] * s.swiglu
+                                                    + ["+ residual"] * s.residual)})
     return records
 
 
@@ -135,22 +159,25 @@ def analyze(matmul, activations: bool = True) -> GemmPlan:
         value = user.results[0]
         chain.append(user)
         user = only_user(value)
-    gelu = swiglu = None
+    gelu = swiglu = residual = None
     if user is not None and elementwise_op(user) == "arith.truncf":
         value = user.results[0]
         chain.append(user)
         if activations:
             gelu = _gelu_user(value)
             swiglu = None if gelu is not None or bias is not None else _swiglu_user(value)
+        if gelu is None and swiglu is None and _RESIDUAL.get():
+            residual = _residual_user(value, user)
     out_dtype = str(ir.RankedTensorType(value.type).element_type)
     bias_dtype = str(ir.RankedTensorType(bias.type).element_type) if bias is not None else None
-    spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk, gelu=gelu is not None, swiglu=swiglu is not None)
+    spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk, gelu=gelu is not None, swiglu=swiglu is not None,
+                    residual=residual is not None)
     try:
         spec.check()
     except ValueError as e:
         raise NotCovered(str(e)) from None
-    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, gelu=gelu, swiglu=swiglu, spec=spec,
-                    location=str(op.location))
+    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, gelu=gelu, swiglu=swiglu, residual=residual,
+                    spec=spec, location=str(op.location))
 
 
 _DEFAULT_MAPS = ("[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
@@ -229,6 +256,51 @@ def _swiglu_user(up):
     return prod, gate
 
 
+def _residual_user(value, last):
+    """(sum, residual) when the rounded result `value` [M, N] (of op `last`) is read only by
+    `residual + value` (an addf of two identity-mapped operands of one type, either order),
+    directly or behind its single-use expand_shape (the residual then of the expanded shape:
+    the kernel reads it through a collapse_shape back to [M, N]), the residual computed before
+    `last` (the kernel's call takes its place) or a reshape of such a value; else None."""
+    _, v = _through_expand(value)
+    add = only_user(v)
+    if add is None or elementwise_op(add) != "arith.addf" or len(add.operands) != 3:
+        return None
+    other = [x for x in list(add.operands)[:2] if x != v]
+    if len(other) != 1 or other[0].type != v.type:
+        return None
+    r = other[0]
+    reshape = producer(r)
+    if not _before(r, last) and not (reshape is not None and reshape.operation.name in _RESHAPES
+                                     and _before(reshape.operation.operands[0], last)):
+        return None
+    return add, r
+
+
+_RESHAPES = ("tensor.collapse_shape", "tensor.expand_shape")
+
+
+def _before(value, op) -> bool:
+    """`value` is available before `op`: a block argument, or computed earlier in op's block."""
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return True
+    return owner.operation.block == op.operation.block and owner.operation.is_before_in_block(op.operation)
+
+
+def _residual_operand(residual, result, last):
+    """`residual` as the kernel reads it, [M, N] like the GEMM's `result`, available before
+    `last` (a reshape computed after it is cloned before it): itself, or the collapse_shape
+    undoing the expand_shape through which the sum reads `result`."""
+    if not _before(residual, last):
+        residual = producer(residual).operation.clone(ir.InsertionPoint(last)).results[0]
+    if residual.type == result.type:
+        return residual
+    expand, _ = _through_expand(result)
+    return ir.Operation.create("tensor.collapse_shape", results=[result.type], operands=[residual],
+                               attributes={"reassociation": expand.attributes["reassociation"]}).results[0]
+
+
 def _through_expand(value) -> tuple:
     """(expand_shape, its result) when `value`'s one user is a tensor.expand_shape, else (None, value)."""
     user = only_user(value)
@@ -279,11 +351,14 @@ def _weight(value) -> tuple:
 def replace(splicer: ModuleSplicer, plan: GemmPlan, kb, scratch_bytes: int = 0) -> None:
     """The chain's last value -> a call of the kernel's dispatch helper; a kernel that uses
     global scratch gets the module global of scratch_bytes (>= its own need)."""
+    last = plan.chain[-1]
     operands = [plan.a, plan.w] + ([plan.bias] if plan.bias is not None else []) \
         + ([plan.swiglu[1]] if plan.swiglu is not None else [])
+    if plan.residual is not None:
+        with splicer.module.context, last.location, ir.InsertionPoint(last):
+            operands.append(_residual_operand(plan.residual[1], plan.result, last))
     types = [str(v.type) for v in operands]
     rtype = plan.result.type
-    last = plan.chain[-1]
     with splicer.module.context, ir.Location.unknown():
         sym = splicer.kernel_executable("gemm", kb)
         scratch, uses = None, ""
@@ -296,7 +371,7 @@ def replace(splicer: ModuleSplicer, plan: GemmPlan, kb, scratch_bytes: int = 0) 
                                    attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
     plan.result.replace_all_uses_with(call.results[0])
     erase_dead([last])
-    for applied in (plan.gelu, plan.swiglu and plan.swiglu[0]):
+    for applied in (plan.gelu, plan.swiglu and plan.swiglu[0], plan.residual and plan.residual[0]):
         if applied:  # the kernel applied it: its readers read its up/GELU input, the result now
             up = [v for v in list(applied.operands)[:-1] if _through_expand(call.results[0])[1] == v]
             applied.results[0].replace_all_uses_with(up[0] if up else applied.operands[0])

@@ -9,8 +9,8 @@ H100: bench/results/gemm-h100.md): shared tiles on the large-N, large-K GEMMs (L
 lose where the grid is small (N 768 or 256: few C tiles for 132 SMs).
 
 Same computation, epilogue and ABI as triton_gemm (read its doc first):
-    C[M, N] = A[M, K] @ W^T (+ bias[N]) in f32, rounded once to C's type, then GELU or
-    silu(G) * C as torch rounds them; (A, W[, BIAS][, G], C, global_scratch, profile_scratch).
+    C[M, N] = A[M, K] @ W^T (+ bias[N]) in f32, rounded once to C's type, then GELU,
+    silu(G) * C or C + G (the residual) as torch rounds them; (A, W[, BIAS][, G], C, global_scratch, profile_scratch).
 
 Why: on the H100 the models' linear layers took 665 us a LLaMA call on triton_gemm's kernels
 against cuBLAS's 464 (bench/results/models-gpu-h100.md's profile); Triton 3.6's `tl.dot`
@@ -70,18 +70,20 @@ class _Gemm:
     HAS_BIAS: gl.constexpr
     GELU: gl.constexpr
     SWIGLU: gl.constexpr
+    RESIDUAL: gl.constexpr
     bias: gl.tensor
     gate: gl.tensor
 
     @gluon.constexpr_function
     def __init__(self, M, N, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU,
-                 SWIGLU, bias, gate):
+                 SWIGLU, RESIDUAL, bias, gate):
         self.M, self.N, self.TILES_M, self.TILES_N = gl.constexpr(M), gl.constexpr(N), gl.constexpr(TILES_M), \
             gl.constexpr(TILES_N)
         self.K_STEPS, self.GROUP_M = gl.constexpr(K_STEPS), gl.constexpr(GROUP_M)
         self.NUM_PROGS = gl.constexpr(NUM_PROGS)
         self.CONSUMERS, self.STAGES, self.W_NK = gl.constexpr(CONSUMERS), gl.constexpr(STAGES), gl.constexpr(W_NK)
         self.HAS_BIAS, self.GELU, self.SWIGLU = gl.constexpr(HAS_BIAS), gl.constexpr(GELU), gl.constexpr(SWIGLU)
+        self.RESIDUAL = gl.constexpr(RESIDUAL)
         self.bias, self.gate = bias, gate
 
     @gluon.jit
@@ -137,11 +139,14 @@ def _epilogue(g, acc, out, desc_c, row0, col0):
     if g.GELU:
         x = res.to(gl.float32)
         res = (0.5 * x * (1.0 + gl.erf(x * SQRT1_2))).to(OUT)
-    if g.SWIGLU:
+    if g.SWIGLU or g.RESIDUAL:
         inside = (rows[:, None] < g.M) & (cols[None, :] < g.N)
         gate = gl.load(g.gate + rows[:, None] * g.N + cols[None, :], mask=inside, other=0.0).to(gl.float32)
-        silu = (gate * (1.0 / (1.0 + gl.exp(-gate)))).to(OUT).to(gl.float32)
-        res = (silu * res.to(gl.float32)).to(OUT)
+        if g.SWIGLU:
+            silu = (gate * (1.0 / (1.0 + gl.exp(-gate)))).to(OUT).to(gl.float32)
+            res = (silu * res.to(gl.float32)).to(OUT)
+        else:   # the residual stream plus the rounded result, rounded
+            res = (res.to(gl.float32) + gate).to(OUT)
     tma.store_wait(0)            # the last tile's rows have left `out`
     out.store(res)
     fence_async_shared()
@@ -239,7 +244,7 @@ def _pingpong_consumer(c, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn):
 def _gemm_gluon_kernel(A, W, BIAS, G, C,
                        M: gl.constexpr, N: gl.constexpr, K: gl.constexpr,
                        W_NK: gl.constexpr, HAS_BIAS: gl.constexpr, GELU: gl.constexpr, SWIGLU: gl.constexpr,
-                       BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                       RESIDUAL: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                        GROUP_M: gl.constexpr, STAGES: gl.constexpr, NUM_PROGS: gl.constexpr, PINGPONG: gl.constexpr,
                        CONSUMERS: gl.constexpr, CONSUMER_REGS: gl.constexpr, LOADER_REGS: gl.constexpr):
     A_BOXES: gl.constexpr = 1 if PINGPONG else CONSUMERS   # consumers sharing a C tile's rows
@@ -274,9 +279,9 @@ def _gemm_gluon_kernel(A, W, BIAS, G, C,
     TILES_M: gl.constexpr = (M + BLOCK_M - 1) // BLOCK_M
     TILES_N: gl.constexpr = (N + BLOCK_N - 1) // BLOCK_N
     K_STEPS: gl.constexpr = (K + BLOCK_K - 1) // BLOCK_K   # (TMA zero-fills K past the edge)
-    # (a partition argument cannot be None: A stands in for an absent bias, C for a gate, unread)
+    # (a partition argument cannot be None: A stands in for an absent bias, C for a gate / residual, unread)
     g = _Gemm(M, N, TILES_M, TILES_N, K_STEPS, GROUP_M, NUM_PROGS, CONSUMERS, STAGES, W_NK, HAS_BIAS, GELU, SWIGLU,
-              BIAS if HAS_BIAS else A, G if SWIGLU else C)
+              RESIDUAL, BIAS if HAS_BIAS else A, G if SWIGLU or RESIDUAL else C)
     if CONSUMERS == 3:   # three 64-row slices of a 192-row tile
         gl.warp_specialize([
             (_consumer, (0, g, desc_c, a_smem, w_smem, c_smem, ready, free, turn, PINGPONG)),
@@ -307,7 +312,7 @@ def grid(spec, cfg: dict) -> tuple:
 def constexprs(spec, cfg: dict) -> dict:
     """The kernel's constexpr arguments for GemmSpec `spec` and `cfg`, in signature order."""
     return dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None,
-                GELU=spec.gelu, SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
+                GELU=spec.gelu, SWIGLU=spec.swiglu, RESIDUAL=spec.residual, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
                 BLOCK_K=cfg["BLOCK_K"], GROUP_M=cfg["GROUP_M"], STAGES=cfg["num_stages"],
                 NUM_PROGS=grid(spec, cfg)[0], PINGPONG=bool(cfg.get("PINGPONG")), CONSUMERS=consumers(cfg),
                 CONSUMER_REGS=cfg.get("CONSUMER_REGS", 240 if consumers(cfg) == 2 else 160),
@@ -339,9 +344,9 @@ def compile_kernel(spec, cfg: dict, tdt: dict, opts: dict):
     consts = constexprs(spec, cfg)
     sig = {"A": f"*{tdt[spec.dtype]}", "W": f"*{tdt[spec.dtype]}",
            "BIAS": f"*{tdt[spec.bias_dtype]}" if spec.bias_dtype else "constexpr",
-           "G": f"*{tdt[spec.out_dtype]}" if spec.swiglu else "constexpr",
+           "G": f"*{tdt[spec.out_dtype]}" if spec.reads_g else "constexpr",
            "C": f"*{tdt[spec.out_dtype]}", **{k: "constexpr" for k in consts}}
-    present = {"BIAS": spec.bias_dtype is not None, "G": spec.swiglu}
+    present = {"BIAS": spec.bias_dtype is not None, "G": spec.reads_g}
     values = {**consts, **{name: None for name, have in present.items() if not have}}
     ptrs = [i for i, name in enumerate(("A", "W", "BIAS", "G", "C")) if present.get(name, True)]
     attrs = {(i,): [["tt.divisibility", 16]] for i in ptrs}  # IREE bindings are 64-byte aligned

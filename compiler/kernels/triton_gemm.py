@@ -6,7 +6,9 @@
     projection of LLaMA's MLP (`silu(gate(x)) * up(x)`, SWIGLU=True), C = silu(G) * C with G
     the gate projection's result [M, N] in C's type: silu(g) = g * (1 / (1 + e^-g)) in f32,
     rounded, times C, rounded (torch's roundings in f16/bf16), so that the gate and up results
-    are not read again by a separate elementwise pass.
+    are not read again by a separate elementwise pass; or, as a projection whose rounded
+    result the model adds to the residual stream (LLaMA's o_proj and down_proj, RESIDUAL=True),
+    C = C + G rounded, G the residual [M, N] in C's type (the sum is what the next layer reads).
 
 W is the weight as nn.Linear stores it, [N, K] (W_NK=True), or [K, N] (W_NK=False, `x @ w`).
 A, W: f16 or bf16 (the same); bias: f16, bf16 or f32, added to the f32 accumulator (what
@@ -60,9 +62,11 @@ def _tile_coords(tile, tiles_m, tiles_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
-def _round_and_activate(acc, g, OUT: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr):
-    """The f32 accumulator (bias added) rounded once to OUT, then the GELU or SwiGLU epilogue,
-    each op rounded as torch rounds it in f16/bf16. g: the gate tile in f32 (SWIGLU)."""
+def _round_and_activate(acc, g, OUT: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr,
+                        RESIDUAL: tl.constexpr):
+    """The f32 accumulator (bias added) rounded once to OUT, then the GELU, SwiGLU or residual
+    epilogue, each op rounded as torch rounds it in f16/bf16. g: the gate (SWIGLU) or the
+    residual tile (RESIDUAL) in f32."""
     c = acc.to(OUT)
     if GELU:  # the model's GELU (erf form) of the rounded result, computed in f32, rounded again
         x = c.to(tl.float32)
@@ -70,6 +74,8 @@ def _round_and_activate(acc, g, OUT: tl.constexpr, GELU: tl.constexpr, SWIGLU: t
     if SWIGLU:  # silu(gate), rounded, times this (up) result, rounded
         silu = (g * (1.0 / (1.0 + tl.exp(-g)))).to(OUT).to(tl.float32)
         c = (silu * c.to(tl.float32)).to(OUT)
+    if RESIDUAL:  # the residual stream plus this rounded result, rounded
+        c = (c.to(tl.float32) + g).to(OUT)
     return c
 
 
@@ -77,6 +83,7 @@ def _round_and_activate(acc, g, OUT: tl.constexpr, GELU: tl.constexpr, SWIGLU: t
 def _gemm_kernel(A, W, BIAS, G, C,
                  M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
                  W_NK: tl.constexpr, HAS_BIAS: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr,
+                 RESIDUAL: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                  GROUP_M: tl.constexpr):
     pid_m, pid_n = _tile_coords(tl.program_id(0), tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N), GROUP_M)
@@ -113,12 +120,12 @@ def _gemm_kernel(A, W, BIAS, G, C,
     even = (M % BLOCK_M == 0) and (N % BLOCK_N == 0)
     inside = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     g = acc
-    if SWIGLU:
+    if SWIGLU or RESIDUAL:
         if even:
             g = tl.load(G + tile).to(tl.float32)
         else:
             g = tl.load(G + tile, mask=inside, other=0.0).to(tl.float32)
-    c = _round_and_activate(acc, g, C.dtype.element_ty, GELU, SWIGLU)
+    c = _round_and_activate(acc, g, C.dtype.element_ty, GELU, SWIGLU, RESIDUAL)
     if even:
         tl.store(C + tile, c)
     else:
@@ -129,6 +136,7 @@ def _gemm_kernel(A, W, BIAS, G, C,
 def _gemm_tma_kernel(A, W, BIAS, G, C,
                      M: tl.constexpr, N: tl.constexpr, K: tl.constexpr,
                      W_NK: tl.constexpr, HAS_BIAS: tl.constexpr, GELU: tl.constexpr, SWIGLU: tl.constexpr,
+                     RESIDUAL: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                      GROUP_M: tl.constexpr, NUM_PROGS: tl.constexpr,
                      WARP_SPECIALIZE: tl.constexpr, FLATTEN: tl.constexpr):
@@ -142,7 +150,7 @@ def _gemm_tma_kernel(A, W, BIAS, G, C,
     else:
         desc_w = tl.make_tensor_descriptor(W, shape=[K, N], strides=[N, 1], block_shape=[BLOCK_K, BLOCK_N])
     desc_c = tl.make_tensor_descriptor(C, shape=[M, N], strides=[N, 1], block_shape=[BLOCK_M, BLOCK_N])
-    if SWIGLU:
+    if SWIGLU or RESIDUAL:
         desc_g = tl.make_tensor_descriptor(G, shape=[M, N], strides=[N, 1], block_shape=[BLOCK_M, BLOCK_N])
     tiles_m = tl.cdiv(M, BLOCK_M)
     tiles_n = tl.cdiv(N, BLOCK_N)
@@ -163,9 +171,9 @@ def _gemm_tma_kernel(A, W, BIAS, G, C,
             cols = (off_n + tl.arange(0, BLOCK_N)) % N  # columns past the edge are never stored
             acc += tl.load(BIAS + cols).to(tl.float32)[None, :]
         g = acc
-        if SWIGLU:
+        if SWIGLU or RESIDUAL:
             g = desc_g.load([off_m, off_n]).to(tl.float32)
-        desc_c.store([off_m, off_n], _round_and_activate(acc, g, OUT, GELU, SWIGLU))
+        desc_c.store([off_m, off_n], _round_and_activate(acc, g, OUT, GELU, SWIGLU, RESIDUAL))
 
 
 _TL = {"f16": "fp16", "bf16": "bf16", "f32": "fp32"}
@@ -313,7 +321,7 @@ def tuned_config(spec: GemmSpec, arch: int) -> dict:
 def _kernel_and_constexprs(spec: GemmSpec, arch: int, cfg: dict):
     """The kernel `cfg` selects and its constexpr arguments, in signature order."""
     consts = dict(M=spec.m, N=spec.n, K=spec.k, W_NK=spec.w_nk, HAS_BIAS=spec.bias_dtype is not None, GELU=spec.gelu,
-                  SWIGLU=spec.swiglu, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
+                  SWIGLU=spec.swiglu, RESIDUAL=spec.residual, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"],
                   GROUP_M=cfg["GROUP_M"])
     if not cfg.get("TMA"):
         return _gemm_kernel, consts
@@ -355,12 +363,12 @@ def compile_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
     tdt = _TL[spec.dtype]
     sig = {"A": f"*{tdt}", "W": f"*{tdt}",
            "BIAS": f"*{_TL[spec.bias_dtype]}" if spec.bias_dtype else "constexpr",
-           "G": f"*{_TL[spec.out_dtype]}" if spec.swiglu else "constexpr",
+           "G": f"*{_TL[spec.out_dtype]}" if spec.reads_g else "constexpr",
            "C": f"*{_TL[spec.out_dtype]}"}
     kernel, consts = _kernel_and_constexprs(spec, arch, cfg)
     for name in consts:
         sig[name] = "constexpr"
-    present = {"BIAS": spec.bias_dtype is not None, "G": spec.swiglu}
+    present = {"BIAS": spec.bias_dtype is not None, "G": spec.reads_g}
     consts.update({name: None for name, have in present.items() if not have})
     ptrs = [i for i, name in enumerate(("A", "W", "BIAS", "G", "C")) if present.get(name, True)]
     attrs = {(i,): [["tt.divisibility", 16]] for i in ptrs}  # IREE bindings are 64-byte aligned
@@ -384,7 +392,8 @@ def build_gemm(spec: GemmSpec, arch: int, config: Optional[dict] = None,
     """AOT-compiles the GEMM for one static shape (see the module doc for the ABI) with
     `config`, else with the first of tuned_configs that builds (a shape's tuned tile may not
     fit with an epilogue the tuning did not have, e.g. the SwiGLU gate's shared memory)."""
-    names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + (["gate"] if spec.swiglu else []) + ["c"]
+    names = ["a", "w"] + (["bias"] if spec.bias_dtype else []) + (["gate"] if spec.swiglu else []) \
+        + (["residual"] if spec.residual else []) + ["c"]
     roles = ["input"] * (len(names) - 1) + ["output"]
     tries = [config] if config is not None else tuned_configs(spec, arch)
     for i, cfg in enumerate(tries):

@@ -7,7 +7,8 @@
 // dispatch-gemms: torch-mlir's f16/bf16 linear layers (matmul into a zero f32 accumulator,
 // maybe a row-broadcast bias add, maybe a truncf, maybe F.gelu of that, or LLaMA's silu(gate) * that)
 // become one dispatch of
-// flashlift's GEMM kernel on the unextended operands. Anything else keeps its linalg ops.
+// flashlift's GEMM kernel on the unextended operands, as does a residual add of the rounded
+// result (LLaMA's o_proj, down_proj). Anything else keeps its linalg ops.
 
 #id = affine_map<(d0, d1) -> (d0, d1)>
 #row = affine_map<(d0, d1) -> (d1)>
@@ -369,14 +370,16 @@ func.func @swiglu_epilogue(%x: tensor<32x48xf16>, %wg: tensor<80x48xf16>, %wu: t
 
 #id = affine_map<(d0, d1) -> (d0, d1)>
 #id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
-// Near miss: silu(gate) + up (an addf, not a product): both linear layers take the kernel,
-// plain; the silu and the sum stay.
+// Near miss: silu(gate) + up (an addf, not a product): no SwiGLU; the sum is a residual add
+// (silu(gate) computed before up's GEMM), which the up GEMM's epilogue takes, reading the
+// silu through a collapse_shape to [32, 80]; the silu stays.
 // CHECK-LABEL: func.func @not_swiglu
 // CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WG:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[WU:[a-zA-Z0-9_]+]]:
 // CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WG]]) :
 // CHECK:         math.exp
-// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WU]]) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
-// CHECK:         arith.addf
+// CHECK:         %[[S:.+]] = tensor.collapse_shape %{{.+}} {{\[\[}}0, 1], [2]] : tensor<2x16x80xf16> into tensor<32x80xf16>
+// CHECK:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%[[X]], %[[WU]], %[[S]]) : (tensor<32x48xf16>, tensor<80x48xf16>, tensor<32x80xf16>) -> tensor<32x80xf16>
+// CHECK-NOT:     arith.addf
 func.func @not_swiglu(%x: tensor<32x48xf16>, %wg: tensor<80x48xf16>, %wu: tensor<80x48xf16>) -> tensor<2x16x80xf16> {
   %zero = arith.constant 0.0 : f32
   %one = arith.constant 1.0 : f32
@@ -431,4 +434,79 @@ func.func @not_swiglu(%x: tensor<32x48xf16>, %wg: tensor<80x48xf16>, %wu: tensor
     linalg.yield %0 : f16
   } -> tensor<2x16x80xf16>
   return %p : tensor<2x16x80xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+// LLaMA's o_proj: the residual stream plus the rounded projection (the sum read by the next
+// norm and the next residual add): the add becomes the kernel's residual epilogue, on the
+// residual reshaped to [M, N] (a collapse_shape computed after the GEMM is cloned before it).
+// CHECK-LABEL: func.func @residual_epilogue
+// CHECK-SAME:    (%[[X:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[W:[a-zA-Z0-9_]+]]: {{[^,]+}}, %[[H:[a-zA-Z0-9_]+]]:
+// CHECK-NOT:     linalg.generic
+// CHECK:         %[[R:.+]] = tensor.collapse_shape %[[H]] {{\[\[}}0, 1], [2]] : tensor<2x16x80xf16> into tensor<32x80xf16>
+// CHECK-NEXT:    %[[S:.+]] = call @[[HELPER:flashlift_gemm_sm90_[0-9a-f]+_call]](%[[X]], %[[W]], %[[R]]) : (tensor<32x48xf16>, tensor<80x48xf16>, tensor<32x80xf16>) -> tensor<32x80xf16>
+// CHECK-NOT:     linalg.generic
+// CHECK:         return %[[S]], %[[S]]
+// CHECK:       func.func private @[[HELPER]]
+// CHECK:         flow.dispatch {{.*}}(%{{.+}}, %{{.+}}, %{{.+}}, %[[OUT:.+]], %{{.+}}, %{{.+}}) : (tensor<32x48xf16>, tensor<80x48xf16>, tensor<32x80xf16>, tensor<32x80xf16>, {{.*}}) -> %[[OUT]]
+// NOACT-LABEL: func.func @residual_epilogue
+// NOACT:         call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%{{.+}}, %{{.+}}, %{{.+}}) : (tensor<32x48xf16>, tensor<80x48xf16>, tensor<32x80xf16>)
+func.func @residual_epilogue(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>, %h: tensor<2x16x80xf16>) -> (tensor<32x80xf16>, tensor<32x80xf16>) {
+  %zero = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<48x80xf16>
+  %wt = linalg.transpose ins(%w : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %e1 = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e1 : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %wt : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %e2 = tensor.empty() : tensor<32x80xf16>
+  %o = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mm : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %h2 = tensor.collapse_shape %h [[0, 1], [2]] : tensor<2x16x80xf16> into tensor<32x80xf16>
+  %s = linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel"]} ins(%h2, %o : tensor<32x80xf16>, tensor<32x80xf16>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f16, %in_1: f16, %out: f16):
+    %0 = arith.addf %in, %in_1 : f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  return %s, %s : tensor<32x80xf16>, tensor<32x80xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+// Near miss: the other addend is computed from the projection's input after the projection
+// (not a reshape of an earlier value): the kernel's call, at the projection, cannot read it.
+// The GEMM is taken plain; the sum stays.
+// CHECK-LABEL: func.func @residual_computed_after
+// CHECK:         %[[O:.+]] = call @flashlift_gemm_sm90_{{[0-9a-f]+}}_call(%{{.+}}, %{{.+}}) : (tensor<32x48xf16>, tensor<80x48xf16>) -> tensor<32x80xf16>
+// CHECK:         math.exp
+// CHECK:         arith.addf
+func.func @residual_computed_after(%x: tensor<32x48xf16>, %w: tensor<80x48xf16>, %h: tensor<32x80xf16>) -> tensor<32x80xf16> {
+  %zero = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<48x80xf16>
+  %wt = linalg.transpose ins(%w : tensor<80x48xf16>) outs(%e0 : tensor<48x80xf16>) permutation = [1, 0]
+  %e1 = tensor.empty() : tensor<32x80xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e1 : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %mm = linalg.matmul ins(%x, %wt : tensor<32x48xf16>, tensor<48x80xf16>) outs(%acc : tensor<32x80xf32>) -> tensor<32x80xf32>
+  %e2 = tensor.empty() : tensor<32x80xf16>
+  %o = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%mm : tensor<32x80xf32>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %eh = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%h : tensor<32x80xf16>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %0 = math.exp %in : f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  %s = linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel"]} ins(%o, %eh : tensor<32x80xf16>, tensor<32x80xf16>) outs(%e2 : tensor<32x80xf16>) {
+  ^bb0(%in: f16, %in_1: f16, %out: f16):
+    %0 = arith.addf %in, %in_1 : f16
+    linalg.yield %0 : f16
+  } -> tensor<32x80xf16>
+  return %s : tensor<32x80xf16>
 }

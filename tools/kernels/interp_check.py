@@ -335,6 +335,8 @@ GEMM_CASES = [  # M, N, K, bias dtype, W stored [N, K], out dtype[, "gelu"]; til
     (130, 40, 48, None, False, torch.float16),
     (100, 72, 40, torch.float16, True, torch.float16, "gelu"),
     (100, 72, 40, None, True, torch.float16, "swiglu"),
+    (100, 70, 33, None, True, torch.float16, "residual"),  # the residual stream + this result, ragged
+    (100, 72, 40, torch.float16, True, torch.float16, "residual"),  # with a bias, TMA too
 ]
 
 
@@ -350,13 +352,13 @@ def main_gemm():
                                                                 {torch.float16: "f16", torch.float32: "f32"}[case[5]],
                                                                 None, case[4]), 90)]
     for (m, n, k, bias_dt, w_nk, out_dt, *act), tma in runs:
-        gelu, swiglu = act == ["gelu"], act == ["swiglu"]
-        gate = (torch.randn(m, n) * 3).half() if swiglu else None
+        gelu, swiglu, residual = act == ["gelu"], act == ["swiglu"], act == ["residual"]
+        gate = (torch.randn(m, n) * 3).half() if swiglu or residual else None
         a = torch.randn(m, k).half()
         w = (torch.randn(n, k) if w_nk else torch.randn(k, n)).half()
         bias = torch.randn(n).to(bias_dt) if bias_dt else None
         c = torch.full((m, n), float("nan")).to(out_dt)
-        args = dict(M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None, GELU=gelu, SWIGLU=swiglu, **cfg)
+        args = dict(M=m, N=n, K=k, W_NK=w_nk, HAS_BIAS=bias is not None, GELU=gelu, SWIGLU=swiglu, RESIDUAL=residual, **cfg)
         if tma:
             triton_gemm._gemm_tma_kernel[(3, 1, 1)](a, w, bias, gate, c, NUM_PROGS=3, WARP_SPECIALIZE=False,
                                                     FLATTEN=False, **args)
@@ -367,11 +369,13 @@ def main_gemm():
             ref = torch.nn.functional.gelu(ref)
         if swiglu:  # torch in f16: silu(gate) rounded, the product rounded
             ref = (torch.nn.functional.silu(gate.float()).half() * ref.half()).float()
+        if residual:  # torch in f16: this result rounded, the sum rounded
+            ref = (gate + ref.half()).float()
         err = ((c.float() - ref).norm() / ref.norm()).item()
         good = err < 2e-3 and not c.isnan().any()
         ok &= good
         print(f"GEMM {'TMA' if tma else 'pointer'} M={m} N={n} K={k} bias={bias_dt} w_nk={w_nk} out={out_dt} "
-              f"gelu={gelu} swiglu={swiglu}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
+              f"gelu={gelu} swiglu={swiglu} residual={residual}: relerr={err:.2e} {'ok' if good else 'FAIL'}")
     return 0 if ok else 1
 
 
