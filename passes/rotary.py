@@ -81,10 +81,12 @@ def match_rotary(concat) -> Rotary:
             "the embedding changes the element type")
     sin = _table(mul_sin, rot, "sin")
     cos = _table(mul_cos, x, "cos")
-    loops = [set(irx.map_dims(m)) for _, m in (cos, sin)]
+    size = irx.shape(x)
+    # the loops each table varies along (a loop of one iteration does not count: a single
+    # head's, or a decode step's one position, may be read as a dim or as 0 alike)
+    loops = [{d for d in irx.map_dims(m) if d != "0" and size[d] > 1} | {3} for _, m in (cos, sin)]
     used = set().union(*loops)
     require(not {1, 2} <= used, "cos / sin vary along both loops 1 and 2 (one must be the heads)")
-    require(all(3 in u for u in loops), "cos / sin do not run along the head dim")
     ops = [irx.producer(v) for v in irx.ins(irx.producer(concat.operation.operands[0]))]
     ops += [irx.producer(concat.operation.operands[1]), irx.producer(concat.operation.operands[0]), concat,
             mul_sin, mul_cos, add]

@@ -47,8 +47,9 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     With kernels (CPU with AVX2, CUDA), each LayerNorm and RMSNorm runs as one kernel with the
     residual add before it where only the norm reads the sum (`.report.epilogues`, the
     projection's bias staying in its GEMM); fuse_norms=False leaves them to IREE. On CUDA a GELU
-    or LLaMA's SwiGLU after a linear layer runs in the GEMM kernel's epilogue;
-    fuse_activations=False leaves it to IREE.
+    or LLaMA's SwiGLU after a linear layer runs in the GEMM kernel's epilogue
+    (fuse_activations=False leaves it to IREE), as does a residual add of its result where the
+    norm kernel does not take it, and each rotary embedding runs as one kernel (`.report.rotary`).
     parameters="archive" (default) keeps the weights out of the module as IREE parameters
     (any size; see flashlift.parameters), "inline" compiles them in as constants.
     """

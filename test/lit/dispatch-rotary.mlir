@@ -101,6 +101,47 @@ func.func @bhsd_bf16(%x: tensor<1x4x24x128xbf16>, %cos: tensor<24x128xbf16>, %si
 // -----
 
 #id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+#h1 = affine_map<(d0, d1, d2, d3) -> (0, d1, d2, d3)>
+// One KV head, (B, H, S, D) with H = 1: the tables are read along loop 1 as well (a loop of
+// one iteration, as torch-mlir indexes a size-1 dim), which does not make them vary per head;
+// the positions run along loop 2.
+// CHECK-DAG:   #[[READ:map[0-9]*]] = affine_map<(d0, d1, d2) -> (0, 0, d1, d2)>
+// CHECK-LABEL: func.func @single_kv_head(
+// CHECK:         linalg.generic {indexing_maps = [#[[READ]], {{.+}} outs(%{{.+}} : tensor<1x24x64xf16>)
+// CHECK:         call @flashlift_rotary_sm90_{{[0-9a-f]+}}_call({{.+}}) : (tensor<2x1x24x64xf16>, tensor<1x24x64xf16>, tensor<1x24x64xf16>) -> tensor<2x1x24x64xf16>
+func.func @single_kv_head(%x: tensor<2x1x24x64xf16>, %cos: tensor<1x1x24x64xf16>, %sin: tensor<1x1x24x64xf16>) -> tensor<2x1x24x64xf16> {
+  %e = tensor.empty() : tensor<2x1x24x64xf16>
+  %a = linalg.generic {indexing_maps = [#id, #h1, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %cos : tensor<2x1x24x64xf16>, tensor<1x1x24x64xf16>) outs(%e : tensor<2x1x24x64xf16>) {
+  ^bb0(%in: f16, %c: f16, %out: f16):
+    %0 = arith.mulf %in, %c : f16
+    linalg.yield %0 : f16
+  } -> tensor<2x1x24x64xf16>
+  %lo = tensor.extract_slice %x[0, 0, 0, 0] [2, 1, 24, 32] [1, 1, 1, 1] : tensor<2x1x24x64xf16> to tensor<2x1x24x32xf16>
+  %hi = tensor.extract_slice %x[0, 0, 0, 32] [2, 1, 24, 32] [1, 1, 1, 1] : tensor<2x1x24x64xf16> to tensor<2x1x24x32xf16>
+  %eh = tensor.empty() : tensor<2x1x24x32xf16>
+  %n = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%hi : tensor<2x1x24x32xf16>) outs(%eh : tensor<2x1x24x32xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %0 = arith.negf %in : f16
+    linalg.yield %0 : f16
+  } -> tensor<2x1x24x32xf16>
+  // REMARK: dispatch-rotary.mlir:[[# @LINE + 1]]:8: remark: rotary takes triton-rotary sm_90
+  %r = tensor.concat dim(3) %n, %lo : (tensor<2x1x24x32xf16>, tensor<2x1x24x32xf16>) -> tensor<2x1x24x64xf16>
+  %b = linalg.generic {indexing_maps = [#id, #h1, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%r, %sin : tensor<2x1x24x64xf16>, tensor<1x1x24x64xf16>) outs(%e : tensor<2x1x24x64xf16>) {
+  ^bb0(%in: f16, %c: f16, %out: f16):
+    %0 = arith.mulf %in, %c : f16
+    linalg.yield %0 : f16
+  } -> tensor<2x1x24x64xf16>
+  %q = linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%a, %b : tensor<2x1x24x64xf16>, tensor<2x1x24x64xf16>) outs(%e : tensor<2x1x24x64xf16>) {
+  ^bb0(%in: f16, %in2: f16, %out: f16):
+    %0 = arith.addf %in, %in2 : f16
+    linalg.yield %0 : f16
+  } -> tensor<2x1x24x64xf16>
+  return %q : tensor<2x1x24x64xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #bpos = affine_map<(d0, d1, d2, d3) -> (d0, 0, d1, d3)>
 
 // Position ids per batch element (tables [B, 1, S, D] read along loop 0 too), f32, the
