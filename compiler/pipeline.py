@@ -16,7 +16,7 @@ from iree.compiler.passmanager import PassManager
 
 from flashlift.errors import InputError
 from flashlift import passes
-from flashlift.compiler import cpu_gemm_dispatch, steps
+from flashlift.compiler import cpu_dispatch, cpu_gemm_dispatch, steps
 from flashlift.compiler.targets import parse_target
 
 #: Every pass attn-opt and the pipelines know: the raising passes, then the codegen steps.
@@ -42,15 +42,20 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
                  fuse_activations: bool = True) -> str:
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
-    measured faster (the CPU, and CUDA with kernels: the groups the attention kernel reads in
-    place); True/False: every group / none, on any target. fuse_norms: the LayerNorm / RMSNorm
+    measured faster (CPUs without AMX, and CUDA with kernels: the groups the attention kernel
+    reads in place; none on CPUs with AMX); True/False: every group / none, on any target. fuse_norms: the LayerNorm / RMSNorm
     kernel where the target has one (False: IREE's). fuse_activations: a GELU or SwiGLU after a
     linear layer in the GEMM kernel's epilogue (False: IREE's). One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []
     fuse = "fuse-linears" if fuse_linears else None
-    if fuse_linears is None and (t.kind == "cpu" or (t.kernel_arch and use_kernels)):
+    if fuse_linears is None and t.kind == "cpu" and "avx512amx" in cpu_dispatch.target_isas(t):
+        # Sapphire Rapids (AMX; the GPU machine's 16-core host): the seed with Q/K/V apart ran
+        # faster in every run, bf16 0.84x / 0.89x / 0.84x the fused build's time and f32 0.97x /
+        # 0.93x (seed-cpu.md); on the 2-core Zen 4 machine fusing them was 1.02-1.04x faster
+        fuse = None
+    elif fuse_linears is None and (t.kind == "cpu" or (t.kernel_arch and use_kernels)):
         # Only the groups the attention kernel reads in place, at their columns of the fused
         # result (BERT's Q/K/V, the seed's). CUDA: on an H100 BERT x4 0.93-0.98x the time in
         # 10 of 10 runs and the seed 0.89-0.94x in 3 of 3 (models-gpu-h100.md, seed-gpu-h100.md);

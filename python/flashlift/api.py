@@ -41,8 +41,8 @@ def compile_model(model, example_args: Sequence[Any] = (), *, kwargs: Optional[d
     kernel covers the op; on those targets `.report.linears` likewise gives each matmul's path
     ("triton-gemm sm_XX": flashlift's GEMM kernel). use_kernels=False: IREE codegen everywhere.
     Linear layers that read one input and whose results the attention kernel reads in place
-    (Q/K/V, not gate/up: measured faster on an H100 and, with IREE's data tiling, on the CPU)
-    run as one GEMM over their concatenated weights (`.report.fused` lists each group);
+    (Q/K/V, not gate/up: measured faster on an H100 and, with IREE's data tiling, on a CPU
+    without AMX; CPUs with AMX fuse none) run as one GEMM over their concatenated weights (`.report.fused` lists each group);
     fuse_linears=False keeps them apart, True fuses every group (gate/up too) on any target.
     With kernels (CPU with AVX2, CUDA), each LayerNorm and RMSNorm runs as one kernel with the
     residual add before it where only the norm reads the sum (`.report.epilogues`, the

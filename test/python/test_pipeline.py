@@ -71,6 +71,9 @@ def test_pipelines_list_their_steps():
     assert "fuse-linears" not in pipeline_for("rocm") and "fuse-linears" not in pipeline_for("cuda:sm_86")
     assert "fuse-linears," in pipeline_for("cuda:sm_90", fuse_linears=True)
     assert "fuse-linears" not in pipeline_for("cpu", fuse_linears=False)
+    # a CPU with AMX (measured on Sapphire Rapids: Q/K/V apart faster) fuses none by default
+    assert "fuse-linears" not in pipeline_for("cpu:sapphirerapids")
+    assert "fuse-linears," in pipeline_for("cpu:sapphirerapids", fuse_linears=True)
     assert "fuse-linears" not in pipeline_for("cuda:sm_90", fuse_linears=False)
     # the GELU / SwiGLU epilogues of the GEMM kernel: on unless asked off
     assert "dispatch-gemms{target=cuda:sm_90 activations=off}" in pipeline_for("cuda:sm_90", fuse_activations=False)
