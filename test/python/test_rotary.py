@@ -50,6 +50,21 @@ def test_hf_rotary_models_take_the_kernel_on_cuda(name):
 # --- GPU numerics cases (built by test/tools/gpu_numerics.py, run on the GPU machine) ----------
 
 GPU_CASES = ["rotary_llama_f16", "rotary_positions_bf16", "rotary_d128_f16"]
+# the rotary models of test/hf_models.py as users hold them (SDPA, the batch's second sequence
+# left-padded by 3), in f16: their logits
+GPU_CASES += [f"rotary_hf_{name}_f16" for name in ROTARY]
+
+
+class Positional(torch.nn.Module):
+    """A Hugging Face model called with keyword tensors, taking them positionally (the GPU
+    numerics tool calls modules so) and returning the logits."""
+
+    def __init__(self, model, names):
+        super().__init__()
+        self.model, self.names = model, tuple(names)
+
+    def forward(self, *tensors):
+        return self.model(**dict(zip(self.names, tensors)), use_cache=False).logits
 
 
 class LeftPaddedDecoder(torch.nn.Module):
@@ -67,9 +82,13 @@ class LeftPaddedDecoder(torch.nn.Module):
 
 
 def gpu_case(case: str):
-    """(model, example args, tolerance vs the f32 model, compile_model kwargs): a 2-layer LLaMA
+    """(model, example args, tolerance vs the f32 model, compile_model kwargs): a Hugging Face
+    rotary model (rotary_hf_*), or a 2-layer LLaMA
     (hidden 256; 4 heads of 64 and 2 KV heads, or 2 of 128 and 1) on 2 x 96 tokens, the second
     sequence padded by 17 on the left."""
+    if case.startswith("rotary_hf_"):
+        model, _, kwargs, _ = hf_models.DEFAULT_BUILDERS[case.removeprefix("rotary_hf_").removesuffix("_f16")]("f16", True)
+        return Positional(model, kwargs), tuple(kwargs.values()), 1e-2, {}
     torch.manual_seed(0)
     dtype = torch.bfloat16 if case.endswith("bf16") else torch.float16
     hidden, heads = 256, (2 if "d128" in case else 4)
