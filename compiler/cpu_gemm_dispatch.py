@@ -84,7 +84,7 @@ def _plan(op) -> GemmPlan:
     dtype = str(ir.RankedTensorType(unextended(op.operation.operands[0]).type).element_type)
     if dtype != "bf16":
         raise NotCovered(f"element type {dtype} (the CPU GEMM kernel: bf16)")
-    plan = analyze(op, activations=False)
+    plan = analyze(op, activations=False, residual=False)
     s = plan.spec
     if s.k % cpu_gemm.K_MULTIPLE or s.n % cpu_gemm.N_MULTIPLE:
         raise NotCovered(f"K {s.k}, N {s.n}: not multiples of {cpu_gemm.K_MULTIPLE} (the CPU GEMM kernel's tiles)")

@@ -125,9 +125,10 @@ def _kernel_or_reason(op, activations: bool, sm: int):
 # --- matching ---------------------------------------------------------------------------------
 
 
-def analyze(matmul, activations: bool = True) -> GemmPlan:
+def analyze(matmul, activations: bool = True, residual: bool = True) -> GemmPlan:
     """The chain from `matmul` to the value the kernel replaces, or NotCovered (why not);
-    with activations=False the chain ends before a GELU or SwiGLU."""
+    with activations=False the chain ends before a GELU or SwiGLU, with residual=False
+    before a residual add (the CPU kernel has neither epilogue)."""
     op = matmul.operation
     if "indexing_maps" in op.attributes and str(op.attributes["indexing_maps"]) != _DEFAULT_MAPS:
         raise NotCovered("matmul with non-default indexing maps")
@@ -159,24 +160,24 @@ def analyze(matmul, activations: bool = True) -> GemmPlan:
         value = user.results[0]
         chain.append(user)
         user = only_user(value)
-    gelu = swiglu = residual = None
+    gelu = swiglu = summed = None
     if user is not None and elementwise_op(user) == "arith.truncf":
         value = user.results[0]
         chain.append(user)
         if activations:
             gelu = _gelu_user(value)
             swiglu = None if gelu is not None or bias is not None else _swiglu_user(value)
-        if gelu is None and swiglu is None and _RESIDUAL.get():
-            residual = _residual_user(value, user)
+        if gelu is None and swiglu is None and residual and _RESIDUAL.get():
+            summed = _residual_user(value, user)
     out_dtype = str(ir.RankedTensorType(value.type).element_type)
     bias_dtype = str(ir.RankedTensorType(bias.type).element_type) if bias is not None else None
     spec = GemmSpec(m, n, k, dtype, out_dtype, bias_dtype, w_nk, gelu=gelu is not None, swiglu=swiglu is not None,
-                    residual=residual is not None)
+                    residual=summed is not None)
     try:
         spec.check()
     except ValueError as e:
         raise NotCovered(str(e)) from None
-    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, gelu=gelu, swiglu=swiglu, residual=residual,
+    return GemmPlan(a=a, w=w, bias=bias, result=value, chain=chain, gelu=gelu, swiglu=swiglu, residual=summed,
                     spec=spec, location=str(op.location))
 
 
