@@ -127,8 +127,7 @@ def _gathered(table, amap, spec: RotarySpec, tables: dict):
     """`table` as the kernel reads it, [table_batch, table_seq, D]: a broadcast generic reading
     it through `amap` with loop 0 -> the table's batch (or 0), the sequence loop -> its
     positions (or 0), the heads' loop -> 0 (amap reads it only where it has one iteration) and
-    loop 3 -> D. One per
-    distinct (table, map) of the module: every layer shares its cos and sin."""
+    loop 3 -> D. One per distinct (table, map) of the module: every layer shares its cos and sin."""
     key = (table, str(amap), spec.table_batch, spec.table_seq, spec.seq_dim)
     if key in tables:
         return tables[key]
