@@ -10,7 +10,8 @@ lose where the grid is small (N 768 or 256: few C tiles for 132 SMs).
 
 Same computation, epilogue and ABI as triton_gemm (read its doc first):
     C[M, N] = A[M, K] @ W^T (+ bias[N]) in f32, rounded once to C's type, then GELU,
-    silu(G) * C or C + G (the residual) as torch rounds them; (A, W[, BIAS][, G], C, global_scratch, profile_scratch).
+    silu(G) * C or C + G (the residual) as torch rounds them;
+    (A, W[, BIAS][, G], C, global_scratch, profile_scratch).
 
 Why: on the H100 the models' linear layers took 665 us a LLaMA call on triton_gemm's kernels
 against cuBLAS's 464 (bench/results/models-gpu-h100.md's profile); Triton 3.6's `tl.dot`
