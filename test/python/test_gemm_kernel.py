@@ -25,6 +25,7 @@ from flashlift.compiler.kernel_build import PTX_VERSION  # noqa: E402
 from flashlift.compiler.kernels import triton_fa, triton_gemm  # noqa: E402
 from flashlift.compiler.targets import parse_target  # noqa: E402
 from conftest import ROOT, rel_err, tuned_in  # noqa: E402
+import hf_models  # noqa: E402
 from hf_models import build_bert, build_llama  # noqa: E402
 from test_kernels import _gpu_target, lowered  # noqa: E402
 
@@ -280,6 +281,24 @@ def test_swiglu_runs_in_the_up_projections_epilogue():
     assert "math.exp" not in lowered(SwiGLU().half(), args).text
     silu_then_add = lowered(SwiGLU().half(), args, use_kernels=False).text
     assert "math.exp" in silu_then_add  # use_kernels=False: IREE's own ops
+
+
+def test_residual_adds_run_in_the_projections_epilogue():
+    """A LLaMA decoder (pre-norm: each residual sum is read by the next norm and the next
+    residual add, so the norm kernel cannot take it): o_proj's and down_proj's sums run in
+    their GEMMs' epilogues, but the last down_proj's, which the final norm takes with its
+    input; gemm_dispatch.without_residual_epilogue leaves every add to IREE."""
+    from flashlift.compiler import gemm_dispatch
+
+    model, args, kwargs, _ = hf_models.DEFAULT_BUILDERS["llama"]("f16", True)
+    epilogues = lambda report: [(s.module_path.rsplit(".", 1)[-1], s.details["kernel"]["epilogue"])  # noqa: E731
+                                for s in report.linears if s.module_path.endswith(("o_proj", "down_proj"))]
+    report = flashlift.compile_model(model, args, kwargs=kwargs, target="cuda:sm_90").report
+    assert epilogues(report) == [("o_proj", "to f16, + residual"), ("down_proj", "to f16, + residual"),
+                                 ("o_proj", "to f16, + residual"), ("down_proj", "to f16")], str(report)
+    with gemm_dispatch.without_residual_epilogue():
+        report = flashlift.compile_model(model, args, kwargs=kwargs, target="cuda:sm_90").report
+    assert all(e == "to f16" for _, e in epilogues(report)), epilogues(report)
 
 
 def test_uncovered_matmuls_are_reported_with_the_reason():

@@ -47,6 +47,18 @@ def test_hf_rotary_models_take_the_kernel_on_cuda(name):
                for s in report.rotary), [s.where() for s in report.rotary]
 
 
+def test_left_to_iree_keeps_every_embedding_with_iree():
+    """rotary_dispatch.left_to_iree (bench/models.py's flashlift_no_rotary_kernel): each site
+    stays with IREE and the report says why."""
+    from flashlift.compiler import rotary_dispatch
+
+    model, args, kwargs, layers = hf_models.DEFAULT_BUILDERS["llama"]("f16", True)
+    with rotary_dispatch.left_to_iree():
+        report = flashlift.compile_model(model, args, kwargs=kwargs, target="cuda:sm_90").report
+    assert [s.path for s in report.rotary] == ["iree-codegen"] * (2 * layers), str(report)
+    assert "iree-codegen: left to IREE (rotary_dispatch.left_to_iree)" in str(report)
+
+
 # --- GPU numerics cases (built by test/tools/gpu_numerics.py, run on the GPU machine) ----------
 
 GPU_CASES = ["rotary_llama_f16", "rotary_positions_bf16", "rotary_d128_f16"]
