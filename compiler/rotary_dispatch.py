@@ -91,8 +91,9 @@ def spec_of(rot) -> RotarySpec:
     """The kernel's RotarySpec for a matched embedding (NotCovered if the kernel does not take it)."""
     dims = tuple(rot.shape)
     seq_dim = rot.seq_dim or 1
-    spec = RotarySpec(dims, str(ir.ShapedType(rot.x.type).element_type), seq_dim,
-                      dims[0] if rot.batched else 1, dims[seq_dim] if rot.seq_dim else 1)
+    etype = lambda v: str(ir.ShapedType(v.type).element_type)  # noqa: E731
+    spec = RotarySpec(dims, etype(rot.x), seq_dim, dims[0] if rot.batched else 1, dims[seq_dim] if rot.seq_dim else 1,
+                      table_dtype=etype(rot.tables[0][0]), out_dtype=etype(rot.out))
     try:
         spec.check()
     except ValueError as e:

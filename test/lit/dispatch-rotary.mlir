@@ -303,8 +303,8 @@ func.func @difference(%x: tensor<2x40x4x64xf16>, %cos: tensor<1x1x40x64xf16>, %s
 #id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 #bshd = affine_map<(d0, d1, d2, d3) -> (0, 0, d1, d3)>
 
-// Near miss: sin in f32, the product computed in f32 and rounded (one op with casts, not
-// the model's type throughout). Stays as written.
+// Near miss: sin in f32, the product computed in f32 and rounded back to f16 inside its body
+// (the model's type is neither the products' nor the tables'). Stays as written.
 // CHECK-LABEL: func.func @sin_in_f32(
 // CHECK:         tensor.concat
 // CHECK-NOT:     call @flashlift_rotary
@@ -323,7 +323,7 @@ func.func @sin_in_f32(%x: tensor<2x40x4x64xf16>, %cos: tensor<1x1x40x64xf16>, %s
     %0 = arith.negf %in : f16
     linalg.yield %0 : f16
   } -> tensor<2x40x4x32xf16>
-  // REMARK: dispatch-rotary.mlir:[[# @LINE + 1]]:8: remark: rotary takes iree-codegen: rotate_half(x) is not multiplied by a table in x's type (one mulf, no casts)
+  // REMARK: dispatch-rotary.mlir:[[# @LINE + 1]]:8: remark: rotary takes iree-codegen: rotate_half(x) is not multiplied elementwise by a table
   %r = tensor.concat dim(3) %n, %lo : (tensor<2x40x4x32xf16>, tensor<2x40x4x32xf16>) -> tensor<2x40x4x64xf16>
   %b = linalg.generic {indexing_maps = [#id, #bshd, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%r, %sin : tensor<2x40x4x64xf16>, tensor<1x1x40x64xf32>) outs(%e : tensor<2x40x4x64xf16>) {
   ^bb0(%in: f16, %c: f32, %out: f16):
@@ -346,11 +346,10 @@ func.func @sin_in_f32(%x: tensor<2x40x4x64xf16>, %cos: tensor<1x1x40x64xf16>, %s
 #bshd = affine_map<(d0, d1, d2, d3) -> (0, 0, d1, d3)>
 
 // Not a rotate_half (concat(x[..., :h], -x[..., h:]): the halves the other way round): no
-// candidate, no remark; the ops stay as written.
+// candidate, no remark (the next remark is f32_tables', REMARK-NEXT); the ops stay as written.
 // CHECK-LABEL: func.func @halves_swapped(
 // CHECK:         tensor.concat
 // CHECK-NOT:     call @flashlift_rotary
-// REMARK-NOT:  remark
 func.func @halves_swapped(%x: tensor<2x40x4x64xf16>, %cos: tensor<1x1x40x64xf16>, %sin: tensor<1x1x40x64xf16>) -> (tensor<2x40x4x64xf16>) {
   %e = tensor.empty() : tensor<2x40x4x64xf16>
   %a = linalg.generic {indexing_maps = [#id, #bshd, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %cos : tensor<2x40x4x64xf16>, tensor<1x1x40x64xf16>) outs(%e : tensor<2x40x4x64xf16>) {
@@ -378,4 +377,54 @@ func.func @halves_swapped(%x: tensor<2x40x4x64xf16>, %cos: tensor<1x1x40x64xf16>
     linalg.yield %0 : f16
   } -> tensor<2x40x4x64xf16>
   return %q : tensor<2x40x4x64xf16>
+}
+
+// -----
+
+#id = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+#sd = affine_map<(d0, d1, d2, d3) -> (0, 0, d2, d3)>
+// OLMo's form: f32 tables with an f16 x (torch promotes: x and its rotated half extended in
+// the products' bodies, the products and the sum in f32), the sum rounded back to f16 by the
+// model's `.to(q.dtype)`: the kernel reads x in f16 and the tables in f32 and returns the f16
+// result; the rounding generic is taken with the rest.
+// CHECK-LABEL: func.func @f32_tables(
+// CHECK-SAME:    %[[X:[a-z0-9]+]]: tensor<2x4x24x64xf16>, %[[COS:[a-z0-9]+]]: tensor<1x1x24x64xf32>, %[[SIN:[a-z0-9]+]]: tensor<1x1x24x64xf32>
+// CHECK:         %[[R:.+]] = call @flashlift_rotary_sm90_{{[0-9a-f]+}}_call(%[[X]], %{{.+}}, %{{.+}}) : (tensor<2x4x24x64xf16>, tensor<1x24x64xf32>, tensor<1x24x64xf32>) -> tensor<2x4x24x64xf16>
+// CHECK-NEXT:    return %[[R]]
+func.func @f32_tables(%x: tensor<2x4x24x64xf16>, %cos: tensor<1x1x24x64xf32>, %sin: tensor<1x1x24x64xf32>) -> tensor<2x4x24x64xf16> {
+  %e = tensor.empty() : tensor<2x4x24x64xf32>
+  %a = linalg.generic {indexing_maps = [#id, #sd, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %cos : tensor<2x4x24x64xf16>, tensor<1x1x24x64xf32>) outs(%e : tensor<2x4x24x64xf32>) {
+  ^bb0(%in: f16, %c: f32, %out: f32):
+    %w = arith.extf %in : f16 to f32
+    %0 = arith.mulf %w, %c : f32
+    linalg.yield %0 : f32
+  } -> tensor<2x4x24x64xf32>
+  %lo = tensor.extract_slice %x[0, 0, 0, 0] [2, 4, 24, 32] [1, 1, 1, 1] : tensor<2x4x24x64xf16> to tensor<2x4x24x32xf16>
+  %hi = tensor.extract_slice %x[0, 0, 0, 32] [2, 4, 24, 32] [1, 1, 1, 1] : tensor<2x4x24x64xf16> to tensor<2x4x24x32xf16>
+  %eh = tensor.empty() : tensor<2x4x24x32xf16>
+  %n = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%hi : tensor<2x4x24x32xf16>) outs(%eh : tensor<2x4x24x32xf16>) {
+  ^bb0(%in: f16, %out: f16):
+    %0 = arith.negf %in : f16
+    linalg.yield %0 : f16
+  } -> tensor<2x4x24x32xf16>
+  // REMARK-NEXT: dispatch-rotary.mlir:[[# @LINE + 1]]:8: remark: rotary takes triton-rotary sm_90
+  %r = tensor.concat dim(3) %n, %lo : (tensor<2x4x24x32xf16>, tensor<2x4x24x32xf16>) -> tensor<2x4x24x64xf16>
+  %b = linalg.generic {indexing_maps = [#id, #sd, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%r, %sin : tensor<2x4x24x64xf16>, tensor<1x1x24x64xf32>) outs(%e : tensor<2x4x24x64xf32>) {
+  ^bb0(%in: f16, %c: f32, %out: f32):
+    %w = arith.extf %in : f16 to f32
+    %0 = arith.mulf %w, %c : f32
+    linalg.yield %0 : f32
+  } -> tensor<2x4x24x64xf32>
+  %q = linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%a, %b : tensor<2x4x24x64xf32>, tensor<2x4x24x64xf32>) outs(%e : tensor<2x4x24x64xf32>) {
+  ^bb0(%in: f32, %in2: f32, %out: f32):
+    %0 = arith.addf %in, %in2 : f32
+    linalg.yield %0 : f32
+  } -> tensor<2x4x24x64xf32>
+  %e16 = tensor.empty() : tensor<2x4x24x64xf16>
+  %t = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%q : tensor<2x4x24x64xf32>) outs(%e16 : tensor<2x4x24x64xf16>) {
+  ^bb0(%in: f32, %out: f16):
+    %0 = arith.truncf %in : f32 to f16
+    linalg.yield %0 : f16
+  } -> tensor<2x4x24x64xf16>
+  return %t : tensor<2x4x24x64xf16>
 }

@@ -454,9 +454,10 @@ def main_fused():
     return 0 if ok else 1
 
 
-# (x shape, seq dim, tables' batch and sequence sizes, dtype): LLaMA's (B, S, H, D) after the head
-# transpose sinks, (B, H, S, D), position ids per batch element, one position (a decode step),
-# a head dim whose half is no power of two, rows not a multiple of the block, f32
+# (x shape, seq dim, tables' batch and sequence sizes, x's dtype[, the tables' wider dtype, the
+# result's]): LLaMA's (B, S, H, D) after the head transpose sinks, (B, H, S, D), position ids per
+# batch element, one position (a decode step), a head dim whose half is no power of two, rows not
+# a multiple of the block, f32; OLMo's f32 tables with an f16 x, the sum rounded back or not
 ROTARY_CASES = [
     ((2, 40, 4, 64), 1, 1, 40, torch.float16),
     ((2, 4, 40, 64), 2, 1, 40, torch.float16),
@@ -464,6 +465,8 @@ ROTARY_CASES = [
     ((2, 1, 4, 64), 1, 2, 1, torch.float16),
     ((1, 24, 3, 80), 1, 1, 24, torch.float16),
     ((2, 7, 3, 32), 1, 1, 7, torch.float32),
+    ((2, 4, 40, 64), 2, 1, 40, torch.float16, torch.float32, torch.float16),
+    ((2, 40, 4, 64), 1, 1, 40, torch.float16, torch.float32, torch.float32),
 ]
 
 
@@ -473,23 +476,26 @@ def main_rotary():
     same code, which the interpreter mishandles.)"""
     torch.manual_seed(5)
     ok = True
-    for shape, seq_dim, tb, ts, dt in ROTARY_CASES:
+    name = {torch.float16: "f16", torch.float32: "f32"}
+    for shape, seq_dim, tb, ts, dt, *wide in ROTARY_CASES:
+        tdt, odt = wide or (dt, dt)
         b, d1, d2, d = shape
         x = (torch.randn(shape) * 4).to(dt)
         angles = torch.rand(tb, ts, d // 2) * 100
-        cos, sin = torch.cat([angles.cos()] * 2, -1).to(dt), torch.cat([angles.sin()] * 2, -1).to(dt)
-        spec = RotarySpec(shape, {torch.float16: "f16", torch.float32: "f32"}[dt], seq_dim, tb, ts)
-        out = torch.full(shape, float("nan")).to(dt)
+        cos, sin = torch.cat([angles.cos()] * 2, -1).to(tdt), torch.cat([angles.sin()] * 2, -1).to(tdt)
+        spec = RotarySpec(shape, name[dt], seq_dim, tb, ts, table_dtype=name[tdt], out_dtype=name[odt])
+        out = torch.full(shape, float("nan")).to(odt)
         triton_rotary._rotary_kernel[triton_rotary.grid(spec)](x, cos, sin, out, **triton_rotary.constexprs(spec))
         if seq_dim == 1:   # tables [tb, ts, d] against x (b, s, h, d)
             c, s = cos[:, :, None], sin[:, :, None]
         else:              # x (b, h, s, d)
             c, s = cos[:, None], sin[:, None]
         half = d // 2
-        ref = x * c + torch.cat((-x[..., half:], x[..., :half]), -1) * s
+        ref = (x * c + torch.cat((-x[..., half:], x[..., :half]), -1) * s).to(odt)  # (torch promotes x to tdt)
         same = torch.equal(out, ref)
         ok &= same
-        print(f"ROTARY x={list(shape)} seq_dim={seq_dim} tables=[{tb}, {ts}, {d}] {str(dt)[6:]}: "
+        print(f"ROTARY x={list(shape)} seq_dim={seq_dim} tables=[{tb}, {ts}, {d}] {name[dt]} x, {name[tdt]} tables, "
+              f"{name[odt]} out: "
               f"{'bit for bit ok' if same else f'FAIL max diff {(out.float() - ref.float()).abs().max().item():.3e}'}")
     return 0 if ok else 1
 
