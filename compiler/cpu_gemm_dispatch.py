@@ -32,7 +32,7 @@ from flashlift.compiler.gemm_dispatch import GemmPlan, analyze
 from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure
 from flashlift.compiler.kernel_splice import ModuleSplicer
 from flashlift.compiler.kernels import cpu_build, cpu_gemm
-from flashlift.passes.ir import collect, erase_dead
+from flashlift.passes.ir import collect
 from flashlift.passes.linears import unextended
 
 ISA = "avx512amx"
@@ -132,8 +132,4 @@ def _replace(splicer: ModuleSplicer, plan: GemmPlan, kernel) -> None:
                                  lambda name: cpu_gemm.executable_source(kernel, name, spec))
         helper = splicer.helper((sym, tuple(types.items()), str(rtype)), f"{sym}_call",
                                 lambda name: cpu_gemm.dispatch_func(sym, name, types, str(rtype)))
-    with splicer.module.context, last.location, ir.InsertionPoint(last):
-        call = ir.Operation.create("func.call", results=[rtype], operands=operands,
-                                   attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
-    plan.result.replace_all_uses_with(call.results[0])
-    erase_dead([last])
+    splicer.replace_with_call(plan.result, last, helper, operands)

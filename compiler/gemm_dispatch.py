@@ -45,7 +45,6 @@ from iree.compiler import ir
 from flashlift.compiler.kernel_build import gemm_kernel
 from flashlift.compiler.kernel_sites import NotCovered, build_failure, kernel_sites
 from flashlift.compiler.kernel_splice import ModuleSplicer
-from flashlift.compiler.kernels import iree_dispatch
 from flashlift.compiler.kernels.gemm_spec import IN_DTYPES, GemmSpec
 from flashlift.passes.ir import constant_value, erase_dead, fill_constant, is_identity, producer
 from flashlift.passes.linears import elementwise_op, is_bias_add, only_user, unextended
@@ -358,22 +357,14 @@ def replace(splicer: ModuleSplicer, plan: GemmPlan, kb, scratch_bytes: int = 0) 
     if plan.residual is not None:
         with splicer.module.context, last.location, ir.InsertionPoint(last):
             operands.append(_residual_operand(plan.residual[1], plan.result, last))
-    types = [str(v.type) for v in operands]
-    rtype = plan.result.type
     with splicer.module.context, ir.Location.unknown():
-        sym = splicer.kernel_executable("gemm", kb)
         scratch, uses = None, ""
         if kb.scratch_bytes:
             scratch, uses = splicer.scratch_buffer("flashlift_gemm_scratch", scratch_bytes)
-        helper = splicer.helper((sym, tuple(types), str(rtype)), f"{sym}_call",
-                                lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype), scratch), uses)
-    with splicer.module.context, last.location, ir.InsertionPoint(last):
-        call = ir.Operation.create("func.call", results=[rtype], operands=operands,
-                                   attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
-    plan.result.replace_all_uses_with(call.results[0])
-    erase_dead([last])
+        helper = splicer.kernel_helper("gemm", kb, [str(v.type) for v in operands], str(plan.result.type), scratch, uses)
+    result = splicer.replace_with_call(plan.result, last, helper, operands)
     for applied in (plan.gelu, plan.swiglu and plan.swiglu[0], plan.residual and plan.residual[0]):
         if applied:  # the kernel applied it: its readers read its up/GELU input, the result now
-            up = [v for v in list(applied.operands)[:-1] if _through_expand(call.results[0])[1] == v]
+            up = [v for v in list(applied.operands)[:-1] if _through_expand(result)[1] == v]
             applied.results[0].replace_all_uses_with(up[0] if up else applied.operands[0])
             erase_dead([applied])

@@ -6,8 +6,9 @@ writes their text). `ModuleSplicer` adds each executable, helper and global to t
 once, under a name no symbol of the module has, parsing the text in the module's context:
 `kernel_executable` for a KernelBinary (named flashlift_<family>_sm<arch>_<digest of its
 config>, embedding the cubin on sm_90 and the PTX on sm_80, `object_kind`), `helper` for a
-call helper, `global_` for a module global, `scratch_buffer` for the one the TMA kernels'
-global scratch lives in. Shared by the
+call helper (`kernel_helper`: a KernelBinary's executable and its helper), `global_` for a
+module global, `scratch_buffer` for the one the TMA kernels' global scratch lives in;
+`replace_with_call` puts the call in place of the value the kernel computes. Shared by the
 attention rewrite (kernel_dispatch.py) and the GEMM rewrite (gemm_dispatch.py).
 """
 
@@ -18,6 +19,7 @@ import hashlib
 from iree.compiler import ir
 
 from flashlift.compiler.kernels import iree_dispatch
+from flashlift.passes.ir import erase_dead
 
 
 def family_prefix(family: str) -> str:
@@ -64,6 +66,26 @@ class ModuleSplicer:
         return self.executable(f"{family_prefix(family)}sm{kb.arch}_{digest}",
                                lambda name: iree_dispatch.executable_source(kb, name, object_kind=kind,
                                                                             object_label=f"{name}.{kind}"))
+
+    def kernel_helper(self, family: str, kb, arg_types: list, result_type: str, scratch=None, uses: str = "") -> str:
+        """The helper function running KernelBinary `kb` (its inputs of `arg_types`, one output
+        of `result_type`: iree_dispatch.kernel_func) in its executable, once per distinct one;
+        `scratch`, `uses`: a global scratch buffer's (scratch_buffer)."""
+        sym = self.kernel_executable(family, kb)
+        return self.helper((sym, tuple(arg_types), result_type), f"{sym}_call",
+                           lambda name: iree_dispatch.kernel_func(kb, sym, name, list(arg_types), result_type, scratch),
+                           uses)
+
+    def replace_with_call(self, value, last, helper: str, operands: list):
+        """`value`, computed by op `last` (and the ops before it), -> a func.call of `helper` on
+        `operands` inserted before `last` at its location; the ops left dead erased. Returns the
+        call's result."""
+        with self.module.context, last.location, ir.InsertionPoint(last):
+            call = ir.Operation.create("func.call", results=[value.type], operands=operands,
+                                       attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
+        value.replace_all_uses_with(call.results[0])
+        erase_dead([last])
+        return call.results[0]
 
     def helper(self, key, base: str, text_of, uses: str = "") -> str:
         """The name of the helper function for `key` (text_of(name) the first time). `uses`:

@@ -31,10 +31,10 @@ from iree.compiler import ir
 
 from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure, cuda_kernels_unavailable
 from flashlift.compiler.kernel_splice import ModuleSplicer, family_prefix
-from flashlift.compiler.kernels import cpu_build, cpu_norm, iree_dispatch
+from flashlift.compiler.kernels import cpu_build, cpu_norm
 from flashlift.compiler.kernels.norm_spec import NormSpec
 from flashlift.passes import norms
-from flashlift.passes.ir import DYNAMIC, collect, erase_dead, producer, shape
+from flashlift.passes.ir import DYNAMIC, collect, producer, shape
 from flashlift.passes.matchers import NoMatch, body, is_op_expr
 
 
@@ -141,16 +141,8 @@ def _replace(splicer: ModuleSplicer, ln, a, r, spec: NormSpec, target) -> None:
         else:
             from flashlift.compiler.kernel_build import norm_kernel
             kb = norm_kernel(spec, int(target.kernel_arch.replace("sm_", "")))
-            sym = splicer.kernel_executable("norm", kb)
-            arg_types = list(types.values())
-            helper = splicer.helper((sym, tuple(arg_types), str(rtype)), f"{sym}_call",
-                                    lambda name: iree_dispatch.kernel_func(kb, sym, name, arg_types, str(rtype)))
-    last = producer(ln.out).operation
-    with splicer.module.context, last.location, ir.InsertionPoint(last):
-        call = ir.Operation.create("func.call", results=[rtype], operands=operands,
-                                   attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
-    ln.out.replace_all_uses_with(call.results[0])
-    erase_dead([last])
+            helper = splicer.kernel_helper("norm", kb, list(types.values()), str(rtype))
+    splicer.replace_with_call(ln.out, producer(ln.out).operation, helper, operands)
 
 
 def _dtype(value) -> str:

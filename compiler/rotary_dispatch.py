@@ -27,10 +27,9 @@ from iree.compiler import ir
 
 from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure, cuda_kernels_unavailable
 from flashlift.compiler.kernel_splice import ModuleSplicer
-from flashlift.compiler.kernels import iree_dispatch
 from flashlift.compiler.kernels.rotary_spec import RotarySpec
 from flashlift.passes import rotary
-from flashlift.passes.ir import collect, erase_dead, generic, shape
+from flashlift.passes.ir import collect, generic, shape
 from flashlift.passes.matchers import NoMatch
 
 
@@ -106,22 +105,13 @@ def _take(splicer: ModuleSplicer, rot, target, tables: dict) -> None:
 
     spec = spec_of(rot)
     kb = rotary_kernel(spec, int(target.kernel_arch.replace("sm_", "")))  # before any change: it may fail
-    add = rot.ops[-1].operation
-    with splicer.module.context, ir.Location.unknown():
-        sym = splicer.kernel_executable("rotary", kb)
-    with splicer.module.context, add.location, ir.InsertionPoint(add):
+    last = rot.ops[-1].operation
+    with splicer.module.context, last.location, ir.InsertionPoint(last):
         cos, sin = (_gathered(table, amap, spec, tables) for table, amap in rot.tables)
     operands = [rot.x, cos, sin]
-    types = [str(v.type) for v in operands]
-    rtype = rot.out.type
     with splicer.module.context, ir.Location.unknown():
-        helper = splicer.helper((sym, tuple(types), str(rtype)), f"{sym}_call",
-                                lambda name: iree_dispatch.kernel_func(kb, sym, name, types, str(rtype)))
-    with splicer.module.context, add.location, ir.InsertionPoint(add):
-        call = ir.Operation.create("func.call", results=[rtype], operands=operands,
-                                   attributes={"callee": ir.FlatSymbolRefAttr.get(helper)})
-    rot.out.replace_all_uses_with(call.results[0])
-    erase_dead([add])
+        helper = splicer.kernel_helper("rotary", kb, [str(v.type) for v in operands], str(rot.out.type))
+    splicer.replace_with_call(rot.out, last, helper, operands)
 
 
 def _gathered(table, amap, spec: RotarySpec, tables: dict):
