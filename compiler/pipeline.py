@@ -43,9 +43,10 @@ def pipeline_for(target, *, raise_attention: bool = True, use_kernels: bool = Tr
     """The whole pipeline compile_model runs for `target` (a Target or its spec) before
     iree-compile, as `attn-opt --pipeline=<target>` runs it. fuse_linears None: where it
     measured faster (CPUs without AMX, and CUDA with kernels: the groups the attention kernel
-    reads in place; none on CPUs with AMX); True/False: every group / none, on any target. fuse_norms: the LayerNorm / RMSNorm
-    kernel where the target has one (False: IREE's). fuse_activations: a GELU or SwiGLU after a
-    linear layer in the GEMM kernel's epilogue (False: IREE's). One element per step, in order:"""
+    reads in place; none on CPUs with AMX); True/False: every group / none, on any target.
+    fuse_norms: the LayerNorm / RMSNorm kernel where the target has one (False: IREE's).
+    fuse_activations: a GELU or SwiGLU after a linear layer in the GEMM kernel's epilogue
+    (False: IREE's). One element per step, in order:"""
     t = parse_target(target) if isinstance(target, str) else target
     spec = f"{{target={t.name}}}"
     elements = list(RAISING) if raise_attention else []

@@ -29,7 +29,7 @@ from flashlift.compiler.kernel_sites import CODEGEN, NotCovered, build_failure, 
 from flashlift.compiler.kernel_splice import ModuleSplicer
 from flashlift.compiler.kernels.rotary_spec import RotarySpec
 from flashlift.passes import rotary
-from flashlift.passes.ir import collect, generic, shape
+from flashlift.passes.ir import collect, element_type, generic, shape
 from flashlift.passes.matchers import NoMatch
 
 
@@ -90,9 +90,9 @@ def spec_of(rot) -> RotarySpec:
     """The kernel's RotarySpec for a matched embedding (NotCovered if the kernel does not take it)."""
     dims = tuple(rot.shape)
     seq_dim = rot.seq_dim or 1
-    etype = lambda v: str(ir.ShapedType(v.type).element_type)  # noqa: E731
-    spec = RotarySpec(dims, etype(rot.x), seq_dim, dims[0] if rot.batched else 1, dims[seq_dim] if rot.seq_dim else 1,
-                      table_dtype=etype(rot.tables[0][0]), out_dtype=etype(rot.out))
+    spec = RotarySpec(dims, str(element_type(rot.x)), seq_dim, dims[0] if rot.batched else 1,
+                      dims[seq_dim] if rot.seq_dim else 1, table_dtype=str(element_type(rot.tables[0][0])),
+                      out_dtype=str(element_type(rot.out)))
     try:
         spec.check()
     except ValueError as e:
