@@ -97,7 +97,7 @@ def user_model(name: str, layers: int, dtype, attn: str = "eager", device: str =
     return AsUsersHold(name, make_model(name, layers, attn).to(dtype)).to(device).eval()
 
 
-def _gemm_context(variant: str):
+def _variant_context(variant: str):
     """The context a variant is compiled in: flashlift_no_gluon_gemm keeps every GEMM off the
     Gluon kernel (triton_gemm.without_gluon), so a run shows the Gluon GEMM's gain;
     flashlift_no_rotary_kernel leaves rotary embeddings to IREE (rotary_dispatch.left_to_iree),
@@ -151,7 +151,7 @@ def build(target: str, out_dir: str, dtype_name: str, small: bool, names: tuple 
             if (only and variant not in only) or (name == "bloom" and attn == "sdpa"):  # (BLOOM: eager only)
                 continue
             t0 = time.time()
-            with _gemm_context(variant):
+            with _variant_context(variant):
                 compiled = flashlift.compile_model(user_model(name, layers, dtype, attn), (hidden, mask), target=target,
                                                    raise_attention=raise_attention, use_kernels=raise_attention,
                                                    fuse_linears=fuse, fuse_norms=norms,
